@@ -1,0 +1,1 @@
+"""smbsrv: a standalone SMB2/3 file server."""

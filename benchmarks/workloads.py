@@ -1,0 +1,426 @@
+"""The eight workloads, each measured against one running server in one run.
+
+Transfers and metadata workloads use Samba's C client, smbclient, with `-m SMB3` (dialect 3.1.1), so the
+client is not the bottleneck; they are timed inside the connected session (see smbclient_session). The
+connect-latency and idle-connection workloads use benchmarks.rawsmb, because smbclient's process start would
+hide the connect and 200 smbclient processes would measure the client's memory rather than the server's.
+
+Server CPU is the process tree's utime+stime (with reaped children) read just before the timed block and
+just after it, while the clients wait idle at a gate; peak memory is the tree's summed RSS sampled every
+100 ms during the block.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from benchmarks import procstat
+from benchmarks.rawsmb import SmbConnection
+from benchmarks.servers import Endpoint
+from benchmarks.smbclient_session import SmbclientSession
+
+MIB = 1 << 20
+GIB = 1 << 30
+MB = 1_000_000
+_COPY_CHUNK_BYTES = 8 * MIB
+# smbclient's own transfer report: "(12345.6 kb/s)", where kb means 1024 bytes (source3/client/client.c).
+_CLIENT_RATE = re.compile(r"\((\d+(?:\.\d+)?) kb/s\)")
+
+
+class WorkloadError(RuntimeError):
+    """A run did not complete or its result did not check out."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    write_bytes: int
+    create_files: int
+    list_entries: int
+    stat_files: int
+    parallel_clients: int
+    parallel_bytes: int
+    connects: int
+    idle_connections: int
+
+
+FULL_SIZES = Sizes(
+    write_bytes=GIB, create_files=2000, list_entries=10_000, stat_files=2000,
+    parallel_clients=8, parallel_bytes=128 * MIB, connects=50, idle_connections=200,
+)
+QUICK_SIZES = Sizes(
+    write_bytes=16 * MIB, create_files=200, list_entries=1000, stat_files=200,
+    parallel_clients=8, parallel_bytes=16 * MIB, connects=10, idle_connections=20,
+)
+
+
+def copy_prefix(source: Path, target: Path, length: int) -> None:
+    """Write length bytes taken from the start of source (wrapping around) into a new file target."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        remaining = length
+        while remaining:
+            chunk = src.read(min(remaining, _COPY_CHUNK_BYTES))
+            if not chunk:
+                src.seek(0)
+                continue
+            dst.write(chunk)
+            remaining -= len(chunk)
+
+
+def make_empty_files(directory: Path, count: int, prefix: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        os.close(os.open(directory / f"{prefix}-{index:05d}", os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+@dataclass
+class Fixtures:
+    """Client-side inputs on tmpfs, created once: the incompressible source file and a dir of empty files."""
+
+    root: Path
+    source_file: Path
+    empty_dir: Path
+
+    @classmethod
+    def create(cls, root: Path, sizes: Sizes) -> Fixtures:
+        source = root / "source.bin"
+        with open(source, "wb") as f:
+            remaining = sizes.write_bytes
+            while remaining:
+                # Random bytes, so neither a compressing transport nor a sparse-aware path can shortcut.
+                chunk = os.urandom(min(remaining, 64 * MIB))
+                f.write(chunk)
+                remaining -= len(chunk)
+        empty_dir = root / "empty"
+        make_empty_files(empty_dir, sizes.create_files, "new")
+        return cls(root, source, empty_dir)
+
+
+@dataclass
+class RunContext:
+    """Everything one run of one workload against one server needs."""
+
+    endpoint: Endpoint
+    signing_required: bool
+    workdir: Path
+    sizes: Sizes
+    fixtures: Fixtures
+    run_id: str
+    timeout_s: float
+
+
+@dataclass
+class Measurement:
+    value: float
+    work_units: float
+    cpu_s: float
+    peak_rss_bytes: int
+    extra: dict[str, float | int | str] = field(default_factory=dict)
+
+
+@dataclass
+class SessionsResult:
+    elapsed_s: float
+    cpu_s: float
+    peak_rss_bytes: int
+    outputs: list[str]
+
+
+def run_sessions(
+    ctx: RunContext,
+    name: str,
+    scripts: list[tuple[list[str], list[str]]],
+    fail_on_status: bool = True,
+) -> SessionsResult:
+    """Run smbclient sessions (setup, timed commands) together; time from the first start to the last end."""
+    sessions = [
+        SmbclientSession(
+            ctx.endpoint, ctx.workdir, f"{name}-{ctx.run_id}-{index}", setup, commands,
+            ctx.signing_required, ctx.timeout_s,
+        )
+        for index, (setup, commands) in enumerate(scripts)
+    ]
+    pid = ctx.endpoint.pid
+    try:
+        for session in sessions:
+            session.start()
+        for session in sessions:
+            session.wait_ready()
+        cpu_before_s = procstat.tree_cpu_s(pid)
+        with procstat.PeakRssSampler(pid) as sampler:
+            for session in sessions:
+                session.release()
+            for session in sessions:
+                session.wait_done()
+            cpu_after_s = procstat.tree_cpu_s(pid)
+        for session in sessions:
+            session.finish(fail_on_status)
+        elapsed_s = max(s.end_time for s in sessions) - min(s.start_time for s in sessions)
+        outputs = [session.timed_output() for session in sessions]
+    except RuntimeError as e:
+        raise WorkloadError(str(e)) from e
+    finally:
+        for session in sessions:
+            session.close()
+    return SessionsResult(elapsed_s, cpu_after_s - cpu_before_s, sampler.peak_bytes, outputs)
+
+
+class Workload:
+    """One workload: untimed preparation of the share, then one measured run per call of run()."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    unit: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    # "GiB": CPU seconds per GiB moved; "1k ops": CPU seconds per thousand operations.
+    work_unit: ClassVar[str] = "1k ops"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        """Lay out the server-side files directly on disk; not timed."""
+
+    def run(self, ctx: RunContext) -> Measurement:
+        raise NotImplementedError
+
+
+def _client_rate_mbps(output: str) -> float:
+    match = _CLIENT_RATE.search(output)
+    return float(match.group(1)) * 1024 / MB if match else float("nan")
+
+
+class SequentialWrite(Workload):
+    name = "seq_write"
+    title = "sequential write, new file (put from /dev/shm)"
+    unit = "MB/s"
+    work_unit = "GiB"
+
+    def run(self, ctx: RunContext) -> Measurement:
+        size = ctx.sizes.write_bytes
+        # A fresh name every run: overwriting pays for a truncate inside the timed open.
+        remote = f"write-{ctx.run_id}.bin"
+        written = ctx.endpoint.share_dir / remote
+        try:
+            result = run_sessions(ctx, self.name, [([], [f"put {ctx.fixtures.source_file} {remote}"])])
+            if not written.exists() or written.stat().st_size != size:
+                raise WorkloadError(f"{remote} does not have {size} bytes after the put")
+        finally:
+            written.unlink(missing_ok=True)
+        return Measurement(
+            size / result.elapsed_s / MB, size / GIB, result.cpu_s, result.peak_rss_bytes,
+            {"client_reported_MBps": _client_rate_mbps(result.outputs[0]), "elapsed_s": result.elapsed_s},
+        )
+
+
+class SequentialRead(Workload):
+    name = "seq_read"
+    title = "sequential read (get to /dev/null)"
+    unit = "MB/s"
+    work_unit = "GiB"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        copy_prefix(fixtures.source_file, share_dir / "read.bin", sizes.write_bytes)
+
+    def run(self, ctx: RunContext) -> Measurement:
+        size = ctx.sizes.write_bytes
+        result = run_sessions(ctx, self.name, [([], ["get read.bin /dev/null"])])
+        return Measurement(
+            size / result.elapsed_s / MB, size / GIB, result.cpu_s, result.peak_rss_bytes,
+            {"client_reported_MBps": _client_rate_mbps(result.outputs[0]), "elapsed_s": result.elapsed_s},
+        )
+
+
+class CreateFiles(Workload):
+    name = "create_files"
+    title = "create+close of empty files, one connection (mput)"
+    unit = "files/s"
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = ctx.sizes.create_files
+        directory = f"create-{ctx.run_id}"
+        on_disk = ctx.endpoint.share_dir / directory
+        setup = [f"mkdir {directory}", f"cd {directory}", f"lcd {ctx.fixtures.empty_dir}", "prompt"]
+        try:
+            result = run_sessions(ctx, self.name, [(setup, ["mput *"])])
+            created = len(os.listdir(on_disk)) if on_disk.is_dir() else 0
+            if created != count:
+                raise WorkloadError(f"{created} of {count} files were created")
+        finally:
+            shutil.rmtree(on_disk, ignore_errors=True)
+        return Measurement(
+            count / result.elapsed_s, count / 1000, result.cpu_s, result.peak_rss_bytes,
+            {"elapsed_s": result.elapsed_s},
+        )
+
+
+class ListDirectory(Workload):
+    name = "list_dir"
+    title = "listing of one large directory (ls)"
+    unit = "entries/s"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        make_empty_files(share_dir / f"list-{sizes.list_entries}", sizes.list_entries, "entry")
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = ctx.sizes.list_entries
+        result = run_sessions(ctx, self.name, [([f"cd list-{count}"], ["ls"])])
+        listed = result.outputs[0].count("entry-")
+        if listed != count:
+            raise WorkloadError(f"ls showed {listed} of {count} entries")
+        return Measurement(
+            count / result.elapsed_s, count / 1000, result.cpu_s, result.peak_rss_bytes,
+            {"elapsed_s": result.elapsed_s},
+        )
+
+
+class StatFiles(Workload):
+    name = "stat_files"
+    title = "allinfo of files, one connection (12 round trips each)"
+    unit = "files/s"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        make_empty_files(share_dir / f"stat-{sizes.stat_files}", sizes.stat_files, "file")
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = ctx.sizes.stat_files
+        commands = [f"allinfo file-{index:05d}" for index in range(count)]
+        # allinfo prints the status of queries it can live without (alternate name, for one); the times
+        # come from the query that must succeed, so that line is what we count.
+        result = run_sessions(ctx, self.name, [([f"cd stat-{count}"], commands)], fail_on_status=False)
+        output = result.outputs[0]
+        answered = output.count("create_time:")
+        if answered != count:
+            first_error = next((line for line in output.splitlines() if "NT_STATUS_" in line), "")
+            raise WorkloadError(f"allinfo answered for {answered} of {count} files {first_error.strip()}")
+        return Measurement(
+            count / result.elapsed_s, count / 1000, result.cpu_s, result.peak_rss_bytes,
+            {"elapsed_s": result.elapsed_s, "status_lines": output.count("NT_STATUS_")},
+        )
+
+
+class ParallelRead(Workload):
+    name = "parallel_read"
+    title = "parallel clients, each reading its own file"
+    unit = "MB/s"
+    work_unit = "GiB"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        for index in range(sizes.parallel_clients):
+            copy_prefix(fixtures.source_file, share_dir / f"parallel-{index}.bin", sizes.parallel_bytes)
+
+    def run(self, ctx: RunContext) -> Measurement:
+        clients = ctx.sizes.parallel_clients
+        total = clients * ctx.sizes.parallel_bytes
+        scripts: list[tuple[list[str], list[str]]] = [
+            ([], [f"get parallel-{index}.bin /dev/null"]) for index in range(clients)
+        ]
+        result = run_sessions(ctx, self.name, scripts)
+        return Measurement(
+            total / result.elapsed_s / MB, total / GIB, result.cpu_s, result.peak_rss_bytes,
+            {"elapsed_s": result.elapsed_s},
+        )
+
+
+def _connect(ctx: RunContext) -> SmbConnection:
+    connection = SmbConnection(
+        ctx.endpoint.host, ctx.endpoint.port, ctx.endpoint.username, ctx.endpoint.password,
+        signing_required=ctx.signing_required, timeout_s=ctx.timeout_s,
+    )
+    try:
+        connection.connect(ctx.endpoint.share)
+    except (OSError, RuntimeError) as e:
+        connection.close()
+        raise WorkloadError(f"connect failed: {e}") from e
+    return connection
+
+
+class ConnectLatency(Workload):
+    name = "connect"
+    title = "negotiate + session setup + tree connect + logoff (Python raw-socket client)"
+    unit = "ms"
+    higher_is_better = False
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = ctx.sizes.connects
+        pid = ctx.endpoint.pid
+        times_s: list[float] = []
+        cpu_before_s = procstat.tree_cpu_s(pid)
+        client_before_s = time.process_time()
+        with procstat.PeakRssSampler(pid) as sampler:
+            for _ in range(count):
+                started = time.perf_counter()
+                connection = _connect(ctx)
+                try:
+                    connection.logoff()
+                except (OSError, RuntimeError) as e:
+                    raise WorkloadError(f"logoff failed: {e}") from e
+                times_s.append(time.perf_counter() - started)
+            client_cpu_s = time.process_time() - client_before_s
+            # Let the server finish tearing the last connection down (Samba: its child exits and is reaped).
+            time.sleep(0.3)
+            cpu_after_s = procstat.tree_cpu_s(pid)
+        return Measurement(
+            statistics.median(times_s) * 1000, count / 1000, cpu_after_s - cpu_before_s, sampler.peak_bytes,
+            {
+                "mean_ms": statistics.fmean(times_s) * 1000,
+                "min_ms": min(times_s) * 1000,
+                "client_cpu_ms_per_connect": client_cpu_s / count * 1000,
+            },
+        )
+
+
+class IdleConnections(Workload):
+    name = "idle_conns"
+    title = "server memory (PSS) holding idle authenticated connections"
+    unit = "MiB"
+    higher_is_better = False
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = ctx.sizes.idle_connections
+        pid = ctx.endpoint.pid
+        pss_before = procstat.tree_pss_bytes(pid)
+        rss_before = procstat.tree_rss_bytes(pid)
+        connections: list[SmbConnection] = []
+        cpu_before_s = procstat.tree_cpu_s(pid)
+        try:
+            with procstat.PeakRssSampler(pid) as sampler:
+                started = time.perf_counter()
+                for _ in range(count):
+                    connections.append(_connect(ctx))
+                open_s = time.perf_counter() - started
+                cpu_after_s = procstat.tree_cpu_s(pid)
+                # Let allocations settle; a server may finish per-connection work after the last reply.
+                time.sleep(1.0)
+                pss = rss = 0
+                for _ in range(3):
+                    pids = procstat.tree_pids(pid)
+                    pss = max(pss, procstat.pss_bytes(pids))
+                    rss = max(rss, procstat.rss_bytes(pids))
+                    time.sleep(0.3)
+        finally:
+            for connection in connections:
+                try:
+                    connection.logoff()
+                except (OSError, RuntimeError):
+                    connection.close()
+        return Measurement(
+            pss / MIB, count / 1000, cpu_after_s - cpu_before_s, sampler.peak_bytes,
+            {
+                "connections": count,
+                "rss_MiB": rss / MIB,
+                "pss_before_MiB": pss_before / MIB,
+                "rss_before_MiB": rss_before / MIB,
+                "pss_per_connection_KiB": (pss - pss_before) / count / 1024,
+                "open_all_s": open_s,
+            },
+        )
+
+
+WORKLOADS: list[Workload] = [
+    SequentialWrite(), SequentialRead(), CreateFiles(), ListDirectory(), StatFiles(), ParallelRead(),
+    ConnectLatency(), IdleConnections(),
+]

@@ -1,0 +1,293 @@
+"""QUERY_DIRECTORY entries.
+
+[MS-FSCC] 2.4.10 FileDirectoryInformation, 2.4.17 FileFullDirectoryInformation, 2.4.8 FileBothDirectoryInformation,
+2.4.33 FileNamesInformation, 2.4.21 FileIdBothDirectoryInformation, 2.4.23 FileIdFullDirectoryInformation,
+2.4.22 FileIdExtdDirectoryInformation, [POSIX-FSCC] SMB2_FIND_POSIX_INFORMATION (0x64); [MS-SMB2] 3.3.5.18
+(entries 8-byte aligned, the last NextEntryOffset 0, never a split entry). Protocol-notes section 10.
+
+This is the hot path of a directory listing, so an encoder is a closure over one precompiled Struct: one pack
+call per entry plus the name. Entries come out unpadded with NextEntryOffset 0; `fill_buffer` links them.
+"""
+
+import struct
+from collections.abc import Callable, Iterable
+
+from smbsrv.fs.fileinfo import FileInfo
+from smbsrv.fscc.attributes import FILE_ATTRIBUTE_REPARSE_POINT
+from smbsrv.fscc.file_info import FileInformationClass, posix_mode
+from smbsrv.protocol.errors import SmbError
+from smbsrv.wire.status import NtStatus
+
+C = FileInformationClass
+
+EntryEncoder = Callable[[FileInfo, bytes, int], bytes]
+
+_ZERO_SHORT_NAME = bytes(24)
+_AUTHORITY_22 = (22).to_bytes(6, "big")
+
+# NextEntryOffset, FileIndex, CreationTime, LastAccessTime, LastWriteTime, ChangeTime, EndOfFile, AllocationSize,
+# FileAttributes, FileNameLength: the common prefix of classes 0x01, 0x02, 0x03, 0x25, 0x26, 0x3C.
+_DIRECTORY = struct.Struct("<IIQQQQQQII")  # 64
+_FULL_DIRECTORY = struct.Struct("<IIQQQQQQIII")  # + EaSize = 68
+_BOTH_DIRECTORY = struct.Struct("<IIQQQQQQIIIBB24s")  # + ShortNameLength, Reserved1, ShortName = 94
+_NAMES = struct.Struct("<III")  # NextEntryOffset, FileIndex, FileNameLength = 12
+_ID_BOTH_DIRECTORY = struct.Struct("<IIQQQQQQIIIBB24sHQ")  # + Reserved2, FileId = 104
+_ID_FULL_DIRECTORY = struct.Struct("<IIQQQQQQIIIIQ")  # + Reserved1, FileId = 80
+_ID_EXTD_DIRECTORY = struct.Struct("<IIQQQQQQIIIIQQ")  # + EaSize, ReparsePointTag, FileId(16) = 88
+# POSIX: NextEntryOffset, FileIndex, the 80-byte FilePosixInformation body, owner and group SIDs (S-1-22-x-id,
+# always 16 bytes each: Revision, SubAuthorityCount, IdentifierAuthority, two sub-authorities), FileNameLength.
+_POSIX = struct.Struct("<IIQQQQQQIQIIIIIBB6sIIBB6sIII")  # 124
+
+_U32 = struct.Struct("<I")
+
+ENTRY_FIXED_SIZE: dict[int, int] = {
+    C.FileDirectoryInformation: _DIRECTORY.size,
+    C.FileFullDirectoryInformation: _FULL_DIRECTORY.size,
+    C.FileBothDirectoryInformation: _BOTH_DIRECTORY.size,
+    C.FileNamesInformation: _NAMES.size,
+    C.FileIdBothDirectoryInformation: _ID_BOTH_DIRECTORY.size,
+    C.FileIdFullDirectoryInformation: _ID_FULL_DIRECTORY.size,
+    C.FileIdExtdDirectoryInformation: _ID_EXTD_DIRECTORY.size,
+    C.FilePosixInformation: _POSIX.size,
+}
+
+
+def _ea_size_field(info: FileInfo) -> int:
+    # [MS-FSCC] 2.4.8 and siblings: with FILE_ATTRIBUTE_REPARSE_POINT set, EaSize carries the reparse tag
+    # (cifs.ko takes d_type from it).
+    return info.reparse_tag if info.attributes & FILE_ATTRIBUTE_REPARSE_POINT else info.ea_size
+
+
+def _directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    return (
+        _DIRECTORY.pack(
+            0,
+            file_index,
+            info.creation_time,
+            info.last_access_time,
+            info.last_write_time,
+            info.change_time,
+            info.end_of_file,
+            info.allocation_size,
+            info.attributes,
+            len(name),
+        )
+        + name
+    )
+
+
+def _full_directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    return (
+        _FULL_DIRECTORY.pack(
+            0,
+            file_index,
+            info.creation_time,
+            info.last_access_time,
+            info.last_write_time,
+            info.change_time,
+            info.end_of_file,
+            info.allocation_size,
+            info.attributes,
+            len(name),
+            _ea_size_field(info),
+        )
+        + name
+    )
+
+
+def _both_directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    return (
+        _BOTH_DIRECTORY.pack(
+            0,
+            file_index,
+            info.creation_time,
+            info.last_access_time,
+            info.last_write_time,
+            info.change_time,
+            info.end_of_file,
+            info.allocation_size,
+            info.attributes,
+            len(name),
+            _ea_size_field(info),
+            0,
+            0,
+            _ZERO_SHORT_NAME,
+        )
+        + name
+    )
+
+
+def _names(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    return _NAMES.pack(0, file_index, len(name)) + name
+
+
+def _id_both_directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    return (
+        _ID_BOTH_DIRECTORY.pack(
+            0,
+            file_index,
+            info.creation_time,
+            info.last_access_time,
+            info.last_write_time,
+            info.change_time,
+            info.end_of_file,
+            info.allocation_size,
+            info.attributes,
+            len(name),
+            _ea_size_field(info),
+            0,
+            0,
+            _ZERO_SHORT_NAME,
+            0,
+            info.index_number,
+        )
+        + name
+    )
+
+
+def _id_full_directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    return (
+        _ID_FULL_DIRECTORY.pack(
+            0,
+            file_index,
+            info.creation_time,
+            info.last_access_time,
+            info.last_write_time,
+            info.change_time,
+            info.end_of_file,
+            info.allocation_size,
+            info.attributes,
+            len(name),
+            _ea_size_field(info),
+            0,
+            info.index_number,
+        )
+        + name
+    )
+
+
+def _id_extd_directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
+    # This class has its own ReparsePointTag field, so EaSize keeps its plain meaning ([MS-FSCC] 2.4.22).
+    is_reparse = info.attributes & FILE_ATTRIBUTE_REPARSE_POINT
+    return (
+        _ID_EXTD_DIRECTORY.pack(
+            0,
+            file_index,
+            info.creation_time,
+            info.last_access_time,
+            info.last_write_time,
+            info.change_time,
+            info.end_of_file,
+            info.allocation_size,
+            info.attributes,
+            len(name),
+            info.ea_size,
+            info.reparse_tag if is_reparse else 0,
+            info.index_number,
+            0,
+        )
+        + name
+    )
+
+
+def _make_posix(with_file_type: bool) -> EntryEncoder:
+    def _posix(info: FileInfo, name: bytes, file_index: int) -> bytes:
+        return (
+            _POSIX.pack(
+                0,
+                file_index,
+                info.creation_time,
+                info.last_access_time,
+                info.last_write_time,
+                info.change_time,
+                info.end_of_file,
+                info.allocation_size,
+                info.attributes,
+                info.index_number,
+                info.dev & 0xFFFFFFFF,
+                0,
+                info.number_of_links,
+                info.reparse_tag if info.attributes & FILE_ATTRIBUTE_REPARSE_POINT else 0,
+                posix_mode(info, with_file_type),
+                1,
+                2,
+                _AUTHORITY_22,
+                1,
+                info.uid & 0xFFFFFFFF,
+                1,
+                2,
+                _AUTHORITY_22,
+                2,
+                info.gid & 0xFFFFFFFF,
+                len(name),
+            )
+            + name
+        )
+
+    return _posix
+
+
+_POSIX_WITH_TYPE = _make_posix(True)
+_POSIX_PERMISSIONS_ONLY = _make_posix(False)
+
+_ENCODERS: dict[int, EntryEncoder] = {
+    C.FileDirectoryInformation: _directory,
+    C.FileFullDirectoryInformation: _full_directory,
+    C.FileBothDirectoryInformation: _both_directory,
+    C.FileNamesInformation: _names,
+    C.FileIdBothDirectoryInformation: _id_both_directory,
+    C.FileIdFullDirectoryInformation: _id_full_directory,
+    C.FileIdExtdDirectoryInformation: _id_extd_directory,
+    C.FilePosixInformation: _POSIX_WITH_TYPE,
+}
+
+
+def entry_encoder(info_class: int, posix_with_file_type: bool = True) -> EntryEncoder:
+    """The encoder for one QUERY_DIRECTORY class: (FileInfo, UTF-16LE name, FileIndex) -> unpadded entry with
+    NextEntryOffset 0. For the POSIX class the PosixMode type comes from the reparse tag or st_mode (a backend
+    presenting a client-set NFS buffer can put its type into FileInfo.mode's S_IFMT bits). An unknown class
+    raises SmbError(STATUS_INVALID_INFO_CLASS) ([MS-SMB2] 3.3.5.18)."""
+    if info_class == C.FilePosixInformation and not posix_with_file_type:
+        return _POSIX_PERMISSIONS_ONLY
+    try:
+        return _ENCODERS[info_class]
+    except KeyError:
+        raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS) from None
+
+
+def encode_entry(info_class: int, info: FileInfo, name: str, file_index: int = 0) -> bytes:
+    """One entry of `info_class` (convenience form of entry_encoder)."""
+    return entry_encoder(info_class)(info, name.encode("utf-16-le", "surrogatepass"), file_index)
+
+
+def fill_buffer(
+    encoder: EntryEncoder,
+    entries: Iterable[tuple[FileInfo, bytes, int]],
+    max_len: int,
+    single_entry: bool = False,
+) -> tuple[bytes, int]:
+    """Pack entries into at most `max_len` bytes: each entry starts 8-byte aligned, NextEntryOffset links them,
+    the last one keeps 0 and is not padded. Stops at the first entry that does not fit (never split).
+
+    Returns (buffer, count). `entries` is consumed lazily and the entry that did not fit has already been
+    pulled from it, so resume from a position: give a generator over your snapshot from index `pos` and
+    advance `pos` by `count`. count 0 means even the first entry does not fit (the caller picks
+    STATUS_INFO_LENGTH_MISMATCH or STATUS_BUFFER_OVERFLOW, protocol-notes 10).
+    """
+    out = bytearray()
+    count = 0
+    previous = 0
+    for info, name, file_index in entries:
+        entry = encoder(info, name, file_index)
+        start = (len(out) + 7) & ~7
+        if start + len(entry) > max_len:
+            break
+        if count:
+            out += bytes(start - len(out))
+            _U32.pack_into(out, previous, start - previous)
+        previous = start
+        out += entry
+        count += 1
+        if single_entry:
+            break
+    return bytes(out), count

@@ -1,0 +1,5 @@
+import sys
+
+from smbsrv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,144 @@
+"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv user ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from smbsrv.auth.usercmd import add_user_parser
+from smbsrv.auth.users import UserDB
+from smbsrv.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    ServerConfig,
+    ShareConfig,
+    check_share_paths,
+    load_config,
+    validate_share_name,
+    with_overrides,
+)
+
+log = logging.getLogger("smbsrv")
+
+
+def _share_flag(text: str) -> ShareConfig:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--share expects NAME=PATH, got {text!r}")
+    try:
+        validate_share_name(name)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return ShareConfig(name=name, path=os.path.abspath(path))
+
+
+def _user_flag(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--user expects NAME:PASSWORD, got {text!r}")
+    return name, password
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smbsrv", description="SMB2/3 file server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server in the foreground")
+    serve.add_argument("-c", "--config", help=f"TOML config file (e.g. {DEFAULT_CONFIG_PATH})")
+    serve.add_argument("--share", action="append", type=_share_flag, default=[], metavar="NAME=PATH",
+                       help="serve PATH as share NAME (repeatable; replaces the config's shares)")
+    serve.add_argument("--user", action="append", type=_user_flag, default=[], metavar="NAME:PASSWORD",
+                       help="an in-memory user (repeatable; replaces the users file)")
+    serve.add_argument("--listen", action="append", metavar="ADDR", help="address to listen on (repeatable)")
+    serve.add_argument("--port", type=int, help="TCP port (default 445; 0 picks a free one)")
+    serve.add_argument("--signing", choices=("off", "desired", "required"))
+    serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file")
+    add_user_parser(commands, default_users_file=ServerConfig.users_file)
+    return parser
+
+
+def _serve_config(args: argparse.Namespace) -> ServerConfig:
+    config = load_config(args.config) if args.config else ServerConfig()
+    changes = {
+        "shares": tuple(args.share) if args.share else None,
+        "listen": tuple(args.listen) if args.listen else None,
+        "port": args.port,
+        "signing": args.signing,
+        "log_level": args.log_level,
+    }
+    config = with_overrides(config, **changes)
+    if not config.shares:
+        raise ConfigError("no shares: give --share NAME=PATH or a config file with [shares.NAME]")
+    check_share_paths(config)
+    return config
+
+
+def _quick_users(pairs: list[tuple[str, str]], config: ServerConfig) -> UserDB:
+    """`--user NAME:PASSWORD` users act as the Unix account NAME when it exists, else as the owner of the first
+    share's directory: a root server never acts as root for a quick-use user it knows nothing about."""
+    import pwd
+
+    owner = pwd.getpwuid(os.stat(config.shares[0].path).st_uid).pw_name
+    db = UserDB.from_pairs([])
+    for name, password in pairs:
+        try:
+            pwd.getpwnam(name)
+            unix_user = name
+        except KeyError:
+            unix_user = owner
+        db.add(name, password, unix_user)
+    return db
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        config = _serve_config(args)
+    except ConfigError as exc:
+        print(f"smbsrv: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper() if config.log_level.upper() != "TRACE" else "DEBUG",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    users = _quick_users(args.user, config) if args.user else UserDB.load(config.users_file)
+    if not len(users) and not any(share.guest_ok for share in config.shares):
+        log.warning("no users defined (users file %s): add one with `smbsrv user add NAME`", config.users_file)
+    from smbsrv.daemon import run
+    from smbsrv.state import ServerState
+
+    state = ServerState(config, users)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(run(config, state))
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+        check_share_paths(config)
+    except ConfigError as exc:
+        print(f"smbsrv: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(config.shares)} share(s), port {config.port})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "check-config":
+        return check_config(args)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""CLOSE ([MS-SMB2] 3.3.5.10), and the one teardown path every handle takes (close, logoff, disconnect)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING
+
+from smbsrv.commands import handles
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.objects import Open
+from smbsrv.wire import create as wire
+from smbsrv.wire.constants import SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB
+
+if TYPE_CHECKING:
+    from smbsrv.state import ServerState
+
+
+def handle(ctx: RequestContext, request: wire.CloseRequest) -> bytes:
+    open_ = ctx.open
+    assert open_ is not None and ctx.session is not None
+    body = wire.encode_close_response(0)
+    if request.flags & SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB and open_.pipe is None:
+        info = handles.info_for_open(open_)
+        body = wire.encode_close_response(
+            SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB,
+            (info.creation_time, info.last_access_time, info.last_write_time, info.change_time),
+            info.allocation_size, info.end_of_file, info.attributes)
+    ctx.session.opens.pop(open_.file_id[1], None)
+    close_open(ctx.connection.server, open_)
+    return body
+
+
+def close_open(server: ServerState, open_: Open) -> None:
+    """Release the handle: share-mode entry, byte-range locks, fds; delete the file when this was the last
+    handle of a file whose delete is pending ([MS-FSA] 2.1.5.4)."""
+    if open_.closed:
+        return
+    open_.closed = True
+    if open_.pipe is not None:
+        return
+    key = open_.file_key
+    if server.locks is not None:
+        server.locks.release_open(open_)
+    siblings = server.opens_by_file.get(key)
+    if siblings is not None:
+        if open_ in siblings:
+            siblings.remove(open_)
+        if not siblings:
+            del server.opens_by_file[key]
+    if open_.delete_on_close:
+        server.delete_pending.add(key)
+    parent_fd = open_.extra.pop("parent_fd", -1)
+    try:
+        if key in server.delete_pending and not server.opens_by_file.get(key):
+            server.delete_pending.discard(key)
+            _delete(server, open_, parent_fd)
+    finally:
+        if open_.fd >= 0:
+            os.close(open_.fd)
+            open_.fd = -1
+        if parent_fd >= 0:
+            os.close(parent_fd)
+
+
+def _delete(server: ServerState, open_: Open, parent_fd: int) -> None:
+    name = open_.extra.get("name")
+    if parent_fd < 0 or not name:
+        return
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) != open_.file_key:
+        return  # the name now belongs to another file: ours is already gone
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(name, dir_fd=parent_fd)
+        else:
+            os.unlink(name, dir_fd=parent_fd)
+    except OSError:
+        return
+    open_.tree.share_root.note_removed(parent_fd, name)

@@ -1,0 +1,301 @@
+"""CREATE ([MS-SMB2] 3.3.5.9; [MS-FSA] 2.1.5.1): open or create a file, directory or named pipe.
+
+The handler reads in the order of the spec: check the request, parse contexts, resolve the name, decide what
+the disposition means for what exists, check access and sharing, open or create, apply contexts, reply.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from dataclasses import dataclass
+
+from smbsrv.commands import handles
+from smbsrv.fs import backend, dos_attrs
+from smbsrv.fs.path import SmbPath
+from smbsrv.fs.resolver import Resolution, SymlinkMet
+from smbsrv.fs.share_modes import (
+    WRITE_ACCESS_BITS,
+    check_share_access,
+    maximal_access,
+    resolve_desired_access,
+)
+from smbsrv.fscc import attributes as fattr
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.wire import create as wire
+from smbsrv.wire.buffer import decode_utf16
+from smbsrv.wire.create_contexts import CreateContext, encode_chain
+from smbsrv.wire.constants import (
+    DELETE,
+    FILE_APPEND_DATA,
+    FILE_CREATE,
+    FILE_CREATED,
+    FILE_DELETE_ON_CLOSE,
+    FILE_DIRECTORY_FILE,
+    FILE_EXECUTE,
+    FILE_NON_DIRECTORY_FILE,
+    FILE_OPEN,
+    FILE_OPEN_BY_FILE_ID,
+    FILE_OPEN_IF,
+    FILE_OPEN_REPARSE_POINT,
+    FILE_OPENED,
+    FILE_OVERWRITE,
+    FILE_OVERWRITE_IF,
+    FILE_OVERWRITTEN,
+    FILE_READ_DATA,
+    FILE_SUPERSEDE,
+    FILE_SUPERSEDED,
+    FILE_WRITE_DATA,
+    SMB2_CREATE_FLAG_REPARSEPOINT,
+    SMB2_CREATE_POSIX_CONTEXT,
+    SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST,
+    SMB2_CREATE_QUERY_ON_DISK_ID,
+    SMB2_OPLOCK_LEVEL_NONE,
+)
+from smbsrv.wire.status import NtStatus
+
+_VALID_FILE_ATTRIBUTES = 0x00007FB7
+_NT_TIME_AND_SIZES = struct.Struct("<QQ")
+_DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE
+
+
+@dataclass(slots=True)
+class _Target:
+    """What the name resolved to, and what the disposition decided to do with it."""
+
+    resolution: Resolution
+    exists: bool
+    is_directory: bool
+    reparse_tag: int
+
+
+def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
+    tree = ctx.tree
+    assert tree is not None and ctx.session is not None
+    _check_request(request)
+    if tree.is_ipc:
+        from smbsrv.commands.pipe import open_pipe
+
+        return open_pipe(ctx, request)
+    posix_mode = _posix_context(ctx, request)
+    posix = posix_mode is not None
+    name = decode_utf16(request.name)
+    path = SmbPath.parse(name, posix=posix)
+    if path.stream is not None:
+        # Named streams are not stored; only the unnamed data stream exists.
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    case_insensitive = not posix and not tree.share.case_sensitive
+    result = tree.share_root.resolve(path, case_insensitive=case_insensitive)
+    if isinstance(result, SymlinkMet):
+        raise _stopped_on_symlink(ctx, result, name)
+    with result as resolution:
+        target = _classify(resolution)
+        _check_disposition(request, target)
+        if target.exists:
+            return _open_existing(ctx, request, target, posix_mode)
+        return _create_new(ctx, request, target, posix_mode)
+
+
+# -- step 1: the request itself -----------------------------------------------------------------------------
+
+def _check_request(request: wire.CreateRequest) -> None:
+    wire.check_impersonation_level(request.impersonation_level)
+    options = request.create_options
+    if request.create_disposition > FILE_OVERWRITE_IF:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if options & FILE_DIRECTORY_FILE and options & FILE_NON_DIRECTORY_FILE:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if options & FILE_DIRECTORY_FILE and request.create_disposition not in (FILE_CREATE, FILE_OPEN, FILE_OPEN_IF):
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if request.file_attributes & ~_VALID_FILE_ATTRIBUTES:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if options & FILE_OPEN_BY_FILE_ID:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+
+
+def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | None:
+    """The POSIX create context turns this one open into a POSIX open; its data is the mode for new files."""
+    data = request.contexts.get(SMB2_CREATE_POSIX_CONTEXT)
+    if data is None or not ctx.connection.posix_extensions:
+        return None
+    if len(data) != 4:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return int.from_bytes(data, "little") & 0o7777
+
+
+# -- step 2: what the name is ---------------------------------------------------------------------------------
+
+def _classify(resolution: Resolution) -> _Target:
+    st = resolution.stat
+    if st is None:
+        return _Target(resolution, False, False, 0)
+    return _Target(resolution, True, stat.S_ISDIR(st.st_mode), handles.reparse_tag_for_mode(st.st_mode))
+
+
+def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
+    disposition = request.create_disposition
+    options = request.create_options
+    if target.exists:
+        if disposition == FILE_CREATE:
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+        if target.is_directory and options & FILE_NON_DIRECTORY_FILE:
+            raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
+        if not target.is_directory and options & FILE_DIRECTORY_FILE and not target.reparse_tag:
+            raise SmbError(NtStatus.STATUS_NOT_A_DIRECTORY)
+        if target.is_directory and disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF):
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    elif disposition in (FILE_OPEN, FILE_OVERWRITE):
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+
+
+def _stopped_on_symlink(ctx: RequestContext, met: SymlinkMet, requested_name: str) -> SmbError:
+    from smbsrv.fscc.reparse import build_symlink_error
+
+    unparsed = "".join("\\" + component for component in met.unparsed)
+    target = met.target
+    data = build_symlink_error(target, target, not target.startswith("/"), len(unparsed.encode("utf-16-le")))
+    return SmbError(NtStatus.STATUS_STOPPED_ON_SYMLINK, data)
+
+
+# -- step 3: open what exists ---------------------------------------------------------------------------------
+
+def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Target,
+                   posix_mode: int | None) -> bytes:
+    tree, session = ctx.tree, ctx.session
+    assert tree is not None and session is not None
+    resolution = target.resolution
+    st = resolution.stat
+    assert st is not None
+    if target.reparse_tag and not request.create_options & FILE_OPEN_REPARSE_POINT:
+        if stat.S_ISLNK(st.st_mode):
+            target_text = backend.readlink_at(resolution.parent_fd, resolution.name)
+            met = SymlinkMet(len(resolution.components) - 1, resolution.components, target_text, ())
+            raise _stopped_on_symlink(ctx, met, "")
+        raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
+    key = (st.st_dev, st.st_ino)
+    server = ctx.connection.server
+    if key in server.delete_pending:
+        raise SmbError(NtStatus.STATUS_DELETE_PENDING)
+    maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
+                             read_only_share=tree.read_only)
+    granted = resolve_desired_access(request.desired_access, maximum)
+    disposition = request.create_disposition
+    overwrite = disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
+    if overwrite:
+        if tree.read_only:
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        granted |= FILE_WRITE_DATA
+    if target.reparse_tag and granted & _DATA_ACCESS:
+        # Symlinks, fifos, sockets and devices on the server are never opened for data.
+        raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
+    _check_delete_on_close(request, granted, st, resolution)
+    check_share_access(server.opens_by_file.get(key, ()), granted, request.share_access)
+    fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
+                                 is_directory=target.is_directory, is_special=bool(target.reparse_tag),
+                                 truncate=overwrite)
+    try:
+        if overwrite:
+            st = os.fstat(fd)
+            handles.set_initial_dos_info(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
+                                         & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL), st)
+        action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
+                  FILE_OVERWRITE_IF: FILE_OVERWRITTEN}.get(disposition, FILE_OPENED)
+        open_ = _register_open(ctx, request, resolution, fd, st, granted, target, posix_mode is not None)
+    except BaseException:
+        os.close(fd)
+        raise
+    return _reply(ctx, request, open_, st, action, maximum, posix_mode)
+
+
+def _check_delete_on_close(request: wire.CreateRequest, granted: int, st: os.stat_result,
+                           resolution: Resolution) -> None:
+    if not request.create_options & FILE_DELETE_ON_CLOSE:
+        return
+    if not granted & DELETE:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    dos = dos_attrs.read_at(resolution.parent_fd, resolution.name, st)
+    if backend.file_attributes(st, dos) & fattr.FILE_ATTRIBUTE_READONLY:
+        raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
+
+
+# -- step 4: create what does not exist -----------------------------------------------------------------------
+
+def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Target, posix_mode: int | None) -> bytes:
+    tree, session = ctx.tree, ctx.session
+    assert tree is not None and session is not None
+    if tree.read_only:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    resolution = target.resolution
+    share = tree.share
+    directory = bool(request.create_options & FILE_DIRECTORY_FILE)
+    if request.create_options & FILE_DELETE_ON_CLOSE and not resolve_desired_access(
+            request.desired_access, 0x1F01FF) & DELETE:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if directory:
+        mode = (posix_mode if posix_mode is not None else 0o777) & share.directory_mask
+    else:
+        mode = (posix_mode if posix_mode is not None else 0o666) & share.create_mask
+    granted = resolve_desired_access(request.desired_access, 0x1F01FF)
+    fd = backend.create_at(resolution.parent_fd, resolution.name, mode, directory=directory,
+                           posix_mode=posix_mode is not None)
+    try:
+        attributes = request.file_attributes & ~fattr.FILE_ATTRIBUTE_NORMAL
+        attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
+        st = os.fstat(fd)
+        handles.set_initial_dos_info(fd, attributes, st)
+        tree.share_root.note_created(resolution.parent_fd, resolution.name)
+        created = _Target(resolution, True, directory, 0)
+        open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None)
+    except BaseException:
+        os.close(fd)
+        raise
+    return _reply(ctx, request, open_, st, FILE_CREATED, 0x1F01FF, posix_mode)
+
+
+# -- step 5: the handle and the reply -------------------------------------------------------------------------
+
+def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution: Resolution, fd: int,
+                   st: os.stat_result, granted: int, target: _Target, posix: bool) -> Open:
+    session, tree = ctx.session, ctx.tree
+    assert session is not None and tree is not None
+    server = ctx.connection.server
+    open_ = Open(file_id=server.allocate_file_id(), tree=tree, session=session, granted_access=granted,
+                 share_access=request.share_access, create_options=request.create_options,
+                 path_components=resolution.components, fd=fd, is_directory=target.is_directory, posix=posix,
+                 delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE),
+                 file_key=(st.st_dev, st.st_ino), reparse_tag=target.reparse_tag)
+    open_.extra["parent_fd"] = os.dup(resolution.parent_fd)
+    open_.extra["name"] = resolution.name
+    session.opens[open_.file_id[1]] = open_
+    server.opens_by_file[open_.file_key].append(open_)
+    ctx.open = open_
+    ctx.created_file_id = open_.file_id
+    return open_
+
+
+def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os.stat_result, action: int,
+           maximum: int, posix_mode: int | None) -> bytes:
+    info = handles.info_for_open(open_, st)
+    contexts: list[CreateContext] = []
+    if SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST in request.contexts:
+        contexts.append(CreateContext(SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST, struct.pack("<II", 0, maximum)))
+    if SMB2_CREATE_QUERY_ON_DISK_ID in request.contexts:
+        contexts.append(CreateContext(SMB2_CREATE_QUERY_ON_DISK_ID,
+                                      struct.pack("<QQ", st.st_ino, st.st_dev) + bytes(16)))
+    if posix_mode is not None:
+        from smbsrv.fscc.file_info import encode_posix_create_response
+
+        contexts.append(CreateContext(SMB2_CREATE_POSIX_CONTEXT, encode_posix_create_response(info)))
+    flags = SMB2_CREATE_FLAG_REPARSEPOINT if info.reparse_tag else 0
+    return wire.encode_response(
+        oplock_level=SMB2_OPLOCK_LEVEL_NONE, flags=flags, create_action=action,
+        creation_time=info.creation_time, last_access_time=info.last_access_time,
+        last_write_time=info.last_write_time, change_time=info.change_time,
+        allocation_size=info.allocation_size, end_of_file=info.end_of_file, file_attributes=info.attributes,
+        file_id=open_.file_id, contexts=encode_chain(contexts) if contexts else b"")
+
+
+__all__ = ["handle", "WRITE_ACCESS_BITS"]

@@ -1,0 +1,196 @@
+"""Operations on open handles that several commands share: open for an access mask, stat in SMB terms,
+attribute and time changes, rename, delete. The fs package does the syscalls; this module knows the Open.
+
+Objects that are not regular files or directories (symlinks, fifos, sockets, devices) are held by O_PATH fds:
+the server never opens them for data (protocol notes 8.7), and never follows a symlink.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zlib
+from typing import TYPE_CHECKING
+
+from smbsrv.fs import backend, dos_attrs
+from smbsrv.fs.dos_attrs import DosInfo
+from smbsrv.fs.fileinfo import FileInfo
+from smbsrv.fscc import attributes as fattr
+from smbsrv.fscc import fs_info
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.wire.constants import FILE_READ_DATA
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.config import ShareConfig
+    from smbsrv.protocol.objects import TreeConnect
+
+# Server-side special files are presented as reparse points ([MS-FSCC] 2.1.2; protocol notes 8.8).
+_SYNTHESIZED_TAGS = {
+    stat.S_IFLNK: fattr.IO_REPARSE_TAG_SYMLINK,
+    stat.S_IFIFO: fattr.IO_REPARSE_TAG_NFS,
+    stat.S_IFSOCK: fattr.IO_REPARSE_TAG_NFS,
+    stat.S_IFCHR: fattr.IO_REPARSE_TAG_NFS,
+    stat.S_IFBLK: fattr.IO_REPARSE_TAG_NFS,
+}
+
+
+def reparse_tag_for_mode(mode: int) -> int:
+    return _SYNTHESIZED_TAGS.get(stat.S_IFMT(mode), 0)
+
+
+# -- stat in SMB terms --------------------------------------------------------------------------------------
+
+def stat_open(open_: Open) -> os.stat_result:
+    return os.fstat(open_.fd)
+
+
+def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
+    if st is None:
+        st = os.fstat(open_.fd)
+    dos = dos_attrs.read(open_.fd, st)
+    share = open_.tree.share
+    return backend.file_info(st, dos, reparse_tag=reparse_tag_for_mode(st.st_mode),
+                             name=open_.extra.get("name", ""), hide_dot_files=share.hide_dot_files)
+
+
+def entry_info(dir_fd: int, name: str, st: os.stat_result, share: ShareConfig) -> FileInfo:
+    dos = dos_attrs.read_at(dir_fd, name, st) if name not in (".", "..") else None
+    return backend.file_info(st, dos, reparse_tag=reparse_tag_for_mode(st.st_mode), name=name,
+                             hide_dot_files=share.hide_dot_files)
+
+
+def list_directory(open_: Open) -> list[tuple[str, os.stat_result]]:
+    """The entries of an open directory, with "." and ".." first as Windows and Samba list them. ".." of the
+    share root is the root itself: nothing outside the share is ever described."""
+    own = os.fstat(open_.fd)
+    if open_.path_components:
+        parent_fd = open_.extra["parent_fd"]
+        parent = os.fstat(parent_fd)
+    else:
+        parent = own
+    return [(".", own), ("..", parent)] + backend.list_dir(open_.fd)
+
+
+def directory_has_entries(open_: Open) -> bool:
+    fd = open_.fd
+    if not open_.granted_access & FILE_READ_DATA:
+        fd = backend.open_at(open_.extra["parent_fd"], open_.extra["name"], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with os.scandir(fd) as entries:
+            return any(True for _ in entries)
+    finally:
+        if fd != open_.fd:
+            os.close(fd)
+
+
+def is_read_only(open_: Open) -> bool:
+    return bool(info_for_open(open_).attributes & fattr.FILE_ATTRIBUTE_READONLY)
+
+
+# -- changes ------------------------------------------------------------------------------------------------
+
+def set_initial_dos_info(fd: int, attributes: int, st: os.stat_result) -> None:
+    dos_attrs.write(fd, DosInfo(attributes, dos_attrs.derived_creation_time(st)))
+
+
+def set_dos_info(open_: Open, attributes: int | None, creation_time: int | None) -> None:
+    st = os.fstat(open_.fd)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return  # special files cannot carry xattrs; their attributes are synthesized
+    current = dos_attrs.read(open_.fd, st)
+    if current is None:
+        current = DosInfo(backend.file_attributes(st, None), dos_attrs.derived_creation_time(st))
+    new_attributes = current.attributes if attributes is None else attributes
+    new_attributes &= ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_DIRECTORY)
+    if stat.S_ISDIR(st.st_mode):
+        new_attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY
+    dos_attrs.write(open_.fd, DosInfo(new_attributes, creation_time or current.creation_time))
+
+
+def set_times(open_: Open, atime_nt: int | None, mtime_nt: int | None) -> None:
+    backend.set_times(open_.fd, atime_ns=_nt_to_ns(atime_nt), mtime_ns=_nt_to_ns(mtime_nt))
+
+
+def _nt_to_ns(value: int | None) -> int | None:
+    if value is None:
+        return None
+    return (value - 116444736000000000) * 100
+
+
+def truncate(open_: Open, length: int) -> None:
+    backend.ftruncate(open_.fd, length)
+
+
+def rename(old_parent: int, old_name: str, new_parent: int, new_name: str, *, replace: bool) -> None:
+    backend.rename_at(old_parent, old_name, new_parent, new_name, replace=replace)
+
+
+def link(old_parent: int, old_name: str, new_parent: int, new_name: str) -> None:
+    backend.link_at(old_parent, old_name, new_parent, new_name)
+
+
+def unlink(parent_fd: int, name: str) -> None:
+    backend.unlink_at(parent_fd, name)
+
+
+def unlink_now(open_: Open) -> None:
+    """POSIX delete: remove the name at once; handles keep working on the unlinked inode."""
+    parent_fd, name = open_.extra["parent_fd"], open_.extra["name"]
+    if open_.is_directory:
+        backend.rmdir_at(parent_fd, name)
+    else:
+        backend.unlink_at(parent_fd, name)
+    open_.tree.share_root.note_removed(parent_fd, name)
+
+
+def chmod(open_: Open, mode: int) -> None:
+    backend.fchmod(open_.fd, mode)
+
+
+def chown_from_sids(open_: Open, owner, group) -> None:  # type: ignore[no-untyped-def]
+    """Ownership changes through the Unix SIDs (S-1-22-1-uid, S-1-22-2-gid); other SIDs cannot be mapped."""
+    uid = _unix_id(owner, 1)
+    gid = _unix_id(group, 2)
+    if uid is None and gid is None:
+        return
+    try:
+        os.chown(f"/proc/self/fd/{open_.fd}", -1 if uid is None else uid, -1 if gid is None else gid)
+    except PermissionError:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED) from None
+
+
+def _unix_id(sid, kind: int) -> int | None:  # type: ignore[no-untyped-def]
+    if sid is None:
+        return None
+    authority = getattr(sid, "identifier_authority", None)
+    subs = tuple(getattr(sid, "sub_authorities", ()))
+    if authority == 22 and len(subs) == 2 and subs[0] == kind:
+        return int(subs[1])
+    raise SmbError(NtStatus.STATUS_INVALID_OWNER if hasattr(NtStatus, "STATUS_INVALID_OWNER")
+                   else NtStatus.STATUS_INVALID_PARAMETER)
+
+
+# -- the share as a volume ----------------------------------------------------------------------------------
+
+def volume_serial(tree: TreeConnect) -> int:
+    return zlib.crc32(tree.share.name.lower().encode())
+
+
+def posix_type_bits(tree: TreeConnect) -> bool:
+    return bool(getattr(tree.share, "posix_type_bits", True))
+
+
+def fs_information(tree: TreeConnect, fs_class: int) -> bytes:
+    st = backend.statvfs(tree.share_root.root_fd)
+    attributes = fs_info.DEFAULT_FS_ATTRIBUTES
+    if tree.share.case_sensitive:
+        attributes |= fattr.FILE_CASE_SENSITIVE_SEARCH
+    if tree.read_only:
+        attributes |= fattr.FILE_READ_ONLY_VOLUME
+    volume = fs_info.VolumeInfo(label=tree.share.name, serial_number=volume_serial(tree),
+                                fs_attributes=attributes)
+    if fs_class == fs_info.F.FileFsPosixInformation:
+        return fs_info.encode_posix(st)
+    return fs_info.encode(fs_class, st, volume)

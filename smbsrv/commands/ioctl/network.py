@@ -1,0 +1,47 @@
+"""Connection-level FSCTLs: negotiate validation, interfaces, DFS ([MS-SMB2] 3.3.5.15.2, 3.3.5.15.5, 3.3.5.15.12)."""
+
+from __future__ import annotations
+
+import struct
+
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import ProtocolViolation, SmbError
+from smbsrv.wire import ioctl as wire
+from smbsrv.wire.status import NtStatus
+
+_VALIDATE_INPUT = struct.Struct("<I16sHH")
+_VALIDATE_OUTPUT = struct.Struct("<I16sHH")
+
+
+def validate_negotiate_info(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:
+    """[MS-SMB2] 3.3.5.15.12: the client re-states what it sent in NEGOTIATE; any difference means a
+    man in the middle, and the connection ends."""
+    connection = ctx.connection
+    if connection.dialect == 0x0311:
+        # 3.1.1 clients are protected by the preauth hash; Windows drops a connection that asks anyway.
+        raise ProtocolViolation("VALIDATE_NEGOTIATE_INFO on 3.1.1")
+    data = bytes(request.input)
+    if len(data) < _VALIDATE_INPUT.size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    capabilities, guid, security_mode, dialect_count = _VALIDATE_INPUT.unpack_from(data)
+    if len(data) < _VALIDATE_INPUT.size + 2 * dialect_count:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    dialects = tuple(struct.unpack_from(f"<{dialect_count}H", data, _VALIDATE_INPUT.size))
+    if (dialects != connection.client_dialects or guid != connection.client_guid
+            or security_mode != connection.client_security_mode
+            or capabilities != connection.client_capabilities):
+        raise ProtocolViolation("VALIDATE_NEGOTIATE_INFO mismatch")
+    if request.max_output_response < _VALIDATE_OUTPUT.size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return _VALIDATE_OUTPUT.pack(connection.server_capabilities, connection.server.server_guid,
+                                 connection.server_security_mode, connection.dialect)
+
+
+def query_network_interface_info(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:
+    # Multichannel is not advertised, so there are no interfaces to offer.
+    raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+
+
+def dfs_get_referrals(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:
+    # Not a DFS server: the answer Windows gives when the DFS driver is absent.
+    raise SmbError(NtStatus.STATUS_FS_DRIVER_REQUIRED)

@@ -1,0 +1,112 @@
+"""QUERY_INFO ([MS-SMB2] 3.3.5.20): file, file-system and security information of an open."""
+
+from __future__ import annotations
+
+import struct
+
+from smbsrv.commands import handles
+from smbsrv.fscc import file_info as file_classes
+from smbsrv.fscc import fs_info
+from smbsrv.fscc.security import build_descriptor
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.reply import Reply
+from smbsrv.wire import query as wire
+from smbsrv.wire.constants import (
+    FILE_READ_ATTRIBUTES,
+    FILE_READ_EA,
+    READ_CONTROL,
+    SMB2_0_INFO_FILE,
+    SMB2_0_INFO_FILESYSTEM,
+    SMB2_0_INFO_QUOTA,
+    SMB2_0_INFO_SECURITY,
+)
+from smbsrv.wire.status import NtStatus
+
+C = file_classes.FileInformationClass
+# Classes whose tail is variable: a buffer that holds the fixed part gets STATUS_BUFFER_OVERFLOW and what fits.
+_VARIABLE_FIXED_SIZE = {C.FileAllInformation: 100, C.FileNameInformation: 4, C.FileNormalizedNameInformation: 4,
+                        C.FileAlternateNameInformation: 4, C.FileStreamInformation: 24,
+                        C.FileFullEaInformation: 0}
+_NEEDS_READ_ATTRIBUTES = {C.FileBasicInformation, C.FileAllInformation, C.FileNetworkOpenInformation,
+                          C.FileAttributeTagInformation, C.FilePosixInformation}
+_U32 = struct.Struct("<I")
+
+
+def handle(ctx: RequestContext, request: wire.QueryInfoRequest) -> Reply:
+    open_ = ctx.open
+    assert open_ is not None
+    if request.info_type == SMB2_0_INFO_FILE:
+        output = _file_info(ctx, request)
+    elif request.info_type == SMB2_0_INFO_FILESYSTEM:
+        output = _fs_info(ctx, request)
+    elif request.info_type == SMB2_0_INFO_SECURITY:
+        output = _security(ctx, request)
+    elif request.info_type == SMB2_0_INFO_QUOTA:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    else:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return _fit(request, output)
+
+
+def _fit(request: wire.QueryInfoRequest, output: bytes) -> Reply:
+    """[MS-SMB2] 3.3.5.20.1: too small for the fixed part is STATUS_INFO_LENGTH_MISMATCH; a variable tail
+    that does not fit is cut and reported as STATUS_BUFFER_OVERFLOW."""
+    limit = request.output_buffer_length
+    if len(output) <= limit:
+        return Reply(wire.encode_output_response(output))
+    fixed = _VARIABLE_FIXED_SIZE.get(request.file_info_class) if request.info_type == SMB2_0_INFO_FILE else None
+    if fixed is None or limit < fixed:
+        raise SmbError(NtStatus.STATUS_INFO_LENGTH_MISMATCH)
+    return Reply(wire.encode_output_response(output[:limit]), status=NtStatus.STATUS_BUFFER_OVERFLOW)
+
+
+def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
+    open_ = ctx.open
+    assert open_ is not None and ctx.tree is not None
+    info_class = request.file_info_class
+    if info_class in _NEEDS_READ_ATTRIBUTES and not open_.granted_access & FILE_READ_ATTRIBUTES:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if info_class == C.FileFullEaInformation:
+        if not open_.granted_access & FILE_READ_EA:
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        raise SmbError(NtStatus.STATUS_NO_EAS_ON_FILE)
+    if info_class == C.FilePosixInformation and not ctx.connection.posix_extensions:
+        raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
+    info = handles.info_for_open(open_)
+    server = ctx.connection.server
+    return file_classes.encode(
+        info_class, info,
+        file_name="\\" + "\\".join(open_.path_components),
+        delete_pending=open_.file_key in server.delete_pending,
+        current_offset=open_.position,
+        mode=open_.mode_flags,
+        access_flags=open_.granted_access,
+        streams=None if not open_.is_directory else [],
+        volume_serial_number=handles.volume_serial(ctx.tree),
+        posix_with_file_type=handles.posix_type_bits(ctx.tree),
+    )
+
+
+def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
+    assert ctx.tree is not None
+    if request.file_info_class == 100 and not ctx.connection.posix_extensions:
+        raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
+    return handles.fs_information(ctx.tree, request.file_info_class)
+
+
+def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
+    open_ = ctx.open
+    assert open_ is not None
+    if not open_.granted_access & READ_CONTROL:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    st = handles.stat_open(open_)
+    descriptor = build_descriptor(st.st_uid, st.st_gid, st.st_mode, request.additional_information,
+                                  open_.is_directory)
+    if len(descriptor) > request.output_buffer_length:
+        # The client asks again with this size ([MS-SMB2] 3.3.5.20.3).
+        raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL, _U32.pack(len(descriptor)), wrap_in_context=False)
+    return descriptor
+
+
+__all__ = ["handle", "fs_info"]

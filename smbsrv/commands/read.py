@@ -1,0 +1,53 @@
+"""READ ([MS-SMB2] 3.3.5.12): data goes from the page cache into one buffer and out without another copy."""
+
+from __future__ import annotations
+
+import os
+
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.reply import Reply
+from smbsrv.wire import readwrite as wire
+from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA
+from smbsrv.wire.status import NtStatus
+
+
+def check_credit_charge(ctx: RequestContext, length: int) -> None:
+    """[MS-SMB2] 3.3.5.2.5: with multi-credit, a request must pay one credit per 64 KiB it moves."""
+    connection = ctx.connection
+    if not connection.supports_multi_credit:
+        if length > 65536:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        return
+    needed = max(1, (length + 65535) // 65536)
+    if max(ctx.header.credit_charge, 1) < needed:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+
+
+def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
+    open_ = ctx.open
+    assert open_ is not None
+    connection = ctx.connection
+    if request.length > connection.server.config.max_io_size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    check_credit_charge(ctx, request.length)
+    if open_.pipe is not None:
+        from smbsrv.commands.pipe import read_pipe
+
+        return read_pipe(open_, request.length)
+    if open_.is_directory:
+        raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
+    if not open_.granted_access & (FILE_READ_DATA | FILE_EXECUTE):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if request.offset > 0x7FFFFFFFFFFFFFFF:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    locks = connection.server.locks
+    if locks is not None and request.length:
+        locks.check_io(open_, request.offset, request.length, write=False)
+    if request.length == 0:
+        return Reply(wire.encode_read_response_header(0))
+    buffer = bytearray(request.length)
+    count = os.preadv(open_.fd, [buffer], request.offset)
+    if count == 0 or count < request.minimum_count:
+        raise SmbError(NtStatus.STATUS_END_OF_FILE)
+    return Reply(wire.encode_read_response_header(count), memoryview(buffer)[:count])

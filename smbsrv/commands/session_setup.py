@@ -1,0 +1,128 @@
+"""SESSION_SETUP ([MS-SMB2] 3.3.5.5): authentication legs, key derivation, re-authentication."""
+
+from __future__ import annotations
+
+from smbsrv.auth.authenticator import AuthError
+from smbsrv.commands.logoff import destroy_session
+from smbsrv.crypto import kdf, preauth, signing
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Session
+from smbsrv.protocol.reply import Reply
+from smbsrv.wire import session_setup as wire
+from smbsrv.wire.constants import (
+    SMB2_FLAGS_SIGNED,
+    SMB2_NEGOTIATE_SIGNING_REQUIRED,
+    SMB2_SESSION_FLAG_BINDING,
+    SMB2_SESSION_FLAG_IS_GUEST,
+    SMB2_SESSION_FLAG_IS_NULL,
+    Dialect,
+)
+from smbsrv.wire.status import NtStatus
+
+
+def handle(ctx: RequestContext, request: wire.SessionSetupRequest) -> bytes | Reply:
+    connection = ctx.connection
+    if request.flags & SMB2_SESSION_FLAG_BINDING:
+        # Multichannel is not offered, so no session can be bound to a second connection.
+        raise SmbError(NtStatus.STATUS_REQUEST_NOT_ACCEPTED)
+    session = _session_for(ctx)
+    ctx.session = session
+    if connection.dialect == Dialect.SMB3_1_1 and session.preauth_hash is not None:
+        session.preauth_hash = preauth.update(session.preauth_hash, ctx.element)
+    try:
+        output = session.exchange.step(request.security_buffer)
+    except AuthError as exc:
+        connection.log.info("logon failure from %s: %s", connection.peer, exc)
+        if session.state != "valid":
+            connection.sessions.pop(session.session_id, None)
+        session.exchange = None
+        raise SmbError(NtStatus.STATUS_LOGON_FAILURE) from None
+    if not session.exchange.complete:
+        ctx.preauth_session = session
+        return Reply(wire.encode_response(0, output), status=NtStatus.STATUS_MORE_PROCESSING_REQUIRED)
+    result = session.exchange.result
+    session.exchange = None
+    if session.state == "valid":
+        # Re-authentication keeps the keys of the session ([MS-SMB2] 3.3.5.5.3); the user may not change.
+        if result.user is None or session.user is None or result.user.name.lower() != session.user.name.lower():
+            raise SmbError(NtStatus.STATUS_LOGON_FAILURE)
+        return wire.encode_response(0, output)
+    if request.previous_session_id and request.previous_session_id != session.session_id:
+        _expire_previous(ctx, request.previous_session_id, result.user)
+    return _complete_logon(ctx, session, request, result, output)
+
+
+def _session_for(ctx: RequestContext) -> Session:
+    connection = ctx.connection
+    header = ctx.header
+    if header.session_id == 0:
+        session = Session(session_id=connection.server.allocate_session_id())
+        if connection.dialect == Dialect.SMB3_1_1:
+            session.preauth_hash = connection.preauth_hash
+        connection.sessions[session.session_id] = session
+        header.session_id = session.session_id
+    else:
+        session = connection.sessions.get(header.session_id)  # type: ignore[assignment]
+        if session is None:
+            raise SmbError(NtStatus.STATUS_USER_SESSION_DELETED)
+        if session.state == "valid" and session.exchange is None:
+            # Re-authentication must be signed when the session has keys ([MS-SMB2] 3.3.5.5).
+            if session.signer is not None:
+                if not header.flags & SMB2_FLAGS_SIGNED or not session.signer.verify(ctx.element):
+                    raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            if connection.dialect == Dialect.SMB3_1_1:
+                session.preauth_hash = connection.preauth_hash
+    if session.exchange is None:
+        session.exchange = connection.server.authenticator.new_exchange()
+    return session
+
+
+def _complete_logon(ctx: RequestContext, session: Session, request: wire.SessionSetupRequest, result,
+                    output: bytes) -> bytes:
+    connection = ctx.connection
+    server = connection.server
+    config = server.config
+    session_flags = 0
+    if result.is_anonymous:
+        session_flags = SMB2_SESSION_FLAG_IS_NULL
+    elif result.is_guest:
+        session_flags = SMB2_SESSION_FLAG_IS_GUEST
+    if session_flags and config.signing == "required":
+        # A guest or anonymous session has no key to sign with, so it cannot meet a signing requirement.
+        connection.sessions.pop(session.session_id, None)
+        raise SmbError(NtStatus.STATUS_LOGON_FAILURE)
+    session.user = result.user
+    session.is_guest = result.is_guest
+    session.is_anonymous = result.is_anonymous
+    if result.user is not None and not session_flags:
+        session.uid, session.gid, session.groups = result.user.uid, result.user.gid, tuple(result.user.groups)
+    else:
+        session.uid, session.gid = server.guest_identity
+        session.groups = ()
+    if result.session_key and not session_flags:
+        keys = kdf.derive_session_keys(connection.dialect, result.session_key, session.preauth_hash,
+                                       connection.cipher_id)
+        session.session_key = result.session_key
+        session.application_key = keys.application_key
+        session.signer = signing.make_signer(connection.dialect, connection.signing_algorithm, keys.signing_key)
+        session.signing_required = (config.signing == "required"
+                                    or bool(request.security_mode & SMB2_NEGOTIATE_SIGNING_REQUIRED))
+        if connection.dialect >= Dialect.SMB3_0 or session.signing_required:
+            ctx.sign_with = session
+    session.state = "valid"
+    connection.log.info("session %x: %s logged on%s", session.session_id,
+                        result.user.name if result.user else "anonymous",
+                        " as guest" if session.is_guest else "")
+    return wire.encode_response(session_flags, output)
+
+
+def _expire_previous(ctx: RequestContext, previous_id: int, user) -> None:
+    """[MS-SMB2] 3.3.5.5.3: PreviousSessionId names a session of the same user that is now dead (a client that
+    reconnected); close it and its opens."""
+    for other in list(ctx.connection.server.connections):
+        old = other.sessions.get(previous_id)
+        if old is None or old.user is None or user is None:
+            continue
+        if old.user.name.lower() == user.name.lower():
+            destroy_session(other, old)

@@ -1,0 +1,215 @@
+"""SET_INFO ([MS-SMB2] 3.3.5.21; [MS-FSA] 2.1.5.15): times and attributes, size, rename and link, delete
+disposition, and security (POSIX chmod, ownership)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from smbsrv.commands import handles
+from smbsrv.fs.path import SmbPath
+from smbsrv.fs.resolver import SymlinkMet
+from smbsrv.fscc import set_info as classes
+from smbsrv.fscc.file_info import FileInformationClass as C
+from smbsrv.fscc.security import parse_descriptor, posix_mode_from_dacl
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.wire import query as wire
+from smbsrv.wire.constants import (
+    DELETE,
+    FILE_APPEND_DATA,
+    FILE_WRITE_ATTRIBUTES,
+    FILE_WRITE_DATA,
+    FILE_WRITE_EA,
+    SMB2_0_INFO_FILE,
+    SMB2_0_INFO_FILESYSTEM,
+    SMB2_0_INFO_SECURITY,
+    WRITE_DAC,
+    WRITE_OWNER,
+)
+from smbsrv.wire.status import NtStatus
+
+_TIME_KEEP = 0
+
+
+def handle(ctx: RequestContext, request: wire.SetInfoRequest) -> bytes:
+    open_ = ctx.open
+    assert open_ is not None and ctx.tree is not None
+    if open_.pipe is not None:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    if ctx.tree.read_only:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if request.info_type == SMB2_0_INFO_FILE:
+        _set_file_info(ctx, open_, request)
+    elif request.info_type == SMB2_0_INFO_SECURITY:
+        _set_security(ctx, open_, request)
+    elif request.info_type == SMB2_0_INFO_FILESYSTEM:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    else:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return wire.SET_INFO_RESPONSE
+
+
+def _require(open_: Open, access: int) -> None:
+    if not open_.granted_access & access:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+
+
+def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:
+    info_class = request.file_info_class
+    decoded = classes.decode(info_class, request.buffer)
+    if isinstance(decoded, classes.BasicInformation):
+        _require(open_, FILE_WRITE_ATTRIBUTES)
+        _set_basic(open_, decoded)
+    elif isinstance(decoded, classes.EndOfFileInformation):
+        _require(open_, FILE_WRITE_DATA)
+        _truncate(open_, decoded.end_of_file)
+    elif isinstance(decoded, classes.AllocationInformation):
+        _require(open_, FILE_WRITE_DATA)
+        # Allocation below the end of file cuts the file ([MS-FSA] 2.1.5.15.1); more is only a hint.
+        if not open_.is_directory and decoded.allocation_size < handles.stat_open(open_).st_size:
+            _truncate(open_, decoded.allocation_size)
+    elif isinstance(decoded, classes.RenameInformation):
+        if info_class in (C.FileLinkInformation, getattr(C, "FileLinkInformationEx", -1)):
+            _link(ctx, open_, decoded)
+        else:
+            _require(open_, DELETE)
+            _rename(ctx, open_, decoded)
+    elif isinstance(decoded, classes.DispositionInformation):
+        _require(open_, DELETE)
+        _set_disposition(ctx, open_, decoded)
+    elif isinstance(decoded, classes.PositionInformation):
+        open_.position = decoded.current_byte_offset
+    elif isinstance(decoded, classes.ModeInformation):
+        open_.mode_flags = decoded.mode
+    elif isinstance(decoded, classes.FullEaInformation):
+        _require(open_, FILE_WRITE_EA)
+        raise SmbError(NtStatus.STATUS_EAS_NOT_SUPPORTED)
+    else:
+        raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
+
+
+def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
+    """Times: 0 leaves a time alone, -1/-2 (stop/resume automatic updates) are accepted and not kept.
+    Attributes: 0 leaves them alone ([MS-FSA] 2.1.5.15.2)."""
+    atime = basic.last_access_time if basic.last_access_time > 0 else None
+    mtime = basic.last_write_time if basic.last_write_time > 0 else None
+    if atime is not None or mtime is not None:
+        handles.set_times(open_, atime, mtime)
+    if basic.creation_time > 0 or basic.file_attributes:
+        handles.set_dos_info(open_, basic.file_attributes or None,
+                             basic.creation_time if basic.creation_time > 0 else None)
+
+
+def _truncate(open_: Open, length: int) -> None:
+    if open_.is_directory:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if length > 0x7FFFFFFFFFFFFFFF:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    handles.truncate(open_, length)
+
+
+def _target(ctx: RequestContext, open_: Open, file_name: str):  # type: ignore[no-untyped-def]
+    """Resolve the rename/link target, a path from the share root. Nothing outside the share can be named."""
+    assert ctx.tree is not None
+    name = file_name.lstrip("\\") if not open_.posix else file_name.lstrip("/")
+    if not name:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    path = SmbPath.parse(name, posix=open_.posix)
+    if path.stream is not None:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    try:
+        return ctx.tree.share_root.resolve(
+            path, case_insensitive=not open_.posix and not ctx.tree.share.case_sensitive)
+    except SymlinkMet:
+        raise SmbError(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND) from None
+
+
+def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation) -> None:
+    server = ctx.connection.server
+    replace = rename.replace_if_exists or bool(rename.flags & classes.FILE_RENAME_REPLACE_IF_EXISTS)
+    posix_semantics = bool(rename.flags & classes.FILE_RENAME_POSIX_SEMANTICS) or open_.posix
+    source_parent, source_name = open_.extra["parent_fd"], open_.extra["name"]
+    with _target(ctx, open_, rename.file_name) as target:
+        existing = target.stat
+        same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.file_key
+        if existing is not None and not same_file:
+            if not replace:
+                raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+            if stat.S_ISDIR(existing.st_mode):
+                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            if server.opens_by_file.get((existing.st_dev, existing.st_ino)) and not posix_semantics:
+                # Windows refuses to replace a file that is open; POSIX semantics allow it.
+                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        if open_.is_directory and _has_open_children(server, open_):
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        handles.rename(source_parent, source_name, target.parent_fd, target.name,
+                       replace=replace and not same_file)
+        ctx.tree.share_root.note_removed(source_parent, source_name)
+        ctx.tree.share_root.note_created(target.parent_fd, target.name)
+        for other in server.opens_by_file.get(open_.file_key, [open_]):
+            other.extra["name"] = target.name
+            old_parent = other.extra.get("parent_fd", -1)
+            other.extra["parent_fd"] = os.dup(target.parent_fd)
+            if old_parent >= 0:
+                os.close(old_parent)
+            other.path_components = target.components
+
+
+def _has_open_children(server, open_: Open) -> bool:  # type: ignore[no-untyped-def]
+    prefix = open_.path_components
+    depth = len(prefix)
+    for opens in server.opens_by_file.values():
+        for other in opens:
+            if other.tree is open_.tree and len(other.path_components) > depth and \
+                    other.path_components[:depth] == prefix:
+                return True
+    return False
+
+
+def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> None:
+    if open_.is_directory:
+        raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
+    with _target(ctx, open_, link.file_name) as target:
+        if target.stat is not None:
+            if not (link.replace_if_exists or link.flags & 1):
+                raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+            handles.unlink(target.parent_fd, target.name)
+        handles.link(open_.extra["parent_fd"], open_.extra["name"], target.parent_fd, target.name)
+        ctx.tree.share_root.note_created(target.parent_fd, target.name)
+
+
+def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.DispositionInformation) -> None:
+    server = ctx.connection.server
+    if not disposition.delete_pending:
+        open_.delete_on_close = False
+        server.delete_pending.discard(open_.file_key)
+        return
+    if handles.is_read_only(open_) and not disposition.flags & classes.FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE:
+        raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
+    if open_.is_directory and handles.directory_has_entries(open_):
+        raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
+    if disposition.flags & classes.FILE_DISPOSITION_POSIX_SEMANTICS or open_.posix:
+        # POSIX semantics: the name goes now, the open handles keep the data ([MS-FSCC] 2.4.12).
+        handles.unlink_now(open_)
+        return
+    open_.delete_on_close = True
+    server.delete_pending.add(open_.file_key)
+
+
+def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:
+    descriptor = parse_descriptor(request.buffer)
+    additional = request.additional_information
+    if additional & 0x4 and descriptor.dacl is not None:
+        _require(open_, WRITE_DAC)
+        mode = posix_mode_from_dacl(descriptor)
+        if mode is not None:
+            handles.chmod(open_, mode & 0o777 if not open_.posix else mode & 0o7777)
+    if additional & 0x3:
+        _require(open_, WRITE_OWNER)
+        handles.chown_from_sids(open_, descriptor.owner if additional & 0x1 else None,
+                                descriptor.group if additional & 0x2 else None)
+
+
+__all__ = ["handle", "FILE_APPEND_DATA"]

@@ -1,0 +1,171 @@
+"""Server configuration: TOML read with tomllib into frozen dataclasses.
+
+Every key is checked: an unknown key or a value of the wrong type is an error that names the key, so
+`smbsrv check-config` can tell the administrator exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_PORT = 445
+DEFAULT_CONFIG_PATH = "conf/smbsrv.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key and the value."""
+
+
+@dataclass(frozen=True)
+class ShareConfig:
+    name: str
+    path: str
+    comment: str = ""
+    read_only: bool = False
+    guest_ok: bool = False
+    valid_users: tuple[str, ...] = ()  # empty: every authenticated user
+    case_sensitive: bool = False
+    posix: bool = True  # SMB3 POSIX extensions on this share
+    create_mask: int = 0o744
+    directory_mask: int = 0o755
+    hide_dot_files: bool = False
+    sync_always: bool = False  # fdatasync every WRITE before answering
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: tuple[str, ...] = ("0.0.0.0",)
+    port: int = DEFAULT_PORT
+    server_name: str = "SMBSRV"
+    users_file: str = "var/users"
+    log_level: str = "INFO"
+    guest_account: str = "nobody"
+    signing: str = "desired"  # off | desired | required
+    max_credits: int = 8192
+    max_io_size: int = 8 * 1024 * 1024
+    posix: bool = True
+    shares: tuple[ShareConfig, ...] = ()
+
+
+_ALLOWED_SIGNING = ("off", "desired", "required")
+_ALLOWED_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "TRACE")
+
+
+def _check_type(key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    if isinstance(value, bool) and expected is int:
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if not isinstance(value, expected):
+        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        raise ConfigError(f"{key}: expected {names}, got {value!r}")
+
+
+def _typed_fields(cls: type, table: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Check `table` against the dataclass fields of `cls`; convert lists to tuples."""
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    values: dict[str, Any] = {}
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{where}{key}: unknown key")
+        hint = str(hints[key])
+        qualified = f"{where}{key}"
+        if hint.startswith("tuple"):
+            if isinstance(value, str):
+                value = [value]
+            _check_type(qualified, value, list)
+            for item in value:
+                _check_type(qualified, item, str)
+            value = tuple(value)
+        elif hint == "bool":
+            _check_type(qualified, value, bool)
+        elif hint == "int":
+            _check_type(qualified, value, int)
+        elif hint == "str":
+            _check_type(qualified, value, str)
+        values[key] = value
+    return values
+
+
+def _share_from_table(name: str, table: dict[str, Any]) -> ShareConfig:
+    where = f"shares.{name}."
+    if not isinstance(table, dict):
+        raise ConfigError(f"shares.{name}: expected a table")
+    values = _typed_fields(ShareConfig, table, where, skip=("name",))
+    if "path" not in values:
+        raise ConfigError(f"{where}path: missing")
+    for mask_key in ("create_mask", "directory_mask"):
+        if mask_key in values and not 0 <= values[mask_key] <= 0o7777:
+            raise ConfigError(f"{where}{mask_key}: must be between 0 and 0o7777, got {values[mask_key]!r}")
+    return ShareConfig(name=name, **values)
+
+
+def validate_share_name(name: str) -> None:
+    if not name or len(name) > 80 or any(c in name for c in '\\/:*?"<>|') or name.upper() == "IPC$":
+        raise ConfigError(f"shares.{name}: invalid share name")
+
+
+def parse_config(data: dict[str, Any]) -> ServerConfig:
+    server_table = dict(data)
+    shares_table = server_table.pop("shares", {})
+    server_values = _typed_fields(ServerConfig, server_table.pop("server", {}), "server.", skip=("shares",))
+    for key in server_table:
+        raise ConfigError(f"{key}: unknown key")
+    if not isinstance(shares_table, dict):
+        raise ConfigError("shares: expected a table of shares")
+    shares = []
+    for name, table in shares_table.items():
+        validate_share_name(name)
+        shares.append(_share_from_table(name, table))
+    config = ServerConfig(**server_values, shares=tuple(shares))
+    check_values(config)
+    return config
+
+
+def check_values(config: ServerConfig) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"server.port: must be between 0 and 65535, got {config.port}")
+    if config.signing not in _ALLOWED_SIGNING:
+        raise ConfigError(f"server.signing: must be one of {', '.join(_ALLOWED_SIGNING)}, got {config.signing!r}")
+    if config.log_level.upper() not in _ALLOWED_LOG_LEVELS:
+        raise ConfigError(f"server.log_level: must be one of {', '.join(_ALLOWED_LOG_LEVELS)}, "
+                          f"got {config.log_level!r}")
+    if not 1 <= config.max_credits <= 8192:
+        raise ConfigError(f"server.max_credits: must be between 1 and 8192, got {config.max_credits}")
+    if not 65536 <= config.max_io_size <= 8 * 1024 * 1024:
+        raise ConfigError(f"server.max_io_size: must be between 65536 and 8388608, got {config.max_io_size}")
+    seen: set[str] = set()
+    for share in config.shares:
+        if share.name.lower() in seen:
+            raise ConfigError(f"shares.{share.name}: defined twice")
+        seen.add(share.name.lower())
+
+
+def load_config(path: str) -> ServerConfig:
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config = parse_config(data)
+    # Relative paths in a config file are relative to the file's directory's parent project, i.e. the cwd.
+    return config
+
+
+def check_share_paths(config: ServerConfig) -> None:
+    for share in config.shares:
+        if not os.path.isdir(share.path):
+            raise ConfigError(f"shares.{share.name}.path: {share.path!r} is not a directory")
+
+
+def with_overrides(config: ServerConfig, **changes: Any) -> ServerConfig:
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+__all__ = ["ConfigError", "ServerConfig", "ShareConfig", "load_config", "parse_config", "with_overrides",
+           "check_share_paths", "DEFAULT_PORT", "DEFAULT_CONFIG_PATH", "field"]

@@ -1,0 +1,153 @@
+"""One table from SMB2 command to handler, and the preconditions checked once for every request.
+
+Each entry says what the handler needs (a valid session, a tree connect, an open), in the order of
+[MS-SMB2] 3.3.5.2: session lookup (3.3.5.2.9), signature check (3.3.5.2.4), tree connect lookup (3.3.5.2.11),
+then the open named by the request's FileId (or the one a related compound carries forward).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from smbsrv.commands import (
+    close,
+    create,
+    echo,
+    flush,
+    ioctl,
+    lock,
+    logoff,
+    negotiate,
+    query_directory,
+    query_info,
+    read,
+    session_setup,
+    set_info,
+    tree_connect,
+    write,
+)
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import ProtocolViolation, SmbError
+from smbsrv.protocol.reply import Reply
+from smbsrv.wire import create as create_wire
+from smbsrv.wire import ioctl as ioctl_wire
+from smbsrv.wire import lock as lock_wire
+from smbsrv.wire import query as query_wire
+from smbsrv.wire import readwrite as readwrite_wire
+from smbsrv.wire import session_setup as session_wire
+from smbsrv.wire import simple as simple_wire
+from smbsrv.wire import tree_connect as tree_wire
+from smbsrv.wire.constants import RELATED_FILE_ID, SMB2_FLAGS_SIGNED, Command
+from smbsrv.wire.status import NtStatus
+
+
+@dataclass(frozen=True)
+class Entry:
+    decode: Callable[[memoryview], Any]
+    handle: Callable[[RequestContext, Any], Any]
+    needs_session: bool = True
+    needs_tree: bool = True
+    needs_open: bool = True
+
+
+def _file_id_of(request: Any) -> tuple[int, int]:
+    return request if isinstance(request, tuple) else request.file_id
+
+
+TABLE: dict[int, Entry] = {
+    Command.SESSION_SETUP: Entry(session_wire.decode_request, session_setup.handle, needs_session=False,
+                                 needs_tree=False, needs_open=False),
+    Command.LOGOFF: Entry(session_wire.decode_logoff, logoff.handle, needs_tree=False, needs_open=False),
+    Command.TREE_CONNECT: Entry(tree_wire.decode_request, tree_connect.handle, needs_tree=False, needs_open=False),
+    Command.TREE_DISCONNECT: Entry(tree_wire.decode_disconnect, tree_connect.handle_disconnect, needs_open=False),
+    Command.CREATE: Entry(create_wire.decode_request, create.handle, needs_open=False),
+    Command.CLOSE: Entry(create_wire.decode_close, close.handle),
+    Command.FLUSH: Entry(readwrite_wire.decode_flush, flush.handle),
+    Command.READ: Entry(readwrite_wire.decode_read, read.handle),
+    Command.WRITE: Entry(readwrite_wire.decode_write, write.handle),
+    Command.LOCK: Entry(lock_wire.decode_request, lock.handle),
+    Command.IOCTL: Entry(ioctl_wire.decode_request, ioctl.handle, needs_open=False),
+    Command.ECHO: Entry(simple_wire.decode_echo, echo.handle, needs_session=False, needs_tree=False,
+                        needs_open=False),
+    Command.QUERY_DIRECTORY: Entry(query_wire.decode_query_directory, query_directory.handle),
+    Command.CHANGE_NOTIFY: Entry(query_wire.decode_change_notify, query_directory.handle_change_notify),
+    Command.QUERY_INFO: Entry(query_wire.decode_query_info, query_info.handle),
+    Command.SET_INFO: Entry(query_wire.decode_set_info, set_info.handle),
+}
+
+
+async def dispatch(ctx: RequestContext) -> bytes | Reply:
+    connection = ctx.connection
+    header = ctx.header
+    command = header.command
+    if command == Command.NEGOTIATE:
+        if connection.negotiated:
+            # [MS-SMB2] 3.3.5.3.1: a second NEGOTIATE on a connection ends it.
+            raise ProtocolViolation("second NEGOTIATE")
+        return negotiate.handle(ctx)
+    if not connection.negotiated:
+        raise ProtocolViolation("request before NEGOTIATE")
+    entry = TABLE.get(command)
+    if entry is None:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # OPLOCK_BREAK acks: nothing was granted
+    if entry.needs_session:
+        _find_session(ctx)
+    request = entry.decode(ctx.element)
+    if entry.needs_tree:
+        _find_tree(ctx)
+    if entry.needs_open:
+        _find_open(ctx, _file_id_of(request))
+    if ctx.session is not None:
+        connection.server.become(ctx.session)
+    result = entry.handle(ctx, request)
+    if inspect.isawaitable(result):
+        result = await result
+    return result  # type: ignore[no-any-return]
+
+
+def _find_session(ctx: RequestContext) -> None:
+    connection = ctx.connection
+    session = connection.sessions.get(ctx.header.session_id)
+    if session is None:
+        raise SmbError(NtStatus.STATUS_USER_SESSION_DELETED)
+    if session.state == "expired":
+        raise SmbError(NtStatus.STATUS_NETWORK_SESSION_EXPIRED)
+    if session.state != "valid":
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    ctx.session = session
+    verify_signature(ctx)
+
+
+def verify_signature(ctx: RequestContext) -> None:
+    """[MS-SMB2] 3.3.5.2.4: a signed request must verify; an unsigned one is refused where signing is required."""
+    session = ctx.session
+    if session is None or session.signer is None:
+        return
+    if ctx.header.flags & SMB2_FLAGS_SIGNED:
+        if not session.signer.verify(ctx.element):
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    elif session.signing_required:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+
+
+def _find_tree(ctx: RequestContext) -> None:
+    assert ctx.session is not None
+    tree = ctx.session.tree_connects.get(ctx.header.tree_id)
+    if tree is None:
+        raise SmbError(NtStatus.STATUS_NETWORK_NAME_DELETED)
+    ctx.tree = tree
+
+
+def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> None:
+    assert ctx.session is not None
+    if file_id == RELATED_FILE_ID:
+        if ctx.created_file_id is None:
+            raise SmbError(NtStatus.STATUS_FILE_CLOSED)
+        file_id = ctx.created_file_id
+    open_ = ctx.session.opens.get(file_id[1])
+    if open_ is None or open_.file_id != file_id or open_.tree is not ctx.tree or open_.closed:
+        raise SmbError(NtStatus.STATUS_FILE_CLOSED)
+    ctx.open = open_

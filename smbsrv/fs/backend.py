@@ -1,0 +1,481 @@
+"""fd-based file operations on a share, and the stat -> FileInfo conversion ([MS-FSCC] 2.4, 2.6).
+
+Every function takes directory fds from the resolver plus one on-disk *component* name, never a path: a name
+with '/', NUL, or '..' is refused (STATUS_OBJECT_NAME_INVALID) so that no caller can walk, or follow a symlink,
+by accident. Opens always carry O_NOFOLLOW and O_CLOEXEC. Failures become SmbError through errno_map.
+
+Renames that must not replace use renameat2(RENAME_NOREPLACE), so "does the target exist?" and "rename" are
+one atomic step.
+"""
+
+import ctypes
+import errno
+import os
+import stat
+
+from smbsrv.fs import dos_attrs
+from smbsrv.fs.dos_attrs import (
+    FILE_ATTRIBUTE_ARCHIVE,
+    FILE_ATTRIBUTE_DIRECTORY,
+    FILE_ATTRIBUTE_HIDDEN,
+    FILE_ATTRIBUTE_NORMAL,
+    FILE_ATTRIBUTE_READONLY,
+    FILE_ATTRIBUTE_REPARSE_POINT,
+    DosInfo,
+)
+from smbsrv.fs.errno_map import raise_for_oserror
+from smbsrv.fs.fileinfo import FileInfo
+from smbsrv.protocol.errors import SmbError
+from smbsrv.wire.status import NtStatus
+
+_ALWAYS = os.O_NOFOLLOW | os.O_CLOEXEC
+_RENAME_NOREPLACE = 1  # include/uapi/linux/fs.h
+_FALLOC_FL_KEEP_SIZE = 1  # include/uapi/linux/falloc.h
+_AT_FDCWD = -100
+_UTIME_OMIT = (1 << 30) - 2  # include/linux/stat.h
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = _libc.renameat2  # glibc >= 2.28
+_renameat2.restype = ctypes.c_int
+_renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_fallocate = _libc.fallocate
+_fallocate.restype = ctypes.c_int
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+_utimensat = _libc.utimensat
+_utimensat.restype = ctypes.c_int
+_utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(_Timespec), ctypes.c_int]
+
+
+def _check_name(name: str) -> None:
+    # '.' stays allowed: the root's Resolution names itself '.' and no operation on it can leave the share.
+    if not name or name == ".." or "/" in name or "\x00" in name:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)
+
+
+def _raise_errno() -> None:
+    err = ctypes.get_errno()
+    raise_for_oserror(OSError(err, os.strerror(err)))
+
+
+# --- open / create -------------------------------------------------------------------------------------------
+
+
+def open_at(parent_fd: int, name: str, flags: int, mode: int = 0o666) -> int:
+    """openat(parent_fd, name, flags | O_NOFOLLOW | O_CLOEXEC): a symlink as `name` fails (ELOOP), unless
+    O_PATH is in `flags`, which yields an fd of the link itself."""
+    _check_name(name)
+    try:
+        return os.open(name, flags | _ALWAYS, mode, dir_fd=parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def open_dir_at(parent_fd: int, name: str) -> int:
+    """A readable directory fd for enumeration (list_dir); a symlink or non-directory fails."""
+    return open_at(parent_fd, name, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def create_at(
+    parent_fd: int,
+    name: str,
+    mode: int = 0o666,
+    *,
+    directory: bool = False,
+    flags: int = os.O_RDWR,
+    posix_mode: bool = False,
+) -> int:
+    """Create a new file (or, with `directory`, a directory) and return an fd of it: O_RDWR|`flags` for a
+    file, O_RDONLY|O_DIRECTORY for a directory. An existing name, symlink included, is
+    STATUS_OBJECT_NAME_COLLISION (O_EXCL / mkdir). With `posix_mode` the mode is applied exactly (fchmod after
+    the create), since the POSIX create context carries the bits the client wants, not bits for the umask to
+    trim."""
+    if directory:
+        mkdir_at(parent_fd, name, mode)
+        # A symlink swapped in between mkdir and open is refused (O_NOFOLLOW|O_DIRECTORY), never followed.
+        fd = open_at(parent_fd, name, os.O_RDONLY | os.O_DIRECTORY)
+    else:
+        fd = open_at(parent_fd, name, flags | os.O_CREAT | os.O_EXCL, mode)
+    if posix_mode:
+        try:
+            os.fchmod(fd, mode & 0o7777)
+        except OSError as exc:
+            os.close(fd)
+            raise_for_oserror(exc)
+    return fd
+
+
+# [MS-SMB2] 2.2.13.1.1 access bits that need the file's data.
+_FILE_READ_DATA = 0x0001
+_FILE_WRITE_DATA = 0x0002
+_FILE_APPEND_DATA = 0x0004
+_FILE_EXECUTE = 0x0020
+
+
+def open_for_access(
+    parent_fd: int, name: str, granted: int, *, is_directory: bool, is_special: bool, truncate: bool = False
+) -> int:
+    """Open an existing object with the Unix access that the granted SMB access mask needs.
+
+    Directories get O_RDONLY|O_DIRECTORY (enumeration). Symlinks, FIFOs, sockets and devices get an O_PATH fd
+    only: opening a FIFO for data would block and a symlink must not be followed (protocol notes 8.7). An open
+    without data access (attributes, delete, security) also gets an O_PATH fd, so no read or write permission
+    is needed on the file itself; xattrs, fchmod and set_times work on it through /proc.
+    """
+    if is_special:
+        return open_at(parent_fd, name, os.O_PATH)
+    if is_directory:
+        return open_at(parent_fd, name, os.O_RDONLY | os.O_DIRECTORY)
+    wants_read = granted & (_FILE_READ_DATA | _FILE_EXECUTE)
+    wants_write = granted & (_FILE_WRITE_DATA | _FILE_APPEND_DATA) or truncate
+    if wants_read and wants_write:
+        flags = os.O_RDWR
+    elif wants_write:
+        flags = os.O_WRONLY
+    elif wants_read:
+        flags = os.O_RDONLY
+    else:
+        return open_at(parent_fd, name, os.O_PATH)
+    if truncate:
+        flags |= os.O_TRUNC
+    # O_NONBLOCK: if a FIFO was swapped in after resolution, its open returns at once instead of blocking the
+    # server (regular-file I/O ignores the flag). A held kernel lease then gives EAGAIN, a sharing violation.
+    return open_at(parent_fd, name, flags | os.O_NONBLOCK)
+
+
+def mkdir_at(parent_fd: int, name: str, mode: int = 0o777) -> None:
+    _check_name(name)
+    try:
+        os.mkdir(name, mode, dir_fd=parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def unlink_at(parent_fd: int, name: str) -> None:
+    _check_name(name)
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def rmdir_at(parent_fd: int, name: str) -> None:
+    _check_name(name)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def rename_at(old_parent_fd: int, old_name: str, new_parent_fd: int, new_name: str, *, replace: bool) -> None:
+    """Rename within the share. Without `replace`, an existing target is STATUS_OBJECT_NAME_COLLISION, decided
+    atomically by the kernel. With it, the target is replaced as rename(2) does (the caller enforces Windows
+    rules such as "never replace a directory" before calling)."""
+    _check_name(old_name)
+    _check_name(new_name)
+    if replace:
+        try:
+            os.rename(old_name, new_name, src_dir_fd=old_parent_fd, dst_dir_fd=new_parent_fd)
+        except OSError as exc:
+            raise_for_oserror(exc)
+        return
+    old_b = os.fsencode(old_name)
+    new_b = os.fsencode(new_name)
+    if _renameat2(old_parent_fd, old_b, new_parent_fd, new_b, _RENAME_NOREPLACE) == 0:
+        return
+    err = ctypes.get_errno()
+    if err != errno.EINVAL:
+        raise_for_oserror(OSError(err, os.strerror(err)))
+    # EINVAL: either the file system lacks RENAME_NOREPLACE (some FUSE and network file systems) or the rename
+    # itself is invalid (a directory into itself). For non-directories link+unlink is an atomic no-replace; a
+    # directory falls back to check-then-rename, whose window is documented here as the only racy spot.
+    source = stat_at(old_parent_fd, old_name)
+    if source is None:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    if not stat.S_ISDIR(source.st_mode):
+        link_at(old_parent_fd, old_name, new_parent_fd, new_name)
+        unlink_at(old_parent_fd, old_name)
+        return
+    if stat_at(new_parent_fd, new_name) is not None:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+    try:
+        os.rename(old_name, new_name, src_dir_fd=old_parent_fd, dst_dir_fd=new_parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def link_at(src_parent_fd: int, src_name: str, dst_parent_fd: int, dst_name: str) -> None:
+    """Hard link; a symlink source is linked itself, not its target."""
+    _check_name(src_name)
+    _check_name(dst_name)
+    try:
+        os.link(src_name, dst_name, src_dir_fd=src_parent_fd, dst_dir_fd=dst_parent_fd, follow_symlinks=False)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def symlink_at(target: str, parent_fd: int, name: str) -> None:
+    """Create a symlink (its target text is not checked: the server never follows links)."""
+    _check_name(name)
+    try:
+        os.symlink(target, name, dir_fd=parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def readlink_at(parent_fd: int, name: str) -> str:
+    """The link text; bytes that are not UTF-8 come back surrogate-escaped (os.fsdecode)."""
+    _check_name(name)
+    try:
+        return os.readlink(name, dir_fd=parent_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+# --- metadata ------------------------------------------------------------------------------------------------
+
+
+def fstat(fd: int) -> os.stat_result:
+    try:
+        return os.fstat(fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def stat_at(parent_fd: int, name: str) -> os.stat_result | None:
+    """lstat of `name` in parent_fd, None when it does not exist."""
+    _check_name(name)
+    try:
+        return os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def _proc_path(fd: int) -> str:
+    # O_PATH fds refuse fchmod/futimens; the /proc magic link names the very inode behind the fd. Callers never
+    # pass a symlink's fd here (and Linux cannot chmod a symlink anyway).
+    return f"/proc/self/fd/{fd}"
+
+
+def fchmod(fd: int, mode: int) -> None:
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        if exc.errno != errno.EBADF:
+            raise_for_oserror(exc)
+        try:
+            os.chmod(_proc_path(fd), mode)
+        except OSError as exc2:
+            raise_for_oserror(exc2)
+
+
+def set_times(fd: int, *, atime_ns: int | None = None, mtime_ns: int | None = None) -> None:
+    """Set last access and/or last write time; None leaves that time alone (UTIME_OMIT), so a SET_INFO that
+    changes only one time does not need a stat first. Linux has no settable ctime or birth time."""
+    if atime_ns is None and mtime_ns is None:
+        return
+    times = (_Timespec * 2)()
+    for slot, value in enumerate((atime_ns, mtime_ns)):
+        if value is None:
+            times[slot].tv_sec, times[slot].tv_nsec = 0, _UTIME_OMIT
+        else:
+            times[slot].tv_sec, times[slot].tv_nsec = divmod(value, 1_000_000_000)
+    # futimens(fd) refuses O_PATH fds; the /proc path works for both kinds.
+    if _utimensat(_AT_FDCWD, os.fsencode(_proc_path(fd)), times, 0) != 0:
+        _raise_errno()
+
+
+def statvfs(root_fd: int) -> os.statvfs_result:
+    """File-system sizes for FileFsSizeInformation and friends; fstatfs accepts the O_PATH root fd."""
+    try:
+        return os.statvfs(root_fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+# --- data ----------------------------------------------------------------------------------------------------
+
+
+def ftruncate(fd: int, length: int) -> None:
+    try:
+        os.ftruncate(fd, length)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def fallocate(fd: int, offset: int, length: int, *, keep_size: bool = True) -> None:
+    """Reserve blocks (FileAllocationInformation, the "AlSi" create context). With keep_size the end of file
+    does not move. File systems without fallocate give STATUS_NOT_SUPPORTED; callers may ignore it."""
+    mode = _FALLOC_FL_KEEP_SIZE if keep_size else 0
+    if _fallocate(fd, mode, offset, length) != 0:
+        _raise_errno()
+
+
+def pread_into(fd: int, buffer: bytearray | memoryview, offset: int) -> int:
+    """Fill `buffer` from `offset`, without copies; returns the bytes read (fewer only at end of file)."""
+    view = memoryview(buffer).cast("B")
+    total = 0
+    try:
+        while total < len(view):
+            got = os.preadv(fd, [view[total:]], offset + total)
+            if got == 0:
+                break
+            total += got
+    except OSError as exc:
+        raise_for_oserror(exc)
+    return total
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+    """Write all of `data` at `offset` (a view is written as is, without a copy); returns len(data)."""
+    view = memoryview(data).cast("B")
+    total = 0
+    try:
+        while total < len(view):
+            total += os.pwrite(fd, view[total:], offset + total)
+    except OSError as exc:
+        raise_for_oserror(exc)
+    return total
+
+
+def fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def fdatasync(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+# --- directories ---------------------------------------------------------------------------------------------
+
+
+def list_dir(dir_fd: int) -> list[tuple[str, os.stat_result]]:
+    """(name, lstat) of every entry of a readable directory fd (open_dir_at), '.' and '..' excluded.
+
+    One getdents batch plus one fstatat(AT_SYMLINK_NOFOLLOW) per entry. Entries that vanish between the two are
+    skipped; names that are not valid UTF-8 are skipped too, since no SMB client could name them (Samba would
+    show a mangled name; see the fs report).
+    """
+    result: list[tuple[str, os.stat_result]] = []
+    try:
+        with os.scandir(dir_fd) as it:
+            for entry in it:
+                name = entry.name
+                if not name.isascii():
+                    try:
+                        name.encode("utf-8")
+                    except UnicodeEncodeError:
+                        continue
+                try:
+                    result.append((name, entry.stat(follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue
+    except OSError as exc:
+        raise_for_oserror(exc)
+    return result
+
+
+# --- stat -> FileInfo ----------------------------------------------------------------------------------------
+
+_NT_EPOCH_OFFSET = 116444736000000000  # 100 ns intervals from 1601-01-01 to 1970-01-01
+
+
+def unix_ns_to_nt(ns: int) -> int:
+    return ns // 100 + _NT_EPOCH_OFFSET
+
+
+# Non-regular, non-directory objects are shown as reparse points built from the real file (protocol notes 8.8).
+_SPECIAL_TYPES = frozenset((stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK))
+
+
+def file_attributes(
+    st: os.stat_result,
+    dos: DosInfo | None,
+    *,
+    reparse_tag: int = 0,
+    name: str = "",
+    hide_dot_files: bool = False,
+    map_readonly: bool = False,
+) -> int:
+    """FILE_ATTRIBUTE_* ([MS-FSCC] 2.6) of one object.
+
+    With our DOS xattr: its stored bits. Without: ARCHIVE for regular files (what Windows shows for a file no
+    backup has cleared, and what we store for files created over SMB; Samba without its xattr reports NORMAL
+    unless the owner-execute bit is set), READONLY only with `map_readonly` and no owner write bit (Samba's
+    "map readonly" defaults to no), HIDDEN for dot-files only with `hide_dot_files` (Samba defaults to yes; our
+    share default is no). DIRECTORY and REPARSE_POINT always follow the real object; NORMAL only stands alone.
+    """
+    mode = st.st_mode
+    fmt = stat.S_IFMT(mode)
+    is_dir = fmt == stat.S_IFDIR
+    if dos is not None:
+        attrs = dos.attributes & dos_attrs.STORED_ATTRIBUTES_MASK
+    else:
+        attrs = FILE_ATTRIBUTE_ARCHIVE if fmt == stat.S_IFREG else 0
+        if map_readonly and not is_dir and not mode & stat.S_IWUSR:
+            attrs |= FILE_ATTRIBUTE_READONLY
+    if is_dir:
+        attrs |= FILE_ATTRIBUTE_DIRECTORY
+    if hide_dot_files and name.startswith(".") and name not in (".", ".."):
+        attrs |= FILE_ATTRIBUTE_HIDDEN
+    if reparse_tag or fmt in _SPECIAL_TYPES:
+        attrs |= FILE_ATTRIBUTE_REPARSE_POINT
+    return attrs or FILE_ATTRIBUTE_NORMAL
+
+
+def file_info(
+    st: os.stat_result,
+    dos: DosInfo | None,
+    *,
+    reparse_tag: int = 0,
+    ea_size: int = 0,
+    name: str = "",
+    hide_dot_files: bool = False,
+    map_readonly: bool = False,
+) -> FileInfo:
+    """One stat (plus our DOS xattr, when read) in SMB terms; see file_attributes() for the attribute rules.
+
+    Directories report EndOfFile and AllocationSize 0 (Windows, and Samba's vfswrap_get_alloc_size). Files
+    report AllocationSize = st_blocks * 512. CreationTime comes from the DOS xattr, else
+    dos_attrs.derived_creation_time().
+    """
+    is_dir = stat.S_ISDIR(st.st_mode)
+    creation = dos.creation_time if dos is not None and dos.creation_time else 0
+    return FileInfo(
+        creation_time=creation or dos_attrs.derived_creation_time(st),
+        last_access_time=unix_ns_to_nt(st.st_atime_ns),
+        last_write_time=unix_ns_to_nt(st.st_mtime_ns),
+        change_time=unix_ns_to_nt(st.st_ctime_ns),
+        end_of_file=0 if is_dir else st.st_size,
+        allocation_size=0 if is_dir else st.st_blocks * 512,
+        attributes=file_attributes(
+            st,
+            dos,
+            reparse_tag=reparse_tag,
+            name=name,
+            hide_dot_files=hide_dot_files,
+            map_readonly=map_readonly,
+        ),
+        index_number=st.st_ino,
+        number_of_links=st.st_nlink,
+        reparse_tag=reparse_tag,
+        ea_size=ea_size,
+        mode=st.st_mode,
+        uid=st.st_uid,
+        gid=st.st_gid,
+        dev=st.st_dev,
+        rdev=st.st_rdev,
+    )

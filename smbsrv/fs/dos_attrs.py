@@ -1,0 +1,158 @@
+"""DOS attributes and creation time of a share object, kept in our own xattr ([MS-FSCC] 2.6, 2.4.7).
+
+Linux has no place for READONLY/HIDDEN/SYSTEM/ARCHIVE or a settable creation time, so they live in one small
+xattr, `user.smbsrv.dos` (Samba's equivalent is `user.DOSATTRIB`, in an NDR format of its own; we do not
+share it). Layout, little-endian, 16 bytes:
+
+    version u16 (=1) | flags u16 | attributes u32 | creation_time u64 (NT FILETIME)
+
+flags bit 0 (DOS_FLAG_CREATION_TIME) says creation_time is set. A reader ignores a value with another version
+or length (treated as absent) so a later format can be introduced without breaking old servers.
+
+DIRECTORY and NORMAL are never stored: DIRECTORY always comes from st_mode, NORMAL means "nothing else".
+
+Without the xattr, creation time is min(st_mtime, st_ctime). Python 3.11's os.stat has no birth time on Linux
+(st_birthtime is not filled there), and statx through ctypes would add a system call to every stat of a
+listing; the derived value is at least stable across listings and QUERY_INFO. Files created over SMB get the
+xattr, with their real creation time, at create time.
+
+Only regular files and directories can carry user.* xattrs; `read_at` answers None for anything else without
+a system call.
+"""
+
+import os
+import stat
+import struct
+from dataclasses import dataclass
+
+from smbsrv.fs import xattr
+from smbsrv.protocol.errors import SmbError
+from smbsrv.wire.status import NtStatus
+
+# [MS-FSCC] 2.6 File Attributes. Defined here until smbsrv.fscc.attributes exists.
+FILE_ATTRIBUTE_READONLY = 0x00000001
+FILE_ATTRIBUTE_HIDDEN = 0x00000002
+FILE_ATTRIBUTE_SYSTEM = 0x00000004
+FILE_ATTRIBUTE_DIRECTORY = 0x00000010
+FILE_ATTRIBUTE_ARCHIVE = 0x00000020
+FILE_ATTRIBUTE_NORMAL = 0x00000080
+FILE_ATTRIBUTE_TEMPORARY = 0x00000100
+FILE_ATTRIBUTE_SPARSE_FILE = 0x00000200
+FILE_ATTRIBUTE_REPARSE_POINT = 0x00000400
+FILE_ATTRIBUTE_OFFLINE = 0x00001000
+FILE_ATTRIBUTE_NOT_CONTENT_INDEXED = 0x00002000
+
+# What a client may set and we keep. REPARSE_POINT is kept for client-set reparse blobs (as Samba keeps it in
+# user.DOSATTRIB), so a listing knows which files to read the tag of.
+STORED_ATTRIBUTES_MASK = (
+    FILE_ATTRIBUTE_READONLY
+    | FILE_ATTRIBUTE_HIDDEN
+    | FILE_ATTRIBUTE_SYSTEM
+    | FILE_ATTRIBUTE_ARCHIVE
+    | FILE_ATTRIBUTE_TEMPORARY
+    | FILE_ATTRIBUTE_SPARSE_FILE
+    | FILE_ATTRIBUTE_REPARSE_POINT
+    | FILE_ATTRIBUTE_OFFLINE
+    | FILE_ATTRIBUTE_NOT_CONTENT_INDEXED
+)
+
+DOS_XATTR_NAME = "user.smbsrv.dos"
+DOS_FLAG_CREATION_TIME = 0x0001
+_DOS_VERSION = 1
+_DOS_STRUCT = struct.Struct("<HHIQ")
+
+_NT_EPOCH_OFFSET = 116444736000000000
+
+
+@dataclass(frozen=True, slots=True)
+class DosInfo:
+    attributes: int
+    creation_time: int  # NT FILETIME; 0 = not recorded
+
+    def encode(self) -> bytes:
+        flags = DOS_FLAG_CREATION_TIME if self.creation_time else 0
+        return _DOS_STRUCT.pack(
+            _DOS_VERSION, flags, self.attributes & STORED_ATTRIBUTES_MASK, self.creation_time
+        )
+
+    @classmethod
+    def decode(cls, value: bytes) -> "DosInfo | None":
+        if len(value) != _DOS_STRUCT.size:
+            return None
+        version, flags, attributes, creation_time = _DOS_STRUCT.unpack(value)
+        if version != _DOS_VERSION:
+            return None
+        if not flags & DOS_FLAG_CREATION_TIME:
+            creation_time = 0
+        return cls(attributes & STORED_ATTRIBUTES_MASK, creation_time)
+
+
+def derived_creation_time(st: os.stat_result) -> int:
+    """Creation time (NT FILETIME) for an object without our xattr: min(mtime, ctime)."""
+    return min(st.st_mtime_ns, st.st_ctime_ns) // 100 + _NT_EPOCH_OFFSET
+
+
+def _can_hold_xattrs(st: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
+
+
+def read(fd: int, st: os.stat_result) -> DosInfo | None:
+    """Our DOS xattr of the object behind `fd` (any fd; `st` is its stat), None when absent."""
+    if not _can_hold_xattrs(st):
+        return None
+    value = xattr.get(fd, DOS_XATTR_NAME)
+    return DosInfo.decode(value) if value is not None else None
+
+
+def read_at(dir_fd: int, name: str, st: os.stat_result) -> DosInfo | None:
+    """Like read() for an entry of a directory fd, as a listing needs it (one lgetxattr, no open)."""
+    if not _can_hold_xattrs(st):
+        return None
+    value = xattr.get_at(dir_fd, name, DOS_XATTR_NAME)
+    return DosInfo.decode(value) if value is not None else None
+
+
+def write(fd: int, info: DosInfo) -> None:
+    """Store `info` on a regular file or directory (at create, and on SET_INFO FileBasicInformation)."""
+    xattr.set(fd, DOS_XATTR_NAME, info.encode())
+
+
+def initialise(fd: int, attributes: int, st: os.stat_result) -> None:
+    """Record the attributes and creation time of an object we just created (`st` is its fresh stat, so its
+    ctime is the creation moment). A file system without user xattrs just keeps nothing."""
+    if not _can_hold_xattrs(st):
+        return
+    try:
+        write(fd, DosInfo(attributes, derived_creation_time(st)))
+    except SmbError as exc:
+        if exc.status != NtStatus.STATUS_NOT_SUPPORTED:
+            raise
+
+
+def set_attributes(fd: int, attributes: int, st: os.stat_result) -> None:
+    """Replace the stored attributes (SET_INFO FileBasicInformation, overwrite dispositions), keeping the
+    recorded creation time, or recording the derived one if there was none."""
+    if not _can_hold_xattrs(st):
+        return
+    previous = read(fd, st)
+    creation_time = previous.creation_time if previous is not None and previous.creation_time else 0
+    write(fd, DosInfo(attributes, creation_time or derived_creation_time(st)))
+
+
+def set_creation_time(fd: int, creation_time: int, st: os.stat_result) -> None:
+    """Replace the recorded creation time (SET_INFO FileBasicInformation CreationTime), keeping attributes."""
+    if not _can_hold_xattrs(st):
+        return
+    previous = read(fd, st)
+    attributes = previous.attributes if previous is not None else _default_attributes(st)
+    write(fd, DosInfo(attributes, creation_time))
+
+
+def _default_attributes(st: os.stat_result) -> int:
+    return FILE_ATTRIBUTE_ARCHIVE if stat.S_ISREG(st.st_mode) else 0
+
+
+def is_read_only(parent_fd: int, name: str, st: os.stat_result) -> bool:
+    """Whether the entry carries FILE_ATTRIBUTE_READONLY (DELETE_ON_CLOSE then fails with CANNOT_DELETE)."""
+    info = read_at(parent_fd, name, st)
+    return info is not None and bool(info.attributes & FILE_ATTRIBUTE_READONLY)

@@ -1,0 +1,123 @@
+"""Access masks and share modes across all opens of one file ([MS-FSA] 2.1.5.1.2, [MS-SMB2] 2.2.13.1)."""
+
+from __future__ import annotations
+
+import stat as stat_module
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from smbsrv.protocol.errors import SmbError
+from smbsrv.wire.constants import (
+    DELETE,
+    FILE_ALL_ACCESS,
+    FILE_APPEND_DATA,
+    FILE_EXECUTE,
+    FILE_GENERIC_EXECUTE,
+    FILE_GENERIC_READ,
+    FILE_GENERIC_WRITE,
+    FILE_READ_DATA,
+    FILE_SHARE_DELETE,
+    FILE_SHARE_READ,
+    FILE_SHARE_WRITE,
+    FILE_WRITE_DATA,
+    GENERIC_ALL,
+    GENERIC_EXECUTE,
+    GENERIC_READ,
+    GENERIC_WRITE,
+    MAXIMUM_ALLOWED,
+)
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.protocol.objects import Open
+
+# Bits that change the file: refused on read-only shares.
+WRITE_ACCESS_BITS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000040 | 0x00000100 | DELETE | 0x00040000 | 0x00080000
+# Bits outside every defined right: [MS-SMB2] 3.3.5.9 fails such requests.
+_INVALID_ACCESS_BITS = 0x0CE0FE00
+_READ_ONLY_MAXIMUM = FILE_GENERIC_READ | FILE_GENERIC_EXECUTE
+
+
+def map_generic(desired: int) -> int:
+    """Replace GENERIC_* bits with the file rights they stand for ([MS-SMB2] 2.2.13.1.1)."""
+    if desired & _INVALID_ACCESS_BITS:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    mapped = desired & ~(GENERIC_ALL | GENERIC_EXECUTE | GENERIC_WRITE | GENERIC_READ)
+    if desired & GENERIC_READ:
+        mapped |= FILE_GENERIC_READ
+    if desired & GENERIC_WRITE:
+        mapped |= FILE_GENERIC_WRITE
+    if desired & GENERIC_EXECUTE:
+        mapped |= FILE_GENERIC_EXECUTE
+    if desired & GENERIC_ALL:
+        mapped |= FILE_ALL_ACCESS
+    return mapped
+
+
+def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, groups: Iterable[int],
+                   *, read_only_share: bool, parent_writable: bool = True) -> int:
+    """The rights the Unix permission bits give this user: what MAXIMUM_ALLOWED and MxAc report.
+
+    The kernel still enforces permissions at open(); this is the SMB view of the same bits."""
+    if uid == 0:
+        access = FILE_ALL_ACCESS
+    else:
+        if st_uid == uid:
+            bits = (st_mode >> 6) & 7
+        elif st_gid == gid or st_gid in groups:
+            bits = (st_mode >> 3) & 7
+        else:
+            bits = st_mode & 7
+        access = 0x00120080 | 0x00000008  # READ_CONTROL | SYNCHRONIZE | READ_ATTRIBUTES | READ_EA
+        if bits & 4:
+            access |= FILE_GENERIC_READ
+        if bits & 2:
+            access |= FILE_GENERIC_WRITE | 0x00000040  # with DELETE_CHILD for directories
+        if bits & 1:
+            access |= FILE_GENERIC_EXECUTE
+        if st_uid == uid:
+            # The owner may always change attributes and permissions (chmod is the owner's right).
+            access |= 0x00000100 | 0x00040000 | 0x00000010
+        if parent_writable:
+            access |= DELETE
+    if read_only_share:
+        access &= _READ_ONLY_MAXIMUM
+    return access
+
+
+def resolve_desired_access(desired: int, maximum: int) -> int:
+    """The access to grant: MAXIMUM_ALLOWED becomes everything the user may have; every other requested
+    bit must be within the maximum, else STATUS_ACCESS_DENIED."""
+    mapped = map_generic(desired)
+    if mapped & MAXIMUM_ALLOWED:
+        return (mapped & ~MAXIMUM_ALLOWED) | maximum
+    if mapped & ~maximum & ~0x01000000:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    return mapped
+
+
+def _uses(access: int, bits: int) -> bool:
+    return access & bits != 0
+
+
+def check_share_access(existing: Iterable[Open], access: int, share_access: int) -> None:
+    """[MS-FSA] 2.1.5.1.2: a new open conflicts with any existing open whose sharing it does not fit, or whose
+    access its own sharing does not allow. Opens for attributes only never conflict."""
+    data_bits = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE | DELETE
+    if not access & data_bits:
+        return
+    for other in existing:
+        other_access = other.granted_access
+        if not other_access & data_bits:
+            continue
+        if (_uses(access, FILE_READ_DATA | FILE_EXECUTE) and not other.share_access & FILE_SHARE_READ
+                or _uses(access, FILE_WRITE_DATA | FILE_APPEND_DATA) and not other.share_access & FILE_SHARE_WRITE
+                or _uses(access, DELETE) and not other.share_access & FILE_SHARE_DELETE
+                or _uses(other_access, FILE_READ_DATA | FILE_EXECUTE) and not share_access & FILE_SHARE_READ
+                or _uses(other_access, FILE_WRITE_DATA | FILE_APPEND_DATA) and not share_access & FILE_SHARE_WRITE
+                or _uses(other_access, DELETE) and not share_access & FILE_SHARE_DELETE):
+            raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
+
+
+def is_directory_mode(mode: int) -> bool:
+    return stat_module.S_ISDIR(mode)

@@ -1,0 +1,318 @@
+"""One client connection: from a received message to the buffers to send, with no I/O of its own.
+
+The transport feeds whole messages (the 4-byte Direct TCP prefix removed) to `Connection.handle_message` and
+sends what it returns. Everything between lives here: SMB1 upgrade, compound splitting ([MS-SMB2] 3.3.5.2.7),
+message-id and credit checks (3.3.5.2.3), signature checks (3.3.5.2.4), related-operation inheritance, preauth
+hashing (3.3.5.4, 3.3.5.5) and response assembly. Interim and final responses of async requests leave through
+the `send` callback the transport provides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smbsrv.crypto import preauth
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import CreditWindow
+from smbsrv.protocol.errors import ProtocolViolation, SmbError
+from smbsrv.protocol.reply import GoAsync, Reply
+from smbsrv.wire import error as error_wire
+from smbsrv.wire.constants import (
+    SMB1_PROTOCOL_ID,
+    SMB2_FLAGS_ASYNC_COMMAND,
+    SMB2_FLAGS_RELATED_OPERATIONS,
+    SMB2_FLAGS_SERVER_TO_REDIR,
+    SMB2_FLAGS_SIGNED,
+    SMB2_PROTOCOL_ID,
+    SMB2_TRANSFORM_PROTOCOL_ID,
+    Command,
+)
+from smbsrv.wire.header import HEADER_SIZE, Header, decode_header, encode_response_header
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.protocol.objects import Open, Session
+    from smbsrv.state import ServerState
+
+log = logging.getLogger(__name__)
+
+Buffers = list[bytes | bytearray | memoryview]
+_NBSS = struct.Struct(">I")
+
+# Statuses after which the remaining related requests of a compound do not run ([MS-SMB2] 3.3.5.2.7.2).
+_SUCCESS_LIKE = (NtStatus.STATUS_SUCCESS, NtStatus.STATUS_BUFFER_OVERFLOW)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A response built but not yet chained, signed and hashed."""
+
+    response: bytearray
+    payload: memoryview | bytes | bytearray | None
+    signer: Any
+    hash_into_connection: bool
+    hash_session: Session | None
+
+
+class Connection:
+    """Per-connection protocol state ([MS-SMB2] 3.3.1.7)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, server: ServerState, peer: str, send: Callable[[Buffers], None]) -> None:
+        self.server = server
+        self.peer = peer
+        self.send = send
+        self.connection_id = next(self._ids)
+        self.log = logging.LoggerAdapter(log, {"conn": self.connection_id})
+        self.credits = CreditWindow(server.config.max_credits)
+        self.negotiated = False
+        self.dialect = 0
+        self.client_guid = b""
+        self.client_capabilities = 0
+        self.client_security_mode = 0
+        self.client_dialects: tuple[int, ...] = ()
+        self.server_security_mode = 0
+        self.server_capabilities = 0
+        self.signing_algorithm: int | None = None
+        self.cipher_id = 0
+        self.posix_extensions = False
+        self.supports_multi_credit = False
+        self.preauth_hash: bytes | None = None
+        self.sessions: dict[int, Session] = {}
+        self.async_requests: dict[int, asyncio.Task[None]] = {}
+        self._async_ids = itertools.count(1)
+        self.closed = False
+
+    # -- message level -------------------------------------------------------------------------------------
+
+    async def handle_message(self, message: bytearray | memoryview) -> Buffers | None:
+        """Process one transport message; return the framed buffers to send (None: nothing to send).
+
+        Raises ProtocolViolation when the connection must be dropped.
+        """
+        view = memoryview(message)
+        protocol_id = bytes(view[:4])
+        if protocol_id == SMB2_PROTOCOL_ID:
+            return await self._handle_smb2(view)
+        if protocol_id == SMB1_PROTOCOL_ID and not self.negotiated:
+            from smbsrv.commands import negotiate
+
+            return self._frame([negotiate.handle_smb1_negotiate(self, view)])
+        if protocol_id == SMB2_TRANSFORM_PROTOCOL_ID:
+            raise ProtocolViolation("encrypted messages are not supported yet")
+        raise ProtocolViolation(f"unknown protocol id {protocol_id.hex()}")
+
+    async def _handle_smb2(self, view: memoryview) -> Buffers | None:
+        from smbsrv.dispatch import dispatch
+
+        responses: list[_Pending] = []
+        position = 0
+        previous: RequestContext | None = None
+        previous_status = NtStatus.STATUS_SUCCESS
+        while True:
+            if len(view) - position < HEADER_SIZE:
+                raise ProtocolViolation("truncated SMB2 header")
+            header = decode_header(view, position)
+            next_command = header.next_command
+            if next_command:
+                if next_command % 8 or next_command < HEADER_SIZE or position + next_command > len(view):
+                    raise ProtocolViolation("bad NextCommand")
+                element = view[position:position + next_command]
+            else:
+                element = view[position:]
+            related = bool(header.flags & SMB2_FLAGS_RELATED_OPERATIONS) and position > 0
+            if header.command != Command.CANCEL:
+                self._check_message_id(header)
+            if header.command == Command.CANCEL:
+                self._handle_cancel(header)
+                if not next_command:
+                    break
+                position += next_command
+                continue
+            ctx = RequestContext(self, header, element)
+            if related and previous is not None:
+                self._inherit(ctx, previous)
+            body: bytes | Reply
+            status: NtStatus
+            try:
+                if related and previous_status not in _SUCCESS_LIKE:
+                    raise SmbError(previous_status, b"", wrap_in_context=False)
+                body = await dispatch(ctx)
+                status = body.status if isinstance(body, Reply) else NtStatus.STATUS_SUCCESS
+            except SmbError as exc:
+                status = exc.status
+                body = error_wire.encode_error_response(exc.error_data, dialect=self.dialect,
+                                                        wrap_in_context=exc.wrap_in_context)
+            except GoAsync as pending:
+                status = NtStatus.STATUS_PENDING
+                body = self._start_async(ctx, pending)
+            except ProtocolViolation:
+                raise
+            except Exception:  # a handler bug: answer it, never drop the connection over it
+                self.log.exception("internal error in %s", _command_name(header.command))
+                status = NtStatus.STATUS_INTERNAL_ERROR
+                body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
+            responses.append(self._build_response(ctx, status, body))
+            self.log.debug("%s mid=%d -> %s", _command_name(header.command), header.message_id, status.name)
+            previous, previous_status = ctx, status
+            if not next_command:
+                break
+            position += next_command
+        if not responses:
+            return None
+        return self._assemble(responses)
+
+    # -- checks --------------------------------------------------------------------------------------------
+
+    def _check_message_id(self, header: Header) -> None:
+        charge = header.credit_charge
+        if self.dialect in (0, 0x0202) or not self.supports_multi_credit:
+            charge = 1
+        self.credits.consume(header.message_id, charge)
+
+    def _inherit(self, ctx: RequestContext, previous: RequestContext) -> None:
+        """[MS-SMB2] 3.3.5.2.7.2: a related request takes the session, tree and file of the one before it."""
+        header = ctx.header
+        header.session_id = previous.header.session_id
+        header.tree_id = previous.header.tree_id
+        ctx.created_file_id = previous.created_file_id or (
+            previous.open.file_id if previous.open is not None else None)
+
+    def _handle_cancel(self, header: Header) -> None:
+        """CANCEL has no response of its own; the cancelled request answers STATUS_CANCELLED."""
+        key = header.async_id if header.is_async else None
+        for async_id, task in list(self.async_requests.items()):
+            if key is None and getattr(task, "smb_message_id", None) == header.message_id or key == async_id:
+                task.cancel()
+
+    # -- async ---------------------------------------------------------------------------------------------
+
+    def _start_async(self, ctx: RequestContext, pending: GoAsync) -> bytes:
+        async_id = next(self._async_ids)
+        ctx.header.async_id = async_id
+        ctx.header.flags |= SMB2_FLAGS_ASYNC_COMMAND
+
+        async def complete() -> None:
+            body: bytes | Reply
+            try:
+                body = await pending.completion()
+                status = body.status if isinstance(body, Reply) else NtStatus.STATUS_SUCCESS
+            except SmbError as exc:
+                status, body = exc.status, error_wire.encode_error_response(
+                    exc.error_data, dialect=self.dialect, wrap_in_context=exc.wrap_in_context)
+            except asyncio.CancelledError:
+                status = NtStatus.STATUS_CANCELLED
+                body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
+            except Exception:
+                self.log.exception("internal error in async %s", _command_name(ctx.header.command))
+                status = NtStatus.STATUS_INTERNAL_ERROR
+                body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
+            finally:
+                self.async_requests.pop(async_id, None)
+            if not self.closed:
+                self.send(self._assemble([self._build_response(ctx, status, body)]))
+
+        task = asyncio.get_running_loop().create_task(complete())
+        task.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
+        self.async_requests[async_id] = task
+        return error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
+
+    # -- responses -----------------------------------------------------------------------------------------
+
+    def _build_response(self, ctx: RequestContext, status: NtStatus, body: bytes | Reply) -> _Pending:
+        header = ctx.header
+        payload = None
+        if isinstance(body, Reply):
+            payload = body.payload
+            body = body.body
+        flags = SMB2_FLAGS_SERVER_TO_REDIR | (header.flags & (SMB2_FLAGS_RELATED_OPERATIONS |
+                                                             SMB2_FLAGS_ASYNC_COMMAND))
+        # The final response of an async request grants nothing: the interim one did ([MS-SMB2] 3.3.4.2).
+        final_async = header.is_async and status != NtStatus.STATUS_PENDING
+        granted = 0 if final_async else self.credits.grant(header.credit_charge, header.credit_request)
+        response = bytearray(HEADER_SIZE + len(body))
+        encode_response_header(response, 0, status=status, command=header.command,
+                               credit_charge=header.credit_charge, credits=granted, flags=flags,
+                               next_command=0, message_id=header.message_id, tree_id=header.tree_id,
+                               async_id=header.async_id, session_id=header.session_id)
+        response[HEADER_SIZE:] = body
+        signer = None
+        signer_session = ctx.sign_with or ctx.session
+        if (signer_session is not None and signer_session.signer is not None and status != NtStatus.STATUS_PENDING
+                and (ctx.sign_with is not None or header.flags & SMB2_FLAGS_SIGNED
+                     or signer_session.signing_required)):
+            signer = signer_session.signer
+        hash_session = ctx.preauth_session if status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED else None
+        return _Pending(response, payload, signer, header.command == Command.NEGOTIATE, hash_session)
+
+    def _assemble(self, responses: list[_Pending]) -> Buffers:
+        """Chain the responses of one message: pad all but the last to 8 bytes, set NextCommand, then sign
+        (the signature covers NextCommand and the padding) and fold preauth hashes over the final bytes."""
+        buffers: Buffers = []
+        total = 0
+        last = len(responses) - 1
+        for index, pending in enumerate(responses):
+            response, payload = pending.response, pending.payload
+            if payload is not None and (pending.signer is not None or index != last):
+                response += payload
+                payload = None
+            if index != last:
+                response += bytes(-len(response) % 8)
+                struct.pack_into("<I", response, 20, len(response))
+            if pending.signer is not None:
+                pending.signer.sign(response)
+            if pending.hash_into_connection and self.preauth_hash is not None:
+                self.preauth_hash = preauth.update(self.preauth_hash, response)
+            if pending.hash_session is not None and pending.hash_session.preauth_hash is not None:
+                pending.hash_session.preauth_hash = preauth.update(pending.hash_session.preauth_hash, response)
+            buffers.append(response)
+            total += len(response)
+            if payload is not None:
+                buffers.append(payload)
+                total += len(payload)
+        buffers.insert(0, _NBSS.pack(total))
+        return buffers
+
+    def _frame(self, bodies: list[bytes]) -> Buffers:
+        data = b"".join(bodies)
+        return [_NBSS.pack(len(data)), data]
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def next_file_id(self) -> tuple[int, int]:
+        return self.server.allocate_file_id()
+
+    def find_open(self, session: Session, file_id: tuple[int, int]) -> Open | None:
+        return session.opens.get(file_id[1])
+
+    def connection_lost(self) -> None:
+        """Tear down everything this connection owns: async requests, opens, tree connects, sessions."""
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self.async_requests.values()):
+            task.cancel()
+        from smbsrv.commands.logoff import destroy_session
+
+        for session in list(self.sessions.values()):
+            destroy_session(self, session)
+        self.sessions.clear()
+
+
+def _command_name(command: int) -> str:
+    try:
+        return Command(command).name
+    except ValueError:
+        return f"0x{command:02x}"
+
+
+def now_filetime() -> int:
+    return time.time_ns() // 100 + 116444736000000000

@@ -1,0 +1,28 @@
+"""The request context a handler receives: what the dispatcher already looked up for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from smbsrv.wire.header import Header
+
+if TYPE_CHECKING:
+    from smbsrv.protocol.connection import Connection
+    from smbsrv.protocol.objects import Open, Session, TreeConnect
+
+
+@dataclass(slots=True)
+class RequestContext:
+    connection: Connection
+    header: Header
+    element: memoryview  # this compound element, header at offset 0
+    session: Session | None = None
+    tree: TreeConnect | None = None
+    open: Open | None = None
+    # Set by CREATE so that later related requests in the compound use the new handle.
+    created_file_id: tuple[int, int] | None = None
+    # Set by SESSION_SETUP: fold the response into this session's preauth hash (3.1.1, non-final legs).
+    preauth_session: Session | None = None
+    # Set by SESSION_SETUP success: sign this response with the new session's key.
+    sign_with: Session | None = None

@@ -1,0 +1,69 @@
+"""Server state objects, named as in [MS-SMB2] 3.3.1: Session, TreeConnect, Open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smbsrv.config import ShareConfig
+
+
+@dataclass(eq=False)
+class Session:
+    session_id: int
+    state: str = "in_progress"  # in_progress | valid | expired
+    user: Any = None  # smbsrv.auth.users.User, or None for guest/anonymous
+    is_guest: bool = False
+    is_anonymous: bool = False
+    session_key: bytes | None = None
+    signer: Any = None  # crypto.signing.Signer once keys exist
+    signing_required: bool = False
+    encrypt_data: bool = False
+    cipher: Any = None
+    application_key: bytes | None = None
+    preauth_hash: bytes | None = None
+    exchange: Any = None  # the in-progress authentication exchange
+    uid: int = -1
+    gid: int = -1
+    groups: tuple[int, ...] = ()
+    tree_connects: dict[int, TreeConnect] = field(default_factory=dict)
+    opens: dict[int, Open] = field(default_factory=dict)
+    next_tree_id: int = 1
+
+
+@dataclass(eq=False)
+class TreeConnect:
+    tree_id: int
+    session: Session
+    share: ShareConfig
+    share_root: Any  # fs.resolver.ShareRoot, None for IPC$
+    maximal_access: int
+    is_ipc: bool = False
+    read_only: bool = False
+
+
+@dataclass(eq=False)
+class Open:
+    """One handle. `fd` is an O_PATH fd for metadata-only opens and a real fd when data access was granted."""
+
+    file_id: tuple[int, int]
+    tree: TreeConnect
+    session: Session
+    granted_access: int
+    share_access: int
+    create_options: int
+    path_components: tuple[str, ...]
+    fd: int = -1
+    is_directory: bool = False
+    posix: bool = False
+    delete_on_close: bool = False
+    pipe: Any = None  # rpc NamedPipe for IPC$ opens
+    file_key: tuple[int, int] = (0, 0)  # (st_dev, st_ino): what share modes and locks are keyed on
+    reparse_tag: int = 0
+    position: int = 0
+    mode_flags: int = 0
+    enumeration: Any = None  # directory enumeration state
+    durable: bool = False
+    closed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,145 @@
+"""Direct TCP transport ([MS-SMB2] 2.1): 4-byte length-prefixed messages over a non-blocking socket.
+
+Receiving reads each message into its own buffer (WRITE payloads are then written to disk from that buffer
+without another copy); sending hands lists of buffers to sendmsg, so READ data goes out without being joined
+to its header. A writer task drains a small queue, which lets the next request's disk read overlap with the
+previous response's send while bounding the memory a slow reader can pin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from smbsrv.protocol.connection import Buffers, Connection
+from smbsrv.protocol.errors import ProtocolViolation
+
+if TYPE_CHECKING:
+    from smbsrv.state import ServerState
+
+log = logging.getLogger(__name__)
+
+_NBSS_SESSION_MESSAGE = 0x00
+_NBSS_KEEPALIVE = 0x85
+_SEND_QUEUE_DEPTH = 4
+# The largest message a client may send: MaxWriteSize of payload plus room for headers and a compound.
+_PDU_OVERHEAD = 64 * 1024
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class SocketChannel:
+    """One client socket: exact reads into caller buffers, and gathered writes."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock = sock
+        self.loop = loop
+        self.fd = sock.fileno()
+
+    async def read_exact(self, view: memoryview) -> None:
+        while view:
+            count = await self.loop.sock_recv_into(self.sock, view)
+            if count == 0:
+                raise ConnectionClosed()
+            view = view[count:]
+
+    async def send_buffers(self, buffers: Buffers) -> None:
+        views = [memoryview(b).cast("B") for b in buffers if len(b)]
+        while views:
+            try:
+                sent = self.sock.sendmsg(views)
+            except BlockingIOError:
+                await self._writable()
+                continue
+            except InterruptedError:
+                continue
+            while sent and views:
+                head = views[0]
+                if sent >= len(head):
+                    sent -= len(head)
+                    views.pop(0)
+                else:
+                    views[0] = head[sent:]
+                    sent = 0
+
+    async def _writable(self) -> None:
+        future = self.loop.create_future()
+        self.loop.add_writer(self.fd, future.set_result, None)
+        try:
+            await future
+        finally:
+            self.loop.remove_writer(self.fd)
+
+
+async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
+                           stopping: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    channel = SocketChannel(sock, loop)
+    queue: asyncio.Queue[Buffers | None] = asyncio.Queue(_SEND_QUEUE_DEPTH)
+    connection = Connection(server, peer, lambda buffers: queue.put_nowait(buffers))
+    server.connections.add(connection)
+    writer = loop.create_task(_drain(channel, queue, connection))
+    max_message = server.config.max_io_size + _PDU_OVERHEAD
+    prefix = bytearray(4)
+    prefix_view = memoryview(prefix)
+    log.info("connection %d from %s", connection.connection_id, peer)
+    try:
+        while not stopping.is_set():
+            await channel.read_exact(prefix_view)
+            kind = prefix[0]
+            length = int.from_bytes(prefix[1:4], "big")
+            if kind == _NBSS_KEEPALIVE:
+                continue
+            if kind != _NBSS_SESSION_MESSAGE or length > max_message or length < 4:
+                log.info("connection %d: bad frame (type %#x, length %d)", connection.connection_id, kind, length)
+                break
+            message = bytearray(length)
+            await channel.read_exact(memoryview(message))
+            responses = await connection.handle_message(message)
+            if responses:
+                await queue.put(responses)
+            if writer.done():
+                break
+    except ConnectionClosed:
+        pass
+    except (ConnectionResetError, BrokenPipeError, TimeoutError):
+        pass
+    except ProtocolViolation as exc:
+        log.info("connection %d: dropped: %s", connection.connection_id, exc)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        connection.connection_lost()
+        server.connections.discard(connection)
+        if not writer.done():
+            try:
+                queue.put_nowait(None)
+            except asyncio.QueueFull:
+                writer.cancel()
+            try:
+                await asyncio.wait_for(writer, timeout=5)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                writer.cancel()
+        sock.close()
+        log.info("connection %d closed", connection.connection_id)
+
+
+async def _drain(channel: SocketChannel, queue: asyncio.Queue[Buffers | None], connection: Connection) -> None:
+    try:
+        while True:
+            buffers = await queue.get()
+            if buffers is None:
+                return
+            await channel.send_buffers(buffers)
+    except (ConnectionResetError, BrokenPipeError, OSError):
+        connection.closed = True
+
+
+__all__ = ["serve_connection", "SocketChannel", "struct"]

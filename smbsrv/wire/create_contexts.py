@@ -1,0 +1,60 @@
+"""Create contexts: the chained Next/Name/Data records of CREATE ([MS-SMB2] 2.2.13.2, 2.2.14.2)."""
+
+import struct
+from dataclasses import dataclass
+
+from smbsrv.protocol.errors import SmbError
+from smbsrv.wire.buffer import pad8
+from smbsrv.wire.status import NtStatus
+
+_CONTEXT = struct.Struct("<IHHHHI")
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContext:
+    name: bytes
+    data: bytes
+
+
+def decode_chain(chain: memoryview) -> dict[bytes, bytes]:
+    """Decode a request's context chain into name -> data. Duplicate names are invalid ([MS-SMB2] 3.3.5.9)."""
+    contexts: dict[bytes, bytes] = {}
+    position = 0
+    while True:
+        if position + _CONTEXT.size > len(chain):
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        next_offset, name_offset, name_length, _, data_offset, data_length = _CONTEXT.unpack_from(chain, position)
+        end = len(chain) if next_offset == 0 else position + next_offset
+        if next_offset and (next_offset % 8 or end > len(chain)) or end <= position:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        if name_length == 0 or name_offset < _CONTEXT.size or position + name_offset + name_length > end:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        if data_length and (data_offset < name_offset + name_length or position + data_offset + data_length > end):
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        name = bytes(chain[position + name_offset:position + name_offset + name_length])
+        data = bytes(chain[position + data_offset:position + data_offset + data_length]) if data_length else b""
+        if name in contexts:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        contexts[name] = data
+        if next_offset == 0:
+            return contexts
+        position = end
+
+
+def encode_chain(contexts: list[CreateContext]) -> bytes:
+    """Encode response contexts, each 8-byte aligned, Next = 0 on the last."""
+    parts: list[bytes] = []
+    for index, context in enumerate(contexts):
+        name_offset = _CONTEXT.size
+        data_offset = pad8(name_offset + len(context.name)) if context.data else 0
+        body_end = (data_offset + len(context.data)) if context.data else name_offset + len(context.name)
+        last = index == len(contexts) - 1
+        total = body_end if last else pad8(body_end)
+        parts.append(_CONTEXT.pack(0 if last else total, name_offset, len(context.name), 0, data_offset,
+                                   len(context.data)))
+        parts.append(context.name)
+        if context.data:
+            parts.append(bytes(data_offset - name_offset - len(context.name)))
+            parts.append(context.data)
+        parts.append(bytes(total - body_end))
+    return b"".join(parts)

@@ -129,7 +129,7 @@ class NameIndexCache:
     def _still_valid(entry: _DirIndex, dir_st: os.stat_result, now: float) -> bool:
         if entry.mtime_ns != dir_st.st_mtime_ns or entry.ctime_ns != dir_st.st_ctime_ns:
             return False
-        return True
+        return not entry.tentative or now - entry.scanned_at < TENTATIVE_TRUST_S
 
     def _scan(self, dir_fd: int, dir_st: os.stat_result, now: float) -> _DirIndex:
         # listdir needs a readable fd; reopening '.' through the O_PATH fd names the same inode, race-free.

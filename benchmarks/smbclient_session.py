@@ -32,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks import procstat
 from benchmarks.servers import Endpoint
 
 MARKER = b"Current directory is"
@@ -154,7 +155,18 @@ class SmbclientSession:
             os.close(self._gate_fd)
             self._gate_fd = -1
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            # A shell waiting at a gate would outlive smbclient; open and close each gate to let it finish,
+            # then kill whatever is left of the tree, by PID.
+            for gate in (self.gate_start, self.gate_end):
+                try:
+                    os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            for pid in reversed(procstat.tree_pids(self.proc.pid)):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.wait()
         if self._reader is not None:
             self._reader.join(timeout=5.0)

@@ -30,8 +30,9 @@ MIB = 1 << 20
 GIB = 1 << 30
 MB = 1_000_000
 _COPY_CHUNK_BYTES = 8 * MIB
-# smbclient's own transfer report: "(12345.6 kb/s)", where kb means 1024 bytes (source3/client/client.c).
-_CLIENT_RATE = re.compile(r"\((\d+(?:\.\d+)?) kb/s\)")
+# smbclient's own transfer report, "(12345.6 kb/s)" after a put and "(12345.6 KiloBytes/sec)" after a get,
+# where a kilobyte is 1024 bytes (source3/client/client.c).
+_CLIENT_RATE = re.compile(r"\((\d+(?:\.\d+)?) (?:kb/s|KiloBytes/sec)\)")
 
 
 class WorkloadError(RuntimeError):
@@ -279,7 +280,7 @@ class ListDirectory(Workload):
 
 class StatFiles(Workload):
     name = "stat_files"
-    title = "allinfo of files, one connection (12 round trips each)"
+    title = "allinfo of files, one connection (many round trips per file)"
     unit = "files/s"
 
     def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:

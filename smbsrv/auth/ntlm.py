@@ -147,7 +147,7 @@ def _av_pair(av_id: int, value: bytes) -> bytes:
     return _AV_PAIR.pack(av_id, len(value)) + value
 
 
-def parse_av_pairs(data: bytes | memoryview) -> dict[int, bytes]:
+def parse_av_pairs(data: bytes | bytearray | memoryview) -> dict[int, bytes]:
     """Decode an AV_PAIR list ([MS-NLMP] 2.2.2.1); stops at MsvAvEOL or at the end of the data."""
     pairs: dict[int, bytes] = {}
     pos = 0

@@ -1,0 +1,132 @@
+"""Fixtures that start the real daemon on 127.0.0.1 and stop it again, also when a test fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+USER = "alice"
+PASSWORD = "Secret-123"
+_LISTENING = re.compile(r"listening on (\S+) port (\d+)")
+# A line like this in the server log means a handler bug: every test run fails on it (issue 7).
+_BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
+
+
+@dataclass
+class SmbServer:
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    share_path: Path
+    log_path: Path
+    share: str = "share"
+    user: str = USER
+    password: str = PASSWORD
+    extra_shares: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def unc(self) -> str:
+        return f"//{self.host}/{self.share}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def smbclient(self, commands: str, *extra: str, share: str | None = None, user: str | None = None,
+                  timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run Debian's smbclient against this server with `-c commands`."""
+        credentials = user or f"{self.user}%{self.password}"
+        argv = ["smbclient", f"//{self.host}/{share or self.share}", "-p", str(self.port), "-U", credentials,
+                *extra, "-c", commands]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"smbclient failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+
+def start_server(share_path: Path, log_path: Path, *args: str, extra_shares: dict[str, Path] | None = None,
+                 users: tuple[tuple[str, str], ...] = ((USER, PASSWORD),), config: Path | None = None,
+                 env: dict[str, str] | None = None) -> SmbServer:
+    argv = [sys.executable, "-m", "smbsrv", "serve", "--listen", "127.0.0.1", "--port", "0",
+            "--log-level", "DEBUG"]
+    if config is not None:
+        argv += ["-c", str(config)]
+    else:
+        argv += ["--share", f"share={share_path}"]
+        for name, path in (extra_shares or {}).items():
+            argv += ["--share", f"{name}={path}"]
+    for name, password in users:
+        argv += ["--user", f"{name}:{password}"]
+    argv += list(args)
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
+                               env={**os.environ, **(env or {})})
+    log_file.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        match = _LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            return SmbServer(process, match.group(1), int(match.group(2)), share_path, log_path,
+                             extra_shares=dict(extra_shares or {}))
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop_server(process)
+    raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def assert_no_server_bugs(server: SmbServer) -> None:
+    text = server.log_text()
+    for marker in _BUG_MARKERS:
+        assert marker not in text, f"server logged a handler bug:\n{text[text.index(marker) - 2000:][:6000]}"
+
+
+@pytest.fixture
+def share_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "share"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def smb_server(share_dir: Path, tmp_path: Path) -> Iterator[SmbServer]:
+    server = start_server(share_dir, tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        stop_server(server.process)
+    assert_no_server_bugs(server)
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[SmbServer]:
+    """One server for a whole module, for tests that only read or clean up after themselves."""
+    with tempfile.TemporaryDirectory(prefix="smbsrv-test-") as tmp:
+        share = Path(tmp) / "share"
+        share.mkdir()
+        server = start_server(share, Path(tmp) / "server.log")
+        try:
+            yield server
+        finally:
+            stop_server(server.process)
+        assert_no_server_bugs(server)

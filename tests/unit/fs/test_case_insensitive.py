@@ -68,8 +68,13 @@ def test_outside_rename_invalidates(share: ShareRoot, share_dir: Path) -> None:
         assert res.name == "Alpha"
     # Another process renames the file; the directory's mtime/ctime move, the index is rebuilt.
     subprocess.run(
-        [sys.executable, "-c", "import os, sys; os.rename(sys.argv[1], sys.argv[2])",
-         str(share_dir / "Alpha"), str(share_dir / "Beta")],
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; os.rename(sys.argv[1], sys.argv[2])",
+            str(share_dir / "Alpha"),
+            str(share_dir / "Beta"),
+        ],
         check=True,
     )
     with share.resolve(parse("ALPHA"), case_insensitive=True) as res:

@@ -38,7 +38,9 @@ def status_of(name: str, *, posix: bool = False) -> NtStatus:
         ("\U0001f600" * 127, ("\U0001f600" * 127,), None, False),  # 254 UTF-16 units
     ],
 )
-def test_valid_windows_names(name: str, components: tuple[str, ...], stream: str | None, trailing: bool) -> None:
+def test_valid_windows_names(
+    name: str, components: tuple[str, ...], stream: str | None, trailing: bool
+) -> None:
     path = SmbPath.parse(name, posix=False)
     assert path.components == components
     assert path.stream == stream
@@ -102,7 +104,7 @@ def test_whole_path_limit() -> None:
         ("a/b", ("a", "b"), False),
         ("a\\b", ("a\\b",), False),  # '\\' is an ordinary character
         ("f:s", ("f:s",), False),  # no stream syntax
-        ("x*?<>|\"y", ('x*?<>|"y',), False),
+        ('x*?<>|"y', ('x*?<>|"y',), False),
         ("x\x01y", ("x\x01y",), False),
         ("d/", ("d",), True),
     ],

@@ -128,7 +128,9 @@ def test_symlink_loop_and_dangling(share: ShareRoot, share_dir: Path) -> None:
         assert res.is_symlink
 
 
-def test_case_insensitive_lookup_never_follows_links(share: ShareRoot, share_dir: Path, outside: Path) -> None:
+def test_case_insensitive_lookup_never_follows_links(
+    share: ShareRoot, share_dir: Path, outside: Path
+) -> None:
     os.symlink(str(outside), share_dir / "Link")
     with pytest.raises(SymlinkMet) as info:
         share.resolve(parse("LINK\\secret"), case_insensitive=True)

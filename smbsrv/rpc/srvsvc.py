@@ -95,6 +95,21 @@ _SHARE_ENUM_LEVELS = frozenset((0, 1, 2, 501, 502, 503))
 _SHARE_GET_INFO_LEVELS = frozenset((0, 1, 2, 501, 502, 503, 1005))
 _SERVER_INFO_LEVELS = frozenset((100, 101, 102))
 
+# The arms of the switched unions, SHARE_ENUM_UNION, SHARE_INFO and SERVER_INFO ([MS-SRVS] 2.2.3.5 to
+# 2.2.3.7); every arm is a unique pointer. A level outside these has no arm in [MS-SRVS], while Samba's IDL
+# gives the unions an empty default arm: such a level travels as the discriminant alone, in requests from
+# Samba clients and in this server's answers (as smbd answers).
+_SHARE_ENUM_UNION_ARMS = _SHARE_ENUM_LEVELS
+_SHARE_INFO_ARMS = frozenset((0, 1, 2, 501, 502, 503, 1004, 1005, 1006, 1501))
+# fmt: off
+_SERVER_INFO_ARMS = frozenset((
+    100, 101, 102, 103, 502, 503, 599, 1005, 1010, 1016, 1017, 1018, 1107, 1501, 1502, 1503, 1506,
+    1510, 1511, 1512, 1513, 1514, 1515, 1516, 1518, 1523, 1528, 1529, 1530, 1533, 1534, 1535, 1536,
+    1538, 1539, 1540, 1541, 1542, 1543, 1544, 1545, 1546, 1547, 1548, 1549, 1550,
+    1552, 1553, 1554, 1555, 1556,
+))
+# fmt: on
+
 _Value = int | str | bytes | None
 
 
@@ -163,6 +178,12 @@ def _write_pointees(writer: NdrWriter, values: tuple[_Value, ...]) -> None:
             writer.byte_array(value)
 
 
+def _write_empty_arm(writer: NdrWriter, level: int, arms: frozenset[int]) -> None:
+    """The union arm of a level this server does not answer: a NULL pointer, or nothing without an arm."""
+    if level in arms:
+        writer.pointer(False)
+
+
 def _skip_share_info_array(reader: NdrReader, kinds: tuple[_Kind, ...]) -> None:
     """Read past a conformant array of SHARE_INFO_x that a client sent as [in,out] input.
 
@@ -219,11 +240,9 @@ class SrvsvcInterface:
         reader.unique_wide_string()  # ServerName: any name reaching this pipe means this server
         level = reader.u32()  # SHARE_ENUM_STRUCT.Level
         tag = reader.u32()  # the SHARE_ENUM_UNION discriminant
-        if reader.pointer():  # the SHARE_INFO_x_CONTAINER
+        if tag in _SHARE_ENUM_UNION_ARMS and reader.pointer():  # the SHARE_INFO_x_CONTAINER
             reader.u32()  # EntriesRead
             if reader.pointer():  # Buffer
-                if tag not in _SHARE_ENUM_LEVELS:
-                    raise NdrError(f"SHARE_ENUM_UNION has no arm {tag}")
                 _skip_share_info_array(reader, _SHARE_INFO_KINDS[tag])
         reader.u32()  # PreferedMaximumLength: every share fits in one answer, so it is not needed
         has_resume_handle = reader.pointer()
@@ -233,7 +252,7 @@ class SrvsvcInterface:
         writer.u32(level)
         writer.u32(level)
         if level != tag or level not in _SHARE_ENUM_LEVELS:
-            writer.pointer(False)
+            _write_empty_arm(writer, level, _SHARE_ENUM_UNION_ARMS)
             writer.u32(0)  # TotalEntries
             error = ERROR_INVALID_LEVEL
         else:
@@ -268,7 +287,7 @@ class SrvsvcInterface:
         share = self._find_share(net_name)
         # The level is checked before the name, in the order [MS-SRVS] 3.1.4.10 lists the checks.
         if level not in _SHARE_GET_INFO_LEVELS:
-            writer.pointer(False)
+            _write_empty_arm(writer, level, _SHARE_INFO_ARMS)
             writer.u32(ERROR_INVALID_LEVEL)
         elif share is None:
             writer.pointer(False)
@@ -289,7 +308,7 @@ class SrvsvcInterface:
         writer = NdrWriter()
         writer.u32(level)  # the SERVER_INFO union discriminant
         if level not in _SERVER_INFO_LEVELS:
-            writer.pointer(False)
+            _write_empty_arm(writer, level, _SERVER_INFO_ARMS)
             writer.u32(ERROR_INVALID_LEVEL)
         else:
             values = _server_info_values(level, self._server)

@@ -61,17 +61,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes and one round: proves it works")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--only", help=f"comma-separated workloads out of: {','.join(names)}")
-    parser.add_argument("--rounds", type=int, help=f"rounds per workload (default {MIN_FULL_ROUNDS}; 1 with --quick)")
-    parser.add_argument("--servers", default="smbsrv,samba", help="which servers: smbsrv,samba (default both)")
-    parser.add_argument("--signing", choices=["default", "required", "both"], default="both",
-                        help="default: as each server defaults; required: signing mandatory on both sides")
+    parser.add_argument(
+        "--rounds", type=int, help=f"rounds per workload (default {MIN_FULL_ROUNDS}; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--servers", default="smbsrv,samba", help="which servers: smbsrv,samba (default both)"
+    )
+    parser.add_argument(
+        "--signing",
+        choices=["default", "required", "both"],
+        default="both",
+        help="default: as each server defaults; required: signing mandatory on both sides",
+    )
     parser.add_argument("--server-arg", default="", help="extra text appended to the smbsrv command line")
-    parser.add_argument("--smbsrv-signing-arg", default="--signing required",
-                        help="what the smbsrv command line gets in the signing-required variant")
-    parser.add_argument("--timeout", type=float, help="seconds one run may take (default 600; 120 with --quick)")
-    parser.add_argument("--iperf-seconds", type=int, help="length of the iperf3 reference (default 3; 1 quick)")
+    parser.add_argument(
+        "--smbsrv-signing-arg",
+        default="--signing required",
+        help="what the smbsrv command line gets in the signing-required variant",
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds one run may take (default 600; 120 with --quick)"
+    )
+    parser.add_argument(
+        "--iperf-seconds", type=int, help="length of the iperf3 reference (default 3; 1 quick)"
+    )
     parser.add_argument("--tmpdir", type=Path, help="parent of the share directories (default: system temp)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directories (logs) afterwards")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directories (logs) afterwards"
+    )
     args = parser.parse_args(argv)
     selected = names if not args.only else [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = sorted(set(selected) - set(names))
@@ -124,7 +141,9 @@ class Benchmark:
         self.password = secrets.token_urlsafe(12)
         self.base = Path(tempfile.mkdtemp(prefix="smbsrv-bench-", dir=args.tmpdir))
         shm = Path("/dev/shm")
-        self.fixtures_root = Path(tempfile.mkdtemp(prefix="smbsrv-bench-", dir=shm if shm.is_dir() else self.base))
+        self.fixtures_root = Path(
+            tempfile.mkdtemp(prefix="smbsrv-bench-", dir=shm if shm.is_dir() else self.base)
+        )
         self.client_dir = self.base / "client"
         self.client_dir.mkdir()
         self.share_dirs = {name: self.base / f"share-{name}" for name in args.server_names}
@@ -157,8 +176,13 @@ class Benchmark:
         if name == "samba":
             return SambaServer(workdir, self.share_dirs[name], self.username, self.password, signing_required)
         return SmbsrvServer(
-            workdir, self.share_dirs[name], self.username, self.password, signing_required,
-            server_args=self.args.server_arg, signing_args=self.args.smbsrv_signing_arg,
+            workdir,
+            self.share_dirs[name],
+            self.username,
+            self.password,
+            signing_required,
+            server_args=self.args.server_arg,
+            signing_args=self.args.smbsrv_signing_arg,
         )
 
     def run_variant(self, variant: str, fixtures: Fixtures) -> None:
@@ -184,10 +208,18 @@ class Benchmark:
                 server.stop()
 
     def run_one(
-        self, result: WorkloadResult, name: str, server: Server, variant: str, round_index: int, fixtures: Fixtures
+        self,
+        result: WorkloadResult,
+        name: str,
+        server: Server,
+        variant: str,
+        round_index: int,
+        fixtures: Fixtures,
     ) -> None:
         workload: Workload = result.workload
-        label = f"[{variant}] round {round_index}/{self.args.rounds} {workload.name:<13} {SERVER_LABELS[name]:<6}"
+        label = (
+            f"[{variant}] round {round_index}/{self.args.rounds} {workload.name:<13} {SERVER_LABELS[name]:<6}"
+        )
         server_result = result.servers[name]
         assert server.proc is not None
         if server.proc.poll() is not None:
@@ -211,7 +243,9 @@ class Benchmark:
             self.progress(f"{label} FAILED: {e}")
             return
         server_result.measurements.append(measurement)
-        self.progress(f"{label} {measurement.value:12.2f} {workload.unit}  (server CPU {measurement.cpu_s:.2f} s)")
+        self.progress(
+            f"{label} {measurement.value:12.2f} {workload.unit}  (server CPU {measurement.cpu_s:.2f} s)"
+        )
 
     def run(self) -> None:
         self.progress(f"loopback reference: iperf3 for {self.args.iperf_seconds} s")

@@ -16,7 +16,10 @@ def measure_iperf3(seconds: int) -> dict[str, float | str]:
     port = free_port()
     server = subprocess.Popen(
         ["iperf3", "-s", "-1", "-B", HOST, "-p", str(port)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         # iperf3 gives no readiness signal we can read unbuffered, and a probe connection would use up the
@@ -24,7 +27,10 @@ def measure_iperf3(seconds: int) -> dict[str, float | str]:
         for _ in range(20):
             client = subprocess.run(
                 ["iperf3", "-c", HOST, "-p", str(port), "-t", str(seconds), "-J"],
-                stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=seconds + 30,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                check=False,
+                timeout=seconds + 30,
             )
             report = json.loads(client.stdout or b"{}")
             if "error" not in report and client.returncode == 0:

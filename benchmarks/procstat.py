@@ -36,7 +36,7 @@ def stat_fields(pid: int) -> list[str] | None:
     if text is None:
         return None
     # The command name is in parentheses and may itself contain spaces or parentheses.
-    return text[text.rfind(")") + 2:].split()
+    return text[text.rfind(")") + 2 :].split()
 
 
 def tree_pids(root_pid: int) -> list[int]:

@@ -143,8 +143,19 @@ class SmbConnection:
 
     def _header(self, command: int, credit_request: int = 1) -> bytes:
         header = _HEADER.pack(
-            _PROTOCOL_ID, 64, 1, 0, command, credit_request, 0, 0,
-            self.message_id, 0, self.tree_id, self.session_id, bytes(16),
+            _PROTOCOL_ID,
+            64,
+            1,
+            0,
+            command,
+            credit_request,
+            0,
+            0,
+            self.message_id,
+            0,
+            self.tree_id,
+            self.session_id,
+            bytes(16),
         )
         self.message_id += 1
         return header
@@ -154,10 +165,10 @@ class SmbConnection:
         assert self.signing_key is not None
         flags = struct.unpack_from("<I", message, _FLAGS_OFFSET)[0] | SMB2_FLAGS_SIGNED
         struct.pack_into("<I", message, _FLAGS_OFFSET, flags)
-        message[_SIGNATURE_OFFSET:_SIGNATURE_OFFSET + 16] = bytes(16)
+        message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = bytes(16)
         mac = CMAC(algorithms.AES(self.signing_key))
         mac.update(bytes(message))
-        message[_SIGNATURE_OFFSET:_SIGNATURE_OFFSET + 16] = mac.finalize()[:16]
+        message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = mac.finalize()[:16]
 
     # -- the steps of a connect ------------------------------------------------------------------------
 
@@ -183,7 +194,15 @@ class SmbConnection:
         salt = os.urandom(_PREAUTH_SALT_LENGTH)
         preauth = _PREAUTH_CAPABILITIES.pack(1, len(salt), SHA_512) + salt
         body = _NEGOTIATE_REQUEST.pack(
-            36, 1, self._security_mode(), 0, 0, os.urandom(16), context_offset, 1, 0,
+            36,
+            1,
+            self._security_mode(),
+            0,
+            0,
+            os.urandom(16),
+            context_offset,
+            1,
+            0,
         )
         context = _NEGOTIATE_CONTEXT.pack(SMB2_PREAUTH_INTEGRITY_CAPABILITIES, len(preauth), 0) + preauth
         request = self._header(SMB2_NEGOTIATE) + body + dialects
@@ -201,7 +220,11 @@ class SmbConnection:
 
     def _session_setup(self, connection_hash: bytes) -> None:
         context = spnego.client(
-            self.username, self.password, hostname=self.host, service="cifs", protocol="negotiate",
+            self.username,
+            self.password,
+            hostname=self.host,
+            service="cifs",
+            protocol="negotiate",
         )
         token = context.step()
         preauth_hash = connection_hash
@@ -216,7 +239,7 @@ class SmbConnection:
             status, response = self._recv()
             self.session_id = _HEADER.unpack_from(response)[11]
             _, _, buffer_offset, buffer_length = _SESSION_SETUP_RESPONSE.unpack_from(response, 64)
-            server_token = response[buffer_offset:buffer_offset + buffer_length]
+            server_token = response[buffer_offset : buffer_offset + buffer_length]
             if status == STATUS_MORE_PROCESSING_REQUIRED:
                 preauth_hash = hashlib.sha512(preauth_hash + response).digest()
                 token = context.step(server_token)

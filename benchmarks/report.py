@@ -130,17 +130,26 @@ def format_table(results: list[WorkloadResult], servers: list[str], loopback: di
             rows.append(
                 [result.workload.name, result.workload.unit]
                 + [_cell(r, r.median if r else None) for r in per_server]
-                + ["-" if ratio is None else f"{ratio:.2f}x", "higher" if result.workload.higher_is_better else "lower"]
+                + [
+                    "-" if ratio is None else f"{ratio:.2f}x",
+                    "higher" if result.workload.higher_is_better else "lower",
+                ]
                 + [_cell(r, r.cpu_per_unit if r else None) for r in per_server]
                 + [f"s/{result.workload.work_unit}"]
-                + [_cell(r, r.peak_rss_mib if r else None) + ("" if r is None or r.peak_rss_mib is None else " MiB")
-                   for r in per_server]
+                + [
+                    _cell(r, r.peak_rss_mib if r else None)
+                    + ("" if r is None or r.peak_rss_mib is None else " MiB")
+                    for r in per_server
+                ]
             )
         widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
         lines.append("")
         lines.append(f"== {SIGNING_LABELS.get(signing, signing)} ==")
         for index, row in enumerate(rows):
-            cells = [cell.ljust(widths[col]) if col < 2 else cell.rjust(widths[col]) for col, cell in enumerate(row)]
+            cells = [
+                cell.ljust(widths[col]) if col < 2 else cell.rjust(widths[col])
+                for col, cell in enumerate(row)
+            ]
             lines.append("  ".join(cells).rstrip())
             if index == 0:
                 lines.append("  ".join("-" * w for w in widths))

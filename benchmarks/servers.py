@@ -71,7 +71,9 @@ def stop_process_tree(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    leftovers = [(pid, start) for pid, start in descendants if start is not None and _start_time(pid) == start]
+    leftovers = [
+        (pid, start) for pid, start in descendants if start is not None and _start_time(pid) == start
+    ]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid, start in leftovers:
             if _start_time(pid) == start:
@@ -152,17 +154,25 @@ class Server:
             # A session of its own: smbd signals its whole process group when it exits, which must not
             # reach the benchmark or the shell that started it.
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd=cwd, start_new_session=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
             )
 
 
 class SambaServer(Server):
-    """Debian's smbd with default settings except what isolation needs (and, optionally, mandatory signing)."""
+    """Debian's smbd with default settings, except what isolation needs and optionally mandatory signing."""
 
     name = "samba"
 
     def _write_config(self) -> Path:
-        dirs = {key: self.workdir / key for key in ("private", "lock", "state", "cache", "pid", "ncalrpc", "log")}
+        dirs = {
+            key: self.workdir / key for key in ("private", "lock", "state", "cache", "pid", "ncalrpc", "log")
+        }
         for path in dirs.values():
             path.mkdir(parents=True, exist_ok=True)
         signing = "  server signing = mandatory\n" if self.signing_required else ""
@@ -204,7 +214,10 @@ class SambaServer(Server):
         secret = f"{self.password}\n{self.password}\n".encode()
         added = subprocess.run(
             ["smbpasswd", "-a", "-s", "-c", str(conf), self.username],
-            check=False, input=secret, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            check=False,
+            input=secret,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         if added.returncode != 0:
             raise ServerStartError(f"smbpasswd -a failed: {added.stdout.decode(errors='replace').strip()}")
@@ -241,11 +254,18 @@ class SmbsrvServer(Server):
 
     def command(self) -> list[str]:
         argv = [
-            sys.executable, "-m", "smbsrv", "serve",
-            "--share", f"{SHARE_NAME}={self.share_dir}",
-            "--user", f"{self.username}:{self.password}",
-            "--listen", HOST,
-            "--port", str(self.port),
+            sys.executable,
+            "-m",
+            "smbsrv",
+            "serve",
+            "--share",
+            f"{SHARE_NAME}={self.share_dir}",
+            "--user",
+            f"{self.username}:{self.password}",
+            "--listen",
+            HOST,
+            "--port",
+            str(self.port),
         ]
         argv += shlex.split(self.server_args)
         if self.signing_required:

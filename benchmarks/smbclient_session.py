@@ -3,22 +3,25 @@
 smbclient reads its script from stdin. The whole script is written at once and stdin is closed: with a
 non-tty stdin smbclient polls the descriptor and then reads through stdio, so lines left in the stdio buffer
 wait for more input or for the hang-up (Samba 4.17, source3/lib/readline.c), and closing stdin avoids that.
+Lines starting with "!" run through system(), and smbclient waits for them.
 
 The script looks like this:
 
-    <setup commands>           (cd, lcd, prompt: not timed)
-    pwd                        marker 1: connected and set up
-    !read x < GATE_START       smbclient blocks in a shell until we release it
-    pwd                        marker 2: start of the timed block
+    <setup commands>                 cd, lcd, prompt: not timed
+    !date +@T@%s.%N                  two stamps in a row: what the stamps themselves cost
+    !date +@T@%s.%N
+    !read x < GATE_START             smbclient waits in a shell until we release it
+    !date +@T@%s.%N                  start stamp
     <timed commands>
-    pwd                        marker 3: end of the timed block
-    !read x < GATE_END         blocks again so server CPU can be read while the session is idle
+    !date +@T@%s.%N                  end stamp
+    !read x < GATE_END               waits again, so server CPU is read while the session is idle
     quit
 
-Elapsed time is the distance between the arrival of markers 2 and 3 on the pty (smbclient line-buffers a
-tty, so each marker arrives as soon as it is printed; `pwd` is answered locally without a round trip).
-Process start, connect and logoff therefore fall outside the timed block, and the gates keep the server idle
-while its CPU counters are read.
+Process start, connect and logoff fall outside the timed block. The stamps are taken by processes that
+smbclient starts at the moment it reaches them, so they do not depend on when the benchmark process gets
+scheduled; on two busy cores that can lag by tens of milliseconds. They cost one fork+exec of date(1)
+(about a millisecond, measured by the first pair and reported as timer_overhead_s, not subtracted) on top of
+the timed commands.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import pty
+import re
 import signal
 import subprocess
 import threading
@@ -35,8 +39,9 @@ from pathlib import Path
 from benchmarks import procstat
 from benchmarks.servers import Endpoint
 
-MARKER = b"Current directory is"
-MARKERS_PER_SCRIPT = 3
+_STAMP_COMMAND = "!date +@T@%s.%N"
+_STAMP = re.compile(rb"@T@(\d+\.\d+)")
+_GATE_POLL_MAX_S = 0.02
 
 
 class SessionError(RuntimeError):
@@ -70,25 +75,37 @@ class SmbclientSession:
         self.gate_start = workdir / f"gate-{tag}-start"
         self.gate_end = workdir / f"gate-{tag}-end"
         self.script = "\n".join(
-            [*setup, "pwd", f"!read x < {self.gate_start}", "pwd", *commands, "pwd", f"!read x < {self.gate_end}",
-             "quit", ""]
+            [
+                *setup,
+                _STAMP_COMMAND,
+                _STAMP_COMMAND,
+                f"!read x < {self.gate_start}",
+                _STAMP_COMMAND,
+                *commands,
+                _STAMP_COMMAND,
+                f"!read x < {self.gate_end}",
+                "quit",
+                "",
+            ]
         ).encode()
         self.argv = [
-            "smbclient", f"//{endpoint.host}/{endpoint.share}",
-            "-p", str(endpoint.port),
-            "-U", endpoint.username,
-            "-m", "SMB3",
-            "-s", str(write_client_config(workdir)),
+            "smbclient",
+            f"//{endpoint.host}/{endpoint.share}",
+            "-p",
+            str(endpoint.port),
+            "-U",
+            endpoint.username,
+            "-m",
+            "SMB3",
+            "-s",
+            str(write_client_config(workdir)),
         ]
         if signing_required:
             self.argv.append("--client-protection=sign")
         self.proc: subprocess.Popen[bytes] | None = None
         self._master_fd = -1
         self._output = bytearray()
-        self._marker_times: list[float] = []
-        self._marker_offsets: list[int] = []
-        self._eof = threading.Event()
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
         self._gate_fd = -1
 
@@ -101,10 +118,17 @@ class SmbclientSession:
             os.mkfifo(gate)
         master, slave = pty.openpty()
         self._master_fd = master
+        # The password goes through the environment rather than the command line (smbclient reads PASSWD).
         env = dict(os.environ, PASSWD=self.endpoint.password)
         try:
+            # stdout on a pty keeps smbclient line-buffered; a pipe would hold output back until exit.
             self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE, stdout=slave, stderr=slave, env=env, start_new_session=True,
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=slave,
+                stderr=slave,
+                env=env,
+                start_new_session=True,
             )
         finally:
             os.close(slave)
@@ -118,12 +142,11 @@ class SmbclientSession:
         try:
             self.proc.stdin.write(self.script)
             self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            # smbclient died early; the reader sees EOF and the waiting side reports the output.
+        except OSError:
+            # smbclient died early; waiting for the gate reports it together with its output.
             pass
 
     def _read_output(self) -> None:
-        scan_from = 0
         while True:
             try:
                 chunk = os.read(self._master_fd, 1 << 16)
@@ -132,22 +155,10 @@ class SmbclientSession:
                 if e.errno != errno.EIO:
                     raise
                 chunk = b""
-            now = time.perf_counter()
-            with self._changed:
-                if not chunk:
-                    self._eof.set()
-                    self._changed.notify_all()
-                    return
+            if not chunk:
+                return
+            with self._lock:
                 self._output += chunk
-                while True:
-                    found = self._output.find(MARKER, scan_from)
-                    if found < 0:
-                        scan_from = max(0, len(self._output) - len(MARKER))
-                        break
-                    self._marker_times.append(now)
-                    self._marker_offsets.append(found)
-                    scan_from = found + len(MARKER)
-                self._changed.notify_all()
 
     def close(self) -> None:
         """Stop smbclient if it is still running (by its PID) and release the pty and the gates."""
@@ -179,9 +190,11 @@ class SmbclientSession:
 
     # -- the timed block -------------------------------------------------------------------------------
 
-    def _open_gate(self, gate: Path, deadline: float) -> None:
+    def _open_gate(self, gate: Path, timeout_s: float) -> None:
         """Return once smbclient's shell has opened the gate; the gate stays shut until _release_gate."""
         assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        pause_s = 0.001
         while True:
             try:
                 # Non-blocking open for writing fails with ENXIO until a reader has the FIFO open.
@@ -190,11 +203,15 @@ class SmbclientSession:
             except OSError as e:
                 if e.errno != errno.ENXIO:
                     raise
-            if self.proc.poll() is not None or self._eof.is_set():
+            if self.proc.poll() is not None:
                 raise SessionError(f"smbclient exited before reaching {gate.name}: {self.output_tail()}")
             if time.monotonic() > deadline:
-                raise SessionError(f"timed out waiting for smbclient to reach {gate.name}: {self.output_tail()}")
-            time.sleep(0.002)
+                raise SessionError(
+                    f"timed out after {timeout_s:.0f} s waiting for smbclient to reach {gate.name}: "
+                    f"{self.output_tail()}"
+                )
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, _GATE_POLL_MAX_S)
 
     def _release_gate(self) -> None:
         os.close(self._gate_fd)
@@ -202,57 +219,58 @@ class SmbclientSession:
 
     def wait_ready(self) -> None:
         """Block until smbclient is connected, has run the setup commands, and waits at the start gate."""
-        self._open_gate(self.gate_start, time.monotonic() + self.timeout_s)
+        self._open_gate(self.gate_start, self.timeout_s)
 
     def release(self) -> None:
         self._release_gate()
 
     def wait_done(self) -> None:
         """Block until the timed block finished and smbclient waits at the end gate."""
-        deadline = time.monotonic() + self.timeout_s
-        with self._changed:
-            while len(self._marker_times) < MARKERS_PER_SCRIPT and not self._eof.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise SessionError(f"timed out after {self.timeout_s:.0f} s: {self.output_tail()}")
-                self._changed.wait(remaining)
-            if len(self._marker_times) < MARKERS_PER_SCRIPT:
-                raise SessionError(f"smbclient stopped before the end of the script: {self.output_tail()}")
-        self._open_gate(self.gate_end, deadline)
+        self._open_gate(self.gate_end, self.timeout_s)
 
     def finish(self, fail_on_status: bool = True) -> None:
         """Let smbclient log off and exit; unless told otherwise, fail on any NT_STATUS in the timed block."""
-        assert self.proc is not None
+        assert self.proc is not None and self._reader is not None
         self._release_gate()
         try:
             self.proc.wait(self.timeout_s)
         except subprocess.TimeoutExpired:
             raise SessionError("smbclient did not exit after quit") from None
+        self._reader.join(timeout=5.0)
+        stamps = self._stamps()
+        if len(stamps) != 4:
+            raise SessionError(
+                f"expected four time stamps from smbclient, found {len(stamps)}: {self.output_tail()}"
+            )
         body = self.timed_output()
         if fail_on_status and "NT_STATUS_" in body:
             line = next(line for line in body.splitlines() if "NT_STATUS_" in line)
             raise SessionError(f"smbclient reported an error: {line.strip()}")
 
+    def _stamps(self) -> list[re.Match[bytes]]:
+        with self._lock:
+            return list(_STAMP.finditer(self._output))
+
+    @property
+    def timer_overhead_s(self) -> float:
+        first, second = self._stamps()[:2]
+        return float(second.group(1)) - float(first.group(1))
+
     @property
     def start_time(self) -> float:
-        return self._marker_times[1]
+        return float(self._stamps()[2].group(1))
 
     @property
     def end_time(self) -> float:
-        return self._marker_times[2]
-
-    @property
-    def elapsed_s(self) -> float:
-        return self.end_time - self.start_time
+        return float(self._stamps()[3].group(1))
 
     def timed_output(self) -> str:
-        """What smbclient printed between markers 2 and 3: the output of the timed commands."""
-        with self._changed:
-            first, last = self._marker_offsets[1], self._marker_offsets[2]
-            line_end = self._output.find(b"\n", first)
-            return self._output[line_end + 1:last].decode(errors="replace")
+        """What smbclient printed between the last two stamps: the output of the timed commands."""
+        first, last = self._stamps()[2:]
+        with self._lock:
+            return self._output[first.end() : last.start()].decode(errors="replace")
 
     def output_tail(self, chars: int = 600) -> str:
-        with self._changed:
+        with self._lock:
             text = self._output[-chars:].decode(errors="replace")
         return text.replace("\r\n", "\n").strip() or "(no output)"

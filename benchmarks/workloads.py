@@ -52,12 +52,24 @@ class Sizes:
 
 
 FULL_SIZES = Sizes(
-    write_bytes=GIB, create_files=2000, list_entries=10_000, stat_files=2000,
-    parallel_clients=8, parallel_bytes=128 * MIB, connects=50, idle_connections=200,
+    write_bytes=GIB,
+    create_files=2000,
+    list_entries=10_000,
+    stat_files=2000,
+    parallel_clients=8,
+    parallel_bytes=128 * MIB,
+    connects=50,
+    idle_connections=200,
 )
 QUICK_SIZES = Sizes(
-    write_bytes=16 * MIB, create_files=200, list_entries=1000, stat_files=200,
-    parallel_clients=8, parallel_bytes=16 * MIB, connects=10, idle_connections=20,
+    write_bytes=16 * MIB,
+    create_files=200,
+    list_entries=1000,
+    stat_files=200,
+    parallel_clients=8,
+    parallel_bytes=16 * MIB,
+    connects=10,
+    idle_connections=20,
 )
 
 
@@ -131,6 +143,10 @@ class SessionsResult:
     cpu_s: float
     peak_rss_bytes: int
     outputs: list[str]
+    timer_overhead_s: float
+
+    def timing(self) -> dict[str, float | int | str]:
+        return {"elapsed_s": self.elapsed_s, "timer_overhead_s": self.timer_overhead_s}
 
 
 def run_sessions(
@@ -142,8 +158,13 @@ def run_sessions(
     """Run smbclient sessions (setup, timed commands) together; time from the first start to the last end."""
     sessions = [
         SmbclientSession(
-            ctx.endpoint, ctx.workdir, f"{name}-{ctx.run_id}-{index}", setup, commands,
-            ctx.signing_required, ctx.timeout_s,
+            ctx.endpoint,
+            ctx.workdir,
+            f"{name}-{ctx.run_id}-{index}",
+            setup,
+            commands,
+            ctx.signing_required,
+            ctx.timeout_s,
         )
         for index, (setup, commands) in enumerate(scripts)
     ]
@@ -164,12 +185,15 @@ def run_sessions(
             session.finish(fail_on_status)
         elapsed_s = max(s.end_time for s in sessions) - min(s.start_time for s in sessions)
         outputs = [session.timed_output() for session in sessions]
+        timer_overhead_s = statistics.median(session.timer_overhead_s for session in sessions)
     except RuntimeError as e:
         raise WorkloadError(str(e)) from e
     finally:
         for session in sessions:
             session.close()
-    return SessionsResult(elapsed_s, cpu_after_s - cpu_before_s, sampler.peak_bytes, outputs)
+    return SessionsResult(
+        elapsed_s, cpu_after_s - cpu_before_s, sampler.peak_bytes, outputs, timer_overhead_s
+    )
 
 
 class Workload:
@@ -212,8 +236,11 @@ class SequentialWrite(Workload):
         finally:
             written.unlink(missing_ok=True)
         return Measurement(
-            size / result.elapsed_s / MB, size / GIB, result.cpu_s, result.peak_rss_bytes,
-            {"client_reported_MBps": _client_rate_mbps(result.outputs[0]), "elapsed_s": result.elapsed_s},
+            size / result.elapsed_s / MB,
+            size / GIB,
+            result.cpu_s,
+            result.peak_rss_bytes,
+            {**result.timing(), "client_reported_MBps": _client_rate_mbps(result.outputs[0])},
         )
 
 
@@ -230,8 +257,11 @@ class SequentialRead(Workload):
         size = ctx.sizes.write_bytes
         result = run_sessions(ctx, self.name, [([], ["get read.bin /dev/null"])])
         return Measurement(
-            size / result.elapsed_s / MB, size / GIB, result.cpu_s, result.peak_rss_bytes,
-            {"client_reported_MBps": _client_rate_mbps(result.outputs[0]), "elapsed_s": result.elapsed_s},
+            size / result.elapsed_s / MB,
+            size / GIB,
+            result.cpu_s,
+            result.peak_rss_bytes,
+            {**result.timing(), "client_reported_MBps": _client_rate_mbps(result.outputs[0])},
         )
 
 
@@ -253,8 +283,11 @@ class CreateFiles(Workload):
         finally:
             shutil.rmtree(on_disk, ignore_errors=True)
         return Measurement(
-            count / result.elapsed_s, count / 1000, result.cpu_s, result.peak_rss_bytes,
-            {"elapsed_s": result.elapsed_s},
+            count / result.elapsed_s,
+            count / 1000,
+            result.cpu_s,
+            result.peak_rss_bytes,
+            result.timing(),
         )
 
 
@@ -273,8 +306,11 @@ class ListDirectory(Workload):
         if listed != count:
             raise WorkloadError(f"ls showed {listed} of {count} entries")
         return Measurement(
-            count / result.elapsed_s, count / 1000, result.cpu_s, result.peak_rss_bytes,
-            {"elapsed_s": result.elapsed_s},
+            count / result.elapsed_s,
+            count / 1000,
+            result.cpu_s,
+            result.peak_rss_bytes,
+            result.timing(),
         )
 
 
@@ -298,8 +334,11 @@ class StatFiles(Workload):
             first_error = next((line for line in output.splitlines() if "NT_STATUS_" in line), "")
             raise WorkloadError(f"allinfo answered for {answered} of {count} files {first_error.strip()}")
         return Measurement(
-            count / result.elapsed_s, count / 1000, result.cpu_s, result.peak_rss_bytes,
-            {"elapsed_s": result.elapsed_s, "status_lines": output.count("NT_STATUS_")},
+            count / result.elapsed_s,
+            count / 1000,
+            result.cpu_s,
+            result.peak_rss_bytes,
+            {**result.timing(), "status_lines": output.count("NT_STATUS_")},
         )
 
 
@@ -321,15 +360,22 @@ class ParallelRead(Workload):
         ]
         result = run_sessions(ctx, self.name, scripts)
         return Measurement(
-            total / result.elapsed_s / MB, total / GIB, result.cpu_s, result.peak_rss_bytes,
-            {"elapsed_s": result.elapsed_s},
+            total / result.elapsed_s / MB,
+            total / GIB,
+            result.cpu_s,
+            result.peak_rss_bytes,
+            result.timing(),
         )
 
 
 def _connect(ctx: RunContext) -> SmbConnection:
     connection = SmbConnection(
-        ctx.endpoint.host, ctx.endpoint.port, ctx.endpoint.username, ctx.endpoint.password,
-        signing_required=ctx.signing_required, timeout_s=ctx.timeout_s,
+        ctx.endpoint.host,
+        ctx.endpoint.port,
+        ctx.endpoint.username,
+        ctx.endpoint.password,
+        signing_required=ctx.signing_required,
+        timeout_s=ctx.timeout_s,
     )
     try:
         connection.connect(ctx.endpoint.share)
@@ -365,7 +411,10 @@ class ConnectLatency(Workload):
             time.sleep(0.3)
             cpu_after_s = procstat.tree_cpu_s(pid)
         return Measurement(
-            statistics.median(times_s) * 1000, count / 1000, cpu_after_s - cpu_before_s, sampler.peak_bytes,
+            statistics.median(times_s) * 1000,
+            count / 1000,
+            cpu_after_s - cpu_before_s,
+            sampler.peak_bytes,
             {
                 "mean_ms": statistics.fmean(times_s) * 1000,
                 "min_ms": min(times_s) * 1000,
@@ -409,7 +458,10 @@ class IdleConnections(Workload):
                 except (OSError, RuntimeError):
                     connection.close()
         return Measurement(
-            pss / MIB, count / 1000, cpu_after_s - cpu_before_s, sampler.peak_bytes,
+            pss / MIB,
+            count / 1000,
+            cpu_after_s - cpu_before_s,
+            sampler.peak_bytes,
             {
                 "connections": count,
                 "rss_MiB": rss / MIB,
@@ -422,6 +474,12 @@ class IdleConnections(Workload):
 
 
 WORKLOADS: list[Workload] = [
-    SequentialWrite(), SequentialRead(), CreateFiles(), ListDirectory(), StatFiles(), ParallelRead(),
-    ConnectLatency(), IdleConnections(),
+    SequentialWrite(),
+    SequentialRead(),
+    CreateFiles(),
+    ListDirectory(),
+    StatFiles(),
+    ParallelRead(),
+    ConnectLatency(),
+    IdleConnections(),
 ]

@@ -24,7 +24,9 @@ TIMEOUT_S = 900
 
 
 def _is_positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
 
 
 @pytest.mark.slow
@@ -33,7 +35,12 @@ def test_quick_benchmark_reports_every_workload_for_both_servers(tmp_path: Path)
     env = dict(os.environ, PYTHON=sys.executable)
     proc = subprocess.run(
         [str(REPO_ROOT / "scripts" / "bench"), "--quick", "--json", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
     )
     assert out.exists(), f"no JSON written (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     document = json.loads(out.read_text())

@@ -274,25 +274,30 @@ def validate_delete_buffer(
     """Check an FSCTL_DELETE_REPARSE_POINT input; return its tag.
 
     The caller answers STATUS_NOT_A_REPARSE_POINT before calling this when the file has no reparse point. Then
-    ([MS-FSCC] 2.3.6, [MS-FSA] 2.1.5.10.3, the Samba/Windows test order): wrong size or data present ->
-    STATUS_IO_REPARSE_DATA_INVALID (even when the tag is wrong too); tag 0/1 -> STATUS_IO_REPARSE_TAG_INVALID;
-    tag differing from `stored_tag` -> STATUS_IO_REPARSE_TAG_MISMATCH; third-party GUID differing from
-    `stored_guid` -> STATUS_REPARSE_ATTRIBUTE_CONFLICT.
+    ([MS-FSCC] 2.3.6, [MS-FSA] 2.1.5.10.3, the Samba/Windows test order): shorter than the header or data
+    present -> STATUS_IO_REPARSE_DATA_INVALID (even when the tag is wrong too); tag 0/1 ->
+    STATUS_IO_REPARSE_TAG_INVALID; not exactly the 8-byte (Microsoft tag) or 24-byte (third-party tag, with
+    GUID) header -> STATUS_IO_REPARSE_DATA_INVALID; tag differing from `stored_tag` ->
+    STATUS_IO_REPARSE_TAG_MISMATCH; third-party GUID differing from `stored_guid` ->
+    STATUS_REPARSE_ATTRIBUTE_CONFLICT.
     """
     size = len(data)
     if size < REPARSE_DATA_BUFFER_HEADER_SIZE:
         raise _data_invalid()
     tag, data_len, _reserved = _HEADER.unpack_from(data, 0)
     tag = int(tag)
+    if data_len != 0:
+        raise _data_invalid()
+    # The reserved tags are refused as such, before the size check that would treat them as third-party tags.
+    if tag in (IO_REPARSE_TAG_RESERVED_ZERO, IO_REPARSE_TAG_RESERVED_ONE):
+        raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_INVALID)
     expected = (
         REPARSE_DATA_BUFFER_HEADER_SIZE
         if is_reparse_tag_microsoft(tag)
         else REPARSE_GUID_DATA_BUFFER_HEADER_SIZE
     )
-    if data_len != 0 or size != expected:
+    if size != expected:
         raise _data_invalid()
-    if tag in (IO_REPARSE_TAG_RESERVED_ZERO, IO_REPARSE_TAG_RESERVED_ONE):
-        raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_INVALID)
     if stored_tag is not None and tag != stored_tag:
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_MISMATCH)
     if stored_guid is not None and not is_reparse_tag_microsoft(tag) and bytes(data[8:24]) != stored_guid:

@@ -1,0 +1,250 @@
+"""Servers the cifs.ko guest tests run against: smbsrv itself, or Debian's Samba as a reference.
+
+Both listen on 127.0.0.1 only, on a port picked here, with one share backed by a temporary directory and one
+user. The share is prepared the same way for both (see prepare_share), so the guest scripts cannot tell them
+apart except by behaviour.
+
+- smbsrv: `python -m smbsrv serve --share share=PATH --user USER:PASS --listen 127.0.0.1 --port PORT`; ready
+  when it prints a line containing "listening" on stderr.
+- Samba: `smbd --foreground --no-process-group --debug-stdout -s CONF` with a throw-away smb.conf whose
+  private, lock, state, cache and pid directories all live in the temporary directory. smbd needs a Unix account
+  behind the SMB user; rather than add one to the host, a username map sends the test user to root and the
+  tdbsam database (also temporary) holds root's SMB password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.kernel.image import REPO_ROOT, ensure_host_tools
+
+SHARE_NAME = "share"
+TEST_USER = "smbtest"
+TEST_PASSWORD = "Kernel-Test-1"
+BIGDIR_NAME = "bigdir"
+BIGDIR_COUNT = 2000
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclasses.dataclass
+class RunningServer:
+    kind: str
+    port: int
+    share_path: Path
+    log_path: Path
+    user: str = TEST_USER
+    password: str = TEST_PASSWORD
+    share_name: str = SHARE_NAME
+
+    def guest_env(self) -> dict[str, str]:
+        """The variables the guest scripts read (see guest/cifs_suite.sh)."""
+        return {
+            "SMB_SHARE": self.share_name,
+            "SMB_USER": self.user,
+            "SMB_PASS": self.password,
+            "BIGDIR_NAME": BIGDIR_NAME,
+            "BIGDIR_COUNT": str(BIGDIR_COUNT),
+        }
+
+    def log_tail(self, max_chars: int = 4000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-max_chars:]
+        return ""
+
+
+def bigdir_entry_name(index: int) -> str:
+    # Long enough that 2,000 entries need several QUERY_DIRECTORY responses; guest/cifs_suite.sh regenerates
+    # the same list with awk, so keep the two in sync.
+    return f"entry-{index:04d}-with-a-longer-name-to-fill-directory-buffers.dat"
+
+
+def prepare_share(share_path: Path) -> None:
+    """Creates the server-side fixtures the guest scripts expect."""
+    bigdir = share_path / BIGDIR_NAME
+    bigdir.mkdir(parents=True)
+    for index in range(BIGDIR_COUNT):
+        (bigdir / bigdir_entry_name(index)).write_bytes(b"%d\n" % index)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening")
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server not listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; only ever the PID we started."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
+
+SAMBA_CONF = """\
+[global]
+    server role = standalone server
+    netbios name = SMBTEST
+    workgroup = WORKGROUP
+    smb ports = {port}
+    interfaces = 127.0.0.1
+    bind interfaces only = yes
+    disable netbios = yes
+    server min protocol = SMB2_02
+    passdb backend = tdbsam:{base}/private/passdb.tdb
+    username map = {base}/usermap
+    map to guest = never
+    private dir = {base}/private
+    lock directory = {base}/lock
+    state directory = {base}/state
+    cache directory = {base}/cache
+    pid directory = {base}/pid
+    ncalrpc dir = {base}/ncalrpc
+    log level = 1
+    load printers = no
+    printing = bsd
+    printcap name = /dev/null
+    disable spoolss = yes
+
+[{share}]
+    path = {share_path}
+    read only = no
+    browseable = yes
+"""
+
+
+@contextlib.contextmanager
+def samba_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
+    ensure_host_tools({"smbd": "samba", "pdbedit": "samba-common-bin"})
+    port = free_port()
+    for directory in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
+        (base / directory).mkdir()
+    (base / "usermap").write_text(f"root = {TEST_USER}\n")
+    conf = base / "smb.conf"
+    conf.write_text(SAMBA_CONF.format(port=port, base=base, share=SHARE_NAME, share_path=share_path))
+    subprocess.run(
+        ["pdbedit", "-s", str(conf), "-a", "-t", "-u", "root"],
+        input=f"{TEST_PASSWORD}\n{TEST_PASSWORD}\n", text=True, capture_output=True, check=True,
+    )
+    log_path = base / "smbd.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = RunningServer("samba", port, share_path, log_path)
+    try:
+        _wait_for_port(port, process, READY_TIMEOUT_S)
+        yield server
+    finally:
+        _stop(process)
+
+
+def smbsrv_available() -> bool:
+    result = subprocess.run([sys.executable, "-m", "smbsrv", "serve", "--help"], cwd=REPO_ROOT,
+                            capture_output=True, check=False)
+    return result.returncode == 0
+
+
+@contextlib.contextmanager
+def smbsrv_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
+    port = free_port()
+    log_path = base / "smbsrv.log"
+    argv = [
+        sys.executable, "-m", "smbsrv", "serve",
+        "--share", f"{SHARE_NAME}={share_path}",
+        "--user", f"{TEST_USER}:{TEST_PASSWORD}",
+        "--listen", "127.0.0.1",
+        "--port", str(port),
+    ]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    server = RunningServer("smbsrv", port, share_path, log_path)
+    try:
+        _await_listening(process, log_path)
+        _wait_for_port(port, process, READY_TIMEOUT_S)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _await_listening(process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Copies stderr to log_path (from a thread once ready) and returns when a line says "listening"."""
+    assert process.stderr is not None
+    stderr = process.stderr
+    log = log_path.open("ab")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with selectors.DefaultSelector() as selector:
+        selector.register(stderr, selectors.EVENT_READ)
+        pending = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.close()
+                raise RuntimeError(f"smbsrv did not print 'listening' within {READY_TIMEOUT_S}s")
+            if not selector.select(timeout=remaining):
+                continue
+            chunk = os.read(stderr.fileno(), 65536)
+            if not chunk:
+                log.close()
+                raise RuntimeError(f"smbsrv exited before listening: {log_path.read_text(errors='replace')}")
+            log.write(chunk)
+            log.flush()
+            pending += chunk
+            if b"listening" in pending:
+                break
+            pending = pending[-256:]
+
+    def drain() -> None:
+        # Keep reading so the server never blocks on a full pipe.
+        with log:
+            shutil.copyfileobj(stderr, log, 4096)
+
+    threading.Thread(target=drain, name="smbsrv-stderr", daemon=True).start()
+
+
+@contextlib.contextmanager
+def start_server_for_kernel_tests(kind: str) -> Iterator[RunningServer]:
+    """A server of the given kind ("samba" or "smbsrv") with a prepared share, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"smbsrv-kernel-{kind}-") as scratch:
+        base = Path(scratch)
+        share_path = base / "share"
+        share_path.mkdir()
+        prepare_share(share_path)
+        if kind == "samba":
+            starter = samba_server
+        elif kind == "smbsrv":
+            starter = smbsrv_server
+        else:
+            raise ValueError(f"unknown server kind {kind!r}")
+        with starter(base, share_path) as server:
+            yield server

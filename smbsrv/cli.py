@@ -109,12 +109,14 @@ def serve(args: argparse.Namespace) -> int:
     from smbsrv.state import ServerState
 
     state = ServerState(config, users)
-    try:
-        import uvloop
+    runner = asyncio.run
+    if os.environ.get("SMBSRV_EVENT_LOOP", "uvloop") == "uvloop":
+        try:
+            import uvloop
 
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
+            runner = uvloop.run
+        except ImportError:
+            pass
     runner(run(config, state))
     return 0
 

@@ -88,10 +88,11 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
         # Named streams are not stored; only the unnamed data stream exists.
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
     case_insensitive = not posix and not tree.share.case_sensitive
-    result = tree.share_root.resolve(path, case_insensitive=case_insensitive)
-    if isinstance(result, SymlinkMet):
-        raise _stopped_on_symlink(ctx, result, name)
-    with result as resolution:
+    try:
+        resolution = tree.share_root.resolve(path, case_insensitive=case_insensitive)
+    except SymlinkMet as met:
+        raise _stopped_on_symlink(met, name) from None
+    with resolution:
         target = _classify(resolution)
         _check_disposition(request, target)
         if target.exists:
@@ -151,12 +152,13 @@ def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
 
 
-def _stopped_on_symlink(ctx: RequestContext, met: SymlinkMet, requested_name: str) -> SmbError:
+def _stopped_on_symlink(met: SymlinkMet, requested_name: str) -> SmbError:
+    """STATUS_STOPPED_ON_SYMLINK with the symbolic link error response ([MS-SMB2] 2.2.2.2.1): the client
+    resolves the link; the server never follows it."""
     from smbsrv.fscc.reparse import build_symlink_error
 
-    unparsed = "".join("\\" + component for component in met.unparsed)
     target = met.target
-    data = build_symlink_error(target, target, not target.startswith("/"), len(unparsed.encode("utf-16-le")))
+    data = build_symlink_error(target, target, not target.startswith("/"), met.unparsed_path_length(requested_name))
     return SmbError(NtStatus.STATUS_STOPPED_ON_SYMLINK, data)
 
 
@@ -172,8 +174,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     if target.reparse_tag and not request.create_options & FILE_OPEN_REPARSE_POINT:
         if stat.S_ISLNK(st.st_mode):
             target_text = backend.readlink_at(resolution.parent_fd, resolution.name)
-            met = SymlinkMet(len(resolution.components) - 1, resolution.components, target_text, ())
-            raise _stopped_on_symlink(ctx, met, "")
+            met = SymlinkMet(len(resolution.components) - 1, resolution.components, target_text, (), 0)
+            raise _stopped_on_symlink(met, "")
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
     key = (st.st_dev, st.st_ino)
     server = ctx.connection.server

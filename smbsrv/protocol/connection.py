@@ -161,7 +161,8 @@ class Connection:
                 status = NtStatus.STATUS_INTERNAL_ERROR
                 body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
             responses.append(self._build_response(ctx, status, body))
-            self.log.debug("%s mid=%d -> %s", _command_name(header.command), header.message_id, status.name)
+            self.log.debug("%s mid=%d charge=%d req=%d -> %s", _command_name(header.command), header.message_id,
+                           header.credit_charge, header.credit_request, status.name)
             previous, previous_status = ctx, status
             if not next_command:
                 break

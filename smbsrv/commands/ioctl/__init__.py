@@ -12,6 +12,7 @@ from smbsrv.commands.ioctl import file_controls, network
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
+from smbsrv.protocol.reply import Reply
 from smbsrv.wire import ioctl as wire
 from smbsrv.wire.constants import (
     FSCTL_DFS_GET_REFERRALS,
@@ -29,7 +30,8 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 ConnectionControl = Callable[[RequestContext, wire.IoctlRequest], bytes]
-FileControl = Callable[[RequestContext, Open, wire.IoctlRequest], bytes]
+# A file control returns its output, or a Reply whose body is the output when the status is a warning.
+FileControl = Callable[[RequestContext, Open, wire.IoctlRequest], "bytes | Reply"]
 
 CONNECTION_CONTROLS: dict[int, ConnectionControl] = {
     FSCTL_VALIDATE_NEGOTIATE_INFO: network.validate_negotiate_info,
@@ -49,7 +51,7 @@ FILE_CONTROLS: dict[int, FileControl] = {
 _ALL_ONES = 0xFFFFFFFFFFFFFFFF
 
 
-def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:
+def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply:
     if not request.flags & SMB2_0_IOCTL_IS_FSCTL:
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     if request.max_output_response > ctx.connection.server.config.max_io_size:
@@ -65,9 +67,12 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:
     if file_control is None:
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
     output = file_control(ctx, open_, request)
+    status = NtStatus.STATUS_SUCCESS
+    if isinstance(output, Reply):
+        output, status = output.body, output.status
     if len(output) > request.max_output_response:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
-    return wire.encode_response(request.ctl_code, open_.file_id, output)
+    return Reply(wire.encode_response(request.ctl_code, open_.file_id, output), status=status)
 
 
 def _reparse_control(ctl_code: int) -> FileControl | None:

@@ -9,6 +9,7 @@ import struct
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
+from smbsrv.protocol.reply import Reply
 from smbsrv.wire import ioctl as wire
 from smbsrv.wire.constants import FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA
 from smbsrv.wire.status import NtStatus
@@ -16,10 +17,14 @@ from smbsrv.wire.status import NtStatus
 _RANGE = struct.Struct("<qq")
 
 
-def pipe_transceive(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+def pipe_transceive(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes | Reply:
     if open_.pipe is None:
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
-    return open_.pipe.transceive(bytes(request.input), request.max_output_response)  # type: ignore[no-any-return]
+    output = open_.pipe.transceive(bytes(request.input), request.max_output_response)
+    if open_.pipe.current_message_remaining():
+        # The reply message did not fit: the client reads the rest ([MS-SMB2] 3.3.5.15.8).
+        return Reply(output, status=NtStatus.STATUS_BUFFER_OVERFLOW)
+    return output  # type: ignore[no-any-return]
 
 
 def set_sparse(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:

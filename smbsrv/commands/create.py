@@ -183,17 +183,27 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only)
+    read_only_file = not target.is_directory and bool(
+        backend.file_attributes(st, dos_attrs.read_at(resolution.parent_fd, resolution.name, st))
+        & fattr.FILE_ATTRIBUTE_READONLY)
+    if read_only_file:
+        # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.
+        maximum &= ~(FILE_WRITE_DATA | FILE_APPEND_DATA)
     granted = resolve_desired_access(request.desired_access, maximum)
     disposition = request.create_disposition
     overwrite = disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
     if overwrite:
-        if tree.read_only:
+        if tree.read_only or read_only_file:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         granted |= FILE_WRITE_DATA
     if target.reparse_tag and granted & _DATA_ACCESS:
         # Symlinks, fifos, sockets and devices on the server are never opened for data.
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
-    _check_delete_on_close(request, granted, st, resolution)
+    if request.create_options & FILE_DELETE_ON_CLOSE:
+        if not granted & DELETE:
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        if read_only_file:
+            raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     check_share_access(server.opens_by_file.get(key, ()), granted, request.share_access)
     fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
                                  is_directory=target.is_directory, is_special=bool(target.reparse_tag),
@@ -210,17 +220,6 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         os.close(fd)
         raise
     return _reply(ctx, request, open_, st, action, maximum, posix_mode)
-
-
-def _check_delete_on_close(request: wire.CreateRequest, granted: int, st: os.stat_result,
-                           resolution: Resolution) -> None:
-    if not request.create_options & FILE_DELETE_ON_CLOSE:
-        return
-    if not granted & DELETE:
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    dos = dos_attrs.read_at(resolution.parent_fd, resolution.name, st)
-    if backend.file_attributes(st, dos) & fattr.FILE_ATTRIBUTE_READONLY:
-        raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
 
 
 # -- step 4: create what does not exist -----------------------------------------------------------------------

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", action="append", metavar="ADDR", help="address to listen on (repeatable)")
     serve.add_argument("--port", type=int, help="TCP port (default 445; 0 picks a free one)")
     serve.add_argument("--signing", choices=("off", "desired", "required"))
+    serve.add_argument("--encryption", choices=("off", "desired", "required"))
     serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
@@ -68,6 +69,7 @@ def _serve_config(args: argparse.Namespace) -> ServerConfig:
         "listen": tuple(args.listen) if args.listen else None,
         "port": args.port,
         "signing": args.signing,
+        "encryption": args.encryption,
         "log_level": args.log_level,
     }
     config = with_overrides(config, **changes)

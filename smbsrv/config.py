@@ -34,6 +34,7 @@ class ShareConfig:
     directory_mask: int = 0o755
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
+    encryption: str = ""  # off | desired | required; empty: the server's setting
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class ServerConfig:
     log_level: str = "INFO"
     guest_account: str = "nobody"
     signing: str = "desired"  # off | desired | required
+    # off: no cipher is negotiated; desired: clients that ask (smbclient -e, cifs.ko seal) get encryption;
+    # required: every session is encrypted and clients that cannot encrypt are refused.
+    encryption: str = "desired"
     max_credits: int = 8192
     max_io_size: int = 8 * 1024 * 1024
     posix: bool = True
@@ -128,6 +132,13 @@ def parse_config(data: dict[str, Any]) -> ServerConfig:
 def check_values(config: ServerConfig) -> None:
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"server.port: must be between 0 and 65535, got {config.port}")
+    if config.encryption not in _ALLOWED_SIGNING:
+        raise ConfigError(f"server.encryption: must be one of {', '.join(_ALLOWED_SIGNING)}, "
+                          f"got {config.encryption!r}")
+    for share in config.shares:
+        if share.encryption not in ("",) + _ALLOWED_SIGNING:
+            raise ConfigError(f"shares.{share.name}.encryption: must be one of {', '.join(_ALLOWED_SIGNING)}, "
+                              f"got {share.encryption!r}")
     if config.signing not in _ALLOWED_SIGNING:
         raise ConfigError(f"server.signing: must be one of {', '.join(_ALLOWED_SIGNING)}, got {config.signing!r}")
     if config.log_level.upper() not in _ALLOWED_LOG_LEVELS:

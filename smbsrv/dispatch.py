@@ -118,6 +118,11 @@ def _find_session(ctx: RequestContext) -> None:
     if session.state != "valid":
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     ctx.session = session
+    if ctx.encrypted:
+        return  # the transform's tag authenticated the request
+    if session.encrypt_data:
+        # [MS-SMB2] 3.3.5.2.9: a session that must be encrypted refuses plaintext requests.
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     verify_signature(ctx)
 
 
@@ -138,6 +143,8 @@ def _find_tree(ctx: RequestContext) -> None:
     tree = ctx.session.tree_connects.get(ctx.header.tree_id)
     if tree is None:
         raise SmbError(NtStatus.STATUS_NETWORK_NAME_DELETED)
+    if tree.encrypt_data and not ctx.encrypted:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     ctx.tree = tree
 
 

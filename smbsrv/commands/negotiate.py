@@ -13,7 +13,12 @@ from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.wire import negotiate as wire
 from smbsrv.wire.constants import (
     POSIX_EXTENSIONS_GUID,
+    SMB2_ENCRYPTION_AES128_CCM,
+    SMB2_ENCRYPTION_AES128_GCM,
+    SMB2_ENCRYPTION_AES256_CCM,
+    SMB2_ENCRYPTION_AES256_GCM,
     SMB2_ENCRYPTION_CAPABILITIES,
+    SMB2_GLOBAL_CAP_ENCRYPTION,
     SMB2_FLAGS_SERVER_TO_REDIR,
     SMB2_GLOBAL_CAP_LARGE_MTU,
     SMB2_NEGOTIATE_SIGNING_ENABLED,
@@ -37,6 +42,9 @@ if TYPE_CHECKING:
 SUPPORTED_DIALECTS = (Dialect.SMB3_1_1, Dialect.SMB3_0_2, Dialect.SMB3_0, Dialect.SMB2_1, Dialect.SMB2_0_2)
 # Preference when the client offers several signing algorithms: GMAC is the cheapest per byte.
 _SIGNING_PREFERENCE = (SMB2_SIGNING_AES_GMAC, SMB2_SIGNING_AES_CMAC, SMB2_SIGNING_HMAC_SHA256)
+# GCM before CCM (faster with AES-NI), 128-bit before 256-bit, as Windows and Samba order them.
+_CIPHER_PREFERENCE = (SMB2_ENCRYPTION_AES128_GCM, SMB2_ENCRYPTION_AES128_CCM, SMB2_ENCRYPTION_AES256_GCM,
+                      SMB2_ENCRYPTION_AES256_CCM)
 _U16 = struct.Struct("<H")
 _FILETIME_EPOCH = 116444736000000000
 _SMB2_0_2_MAX_SIZE = 65536
@@ -77,6 +85,11 @@ def handle(ctx: RequestContext) -> bytes:
     if config.signing == "required":
         security_mode |= SMB2_NEGOTIATE_SIGNING_REQUIRED
     capabilities = SMB2_GLOBAL_CAP_LARGE_MTU if dialect != Dialect.SMB2_0_2 else 0
+    if (dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2) and request.capabilities & SMB2_GLOBAL_CAP_ENCRYPTION
+            and config.encryption != "off"):
+        # 3.0 and 3.0.2 negotiate encryption by capability, always AES-128-CCM ([MS-SMB2] 3.3.5.4).
+        capabilities |= SMB2_GLOBAL_CAP_ENCRYPTION
+        connection.cipher_id = SMB2_ENCRYPTION_AES128_CCM
     connection.server_security_mode = security_mode
     connection.server_capabilities = capabilities
     max_size = _SMB2_0_2_MAX_SIZE if dialect == Dialect.SMB2_0_2 else config.max_io_size
@@ -112,9 +125,12 @@ def _negotiate_contexts(connection: Connection, request: wire.NegotiateRequest) 
                 SMB2_PREAUTH_INTEGRITY_CAPABILITIES,
                 struct.pack("<HHH", 1, len(salt), SMB2_PREAUTH_INTEGRITY_SHA512) + salt))
         elif context.context_type == SMB2_ENCRYPTION_CAPABILITIES:
-            _u16_list(data, 0, 2)
-            # Encryption is not offered yet: cipher 0 tells the client there is no common cipher.
-            answers.append(wire.NegotiateContext(SMB2_ENCRYPTION_CAPABILITIES, struct.pack("<HH", 1, 0)))
+            offered = _u16_list(data, 0, 2)
+            chosen = 0  # no cipher in common (or encryption off): the client then does not encrypt
+            if connection.server.config.encryption != "off":
+                chosen = next((c for c in _CIPHER_PREFERENCE if c in offered), 0)
+            connection.cipher_id = chosen
+            answers.append(wire.NegotiateContext(SMB2_ENCRYPTION_CAPABILITIES, struct.pack("<HH", 1, chosen)))
         elif context.context_type == SMB2_SIGNING_CAPABILITIES:
             offered = _u16_list(data, 0, 2)
             chosen = next((a for a in _SIGNING_PREFERENCE if a in offered), None)

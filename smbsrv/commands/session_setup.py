@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from smbsrv.auth.authenticator import AuthError
 from smbsrv.commands.logoff import destroy_session
-from smbsrv.crypto import kdf, preauth, signing
+from smbsrv.crypto import encryption, kdf, preauth, signing
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Session
@@ -14,6 +14,7 @@ from smbsrv.wire.constants import (
     SMB2_FLAGS_SIGNED,
     SMB2_NEGOTIATE_SIGNING_REQUIRED,
     SMB2_SESSION_FLAG_BINDING,
+    SMB2_SESSION_FLAG_ENCRYPT_DATA,
     SMB2_SESSION_FLAG_IS_GUEST,
     SMB2_SESSION_FLAG_IS_NULL,
     Dialect,
@@ -88,7 +89,7 @@ def _complete_logon(ctx: RequestContext, session: Session, request: wire.Session
         session_flags = SMB2_SESSION_FLAG_IS_NULL
     elif result.is_guest:
         session_flags = SMB2_SESSION_FLAG_IS_GUEST
-    if session_flags and config.signing == "required":
+    if session_flags and (config.signing == "required" or config.encryption == "required"):
         # A guest or anonymous session has no key to sign with, so it cannot meet a signing requirement.
         connection.sessions.pop(session.session_id, None)
         raise SmbError(NtStatus.STATUS_LOGON_FAILURE)
@@ -106,6 +107,15 @@ def _complete_logon(ctx: RequestContext, session: Session, request: wire.Session
         session.session_key = result.session_key
         session.application_key = keys.application_key
         session.signer = signing.make_signer(connection.dialect, connection.signing_algorithm, keys.signing_key)
+        if connection.cipher_id and keys.encryption_key and keys.decryption_key:
+            session.cipher = encryption.make_cipher(connection.cipher_id, keys.encryption_key,
+                                                    keys.decryption_key)
+        if config.encryption == "required":
+            if session.cipher is None:
+                connection.sessions.pop(session.session_id, None)
+                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            session.encrypt_data = True
+            session_flags |= SMB2_SESSION_FLAG_ENCRYPT_DATA
         session.signing_required = (config.signing == "required"
                                     or bool(request.security_mode & SMB2_NEGOTIATE_SIGNING_REQUIRED))
         if connection.dialect >= Dialect.SMB3_0 or session.signing_required:

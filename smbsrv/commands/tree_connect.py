@@ -12,6 +12,7 @@ from smbsrv.wire.constants import (
     FILE_GENERIC_READ,
     SMB2_SHARE_TYPE_DISK,
     SMB2_SHARE_TYPE_PIPE,
+    SMB2_SHAREFLAG_ENCRYPT_DATA,
 )
 from smbsrv.wire.status import NtStatus
 
@@ -24,6 +25,7 @@ def handle(ctx: RequestContext, request: wire.TreeConnectRequest) -> bytes:
     assert session is not None
     server = ctx.connection.server
     share_name = _share_name(request.path)
+    share_flags = 0
     if share_name.lower() == _IPC_SHARE:
         tree = TreeConnect(tree_id=0, session=session, share=None, share_root=None,  # type: ignore[arg-type]
                            maximal_access=FILE_ALL_ACCESS, is_ipc=True)
@@ -46,13 +48,19 @@ def handle(ctx: RequestContext, request: wire.TreeConnectRequest) -> bytes:
         tree = TreeConnect(tree_id=0, session=session, share=share, share_root=root, maximal_access=access,
                            read_only=share.read_only)
         share_type = SMB2_SHARE_TYPE_DISK
+        if (share.encryption or server.config.encryption) == "required":
+            if session.cipher is None:
+                # A client that cannot encrypt cannot use this share ([MS-SMB2] 3.3.5.7).
+                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            tree.encrypt_data = True
+            share_flags |= SMB2_SHAREFLAG_ENCRYPT_DATA
     tree.tree_id = session.next_tree_id
     session.next_tree_id += 1
     session.tree_connects[tree.tree_id] = tree
     ctx.header.tree_id = tree.tree_id
     ctx.tree = tree
     ctx.connection.log.info("session %x: tree %d -> %s", session.session_id, tree.tree_id, share_name)
-    return wire.encode_response(share_type, 0, 0, tree.maximal_access)
+    return wire.encode_response(share_type, share_flags, 0, tree.maximal_access)
 
 
 def _share_name(path: str) -> str:

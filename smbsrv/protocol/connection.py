@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.crypto import preauth
+from smbsrv.crypto.encryption import parse_transform_header
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.credits import CreditWindow
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
@@ -107,10 +108,27 @@ class Connection:
 
             return self._frame([negotiate.handle_smb1_negotiate(self, view)])
         if protocol_id == SMB2_TRANSFORM_PROTOCOL_ID:
-            raise ProtocolViolation("encrypted messages are not supported yet")
+            return await self._handle_transform(view)
         raise ProtocolViolation(f"unknown protocol id {protocol_id.hex()}")
 
-    async def _handle_smb2(self, view: memoryview) -> Buffers | None:
+    async def _handle_transform(self, view: memoryview) -> Buffers | None:
+        """[MS-SMB2] 3.3.5.2.1.1: decrypt with the session's key; the answer goes back in one transform."""
+        if not self.negotiated or self.dialect < 0x0300 or len(view) < 52:
+            raise ProtocolViolation("unexpected transform message")
+        session = self.sessions.get(parse_transform_header(view).session_id)
+        if session is None or session.cipher is None:
+            raise ProtocolViolation("transform for a session without keys")
+        _, plaintext = session.cipher.decrypt(view)
+        if plaintext[:4] != SMB2_PROTOCOL_ID:
+            raise ProtocolViolation("transform does not carry an SMB2 message")
+        return await self._handle_smb2(memoryview(plaintext), encrypted_by=session)
+
+    def _encrypt(self, session: Session, buffers: Buffers) -> Buffers:
+        message = b"".join(buffers[1:])
+        transform = session.cipher.encrypt(session.session_id, message)
+        return [_NBSS.pack(len(transform)), transform]
+
+    async def _handle_smb2(self, view: memoryview, encrypted_by: Session | None = None) -> Buffers | None:
         from smbsrv.dispatch import dispatch
 
         responses: list[_Pending] = []
@@ -137,7 +155,7 @@ class Connection:
                     break
                 position += next_command
                 continue
-            ctx = RequestContext(self, header, element)
+            ctx = RequestContext(self, header, element, encrypted=encrypted_by is not None)
             if related and previous is not None:
                 self._inherit(ctx, previous)
             body: bytes | Reply
@@ -169,6 +187,8 @@ class Connection:
             position += next_command
         if not responses:
             return None
+        if encrypted_by is not None:
+            return self._encrypt(encrypted_by, self._assemble(responses))
         return self._assemble(responses)
 
     # -- checks --------------------------------------------------------------------------------------------
@@ -219,7 +239,10 @@ class Connection:
             finally:
                 self.async_requests.pop(async_id, None)
             if not self.closed:
-                self.send(self._assemble([self._build_response(ctx, status, body)]))
+                buffers = self._assemble([self._build_response(ctx, status, body)])
+                if ctx.encrypted and ctx.session is not None and ctx.session.cipher is not None:
+                    buffers = self._encrypt(ctx.session, buffers)
+                self.send(buffers)
 
         task = asyncio.get_running_loop().create_task(complete())
         task.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
@@ -247,7 +270,8 @@ class Connection:
         response[HEADER_SIZE:] = body
         signer = None
         signer_session = ctx.sign_with or ctx.session
-        if (signer_session is not None and signer_session.signer is not None and status != NtStatus.STATUS_PENDING
+        # Encrypted responses are not signed: the transform's AEAD tag covers them ([MS-SMB2] 3.3.4.1.1).
+        if (not ctx.encrypted and signer_session is not None and signer_session.signer is not None and status != NtStatus.STATUS_PENDING
                 and (ctx.sign_with is not None or header.flags & SMB2_FLAGS_SIGNED
                      or signer_session.signing_required)):
             signer = signer_session.signer

@@ -26,3 +26,5 @@ class RequestContext:
     preauth_session: Session | None = None
     # Set by SESSION_SETUP success: sign this response with the new session's key.
     sign_with: Session | None = None
+    # The request arrived in a transform message: it is not signed, and its response is encrypted.
+    encrypted: bool = False

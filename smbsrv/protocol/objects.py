@@ -41,6 +41,7 @@ class TreeConnect:
     maximal_access: int
     is_ipc: bool = False
     read_only: bool = False
+    encrypt_data: bool = False
 
 
 @dataclass(eq=False)

@@ -16,6 +16,14 @@ from typing import Any
 from benchmarks.workloads import MIB, Measurement, Workload
 
 SERVER_LABELS = {"smbsrv": "smbsrv", "samba": "Samba"}
+FOOTNOTES = [
+    "ratio: smbsrv median / Samba median.",
+    "CPU: server process-tree CPU seconds (user+system, reaped children included) per GiB moved,",
+    "  or per 1,000 operations (files, entries, connections).",
+    "RSS: peak summed RSS of the server's process tree. It counts pages shared between Samba's forked",
+    "  processes once per process, so idle_conns reports the proportional set size (PSS) instead.",
+    "connect: median wall time of negotiate + session setup + tree connect + logoff (Python raw-socket client).",
+]
 SIGNING_LABELS = {"default": "signing as each server defaults", "required": "signing required on both sides"}
 
 
@@ -164,8 +172,5 @@ def format_table(results: list[WorkloadResult], servers: list[str], loopback: di
         lines.append("Errors:")
         lines.extend(errors)
     lines.append("")
-    lines.append(
-        "ratio = smbsrv median / Samba median; CPU = server process tree CPU seconds (user+system, children"
-        " included) per GiB or per 1,000 operations; RSS = peak summed RSS of the server's process tree."
-    )
+    lines.extend(FOOTNOTES)
     return "\n".join(lines)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import struct
 from typing import TYPE_CHECKING
 
 from smbsrv.protocol.connection import Buffers, Connection
 from smbsrv.protocol.errors import ProtocolViolation
+from smbsrv.protocol.reply import FileRange
 
 if TYPE_CHECKING:
     from smbsrv.state import ServerState
@@ -49,7 +51,36 @@ class SocketChannel:
             view = view[count:]
 
     async def send_buffers(self, buffers: Buffers) -> None:
-        views = [memoryview(b).cast("B") for b in buffers if len(b)]
+        pending: list[bytes | bytearray | memoryview] = []
+        for buffer in buffers:
+            if isinstance(buffer, FileRange):
+                await self._send_views(pending)
+                pending = []
+                await self._send_file(buffer)
+            elif len(buffer):
+                pending.append(buffer)
+        await self._send_views(pending)
+
+    async def _send_file(self, file_range: FileRange) -> None:
+        offset, remaining = file_range.offset, file_range.count
+        try:
+            while remaining:
+                try:
+                    sent = os.sendfile(self.fd, file_range.fd, offset, remaining)
+                except BlockingIOError:
+                    await self._writable()
+                    continue
+                if sent == 0:
+                    # The file shrank after the READ was answered: keep the framing with zeros.
+                    await self._send_views([bytes(remaining)])
+                    return
+                offset += sent
+                remaining -= sent
+        finally:
+            os.close(file_range.fd)
+
+    async def _send_views(self, buffers: list[bytes | bytearray | memoryview]) -> None:
+        views = [memoryview(b).cast("B") for b in buffers]
         while views:
             try:
                 sent = self.sock.sendmsg(views)

@@ -23,7 +23,7 @@ from smbsrv.crypto.encryption import parse_transform_header
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.credits import CreditWindow
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
-from smbsrv.protocol.reply import GoAsync, Reply
+from smbsrv.protocol.reply import FileRange, GoAsync, Reply
 from smbsrv.wire import error as error_wire
 from smbsrv.wire.constants import (
     SMB1_PROTOCOL_ID,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Buffers = list[bytes | bytearray | memoryview]
+Buffers = list[bytes | bytearray | memoryview | FileRange]
 _NBSS = struct.Struct(">I")
 
 # Statuses after which the remaining related requests of a compound do not run ([MS-SMB2] 3.3.5.2.7.2).
@@ -188,7 +188,7 @@ class Connection:
         if not responses:
             return None
         if encrypted_by is not None:
-            return self._encrypt(encrypted_by, self._assemble(responses))
+            return self._encrypt(encrypted_by, self._assemble(responses, encrypting=True))
         return self._assemble(responses)
 
     # -- checks --------------------------------------------------------------------------------------------
@@ -239,8 +239,9 @@ class Connection:
             finally:
                 self.async_requests.pop(async_id, None)
             if not self.closed:
-                buffers = self._assemble([self._build_response(ctx, status, body)])
-                if ctx.encrypted and ctx.session is not None and ctx.session.cipher is not None:
+                encrypting = ctx.encrypted and ctx.session is not None and ctx.session.cipher is not None
+                buffers = self._assemble([self._build_response(ctx, status, body)], encrypting=encrypting)
+                if encrypting:
                     buffers = self._encrypt(ctx.session, buffers)
                 self.send(buffers)
 
@@ -278,7 +279,7 @@ class Connection:
         hash_session = ctx.preauth_session if status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED else None
         return _Pending(response, payload, signer, header.command == Command.NEGOTIATE, hash_session)
 
-    def _assemble(self, responses: list[_Pending]) -> Buffers:
+    def _assemble(self, responses: list[_Pending], encrypting: bool = False) -> Buffers:
         """Chain the responses of one message: pad all but the last to 8 bytes, set NextCommand, then sign
         (the signature covers NextCommand and the padding) and fold preauth hashes over the final bytes."""
         buffers: Buffers = []
@@ -286,8 +287,8 @@ class Connection:
         last = len(responses) - 1
         for index, pending in enumerate(responses):
             response, payload = pending.response, pending.payload
-            if payload is not None and (pending.signer is not None or index != last):
-                response += payload
+            if payload is not None and (pending.signer is not None or index != last or encrypting):
+                response += payload.read() if isinstance(payload, FileRange) else payload
                 payload = None
             if index != last:
                 response += bytes(-len(response) % 8)

@@ -9,9 +9,36 @@ from smbsrv.wire.status import NtStatus
 
 
 @dataclass(slots=True)
+class FileRange:
+    """READ data still in the page cache: the transport sends it with sendfile(2), with no copy through user
+    space. The range lies within the file size known when the READ was answered; `fd` is a duplicate that the
+    transport closes once sent."""
+
+    fd: int
+    offset: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self) -> bytearray:
+        """The data as bytes, for responses that must be signed or encrypted (and so pass through memory)."""
+        import os
+
+        buffer = bytearray(self.count)
+        try:
+            got = os.preadv(self.fd, [buffer], self.offset)
+        finally:
+            os.close(self.fd)
+        # A file truncated since the READ was answered reads short; the announced length is kept.
+        del got
+        return buffer
+
+
+@dataclass(slots=True)
 class Reply:
     body: bytes
-    payload: memoryview | bytes | bytearray | None = None  # READ data: sent after body without a copy
+    payload: memoryview | bytes | bytearray | FileRange | None = None  # READ data, sent after body unjoined
     status: NtStatus = NtStatus.STATUS_SUCCESS  # success-class warnings such as STATUS_BUFFER_OVERFLOW
 
 

@@ -237,6 +237,7 @@ class Req:
     flags: int = 0
     credit_charge: int = 1
     message_id: int | None = None
+    async_id: int | None = None  # sends the async header form (2.2.1.1), e.g. for CANCEL of an async request
 
 
 def status_name(status: int) -> str:
@@ -558,8 +559,12 @@ class Client:
         session_id = self.session_id if req.session_id is None else req.session_id
         tree_id = self.tree_id if req.tree_id is None else req.tree_id
         credit_request = 64
+        if req.async_id is not None:
+            flags |= SMB2_FLAGS_ASYNC_COMMAND
         element = bytearray(_HEADER.pack(b"\xfeSMB", 64, req.credit_charge, 0, req.command, credit_request, flags,
                                          0, message_id, 0, tree_id, session_id, bytes(16)))
+        if req.async_id is not None:
+            struct.pack_into("<Q", element, 32, req.async_id)
         element += req.body
         if not last:
             element += bytes(-len(element) % 8)
@@ -575,8 +580,8 @@ class Client:
         self.next_message_id += max(1, req.credit_charge)
         return message_id
 
-    def send(self, *reqs: Req, sign: bool | None = None) -> list[int]:
-        """Send one message holding `reqs` as a compound; return their message ids."""
+    def build(self, *reqs: Req, sign: bool | None = None) -> tuple[bytearray, list[int]]:
+        """The message holding `reqs` as a compound (each element signed when asked) and their message ids."""
         sign = self.sign_requests if sign is None else sign
         message = bytearray()
         ids = []
@@ -584,9 +589,14 @@ class Client:
             message_id = self._take_message_id(req)
             ids.append(message_id)
             element = self._element(req, message_id, index == len(reqs) - 1)
-            if sign and self.signer is not None and req.command not in (SMB2_NEGOTIATE,):
+            if sign and self.signer is not None and req.command != SMB2_NEGOTIATE:
                 self.signer.sign(element)
             message += element
+        return message, ids
+
+    def send(self, *reqs: Req, sign: bool | None = None) -> list[int]:
+        """Send one message holding `reqs` as a compound; return their message ids."""
+        message, ids = self.build(*reqs, sign=sign)
         self.send_raw(bytes(message))
         return ids
 

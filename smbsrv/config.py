@@ -30,8 +30,12 @@ class ShareConfig:
     valid_users: tuple[str, ...] = ()  # empty: every authenticated user
     case_sensitive: bool = False
     posix: bool = True  # SMB3 POSIX extensions on this share
-    create_mask: int = 0o744
-    directory_mask: int = 0o755
+    # Bits a new file or directory may get. The POSIX create context's mode (already reduced by the client's
+    # umask) is kept within these; setuid and setgid are not granted by default.
+    create_mask: int = 0o1777
+    directory_mask: int = 0o1777
+    # PosixMode carries the file type in bits 12-15 (current spec); Linux clients before 6.13 misread them.
+    posix_file_type_bits: bool = True
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
     encryption: str = ""  # off | desired | required; empty: the server's setting

@@ -60,6 +60,9 @@ from smbsrv.wire.status import NtStatus
 _VALID_FILE_ATTRIBUTES = 0x00007FB7
 _NT_TIME_AND_SIZES = struct.Struct("<QQ")
 _DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE
+# Modes of objects created by Windows-semantics opens (which carry no mode): a 022 umask.
+_WINDOWS_FILE_MODE = 0o644
+_WINDOWS_DIRECTORY_MODE = 0o755
 
 
 @dataclass(slots=True)
@@ -120,7 +123,9 @@ def _check_request(request: wire.CreateRequest) -> None:
 def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | None:
     """The POSIX create context turns this one open into a POSIX open; its data is the mode for new files."""
     data = request.contexts.get(SMB2_CREATE_POSIX_CONTEXT)
-    if data is None or not ctx.connection.posix_extensions:
+    if data is None or not handles.posix_enabled(ctx):
+        # Without POSIX negotiated (or on a share with posix = false) the context is ignored, as Samba does:
+        # no response context tells the client that this open has Windows semantics.
         return None
     if len(data) != 4:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
@@ -236,9 +241,9 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             request.desired_access, 0x1F01FF) & DELETE:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if directory:
-        mode = (posix_mode if posix_mode is not None else 0o777) & share.directory_mask
+        mode = (posix_mode if posix_mode is not None else _WINDOWS_DIRECTORY_MODE) & share.directory_mask
     else:
-        mode = (posix_mode if posix_mode is not None else 0o666) & share.create_mask
+        mode = (posix_mode if posix_mode is not None else _WINDOWS_FILE_MODE) & share.create_mask
     granted = resolve_desired_access(request.desired_access, 0x1F01FF)
     fd = backend.create_at(resolution.parent_fd, resolution.name, mode, directory=directory,
                            posix_mode=posix_mode is not None)
@@ -289,7 +294,8 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
     if posix_mode is not None:
         from smbsrv.fscc.file_info import encode_posix_create_response
 
-        contexts.append(CreateContext(SMB2_CREATE_POSIX_CONTEXT, encode_posix_create_response(info)))
+        contexts.append(CreateContext(SMB2_CREATE_POSIX_CONTEXT, encode_posix_create_response(
+            info, handles.posix_type_bits(open_.tree))))
     flags = SMB2_CREATE_FLAG_REPARSEPOINT if info.reparse_tag else 0
     return wire.encode_response(
         oplock_level=SMB2_OPLOCK_LEVEL_NONE, flags=flags, create_action=action,

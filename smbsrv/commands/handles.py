@@ -24,6 +24,7 @@ from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
     from smbsrv.config import ShareConfig
+    from smbsrv.protocol.context import RequestContext
     from smbsrv.protocol.objects import TreeConnect
 
 # Server-side special files are presented as reparse points ([MS-FSCC] 2.1.2; protocol notes 8.8).
@@ -146,7 +147,8 @@ def unlink_now(open_: Open) -> None:
 
 
 def chmod(open_: Open, mode: int) -> None:
-    backend.fchmod(open_.fd, mode)
+    """POSIX chmod through a security descriptor: the permission bits only, as Samba applies it."""
+    backend.fchmod(open_.fd, mode & 0o777)
 
 
 def chown_from_sids(open_: Open, owner, group) -> None:  # type: ignore[no-untyped-def]
@@ -179,14 +181,18 @@ def volume_serial(tree: TreeConnect) -> int:
 
 
 def posix_type_bits(tree: TreeConnect) -> bool:
-    return bool(getattr(tree.share, "posix_type_bits", True))
+    return tree.share.posix_file_type_bits
+
+
+def posix_enabled(ctx: RequestContext) -> bool:
+    """POSIX opens and info levels need the extensions negotiated on the connection and enabled on the share."""
+    tree = ctx.tree
+    return ctx.connection.posix_extensions and tree is not None and not tree.is_ipc and tree.share.posix
 
 
 def fs_information(tree: TreeConnect, fs_class: int) -> bytes:
     st = backend.statvfs(tree.share_root.root_fd)
-    attributes = fs_info.DEFAULT_FS_ATTRIBUTES
-    if tree.share.case_sensitive:
-        attributes |= fattr.FILE_CASE_SENSITIVE_SEARCH
+    attributes = fs_info.DEFAULT_FS_ATTRIBUTES | fattr.FILE_SUPPORTS_POSIX_UNLINK_RENAME
     if tree.read_only:
         attributes |= fattr.FILE_READ_ONLY_VOLUME
     volume = fs_info.VolumeInfo(label=tree.share.name, serial_number=volume_serial(tree),

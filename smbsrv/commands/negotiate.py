@@ -139,8 +139,11 @@ def _negotiate_contexts(connection: Connection, request: wire.NegotiateRequest) 
             connection.signing_algorithm = chosen
             answers.append(wire.NegotiateContext(SMB2_SIGNING_CAPABILITIES, struct.pack("<HH", 1, chosen)))
         elif context.context_type == SMB2_POSIX_EXTENSIONS_AVAILABLE:
-            # [POSIX-SMB2]: DataLength is a multiple of 16; answer with the version we speak, once.
-            versions = {data[i:i + 16] for i in range(0, len(data) - len(data) % 16, 16)}
+            # [POSIX-SMB2]: DataLength is a multiple of 16 (one GUID per version the client speaks); answer
+            # with the version we speak, once. Samba refuses other lengths the same way.
+            if len(data) % 16:
+                raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+            versions = {data[i:i + 16] for i in range(0, len(data), 16)}
             if connection.server.config.posix and POSIX_EXTENSIONS_GUID in versions:
                 connection.posix_extensions = True
                 answers.append(wire.NegotiateContext(SMB2_POSIX_EXTENSIONS_AVAILABLE, POSIX_EXTENSIONS_GUID))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from smbsrv.commands import handles
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
+from smbsrv.fscc.file_info import FileInformationClass
 from smbsrv.fscc.wildcard import compile_pattern
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -42,6 +43,8 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if not open_.granted_access & FILE_LIST_DIRECTORY:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if request.file_information_class == FileInformationClass.FilePosixInformation and not handles.posix_enabled(ctx):
+        raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     encoder = entry_encoder(request.file_information_class,
                             posix_with_file_type=handles.posix_type_bits(ctx.tree))
     max_length = min(request.output_buffer_length, ctx.connection.server.config.max_io_size)

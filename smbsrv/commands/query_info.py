@@ -71,7 +71,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
         if not open_.granted_access & FILE_READ_EA:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         raise SmbError(NtStatus.STATUS_NO_EAS_ON_FILE)
-    if info_class == C.FilePosixInformation and not ctx.connection.posix_extensions:
+    if info_class == C.FilePosixInformation and not handles.posix_enabled(ctx):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     info = handles.info_for_open(open_)
     server = ctx.connection.server
@@ -90,7 +90,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
 
 def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     assert ctx.tree is not None
-    if request.file_info_class == 100 and not ctx.connection.posix_extensions:
+    if request.file_info_class == 100 and not handles.posix_enabled(ctx):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     return handles.fs_information(ctx.tree, request.file_info_class)
 

@@ -205,7 +205,7 @@ def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest
         _require(open_, WRITE_DAC)
         mode = posix_mode_from_dacl(descriptor)
         if mode is not None:
-            handles.chmod(open_, mode & 0o777 if not open_.posix else mode & 0o7777)
+            handles.chmod(open_, mode)
     if additional & 0x3:
         _require(open_, WRITE_OWNER)
         handles.chown_from_sids(open_, descriptor.owner if additional & 0x1 else None,

@@ -36,6 +36,9 @@ class ShareConfig:
     directory_mask: int = 0o1777
     # PosixMode carries the file type in bits 12-15 (current spec); Linux clients before 6.13 misread them.
     posix_file_type_bits: bool = True
+    # How server-side FIFOs, sockets and devices are presented: "nfs" (IO_REPARSE_TAG_NFS, the Windows NFS
+    # server format) or "wsl" (the LX_* tags, which Linux clients before 6.7 understand).
+    special_files: str = "nfs"
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
     encryption: str = ""  # off | desired | required; empty: the server's setting
@@ -56,6 +59,8 @@ class ServerConfig:
     max_credits: int = 8192
     max_io_size: int = 8 * 1024 * 1024
     posix: bool = True
+    # Server state outside the shares (large client-set reparse buffers).
+    state_dir: str = "var/state"
     shares: tuple[ShareConfig, ...] = ()
 
 
@@ -140,6 +145,8 @@ def check_values(config: ServerConfig) -> None:
         raise ConfigError(f"server.encryption: must be one of {', '.join(_ALLOWED_SIGNING)}, "
                           f"got {config.encryption!r}")
     for share in config.shares:
+        if share.special_files not in ("nfs", "wsl"):
+            raise ConfigError(f"shares.{share.name}.special_files: must be nfs or wsl, got {share.special_files!r}")
         if share.encryption not in ("",) + _ALLOWED_SIGNING:
             raise ConfigError(f"shares.{share.name}.encryption: must be one of {', '.join(_ALLOWED_SIGNING)}, "
                               f"got {share.encryption!r}")

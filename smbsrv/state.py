@@ -14,6 +14,7 @@ from smbsrv.auth.authenticator import Authenticator
 from smbsrv.auth.users import UserDB
 from smbsrv.config import ServerConfig, ShareConfig
 from smbsrv.fs import identity
+from smbsrv.fs.reparse_store import ReparseStore
 from smbsrv.fs.resolver import ShareRoot
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class ServerState:
         # Pending delete-on-close state per file, kept while any open of it exists.
         self.delete_pending: set[tuple[int, int]] = set()
         self.locks: Any = None  # set by commands.lock on first use
+        self.reparse_store = ReparseStore(os.path.join(os.path.abspath(config.state_dir), "reparse"))
         self.connections: set[Any] = set()
         self.running_as_root = identity.running_as_root()
         self.guest_identity = self._lookup_guest(config.guest_account)

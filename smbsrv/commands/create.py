@@ -24,7 +24,11 @@ from smbsrv.fs.share_modes import (
 from smbsrv.fscc import attributes as fattr
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
-from smbsrv.protocol.objects import Open
+from smbsrv.protocol.objects import Open, TreeConnect
+from smbsrv import reparse
+from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
+from smbsrv.fscc.reparse import reparse_tag_of
+from smbsrv.reparse import synthesized
 from smbsrv.wire import create as wire
 from smbsrv.wire.buffer import decode_utf16
 from smbsrv.wire.create_contexts import CreateContext, encode_chain
@@ -67,12 +71,15 @@ _WINDOWS_DIRECTORY_MODE = 0o755
 
 @dataclass(slots=True)
 class _Target:
-    """What the name resolved to, and what the disposition decided to do with it."""
+    """What the name resolved to: whether it exists, what kind of object it is, and its reparse point."""
 
     resolution: Resolution
     exists: bool
-    is_directory: bool
-    reparse_tag: int
+    is_directory: bool = False
+    reparse_tag: int = 0
+    is_special: bool = False  # a real symlink, FIFO, socket or device: held by O_PATH, never opened for data
+    attributes: int = 0
+    client_reparse: bytes | None = None  # a reparse buffer a client set on this file or directory
 
 
 def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
@@ -94,9 +101,9 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
     try:
         resolution = tree.share_root.resolve(path, case_insensitive=case_insensitive)
     except SymlinkMet as met:
-        raise _stopped_on_symlink(met, name) from None
+        raise _stopped_on_symlink(tree, met, name) from None
     with resolution:
-        target = _classify(resolution)
+        target = _classify(tree, resolution)
         _check_disposition(request, target)
         if target.exists:
             return _open_existing(ctx, request, target, posix_mode)
@@ -134,11 +141,22 @@ def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | No
 
 # -- step 2: what the name is ---------------------------------------------------------------------------------
 
-def _classify(resolution: Resolution) -> _Target:
+def _classify(tree: TreeConnect, resolution: Resolution) -> _Target:
     st = resolution.stat
     if st is None:
-        return _Target(resolution, False, False, 0)
-    return _Target(resolution, True, stat.S_ISDIR(st.st_mode), handles.reparse_tag_for_mode(st.st_mode))
+        return _Target(resolution, False)
+    special_tag = handles.reparse_tag_for(st, tree.share)
+    if special_tag:
+        return _Target(resolution, True, reparse_tag=special_tag, is_special=True,
+                       attributes=fattr.FILE_ATTRIBUTE_REPARSE_POINT)
+    # The share root ("." of a duplicate root fd) keeps no DOS attributes of its own.
+    dos = dos_attrs.read_at(resolution.parent_fd, resolution.name, st) if resolution.components else None
+    target = _Target(resolution, True, stat.S_ISDIR(st.st_mode), attributes=backend.file_attributes(st, dos))
+    if target.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
+        target.client_reparse = tree.reparse_store.get_at(resolution.parent_fd, resolution.name)
+        if target.client_reparse is not None:
+            target.reparse_tag = reparse_tag_of(target.client_reparse)
+    return target
 
 
 def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
@@ -157,14 +175,24 @@ def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
 
 
-def _stopped_on_symlink(met: SymlinkMet, requested_name: str) -> SmbError:
-    """STATUS_STOPPED_ON_SYMLINK with the symbolic link error response ([MS-SMB2] 2.2.2.2.1): the client
-    resolves the link; the server never follows it."""
-    from smbsrv.fscc.reparse import build_symlink_error
+def _stopped_on_symlink(tree: TreeConnect, met: SymlinkMet, requested_name: str) -> SmbError:
+    """A symlink before the last component: STATUS_STOPPED_ON_SYMLINK with the symbolic link error response
+    and the length of the rest of the name ([MS-SMB2] 2.2.2.2.1.1); the client resolves the link, the server
+    never follows it. FILE_OPEN_REPARSE_POINT does not change this: it applies to the last component only."""
+    buffer = synthesized.symlink_buffer(met.target, met.link_name_components, handles.share_real_path(tree.share))
+    return reparse.refuse_open(IO_REPARSE_TAG_SYMLINK, buffer, met.unparsed_path_length(requested_name))
 
-    target = met.target
-    data = build_symlink_error(target, target, not target.startswith("/"), met.unparsed_path_length(requested_name))
-    return SmbError(NtStatus.STATUS_STOPPED_ON_SYMLINK, data)
+
+def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
+    if target.client_reparse is not None:
+        return target.client_reparse
+    resolution = target.resolution
+    assert resolution.stat is not None
+    link_target = None
+    if stat.S_ISLNK(resolution.stat.st_mode):
+        link_target = backend.readlink_at(resolution.parent_fd, resolution.name)
+    return synthesized.buffer_for(resolution.stat, link_target, resolution.components,
+                                  handles.share_real_path(tree.share), wsl=tree.share.special_files == "wsl")
 
 
 # -- step 3: open what exists ---------------------------------------------------------------------------------
@@ -177,20 +205,14 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     st = resolution.stat
     assert st is not None
     if target.reparse_tag and not request.create_options & FILE_OPEN_REPARSE_POINT:
-        if stat.S_ISLNK(st.st_mode):
-            target_text = backend.readlink_at(resolution.parent_fd, resolution.name)
-            met = SymlinkMet(len(resolution.components) - 1, resolution.components, target_text, (), 0)
-            raise _stopped_on_symlink(met, "")
-        raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
+        raise reparse.refuse_open(target.reparse_tag, _reparse_buffer(tree, target))
     key = (st.st_dev, st.st_ino)
     server = ctx.connection.server
     if key in server.delete_pending:
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only)
-    read_only_file = not target.is_directory and bool(
-        backend.file_attributes(st, dos_attrs.read_at(resolution.parent_fd, resolution.name, st))
-        & fattr.FILE_ATTRIBUTE_READONLY)
+    read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
     if read_only_file:
         # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.
         maximum &= ~(FILE_WRITE_DATA | FILE_APPEND_DATA)
@@ -201,8 +223,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         if tree.read_only or read_only_file:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         granted |= FILE_WRITE_DATA
-    if target.reparse_tag and granted & _DATA_ACCESS:
-        # Symlinks, fifos, sockets and devices on the server are never opened for data.
+    if target.is_special and granted & _DATA_ACCESS:
+        # Symlinks, fifos, sockets and devices on the server are never opened for data (protocol notes 8.7).
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
     if request.create_options & FILE_DELETE_ON_CLOSE:
         if not granted & DELETE:
@@ -211,7 +233,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     check_share_access(server.opens_by_file.get(key, ()), granted, request.share_access)
     fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
-                                 is_directory=target.is_directory, is_special=bool(target.reparse_tag),
+                                 is_directory=target.is_directory, is_special=target.is_special,
                                  truncate=overwrite)
     try:
         if overwrite:
@@ -253,7 +275,7 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         st = os.fstat(fd)
         handles.set_initial_dos_info(fd, attributes, st)
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
-        created = _Target(resolution, True, directory, 0)
+        created = _Target(resolution, True, directory)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None)
     except BaseException:
         os.close(fd)

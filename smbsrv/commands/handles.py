@@ -7,6 +7,7 @@ the server never opens them for data (protocol notes 8.7), and never follows a s
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import zlib
@@ -17,8 +18,19 @@ from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc import fs_info
+from smbsrv.fscc.reparse import (
+    NFS_SPECFILE_BLK,
+    NFS_SPECFILE_CHR,
+    NFS_SPECFILE_FIFO,
+    NFS_SPECFILE_LNK,
+    NFS_SPECFILE_SOCK,
+    NfsReparse,
+    reparse_tag_of,
+)
+from smbsrv.fscc.reparse import parse as parse_reparse
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
+from smbsrv.reparse import synthesized
 from smbsrv.wire.constants import FILE_READ_DATA
 from smbsrv.wire.status import NtStatus
 
@@ -27,24 +39,29 @@ if TYPE_CHECKING:
     from smbsrv.protocol.context import RequestContext
     from smbsrv.protocol.objects import TreeConnect
 
-# Server-side special files are presented as reparse points ([MS-FSCC] 2.1.2; protocol notes 8.8).
-_SYNTHESIZED_TAGS = {
-    stat.S_IFLNK: fattr.IO_REPARSE_TAG_SYMLINK,
-    stat.S_IFIFO: fattr.IO_REPARSE_TAG_NFS,
-    stat.S_IFSOCK: fattr.IO_REPARSE_TAG_NFS,
-    stat.S_IFCHR: fattr.IO_REPARSE_TAG_NFS,
-    stat.S_IFBLK: fattr.IO_REPARSE_TAG_NFS,
-}
+def reparse_tag_for(st: os.stat_result, share: ShareConfig) -> int:
+    """The tag a real special object (symlink, FIFO, socket, device) is presented with; 0 otherwise."""
+    return synthesized.tag_for_mode(st.st_mode, wsl=share.special_files == "wsl")
 
-
-def reparse_tag_for_mode(mode: int) -> int:
-    return _SYNTHESIZED_TAGS.get(stat.S_IFMT(mode), 0)
-
-
-# -- stat in SMB terms --------------------------------------------------------------------------------------
 
 def stat_open(open_: Open) -> os.stat_result:
     return os.fstat(open_.fd)
+
+
+def _with_client_reparse(info: FileInfo, blob: bytes | None) -> FileInfo:
+    """A regular file or directory carrying a client-set reparse point reports its tag; an NFS special-file
+    blob also gives the POSIX file type (through the mode's type bits, as listings carry no other field)."""
+    if blob is None:
+        return info
+    try:
+        parsed = parse_reparse(blob)
+    except SmbError:
+        parsed = None
+    info.reparse_tag = reparse_tag_of(blob)
+    info.attributes = (info.attributes | fattr.FILE_ATTRIBUTE_REPARSE_POINT) & ~fattr.FILE_ATTRIBUTE_NORMAL
+    if isinstance(parsed, NfsReparse) and parsed.nfs_type in _NFS_MODE_TYPES:
+        info.mode = stat.S_IMODE(info.mode) | _NFS_MODE_TYPES[parsed.nfs_type]
+    return info
 
 
 def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
@@ -52,14 +69,47 @@ def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
         st = os.fstat(open_.fd)
     dos = dos_attrs.read(open_.fd, st)
     share = open_.tree.share
-    return backend.file_info(st, dos, reparse_tag=reparse_tag_for_mode(st.st_mode),
-                             name=open_.extra.get("name", ""), hide_dot_files=share.hide_dot_files)
-
-
-def entry_info(dir_fd: int, name: str, st: os.stat_result, share: ShareConfig) -> FileInfo:
-    dos = dos_attrs.read_at(dir_fd, name, st) if name not in (".", "..") else None
-    return backend.file_info(st, dos, reparse_tag=reparse_tag_for_mode(st.st_mode), name=name,
+    info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=open_.extra.get("name", ""),
                              hide_dot_files=share.hide_dot_files)
+    if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
+        return _with_client_reparse(info, open_.tree.reparse_store.get(open_.fd))
+    return info
+
+
+def entry_info(dir_fd: int, name: str, st: os.stat_result, tree: TreeConnect) -> FileInfo:
+    share = tree.share
+    dos = dos_attrs.read_at(dir_fd, name, st) if name not in (".", "..") else None
+    info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
+                             hide_dot_files=share.hide_dot_files)
+    if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
+        return _with_client_reparse(info, tree.reparse_store.get_at(dir_fd, name))
+    return info
+
+
+def reparse_buffer(open_: Open) -> bytes | None:
+    """The reparse buffer of an open: synthesized for real special objects, the stored blob for files and
+    directories a client set one on, None when the object is no reparse point."""
+    st = os.fstat(open_.fd)
+    share = open_.tree.share
+    if reparse_tag_for(st, share):
+        target = None
+        if stat.S_ISLNK(st.st_mode):
+            target = backend.readlink_at(open_.extra["parent_fd"], open_.extra["name"])
+        return synthesized.buffer_for(st, target, open_.path_components, share_real_path(share),
+                                      wsl=share.special_files == "wsl")
+    dos = dos_attrs.read(open_.fd, st)
+    if dos is None or not dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
+        return None
+    return open_.tree.reparse_store.get(open_.fd)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=64)
+def _real_path(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def share_real_path(share: ShareConfig) -> str:
+    return _real_path(share.path)
 
 
 def list_directory(open_: Open) -> list[tuple[str, os.stat_result]]:
@@ -118,6 +168,15 @@ def _nt_to_ns(value: int | None) -> int | None:
     if value is None:
         return None
     return (value - 116444736000000000) * 100
+
+
+_NFS_MODE_TYPES = {
+    NFS_SPECFILE_FIFO: stat.S_IFIFO,
+    NFS_SPECFILE_SOCK: stat.S_IFSOCK,
+    NFS_SPECFILE_CHR: stat.S_IFCHR,
+    NFS_SPECFILE_BLK: stat.S_IFBLK,
+    NFS_SPECFILE_LNK: stat.S_IFLNK,
+}
 
 
 def truncate(open_: Open, length: int) -> None:

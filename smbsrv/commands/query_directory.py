@@ -59,14 +59,14 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         first = True
     else:
         first = False
-    share = ctx.tree.share
+    tree = ctx.tree
     entries = enumeration.entries
     dir_fd = open_.fd
 
     def infos():  # type: ignore[no-untyped-def]
         for index in range(enumeration.position, len(entries)):
             name, st = entries[index]
-            info = handles.entry_info(dir_fd, name, st, share)
+            info = handles.entry_info(dir_fd, name, st, tree)
             yield info, name.encode("utf-16-le", "surrogatepass"), 0
 
     output, count = fill_buffer(encoder, infos(), max_length,

@@ -46,7 +46,7 @@ def handle(ctx: RequestContext, request: wire.TreeConnectRequest) -> bytes:
             raise SmbError(NtStatus.STATUS_BAD_NETWORK_NAME) from None
         access = _READ_ONLY_ACCESS if share.read_only else FILE_ALL_ACCESS
         tree = TreeConnect(tree_id=0, session=session, share=share, share_root=root, maximal_access=access,
-                           read_only=share.read_only)
+                           read_only=share.read_only, reparse_store=server.reparse_store)
         share_type = SMB2_SHARE_TYPE_DISK
         if (share.encryption or server.config.encryption) == "required":
             if session.cipher is None:

@@ -42,6 +42,7 @@ class TreeConnect:
     is_ipc: bool = False
     read_only: bool = False
     encrypt_data: bool = False
+    reparse_store: Any = None  # fs.reparse_store.ReparseStore
 
 
 @dataclass(eq=False)

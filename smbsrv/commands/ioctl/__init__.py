@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from smbsrv.commands.ioctl import file_controls, network
+from smbsrv.commands.ioctl import file_controls, network, reparse
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -46,6 +46,7 @@ FILE_CONTROLS: dict[int, FileControl] = {
     FSCTL_QUERY_ALLOCATED_RANGES: file_controls.query_allocated_ranges,
     FSCTL_SRV_REQUEST_RESUME_KEY: file_controls.request_resume_key,
     FSCTL_SRV_ENUMERATE_SNAPSHOTS: file_controls.enumerate_snapshots,
+    **reparse.CONTROLS,
 }
 
 _ALL_ONES = 0xFFFFFFFFFFFFFFFF
@@ -61,8 +62,6 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply:
         output = connection_control(ctx, request)
         return wire.encode_response(request.ctl_code, (_ALL_ONES, _ALL_ONES), output)
     file_control = FILE_CONTROLS.get(request.ctl_code)
-    if file_control is None:
-        file_control = _reparse_control(request.ctl_code)
     open_ = _find_open(ctx, request.file_id)
     if file_control is None:
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
@@ -73,14 +72,6 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply:
     if len(output) > request.max_output_response:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
     return Reply(wire.encode_response(request.ctl_code, open_.file_id, output), status=status)
-
-
-def _reparse_control(ctl_code: int) -> FileControl | None:
-    try:
-        from smbsrv.commands.ioctl import reparse
-    except ImportError:
-        return None
-    return reparse.CONTROLS.get(ctl_code)
 
 
 def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> Open:

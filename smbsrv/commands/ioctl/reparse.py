@@ -1,0 +1,103 @@
+"""FSCTL_SET/GET/DELETE_REPARSE_POINT ([MS-FSCC] 2.3.62, 2.3.82, 2.3.6; [MS-FSA] 2.1.5.10).
+
+A client-set reparse point is an opaque blob kept with a regular file or an empty directory (fs.reparse_store)
+plus FILE_ATTRIBUTE_REPARSE_POINT in the DOS attributes; the server never makes it a real symlink or device.
+Real symlinks, FIFOs, sockets and devices have synthesized buffers that GET returns and SET/DELETE cannot
+change (Linux keeps no xattrs on them).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from smbsrv.commands import handles
+from smbsrv.fs import dos_attrs
+from smbsrv.fs.dos_attrs import DosInfo
+from smbsrv.fscc import attributes as fattr
+from smbsrv.fscc.reparse import parse, reparse_tag_of, validate_delete_buffer, validate_set_buffer
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.protocol.reply import Reply
+from smbsrv.wire import ioctl as wire
+from smbsrv.wire.constants import (
+    FILE_WRITE_ATTRIBUTES,
+    FILE_WRITE_DATA,
+    FSCTL_DELETE_REPARSE_POINT,
+    FSCTL_GET_REPARSE_POINT,
+    FSCTL_SET_REPARSE_POINT,
+)
+from smbsrv.wire.status import NtStatus
+
+_HEADER_SIZE = 8
+
+
+def get_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes | Reply:
+    buffer = handles.reparse_buffer(open_)
+    if buffer is None:
+        raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
+    if request.max_output_response < _HEADER_SIZE:
+        raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
+    if len(buffer) > request.max_output_response:
+        # [MS-FSA] 2.1.5.10.14: what fits, and STATUS_BUFFER_OVERFLOW.
+        return Reply(buffer[:request.max_output_response], status=NtStatus.STATUS_BUFFER_OVERFLOW)
+    return buffer
+
+
+def _check_writable(ctx: RequestContext, open_: Open) -> os.stat_result:
+    assert ctx.tree is not None
+    if ctx.tree.read_only or not open_.granted_access & (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    st = os.fstat(open_.fd)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        # A real symlink or special file on the server: its reparse data is what it is on disk.
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    return st
+
+
+def _set_reparse_attribute(open_: Open, st: os.stat_result, present: bool) -> None:
+    current = dos_attrs.read(open_.fd, st)
+    attributes = current.attributes if current is not None else handles.backend.file_attributes(st, None)
+    creation_time = current.creation_time if current is not None else dos_attrs.derived_creation_time(st)
+    if present:
+        attributes = (attributes | fattr.FILE_ATTRIBUTE_REPARSE_POINT) & ~fattr.FILE_ATTRIBUTE_NORMAL
+    else:
+        attributes &= ~fattr.FILE_ATTRIBUTE_REPARSE_POINT
+    dos_attrs.write(open_.fd, DosInfo(attributes & ~fattr.FILE_ATTRIBUTE_DIRECTORY, creation_time))
+
+
+def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+    tag, buffer = validate_set_buffer(request.input)
+    st = _check_writable(ctx, open_)
+    existing = handles.reparse_buffer(open_)
+    if existing is not None and reparse_tag_of(existing) != tag:
+        raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_MISMATCH)
+    if stat.S_ISDIR(st.st_mode) and existing is None and handles.directory_has_entries(open_):
+        raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
+    parse(buffer)  # tag-specific layout was checked; this proves the stored blob will parse when read back
+    open_.tree.reparse_store.set(open_.fd, buffer)
+    _set_reparse_attribute(open_, st, True)
+    open_.reparse_tag = tag
+    return b""
+
+
+def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+    st = _check_writable(ctx, open_)
+    existing = handles.reparse_buffer(open_)
+    if existing is None:
+        raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
+    stored_tag = reparse_tag_of(existing)
+    stored_guid = existing[8:24] if not fattr.is_reparse_tag_microsoft(stored_tag) else None
+    validate_delete_buffer(request.input, stored_tag, stored_guid)
+    open_.tree.reparse_store.remove(open_.fd)
+    _set_reparse_attribute(open_, st, False)
+    open_.reparse_tag = 0
+    return b""
+
+
+CONTROLS = {
+    FSCTL_GET_REPARSE_POINT: get_reparse_point,
+    FSCTL_SET_REPARSE_POINT: set_reparse_point,
+    FSCTL_DELETE_REPARSE_POINT: delete_reparse_point,
+}

@@ -18,8 +18,9 @@ import os
 import socket
 import struct
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Self
 
 import spnego
 
@@ -199,7 +200,7 @@ class Header:
 
 def decode_header(data: bytes | memoryview) -> Header:
     (protocol_id, structure_size, credit_charge, status, command, credits, flags, next_command, message_id,
-     reserved, tree_id, session_id, signature) = _HEADER.unpack_from(data, 0)
+     _reserved, tree_id, session_id, signature) = _HEADER.unpack_from(data, 0)
     if protocol_id != b"\xfeSMB" or structure_size != 64:
         raise AssertionError(f"not an SMB2 header: {bytes(data[:8]).hex()}")
     async_id = struct.unpack_from("<Q", data, 32)[0] if flags & SMB2_FLAGS_ASYNC_COMMAND else 0
@@ -507,8 +508,10 @@ class Client:
             self.sock.close()
             self.sock = None
 
-    def __enter__(self) -> Client:
-        return self if self.sock is not None else self.connect()
+    def __enter__(self) -> Self:
+        if self.sock is None:
+            self.connect()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -546,7 +549,7 @@ class Client:
             data = self.sock.recv(65536)
         except ConnectionResetError:
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
         finally:
             self.sock.settimeout(self.timeout_s)
@@ -669,7 +672,7 @@ class Client:
     def session_setup(self, user: str, password: str, security_mode: int = SMB2_NEGOTIATE_SIGNING_ENABLED) -> int:
         """NTLMv2 logon through pyspnego; returns the final status and derives the signing key on success."""
         auth = spnego.client(user, password, protocol="ntlm")
-        token = auth.step()
+        token = auth.step() or b""
         session_preauth = self.connection_preauth
         self.session_id = 0
         while True:
@@ -681,7 +684,7 @@ class Client:
             self.session_id = response.header.session_id
             if response.status == STATUS_MORE_PROCESSING_REQUIRED:
                 session_preauth = _sha512(session_preauth, response.raw)
-                token = auth.step(_security_buffer(response.body))
+                token = auth.step(_security_buffer(response.body)) or b""
                 continue
             if response.status != STATUS_SUCCESS:
                 return response.status

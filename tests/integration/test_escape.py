@@ -313,7 +313,7 @@ class _Swapper(threading.Thread):
         os.symlink(link_target, self.alternate)
         self.stop = threading.Event()
         self.swaps = 0
-        self.error: BaseException | None = None
+        self.error: OSError | None = None
 
     def run(self) -> None:
         try:
@@ -322,7 +322,7 @@ class _Swapper(threading.Thread):
                 self.swaps += 1
                 if self.swaps % 64 == 0:
                     time.sleep(0)  # let the server threads run on a busy machine
-        except BaseException as exc:  # reported by the test thread
+        except OSError as exc:  # reported by the test thread
             self.error = exc
 
     def finish(self) -> None:

@@ -236,8 +236,16 @@ def test_create_through_symlink(client: b.Client, name: str) -> None:
     assert not Path("/etc/evil-new").exists()
 
 
-@pytest.mark.parametrize("name", ["passwdlink", "etclink", "outdir", "rellink"])
-def test_open_reparse_point_never_yields_target_data(client: b.Client, name: str) -> None:
+def _ioctl_output(response: b.Response) -> bytes:
+    """OutputOffset(4)@32, OutputCount(4)@36 of an IOCTL response ([MS-SMB2] 2.2.32)."""
+    offset, count = struct.unpack_from("<II", response.body, 32)
+    return response.body[offset - b.HEADER_SIZE:offset - b.HEADER_SIZE + count]
+
+
+@pytest.mark.parametrize(("name", "target"), [("passwdlink", "/etc/passwd"), ("etclink", "/etc"),
+                                              ("outdir", None), ("rellink", "../" * 12 + "etc")])
+def test_open_reparse_point_never_yields_target_data(client: b.Client, layout: Layout, name: str,
+                                                     target: str | None) -> None:
     """With FILE_OPEN_REPARSE_POINT the client gets the link itself (its target text, through
     FSCTL_GET_REPARSE_POINT where implemented), never the content of what it points to."""
     response = client.create(name, desired_access=b.FILE_READ_ATTRIBUTES | b.READ_CONTROL | b.SYNCHRONIZE,
@@ -245,7 +253,14 @@ def test_open_reparse_point_never_yields_target_data(client: b.Client, name: str
     assert _status(response) == "STATUS_SUCCESS"
     file_id = b.create_file_id(response.body)
     reparse = client.request(b.SMB2_IOCTL, b.ioctl_body(file_id, b.FSCTL_GET_REPARSE_POINT))
+    assert _status(reparse) == "STATUS_SUCCESS"
     _assert_no_foreign_bytes(reparse.body)
+    # [MS-FSCC] 2.1.2.4: the symlink buffer names the target as text; SubstituteName @8/@10 into PathBuffer @20.
+    buffer = _ioctl_output(reparse)
+    tag, _, _, sub_offset, sub_length = struct.unpack_from("<IHHHH", buffer, 0)
+    assert tag == 0xA000000C
+    substitute = buffer[20 + sub_offset:20 + sub_offset + sub_length].decode("utf-16-le")
+    assert substitute == (str(layout.outside) if target is None else target)
     listing = client.query_directory(file_id, "*")
     assert listing.status != b.STATUS_SUCCESS
     _assert_no_foreign_bytes(listing.body)

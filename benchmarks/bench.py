@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import json
 import math
 import os
 import platform
+import pwd
 import secrets
 import shutil
 import signal
@@ -136,7 +136,8 @@ class Benchmark:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.sizes: Sizes = QUICK_SIZES if args.quick else FULL_SIZES
-        self.username = getpass.getuser()
+        # Samba's tdbsam needs an existing Unix account; the one running the benchmark (smbd needs root).
+        self.username = pwd.getpwuid(os.geteuid()).pw_name
         # Letters, digits, - and _ only: the password travels on command lines and in USER:PASS syntax.
         self.password = secrets.token_urlsafe(12)
         self.base = Path(tempfile.mkdtemp(prefix="smbsrv-bench-", dir=args.tmpdir))

@@ -95,6 +95,12 @@ async def dispatch(ctx: RequestContext) -> bytes | Reply:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # OPLOCK_BREAK acks: nothing was granted
     if entry.needs_session:
         _find_session(ctx)
+    elif header.session_id and command != Command.SESSION_SETUP and not ctx.encrypted:
+        # [MS-SMB2] 3.3.5.2.4: a signed request is verified whatever its command (ECHO too).
+        session = connection.sessions.get(header.session_id)
+        if session is not None and session.state == "valid":
+            ctx.session = session
+            verify_signature(ctx)
     request = entry.decode(ctx.element)
     if entry.needs_tree:
         _find_tree(ctx)

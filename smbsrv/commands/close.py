@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from typing import TYPE_CHECKING
@@ -14,6 +15,8 @@ from smbsrv.wire.constants import SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB
 
 if TYPE_CHECKING:
     from smbsrv.state import ServerState
+
+log = logging.getLogger(__name__)
 
 
 def handle(ctx: RequestContext, request: wire.CloseRequest) -> bytes:
@@ -78,6 +81,9 @@ def _delete(server: ServerState, open_: Open, parent_fd: int) -> None:
             os.rmdir(name, dir_fd=parent_fd)
         else:
             os.unlink(name, dir_fd=parent_fd)
-    except OSError:
+    except OSError as exc:
+        # CREATE and SET_INFO checked what they could; a failure here (a concurrent local change) cannot be
+        # reported to the client any more, so it is at least logged.
+        log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.strerror)
         return
     open_.tree.share_root.note_removed(parent_fd, name)

@@ -24,7 +24,7 @@ from smbsrv.fs.share_modes import (
 from smbsrv.fscc import attributes as fattr
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
-from smbsrv.protocol.objects import Open, TreeConnect
+from smbsrv.protocol.objects import Open, Session, TreeConnect
 from smbsrv import reparse
 from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
 from smbsrv.fscc.reparse import reparse_tag_of
@@ -183,6 +183,28 @@ def _stopped_on_symlink(tree: TreeConnect, met: SymlinkMet, requested_name: str)
     return reparse.refuse_open(IO_REPARSE_TAG_SYMLINK, buffer, met.unparsed_path_length(requested_name))
 
 
+def _may_delete_in(resolution: Resolution, st: os.stat_result, session: Session) -> bool:
+    """Whether Unix rules let this user remove the name: write and search permission on the directory and,
+    when it is sticky, ownership of the file or the directory (what unlink(2) will check; Samba's
+    can_delete_file_in_directory)."""
+    if session.uid == 0:
+        return True
+    if not resolution.components:
+        return False  # the share root itself is never deleted
+    parent = os.fstat(resolution.parent_fd)
+    if parent.st_uid == session.uid:
+        bits = parent.st_mode >> 6
+    elif parent.st_gid == session.gid or parent.st_gid in session.groups:
+        bits = parent.st_mode >> 3
+    else:
+        bits = parent.st_mode
+    if bits & 0o3 != 0o3:
+        return False
+    if parent.st_mode & stat.S_ISVTX and session.uid not in (st.st_uid, parent.st_uid):
+        return False
+    return True
+
+
 def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
     if target.client_reparse is not None:
         return target.client_reparse
@@ -211,7 +233,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     if key in server.delete_pending:
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
-                             read_only_share=tree.read_only)
+                             read_only_share=tree.read_only,
+                             parent_writable=_may_delete_in(resolution, st, session))
     read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
     if read_only_file:
         # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.
@@ -267,6 +290,9 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     else:
         mode = (posix_mode if posix_mode is not None else _WINDOWS_FILE_MODE) & share.create_mask
     granted = resolve_desired_access(request.desired_access, 0x1F01FF)
+    if request.create_options & FILE_DELETE_ON_CLOSE and request.file_attributes & fattr.FILE_ATTRIBUTE_READONLY:
+        # [MS-FSA] 2.1.5.1.1: a new read-only file cannot be delete-on-close.
+        raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     fd = backend.create_at(resolution.parent_fd, resolution.name, mode, directory=directory,
                            posix_mode=posix_mode is not None)
     try:

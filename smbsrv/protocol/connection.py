@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 Buffers = list[bytes | bytearray | memoryview | FileRange]
 _NBSS = struct.Struct(">I")
 
-# Statuses after which the remaining related requests of a compound do not run ([MS-SMB2] 3.3.5.2.7.2).
-_SUCCESS_LIKE = (NtStatus.STATUS_SUCCESS, NtStatus.STATUS_BUFFER_OVERFLOW)
 
 
 @dataclass(slots=True)
@@ -134,7 +132,9 @@ class Connection:
         responses: list[_Pending] = []
         position = 0
         previous: RequestContext | None = None
-        previous_status = NtStatus.STATUS_SUCCESS
+        # A failed CREATE fails the rest of its related chain with its status: they have no FileId to act on
+        # (Samba's compound_create_err; Windows behaves alike). Other failures do not cascade.
+        create_error: NtStatus | None = None
         while True:
             if len(view) - position < HEADER_SIZE:
                 raise ProtocolViolation("truncated SMB2 header")
@@ -158,11 +158,13 @@ class Connection:
             ctx = RequestContext(self, header, element, encrypted=encrypted_by is not None)
             if related and previous is not None:
                 self._inherit(ctx, previous)
+            else:
+                create_error = None
             body: bytes | Reply
             status: NtStatus
             try:
-                if related and previous_status not in _SUCCESS_LIKE:
-                    raise SmbError(previous_status, b"", wrap_in_context=False)
+                if related and create_error is not None:
+                    raise SmbError(create_error, b"", wrap_in_context=False)
                 body = await dispatch(ctx)
                 status = body.status if isinstance(body, Reply) else NtStatus.STATUS_SUCCESS
             except SmbError as exc:
@@ -181,7 +183,9 @@ class Connection:
             responses.append(self._build_response(ctx, status, body))
             self.log.debug("%s mid=%d charge=%d req=%d -> %s", _command_name(header.command), header.message_id,
                            header.credit_charge, header.credit_request, status.name)
-            previous, previous_status = ctx, status
+            if header.command == Command.CREATE:
+                create_error = None if status == NtStatus.STATUS_SUCCESS else status
+            previous = ctx
             if not next_command:
                 break
             position += next_command

@@ -3,7 +3,8 @@
 Run `scripts/bench` (full: 1 GiB files, 3 rounds, a few minutes) or `scripts/bench --quick` (small sizes,
 one round, under a minute; what CI runs through tests/integration/test_bench_quick.py). Options:
 `--json FILE`, `--only seq_write,list_dir`, `--rounds N`, `--servers samba` (one side only),
-`--signing default|required|both`, `--server-arg TEXT` (appended to the smbsrv command line), `--keep`
+`--signing default|required|both`, `--server-arg=TEXT` (appended to the smbsrv command line; the
+signing-required variant appends `--smbsrv-signing-arg`, by default "--signing required"), `--keep`
 (keep the temporary directories with the server logs), `--tmpdir DIR` (where the shares live; the default
 is the system temp directory, on this machine ext4; /dev/shm takes the filesystem out of the picture).
 

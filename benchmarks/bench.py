@@ -73,7 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="both",
         help="default: as each server defaults; required: signing mandatory on both sides",
     )
-    parser.add_argument("--server-arg", default="", help="extra text appended to the smbsrv command line")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="text appended to the smbsrv command line (repeatable); write --server-arg='--flag value'",
+    )
     parser.add_argument(
         "--smbsrv-signing-arg",
         default="--signing required",
@@ -182,7 +187,7 @@ class Benchmark:
             self.username,
             self.password,
             signing_required,
-            server_args=self.args.server_arg,
+            server_args=" ".join(self.args.server_arg),
             signing_args=self.args.smbsrv_signing_arg,
         )
 
@@ -199,7 +204,7 @@ class Benchmark:
                 except ServerStartError as e:
                     self.progress(f"[{variant}] {SERVER_LABELS[name]} failed to start: {e}")
                     for result in results:
-                        result.servers[name].errors.append(f"server did not start: {str(e).splitlines()[0]}")
+                        result.servers[name].errors.append(str(e).splitlines()[0])
             for round_index in range(1, self.args.rounds + 1):
                 for result in results:
                     for name, server in servers.items():

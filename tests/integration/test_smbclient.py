@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -315,6 +317,126 @@ def test_deltree_removes_a_whole_tree(smb_server: SmbServer, protocol: str) -> N
     run(smb_server, "deltree tree", protocol)
     assert not root.exists()
     assert (smb_server.share_path / "survivor").exists()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_names_are_case_insensitive_but_case_preserving(smb_server: SmbServer, tmp_path: Path,
+                                                       protocol: str) -> None:
+    source = tmp_path / "source.txt"
+    source.write_bytes(b"mixed case")
+    run(smb_server, f'put "{source}" Hello.TXT', protocol)
+    assert [p.name for p in smb_server.share_path.iterdir()] == ["Hello.TXT"]
+
+    fetched = tmp_path / "fetched.txt"
+    run(smb_server, f'get hello.txt "{fetched}"', protocol)
+    assert fetched.read_bytes() == b"mixed case"
+    assert set(ls_entries(run(smb_server, "ls HELLO.txt", protocol))) == {"Hello.TXT"}
+
+    # Another spelling of an existing name is the same file ([MS-FSA] 2.1.5.1: case-insensitive opens).
+    output = run_expecting_error(smb_server, "mkdir HELLO.TXT", protocol)
+    assert "NT_STATUS_OBJECT_NAME_COLLISION" in output, output
+
+    # A rename that only changes case must change the stored name.
+    run(smb_server, "rename Hello.TXT hello.txt", protocol)
+    assert [p.name for p in smb_server.share_path.iterdir()] == ["hello.txt"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_unicode_and_long_names(smb_server: SmbServer, tmp_path: Path, protocol: str) -> None:
+    source = tmp_path / "source.txt"
+    source.write_bytes(b"unicode")
+    directory = "ünï cödé 日本"
+    # U+1F600 is outside the BMP: a surrogate pair in UTF-16, one code point in the UTF-8 file name.
+    emoji = "\U0001f600 smile.txt"
+    long_name = "L" * 251 + ".txt"  # 255 characters, the longest component Windows allows
+    run(smb_server, f'mkdir "{directory}"; put "{source}" "{directory}\\{emoji}"; put "{source}" {long_name}',
+        protocol)
+    assert (smb_server.share_path / directory / emoji).read_bytes() == b"unicode"
+    assert (smb_server.share_path / long_name).read_bytes() == b"unicode"
+
+    listed = ls_entries(run(smb_server, f'cd "{directory}"; ls', protocol))
+    assert set(listed) == {".", "..", emoji}
+    assert long_name in ls_entries(run(smb_server, "ls", protocol))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_utimes_sets_creation_access_and_write_time(smb_server: SmbServer, protocol: str) -> None:
+    path = smb_server.share_path / "times.txt"
+    path.write_bytes(b"t")
+    # FileBasicInformation with ChangeTime -1 (keep) ([MS-FSCC] 2.4.7).
+    info = allinfo(run(smb_server, "utimes times.txt 2020:01:02-03:04:05 2021:02:03-04:05:06 "
+                                   "2022:03:04-05:06:07 -1; allinfo times.txt", protocol))
+    assert info["create_time"] == datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert info["access_time"] == datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert info["write_time"] == datetime(2022, 3, 4, 5, 6, 7, tzinfo=UTC)
+    stat = path.stat()
+    assert stat.st_atime == datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC).timestamp()
+    assert stat.st_mtime == datetime(2022, 3, 4, 5, 6, 7, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_volume_and_free_space(smb_server: SmbServer, protocol: str) -> None:
+    output = run(smb_server, "volume; du", protocol)
+    assert re.search(r"^Volume: \|share\| serial number 0x[0-9a-f]+$", output, re.MULTILINE), output
+    match = re.search(r"(\d+) blocks of size (\d+)\. (\d+) blocks available", output)
+    assert match, output
+    total_bytes = int(match[1]) * int(match[2])
+    free_bytes = int(match[3]) * int(match[2])
+    fs = os.statvfs(smb_server.share_path)
+    # FileFsFullSizeInformation / FileFsSizeInformation describe the file system holding the share.
+    assert total_bytes == fs.f_blocks * fs.f_frsize
+    assert abs(free_bytes - fs.f_bavail * fs.f_frsize) <= 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_hardlink(smb_server: SmbServer, protocol: str) -> None:
+    (smb_server.share_path / "original.txt").write_bytes(b"linked")
+    run(smb_server, "hardlink original.txt link.txt", protocol)
+    original, link = smb_server.share_path / "original.txt", smb_server.share_path / "link.txt"
+    assert os.path.samefile(original, link)
+    assert original.stat().st_nlink == 2
+    output = run_expecting_error(smb_server, "hardlink original.txt link.txt", protocol)
+    assert "NT_STATUS_OBJECT_NAME_COLLISION" in output, output
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_reget_resumes_at_the_end_of_the_local_file(smb_server: SmbServer, tmp_path: Path, protocol: str) -> None:
+    # (reput is not tested: smbclient 4.17 writes the rest at offset 0, against Samba too.)
+    data = os.urandom(3 * 1024 * 1024 + 4321)
+    (smb_server.share_path / "resume.bin").write_bytes(data)
+    partial = tmp_path / "partial.bin"
+    partial.write_bytes(data[:1_500_017])
+    run(smb_server, f'reget resume.bin "{partial}"', protocol)
+    assert partial.read_bytes() == data
+
+
+def test_tar_backup_and_restore(smb_server: SmbServer, tmp_path: Path) -> None:
+    share = smb_server.share_path
+    (share / "docs" / "deep").mkdir(parents=True)
+    contents = {"top.txt": b"top", "docs/a.bin": os.urandom(200_000), "docs/deep/z.txt": b"zzz",
+                "docs/empty": b""}
+    for name, data in contents.items():
+        (share / name).write_bytes(data)
+    archive = tmp_path / "backup.tar"
+    result = subprocess.run(["smbclient", smb_server.unc, "-p", str(smb_server.port), "-U",
+                             f"{smb_server.user}%{smb_server.password}", "-m", "SMB3", "-Tc", str(archive)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with tarfile.open(archive) as tar:
+        members = {member.name.lstrip("./"): member for member in tar.getmembers() if member.isfile()}
+        assert set(members) == set(contents)
+        for name, data in contents.items():
+            extracted = tar.extractfile(members[name])
+            assert extracted is not None and extracted.read() == data
+
+    shutil.rmtree(share / "docs")
+    (share / "top.txt").unlink()
+    result = subprocess.run(["smbclient", smb_server.unc, "-p", str(smb_server.port), "-U",
+                             f"{smb_server.user}%{smb_server.password}", "-m", "SMB3", "-Tx", str(archive)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, data in contents.items():
+        assert (share / name).read_bytes() == data
 
 
 # --- allinfo and setmode ------------------------------------------------------------------------------------

@@ -247,6 +247,33 @@ def test_get_of_a_missing_file_fails_with_not_found(smb_server: SmbServer, tmp_p
     assert "NT_STATUS_OBJECT_NAME_NOT_FOUND" in output, output
 
 
+def test_parallel_clients_transfer_independently(smb_server: SmbServer, tmp_path: Path) -> None:
+    # Four smbclient processes at once: separate connections served concurrently, no data crossing over.
+    sources = {}
+    for index in range(4):
+        path = tmp_path / f"source-{index}.bin"
+        sources[index] = (path, write_random_file(path, 8 * 1024 * 1024 + index))
+    processes = []
+    for index, (path, _) in sources.items():
+        fetched = tmp_path / f"fetched-{index}.bin"
+        argv = ["smbclient", smb_server.unc, "-p", str(smb_server.port), "-U",
+                f"{smb_server.user}%{smb_server.password}", "-m", "SMB3" if index % 2 else "SMB2",
+                "-c", f'put "{path}" p{index}.bin; get p{index}.bin "{fetched}"']
+        processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    try:
+        for process in processes:
+            output, _ = process.communicate(timeout=300)
+            assert process.returncode == 0 and "NT_STATUS_" not in output, output
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for index, (_, digest) in sources.items():
+        assert sha256_of(smb_server.share_path / f"p{index}.bin") == digest
+        assert sha256_of(tmp_path / f"fetched-{index}.bin") == digest
+
+
 # --- namespace -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -468,6 +468,40 @@ def test_large_reads_and_writes(client: Client, variant: tuple[str, bool]) -> No
         assert connection.sequence_window["high"] > 64
 
 
+def test_pipelined_reads_within_the_credit_window(client: Client) -> None:
+    # Many READs in flight at once on one connection ([MS-SMB2] 3.2.4.1.5 credits): each answered with its own
+    # MessageId and data, whatever order the responses come back in.
+    data = os.urandom(32 * MAX_PAYLOAD)
+    (client.root / "pipelined.bin").write_bytes(data)
+    handle = client.open("pipelined.bin", access=FilePipePrinterAccessMask.GENERIC_READ)
+    pending = []
+    for index in range(32):
+        request, receive = handle.read(index * MAX_PAYLOAD, MAX_PAYLOAD, send=False)
+        sent = client.connection.send(request, client.session.session_id, client.tree.tree_connect_id)
+        pending.append((index, sent, receive))
+    for index, sent, receive in pending:
+        assert receive(sent) == data[index * MAX_PAYLOAD:(index + 1) * MAX_PAYLOAD], f"read {index}"
+    handle.close()
+
+
+def test_echo_and_tree_connect_errors(client: Client, module_server: SmbServer) -> None:
+    client.connection.echo(sid=client.session.session_id)
+    with pytest.raises(SMBResponseException) as excinfo:
+        TreeConnect(client.session, f"\\\\{module_server.host}\\no-such-share").connect()
+    assert _status(excinfo.value) == NtStatus.STATUS_BAD_NETWORK_NAME
+    ipc = TreeConnect(client.session, f"\\\\{module_server.host}\\IPC$")
+    ipc.connect()
+    ipc.disconnect()
+    # A FileId the server never handed out: the Open lookup fails ([MS-SMB2] 3.3.5.12).
+    bogus = Open(client.tree, client.name("x"))
+    bogus.file_id = b"\x01" * 16
+    bogus._connected = True
+    with pytest.raises(SMBResponseException) as excinfo:
+        bogus.read(0, 1)
+    assert _status(excinfo.value) == NtStatus.STATUS_FILE_CLOSED
+    bogus._connected = False
+
+
 # --- compounds -----------------------------------------------------------------------------------------------
 
 def test_related_compound_create_query_close(client: Client) -> None:

@@ -256,7 +256,7 @@ def _build_locktest(cache_dir: Path) -> Path:
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".tmp")
+    temporary = target.with_suffix(f".tmp{os.getpid()}")
     result = _run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(temporary), str(LOCKTEST_SOURCE)])
     if result.returncode != 0:
         raise ImageBuildError(f"compiling {LOCKTEST_SOURCE} failed:\n{result.stderr}")
@@ -287,11 +287,14 @@ def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True)
         _extract(busybox_deb, busybox_root)
         archive = _build_base_archive(kernel_root, busybox_root, kernel_version)
         image_dir.mkdir(parents=True, exist_ok=True)
-        # Write under temporary names and rename, so an interrupted build never leaves a half image behind.
-        shutil.copyfile(kernel_root / "boot" / f"vmlinuz-{kernel_version}", kernel.with_suffix(".tmp"))
-        initrd.with_suffix(".tmp").write_bytes(archive)
-        kernel.with_suffix(".tmp").rename(kernel)
-        initrd.with_suffix(".tmp").rename(initrd)
+        # Write under temporary names and rename, so an interrupted or concurrent build never leaves a half
+        # image behind.
+        kernel_tmp = kernel.with_suffix(f".tmp{os.getpid()}")
+        initrd_tmp = initrd.with_suffix(f".tmp{os.getpid()}")
+        shutil.copyfile(kernel_root / "boot" / f"vmlinuz-{kernel_version}", kernel_tmp)
+        initrd_tmp.write_bytes(archive)
+        kernel_tmp.rename(kernel)
+        initrd_tmp.rename(initrd)
     return VmImage(kernel_version, kernel, initrd, locktest)
 
 

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class NetNamespace:
 
     def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
         """Creates a socket that belongs to this namespace."""
-        result: list[socket.socket | BaseException] = []
+        result: list[socket.socket | OSError] = []
 
         def make() -> None:
             # This thread joins the namespace and then ends, so no thread of the test process is left there.
@@ -73,18 +74,20 @@ class NetNamespace:
                 with open(self.path, "rb") as ns_file:
                     _setns(ns_file.fileno(), CLONE_NEWNET)
                 result.append(socket.socket(family, type))
-            except BaseException as error:  # handed to the caller's thread below
+            except OSError as error:  # handed to the caller's thread below
                 result.append(error)
 
         worker = threading.Thread(target=make, name=f"netns-{self.name}")
         worker.start()
         worker.join()
+        if not result:
+            raise RuntimeError(f"could not create a socket in {self.name}")
         outcome = result[0]
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, OSError):
             raise outcome
         return outcome
 
-    def __enter__(self) -> NetNamespace:
+    def __enter__(self) -> Self:
         self.create()
         return self
 
@@ -177,7 +180,7 @@ class TcpRelay:
         for thread in threads:
             thread.join(timeout=5)
 
-    def __enter__(self) -> TcpRelay:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

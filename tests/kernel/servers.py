@@ -160,6 +160,8 @@ def samba_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
         process = subprocess.Popen(
             ["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            # smbd signals its whole process group when it shuts down; give it its own.
+            start_new_session=True,
         )
     server = RunningServer("samba", port, share_path, log_path)
     try:
@@ -187,7 +189,7 @@ def smbsrv_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
         "--port", str(port),
     ]
     process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, start_new_session=True)
     server = RunningServer("smbsrv", port, share_path, log_path)
     try:
         _await_listening(process, log_path)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import os
 import re
 import shlex
 import subprocess
@@ -66,7 +65,8 @@ KERNEL_COMMAND_LINE = (
 
 _STEP_LINE = re.compile(r"^(PASS|FAIL) (\S+)")
 _EXIT_LINE = re.compile(r"^SMBTEST-EXIT (-?\d+)")
-_MARK_LINE = re.compile(r"^SMBTEST-(BOOTED|BEGIN|END) ([0-9.]+)")
+# Searched anywhere in the line: the first one follows SeaBIOS's last line without a line break.
+_MARK_LINE = re.compile(r"SMBTEST-(BOOTED|BEGIN|END) ([0-9.]+)")
 # SeaBIOS and the kernel's early console emit terminal control sequences (reset, clear screen) that would
 # otherwise end up glued to the front of the next line; a reset also blanks a terminal that shows the log.
 _TERMINAL_CONTROL = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|[A-Za-z])")
@@ -126,7 +126,7 @@ def parse_console(output: str) -> GuestResult:
         last_failed = None
         if (match := _EXIT_LINE.match(line)) is not None:
             exit_code = int(match.group(1))
-        elif (match := _MARK_LINE.match(line)) is not None:
+        elif (match := _MARK_LINE.search(line)) is not None:
             marks[match.group(1)] = float(match.group(2))
     return GuestResult(output=output, exit_code=exit_code, steps=steps, dmesg=dmesg, guest_marks_s=marks,
                        failure_logs=failure_logs)
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=512, help="guest memory in MiB")
     parser.add_argument("--cpus", type=int, default=1)
     parser.add_argument("--quiet", action="store_true", help="do not echo the console while running")
+    parser.add_argument("--log", type=Path, help="also write the whole console output to this file")
     args = parser.parse_args(argv)
 
     env = _parse_env(args.env)
@@ -281,11 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         result = run_guest(script, port, args.timeout, env=env, image=image, memory_mib=args.memory,
                            cpus=args.cpus, on_line=echo)
 
+    if args.log is not None:
+        args.log.write_text(result.output)
     passed = sum(result.steps.values())
     print(f"\n{passed}/{len(result.steps)} steps passed; exit code {result.exit_code}; "
           f"wall {result.wall_s:.1f}s; guest marks {result.guest_marks_s}", file=sys.stderr)
     for name in result.failed_steps:
         print(f"FAILED: {name}", file=sys.stderr)
+        for line in result.failure_logs.get(name, []):
+            print(f"    {line}", file=sys.stderr)
     if result.timed_out:
         print("timed out", file=sys.stderr)
     return 0 if result.exit_code == 0 and not result.failed_steps else 1

@@ -120,8 +120,9 @@ def _target(ctx: RequestContext, open_: Open, file_name: str):  # type: ignore[n
     if path.stream is not None:
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     try:
-        return ctx.tree.share_root.resolve(
+        resolution = ctx.tree.share_root.resolve(
             path, case_insensitive=not open_.posix and not ctx.tree.share.case_sensitive)
+        return resolution, path.components[-1]
     except SymlinkMet:
         raise SmbError(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND) from None
 
@@ -131,9 +132,14 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
     replace = rename.replace_if_exists or bool(rename.flags & classes.FILE_RENAME_REPLACE_IF_EXISTS)
     posix_semantics = bool(rename.flags & classes.FILE_RENAME_POSIX_SEMANTICS) or open_.posix
     source_parent, source_name = open_.extra["parent_fd"], open_.extra["name"]
-    with _target(ctx, open_, rename.file_name) as target:
+    target, requested_name = _target(ctx, open_, rename.file_name)
+    with target:
         existing = target.stat
         same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.file_key
+        # The new name as the client spelled it: a rename that changes only the case must store that case.
+        new_name = requested_name if same_file else target.name
+        if same_file and new_name == source_name:
+            return
         if existing is not None and not same_file:
             if not replace:
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
@@ -144,17 +150,16 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if open_.is_directory and _has_open_children(server, open_):
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-        handles.rename(source_parent, source_name, target.parent_fd, target.name,
-                       replace=replace and not same_file)
+        handles.rename(source_parent, source_name, target.parent_fd, new_name, replace=replace and not same_file)
         ctx.tree.share_root.note_removed(source_parent, source_name)
-        ctx.tree.share_root.note_created(target.parent_fd, target.name)
+        ctx.tree.share_root.note_created(target.parent_fd, new_name)
         for other in server.opens_by_file.get(open_.file_key, [open_]):
-            other.extra["name"] = target.name
+            other.extra["name"] = new_name
             old_parent = other.extra.get("parent_fd", -1)
             other.extra["parent_fd"] = os.dup(target.parent_fd)
             if old_parent >= 0:
                 os.close(old_parent)
-            other.path_components = target.components
+            other.path_components = target.components[:-1] + (new_name,)
 
 
 def _has_open_children(server, open_: Open) -> bool:  # type: ignore[no-untyped-def]
@@ -171,7 +176,8 @@ def _has_open_children(server, open_: Open) -> bool:  # type: ignore[no-untyped-
 def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> None:
     if open_.is_directory:
         raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
-    with _target(ctx, open_, link.file_name) as target:
+    target, _ = _target(ctx, open_, link.file_name)
+    with target:
         if target.stat is not None:
             if not (link.replace_if_exists or link.flags & 1):
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)

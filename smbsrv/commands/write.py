@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Coroutine
+from typing import Any
 
 from smbsrv.commands.read import check_credit_charge
 from smbsrv.protocol.context import RequestContext
+from smbsrv.fs.errno_map import status_for_errno
 from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
 from smbsrv.wire import readwrite as wire
 from smbsrv.wire.constants import FILE_APPEND_DATA, FILE_WRITE_DATA, FILE_WRITE_THROUGH, SMB2_WRITEFLAG_WRITE_THROUGH
 from smbsrv.wire.status import NtStatus
 
 _APPEND_OFFSET = 0xFFFFFFFFFFFFFFFF
+_THREAD_WRITE_BYTES = 256 * 1024
 
 
-def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes:
+def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine[Any, Any, bytes]:
     open_ = ctx.open
     assert open_ is not None and ctx.tree is not None
     connection = ctx.connection
@@ -40,15 +46,31 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes:
     locks = connection.server.locks
     if locks is not None and length:
         locks.check_io(open_, offset, length, write=True)
-    data = request.data
+    if length >= _THREAD_WRITE_BYTES:
+        return _write_in_thread(ctx, open_, request, offset)
+    return _finish(ctx, open_, request, _write_all(open_.fd, request.data, offset))
+
+
+async def _write_in_thread(ctx: RequestContext, open_: Open, request: wire.WriteRequest, offset: int) -> bytes:
+    """The page-cache copy of a large WRITE runs in a worker thread (os.pwrite releases the GIL), so the
+    event loop meanwhile receives the next request; see transport._is_bulk_write."""
+    loop = asyncio.get_running_loop()
+    written = await loop.run_in_executor(None, _write_all, open_.fd, request.data, offset)
+    return _finish(ctx, open_, request, written)
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> int:
     written = 0
     try:
-        while written < length:
-            written += os.pwrite(open_.fd, data[written:], offset + written)
+        while written < len(data):
+            written += os.pwrite(fd, data[written:], offset + written)
     except OSError as exc:
-        from smbsrv.fs.errno_map import status_for_errno
-
         raise SmbError(status_for_errno(exc.errno)) from None
+    return written
+
+
+def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, written: int) -> bytes:
+    assert ctx.tree is not None
     if (request.flags & SMB2_WRITEFLAG_WRITE_THROUGH or open_.create_options & FILE_WRITE_THROUGH
             or ctx.tree.share.sync_always):
         os.fdatasync(open_.fd)

@@ -45,6 +45,7 @@ MOUNT_STEPS = (
     "utimes",
     "fcntl_locks",
     "flock",
+    "locks_two_clients",
     "cp_tree",
     "find",
     "remount",

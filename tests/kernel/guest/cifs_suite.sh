@@ -19,6 +19,7 @@ BIG_FILE_MIB=${BIG_FILE_MIB:-64}
 BIG_FILE_CACHES=${BIG_FILE_CACHES:-$SMB_CACHES}
 NEGATIVE_TESTS=${NEGATIVE_TESTS:-1}
 MNT=/mnt
+MNT2=/mnt2
 UNC="//$SERVER_IP/$SMB_SHARE"
 # A fixed time, in UTC (the guest has no time zone): 2001-02-03 04:05:06.
 UTIME_TEXT="2001-02-03 04:05:06"
@@ -268,6 +269,8 @@ expect_try() {
 }
 
 t_fcntl_locks() {
+    # If a check fails, let the background holder end instead of waiting out its limit.
+    trap 'touch /tmp/release-w /tmp/release-r; true' EXIT
     head -c 4096 /tmp/src1 >"$W/locked"
     hold_lock /tmp/release-w fcntl-hold "$W/locked" w 0 100 /tmp/release-w
     expect_try 1 fcntl-try "$W/locked" w 50 10
@@ -283,12 +286,39 @@ t_fcntl_locks() {
 }
 
 t_flock() {
+    trap 'touch /tmp/release-f; true' EXIT
     echo x >"$W/flocked"
     hold_lock /tmp/release-f flock-hold "$W/flocked" /tmp/release-f
     expect_try 1 flock-try "$W/flocked"
     release_lock /tmp/release-f
     expect_try 0 flock-try "$W/flocked"
     rm "$W/flocked"
+}
+
+t_locks_two_clients() {
+    # A second mount with nosharesock is a separate connection, session and superblock, so to the server it
+    # is another client: conflicts must now be found by the server's byte-range lock table (cifs.ko checks
+    # locks of one mount locally first). With a write lease the first mount may still hold its lock only
+    # locally; the second client's open then breaks the lease and cifs.ko pushes the lock to the server.
+    # set -e also applies inside the trap, and its status becomes the step's: nothing in it may fail.
+    trap 'touch /tmp/release-x /tmp/release-y; umount -l "$MNT2" 2>/dev/null || true' EXIT
+    mkdir -p "$MNT2"
+    mount -t cifs "//$SERVER_IP/$SMB_SHARE" "$MNT2" -o \
+        "ip=$SERVER_IP,port=$SERVER_PORT,username=$SMB_USER,password=$SMB_PASS,vers=$VERS,cache=$CACHE,nosharesock"
+    W2="$MNT2/${W#"$MNT"/}"
+    head -c 4096 /tmp/src1 >"$W/shared-lock"
+    hold_lock /tmp/release-x fcntl-hold "$W/shared-lock" w 0 100 /tmp/release-x
+    expect_try 1 fcntl-try "$W2/shared-lock" w 50 10
+    expect_try 1 fcntl-try "$W2/shared-lock" r 0 1
+    expect_try 0 fcntl-try "$W2/shared-lock" w 100 100
+    release_lock /tmp/release-x
+    expect_try 0 fcntl-try "$W2/shared-lock" w 50 10
+    hold_lock /tmp/release-y flock-hold "$W2/shared-lock" /tmp/release-y
+    expect_try 1 flock-try "$W/shared-lock"
+    release_lock /tmp/release-y
+    expect_try 0 flock-try "$W/shared-lock"
+    umount "$MNT2"
+    rm "$W/shared-lock"
 }
 
 t_cp_tree() {
@@ -364,6 +394,7 @@ run_mount_suite() {
     step utimes t_utimes
     step fcntl_locks t_fcntl_locks
     step flock t_flock
+    step locks_two_clients t_locks_two_clients
     step cp_tree t_cp_tree
     step find t_find
     step remount t_remount

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 
+from smbsrv import dispatch  # noqa: F401  (imported now, not on the first request of the first client)
 from smbsrv.config import ServerConfig
 from smbsrv.state import ServerState
 from smbsrv.transport import serve_connection

@@ -2,8 +2,8 @@
 
 Receiving reads each message into its own buffer (WRITE payloads are then written to disk from that buffer
 without another copy); sending hands lists of buffers to sendmsg, so READ data goes out without being joined
-to its header. A writer task drains a small queue, which lets the next request's disk read overlap with the
-previous response's send while bounding the memory a slow reader can pin.
+to its header, and a response is sent from the request's own turn of the event loop whenever the socket can take
+it. What cannot be sent at once waits in a bounded outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections import deque
 from typing import TYPE_CHECKING
 
 from smbsrv.protocol.connection import Buffers, Connection
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 
 _NBSS_SESSION_MESSAGE = 0x00
 _NBSS_KEEPALIVE = 0x85
-_SEND_QUEUE_DEPTH = 4
+# Response bytes a connection may have queued before it stops reading requests (two full 8 MiB READs).
+_OUTBOX_LIMIT = 16 * 1024 * 1024
+_IOV_MAX = 1024
 _MIN_BUFFER = 64 * 1024
 _SMB2_WRITE = 0x09
 _BULK_WRITE_BYTES = 256 * 1024
@@ -39,7 +42,7 @@ class ConnectionClosed(Exception):
 
 
 class SocketChannel:
-    """One client socket: exact reads into caller buffers, and gathered writes."""
+    """One client socket: exact reads into caller buffers."""
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
@@ -53,61 +56,131 @@ class SocketChannel:
                 raise ConnectionClosed()
             view = view[count:]
 
-    async def send_buffers(self, buffers: Buffers) -> None:
-        pending: list[bytes | bytearray | memoryview] = []
+
+class Outbox:
+    """Responses on their way out. A response is written at once when the socket takes it (the common case:
+    no task switch between answering a request and sending the answer); what does not fit waits for the
+    socket to become writable in a flusher task. READ data from the page cache leaves with sendfile(2)."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock = sock
+        self.loop = loop
+        self.fd = sock.fileno()
+        self.items: deque[memoryview | FileRange] = deque()
+        self.file_offset = 0  # progress within a FileRange at the head of `items`
+        self.queued_bytes = 0
+        self.flusher: asyncio.Task[None] | None = None
+        self.broken = False
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def post(self, buffers: Buffers) -> None:
+        """Queue `buffers` and send what the socket takes now; never waits."""
+        if self.broken:
+            _release(buffers)
+            return
         for buffer in buffers:
             if isinstance(buffer, FileRange):
-                await self._send_views(pending)
-                pending = []
-                await self._send_file(buffer)
+                self.items.append(buffer)
+                self.queued_bytes += buffer.count
             elif len(buffer):
-                pending.append(buffer)
-        await self._send_views(pending)
+                self.items.append(memoryview(buffer).cast("B"))
+                self.queued_bytes += len(buffer)
+        if self.flusher is None and not self._push():
+            self.flusher = self.loop.create_task(self._flush())
 
-    async def _send_file(self, file_range: FileRange) -> None:
-        offset, remaining = file_range.offset, file_range.count
+    async def send(self, buffers: Buffers) -> None:
+        """post(), then wait while more than _OUTBOX_LIMIT bytes are queued (a client that does not read
+        cannot make the server hold unbounded response data)."""
+        self.post(buffers)
+        if self.queued_bytes > _OUTBOX_LIMIT and self.flusher is not None:
+            self._room.clear()
+            await self._room.wait()
+
+    def _push(self) -> bool:
+        """Send until the socket would block; True when nothing is left."""
         try:
-            while remaining:
-                try:
-                    sent = os.sendfile(self.fd, file_range.fd, offset, remaining)
-                except BlockingIOError:
-                    await self._writable()
+            while self.items:
+                head = self.items[0]
+                if isinstance(head, FileRange):
+                    if not self._push_file(head):
+                        return False
                     continue
-                if sent == 0:
-                    # The file shrank after the READ was answered: keep the framing with zeros.
-                    await self._send_views([bytes(remaining)])
-                    return
-                offset += sent
-                remaining -= sent
-        finally:
-            os.close(file_range.fd)
-
-    async def _send_views(self, buffers: list[bytes | bytearray | memoryview]) -> None:
-        views = [memoryview(b).cast("B") for b in buffers]
-        while views:
-            try:
+                views: list[memoryview] = []
+                for item in self.items:
+                    if isinstance(item, FileRange) or len(views) == _IOV_MAX:
+                        break
+                    views.append(item)
                 sent = self.sock.sendmsg(views)
-            except BlockingIOError:
-                await self._writable()
-                continue
-            except InterruptedError:
-                continue
-            while sent and views:
-                head = views[0]
-                if sent >= len(head):
-                    sent -= len(head)
-                    views.pop(0)
-                else:
-                    views[0] = head[sent:]
-                    sent = 0
+                self.queued_bytes -= sent
+                while sent:
+                    view = self.items[0]
+                    assert isinstance(view, memoryview)
+                    if sent >= len(view):
+                        sent -= len(view)
+                        self.items.popleft()
+                    else:
+                        self.items[0] = view[sent:]
+                        sent = 0
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            self._break()
+        return True
 
-    async def _writable(self) -> None:
-        future = self.loop.create_future()
-        self.loop.add_writer(self.fd, future.set_result, None)
+    def _push_file(self, file_range: FileRange) -> bool:
+        while self.file_offset < file_range.count:
+            sent = os.sendfile(self.fd, file_range.fd, file_range.offset + self.file_offset,
+                               file_range.count - self.file_offset)
+            if sent == 0:
+                # The file shrank after the READ was answered: keep the framing with zeros.
+                self.items[0] = memoryview(bytes(file_range.count - self.file_offset))
+                self.file_offset = 0
+                os.close(file_range.fd)
+                return True
+            self.file_offset += sent
+            self.queued_bytes -= sent
+        os.close(file_range.fd)
+        self.items.popleft()
+        self.file_offset = 0
+        return True
+
+    async def _flush(self) -> None:
         try:
-            await future
+            while not self._push():
+                if self.queued_bytes <= _OUTBOX_LIMIT:
+                    self._room.set()
+                future = self.loop.create_future()
+                self.loop.add_writer(self.fd, future.set_result, None)
+                try:
+                    await future
+                finally:
+                    self.loop.remove_writer(self.fd)
         finally:
-            self.loop.remove_writer(self.fd)
+            self.flusher = None
+            self._room.set()
+
+    def _break(self) -> None:
+        self.broken = True
+        _release(list(self.items))
+        self.items.clear()
+        self.queued_bytes = 0
+        self._room.set()
+
+    async def close(self, timeout_s: float) -> None:
+        """Let queued responses leave (up to `timeout_s`), then drop the rest."""
+        if self.flusher is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.flusher), timeout=timeout_s)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self.flusher.cancel()
+        self._break()
+
+
+def _release(buffers: Buffers) -> None:
+    for buffer in buffers:
+        if isinstance(buffer, FileRange):
+            os.close(buffer.fd)
 
 
 class _BufferPool:
@@ -141,11 +214,10 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     channel = SocketChannel(sock, loop)
-    queue: asyncio.Queue[Buffers | None] = asyncio.Queue(_SEND_QUEUE_DEPTH)
-    # Async completions (blocking locks) must not wait on a full queue inside a callback.
-    connection = Connection(server, peer, lambda buffers: loop.create_task(queue.put(buffers)))
+    outbox = Outbox(sock, loop)
+    # Async completions (blocking locks) are posted without waiting: they are few and small.
+    connection = Connection(server, peer, outbox.post)
     server.connections.add(connection)
-    writer = loop.create_task(_drain(channel, queue, connection))
     max_message = server.config.max_io_size + _PDU_OVERHEAD
     prefix = bytearray(4)
     prefix_view = memoryview(prefix)
@@ -156,7 +228,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
         try:
             responses = await connection.handle_message(message)
             if responses:
-                await queue.put(responses)
+                await outbox.send(responses)
         finally:
             message.release()
             pool.give(buffer)
@@ -190,7 +262,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
                 await process(buffer, message)
             for task in [t for t in bulk if t.done()]:
                 task.result()
-            if writer.done():
+            if outbox.broken:
                 break
     except ConnectionClosed:
         pass
@@ -205,34 +277,12 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
         # open (and not be reused by another open) until the threads are done. A dead writer task would leave
         # their responses waiting on a full queue, so the queue is emptied meanwhile.
         while bulk:
-            if writer.done():
-                while not queue.empty():
-                    queue.get_nowait()
             await asyncio.wait(bulk, timeout=0.1)
         connection.connection_lost()
         server.connections.discard(connection)
-        if not writer.done():
-            try:
-                queue.put_nowait(None)
-            except asyncio.QueueFull:
-                writer.cancel()
-            try:
-                await asyncio.wait_for(writer, timeout=5)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                writer.cancel()
+        await outbox.close(timeout_s=5)
         sock.close()
         log.info("connection %d closed", connection.connection_id)
 
 
-async def _drain(channel: SocketChannel, queue: asyncio.Queue[Buffers | None], connection: Connection) -> None:
-    try:
-        while True:
-            buffers = await queue.get()
-            if buffers is None:
-                return
-            await channel.send_buffers(buffers)
-    except (ConnectionResetError, BrokenPipeError, OSError):
-        connection.closed = True
-
-
-__all__ = ["serve_connection", "SocketChannel"]
+__all__ = ["serve_connection", "SocketChannel", "Outbox"]

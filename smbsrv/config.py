@@ -61,6 +61,17 @@ class ServerConfig:
     posix: bool = True
     # Server state outside the shares (large client-set reparse buffers).
     state_dir: str = "var/state"
+    # Limits that keep a flood of clients or requests from exhausting the server.
+    max_connections: int = 1024
+    max_sessions_per_connection: int = 32
+    max_tree_connects_per_session: int = 256
+    max_opens_per_session: int = 16384
+    max_async_requests_per_connection: int = 512
+    max_compound_requests: int = 64
+    # A client must finish NEGOTIATE and SESSION_SETUP within this time, and send each message's body within
+    # message_timeout_s once its length arrived; slow or silent clients are dropped.
+    handshake_timeout_s: int = 30
+    message_timeout_s: int = 120
     shares: tuple[ShareConfig, ...] = ()
 
 
@@ -157,6 +168,11 @@ def check_values(config: ServerConfig) -> None:
                           f"got {config.log_level!r}")
     if not 1 <= config.max_credits <= 8192:
         raise ConfigError(f"server.max_credits: must be between 1 and 8192, got {config.max_credits}")
+    for key in ("max_connections", "max_sessions_per_connection", "max_tree_connects_per_session",
+                "max_opens_per_session", "max_async_requests_per_connection", "max_compound_requests",
+                "handshake_timeout_s", "message_timeout_s"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"server.{key}: must be at least 1, got {getattr(config, key)}")
     if not 65536 <= config.max_io_size <= 8 * 1024 * 1024:
         raise ConfigError(f"server.max_io_size: must be between 65536 and 8388608, got {config.max_io_size}")
     seen: set[str] = set()

@@ -30,6 +30,8 @@ _NBSS_KEEPALIVE = 0x85
 _OUTBOX_LIMIT = 16 * 1024 * 1024
 _IOV_MAX = 1024
 _MIN_BUFFER = 64 * 1024
+# NEGOTIATE and SESSION_SETUP messages (SPNEGO tokens included) are far smaller than this.
+_HANDSHAKE_MESSAGE_LIMIT = 64 * 1024
 _SMB2_WRITE = 0x09
 _BULK_WRITE_BYTES = 256 * 1024
 _MAX_BULK_IN_FLIGHT = 3
@@ -218,7 +220,9 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
     # Async completions (blocking locks) are posted without waiting: they are few and small.
     connection = Connection(server, peer, outbox.post)
     server.connections.add(connection)
-    max_message = server.config.max_io_size + _PDU_OVERHEAD
+    config = server.config
+    max_message = config.max_io_size + _PDU_OVERHEAD
+    handshake_deadline = loop.time() + config.handshake_timeout_s
     prefix = bytearray(4)
     prefix_view = memoryview(prefix)
     pool = _BufferPool(_MAX_BULK_IN_FLIGHT + 1)
@@ -235,18 +239,29 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
 
     log.info("connection %d from %s", connection.connection_id, peer)
     try:
+        if len(server.connections) > config.max_connections:
+            log.warning("connection %d refused: %d connections", connection.connection_id, config.max_connections)
+            return
         while not stopping.is_set():
-            await channel.read_exact(prefix_view)
+            logged_on = connection.has_valid_session()
+            if logged_on:
+                await channel.read_exact(prefix_view)
+            else:
+                # Until a client has logged on it gets a deadline, and small messages only: a flood of
+                # silent or half-open connections costs a few kilobytes each, not a MaxWriteSize buffer.
+                await asyncio.wait_for(channel.read_exact(prefix_view),
+                                       timeout=max(0.0, handshake_deadline - loop.time()))
             kind = prefix[0]
             length = int.from_bytes(prefix[1:4], "big")
             if kind == _NBSS_KEEPALIVE:
                 continue
-            if kind != _NBSS_SESSION_MESSAGE or length > max_message or length < 4:
+            limit = max_message if logged_on else _HANDSHAKE_MESSAGE_LIMIT
+            if kind != _NBSS_SESSION_MESSAGE or length > limit or length < 4:
                 log.info("connection %d: bad frame (type %#x, length %d)", connection.connection_id, kind, length)
                 break
             buffer = pool.take(length)
             message = memoryview(buffer)[:length]
-            await channel.read_exact(message)
+            await asyncio.wait_for(channel.read_exact(message), timeout=config.message_timeout_s)
             if _is_bulk_write(message):
                 # Large WRITEs overlap: the disk write of one runs in a thread while the next is received.
                 task = loop.create_task(process(buffer, message))
@@ -266,8 +281,10 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
                 break
     except ConnectionClosed:
         pass
-    except (ConnectionResetError, BrokenPipeError, TimeoutError):
+    except (ConnectionResetError, BrokenPipeError):
         pass
+    except (TimeoutError, asyncio.TimeoutError):
+        log.info("connection %d: dropped: too slow", connection.connection_id)
     except ProtocolViolation as exc:
         log.info("connection %d: dropped: %s", connection.connection_id, exc)
     except asyncio.CancelledError:

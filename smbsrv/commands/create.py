@@ -86,6 +86,8 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
     tree = ctx.tree
     assert tree is not None and ctx.session is not None
     _check_request(request)
+    if len(ctx.session.opens) >= ctx.connection.server.config.max_opens_per_session:
+        raise SmbError(NtStatus.STATUS_TOO_MANY_OPENED_FILES)
     if tree.is_ipc:
         from smbsrv.commands.pipe import open_pipe
 

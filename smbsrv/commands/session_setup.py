@@ -58,6 +58,8 @@ def _session_for(ctx: RequestContext) -> Session:
     connection = ctx.connection
     header = ctx.header
     if header.session_id == 0:
+        if len(connection.sessions) >= connection.server.config.max_sessions_per_connection:
+            raise SmbError(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
         session = Session(session_id=connection.server.allocate_session_id())
         if connection.dialect == Dialect.SMB3_1_1:
             session.preauth_hash = connection.preauth_hash

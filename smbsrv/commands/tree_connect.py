@@ -26,6 +26,8 @@ def handle(ctx: RequestContext, request: wire.TreeConnectRequest) -> bytes:
     server = ctx.connection.server
     share_name = _share_name(request.path)
     share_flags = 0
+    if len(session.tree_connects) >= server.config.max_tree_connects_per_session:
+        raise SmbError(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
     if share_name.lower() == _IPC_SHARE:
         tree = TreeConnect(tree_id=0, session=session, share=None, share_root=None,  # type: ignore[arg-type]
                            maximal_access=FILE_ALL_ACCESS, is_ipc=True)

@@ -131,6 +131,7 @@ class Connection:
 
         responses: list[_Pending] = []
         position = 0
+        elements = 0
         previous: RequestContext | None = None
         # A failed CREATE fails the rest of its related chain with its status: they have no FileId to act on
         # (Samba's compound_create_err; Windows behaves alike). Other failures do not cascade.
@@ -139,6 +140,9 @@ class Connection:
             if len(view) - position < HEADER_SIZE:
                 raise ProtocolViolation("truncated SMB2 header")
             header = decode_header(view, position)
+            elements += 1
+            if elements > self.server.config.max_compound_requests:
+                raise ProtocolViolation("compound too long")
             next_command = header.next_command
             if next_command:
                 if next_command % 8 or next_command < HEADER_SIZE or position + next_command > len(view):
@@ -172,8 +176,12 @@ class Connection:
                 body = error_wire.encode_error_response(exc.error_data, dialect=self.dialect,
                                                         wrap_in_context=exc.wrap_in_context)
             except GoAsync as pending:
-                status = NtStatus.STATUS_PENDING
-                body = self._start_async(ctx, pending)
+                try:
+                    body = self._start_async(ctx, pending)
+                    status = NtStatus.STATUS_PENDING
+                except SmbError as exc:
+                    status = exc.status
+                    body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
             except ProtocolViolation:
                 raise
             except Exception:  # a handler bug: answer it, never drop the connection over it
@@ -221,6 +229,8 @@ class Connection:
     # -- async ---------------------------------------------------------------------------------------------
 
     def _start_async(self, ctx: RequestContext, pending: GoAsync) -> bytes:
+        if len(self.async_requests) >= self.server.config.max_async_requests_per_connection:
+            raise SmbError(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
         async_id = next(self._async_ids)
         ctx.header.async_id = async_id
         ctx.header.flags |= SMB2_FLAGS_ASYNC_COMMAND
@@ -317,11 +327,8 @@ class Connection:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
-    def next_file_id(self) -> tuple[int, int]:
-        return self.server.allocate_file_id()
-
-    def find_open(self, session: Session, file_id: tuple[int, int]) -> Open | None:
-        return session.opens.get(file_id[1])
+    def has_valid_session(self) -> bool:
+        return any(session.state == "valid" for session in self.sessions.values())
 
     def connection_lost(self) -> None:
         """Tear down everything this connection owns: async requests, opens, tree connects, sessions."""

@@ -350,3 +350,82 @@ def fs_attributes(client: b.Client, file_id: tuple[int, int]) -> int:
     response = client.query_info(file_id, b.SMB2_0_INFO_FILESYSTEM, FILE_FS_ATTRIBUTE_INFORMATION)
     assert response.status == b.STATUS_SUCCESS, status_name(response.status)
     return int(struct.unpack_from("<I", b.output_buffer(response), 0)[0])
+
+
+# -- SMB3 POSIX extensions ([POSIX-SMB2], [POSIX-FSCC]; protocol-notes 6, 11.3) ----------------------------
+
+FILE_POSIX_INFORMATION = 100
+SMB2_FIND_POSIX_INFORMATION = 0x64
+# PosixMode bits 12-15: the file type as a small enum ([POSIX-FSCC] 2.1.1).
+POSIX_TYPE_REGULAR, POSIX_TYPE_DIRECTORY, POSIX_TYPE_SYMLINK = 0, 1, 2
+POSIX_TYPE_CHARDEV, POSIX_TYPE_BLOCKDEV, POSIX_TYPE_FIFO, POSIX_TYPE_SOCKET = 3, 4, 5, 6
+
+
+def create_contexts(response: b.Response) -> dict[bytes, bytes]:
+    """Name -> data of the contexts of a CREATE response: CreateContextsOffset(4)@80, Length(4)@84 ([MS-SMB2]
+    2.2.14), each Next(4), NameOffset(2), NameLength(2), Reserved(2), DataOffset(2), DataLength(4) (2.2.13.2)."""
+    offset, length = struct.unpack_from("<II", response.body, 80)
+    contexts: dict[bytes, bytes] = {}
+    if not length:
+        return contexts
+    position = offset - b.HEADER_SIZE
+    while True:
+        next_offset, name_offset, name_length, _reserved, data_offset, data_length = struct.unpack_from(
+            "<IHHHHI", response.body, position)
+        name = response.body[position + name_offset:position + name_offset + name_length]
+        contexts[name] = response.body[position + data_offset:position + data_offset + data_length]
+        if not next_offset:
+            return contexts
+        position += next_offset
+
+
+@dataclass(frozen=True)
+class PosixView:
+    attributes: int | None  # None where the structure carries no FileAttributes (the create context)
+    reparse_tag: int
+    posix_type: int
+
+
+def posix_create_view(data: bytes) -> PosixView:
+    """The POSIX create context response: NumberOfLinks(4), ReparseTag(4), PosixMode(4), SIDs."""
+    _links, tag, mode = struct.unpack_from("<III", data, 0)
+    return PosixView(None, tag, (mode >> 12) & 0xF)
+
+
+def posix_info_view(data: bytes, at: int = 0) -> PosixView:
+    """FilePosixInformation ([POSIX-FSCC]; protocol-notes 11.3) starting at `at`."""
+    attributes, = struct.unpack_from("<I", data, at + 48)
+    tag, mode = struct.unpack_from("<II", data, at + 72)
+    return PosixView(attributes, tag, (mode >> 12) & 0xF)
+
+
+def _sid_length(data: bytes, at: int) -> int:
+    """A binary SID ([MS-DTYP] 2.4.2.2): Revision(1), SubAuthorityCount(1), Authority(6), 4 bytes each."""
+    return 8 + 4 * data[at + 1]
+
+
+def posix_directory_entries(client: b.Client, directory: str) -> dict[str, PosixView]:
+    """SMB2_FIND_POSIX_INFORMATION entries: FilePosixInformation from @8, then FileNameLength(4), FileName."""
+    file_id = client.open(directory, desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+    entries: dict[str, PosixView] = {}
+    try:
+        while True:
+            response = client.query_directory(file_id, "*", info_class=SMB2_FIND_POSIX_INFORMATION)
+            if response.status in (b.STATUS_NO_MORE_FILES, b.STATUS_NO_SUCH_FILE):
+                return entries
+            assert response.status == b.STATUS_SUCCESS, status_name(response.status)
+            buffer = b.output_buffer(response)
+            position = 0
+            while True:
+                next_offset, = struct.unpack_from("<I", buffer, position)
+                sids = position + 8 + 80
+                sids += _sid_length(buffer, sids)
+                sids += _sid_length(buffer, sids)
+                name_length, = struct.unpack_from("<I", buffer, sids)
+                name = buffer[sids + 4:sids + 4 + name_length].decode("utf-16-le")
+                entries[name] = posix_info_view(buffer, position + 8)
+                if not next_offset:
+                    break
+                position += next_offset
+    finally:
+        client.close_file(file_id)

@@ -1145,3 +1145,110 @@ def test_cifs_directory_symlink(client: b.Client, work: Work) -> None:
     assert [_status(response.status) for response in responses] == ["STATUS_SUCCESS"] * 2
     assert sorted(os.listdir(work.local)) == ["realdir"]
     assert os.listdir(work.local / "realdir") == ["f.txt"]
+
+
+# -- SMB3 POSIX extensions (protocol-notes 12) ------------------------------------------------------------------
+
+@pytest.fixture
+def posix_client(server: SmbServer) -> Iterator[b.Client]:
+    client = b.Client(server.host, server.port).connect()
+    try:
+        contexts = [b.preauth_context(), b.signing_context(), b.posix_context()]
+        assert client.negotiate((0x0311,), contexts=contexts).status == b.STATUS_SUCCESS
+        assert client.session_setup(server.user, server.password) == b.STATUS_SUCCESS
+        assert client.tree_connect("share").status == b.STATUS_SUCCESS
+        yield client
+    finally:
+        client.close()
+
+
+def _posix_create(client: b.Client, name: str, **kwargs: object) -> b.Response:
+    contexts = b.create_context(b.POSIX_EXTENSIONS_GUID, struct.pack("<I", 0o644))
+    return client.create(name, contexts=contexts, **kwargs)
+
+
+def test_posix_opens_report_tags_and_types(posix_client: b.Client, work: Work) -> None:
+    """The POSIX create context response, FilePosixInformation and the POSIX directory class carry the tag and
+    the type from the reparse data (SYMLINK -> 2, NFS CHR/BLK/FIFO/SOCK -> 3/4/5/6, other tags -> regular)."""
+    client = posix_client
+    (work.local / "plain").write_bytes(b"")
+    (work.local / "dir").mkdir()
+    os.symlink("plain", work.local / "server_link")
+    _make_special_files(work.local)
+    _make_client_reparse(client, work.path("client_link"), r.symlink_buffer("plain"))
+    _make_client_reparse(client, work.path("client_chr"), r.nfs_device_buffer(r.NFS_SPECFILE_CHR, 1, 3))
+    _make_client_reparse(client, work.path("client_fifo"), r.nfs_buffer(r.NFS_SPECFILE_FIFO))
+    _make_client_reparse(client, work.path("client_opaque"), r.reparse_buffer(OPAQUE_MICROSOFT_TAG, b"x"))
+    expected = {
+        "plain": (0, r.POSIX_TYPE_REGULAR), "dir": (0, r.POSIX_TYPE_DIRECTORY),
+        "server_link": (r.IO_REPARSE_TAG_SYMLINK, r.POSIX_TYPE_SYMLINK),
+        "fifo": (r.IO_REPARSE_TAG_NFS, r.POSIX_TYPE_FIFO), "sock": (r.IO_REPARSE_TAG_NFS, r.POSIX_TYPE_SOCKET),
+        "chr": (r.IO_REPARSE_TAG_NFS, r.POSIX_TYPE_CHARDEV), "blk": (r.IO_REPARSE_TAG_NFS, r.POSIX_TYPE_BLOCKDEV),
+        "client_link": (r.IO_REPARSE_TAG_SYMLINK, r.POSIX_TYPE_SYMLINK),
+        "client_chr": (r.IO_REPARSE_TAG_NFS, r.POSIX_TYPE_CHARDEV),
+        "client_fifo": (r.IO_REPARSE_TAG_NFS, r.POSIX_TYPE_FIFO),
+        "client_opaque": (OPAQUE_MICROSOFT_TAG, r.POSIX_TYPE_REGULAR),
+    }
+    listing = r.posix_directory_entries(client, work.name)
+    for name, (tag, posix_type) in expected.items():
+        response = _posix_create(client, f"{work.name}/{name}", desired_access=ATTRIBUTE_ONLY,
+                                 options=b.FILE_OPEN_REPARSE_POINT)
+        assert response.status == b.STATUS_SUCCESS, (name, _status(response.status))
+        file_id = b.create_file_id(response.body)
+        try:
+            created = r.posix_create_view(r.create_contexts(response)[b.POSIX_EXTENSIONS_GUID])
+            assert (created.reparse_tag, created.posix_type) == (tag, posix_type), name
+            info = r.posix_info_view(r.query_file_info(client, file_id, r.FILE_POSIX_INFORMATION))
+            assert (info.reparse_tag, info.posix_type) == (tag, posix_type), name
+            assert bool(info.attributes & r.FILE_ATTRIBUTE_REPARSE_POINT) == bool(tag), name  # type: ignore[operator]
+        finally:
+            client.close_file(file_id)
+        assert (listing[name].reparse_tag, listing[name].posix_type) == (tag, posix_type), name
+
+
+def test_posix_open_through_symlink_counts_slash_separated_rest(posix_client: b.Client, work: Work) -> None:
+    """POSIX opens use '/' as separator (protocol-notes 12 item 3); the server still never follows a link."""
+    (work.local / "real").mkdir()
+    (work.local / "real" / "inner").write_bytes(b"inner")
+    os.symlink("real", work.local / "link")
+    for rest in ("inner", "a\\b/c"):
+        response = _posix_create(posix_client, f"{work.name}/link/{rest}", desired_access=b.GENERIC_READ)
+        error = r.parse_symlink_error(response, 0x0311)
+        assert error.unparsed_path_length == len(f"/{rest}".encode("utf-16-le")), rest
+        assert error.substitute_name == "real"
+    response = _posix_create(posix_client, f"{work.name}/link", desired_access=b.GENERIC_READ)
+    assert r.parse_symlink_error(response, 0x0311).unparsed_path_length == 0
+
+
+# -- what else a client does with a reparse point: rename, symlinks to directories ----------------------------
+
+def test_rename_moves_the_link_not_the_target(client: b.Client, work: Work) -> None:
+    (work.local / "target.txt").write_bytes(b"target")
+    os.symlink("target.txt", work.local / "server_link")
+    os.mkfifo(work.local / "server_fifo")
+    _make_client_reparse(client, work.path("client_link"), r.symlink_buffer("target.txt"), data=b"own")
+    for name in ("server_link", "server_fifo", "client_link"):
+        file_id = client.open(work.path(name), desired_access=b.DELETE | ATTRIBUTE_ONLY,
+                              options=b.FILE_OPEN_REPARSE_POINT)
+        try:
+            response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                       b.rename_info(work.path(f"{name}.renamed")))
+            assert response.status == b.STATUS_SUCCESS, (name, _status(response.status))
+        finally:
+            client.close_file(file_id)
+        assert not os.path.lexists(work.local / name)
+    assert os.readlink(work.local / "server_link.renamed") == "target.txt"
+    assert stat.S_ISFIFO(os.lstat(work.local / "server_fifo.renamed").st_mode)
+    assert (work.local / "client_link.renamed").read_bytes() == b"own"
+    assert r.parse_symlink_buffer(_get_by_name(client, work.path("client_link.renamed"))).substitute_name == \
+        "target.txt"
+    assert (work.local / "target.txt").read_bytes() == b"target"
+
+
+def test_server_symlink_to_directory_stops_for_any_create_options(client: b.Client, work: Work) -> None:
+    (work.local / "realdir").mkdir()
+    os.symlink("realdir", work.local / "dirlink")
+    for options in (0, b.FILE_DIRECTORY_FILE, b.FILE_NON_DIRECTORY_FILE):
+        response = client.create(work.path("dirlink"), desired_access=b.GENERIC_READ, options=options)
+        error = r.parse_symlink_error(response, client.dialect)
+        assert (error.substitute_name, error.unparsed_path_length) == ("realdir", 0), hex(options)

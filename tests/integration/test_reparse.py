@@ -699,6 +699,22 @@ def test_get_statuses(client: b.Client, work: Work) -> None:
         client.close_file(file_id)
 
 
+def test_get_third_party_needs_room_for_the_guid_header(client: b.Client, work: Work) -> None:
+    """[MS-FSA] 2.1.5.10.14 phase 2: the output must hold the header of the buffer kind, REPARSE_GUID_DATA_BUFFER
+    (24 bytes) for a non-Microsoft tag; past that, what fits with STATUS_BUFFER_OVERFLOW."""
+    buffer = r.guid_reparse_buffer(THIRD_PARTY_TAG, THIRD_PARTY_GUID, b"third-party data")
+    file_id = _new_file(client, work.path("f"))
+    try:
+        assert r.set_reparse(client, file_id, buffer) == b.STATUS_SUCCESS
+        for too_small in (8, 16, 23):
+            status, _ = r.get_reparse(client, file_id, max_output=too_small)
+            assert status == b.STATUS_BUFFER_TOO_SMALL, (too_small, _status(status))
+        assert r.get_reparse(client, file_id, max_output=24) == (r.STATUS_BUFFER_OVERFLOW, buffer[:24])
+        assert r.get_reparse(client, file_id, max_output=len(buffer)) == (b.STATUS_SUCCESS, buffer)
+    finally:
+        client.close_file(file_id)
+
+
 def test_delete_statuses(client: b.Client, work: Work) -> None:
     file_id = _new_file(client, work.path("f"))
     try:
@@ -1200,7 +1216,8 @@ def test_posix_opens_report_tags_and_types(posix_client: b.Client, work: Work) -
             assert (created.reparse_tag, created.posix_type) == (tag, posix_type), name
             info = r.posix_info_view(r.query_file_info(client, file_id, r.FILE_POSIX_INFORMATION))
             assert (info.reparse_tag, info.posix_type) == (tag, posix_type), name
-            assert bool(info.attributes & r.FILE_ATTRIBUTE_REPARSE_POINT) == bool(tag), name  # type: ignore[operator]
+            assert info.attributes is not None
+            assert bool(info.attributes & r.FILE_ATTRIBUTE_REPARSE_POINT) == bool(tag), name
         finally:
             client.close_file(file_id)
         assert (listing[name].reparse_tag, listing[name].posix_type) == (tag, posix_type), name

@@ -1269,3 +1269,27 @@ def test_server_symlink_to_directory_stops_for_any_create_options(client: b.Clie
         response = client.create(work.path("dirlink"), desired_access=b.GENERIC_READ, options=options)
         error = r.parse_symlink_error(response, client.dialect)
         assert (error.substitute_name, error.unparsed_path_length) == ("realdir", 0), hex(options)
+
+
+@pytest.mark.parametrize("dialect", [0x0210, 0x0300, 0x0311], ids=["2.1", "3.0", "3.1.1"])
+def test_signed_sessions_get_signed_reparse_answers(server: SmbServer, work: Work, dialect: int) -> None:
+    """Error answers are signed like any other on a signed session ([MS-SMB2] 3.3.4.1.1), the symlink error,
+    the reparse FSCTL errors and the failed elements of a compound included; builders verifies each one."""
+    os.symlink("target", work.local / "link")
+    with b.connect(server.host, server.port, server.user, server.password, dialects=(dialect,),
+                   sign=True) as client:
+        responses = [client.create(work.path("link"), desired_access=b.GENERIC_READ),
+                     client.create(work.path("link", "rest"), desired_access=b.GENERIC_READ)]
+        file_id = _new_file(client, work.path("f"))
+        responses.append(r.ioctl(client, file_id, r.FSCTL_GET_REPARSE_POINT))
+        responses.append(r.ioctl(client, file_id, r.FSCTL_SET_REPARSE_POINT, b"\0" * 7, max_output=0))
+        client.close_file(file_id)
+        responses += client.compound(
+            b.Req(b.SMB2_CREATE, b.create_body(work.path("link"), desired_access=ATTRIBUTE_ONLY)),
+            b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True),
+        )
+    expected = ["STATUS_STOPPED_ON_SYMLINK", "STATUS_STOPPED_ON_SYMLINK", "STATUS_NOT_A_REPARSE_POINT",
+                "STATUS_IO_REPARSE_DATA_INVALID", "STATUS_STOPPED_ON_SYMLINK", "STATUS_STOPPED_ON_SYMLINK"]
+    assert [_status(response.status) for response in responses] == expected
+    for response in responses:
+        assert response.header.flags & b.SMB2_FLAGS_SIGNED, _status(response.status)

@@ -238,6 +238,8 @@ def _make_object(directory: Path, kind: str, name: str | None = None) -> Path:
     path = directory / (name or kind)
     if kind == "file":
         path.write_bytes(b"posix data " * 700)
+        # A second name outside the directory makes NumberOfLinks 2 without adding a listed entry.
+        os.link(path, directory.parent / f"{directory.name}-{path.name}.link")
         mode = 0o2754
     elif kind == "dir":
         path.mkdir()
@@ -417,6 +419,8 @@ def test_create_mode_is_the_mode_of_the_new_object(pc: b.Client, work: Work, dir
 
 @pytest.mark.parametrize(("directory", "mode", "expected"), [
     (False, 0o4755, 0o755), (False, 0o6777, 0o777), (True, 0o2775, 0o775), (True, 0o7777, 0o1777),
+    # Type bits in Mode are not used: the disposition and options decide what is created.
+    (False, 0o100640, 0o640), (False, 0o040640, 0o640), (True, 0o040750, 0o750), (True, 0o100750, 0o750),
 ])
 def test_create_mode_default_masks_drop_setuid_setgid(pc: b.Client, work: Work, directory: bool, mode: int,
                                                       expected: int) -> None:
@@ -434,6 +438,22 @@ def test_create_mode_within_share_masks(connect_posix: PosixClientFactory, work:
     directory_path = work.path("masked")
     response = _posix_create_new(client, work.posix("new"), mode, directory)
     _check_created(client, response, directory_path / "new", directory, expected)
+
+
+@pytest.mark.parametrize("disposition", [b.FILE_OPEN, b.FILE_OPEN_IF, b.FILE_OVERWRITE_IF],
+                         ids=["open", "open-if", "overwrite-if"])
+def test_create_mode_leaves_existing_objects_alone(pc: b.Client, work: Work, disposition: int) -> None:
+    # Mode is the mode of a *newly created* object; opening (or overwriting) an existing one keeps its mode.
+    path = work.path() / "existing"
+    path.write_bytes(b"keep")
+    os.chmod(path, 0o604)
+    response = p.posix_create(pc, work.posix("existing"), 0o777,
+                              desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=disposition)
+    assert _status(response) == "STATUS_SUCCESS"
+    assert oct(os.stat(path).st_mode & 0o7777) == oct(0o604)
+    context = p.create_response_contexts(response)[p.SMB2_CREATE_POSIX_CONTEXT]
+    assert context == p.expected_create_response(path)
+    pc.close_file(b.create_file_id(response.body))
 
 
 @pytest.mark.parametrize("data", [b"", b"\xa4\x01\x00", b"\xa4\x01\x00\x00\x00", struct.pack("<Q", 0o644)],
@@ -641,6 +661,24 @@ def test_posix_unlink_removes_the_name_at_once(pc: b.Client, work: Work, how: st
     assert path.read_bytes() == b""
 
 
+def test_posix_unlink_of_an_open_directory(pc: b.Client, work: Work) -> None:
+    path = work.path() / "emptied"
+    path.mkdir()
+    holder = p.posix_open(pc, work.posix("emptied"), desired_access=b.GENERIC_READ,
+                          options=b.FILE_DIRECTORY_FILE)
+    deleter = p.posix_open(pc, work.posix("emptied"), desired_access=b.DELETE, options=b.FILE_DIRECTORY_FILE)
+    response = pc.set_info(deleter, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
+    assert _status(response) == "STATUS_SUCCESS"
+    assert not os.path.lexists(path)
+    # The name can be taken again at once, by a directory or a file.
+    pc.close_file(p.posix_open(pc, work.posix("emptied"), desired_access=b.GENERIC_WRITE,
+                               disposition=b.FILE_CREATE))
+    assert path.is_file()
+    assert pc.close_file(deleter) == b.STATUS_SUCCESS
+    assert pc.close_file(holder) == b.STATUS_SUCCESS
+    assert path.is_file()
+
+
 def test_windows_unlink_waits_for_the_last_close(pc: b.Client, work: Work) -> None:
     path = work.path() / "victim"
     path.write_bytes(b"old contents")
@@ -678,6 +716,20 @@ def test_posix_rename_over_an_open_target(pc: b.Client, work: Work, how: str) ->
     assert pc.close_file(mover) == b.STATUS_SUCCESS
     assert pc.close_file(holder) == b.STATUS_SUCCESS
     assert (work.path() / "target").read_bytes() == b"new data"
+
+
+def test_posix_rename_target_is_a_posix_name(pc: b.Client, work: Work) -> None:
+    # The target of a rename on a POSIX open is in POSIX syntax: '/' separates, '\\' and ':' are characters.
+    (work.path() / "sub").mkdir()
+    (work.path() / "source").write_bytes(b"moved")
+    mover = p.posix_open(pc, work.posix("source"), desired_access=b.DELETE)
+    for target in ("sub/a\\b", "sub/c:d", "sub/Case"):
+        response = pc.set_info(mover, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                               b.rename_info(work.posix(target)))
+        assert _status(response) == "STATUS_SUCCESS", target
+        assert os.listdir(work.path() / "sub") == [target.split("/")[1]]
+    pc.close_file(mover)
+    assert (work.path() / "sub" / "Case").read_bytes() == b"moved"
 
 
 def test_windows_rename_over_an_open_target_is_refused(pc: b.Client, work: Work) -> None:
@@ -743,6 +795,22 @@ def test_file_posix_information(connect_posix: PosixClientFactory, work: Work, s
     assert client.close_file(file_id) == b.STATUS_SUCCESS
 
 
+def test_stat_compound_create_query_posix_close(pc: b.Client, work: Work) -> None:
+    """The related compound cifs.ko sends for stat() on a POSIX mount: CREATE with the POSIX context,
+    QUERY_INFO class 100 and CLOSE on the FileId carried forward ([MS-SMB2] 3.3.5.2.7.2)."""
+    path = _make_object(work.path(), "file")
+    _settle(path)
+    create = b.create_body(work.posix("file"), desired_access=b.FILE_READ_ATTRIBUTES,
+                           contexts=p.posix_create_context(0))
+    query = b.query_info_body(b.RELATED_FILE_ID, b.SMB2_0_INFO_FILE, p.FILE_POSIX_INFORMATION)
+    responses = pc.compound(b.Req(b.SMB2_CREATE, create), b.Req(b.SMB2_QUERY_INFO, query, related=True),
+                            b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True))
+    assert [_status(response) for response in responses] == ["STATUS_SUCCESS"] * 3
+    assert p.create_response_contexts(responses[0])[p.SMB2_CREATE_POSIX_CONTEXT] == \
+        p.expected_create_response(path)
+    p.assert_posix_information(b.output_buffer(responses[1]), p.expected_posix_information(path), "compound")
+
+
 def test_file_posix_information_of_the_share_root(pc: b.Client, env: Env) -> None:
     root = env.shares["share"]
     _settle(root)
@@ -794,6 +862,17 @@ def test_posix_directory_listing(connect_posix: PosixClientFactory, work: Work, 
         except AssertionError as exc:
             failures.append(str(exc))
     assert not failures, "\n".join(failures)
+
+
+def test_posix_listing_of_the_share_root(pc: b.Client, env: Env) -> None:
+    # ".." of the share root describes the root itself: nothing outside the share is shown.
+    root = env.shares["share"]
+    _settle(root)
+    directory = p.posix_open(pc, "", desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+    entries = {entry.name: entry for entry in p.list_posix(pc, directory)}
+    pc.close_file(directory)
+    for name in (".", ".."):
+        p.assert_posix_information(entries[name].body, p.expected_posix_information(root), f"root {name!r}")
 
 
 def test_fs_posix_information(pc: b.Client, env: Env) -> None:

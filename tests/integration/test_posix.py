@@ -1135,8 +1135,11 @@ def test_windows_security_descriptor_follows_owner_group_and_mode(env: Env, work
 _LEVELS = ["query-info-100", "query-directory-0x64", "fs-info-100"]
 
 
-def _ask_posix_level(client: b.Client, level: str) -> b.Response:
-    root = client.open("", desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+def _ask_posix_level(client: b.Client, level: str, posix_open: bool = False) -> b.Response:
+    if posix_open:
+        root = p.posix_open(client, "", desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+    else:
+        root = client.open("", desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
     try:
         if level == "query-info-100":
             return client.query_info(root, b.SMB2_0_INFO_FILE, p.FILE_POSIX_INFORMATION)
@@ -1154,7 +1157,17 @@ def test_posix_levels_without_posix_negotiated(wc: b.Client, level: str) -> None
 
 @pytest.mark.parametrize("level", _LEVELS)
 def test_posix_levels_on_a_share_without_posix(connect_posix: PosixClientFactory, level: str) -> None:
+    # The context is ignored there, so even an open that carries it is a Windows open.
     client = connect_posix("noposix")
     assert _status(_ask_posix_level(client, level)) == "STATUS_INVALID_LEVEL"
-    # The same user and server answer them on a POSIX share.
-    assert _status(_ask_posix_level(connect_posix("share"), level)) == "STATUS_SUCCESS"
+    assert _status(_ask_posix_level(client, level, posix_open=True)) == "STATUS_INVALID_LEVEL"
+    # The same user and server answer them on a POSIX open of a POSIX share.
+    assert _status(_ask_posix_level(connect_posix("share"), level, posix_open=True)) == "STATUS_SUCCESS"
+
+
+@pytest.mark.parametrize("level", ["query-info-100", "fs-info-100"])
+def test_posix_levels_on_a_windows_open(pc: b.Client, level: str) -> None:
+    """POSIX semantics belong to the open: Samba answers QUERY_INFO 100 and the POSIX FS class only on handles
+    opened with the POSIX context (smb2_trans2.c checks fsp_flags.posix_open), INVALID_LEVEL otherwise, even
+    on a connection that negotiated POSIX."""
+    assert _status(_ask_posix_level(pc, level)) == "STATUS_INVALID_LEVEL"

@@ -96,25 +96,56 @@ def _can_hold_xattrs(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)
 
 
+# Decoded xattrs by (st_dev, st_ino), valid for the st_ctime_ns they were read at. Setting an xattr changes
+# the inode's ctime, so an entry never answers for an object changed since (and our own writes drop it); a
+# repeated listing of a large directory then costs one fstatat per entry instead of two system calls.
+# Bounded: the cache is dropped whole when full. Limit: a change made behind the server's back (setfattr by a
+# local user) within the same ctime tick as the server's last read is not seen until the inode changes again.
+_cache: dict[tuple[int, int], "tuple[int, DosInfo | None]"] = {}
+_CACHE_LIMIT = 65536
+
+
+def _cached(st: os.stat_result) -> "tuple[int, DosInfo | None] | None":
+    entry = _cache.get((st.st_dev, st.st_ino))
+    if entry is not None and entry[0] == st.st_ctime_ns:
+        return entry
+    return None
+
+
+def _remember(st: os.stat_result, info: "DosInfo | None") -> "DosInfo | None":
+    if len(_cache) >= _CACHE_LIMIT:
+        _cache.clear()
+    _cache[(st.st_dev, st.st_ino)] = (st.st_ctime_ns, info)
+    return info
+
+
 def read(fd: int, st: os.stat_result) -> DosInfo | None:
     """Our DOS xattr of the object behind `fd` (any fd; `st` is its stat), None when absent."""
     if not _can_hold_xattrs(st):
         return None
+    entry = _cached(st)
+    if entry is not None:
+        return entry[1]
     value = xattr.get(fd, DOS_XATTR_NAME)
-    return DosInfo.decode(value) if value is not None else None
+    return _remember(st, DosInfo.decode(value) if value is not None else None)
 
 
 def read_at(dir_fd: int, name: str, st: os.stat_result) -> DosInfo | None:
     """Like read() for an entry of a directory fd, as a listing needs it (one lgetxattr, no open)."""
     if not _can_hold_xattrs(st):
         return None
+    entry = _cached(st)
+    if entry is not None:
+        return entry[1]
     value = xattr.get_at(dir_fd, name, DOS_XATTR_NAME)
-    return DosInfo.decode(value) if value is not None else None
+    return _remember(st, DosInfo.decode(value) if value is not None else None)
 
 
 def write(fd: int, info: DosInfo) -> None:
     """Store `info` on a regular file or directory (at create, and on SET_INFO FileBasicInformation)."""
     xattr.set(fd, DOS_XATTR_NAME, info.encode())
+    st = os.fstat(fd)
+    _cache.pop((st.st_dev, st.st_ino), None)
 
 
 def initialise(fd: int, attributes: int, st: os.stat_result) -> None:

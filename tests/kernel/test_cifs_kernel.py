@@ -46,6 +46,7 @@ MOUNT_STEPS = (
     "fcntl_locks",
     "flock",
     "locks_two_clients",
+    "coherency_two_clients",
     "cp_tree",
     "find",
     "remount",

@@ -1,0 +1,338 @@
+"""A real ServerState and Connection driven without sockets, for hostile-input tests ([MS-SMB2] 3.3.5).
+
+`SansIoServer` builds the server state over a temporary share the way `smbsrv serve` does, and `connect()`
+returns a `Peer`: a Connection that has negotiated, logged on with NTLMv2 (pyspnego's client), connected the
+disk share and IPC$, and opened a file, a directory and the srvsvc pipe. `Peer.feed()` then hands any bytes to
+`Connection.handle_message` and checks that the request ended in one of the outcomes a hostile request may
+have:
+
+- one response per element, each a well-formed SMB2 header (SmbError answers included), or
+- ProtocolViolation, after which the connection is torn down as the transport would.
+
+Anything else is a `Finding`: another exception escaping handle_message or connection_lost, an ERROR record
+logged by the server ("internal error in ..."), a STATUS_INTERNAL_ERROR answer, a malformed response, a request
+that does not finish within `timeout_s`, or (when `max_alloc_bytes` is set) a request whose handling allocates
+more memory at its peak than that, which is what a trusted lying length looks like.
+
+Message building reuses the raw client of tests/builders.py without a socket: `Peer.builder.build()` assigns
+message ids, and the body helpers craft each command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+import struct
+import tempfile
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import spnego
+
+from smbsrv.auth.users import UserDB
+from smbsrv.config import ServerConfig, ShareConfig
+from smbsrv.protocol.connection import Connection
+from smbsrv.protocol.errors import ProtocolViolation
+from smbsrv.protocol.reply import FileRange
+from smbsrv.state import ServerState
+from tests import builders as b
+
+USER = "fuzzer"
+PASSWORD = "Fuzz-Pass-1"
+STATUS_INTERNAL_ERROR = 0xC00000E5
+FILE_NAME = "data.bin"
+DIR_NAME = "dir"
+FILE_DATA = bytes(range(256)) * 256  # 64 KiB
+_NBSS = struct.Struct(">I")
+
+
+class Finding(AssertionError):
+    """The server did something a hostile request must never make it do."""
+
+
+class _ErrorRecords(logging.Handler):
+    """Collects ERROR (and worse) records of the server's loggers and of asyncio (unretrieved task errors)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class Outcome:
+    """What one fed message produced: the responses it returned, the ones sent later through the send
+    callback, and whether the connection was dropped."""
+
+    responses: list[b.Response] = field(default_factory=list)
+    sent_later: list[b.Response] = field(default_factory=list)
+    dropped: bool = False
+    peak_alloc_bytes: int = 0
+
+    @property
+    def statuses(self) -> list[int]:
+        return [response.status for response in self.responses]
+
+
+def parse_buffers(buffers: list[Any]) -> list[b.Response]:
+    """Join what handle_message (or the send callback) produced and split it into response elements; a
+    FileRange is read (which also closes its duplicated fd, as the transport would after sendfile)."""
+    parts = [buffer.read() if isinstance(buffer, FileRange) else bytes(buffer) for buffer in buffers]
+    if not parts or len(parts[0]) != 4:
+        raise Finding(f"response does not start with a 4-byte Direct TCP prefix: {parts[:1]!r}")
+    (length,) = _NBSS.unpack(parts[0])
+    message = b"".join(parts[1:])
+    if length != len(message) or length > 0xFFFFFF:
+        raise Finding(f"Direct TCP length {length} but {len(message)} bytes follow")
+    if message[:4] == b"\xfdSMB":
+        return []  # an encrypted answer: not looked into
+    responses = []
+    position = 0
+    while True:
+        if len(message) - position < b.HEADER_SIZE:
+            raise Finding(f"truncated response element at {position}: {message[position:].hex()}")
+        try:
+            header = b.decode_header(message[position:])
+        except AssertionError as exc:
+            raise Finding(str(exc)) from None
+        if not header.flags & b.SMB2_FLAGS_SERVER_TO_REDIR:
+            raise Finding("response without SMB2_FLAGS_SERVER_TO_REDIR")
+        end = position + header.next_command if header.next_command else len(message)
+        if end > len(message) or (header.next_command and (header.next_command % 8 or end <= position)):
+            raise Finding(f"bad NextCommand {header.next_command} in a response")
+        raw = message[position:end]
+        responses.append(b.Response(header.status, raw[b.HEADER_SIZE:], header, raw))
+        if header.status == STATUS_INTERNAL_ERROR:
+            raise Finding(f"STATUS_INTERNAL_ERROR for command {header.command:#x}")
+        if not header.next_command:
+            return responses
+        position = end
+
+
+class SansIoServer:
+    """Server state over a temporary share; one asyncio loop that every Peer of this server runs on."""
+
+    def __init__(self, root: Path | None = None, *, max_io_size: int = 8 * 1024 * 1024) -> None:
+        self._tmp = None
+        if root is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="smbsrv-fuzz-")
+            root = Path(self._tmp.name)
+        self.root = root
+        self.share_path = root / "share"
+        self.share_path.mkdir(exist_ok=True)
+        (root / "state").mkdir(exist_ok=True)
+        (root / "trash").mkdir(exist_ok=True)
+        self.restore_share()
+        config = ServerConfig(listen=("127.0.0.1",), port=0, server_name="FUZZSRV", max_io_size=max_io_size,
+                              state_dir=str(root / "state"),
+                              shares=(ShareConfig(name="share", path=str(self.share_path)),))
+        users = UserDB.from_pairs([])
+        # The user acts as the Unix account running the tests: identity.become() then never changes the
+        # file-system identity of the test process itself.
+        users.add(USER, PASSWORD, pwd.getpwuid(os.geteuid()).pw_name)
+        self.state = ServerState(config, users)
+        self.loop = asyncio.new_event_loop()
+        self.errors = _ErrorRecords()
+        for name in ("smbsrv", "asyncio"):
+            logging.getLogger(name).addHandler(self.errors)
+
+    def restore_share(self) -> None:
+        """Recreate what the set-up opens: hostile requests may have renamed, truncated, deleted it or set its
+        DOS attributes (READONLY would make the next set-up's CREATE fail)."""
+        for name in (FILE_NAME, DIR_NAME):
+            path = self.share_path / name
+            if path.exists() or path.is_symlink():
+                # Out of the share (same file system): the share root stays small for QUERY_DIRECTORY.
+                os.rename(path, self.root / "trash" / os.urandom(8).hex())
+        (self.share_path / FILE_NAME).write_bytes(FILE_DATA)
+        directory = self.share_path / DIR_NAME
+        directory.mkdir()
+        for index in range(3):
+            (directory / f"entry{index}.txt").write_bytes(b"x" * index)
+
+    def close(self) -> None:
+        for name in ("smbsrv", "asyncio"):
+            logging.getLogger(name).removeHandler(self.errors)
+        self.loop.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def connect(self, dialect: int = 0x0311) -> Peer:
+        """A fresh connection that is logged on, with both trees connected and three handles open."""
+        self.restore_share()
+        peer = Peer(self)
+        self.loop.run_until_complete(peer.set_up(dialect))
+        return peer
+
+    def check_logs(self) -> None:
+        if self.errors.records:
+            record = self.errors.records[0]
+            self.errors.records.clear()
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f": {record.exc_info[0].__name__}: {record.exc_info[1]}"  # type: ignore[union-attr]
+            raise Finding(f"server logged {record.levelname} from {record.name}: {text}")
+
+
+class Peer:
+    """One Connection of a SansIoServer, seen from the client side."""
+
+    def __init__(self, server: SansIoServer) -> None:
+        self.server = server
+        self.later: list[list[Any]] = []
+        self.connection = Connection(server.state, "127.0.0.1:fuzz", self.later.append)
+        server.state.connections.add(self.connection)
+        self.builder = b.Client("127.0.0.1", 0)
+        self.dropped = False
+        self.dialect = 0
+        self.session_id = 0
+        self.tree_id = 0
+        self.ipc_tree_id = 0
+        self.file_id = (0, 0)
+        self.dir_id = (0, 0)
+        self.pipe_id = (0, 0)
+
+    # -- feeding -----------------------------------------------------------------------------------------
+
+    async def _feed(self, message: bytes, timeout_s: float) -> Outcome:
+        outcome = Outcome()
+        if self.dropped:
+            raise Finding("fed a connection that was already dropped")
+        try:
+            buffers = await asyncio.wait_for(self.connection.handle_message(bytearray(message)), timeout_s)
+        except ProtocolViolation:
+            outcome.dropped = True
+            self._drop()
+            buffers = None
+        except TimeoutError:
+            raise Finding(f"request did not finish within {timeout_s} s") from None
+        except Exception as exc:
+            raise Finding(f"{type(exc).__name__} escaped handle_message: {exc}") from exc
+        # Let async completions that are already due (and tasks they start) run before looking at the logs.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # The server's log names the exception, so it is checked before the responses are.
+        self.server.check_logs()
+        if buffers:
+            outcome.responses = parse_buffers(buffers)
+        outcome.sent_later = self._take_later()
+        return outcome
+
+    def _take_later(self) -> list[b.Response]:
+        responses = []
+        while self.later:
+            responses += parse_buffers(self.later.pop(0))
+        return responses
+
+    def _drop(self) -> None:
+        self.dropped = True
+        try:
+            self.connection.connection_lost()
+        except Exception as exc:
+            raise Finding(f"{type(exc).__name__} escaped connection_lost: {exc}") from exc
+        self.server.state.connections.discard(self.connection)
+
+    def feed(self, message: bytes | bytearray, *, timeout_s: float = 10.0,
+             max_alloc_bytes: int | None = None) -> Outcome:
+        """Hand one message (no Direct TCP prefix) to the connection and check the outcome. A Finding names
+        the message in hex, so that it can be replayed after the same set-up."""
+        try:
+            return self._checked_feed(bytes(message), timeout_s, max_alloc_bytes)
+        except Finding as finding:
+            raise Finding(f"{finding}\n  message: {bytes(message).hex()}") from finding.__cause__
+
+    def _checked_feed(self, message: bytes, timeout_s: float, max_alloc_bytes: int | None) -> Outcome:
+        if max_alloc_bytes is None:
+            return self.server.loop.run_until_complete(self._feed(message, timeout_s))
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            baseline = tracemalloc.get_traced_memory()[0]
+            outcome = self.server.loop.run_until_complete(self._feed(message, timeout_s))
+            outcome.peak_alloc_bytes = tracemalloc.get_traced_memory()[1] - baseline
+        finally:
+            tracemalloc.stop()
+        if outcome.peak_alloc_bytes > max_alloc_bytes:
+            raise Finding(f"handling the request allocated {outcome.peak_alloc_bytes} bytes at its peak "
+                          f"(limit {max_alloc_bytes})")
+        return outcome
+
+    def request(self, *reqs: b.Req, **kwargs: Any) -> Outcome:
+        message, _ = self.builder.build(*reqs, sign=False)
+        return self.feed(message, **kwargs)
+
+    def close(self) -> None:
+        """Tear the connection down as the transport does when the socket goes away, and let cancelled async
+        requests finish."""
+        if not self.dropped:
+            self._drop()
+
+        async def settle() -> None:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            if pending:
+                _, still = await asyncio.wait(pending, timeout=5)
+                if still:
+                    raise Finding(f"{len(still)} async request(s) did not end after the connection was lost")
+
+        self.server.loop.run_until_complete(settle())
+        self.later.clear()
+        self.server.check_logs()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- set-up ------------------------------------------------------------------------------------------
+
+    async def _one(self, req: b.Req) -> b.Response:
+        message, _ = self.builder.build(req, sign=False)
+        outcome = await self._feed(bytes(message), 10.0)
+        assert len(outcome.responses) == 1, outcome
+        return outcome.responses[0]
+
+    async def set_up_negotiate(self, dialect: int) -> None:
+        contexts = [b.preauth_context(), b.signing_context((1,))] if dialect == 0x0311 else None
+        response = await self._one(b.Req(b.SMB2_NEGOTIATE, b.negotiate_body((dialect,), contexts)))
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        self.dialect = dialect
+
+    async def set_up(self, dialect: int) -> None:
+        await self.set_up_negotiate(dialect)
+        auth = spnego.client(USER, PASSWORD, protocol="ntlm")
+        token = auth.step() or b""
+        while True:
+            response = await self._one(b.Req(b.SMB2_SESSION_SETUP, b.session_setup_body(token),
+                                             session_id=self.session_id))
+            self.session_id = self.builder.session_id = response.header.session_id
+            if response.status != b.STATUS_MORE_PROCESSING_REQUIRED:
+                break
+            offset, length = struct.unpack_from("<HH", response.body, 4)
+            token = auth.step(response.body[offset - b.HEADER_SIZE:offset - b.HEADER_SIZE + length]) or b""
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        response = await self._one(b.Req(b.SMB2_TREE_CONNECT, b.tree_connect_body("\\\\fuzz\\IPC$"), tree_id=0))
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        self.ipc_tree_id = response.header.tree_id
+        self.pipe_id = await self._open("srvsvc", self.ipc_tree_id,
+                                        desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+        response = await self._one(b.Req(b.SMB2_TREE_CONNECT, b.tree_connect_body("\\\\fuzz\\share"), tree_id=0))
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        self.tree_id = self.builder.tree_id = response.header.tree_id
+        self.file_id = await self._open(FILE_NAME, self.tree_id,
+                                        desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE)
+        self.dir_id = await self._open(DIR_NAME, self.tree_id, desired_access=b.GENERIC_READ,
+                                       options=b.FILE_DIRECTORY_FILE)
+
+    async def _open(self, name: str, tree_id: int, **kwargs: Any) -> tuple[int, int]:
+        response = await self._one(b.Req(b.SMB2_CREATE, b.create_body(name, **kwargs), tree_id=tree_id))
+        assert response.status == b.STATUS_SUCCESS, f"CREATE {name}: {b.status_name(response.status)}"
+        return b.create_file_id(response.body)

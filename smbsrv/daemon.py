@@ -15,6 +15,7 @@ from smbsrv.transport import serve_connection
 log = logging.getLogger(__name__)
 
 _SHUTDOWN_GRACE_S = 10.0
+_ACCEPT_RETRY_S = 0.1
 
 
 def _listening_socket(address: str, port: int) -> socket.socket:
@@ -39,7 +40,14 @@ async def run(config: ServerConfig, state: ServerState) -> None:
 
     async def accept_loop(listener: socket.socket) -> None:
         while True:
-            client, address = await loop.sock_accept(listener)
+            try:
+                client, address = await loop.sock_accept(listener)
+            except OSError as exc:
+                # Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): keep serving the connections there
+                # are, and try again shortly rather than stop accepting for good.
+                log.warning("accept failed: %s", exc.strerror)
+                await asyncio.sleep(_ACCEPT_RETRY_S)
+                continue
             peer = f"{address[0]}:{address[1]}"
             task = loop.create_task(serve_connection(state, client, peer, stopping))
             connections.add(task)

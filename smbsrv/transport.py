@@ -242,8 +242,13 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
         if len(server.connections) > config.max_connections:
             log.warning("connection %d refused: %d connections", connection.connection_id, config.max_connections)
             return
+        was_logged_on = False
         while not stopping.is_set():
             logged_on = connection.has_valid_session()
+            if was_logged_on and not logged_on:
+                # The last session logged off: logging on again gets a fresh handshake deadline.
+                handshake_deadline = loop.time() + config.handshake_timeout_s
+            was_logged_on = logged_on
             if logged_on:
                 await channel.read_exact(prefix_view)
             else:

@@ -62,6 +62,8 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 _VALID_FILE_ATTRIBUTES = 0x00007FB7
+# CreateOptions bits no client may set ([MS-SMB2] 2.2.13: the top byte is reserved; Windows refuses them).
+_RESERVED_CREATE_OPTIONS = 0xFF000000
 _NT_TIME_AND_SIZES = struct.Struct("<QQ")
 _DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE
 # Modes of objects created by Windows-semantics opens (which carry no mode): a 022 umask.
@@ -105,6 +107,7 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
     except SymlinkMet as met:
         raise _stopped_on_symlink(tree, met, name) from None
     with resolution:
+        _refuse_reparse_parent(tree, resolution, path)
         target = _classify(tree, resolution)
         _check_disposition(request, target)
         if target.exists:
@@ -117,13 +120,15 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
 def _check_request(request: wire.CreateRequest) -> None:
     wire.check_impersonation_level(request.impersonation_level)
     options = request.create_options
-    if request.create_disposition > FILE_OVERWRITE_IF:
+    if request.create_disposition > FILE_OVERWRITE_IF or options & _RESERVED_CREATE_OPTIONS:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if options & FILE_DIRECTORY_FILE and options & FILE_NON_DIRECTORY_FILE:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if options & FILE_DIRECTORY_FILE and request.create_disposition not in (FILE_CREATE, FILE_OPEN, FILE_OPEN_IF):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if request.file_attributes & ~_VALID_FILE_ATTRIBUTES:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if options & FILE_DIRECTORY_FILE and request.file_attributes & fattr.FILE_ATTRIBUTE_TEMPORARY:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if options & FILE_OPEN_BY_FILE_ID:
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
@@ -142,6 +147,26 @@ def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | No
 
 
 # -- step 2: what the name is ---------------------------------------------------------------------------------
+
+def _refuse_reparse_parent(tree: TreeConnect, resolution: Resolution, path: SmbPath) -> None:
+    """A directory carrying a client-set reparse point (cifs.ko makes `ln -s dir link` one) is not walked
+    through: opening or creating a name inside it meets the reparse point ([MS-FSA] 2.1.5.1). Only the
+    immediate parent needs the check: SET_REPARSE_POINT takes empty directories only and nothing can be
+    created inside one afterwards, so over SMB such a directory never has children to walk into."""
+    if len(resolution.components) < 2:
+        return
+    parent = os.fstat(resolution.parent_fd)
+    dos = dos_attrs.read(resolution.parent_fd, parent)
+    if dos is None or not dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
+        return
+    buffer = tree.reparse_store.get(resolution.parent_fd)
+    if buffer is None:
+        return
+    # UnparsedPathLength: the separator before the last component, the component, and a trailing separator.
+    unparsed = 2 * (1 + len(path.components[-1].encode("utf-16-le", "surrogatepass")) // 2
+                    + (1 if path.has_trailing_separator else 0))
+    raise reparse.refuse_open(reparse_tag_of(buffer), buffer, unparsed)
+
 
 def _classify(tree: TreeConnect, resolution: Resolution) -> _Target:
     st = resolution.stat
@@ -247,6 +272,11 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     if overwrite:
         if tree.read_only or read_only_file:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        # [MS-FSA] 2.1.5.1.2.1: overwriting a HIDDEN or SYSTEM file must keep saying so.
+        missing = target.attributes & ~request.file_attributes & (fattr.FILE_ATTRIBUTE_HIDDEN
+                                                                  | fattr.FILE_ATTRIBUTE_SYSTEM)
+        if missing:
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         granted |= FILE_WRITE_DATA
     if target.is_special and granted & _DATA_ACCESS:
         # Symlinks, fifos, sockets and devices on the server are never opened for data (protocol notes 8.7).
@@ -264,7 +294,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         if overwrite:
             st = os.fstat(fd)
             handles.set_initial_dos_info(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
-                                         & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL), st)
+                                         & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL
+                                             | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
         action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
                   FILE_OVERWRITE_IF: FILE_OVERWRITTEN}.get(disposition, FILE_OPENED)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, target, posix_mode is not None)
@@ -298,7 +329,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     fd = backend.create_at(resolution.parent_fd, resolution.name, mode, directory=directory,
                            posix_mode=posix_mode is not None)
     try:
-        attributes = request.file_attributes & ~fattr.FILE_ATTRIBUTE_NORMAL
+        # SPARSE comes with FSCTL_SET_SPARSE only, never from CREATE (smbtorture smb2.ioctl.sparse_file_attr).
+        attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE)
         attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
         st = os.fstat(fd)
         handles.set_initial_dos_info(fd, attributes, st)

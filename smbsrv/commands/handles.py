@@ -76,13 +76,15 @@ def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
     return info
 
 
-def entry_info(dir_fd: int, name: str, st: os.stat_result, tree: TreeConnect) -> FileInfo:
+def entry_info(dir_fd: int, name: str, st: os.stat_result, tree: TreeConnect, object_fd: int = -1) -> FileInfo:
+    """A listing entry. "." and ".." are no names in the directory: their caller passes an fd of the object."""
     share = tree.share
-    dos = dos_attrs.read_at(dir_fd, name, st) if name not in (".", "..") else None
+    dos = dos_attrs.read(object_fd, st) if object_fd >= 0 else dos_attrs.read_at(dir_fd, name, st)
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
                              hide_dot_files=share.hide_dot_files)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
-        return _with_client_reparse(info, tree.reparse_store.get_at(dir_fd, name))
+        blob = tree.reparse_store.get(object_fd) if object_fd >= 0 else tree.reparse_store.get_at(dir_fd, name)
+        return _with_client_reparse(info, blob)
     return info
 
 
@@ -225,12 +227,12 @@ def chown_from_sids(open_: Open, owner, group) -> None:  # type: ignore[no-untyp
 def _unix_id(sid, kind: int) -> int | None:  # type: ignore[no-untyped-def]
     if sid is None:
         return None
-    authority = getattr(sid, "identifier_authority", None)
-    subs = tuple(getattr(sid, "sub_authorities", ()))
+    authority = sid.identifier_authority
+    subs = tuple(sid.sub_authority)
     if authority == 22 and len(subs) == 2 and subs[0] == kind:
         return int(subs[1])
-    raise SmbError(NtStatus.STATUS_INVALID_OWNER if hasattr(NtStatus, "STATUS_INVALID_OWNER")
-                   else NtStatus.STATUS_INVALID_PARAMETER)
+    # Not a Unix SID: nothing on this server it could name ([MS-DTYP] owners outside S-1-22).
+    raise SmbError(NtStatus.STATUS_INVALID_OWNER)
 
 
 # -- the share as a volume ----------------------------------------------------------------------------------

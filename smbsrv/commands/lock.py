@@ -34,9 +34,12 @@ class ByteRangeLock:
     exclusive: bool
 
     def overlaps(self, offset: int, length: int) -> bool:
-        # Zero-length ranges overlap nothing ([MS-FSA] 2.1.5.7).
-        if self.length == 0 or length == 0:
-            return False
+        """Windows' rule, which smbtorture checks: ranges overlap as usual; a zero-length range at X
+        meets a range [S, S+L) only when X lies strictly inside it; two zero-length ranges never meet."""
+        if self.length == 0:
+            return length != 0 and offset < self.offset < offset + length
+        if length == 0:
+            return self.offset < offset < self.offset + self.length
         return offset < self.offset + self.length and self.offset < offset + length
 
 
@@ -49,11 +52,13 @@ class LockManager:
         for held in self.by_file.get(open_.file_key, ()):
             if not held.overlaps(offset, length):
                 continue
-            if held.exclusive or exclusive:
-                # An exclusive lock conflicts even with the same handle's own locks (Windows semantics),
-                # while shared locks coexist with any shared lock.
-                if held.owner is not open_ or held.exclusive or exclusive:
+            if held.owner is open_:
+                # The same handle may stack a shared lock on its own exclusive one, but not an exclusive
+                # lock on any lock of its own ([MS-FSA] 2.1.5.7).
+                if exclusive:
                     return True
+            elif held.exclusive or exclusive:
+                return True
         return False
 
     def try_lock(self, open_: Open, offset: int, length: int, exclusive: bool) -> bool:
@@ -72,16 +77,16 @@ class LockManager:
         raise SmbError(NtStatus.STATUS_RANGE_NOT_LOCKED)
 
     def release_open(self, open_: Open) -> None:
+        """Drop the handle's locks and wake every waiter: others may now get their range, and a blocking
+        request of this very handle ends with STATUS_RANGE_NOT_LOCKED."""
         held = self.by_file.get(open_.file_key)
-        if not held:
-            return
-        remaining = [lock for lock in held if lock.owner is not open_]
-        if len(remaining) != len(held):
+        if held:
+            remaining = [lock for lock in held if lock.owner is not open_]
             if remaining:
                 self.by_file[open_.file_key] = remaining
             else:
                 del self.by_file[open_.file_key]
-            self._notify()
+        self._notify()
 
     def check_io(self, open_: Open, offset: int, length: int, *, write: bool) -> None:
         """READ is blocked by another handle's exclusive lock; WRITE by any lock of another handle and by
@@ -119,6 +124,7 @@ def handle(ctx: RequestContext, request: wire.LockRequest) -> bytes:
         if element.length and element.offset + element.length - 1 > _MAX_OFFSET:
             raise SmbError(NtStatus.STATUS_INVALID_LOCK_RANGE)
     if unlocking:
+        # In order, stopping at the first range that is not locked; earlier unlocks stay done (Windows).
         for element in request.locks:
             manager.unlock(open_, element.offset, element.length)
         return wire.LOCK_RESPONSE

@@ -21,7 +21,6 @@ from smbsrv.wire import query as wire
 from smbsrv.wire.buffer import decode_utf16
 from smbsrv.wire.constants import (
     FILE_LIST_DIRECTORY,
-    SMB2_INDEX_SPECIFIED,
     SMB2_REOPEN,
     SMB2_RESTART_SCANS,
     SMB2_RETURN_SINGLE_ENTRY,
@@ -43,14 +42,18 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if not open_.granted_access & FILE_LIST_DIRECTORY:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    if request.file_information_class == FileInformationClass.FilePosixInformation and not handles.posix_enabled(ctx):
+    # The POSIX levels answer POSIX opens only (Samba checks the handle the same way).
+    if request.file_information_class == FileInformationClass.FilePosixInformation and not (
+            open_.posix and handles.posix_enabled(ctx)):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     encoder = entry_encoder(request.file_information_class,
                             posix_with_file_type=handles.posix_type_bits(ctx.tree))
     max_length = min(request.output_buffer_length, ctx.connection.server.config.max_io_size)
     pattern = decode_utf16(request.file_name) or "*"
     enumeration: Enumeration | None = open_.enumeration
-    restart = request.flags & (SMB2_RESTART_SCANS | SMB2_REOPEN | SMB2_INDEX_SPECIFIED)
+    # SMB2_INDEX_SPECIFIED asks to resume at FileIndex; like Windows and Samba, which report no meaningful
+    # FileIndex, the scan simply continues where it is.
+    restart = request.flags & (SMB2_RESTART_SCANS | SMB2_REOPEN)
     if enumeration is None or restart:
         if enumeration is not None and not request.flags & SMB2_REOPEN:
             pattern = enumeration.pattern  # fixed at the first query unless REOPEN ([MS-SMB2] 3.3.5.18)
@@ -62,21 +65,30 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     tree = ctx.tree
     entries = enumeration.entries
     dir_fd = open_.fd
+    # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
+    own_fds = {".": dir_fd, "..": open_.extra["parent_fd"] if open_.path_components else dir_fd}
+    yielded: list[int] = []
 
     def infos():  # type: ignore[no-untyped-def]
         for index in range(enumeration.position, len(entries)):
             name, st = entries[index]
-            info = handles.entry_info(dir_fd, name, st, tree)
+            try:
+                info = handles.entry_info(dir_fd, name, st, tree, own_fds.get(name, -1))
+            except SmbError:
+                continue  # removed since the scan started: Windows and Samba skip it too
+            yielded.append(index)
             yield info, name.encode("utf-16-le", "surrogatepass"), 0
 
     output, count = fill_buffer(encoder, infos(), max_length,
                                 bool(request.flags & SMB2_RETURN_SINGLE_ENTRY))
     if count == 0:
-        if enumeration.position >= len(entries):
+        if len(yielded) == 0:
+            enumeration.position = len(entries)
             raise SmbError(NtStatus.STATUS_NO_SUCH_FILE if first and not entries
                            else NtStatus.STATUS_NO_MORE_FILES)
         raise SmbError(NtStatus.STATUS_INFO_LENGTH_MISMATCH)
-    enumeration.position += count
+    # fill_buffer pulled one entry more than it used, unless the listing ran out.
+    enumeration.position = yielded[count] if count < len(yielded) else yielded[-1] + 1
     return Reply(wire.encode_output_response(output))
 
 

@@ -24,18 +24,26 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 C = file_classes.FileInformationClass
-# Classes whose tail is variable: a buffer that holds the fixed part gets STATUS_BUFFER_OVERFLOW and what fits.
-_VARIABLE_FIXED_SIZE = {C.FileAllInformation: 100, C.FileNameInformation: 4, C.FileNormalizedNameInformation: 4,
-                        C.FileAlternateNameInformation: 4, C.FileStreamInformation: 24,
+# Classes whose tail is variable: a buffer that holds the fixed part gets STATUS_BUFFER_OVERFLOW and what fits;
+# a smaller one STATUS_INFO_LENGTH_MISMATCH. The sizes are Windows' (smbtorture smb2.getinfo.*_buffercheck):
+# FileAllInformation counts the name's first 4 bytes, a stream entry its first 8.
+_VARIABLE_FIXED_SIZE = {C.FileAllInformation: 104, C.FileNameInformation: 4, C.FileNormalizedNameInformation: 4,
+                        C.FileAlternateNameInformation: 4, C.FileStreamInformation: 32,
                         C.FileFullEaInformation: 0}
+_VARIABLE_FS_FIXED_SIZE = {fs_info.F.FileFsVolumeInformation: 24, fs_info.F.FileFsAttributeInformation: 16}
 _NEEDS_READ_ATTRIBUTES = {C.FileBasicInformation, C.FileAllInformation, C.FileNetworkOpenInformation,
                           C.FileAttributeTagInformation, C.FilePosixInformation}
 _U32 = struct.Struct("<I")
+_SD_PARTS = 0x0000000F  # OWNER | GROUP | DACL | SACL _SECURITY_INFORMATION
+# AllocationSize 4096, EndOfFile 0, NumberOfLinks 1, DeletePending 0, Directory 0
+_PIPE_STANDARD = struct.pack("<QQIBBH", 4096, 0, 1, 0, 0, 0)
 
 
 def handle(ctx: RequestContext, request: wire.QueryInfoRequest) -> Reply:
     open_ = ctx.open
     assert open_ is not None
+    if open_.pipe is not None:
+        return _fit(request, _pipe_info(request))
     if request.info_type == SMB2_0_INFO_FILE:
         output = _file_info(ctx, request)
     elif request.info_type == SMB2_0_INFO_FILESYSTEM:
@@ -49,13 +57,26 @@ def handle(ctx: RequestContext, request: wire.QueryInfoRequest) -> Reply:
     return _fit(request, output)
 
 
+def _pipe_info(request: wire.QueryInfoRequest) -> bytes:
+    """A named pipe has no file behind it: FileStandardInformation describes the pipe as Windows does (an
+    allocation of one page, nothing stored); other classes do not apply."""
+    if request.info_type == SMB2_0_INFO_FILE and request.file_info_class == C.FileStandardInformation:
+        return _PIPE_STANDARD
+    raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+
+
 def _fit(request: wire.QueryInfoRequest, output: bytes) -> Reply:
     """[MS-SMB2] 3.3.5.20.1: too small for the fixed part is STATUS_INFO_LENGTH_MISMATCH; a variable tail
     that does not fit is cut and reported as STATUS_BUFFER_OVERFLOW."""
     limit = request.output_buffer_length
     if len(output) <= limit:
         return Reply(wire.encode_output_response(output))
-    fixed = _VARIABLE_FIXED_SIZE.get(request.file_info_class) if request.info_type == SMB2_0_INFO_FILE else None
+    if request.info_type == SMB2_0_INFO_FILE:
+        fixed = _VARIABLE_FIXED_SIZE.get(request.file_info_class)
+    elif request.info_type == SMB2_0_INFO_FILESYSTEM:
+        fixed = _VARIABLE_FS_FIXED_SIZE.get(request.file_info_class)
+    else:
+        fixed = None
     if fixed is None or limit < fixed:
         raise SmbError(NtStatus.STATUS_INFO_LENGTH_MISMATCH)
     return Reply(wire.encode_output_response(output[:limit]), status=NtStatus.STATUS_BUFFER_OVERFLOW)
@@ -71,13 +92,15 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
         if not open_.granted_access & FILE_READ_EA:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         raise SmbError(NtStatus.STATUS_NO_EAS_ON_FILE)
-    if info_class == C.FilePosixInformation and not handles.posix_enabled(ctx):
+    if info_class == C.FilePosixInformation and not (open_.posix and handles.posix_enabled(ctx)):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     info = handles.info_for_open(open_)
     server = ctx.connection.server
+    # The normalized name has no leading separator (the share root's is empty); the others start with one.
+    path = "\\".join(open_.path_components)
     return file_classes.encode(
         info_class, info,
-        file_name="\\" + "\\".join(open_.path_components),
+        file_name=path if info_class == C.FileNormalizedNameInformation else "\\" + path,
         delete_pending=open_.file_key in server.delete_pending,
         current_offset=open_.position,
         mode=open_.mode_flags,
@@ -90,7 +113,8 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
 
 def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     assert ctx.tree is not None
-    if request.file_info_class == 100 and not handles.posix_enabled(ctx):
+    assert ctx.open is not None
+    if request.file_info_class == 100 and not (ctx.open.posix and handles.posix_enabled(ctx)):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     return handles.fs_information(ctx.tree, request.file_info_class)
 
@@ -98,7 +122,8 @@ def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
 def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     open_ = ctx.open
     assert open_ is not None
-    if not open_.granted_access & READ_CONTROL:
+    # Asking for none of owner, group, DACL and SACL needs no right and gets an empty descriptor (Windows).
+    if request.additional_information & _SD_PARTS and not open_.granted_access & READ_CONTROL:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     st = handles.stat_open(open_)
     descriptor = build_descriptor(st.st_uid, st.st_gid, st.st_mode, request.additional_information,

@@ -11,6 +11,7 @@ from smbsrv.wire import readwrite as wire
 from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA
 from smbsrv.wire.status import NtStatus
 
+_MAX_FILE_OFFSET = 0x7FFFFFFFFFFFFFFF
 # Below this, one pread into memory is cheaper than the extra fstat, dup and sendfile calls.
 _SENDFILE_THRESHOLD = 256 * 1024
 
@@ -42,12 +43,15 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
     if not open_.granted_access & (FILE_READ_DATA | FILE_EXECUTE):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    if request.offset > 0x7FFFFFFFFFFFFFFF:
+    if request.offset + request.length > _MAX_FILE_OFFSET:
+        # Beyond what off_t can address: refused before any system call ([MS-FSA] 2.1.5.2).
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     locks = connection.server.locks
     if locks is not None and request.length:
         locks.check_io(open_, request.offset, request.length, write=False)
     if request.length == 0:
+        if request.minimum_count:
+            raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(wire.encode_read_response_header(0))
     if request.length >= _SENDFILE_THRESHOLD:
         # Large reads leave through sendfile(2) when the response needs no signature or encryption; the

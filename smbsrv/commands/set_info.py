@@ -25,12 +25,13 @@ from smbsrv.wire.constants import (
     SMB2_0_INFO_FILE,
     SMB2_0_INFO_FILESYSTEM,
     SMB2_0_INFO_SECURITY,
+    FILE_SHARE_DELETE,
     WRITE_DAC,
     WRITE_OWNER,
 )
 from smbsrv.wire.status import NtStatus
 
-_TIME_KEEP = 0
+FILE_ATTRIBUTE_TEMPORARY = 0x00000100
 
 
 def handle(ctx: RequestContext, request: wire.SetInfoRequest) -> bytes:
@@ -97,6 +98,8 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
     mtime = basic.last_write_time if basic.last_write_time > 0 else None
     if atime is not None or mtime is not None:
         handles.set_times(open_, atime, mtime)
+    if open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-FSA] 2.1.5.14.2
     if basic.creation_time > 0 or basic.file_attributes:
         handles.set_dos_info(open_, basic.file_attributes or None,
                              basic.creation_time if basic.creation_time > 0 else None)
@@ -132,6 +135,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
     replace = rename.replace_if_exists or bool(rename.flags & classes.FILE_RENAME_REPLACE_IF_EXISTS)
     posix_semantics = bool(rename.flags & classes.FILE_RENAME_POSIX_SEMANTICS) or open_.posix
     source_parent, source_name = open_.extra["parent_fd"], open_.extra["name"]
+    _check_parent_opens(server, source_parent)
     target, requested_name = _target(ctx, open_, rename.file_name)
     with target:
         existing = target.stat
@@ -160,6 +164,15 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             if old_parent >= 0:
                 os.close(old_parent)
             other.path_components = target.components[:-1] + (new_name,)
+
+
+def _check_parent_opens(server, parent_fd: int) -> None:  # type: ignore[no-untyped-def]
+    """Windows refuses to rename out of a directory that another handle holds open with DELETE access or
+    without FILE_SHARE_DELETE (smbtorture smb2.rename.*)."""
+    parent = os.fstat(parent_fd)
+    for other in server.opens_by_file.get((parent.st_dev, parent.st_ino), ()):
+        if other.granted_access & DELETE or not other.share_access & FILE_SHARE_DELETE:
+            raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
 
 
 def _has_open_children(server, open_: Open) -> bool:  # type: ignore[no-untyped-def]

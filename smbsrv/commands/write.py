@@ -41,7 +41,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         # An append-only handle may write only at the end of the file ([MS-FSA] 2.1.5.3).
         if not open_.granted_access & FILE_APPEND_DATA or offset != os.fstat(open_.fd).st_size:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    if offset > 0x7FFFFFFFFFFFFFFF or offset + length > 0x7FFFFFFFFFFFFFFF:
+    if offset + length > 0x7FFFFFFFFFFFFFFF:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     locks = connection.server.locks
     if locks is not None and length:

@@ -132,6 +132,7 @@ class Connection:
         responses: list[_Pending] = []
         position = 0
         elements = 0
+        invalid_chain = False
         previous: RequestContext | None = None
         # A failed CREATE fails the rest of its related chain with its status: they have no FileId to act on
         # (Samba's compound_create_err; Windows behaves alike). Other failures do not cascade.
@@ -150,7 +151,11 @@ class Connection:
                 element = view[position:position + next_command]
             else:
                 element = view[position:]
-            related = bool(header.flags & SMB2_FLAGS_RELATED_OPERATIONS) and position > 0
+            related = bool(header.flags & SMB2_FLAGS_RELATED_OPERATIONS)
+            if related and position == 0:
+                # [MS-SMB2] 3.3.5.2.7.2: a chain cannot start with a related request; Windows then fails
+                # every request of the chain with STATUS_INVALID_PARAMETER.
+                invalid_chain = True
             if header.command != Command.CANCEL:
                 self._check_message_id(header)
             if header.command == Command.CANCEL:
@@ -167,6 +172,8 @@ class Connection:
             body: bytes | Reply
             status: NtStatus
             try:
+                if invalid_chain:
+                    raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
                 if related and create_error is not None:
                     raise SmbError(create_error, b"", wrap_in_context=False)
                 body = await dispatch(ctx)
@@ -216,6 +223,9 @@ class Connection:
         header = ctx.header
         header.session_id = previous.header.session_id
         header.tree_id = previous.header.tree_id
+        # Also for the answer of a request that never reaches dispatch (a failed CREATE before it): its
+        # response is signed like the others of the chain.
+        ctx.session = previous.session
         ctx.created_file_id = previous.created_file_id or (
             previous.open.file_id if previous.open is not None else None)
 

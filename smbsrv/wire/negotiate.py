@@ -72,15 +72,16 @@ class NegotiateResponse:
 
     def encode(self) -> bytes:
         buffer_offset = HEADER_SIZE + 64
-        contexts_offset = pad8(buffer_offset + len(self.security_buffer)) if self.contexts else 0
+        # StructureSize 65 counts one byte of Buffer, which must be present even when empty.
+        security = self.security_buffer or b"\0"
+        contexts_offset = pad8(buffer_offset + len(security)) if self.contexts else 0
         fixed = _RESPONSE.pack(
             65, self.security_mode, self.dialect_revision, len(self.contexts), self.server_guid,
             self.capabilities, self.max_transact_size, self.max_read_size, self.max_write_size, self.system_time,
             self.server_start_time, buffer_offset, len(self.security_buffer), contexts_offset)
-        # StructureSize 65 counts one byte of Buffer, which must be present even when empty.
-        parts = [fixed, self.security_buffer or b"\0"]
+        parts = [fixed, security]
         if self.contexts:
-            length = buffer_offset + len(self.security_buffer)
+            length = buffer_offset + len(security)
             for context in self.contexts:
                 padding = pad8(length) - length
                 parts.append(bytes(padding))

@@ -406,7 +406,9 @@ def _sid_length(data: bytes, at: int) -> int:
 
 def posix_directory_entries(client: b.Client, directory: str) -> dict[str, PosixView]:
     """SMB2_FIND_POSIX_INFORMATION entries: FilePosixInformation from @8, then FileNameLength(4), FileName."""
-    file_id = client.open(directory, desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+    # The POSIX levels are answered on POSIX opens only (as Samba does): open the directory with the context.
+    file_id = client.open(directory, desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE,
+                          contexts=b.create_context(b.POSIX_EXTENSIONS_GUID, struct.pack("<I", 0o755)))
     entries: dict[str, PosixView] = {}
     try:
         while True:

@@ -63,7 +63,8 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply:
         return wire.encode_response(request.ctl_code, (_ALL_ONES, _ALL_ONES), output)
     file_control = FILE_CONTROLS.get(request.ctl_code)
     open_ = _find_open(ctx, request.file_id)
-    if file_control is None:
+    if file_control is None or (open_.pipe is not None) != (request.ctl_code == FSCTL_PIPE_TRANSCEIVE):
+        # Pipes take only the pipe controls, and files only the file ones.
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
     output = file_control(ctx, open_, request)
     status = NtStatus.STATUS_SUCCESS

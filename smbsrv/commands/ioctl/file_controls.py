@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import struct
 
+from smbsrv.commands import handles
+from smbsrv.fscc.attributes import FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_SPARSE_FILE
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -28,9 +30,16 @@ def pipe_transceive(ctx: RequestContext, open_: Open, request: wire.IoctlRequest
 
 
 def set_sparse(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
-    # Linux files are sparse whenever holes are punched; accepting the flag is all that is needed.
+    """[MS-FSCC] 2.3.64: Linux files are sparse wherever holes are punched, so only the attribute is kept;
+    an optional SetSparse byte of 0 clears it. Directories cannot be sparse."""
+    if open_.is_directory:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if not open_.granted_access & (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    sparse = not request.input or request.input[0] != 0
+    attributes = handles.info_for_open(open_).attributes & ~FILE_ATTRIBUTE_NORMAL
+    attributes = attributes | FILE_ATTRIBUTE_SPARSE_FILE if sparse else attributes & ~FILE_ATTRIBUTE_SPARSE_FILE
+    handles.set_dos_info(open_, attributes, None)
     return b""
 
 
@@ -63,8 +72,9 @@ def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.Ioctl
 
 
 def request_resume_key(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
-    """[MS-SMB2] 2.2.32.3: a 24-byte key naming this open for a later server-side copy."""
-    return struct.pack("<QQ8sI", open_.file_id[0], open_.file_id[1], b"smbsrv\0\0", 0)
+    """[MS-SMB2] 2.2.32.3: a 24-byte key naming this open for a later server-side copy, ContextLength 0 and
+    the 4 bytes of Context that Windows and Samba send along."""
+    return struct.pack("<QQ8sII", open_.file_id[0], open_.file_id[1], b"smbsrv\0\0", 0, 0)
 
 
 def enumerate_snapshots(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:

@@ -31,13 +31,15 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 _HEADER_SIZE = 8
+_GUID_HEADER_SIZE = 24  # REPARSE_GUID_DATA_BUFFER, for tags without the Microsoft bit
 
 
 def get_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes | Reply:
     buffer = handles.reparse_buffer(open_)
     if buffer is None:
         raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
-    if request.max_output_response < _HEADER_SIZE:
+    header_size = _HEADER_SIZE if fattr.is_reparse_tag_microsoft(reparse_tag_of(buffer)) else _GUID_HEADER_SIZE
+    if request.max_output_response < header_size:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
     if len(buffer) > request.max_output_response:
         # [MS-FSA] 2.1.5.10.14: what fits, and STATUS_BUFFER_OVERFLOW.

@@ -129,7 +129,10 @@ class SansIoServer:
         (root / "state").mkdir(exist_ok=True)
         (root / "trash").mkdir(exist_ok=True)
         self.restore_share()
+        # Signing "desired" (not the default "required"): the requests here are unsigned, so that damaged
+        # bytes reach the handlers instead of stopping at the signature check.
         config = ServerConfig(listen=("127.0.0.1",), port=0, server_name="FUZZSRV", max_io_size=max_io_size,
+                              signing="desired", encryption="desired",
                               state_dir=str(root / "state"),
                               shares=(ShareConfig(name="share", path=str(self.share_path)),))
         users = UserDB.from_pairs([])

@@ -1,0 +1,91 @@
+"""Fuzz harness (b): the whole request path, bytes in and responses out, without sockets ([MS-SMB2] 3.3.5).
+
+Each input gets a fresh logged-on connection of tests/fuzz/sans_io.py (the same set-up as
+tests/unit/protocol/test_request_path_property.py) and is turned into one to three messages: either hostile
+requests of tests/fuzz/requests.py, whose choices the fuzzer's bytes make, or raw bytes behind a header whose
+message, session and tree ids are made valid so that the bytes reach the command handlers. A Finding (an
+exception other than ProtocolViolation, an internal error logged, STATUS_INTERNAL_ERROR, a malformed response,
+a request that does not finish) ends the run.
+
+Run with atheris (`python -m tests.fuzz.fuzz_request_path -max_total_time=20`) or through
+`python -m tests.fuzz.run`, which falls back to a seeded random loop when atheris cannot be imported.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import struct
+import sys
+from pathlib import Path
+
+try:
+    import atheris  # type: ignore[import-untyped]
+except ImportError:  # the plain random loop of tests/fuzz/run.py needs none of it
+    atheris = None
+
+if atheris is not None:
+    with atheris.instrument_imports(include=["smbsrv"]):
+        from tests.fuzz import requests as hostile
+        from tests.fuzz.sans_io import Peer, SansIoServer
+else:
+    from tests.fuzz import requests as hostile
+    from tests.fuzz.sans_io import Peer, SansIoServer
+
+# The runner points this at a directory it removes afterwards (libFuzzer may end the process with _exit).
+WORKDIR_ENV = "SMBSRV_FUZZ_DIR"
+_server: SansIoServer | None = None
+
+
+def server() -> SansIoServer:
+    global _server
+    if _server is None:
+        workdir = os.environ.get(WORKDIR_ENV)
+        _server = SansIoServer(Path(workdir) if workdir else None)
+        atexit.register(_server.close)
+    return _server
+
+
+def source_for(data: bytes) -> hostile.Source:
+    if atheris is not None:
+        return hostile.ProviderSource(atheris.FuzzedDataProvider(data))
+    return hostile.RandomSource(random.Random(data))
+
+
+def raw_message(src: hostile.Source, peer: Peer) -> bytes:
+    """Fuzzer bytes behind a header with ids the connection accepts ([MS-SMB2] 2.2.1.2)."""
+    data = bytearray(src.raw(600))
+    data += bytes(max(0, 64 - len(data)))
+    message_id = peer.builder.next_message_id
+    peer.builder.next_message_id += 1
+    tree_id = peer.ipc_tree_id if data[12] & 0x80 else peer.tree_id
+    struct.pack_into("<4sHH", data, 0, b"\xfeSMB", 64, 1)
+    struct.pack_into("<HHII", data, 12, data[12] % 0x13, 64, struct.unpack_from("<I", data, 16)[0] & ~0x2, 0)
+    struct.pack_into("<QIIQ", data, 24, message_id, 0, tree_id, peer.session_id)
+    return bytes(data)
+
+
+def one_input(data: bytes) -> None:
+    src = source_for(data)
+    dialect = hostile.choice(src, (0x0311, 0x0311, 0x0302, 0x0210, 0x0202))
+    with server().connect(dialect) as peer:
+        handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
+                                  peer.ipc_tree_id)
+        for _ in range(src.integer(1, 3)):
+            if peer.dropped:
+                break
+            if src.integer(0, 3) == 0:
+                peer.feed(raw_message(src, peer))
+            else:
+                peer.feed(hostile.message(src, handles, peer.builder))
+
+
+def main() -> None:
+    assert atheris is not None, "atheris is not installed: use python -m tests.fuzz.run"
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,14 @@ def server() -> SansIoServer:
     return _server
 
 
+def close_server() -> None:
+    global _server
+    if _server is not None:
+        atexit.unregister(_server.close)
+        _server.close()
+        _server = None
+
+
 def source_for(data: bytes) -> hostile.Source:
     if atheris is not None:
         return hostile.ProviderSource(atheris.FuzzedDataProvider(data))

@@ -84,11 +84,9 @@ def run_random(harness: str, seconds: int, seed: int) -> int:
             finally:
                 faulthandler.cancel_dump_traceback_later()
             inputs += 1
-        module = sys.modules[HARNESSES[harness]]
-        server = getattr(module, "_server", None)
-        if server is not None:
-            server.close()
-            setattr(module, "_server", None)
+        close_server = getattr(sys.modules[HARNESSES[harness]], "close_server", None)
+        if close_server is not None:
+            close_server()  # before the temporary directory it lives in goes away
     print(f"{harness}: {inputs} random inputs in {seconds} s, no finding")
     return 0
 

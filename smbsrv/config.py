@@ -52,7 +52,7 @@ class ServerConfig:
     users_file: str = "var/users"
     log_level: str = "INFO"
     guest_account: str = "nobody"
-    signing: str = "desired"  # off | desired | required
+    signing: str = "required"  # off | desired | required (as current Windows does)
     # off: no cipher is negotiated; desired: clients that ask (smbclient -e, cifs.ko seal) get encryption;
     # required: every session is encrypted and clients that cannot encrypt are refused.
     encryption: str = "desired"

@@ -56,9 +56,14 @@ class SmbServer:
 
 def start_server(share_path: Path, log_path: Path, *args: str, extra_shares: dict[str, Path] | None = None,
                  users: tuple[tuple[str, str], ...] = ((USER, PASSWORD),), config: Path | None = None,
-                 env: dict[str, str] | None = None) -> SmbServer:
+                 env: dict[str, str] | None = None, signing: str | None = "desired") -> SmbServer:
+    """Start the daemon. Most tests drive raw requests that sign only when asked, so the server is started
+    with signing "desired" unless the arguments say otherwise; `signing=None` keeps the server's own default
+    (required), which tests/integration/test_defaults.py checks."""
     argv = [sys.executable, "-m", "smbsrv", "serve", "--listen", "127.0.0.1", "--port", "0",
             "--log-level", "DEBUG"]
+    if signing is not None and "--signing" not in args:
+        argv += ["--signing", signing]
     if config is not None:
         argv += ["-c", str(config)]
     else:

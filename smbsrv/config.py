@@ -39,6 +39,9 @@ class ShareConfig:
     # How server-side FIFOs, sockets and devices are presented: "nfs" (IO_REPARSE_TAG_NFS, the Windows NFS
     # server format) or "wsl" (the LX_* tags, which Linux clients before 6.7 understand).
     special_files: str = "nfs"
+    # Windows-semantics opens follow symlinks whose target stays inside the share (as older clients expect);
+    # targets outside the share, and every POSIX open, still get STATUS_STOPPED_ON_SYMLINK.
+    follow_symlinks: bool = False
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
     encryption: str = ""  # off | desired | required; empty: the server's setting

@@ -66,6 +66,8 @@ _VALID_FILE_ATTRIBUTES = 0x00007FB7
 _RESERVED_CREATE_OPTIONS = 0xFF000000
 _NT_TIME_AND_SIZES = struct.Struct("<QQ")
 _DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE
+# Symlinks followed in one open (share option follow_symlinks), as Linux's own limit for path resolution.
+_MAX_SYMLINK_HOPS = 40
 # Modes of objects created by Windows-semantics opens (which carry no mode): a 022 umask.
 _WINDOWS_FILE_MODE = 0o644
 _WINDOWS_DIRECTORY_MODE = 0o755
@@ -102,10 +104,27 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
         # Named streams are not stored; only the unnamed data stream exists.
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
     case_insensitive = not posix and not tree.share.case_sensitive
-    try:
-        resolution = tree.share_root.resolve(path, case_insensitive=case_insensitive)
-    except SymlinkMet as met:
-        raise _stopped_on_symlink(tree, met, name) from None
+    follow = tree.share.follow_symlinks and not posix
+    for _ in range(_MAX_SYMLINK_HOPS):
+        try:
+            resolution = tree.share_root.resolve(path, case_insensitive=case_insensitive)
+        except SymlinkMet as met:
+            inside = _followable(tree, met.target, met.link_name_components) if follow else None
+            if inside is None:
+                raise _stopped_on_symlink(tree, met, name) from None
+            path = SmbPath(inside + met.unparsed, None, path.has_trailing_separator)
+            continue
+        if (follow and resolution.stat is not None and stat.S_ISLNK(resolution.stat.st_mode)
+                and not request.create_options & FILE_OPEN_REPARSE_POINT):
+            target_text = backend.readlink_at(resolution.parent_fd, resolution.name)
+            inside = _followable(tree, target_text, resolution.components)
+            if inside is not None:
+                resolution.close()
+                path = SmbPath(inside, None, path.has_trailing_separator)
+                continue
+        break
+    else:
+        raise SmbError(NtStatus.STATUS_STOPPED_ON_SYMLINK)  # a loop: let the client see the link
     with resolution:
         _refuse_reparse_parent(tree, resolution, path)
         target = _classify(tree, resolution)
@@ -200,6 +219,10 @@ def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     elif disposition in (FILE_OPEN, FILE_OVERWRITE):
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+
+
+def _followable(tree: TreeConnect, target: str, link_components: tuple[str, ...]) -> tuple[str, ...] | None:
+    return synthesized.inside_share_components(target, link_components, handles.share_real_path(tree.share))
 
 
 def _stopped_on_symlink(tree: TreeConnect, met: SymlinkMet, requested_name: str) -> SmbError:

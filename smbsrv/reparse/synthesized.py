@@ -65,6 +65,27 @@ def share_relative_target(target: str, link_components: tuple[str, ...], share_p
     return posixpath.relpath(normalised, link_directory)
 
 
+def inside_share_components(target: str, link_components: tuple[str, ...], share_path: str
+                            ) -> tuple[str, ...] | None:
+    """Where a link's target leads, as components from the share root, when it stays inside the share; None
+    when it leaves it (a `..` above the root, or an absolute path elsewhere). Lexical only: the result is
+    walked again from the root with O_NOFOLLOW, so a symlink on the way is met again, never followed."""
+    shown = share_relative_target(target, link_components, share_path)
+    if shown.startswith("/"):
+        return None
+    components = list(link_components[:-1])
+    for part in shown.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not components:
+                return None
+            components.pop()
+        else:
+            components.append(part)
+    return tuple(components)
+
+
 def symlink_buffer(target: str, link_components: tuple[str, ...], share_path: str) -> bytes:
     shown = share_relative_target(target, link_components, share_path)
     return build_symlink(shown, shown, not shown.startswith("/"))

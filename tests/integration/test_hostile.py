@@ -173,10 +173,10 @@ def test_garbage_second_token(server: SmbServer, kind: str) -> None:
         elif kind == "truncated_authenticate":
             token = authenticate[:start + 40]
         else:  # every Len/MaxLen/Offset triple of the AUTHENTICATE_MESSAGE ([MS-NLMP] 2.2.1.3) points far away
-            token = bytearray(authenticate)
+            lying = bytearray(authenticate)
             for field in range(6):
-                struct.pack_into("<HHI", token, start + 12 + 8 * field, 0xFFFF, 0xFFFF, 0xFFFFFF00)
-            token = bytes(token)
+                struct.pack_into("<HHI", lying, start + 12 + 8 * field, 0xFFFF, 0xFFFF, 0xFFFFFF00)
+            token = bytes(lying)
         response = raw.request(b.SMB2_SESSION_SETUP, b.session_setup_body(token), session_id=session_id)
         assert _status(response) in ("STATUS_LOGON_FAILURE", "STATUS_INVALID_PARAMETER")
 

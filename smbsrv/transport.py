@@ -51,7 +51,29 @@ class SocketChannel:
         self.loop = loop
         self.fd = sock.fileno()
 
-    async def read_exact(self, view: memoryview) -> None:
+    def read_ready(self, view: memoryview) -> memoryview:
+        """Take what has already arrived into `view`; return the part still missing. Most messages are in
+        the socket buffer when their turn comes, and this costs no trip through the event loop."""
+        try:
+            while view:
+                count = self.sock.recv_into(view)
+                if count == 0:
+                    raise ConnectionClosed()
+                view = view[count:]
+        except (BlockingIOError, InterruptedError):
+            pass
+        return view
+
+    async def read_exact(self, view: memoryview, timeout_s: float | None = None) -> None:
+        view = self.read_ready(view)
+        if not view:
+            return
+        if timeout_s is None:
+            await self._read_rest(view)
+        else:
+            await asyncio.wait_for(self._read_rest(view), timeout=timeout_s)
+
+    async def _read_rest(self, view: memoryview) -> None:
         while view:
             count = await self.loop.sock_recv_into(self.sock, view)
             if count == 0:
@@ -249,13 +271,9 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
                 # The last session logged off: logging on again gets a fresh handshake deadline.
                 handshake_deadline = loop.time() + config.handshake_timeout_s
             was_logged_on = logged_on
-            if logged_on:
-                await channel.read_exact(prefix_view)
-            else:
-                # Until a client has logged on it gets a deadline, and small messages only: a flood of
-                # silent or half-open connections costs a few kilobytes each, not a MaxWriteSize buffer.
-                await asyncio.wait_for(channel.read_exact(prefix_view),
-                                       timeout=max(0.0, handshake_deadline - loop.time()))
+            # Until a client has logged on it gets a deadline, and small messages only: a flood of silent or
+            # half-open connections costs a few kilobytes each, not a MaxWriteSize buffer.
+            await channel.read_exact(prefix_view, None if logged_on else max(0.0, handshake_deadline - loop.time()))
             kind = prefix[0]
             length = int.from_bytes(prefix[1:4], "big")
             if kind == _NBSS_KEEPALIVE:
@@ -266,7 +284,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
                 break
             buffer = pool.take(length)
             message = memoryview(buffer)[:length]
-            await asyncio.wait_for(channel.read_exact(message), timeout=config.message_timeout_s)
+            await channel.read_exact(message, config.message_timeout_s)
             if _is_bulk_write(message):
                 # Large WRITEs overlap: the disk write of one runs in a thread while the next is received.
                 task = loop.create_task(process(buffer, message))

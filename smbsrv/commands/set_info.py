@@ -32,6 +32,8 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 FILE_ATTRIBUTE_TEMPORARY = 0x00000100
+# Access that makes an open take part in share-mode checks (READ/WRITE/APPEND/EXECUTE data, DELETE).
+_SHARE_CHECKED_ACCESS = 0x00000001 | 0x00000002 | 0x00000004 | 0x00000020 | DELETE
 
 
 def handle(ctx: RequestContext, request: wire.SetInfoRequest) -> bytes:
@@ -171,6 +173,8 @@ def _check_parent_opens(server, parent_fd: int) -> None:  # type: ignore[no-unty
     without FILE_SHARE_DELETE (smbtorture smb2.rename.*)."""
     parent = os.fstat(parent_fd)
     for other in server.opens_by_file.get((parent.st_dev, parent.st_ino), ()):
+        if not other.granted_access & _SHARE_CHECKED_ACCESS:
+            continue  # an attribute-only open takes no part in sharing ([MS-FSA] 2.1.5.1.2)
         if other.granted_access & DELETE or not other.share_access & FILE_SHARE_DELETE:
             raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
 

@@ -8,7 +8,7 @@ from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import FileRange, Reply
 from smbsrv.wire import readwrite as wire
-from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA
+from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA, SMB2_FLAGS_SIGNED
 from smbsrv.wire.status import NtStatus
 
 _MAX_FILE_OFFSET = 0x7FFFFFFFFFFFFFFF
@@ -26,6 +26,13 @@ def check_credit_charge(ctx: RequestContext, length: int) -> None:
     needed = max(1, (length + 65535) // 65536)
     if max(ctx.header.credit_charge, 1) < needed:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+
+
+def _signed_or_sealed(ctx: RequestContext) -> bool:
+    """Whether the response will be signed or encrypted, so its data must pass through memory anyway."""
+    session = ctx.session
+    return ctx.encrypted or (session is not None and session.signer is not None and bool(
+        session.signing_required or ctx.header.flags & SMB2_FLAGS_SIGNED))
 
 
 def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
@@ -53,7 +60,7 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
         if request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(wire.encode_read_response_header(0))
-    if request.length >= _SENDFILE_THRESHOLD:
+    if request.length >= _SENDFILE_THRESHOLD and not _signed_or_sealed(ctx):
         # Large reads leave through sendfile(2) when the response needs no signature or encryption; the
         # connection falls back to reading the range into memory when it does.
         size = os.fstat(open_.fd).st_size

@@ -64,18 +64,22 @@ class Signer(abc.ABC):
     algorithm_id: int
 
     @abc.abstractmethod
-    def _compute(self, view: memoryview) -> bytes:
-        """Return the 16-byte signature of `view`, treating its Signature field as zeros."""
+    def _compute(self, view: memoryview, tail: memoryview | None = None) -> bytes:
+        """Return the 16-byte signature of `view` followed by `tail`, treating the Signature field as zeros."""
 
-    def sign(self, message: bytearray | memoryview) -> None:
-        """Set SMB2_FLAGS_SIGNED and write the signature into the header at the start of `message`."""
+    def sign(self, message: bytearray | memoryview, tail: bytes | bytearray | memoryview | None = None) -> None:
+        """Set SMB2_FLAGS_SIGNED and write the signature into the header at the start of `message`.
+
+        `tail` is bulk data that follows `message` on the wire (READ data): it is signed where it lies, never
+        joined to the header."""
         view = _as_bytes_view(message)
+        tail_view = _as_bytes_view(tail) if tail is not None else None
         if len(view) < SMB2_HEADER_SIZE:
             raise ValueError("a signed message needs at least the 64-byte SMB2 header")
         # The flag is part of the signed bytes, so it goes in before the MAC is computed.
         (flags,) = _FLAGS.unpack_from(view, _FLAGS_OFFSET)
         _FLAGS.pack_into(view, _FLAGS_OFFSET, flags | SMB2_FLAGS_SIGNED)
-        view[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE] = self._compute(view)
+        view[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE] = self._compute(view, tail_view)
 
     def verify(self, message: bytearray | memoryview | bytes) -> bool:
         """Check the signature of a received element; the buffer is not modified."""
@@ -94,11 +98,13 @@ class HmacSha256Signer(Signer):
     def __init__(self, signing_key: bytes) -> None:
         self._template = hmac.HMAC(signing_key, hashes.SHA256())
 
-    def _compute(self, view: memoryview) -> bytes:
+    def _compute(self, view: memoryview, tail: memoryview | None = None) -> bytes:
         mac = self._template.copy()
         mac.update(view[:SIGNATURE_OFFSET])
         mac.update(_ZERO_SIGNATURE)
         mac.update(view[SMB2_HEADER_SIZE:])
+        if tail is not None:
+            mac.update(tail)
         return mac.finalize()[:SIGNATURE_SIZE]
 
 
@@ -110,12 +116,14 @@ class AesCmacSigner(Signer):
     def __init__(self, signing_key: bytes) -> None:
         self._template = cmac.CMAC(algorithms.AES(signing_key))
 
-    def _compute(self, view: memoryview) -> bytes:
+    def _compute(self, view: memoryview, tail: memoryview | None = None) -> bytes:
         mac = self._template.copy()
         # CMAC.update takes any buffer at run time; its type stub only names bytes.
         mac.update(view[:SIGNATURE_OFFSET])  # type: ignore[arg-type]
         mac.update(_ZERO_SIGNATURE)
         mac.update(view[SMB2_HEADER_SIZE:])  # type: ignore[arg-type]
+        if tail is not None:
+            mac.update(tail)  # type: ignore[arg-type]
         return mac.finalize()
 
 
@@ -140,12 +148,14 @@ class AesGmacSigner(Signer):
     def __init__(self, signing_key: bytes) -> None:
         self._key = algorithms.AES(signing_key)
 
-    def _compute(self, view: memoryview) -> bytes:
+    def _compute(self, view: memoryview, tail: memoryview | None = None) -> bytes:
         # The streaming GCM context accepts the additional data in pieces, which the one-shot AESGCM does not.
         encryptor = Cipher(self._key, modes.GCM(gmac_nonce(view))).encryptor()
         encryptor.authenticate_additional_data(view[:SIGNATURE_OFFSET])
         encryptor.authenticate_additional_data(_ZERO_SIGNATURE)
         encryptor.authenticate_additional_data(view[SMB2_HEADER_SIZE:])
+        if tail is not None:
+            encryptor.authenticate_additional_data(tail)
         encryptor.finalize()
         return encryptor.tag
 

@@ -311,14 +311,16 @@ class Connection:
         last = len(responses) - 1
         for index, pending in enumerate(responses):
             response, payload = pending.response, pending.payload
-            if payload is not None and (pending.signer is not None or index != last or encrypting):
-                response += payload.read() if isinstance(payload, FileRange) else payload
+            if isinstance(payload, FileRange) and (pending.signer is not None or index != last or encrypting):
+                payload = payload.read()  # data that must be signed or encrypted passes through memory
+            if payload is not None and (index != last or encrypting):
+                response += payload
                 payload = None
             if index != last:
                 response += bytes(-len(response) % 8)
                 struct.pack_into("<I", response, 20, len(response))
             if pending.signer is not None:
-                pending.signer.sign(response)
+                pending.signer.sign(response, payload)
             if pending.hash_into_connection and self.preauth_hash is not None:
                 self.preauth_hash = preauth.update(self.preauth_hash, response)
             if pending.hash_session is not None and pending.hash_session.preauth_hash is not None:

@@ -199,6 +199,37 @@ def smbsrv_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
         _stop(process)
 
 
+@contextlib.contextmanager
+def smbsrv_server_with_config(base: Path, config_toml: str, share_path: Path) -> Iterator[RunningServer]:
+    """smbsrv started from a TOML config (written to base/smbsrv.toml) instead of --share flags.
+
+    The config supplies the shares and any option the flags do not cover (special_files, posix_file_type_bits,
+    ...); the listening address, port and the test user still come from the command line, so the config must
+    not set [server] listen, port or users_file. share_path is the share RunningServer reports (the one named
+    SHARE_NAME in the config).
+    """
+    port = free_port()
+    config_path = base / "smbsrv.toml"
+    config_path.write_text(config_toml)
+    log_path = base / "smbsrv.log"
+    argv = [
+        sys.executable, "-m", "smbsrv", "serve",
+        "--config", str(config_path),
+        "--user", f"{TEST_USER}:{TEST_PASSWORD}",
+        "--listen", "127.0.0.1",
+        "--port", str(port),
+    ]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    server = RunningServer("smbsrv", port, share_path, log_path)
+    try:
+        _await_listening(process, log_path)
+        _wait_for_port(port, process, READY_TIMEOUT_S)
+        yield server
+    finally:
+        _stop(process)
+
+
 def _await_listening(process: subprocess.Popen[bytes], log_path: Path) -> None:
     """Copies stderr to log_path (from a thread once ready) and returns when a line says "listening"."""
     assert process.stderr is not None

@@ -63,14 +63,15 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Self
 
 import pytest
 
 from tests.kernel.image import VmImage, build_image
 from tests.kernel.kernel_log import check_kernel_log, format_lines
-from tests.kernel.servers import SHARE_NAME, RunningServer, free_port, smbsrv_server_with_config
+from tests.kernel.servers import SHARE_NAME, RunningServer, smbsrv_server_with_config
 from tests.kernel.vm import GuestResult, run_guest
 
 pytestmark = pytest.mark.kernel
@@ -275,14 +276,14 @@ class SmbStreamRecorder:
         self.records: list[ConnectionRecord] = []
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", free_port()))
+        self._listener.bind(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._stopping = threading.Event()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def __enter__(self) -> SmbStreamRecorder:
+    def __enter__(self) -> Self:
         self._listener.listen(16)
         self._listener.settimeout(0.2)
         self._start(self._accept_loop, "recorder-accept")
@@ -299,8 +300,8 @@ class SmbStreamRecorder:
         for thread in list(self._threads):
             thread.join(timeout=10)
 
-    def _start(self, target: object, name: str, *args: object) -> None:
-        thread = threading.Thread(target=target, name=name, args=args, daemon=True)  # type: ignore[arg-type]
+    def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, name=name, args=args, daemon=True)
         with self._lock:
             self._threads.append(thread)
         thread.start()
@@ -374,7 +375,7 @@ def _snapshot(shares: ExtraShares) -> tuple[dict[str, bytes | None], dict[str, o
 
 
 @contextlib.contextmanager
-def extra_boot(image: VmImage, on_line: object = None) -> Iterator[ExtraRun]:
+def extra_boot(image: VmImage, on_line: Callable[[str], None] | None = None) -> Iterator[ExtraRun]:
     """Prepares the shares, starts smbsrv and the recorder, boots the guest once; everything is removed after."""
     with tempfile.TemporaryDirectory(prefix="smbsrv-kernel-extra-") as scratch:
         shares = prepare_extra_shares(Path(scratch))
@@ -387,7 +388,7 @@ def extra_boot(image: VmImage, on_line: object = None) -> Iterator[ExtraRun]:
                 "OUTSIDE_DIR": str(shares.outside),
             }
             result = run_guest(GUEST_SCRIPT.read_text(), recorder.port, GUEST_TIMEOUT_S, env=env, image=image,
-                               on_line=on_line)  # type: ignore[arg-type]
+                               on_line=on_line)
         listing, modes, sealed = _snapshot(shares)
         yield ExtraRun(result, server, shares, list(recorder.records), listing, modes, sealed)
 

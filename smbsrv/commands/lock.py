@@ -143,12 +143,14 @@ def handle(ctx: RequestContext, request: wire.LockRequest) -> bytes:
             raise SmbError(NtStatus.STATUS_LOCK_NOT_GRANTED)
 
         async def wait_for_lock() -> bytes:
+            # Try before each wait: the conflicting lock may have gone between the interim response and
+            # this task's first turn, and its wake-up would then be lost.
             while True:
-                await manager.changed.wait()
                 if open_.closed:
                     raise SmbError(NtStatus.STATUS_RANGE_NOT_LOCKED)
                 if manager.try_lock(open_, element.offset, element.length, exclusive):
                     return wire.LOCK_RESPONSE
+                await manager.changed.wait()
 
         raise GoAsync(wait_for_lock)
     return wire.LOCK_RESPONSE

@@ -52,7 +52,13 @@ def close_open(server: ServerState, open_: Open) -> None:
         if not siblings:
             del server.opens_by_file[key]
     if open_.delete_on_close:
-        server.delete_pending.add(key)
+        if open_.posix and all(other.posix for other in server.opens_by_file.get(key, ())):
+            # POSIX unlink: the name goes at this close, the other (POSIX) handles keep the data, as on a
+            # local filesystem (Samba does the same when no Windows open remains).
+            server.delete_pending.discard(key)
+            _delete(server, open_, open_.extra.get("parent_fd", -1))
+        else:
+            server.delete_pending.add(key)
     parent_fd = open_.extra.pop("parent_fd", -1)
     try:
         if key in server.delete_pending and not server.opens_by_file.get(key):

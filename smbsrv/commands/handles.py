@@ -71,21 +71,38 @@ def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
     share = open_.tree.share
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=open_.extra.get("name", ""),
                              hide_dot_files=share.hide_dot_files)
+    if stat.S_ISLNK(st.st_mode):
+        _presented_link_size(info, open_.extra["parent_fd"], open_.extra["name"], open_.path_components, share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
         return _with_client_reparse(info, open_.tree.reparse_store.get(open_.fd))
     return info
 
 
-def entry_info(dir_fd: int, name: str, st: os.stat_result, tree: TreeConnect, object_fd: int = -1) -> FileInfo:
+def entry_info(dir_fd: int, name: str, st: os.stat_result, tree: TreeConnect, object_fd: int = -1,
+               dir_components: tuple[str, ...] = ()) -> FileInfo:
     """A listing entry. "." and ".." are no names in the directory: their caller passes an fd of the object."""
     share = tree.share
     dos = dos_attrs.read(object_fd, st) if object_fd >= 0 else dos_attrs.read_at(dir_fd, name, st)
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
                              hide_dot_files=share.hide_dot_files)
+    if stat.S_ISLNK(st.st_mode) and object_fd < 0:
+        _presented_link_size(info, dir_fd, name, dir_components + (name,), share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
         blob = tree.reparse_store.get(object_fd) if object_fd >= 0 else tree.reparse_store.get_at(dir_fd, name)
         return _with_client_reparse(info, blob)
     return info
+
+
+def _presented_link_size(info: FileInfo, parent_fd: int, name: str, components: tuple[str, ...],
+                         share: ShareConfig) -> None:
+    """A symlink's size is the length of its target as clients see it (lstat's rule), which differs from
+    the on-disk one when an absolute target inside the share is presented relative."""
+    try:
+        target = backend.readlink_at(parent_fd, name)
+    except SmbError:
+        return
+    shown = synthesized.share_relative_target(target, components, share_real_path(share))
+    info.end_of_file = len(os.fsencode(shown))
 
 
 def reparse_buffer(open_: Open) -> bytes | None:

@@ -73,7 +73,7 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         for index in range(enumeration.position, len(entries)):
             name, st = entries[index]
             try:
-                info = handles.entry_info(dir_fd, name, st, tree, own_fds.get(name, -1))
+                info = handles.entry_info(dir_fd, name, st, tree, own_fds.get(name, -1), open_.path_components)
             except SmbError:
                 continue  # removed since the scan started: Windows and Samba skip it too
             yielded.append(index)

@@ -208,5 +208,15 @@ def with_overrides(config: ServerConfig, **changes: Any) -> ServerConfig:
     return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
 
 
-__all__ = ["ConfigError", "ServerConfig", "ShareConfig", "load_config", "parse_config", "with_overrides",
-           "check_share_paths", "DEFAULT_PORT", "DEFAULT_CONFIG_PATH", "field"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_PORT",
+    "ConfigError",
+    "ServerConfig",
+    "ShareConfig",
+    "check_share_paths",
+    "field",
+    "load_config",
+    "parse_config",
+    "with_overrides",
+]

@@ -68,7 +68,7 @@ async def run(config: ServerConfig, state: ServerState) -> None:
     for connection in list(state.connections):
         connection.closed = True
     if connections:
-        done, pending = await asyncio.wait(connections, timeout=0.2)
+        _, pending = await asyncio.wait(connections, timeout=0.2)
         for task in pending:
             task.cancel()
         if pending:

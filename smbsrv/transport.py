@@ -196,7 +196,7 @@ class Outbox:
         if self.flusher is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.flusher), timeout=timeout_s)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self.flusher.cancel()
         self._break()
 
@@ -306,7 +306,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
         pass
     except (ConnectionResetError, BrokenPipeError):
         pass
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         log.info("connection %d: dropped: too slow", connection.connection_id)
     except ProtocolViolation as exc:
         log.info("connection %d: dropped: %s", connection.connection_id, exc)
@@ -325,4 +325,4 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
         log.info("connection %d closed", connection.connection_id)
 
 
-__all__ = ["serve_connection", "SocketChannel", "Outbox"]
+__all__ = ["Outbox", "SocketChannel", "serve_connection"]

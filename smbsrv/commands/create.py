@@ -11,6 +11,7 @@ import stat
 import struct
 from dataclasses import dataclass
 
+from smbsrv import reparse
 from smbsrv.commands import handles
 from smbsrv.fs import backend, dos_attrs
 from smbsrv.fs.path import SmbPath
@@ -22,16 +23,14 @@ from smbsrv.fs.share_modes import (
     resolve_desired_access,
 )
 from smbsrv.fscc import attributes as fattr
+from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
+from smbsrv.fscc.reparse import reparse_tag_of
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open, Session, TreeConnect
-from smbsrv import reparse
-from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
-from smbsrv.fscc.reparse import reparse_tag_of
 from smbsrv.reparse import synthesized
 from smbsrv.wire import create as wire
 from smbsrv.wire.buffer import decode_utf16
-from smbsrv.wire.create_contexts import CreateContext, encode_chain
 from smbsrv.wire.constants import (
     DELETE,
     FILE_APPEND_DATA,
@@ -59,6 +58,7 @@ from smbsrv.wire.constants import (
     SMB2_CREATE_QUERY_ON_DISK_ID,
     SMB2_OPLOCK_LEVEL_NONE,
 )
+from smbsrv.wire.create_contexts import CreateContext, encode_chain
 from smbsrv.wire.status import NtStatus
 
 _VALID_FILE_ATTRIBUTES = 0x00007FB7
@@ -250,9 +250,7 @@ def _may_delete_in(resolution: Resolution, st: os.stat_result, session: Session)
         bits = parent.st_mode
     if bits & 0o3 != 0o3:
         return False
-    if parent.st_mode & stat.S_ISVTX and session.uid not in (st.st_uid, parent.st_uid):
-        return False
-    return True
+    return not (parent.st_mode & stat.S_ISVTX and session.uid not in (st.st_uid, parent.st_uid))
 
 
 def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
@@ -316,7 +314,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     try:
         if overwrite:
             st = os.fstat(fd)
-            handles.set_initial_dos_info(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
+            dos_attrs.initialise(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
                                          & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL
                                              | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
         action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
@@ -356,7 +354,7 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE)
         attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
         st = os.fstat(fd)
-        handles.set_initial_dos_info(fd, attributes, st)
+        dos_attrs.initialise(fd, attributes, st)
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None)
@@ -410,4 +408,4 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
         file_id=open_.file_id, contexts=encode_chain(contexts) if contexts else b"")
 
 
-__all__ = ["handle", "WRITE_ACCESS_BITS"]
+__all__ = ["WRITE_ACCESS_BITS", "handle"]

@@ -161,10 +161,6 @@ def is_read_only(open_: Open) -> bool:
 
 # -- changes ------------------------------------------------------------------------------------------------
 
-def set_initial_dos_info(fd: int, attributes: int, st: os.stat_result) -> None:
-    dos_attrs.write(fd, DosInfo(attributes, dos_attrs.derived_creation_time(st)))
-
-
 def set_dos_info(open_: Open, attributes: int | None, creation_time: int | None) -> None:
     st = os.fstat(open_.fd)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):

@@ -142,7 +142,7 @@ def handle(ctx: RequestContext, request: wire.LockRequest) -> bytes:
         if not blocking:
             raise SmbError(NtStatus.STATUS_LOCK_NOT_GRANTED)
 
-        async def wait_for_lock() -> bytes:
+        async def wait_for_lock(element: wire.LockElement = element, exclusive: bool = exclusive) -> bytes:
             # Try before each wait: the conflicting lock may have gone between the interim response and
             # this task's first turn, and its wake-up would then be lost.
             while True:

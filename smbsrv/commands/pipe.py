@@ -6,7 +6,8 @@ from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
-from smbsrv.rpc.pipes import PipeServerInfo, ShareEntry, open_pipe as open_rpc_pipe
+from smbsrv.rpc.pipes import PipeServerInfo, ShareEntry
+from smbsrv.rpc.pipes import open_pipe as open_rpc_pipe
 from smbsrv.wire import create as create_wire
 from smbsrv.wire import readwrite as readwrite_wire
 from smbsrv.wire.buffer import decode_utf16

@@ -134,4 +134,4 @@ def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     return descriptor
 
 
-__all__ = ["handle", "fs_info"]
+__all__ = ["fs_info", "handle"]

@@ -19,13 +19,13 @@ from smbsrv.wire import query as wire
 from smbsrv.wire.constants import (
     DELETE,
     FILE_APPEND_DATA,
+    FILE_SHARE_DELETE,
     FILE_WRITE_ATTRIBUTES,
     FILE_WRITE_DATA,
     FILE_WRITE_EA,
     SMB2_0_INFO_FILE,
     SMB2_0_INFO_FILESYSTEM,
     SMB2_0_INFO_SECURITY,
-    FILE_SHARE_DELETE,
     WRITE_DAC,
     WRITE_OWNER,
 )
@@ -235,4 +235,4 @@ def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest
                                 descriptor.group if additional & 0x2 else None)
 
 
-__all__ = ["handle", "FILE_APPEND_DATA"]
+__all__ = ["FILE_APPEND_DATA", "handle"]

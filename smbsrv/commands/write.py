@@ -8,12 +8,17 @@ from collections.abc import Coroutine
 from typing import Any
 
 from smbsrv.commands.read import check_credit_charge
-from smbsrv.protocol.context import RequestContext
 from smbsrv.fs.errno_map import status_for_errno
+from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.wire import readwrite as wire
-from smbsrv.wire.constants import FILE_APPEND_DATA, FILE_WRITE_DATA, FILE_WRITE_THROUGH, SMB2_WRITEFLAG_WRITE_THROUGH
+from smbsrv.wire.constants import (
+    FILE_APPEND_DATA,
+    FILE_WRITE_DATA,
+    FILE_WRITE_THROUGH,
+    SMB2_WRITEFLAG_WRITE_THROUGH,
+)
 from smbsrv.wire.status import NtStatus
 
 _APPEND_OFFSET = 0xFFFFFFFFFFFFFFFF

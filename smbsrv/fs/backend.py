@@ -14,17 +14,17 @@ import os
 import stat
 
 from smbsrv.fs import dos_attrs
-from smbsrv.fs.dos_attrs import (
+from smbsrv.fs.dos_attrs import DosInfo
+from smbsrv.fs.errno_map import raise_for_oserror
+from smbsrv.fs.fileinfo import FileInfo
+from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_ARCHIVE,
     FILE_ATTRIBUTE_DIRECTORY,
     FILE_ATTRIBUTE_HIDDEN,
     FILE_ATTRIBUTE_NORMAL,
     FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_REPARSE_POINT,
-    DosInfo,
 )
-from smbsrv.fs.errno_map import raise_for_oserror
-from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 

@@ -26,21 +26,21 @@ import struct
 from dataclasses import dataclass
 
 from smbsrv.fs import xattr
+
+# The attribute names are re-exported: callers speak of dos_attrs.FILE_ATTRIBUTE_* with the stored mask.
+from smbsrv.fscc.attributes import (
+    FILE_ATTRIBUTE_ARCHIVE,
+    FILE_ATTRIBUTE_HIDDEN,
+    FILE_ATTRIBUTE_NOT_CONTENT_INDEXED,
+    FILE_ATTRIBUTE_OFFLINE,
+    FILE_ATTRIBUTE_READONLY,
+    FILE_ATTRIBUTE_REPARSE_POINT,
+    FILE_ATTRIBUTE_SPARSE_FILE,
+    FILE_ATTRIBUTE_SYSTEM,
+    FILE_ATTRIBUTE_TEMPORARY,
+)
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
-
-# [MS-FSCC] 2.6 File Attributes. Defined here until smbsrv.fscc.attributes exists.
-FILE_ATTRIBUTE_READONLY = 0x00000001
-FILE_ATTRIBUTE_HIDDEN = 0x00000002
-FILE_ATTRIBUTE_SYSTEM = 0x00000004
-FILE_ATTRIBUTE_DIRECTORY = 0x00000010
-FILE_ATTRIBUTE_ARCHIVE = 0x00000020
-FILE_ATTRIBUTE_NORMAL = 0x00000080
-FILE_ATTRIBUTE_TEMPORARY = 0x00000100
-FILE_ATTRIBUTE_SPARSE_FILE = 0x00000200
-FILE_ATTRIBUTE_REPARSE_POINT = 0x00000400
-FILE_ATTRIBUTE_OFFLINE = 0x00001000
-FILE_ATTRIBUTE_NOT_CONTENT_INDEXED = 0x00002000
 
 # What a client may set and we keep. REPARSE_POINT is kept for client-set reparse blobs (as Samba keeps it in
 # user.DOSATTRIB), so a listing knows which files to read the tag of.

@@ -39,7 +39,7 @@ from smbsrv.wire.header import HEADER_SIZE, Header, decode_header, encode_respon
 from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
-    from smbsrv.protocol.objects import Open, Session
+    from smbsrv.protocol.objects import Session
     from smbsrv.state import ServerState
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
 """NEGOTIATE request and response ([MS-SMB2] 2.2.3, 2.2.3.1, 2.2.4)."""
 
 import struct
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.buffer import check_structure_size, pad8

@@ -12,8 +12,6 @@ import os
 import stat
 
 from smbsrv.commands import handles
-from smbsrv.fs import dos_attrs
-from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.reparse import parse, reparse_tag_of, validate_delete_buffer, validate_set_buffer
 from smbsrv.protocol.context import RequestContext
@@ -58,15 +56,13 @@ def _check_writable(ctx: RequestContext, open_: Open) -> os.stat_result:
     return st
 
 
-def _set_reparse_attribute(open_: Open, st: os.stat_result, present: bool) -> None:
-    current = dos_attrs.read(open_.fd, st)
-    attributes = current.attributes if current is not None else handles.backend.file_attributes(st, None)
-    creation_time = current.creation_time if current is not None else dos_attrs.derived_creation_time(st)
+def _set_reparse_attribute(open_: Open, present: bool) -> None:
+    attributes = handles.info_for_open(open_).attributes
     if present:
-        attributes = (attributes | fattr.FILE_ATTRIBUTE_REPARSE_POINT) & ~fattr.FILE_ATTRIBUTE_NORMAL
+        attributes |= fattr.FILE_ATTRIBUTE_REPARSE_POINT
     else:
         attributes &= ~fattr.FILE_ATTRIBUTE_REPARSE_POINT
-    dos_attrs.write(open_.fd, DosInfo(attributes & ~fattr.FILE_ATTRIBUTE_DIRECTORY, creation_time))
+    handles.set_dos_info(open_, attributes, None)
 
 
 def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
@@ -79,13 +75,13 @@ def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlReque
         raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
     parse(buffer)  # tag-specific layout was checked; this proves the stored blob will parse when read back
     open_.tree.reparse_store.set(open_.fd, buffer)
-    _set_reparse_attribute(open_, st, True)
+    _set_reparse_attribute(open_, True)
     open_.reparse_tag = tag
     return b""
 
 
 def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
-    st = _check_writable(ctx, open_)
+    _check_writable(ctx, open_)
     existing = handles.reparse_buffer(open_)
     if existing is None:
         raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
@@ -93,7 +89,7 @@ def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRe
     stored_guid = existing[8:24] if not fattr.is_reparse_tag_microsoft(stored_tag) else None
     validate_delete_buffer(request.input, stored_tag, stored_guid)
     open_.tree.reparse_store.remove(open_.fd)
-    _set_reparse_attribute(open_, st, False)
+    _set_reparse_attribute(open_, False)
     open_.reparse_tag = 0
     return b""
 

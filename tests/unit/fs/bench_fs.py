@@ -18,6 +18,7 @@ from pathlib import Path
 from smbsrv.fs import backend, dos_attrs, resolver
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import ShareRoot
+from smbsrv.fscc import attributes as fattr
 
 
 def per_op_us(fn: Callable[[], object], repeat: int) -> float:
@@ -65,7 +66,7 @@ def bench_list_dir(root: ShareRoot, share_dir: Path) -> None:
     for i in range(10_000):
         fd = backend.create_at(big_fd, f"file{i:05d}.dat", 0o644)
         if i % 2:
-            dos_attrs.initialise(fd, dos_attrs.FILE_ATTRIBUTE_ARCHIVE, os.fstat(fd))
+            dos_attrs.initialise(fd, fattr.FILE_ATTRIBUTE_ARCHIVE, os.fstat(fd))
         os.close(fd)
 
     def listing() -> int:

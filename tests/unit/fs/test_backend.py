@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from smbsrv.fs import backend, dos_attrs
+from smbsrv.fs import backend
 from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.errno_map import status_for_errno
 from smbsrv.fs.resolver import ShareRoot
+from smbsrv.fscc import attributes as fattr
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
@@ -200,7 +201,7 @@ def test_file_info_regular_and_directory(share: ShareRoot, share_dir: Path) -> N
     (share_dir / "d").mkdir()
     st_f = os.lstat(share_dir / "f")
     info = backend.file_info(st_f, None)
-    assert info.attributes == dos_attrs.FILE_ATTRIBUTE_ARCHIVE
+    assert info.attributes == fattr.FILE_ATTRIBUTE_ARCHIVE
     assert info.end_of_file == 5000 and info.allocation_size == st_f.st_blocks * 512
     assert info.last_write_time == st_f.st_mtime_ns // 100 + NT_1970
     assert info.change_time == st_f.st_ctime_ns // 100 + NT_1970
@@ -208,7 +209,7 @@ def test_file_info_regular_and_directory(share: ShareRoot, share_dir: Path) -> N
     assert info.index_number == st_f.st_ino and info.number_of_links == 1
     st_d = os.lstat(share_dir / "d")
     dinfo = backend.file_info(st_d, None)
-    assert dinfo.attributes == dos_attrs.FILE_ATTRIBUTE_DIRECTORY and dinfo.is_directory
+    assert dinfo.attributes == fattr.FILE_ATTRIBUTE_DIRECTORY and dinfo.is_directory
     assert dinfo.end_of_file == 0 and dinfo.allocation_size == 0
 
 
@@ -216,7 +217,7 @@ def test_file_attributes_rules(share_dir: Path) -> None:
     (share_dir / ".hidden").write_text("x")
     os.chmod(share_dir / ".hidden", 0o444)
     st = os.lstat(share_dir / ".hidden")
-    a = dos_attrs
+    a = fattr
     assert backend.file_attributes(st, None, name=".hidden") == a.FILE_ATTRIBUTE_ARCHIVE
     assert backend.file_attributes(st, None, name=".hidden", hide_dot_files=True, map_readonly=True) == (
         a.FILE_ATTRIBUTE_ARCHIVE | a.FILE_ATTRIBUTE_HIDDEN | a.FILE_ATTRIBUTE_READONLY

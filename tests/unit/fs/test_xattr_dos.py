@@ -10,6 +10,7 @@ import pytest
 
 from smbsrv.fs import dos_attrs, xattr
 from smbsrv.fs.dos_attrs import DosInfo
+from smbsrv.fscc import attributes as fattr
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
@@ -180,17 +181,17 @@ def test_dos_info_roundtrip_and_tolerance(tmp_path: Path) -> None:
     try:
         assert dos_attrs.read(fd, st) is None
         info = DosInfo(
-            dos_attrs.FILE_ATTRIBUTE_HIDDEN | dos_attrs.FILE_ATTRIBUTE_ARCHIVE, 133_000_000_000_000_000
+            fattr.FILE_ATTRIBUTE_HIDDEN | fattr.FILE_ATTRIBUTE_ARCHIVE, 133_000_000_000_000_000
         )
         dos_attrs.write(fd, info)
         assert dos_attrs.read(fd, st) == info
         assert dos_attrs.read_at(dir_fd, "f", st) == info
         assert len(os.getxattr(f, dos_attrs.DOS_XATTR_NAME)) == 16
-        dos_attrs.set_attributes(fd, dos_attrs.FILE_ATTRIBUTE_READONLY, st)
-        assert dos_attrs.read(fd, st) == DosInfo(dos_attrs.FILE_ATTRIBUTE_READONLY, 133_000_000_000_000_000)
+        dos_attrs.set_attributes(fd, fattr.FILE_ATTRIBUTE_READONLY, st)
+        assert dos_attrs.read(fd, st) == DosInfo(fattr.FILE_ATTRIBUTE_READONLY, 133_000_000_000_000_000)
         assert dos_attrs.is_read_only(dir_fd, "f", st)
         dos_attrs.set_creation_time(fd, 134_000_000_000_000_000, st)
-        assert dos_attrs.read(fd, st) == DosInfo(dos_attrs.FILE_ATTRIBUTE_READONLY, 134_000_000_000_000_000)
+        assert dos_attrs.read(fd, st) == DosInfo(fattr.FILE_ATTRIBUTE_READONLY, 134_000_000_000_000_000)
         # Unknown version or length: treated as absent, never misread. (These are changes made behind the
         # server's back, which its cache cannot see within one ctime tick: start from an empty cache.)
         os.setxattr(f, dos_attrs.DOS_XATTR_NAME, b"\x02\x00" + bytes(14))
@@ -210,9 +211,9 @@ def test_dos_initialise_and_special_files(tmp_path: Path) -> None:
     st = os.lstat(d)
     fd = path_fd(d)
     try:
-        dos_attrs.initialise(fd, dos_attrs.FILE_ATTRIBUTE_DIRECTORY | dos_attrs.FILE_ATTRIBUTE_HIDDEN, st)
+        dos_attrs.initialise(fd, fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_HIDDEN, st)
         info = dos_attrs.read(fd, st)
-        assert info is not None and info.attributes == dos_attrs.FILE_ATTRIBUTE_HIDDEN
+        assert info is not None and info.attributes == fattr.FILE_ATTRIBUTE_HIDDEN
         assert info.creation_time == dos_attrs.derived_creation_time(st)
     finally:
         os.close(fd)

@@ -42,6 +42,10 @@ class ShareConfig:
     # Windows-semantics opens follow symlinks whose target stays inside the share (as older clients expect);
     # targets outside the share, and every POSIX open, still get STATUS_STOPPED_ON_SYMLINK.
     follow_symlinks: bool = False
+    # Client-created symlinks, FIFOs and sockets become real objects on the server instead of reparse blobs
+    # (safe because the server never follows a symlink); device nodes only with materialize_device_nodes too.
+    materialize_special_files: bool = False
+    materialize_device_nodes: bool = False
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
     encryption: str = ""  # off | desired | required; empty: the server's setting

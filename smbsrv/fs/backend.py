@@ -29,6 +29,7 @@ from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 _ALWAYS = os.O_NOFOLLOW | os.O_CLOEXEC
+_RENAME_EXCHANGE = 2
 _RENAME_NOREPLACE = 1  # include/uapi/linux/fs.h
 _FALLOC_FL_KEEP_SIZE = 1  # include/uapi/linux/falloc.h
 _AT_FDCWD = -100
@@ -207,6 +208,15 @@ def rename_at(old_parent_fd: int, old_name: str, new_parent_fd: int, new_name: s
         os.rename(old_name, new_name, src_dir_fd=old_parent_fd, dst_dir_fd=new_parent_fd)
     except OSError as exc:
         raise_for_oserror(exc)
+
+
+def rename_exchange_at(parent_a: int, name_a: str, parent_b: int, name_b: str) -> None:
+    """Swap two names atomically (renameat2 RENAME_EXCHANGE): how a directory is replaced in one step."""
+    _check_name(name_a)
+    _check_name(name_b)
+    if _renameat2(parent_a, os.fsencode(name_a), parent_b, os.fsencode(name_b), _RENAME_EXCHANGE) != 0:
+        err = ctypes.get_errno()
+        raise_for_oserror(OSError(err, os.strerror(err)))
 
 
 def link_at(src_parent_fd: int, src_name: str, dst_parent_fd: int, dst_name: str) -> None:

@@ -18,6 +18,7 @@ from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
+from smbsrv.reparse import materialize
 from smbsrv.wire import ioctl as wire
 from smbsrv.wire.constants import (
     FILE_WRITE_ATTRIBUTES,
@@ -74,6 +75,9 @@ def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlReque
     if stat.S_ISDIR(st.st_mode) and existing is None and handles.directory_has_entries(open_):
         raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
     parse(buffer)  # tag-specific layout was checked; this proves the stored blob will parse when read back
+    if existing is None and materialize.try_materialize(ctx.connection.server, open_, st, buffer):
+        open_.reparse_tag = tag
+        return b""
     open_.tree.reparse_store.set(open_.fd, buffer)
     _set_reparse_attribute(open_, True)
     open_.reparse_tag = tag

@@ -101,6 +101,8 @@ def smb2_messages(pcap: Path, port: int) -> list[Smb2Message]:
         layers = packet["_source"]["layers"]
         frame = int(layers["frame"]["frame.number"])
         for pdu in _as_list(layers["smb2"]):
+            if "SMB2 Header" not in pdu:
+                continue  # an encrypted message: only its transform header is readable
             for header in _as_list(pdu["SMB2 Header"]):
                 flags = header["smb2.flags_tree"]
                 assert isinstance(flags, dict)
@@ -203,3 +205,27 @@ def test_signed_session_signs_every_message(smb_server: SmbServer, tmp_path: Pat
     assert after
     unsigned = [m for m in after if not m.signed]
     assert unsigned == [], f"unsigned messages after session setup: {unsigned[:5]}"
+
+
+def test_encrypted_session_shows_only_transform_headers(smb_server: SmbServer, tmp_path: Path) -> None:
+    """With `--client-protection=encrypt`, after the final SESSION_SETUP response nothing travels in the clear:
+    every later frame from either side is an SMB2 TRANSFORM_HEADER ([MS-SMB2] 2.2.41, ProtocolId 0xFD 'SMB')."""
+    pcap = tmp_path / "sealed.pcapng"
+    with capture(smb_server.port, pcap):
+        local = tmp_path / "secret.bin"
+        local.write_bytes(b"plaintext marker 0123456789" * 1000)
+        fetched = tmp_path / "fetched.bin"
+        result = smb_server.smbclient(f'put "{local}" s.bin; get s.bin "{fetched}"; ls', "-m", "SMB3",
+                                      "--client-protection=encrypt")
+        assert "NT_STATUS_" not in result.stdout + result.stderr
+        assert fetched.read_bytes() == local.read_bytes()
+    messages = smb2_messages(pcap, smb_server.port)
+    final_setup = [m for m in messages if m.command == SMB2_SESSION_SETUP and m.is_response
+                   and m.status == STATUS_SUCCESS]
+    assert len(final_setup) == 1
+    later_plain = [m for m in messages if m.frame > final_setup[0].frame]
+    assert later_plain == [], f"plaintext SMB2 after session setup: {later_plain[:5]}"
+    transforms = tshark(pcap, smb_server.port, "-Y", "smb2.protocol_id == 0xfd534d42", "-T", "fields",
+                        "-e", "frame.number").split()
+    assert len(transforms) >= 6, "the session's requests and responses travel in transform headers"
+    assert b"plaintext marker" not in pcap.read_bytes()

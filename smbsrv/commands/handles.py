@@ -161,7 +161,10 @@ def is_read_only(open_: Open) -> bool:
 
 # -- changes ------------------------------------------------------------------------------------------------
 
-def set_dos_info(open_: Open, attributes: int | None, creation_time: int | None) -> None:
+def set_dos_info(open_: Open, attributes: int | None, creation_time: int | None,
+                 change_time: int | None = None) -> None:
+    """Store attributes and the creation time (None: keep) and, when given, a client-set ChangeTime; any other
+    change of the attributes lets ChangeTime follow the real ctime again."""
     st = os.fstat(open_.fd)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         return  # special files cannot carry xattrs; their attributes are synthesized
@@ -172,7 +175,9 @@ def set_dos_info(open_: Open, attributes: int | None, creation_time: int | None)
     new_attributes &= ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_DIRECTORY)
     if stat.S_ISDIR(st.st_mode):
         new_attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY
-    dos_attrs.write(open_.fd, DosInfo(new_attributes, creation_time or current.creation_time))
+    anchor = dos_attrs.change_anchor(st) if change_time else 0
+    dos_attrs.write(open_.fd, DosInfo(new_attributes, creation_time or current.creation_time, change_time or 0,
+                                      anchor))
 
 
 def set_times(open_: Open, atime_nt: int | None, mtime_nt: int | None) -> None:

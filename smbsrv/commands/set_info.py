@@ -102,9 +102,11 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
         handles.set_times(open_, atime, mtime)
     if open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-FSA] 2.1.5.14.2
-    if basic.creation_time > 0 or basic.file_attributes:
+    if basic.creation_time > 0 or basic.file_attributes or basic.change_time > 0:
+        # After the times above: the ChangeTime a client sets holds for the file as it is now.
         handles.set_dos_info(open_, basic.file_attributes or None,
-                             basic.creation_time if basic.creation_time > 0 else None)
+                             basic.creation_time if basic.creation_time > 0 else None,
+                             basic.change_time if basic.change_time > 0 else None)
 
 
 def _truncate(open_: Open, length: int) -> None:

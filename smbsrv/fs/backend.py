@@ -468,7 +468,7 @@ def file_info(
         creation_time=creation or dos_attrs.derived_creation_time(st),
         last_access_time=unix_ns_to_nt(st.st_atime_ns),
         last_write_time=unix_ns_to_nt(st.st_mtime_ns),
-        change_time=unix_ns_to_nt(st.st_ctime_ns),
+        change_time=dos_attrs.change_time(dos, st),
         end_of_file=0 if is_dir else st.st_size,
         allocation_size=0 if is_dir else st.st_blocks * 512,
         attributes=file_attributes(

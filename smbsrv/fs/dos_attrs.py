@@ -20,6 +20,7 @@ Only regular files and directories can carry user.* xattrs; `read_at` answers No
 a system call.
 """
 
+import hashlib
 import os
 import stat
 import struct
@@ -58,8 +59,13 @@ STORED_ATTRIBUTES_MASK = (
 
 DOS_XATTR_NAME = "user.smbsrv.dos"
 DOS_FLAG_CREATION_TIME = 0x0001
+DOS_FLAG_CHANGE_TIME = 0x0002
 _DOS_VERSION = 1
 _DOS_STRUCT = struct.Struct("<HHIQ")
+# Version 2 adds a ChangeTime a client set, with the anchor it holds for (see change_anchor).
+_DOS_VERSION_2 = 2
+_DOS_STRUCT_2 = struct.Struct("<HHIQQQ")
+_ANCHOR = struct.Struct("<qqIIII")
 
 _NT_EPOCH_OFFSET = 116444736000000000
 
@@ -68,23 +74,49 @@ _NT_EPOCH_OFFSET = 116444736000000000
 class DosInfo:
     attributes: int
     creation_time: int  # NT FILETIME; 0 = not recorded
+    change_time: int = 0  # NT FILETIME a client set with FileBasicInformation; 0 = the real ctime
+    change_anchor: int = 0  # change_anchor() of the file when change_time was set
 
     def encode(self) -> bytes:
         flags = DOS_FLAG_CREATION_TIME if self.creation_time else 0
-        return _DOS_STRUCT.pack(
-            _DOS_VERSION, flags, self.attributes & STORED_ATTRIBUTES_MASK, self.creation_time
-        )
+        attributes = self.attributes & STORED_ATTRIBUTES_MASK
+        if not self.change_time:
+            return _DOS_STRUCT.pack(_DOS_VERSION, flags, attributes, self.creation_time)
+        return _DOS_STRUCT_2.pack(_DOS_VERSION_2, flags | DOS_FLAG_CHANGE_TIME, attributes, self.creation_time,
+                                  self.change_time, self.change_anchor)
 
     @classmethod
     def decode(cls, value: bytes) -> "DosInfo | None":
-        if len(value) != _DOS_STRUCT.size:
-            return None
-        version, flags, attributes, creation_time = _DOS_STRUCT.unpack(value)
-        if version != _DOS_VERSION:
+        change_time = change_anchor = 0
+        if len(value) == _DOS_STRUCT.size:
+            version, flags, attributes, creation_time = _DOS_STRUCT.unpack(value)
+            if version != _DOS_VERSION:
+                return None
+        elif len(value) == _DOS_STRUCT_2.size:
+            version, flags, attributes, creation_time, change_time, change_anchor = _DOS_STRUCT_2.unpack(value)
+            if version != _DOS_VERSION_2 or not flags & DOS_FLAG_CHANGE_TIME:
+                return None
+        else:
             return None
         if not flags & DOS_FLAG_CREATION_TIME:
             creation_time = 0
-        return cls(attributes & STORED_ATTRIBUTES_MASK, creation_time)
+        return cls(attributes & STORED_ATTRIBUTES_MASK, creation_time, change_time, change_anchor)
+
+
+def change_anchor(st: os.stat_result) -> int:
+    """What a client-set ChangeTime is valid for. Linux's ctime cannot be set, and writing our xattr changes it,
+    so the stored ChangeTime holds while the file's data and Unix metadata (mtime, size, mode, owner, links)
+    are what they were when it was set; any later change shows the real ctime again, as Windows would move
+    ChangeTime then."""
+    packed = _ANCHOR.pack(st.st_mtime_ns, st.st_size, st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little")
+
+
+def change_time(dos: "DosInfo | None", st: os.stat_result) -> int:
+    """ChangeTime (NT FILETIME) of an object: the client-set one while it holds, else the real ctime."""
+    if dos is not None and dos.change_time and dos.change_anchor == change_anchor(st):
+        return dos.change_time
+    return st.st_ctime_ns // 100 + _NT_EPOCH_OFFSET
 
 
 def derived_creation_time(st: os.stat_result) -> int:

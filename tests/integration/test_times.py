@@ -33,7 +33,7 @@ def test_all_four_times_round_trip_and_change_time_moves_on_write(smb_server: Sm
                                   b.set_info_body(file_id, b.SMB2_0_INFO_FILE, FILE_BASIC_INFORMATION, body))
         assert response.status == b.STATUS_SUCCESS
         assert _basic_times(client, file_id) == (T, T + 1, T + 2, T + 3)
-        # Another handle sees the same, and so does a new connection (the value is stored with the file).
+        # A write moves LastWriteTime and ChangeTime on; CreationTime stays.
         assert client.write(file_id, 0, b"new data").status == b.STATUS_SUCCESS
         creation, access, write, change = _basic_times(client, file_id)
         assert creation == T and write > T + 2 and change > T + 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_PORT = 445
@@ -197,9 +197,8 @@ def load_config(path: str) -> ServerConfig:
         raise ConfigError(f"{path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    config = parse_config(data)
-    # Relative paths in a config file are relative to the file's directory's parent project, i.e. the cwd.
-    return config
+    # Relative paths (share paths, users_file, state_dir) are taken from the server's working directory.
+    return parse_config(data)
 
 
 def check_share_paths(config: ServerConfig) -> None:
@@ -219,7 +218,6 @@ __all__ = [
     "ServerConfig",
     "ShareConfig",
     "check_share_paths",
-    "field",
     "load_config",
     "parse_config",
     "with_overrides",

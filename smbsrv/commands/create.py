@@ -317,6 +317,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             dos_attrs.initialise(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
                                          & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL
                                              | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
+            st = os.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is
         action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
                   FILE_OVERWRITE_IF: FILE_OVERWRITTEN}.get(disposition, FILE_OPENED)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, target, posix_mode is not None)
@@ -353,8 +354,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         # SPARSE comes with FSCTL_SET_SPARSE only, never from CREATE (smbtorture smb2.ioctl.sparse_file_attr).
         attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE)
         attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
-        st = os.fstat(fd)
-        dos_attrs.initialise(fd, attributes, st)
+        dos_attrs.initialise(fd, attributes, os.fstat(fd))
+        st = os.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None)

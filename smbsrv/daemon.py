@@ -75,6 +75,3 @@ async def run(config: ServerConfig, state: ServerState) -> None:
             await asyncio.wait(pending, timeout=_SHUTDOWN_GRACE_S)
     log.info("stopped")
 
-
-def bound_ports(listeners: list[socket.socket]) -> list[int]:
-    return [listener.getsockname()[1] for listener in listeners]

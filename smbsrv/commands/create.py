@@ -17,7 +17,6 @@ from smbsrv.fs import backend, dos_attrs
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
 from smbsrv.fs.share_modes import (
-    WRITE_ACCESS_BITS,
     check_share_access,
     maximal_access,
     resolve_desired_access,
@@ -408,5 +407,3 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
         allocation_size=info.allocation_size, end_of_file=info.end_of_file, file_attributes=info.attributes,
         file_id=open_.file_id, contexts=encode_chain(contexts) if contexts else b"")
 
-
-__all__ = ["WRITE_ACCESS_BITS", "handle"]

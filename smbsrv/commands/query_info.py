@@ -133,5 +133,3 @@ def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL, _U32.pack(len(descriptor)), wrap_in_context=False)
     return descriptor
 
-
-__all__ = ["fs_info", "handle"]

@@ -18,7 +18,6 @@ from smbsrv.protocol.objects import Open
 from smbsrv.wire import query as wire
 from smbsrv.wire.constants import (
     DELETE,
-    FILE_APPEND_DATA,
     FILE_SHARE_DELETE,
     FILE_WRITE_ATTRIBUTES,
     FILE_WRITE_DATA,
@@ -236,5 +235,3 @@ def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest
         handles.chown_from_sids(open_, descriptor.owner if additional & 0x1 else None,
                                 descriptor.group if additional & 0x2 else None)
 
-
-__all__ = ["FILE_APPEND_DATA", "handle"]

@@ -70,20 +70,6 @@ def _fail(status: NtStatus) -> SmbError:
     return SmbError(status)
 
 
-def decode_utf16_name(raw: bytes | memoryview) -> str:
-    """Decode a UTF-16LE name from the wire; odd lengths and unpaired surrogates are STATUS_OBJECT_NAME_INVALID.
-
-    The strict codec refuses lone surrogates, so every name that comes out of here encodes to UTF-8, which is
-    what Linux needs (Samba refuses such names too, with NT_STATUS_ILLEGAL_CHARACTER).
-    """
-    if len(raw) % 2:
-        raise _fail(NtStatus.STATUS_OBJECT_NAME_INVALID)
-    try:
-        return bytes(raw).decode("utf-16-le")
-    except UnicodeDecodeError:
-        raise _fail(NtStatus.STATUS_OBJECT_NAME_INVALID) from None
-
-
 @dataclass(frozen=True, slots=True)
 class SmbPath:
     """A validated name relative to the share root. `components` is empty for the root itself."""
@@ -119,7 +105,7 @@ class SmbPath:
 
     @classmethod
     def parse(cls, name: str, *, posix: bool) -> "SmbPath":
-        """Validate `name` (already decoded, see decode_utf16_name) and split it; raises SmbError."""
+        """Validate `name` (already decoded by smbsrv.wire.buffer.decode_utf16) and split it; raises SmbError."""
         if not name:
             return _ROOT
         if "\x00" in name:

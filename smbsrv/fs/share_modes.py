@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat as stat_module
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -31,8 +30,6 @@ from smbsrv.wire.status import NtStatus
 if TYPE_CHECKING:
     from smbsrv.protocol.objects import Open
 
-# Bits that change the file: refused on read-only shares.
-WRITE_ACCESS_BITS = 0x00000002 | 0x00000004 | 0x00000010 | 0x00000040 | 0x00000100 | DELETE | 0x00040000 | 0x00080000
 # Bits outside every defined right: [MS-SMB2] 3.3.5.9 fails such requests.
 _INVALID_ACCESS_BITS = 0x0CE0FE00
 _READ_ONLY_MAXIMUM = FILE_GENERIC_READ | FILE_GENERIC_EXECUTE
@@ -118,6 +115,3 @@ def check_share_access(existing: Iterable[Open], access: int, share_access: int)
                 or _uses(other_access, DELETE) and not share_access & FILE_SHARE_DELETE):
             raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
 
-
-def is_directory_mode(mode: int) -> bool:
-    return stat_module.S_ISDIR(mode)

@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import logging
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -362,6 +361,3 @@ def _command_name(command: int) -> str:
     except ValueError:
         return f"0x{command:02x}"
 
-
-def now_filetime() -> int:
-    return time.time_ns() // 100 + 116444736000000000

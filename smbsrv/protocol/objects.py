@@ -66,6 +66,5 @@ class Open:
     position: int = 0
     mode_flags: int = 0
     enumeration: Any = None  # directory enumeration state
-    durable: bool = False
     closed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

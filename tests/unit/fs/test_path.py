@@ -1,9 +1,10 @@
-"""SmbPath.parse and decode_utf16_name: the statuses documented in smbsrv/fs/path.py."""
+"""SmbPath.parse and the name decoder it relies on: the statuses documented in smbsrv/fs/path.py."""
 
 import pytest
 
-from smbsrv.fs.path import SmbPath, decode_utf16_name
+from smbsrv.fs.path import SmbPath
 from smbsrv.protocol.errors import SmbError
+from smbsrv.wire.buffer import decode_utf16 as decode_utf16_name
 from smbsrv.wire.status import NtStatus
 
 INVALID = NtStatus.STATUS_OBJECT_NAME_INVALID

@@ -18,15 +18,7 @@ from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc import fs_info
-from smbsrv.fscc.reparse import (
-    NFS_SPECFILE_BLK,
-    NFS_SPECFILE_CHR,
-    NFS_SPECFILE_FIFO,
-    NFS_SPECFILE_LNK,
-    NFS_SPECFILE_SOCK,
-    NfsReparse,
-    reparse_tag_of,
-)
+from smbsrv.fscc.reparse import NfsReparse, reparse_tag_of
 from smbsrv.fscc.reparse import parse as parse_reparse
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -59,8 +51,8 @@ def _with_client_reparse(info: FileInfo, blob: bytes | None) -> FileInfo:
         parsed = None
     info.reparse_tag = reparse_tag_of(blob)
     info.attributes = (info.attributes | fattr.FILE_ATTRIBUTE_REPARSE_POINT) & ~fattr.FILE_ATTRIBUTE_NORMAL
-    if isinstance(parsed, NfsReparse) and parsed.nfs_type in _NFS_MODE_TYPES:
-        info.mode = stat.S_IMODE(info.mode) | _NFS_MODE_TYPES[parsed.nfs_type]
+    if isinstance(parsed, NfsReparse) and parsed.nfs_type in synthesized.KIND_FOR_NFS_TYPE:
+        info.mode = stat.S_IMODE(info.mode) | synthesized.KIND_FOR_NFS_TYPE[parsed.nfs_type]
     return info
 
 
@@ -189,14 +181,6 @@ def _nt_to_ns(value: int | None) -> int | None:
         return None
     return (value - 116444736000000000) * 100
 
-
-_NFS_MODE_TYPES = {
-    NFS_SPECFILE_FIFO: stat.S_IFIFO,
-    NFS_SPECFILE_SOCK: stat.S_IFSOCK,
-    NFS_SPECFILE_CHR: stat.S_IFCHR,
-    NFS_SPECFILE_BLK: stat.S_IFBLK,
-    NFS_SPECFILE_LNK: stat.S_IFLNK,
-}
 
 
 def truncate(open_: Open, length: int) -> None:

@@ -19,13 +19,8 @@ import stat
 from typing import TYPE_CHECKING
 
 from smbsrv.fs import backend
-from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.reparse import (
-    NFS_SPECFILE_BLK,
-    NFS_SPECFILE_CHR,
-    NFS_SPECFILE_FIFO,
     NFS_SPECFILE_LNK,
-    NFS_SPECFILE_SOCK,
     NfsReparse,
     SymlinkReparse,
     WslSpecialReparse,
@@ -33,13 +28,13 @@ from smbsrv.fscc.reparse import (
 )
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
+from smbsrv.reparse.synthesized import KIND_FOR_NFS_TYPE, KIND_FOR_WSL_TAG
 
 if TYPE_CHECKING:
     from smbsrv.state import ServerState
 
-_NFS_KINDS = {NFS_SPECFILE_FIFO: stat.S_IFIFO, NFS_SPECFILE_SOCK: stat.S_IFSOCK,
-              NFS_SPECFILE_CHR: stat.S_IFCHR, NFS_SPECFILE_BLK: stat.S_IFBLK}
-_WSL_KINDS = {fattr.IO_REPARSE_TAG_LX_FIFO: stat.S_IFIFO, fattr.IO_REPARSE_TAG_AF_UNIX: stat.S_IFSOCK}
+# WSL devices carry their numbers in EAs this server does not keep: only FIFOs and sockets are made from them.
+_WSL_KINDS = {tag: kind for tag, kind in KIND_FOR_WSL_TAG.items() if kind in (stat.S_IFIFO, stat.S_IFSOCK)}
 _DEVICE_KINDS = (stat.S_IFCHR, stat.S_IFBLK)
 _SPECIAL_MODE = 0o644
 
@@ -57,7 +52,7 @@ def _what_to_make(buffer: bytes, devices_allowed: bool) -> tuple[str, int, int] 
     if isinstance(parsed, NfsReparse):
         if parsed.nfs_type == NFS_SPECFILE_LNK:
             return ("symlink", parsed.target, 0)  # type: ignore[return-value]
-        kind = _NFS_KINDS.get(parsed.nfs_type)
+        kind = KIND_FOR_NFS_TYPE.get(parsed.nfs_type)
         if kind is None or (kind in _DEVICE_KINDS and not devices_allowed):
             return None
         return ("node", kind, os.makedev(parsed.major, parsed.minor) if kind in _DEVICE_KINDS else 0)

@@ -23,33 +23,37 @@ from smbsrv.fscc.reparse import (
     NFS_SPECFILE_BLK,
     NFS_SPECFILE_CHR,
     NFS_SPECFILE_FIFO,
+    NFS_SPECFILE_LNK,
     NFS_SPECFILE_SOCK,
     build_nfs,
     build_symlink,
     build_wsl_special,
 )
 
-_NFS_TYPES = {
+NFS_TYPE_FOR_KIND = {
     stat.S_IFIFO: NFS_SPECFILE_FIFO,
     stat.S_IFSOCK: NFS_SPECFILE_SOCK,
     stat.S_IFCHR: NFS_SPECFILE_CHR,
     stat.S_IFBLK: NFS_SPECFILE_BLK,
 }
-_WSL_TAGS = {
+WSL_TAG_FOR_KIND = {
     stat.S_IFIFO: fattr.IO_REPARSE_TAG_LX_FIFO,
     stat.S_IFSOCK: fattr.IO_REPARSE_TAG_AF_UNIX,
     stat.S_IFCHR: fattr.IO_REPARSE_TAG_LX_CHR,
     stat.S_IFBLK: fattr.IO_REPARSE_TAG_LX_BLK,
 }
 
+# The way back, for buffers clients set: NFS types (symlinks included) and WSL tags to Unix file types.
+KIND_FOR_NFS_TYPE = {nfs_type: kind for kind, nfs_type in NFS_TYPE_FOR_KIND.items()} | {NFS_SPECFILE_LNK: stat.S_IFLNK}
+KIND_FOR_WSL_TAG = {tag: kind for kind, tag in WSL_TAG_FOR_KIND.items()}
 
 def tag_for_mode(mode: int, *, wsl: bool) -> int:
     """The tag a real object is presented with; 0 for regular files and directories."""
     kind = stat.S_IFMT(mode)
     if kind == stat.S_IFLNK:
         return fattr.IO_REPARSE_TAG_SYMLINK
-    if kind in _NFS_TYPES:
-        return _WSL_TAGS[kind] if wsl else fattr.IO_REPARSE_TAG_NFS
+    if kind in NFS_TYPE_FOR_KIND:
+        return WSL_TAG_FOR_KIND[kind] if wsl else fattr.IO_REPARSE_TAG_NFS
     return 0
 
 
@@ -94,8 +98,8 @@ def symlink_buffer(target: str, link_components: tuple[str, ...], share_path: st
 def special_file_buffer(st: os.stat_result, *, wsl: bool) -> bytes:
     kind = stat.S_IFMT(st.st_mode)
     if wsl:
-        return build_wsl_special(_WSL_TAGS[kind])
-    nfs_type = _NFS_TYPES[kind]
+        return build_wsl_special(WSL_TAG_FOR_KIND[kind])
+    nfs_type = NFS_TYPE_FOR_KIND[kind]
     if kind in (stat.S_IFCHR, stat.S_IFBLK):
         return build_nfs(nfs_type, major=os.major(st.st_rdev), minor=os.minor(st.st_rdev))
     return build_nfs(nfs_type)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc.attributes import FILE_ATTRIBUTE_REPARSE_POINT
-from smbsrv.fscc.file_info import FileInformationClass, posix_mode
+from smbsrv.fscc.file_info import FileInformationClass, encode_posix
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
@@ -23,7 +23,6 @@ C = FileInformationClass
 EntryEncoder = Callable[[FileInfo, bytes, int], bytes]
 
 _ZERO_SHORT_NAME = bytes(24)
-_AUTHORITY_22 = (22).to_bytes(6, "big")
 
 # NextEntryOffset, FileIndex, CreationTime, LastAccessTime, LastWriteTime, ChangeTime, EndOfFile, AllocationSize,
 # FileAttributes, FileNameLength: the common prefix of classes 0x01, 0x02, 0x03, 0x25, 0x26, 0x3C.
@@ -34,9 +33,10 @@ _NAMES = struct.Struct("<III")  # NextEntryOffset, FileIndex, FileNameLength = 1
 _ID_BOTH_DIRECTORY = struct.Struct("<IIQQQQQQIIIBB24sHQ")  # + Reserved2, FileId = 104
 _ID_FULL_DIRECTORY = struct.Struct("<IIQQQQQQIIIIQ")  # + Reserved1, FileId = 80
 _ID_EXTD_DIRECTORY = struct.Struct("<IIQQQQQQIIIIQQ")  # + EaSize, ReparsePointTag, FileId(16) = 88
-# POSIX: NextEntryOffset, FileIndex, the 80-byte FilePosixInformation body, owner and group SIDs (S-1-22-x-id,
-# always 16 bytes each: Revision, SubAuthorityCount, IdentifierAuthority, two sub-authorities), FileNameLength.
-_POSIX = struct.Struct("<IIQQQQQQIQIIIIIBB6sIIBB6sIII")  # 124
+# POSIX: NextEntryOffset and FileIndex, then the FilePosixInformation of QUERY_INFO class 100 (80 bytes and two
+# 16-byte S-1-22 SIDs, file_info.encode_posix), then FileNameLength and the name.
+_POSIX_HEAD = struct.Struct("<II")
+_POSIX_FIXED_SIZE = _POSIX_HEAD.size + 112 + 4
 
 _U32 = struct.Struct("<I")
 
@@ -48,7 +48,7 @@ ENTRY_FIXED_SIZE: dict[int, int] = {
     C.FileIdBothDirectoryInformation: _ID_BOTH_DIRECTORY.size,
     C.FileIdFullDirectoryInformation: _ID_FULL_DIRECTORY.size,
     C.FileIdExtdDirectoryInformation: _ID_EXTD_DIRECTORY.size,
-    C.FilePosixInformation: _POSIX.size,
+    C.FilePosixInformation: _POSIX_FIXED_SIZE,
 }
 
 
@@ -192,37 +192,8 @@ def _id_extd_directory(info: FileInfo, name: bytes, file_index: int) -> bytes:
 
 def _make_posix(with_file_type: bool) -> EntryEncoder:
     def _posix(info: FileInfo, name: bytes, file_index: int) -> bytes:
-        return (
-            _POSIX.pack(
-                0,
-                file_index,
-                info.creation_time,
-                info.last_access_time,
-                info.last_write_time,
-                info.change_time,
-                info.end_of_file,
-                info.allocation_size,
-                info.attributes,
-                info.index_number,
-                info.dev & 0xFFFFFFFF,
-                0,
-                info.number_of_links,
-                info.reparse_tag if info.attributes & FILE_ATTRIBUTE_REPARSE_POINT else 0,
-                posix_mode(info, with_file_type),
-                1,
-                2,
-                _AUTHORITY_22,
-                1,
-                info.uid & 0xFFFFFFFF,
-                1,
-                2,
-                _AUTHORITY_22,
-                2,
-                info.gid & 0xFFFFFFFF,
-                len(name),
-            )
-            + name
-        )
+        return b"".join((_POSIX_HEAD.pack(0, file_index), encode_posix(info, with_file_type),
+                         _U32.pack(len(name)), name))
 
     return _posix
 

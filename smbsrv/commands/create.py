@@ -125,11 +125,11 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
     else:
         raise SmbError(NtStatus.STATUS_STOPPED_ON_SYMLINK)  # a loop: let the client see the link
     with resolution:
-        _refuse_reparse_parent(tree, resolution, path)
+        parent_stat = _refuse_reparse_parent(tree, resolution, path)
         target = _classify(tree, resolution)
         _check_disposition(request, target)
         if target.exists:
-            return _open_existing(ctx, request, target, posix_mode)
+            return _open_existing(ctx, request, target, posix_mode, parent_stat)
         return _create_new(ctx, request, target, posix_mode)
 
 
@@ -166,20 +166,21 @@ def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | No
 
 # -- step 2: what the name is ---------------------------------------------------------------------------------
 
-def _refuse_reparse_parent(tree: TreeConnect, resolution: Resolution, path: SmbPath) -> None:
+def _refuse_reparse_parent(tree: TreeConnect, resolution: Resolution, path: SmbPath) -> os.stat_result | None:
     """A directory carrying a client-set reparse point (cifs.ko makes `ln -s dir link` one) is not walked
     through: opening or creating a name inside it meets the reparse point ([MS-FSA] 2.1.5.1). Only the
     immediate parent needs the check: SET_REPARSE_POINT takes empty directories only and nothing can be
-    created inside one afterwards, so over SMB such a directory never has children to walk into."""
+    created inside one afterwards, so over SMB such a directory never has children to walk into.
+    Returns the parent's stat when it took one, for the delete-permission check to reuse."""
     if len(resolution.components) < 2:
-        return
+        return None
     parent = os.fstat(resolution.parent_fd)
     dos = dos_attrs.read(resolution.parent_fd, parent)
     if dos is None or not dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
-        return
+        return parent
     buffer = tree.reparse_store.get(resolution.parent_fd)
     if buffer is None:
-        return
+        return parent
     # UnparsedPathLength: the separator before the last component, the component, and a trailing separator.
     unparsed = 2 * (1 + len(path.components[-1].encode("utf-16-le", "surrogatepass")) // 2
                     + (1 if path.has_trailing_separator else 0))
@@ -232,7 +233,8 @@ def _stopped_on_symlink(tree: TreeConnect, met: SymlinkMet, requested_name: str)
     return reparse.refuse_open(IO_REPARSE_TAG_SYMLINK, buffer, met.unparsed_path_length(requested_name))
 
 
-def _may_delete_in(resolution: Resolution, st: os.stat_result, session: Session) -> bool:
+def _may_delete_in(resolution: Resolution, st: os.stat_result, session: Session,
+                   parent: os.stat_result | None) -> bool:
     """Whether Unix rules let this user remove the name: write and search permission on the directory and,
     when it is sticky, ownership of the file or the directory (what unlink(2) will check; Samba's
     can_delete_file_in_directory)."""
@@ -240,7 +242,8 @@ def _may_delete_in(resolution: Resolution, st: os.stat_result, session: Session)
         return True
     if not resolution.components:
         return False  # the share root itself is never deleted
-    parent = os.fstat(resolution.parent_fd)
+    if parent is None:
+        parent = os.fstat(resolution.parent_fd)
     if parent.st_uid == session.uid:
         bits = parent.st_mode >> 6
     elif parent.st_gid == session.gid or parent.st_gid in session.groups:
@@ -267,7 +270,7 @@ def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
 # -- step 3: open what exists ---------------------------------------------------------------------------------
 
 def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Target,
-                   posix_mode: int | None) -> bytes:
+                   posix_mode: int | None, parent_stat: os.stat_result | None) -> bytes:
     tree, session = ctx.tree, ctx.session
     assert tree is not None and session is not None
     resolution = target.resolution
@@ -281,7 +284,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
-                             parent_writable=_may_delete_in(resolution, st, session))
+                             parent_writable=_may_delete_in(resolution, st, session, parent_stat))
     read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
     if read_only_file:
         # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.

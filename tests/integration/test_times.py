@@ -35,7 +35,7 @@ def test_all_four_times_round_trip_and_change_time_moves_on_write(smb_server: Sm
         assert _basic_times(client, file_id) == (T, T + 1, T + 2, T + 3)
         # A write moves LastWriteTime and ChangeTime on; CreationTime stays.
         assert client.write(file_id, 0, b"new data").status == b.STATUS_SUCCESS
-        creation, access, write, change = _basic_times(client, file_id)
+        creation, _, write, change = _basic_times(client, file_id)
         assert creation == T and write > T + 2 and change > T + 3
         client.close_file(file_id)
     finally:

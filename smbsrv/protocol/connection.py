@@ -85,8 +85,9 @@ class Connection:
         self.supports_multi_credit = False
         self.preauth_hash: bytes | None = None
         self.sessions: dict[int, Session] = {}
-        self.async_requests: dict[int, asyncio.Task[None]] = {}
+        self.async_requests: dict[int, asyncio.Task[Any]] = {}
         self._async_ids = itertools.count(1)
+        self._answering: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
         self.closed = False
 
     # -- message level -------------------------------------------------------------------------------------
@@ -243,11 +244,16 @@ class Connection:
         async_id = next(self._async_ids)
         ctx.header.async_id = async_id
         ctx.header.flags |= SMB2_FLAGS_ASYNC_COMMAND
+        loop = asyncio.get_running_loop()
+        # CANCEL cancels `work`, and a separate task answers: a CANCEL read in the same turn as the request
+        # (both in one segment) cancels `work` before its first step, and a coroutine cancelled before it
+        # starts never reaches its own except clauses; awaiting the cancelled task does raise, here.
+        work = loop.create_task(pending.completion())
 
-        async def complete() -> None:
+        async def answer() -> None:
             body: bytes | Reply
             try:
-                body = await pending.completion()
+                body = await work
                 status = body.status if isinstance(body, Reply) else NtStatus.STATUS_SUCCESS
             except SmbError as exc:
                 status, body = exc.status, error_wire.encode_error_response(
@@ -268,9 +274,10 @@ class Connection:
                     buffers = self._encrypt(ctx.session, buffers)
                 self.send(buffers)
 
-        task = asyncio.get_running_loop().create_task(complete())
-        task.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
-        self.async_requests[async_id] = task
+        work.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
+        self.async_requests[async_id] = work
+        self._answering.add(answer_task := loop.create_task(answer()))
+        answer_task.add_done_callback(self._answering.discard)
         return error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
 
     # -- responses -----------------------------------------------------------------------------------------

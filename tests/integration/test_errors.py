@@ -629,6 +629,24 @@ def test_cancel_pending_lock(client: b.Client, two_handles: tuple[tuple[int, int
     assert _lock(client, second, 0, 10, b.SMB2_LOCKFLAG_UNLOCK) == "STATUS_RANGE_NOT_LOCKED"
 
 
+def test_cancel_arriving_with_the_lock(client: b.Client,
+                                      two_handles: tuple[tuple[int, int], tuple[int, int]]) -> None:
+    """LOCK and its CANCEL (by message id) in one TCP write: the server reads the CANCEL before the waiter
+    has run once. The lock must still end with STATUS_CANCELLED (a loaded client sends it this way)."""
+    first, second = two_handles
+    assert _lock(client, first, 0, 10, _EXCLUSIVE_NOW) == "STATUS_SUCCESS"
+    lock_message, (lock_id,) = client.build(
+        b.Req(b.SMB2_LOCK, b.lock_body(second, [(0, 10, b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK)])))
+    cancel_message, _ = client.build(b.Req(b.SMB2_CANCEL, b.cancel_body(), message_id=lock_id))
+    frame = struct.Struct(">I")
+    assert client.sock is not None
+    client.sock.sendall(frame.pack(len(lock_message)) + lock_message + frame.pack(len(cancel_message))
+                        + cancel_message)
+    assert _status(client.receive(lock_id, skip_pending=False)) == "STATUS_PENDING"
+    assert _status(client.receive(lock_id, skip_pending=False)) == "STATUS_CANCELLED"
+    assert _lock(client, second, 0, 10, b.SMB2_LOCKFLAG_UNLOCK) == "STATUS_RANGE_NOT_LOCKED"
+
+
 def test_pending_lock_ends_when_handle_closes(server: SmbServer, client: b.Client, name: str) -> None:
     # Closing the holder's handle releases its byte-range locks ([MS-FSA] 2.1.5.4), so the waiter is granted.
     _make_file(client, name, b"L" * 100)

@@ -14,6 +14,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ def capture(port: int, pcap: Path) -> Iterator[None]:
                 chunk = os.read(process.stderr.fileno(), 4096)
                 assert chunk, f"dumpcap exited: {banner.decode()}"
                 banner += chunk
+        _wait_until_capturing(port, pcap, deadline)
         yield
         # Let the last segments (FIN/ACK) reach the capture buffer before stopping.
         time.sleep(0.5)
@@ -79,6 +81,21 @@ def capture(port: int, pcap: Path) -> Iterator[None]:
                 process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def _wait_until_capturing(port: int, pcap: Path, deadline: float) -> None:
+    """dumpcap prints its banner a moment before packets really reach the file: probe the port with bare TCP
+    connections until one of them shows up in the capture, so the session's first packets are not lost."""
+    while True:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+            probe_port = probe.getsockname()[1]
+        time.sleep(0.2)
+        # The file is still being written: tshark may complain about a cut-short last packet; stdout counts.
+        seen = subprocess.run(["tshark", "-n", "-r", str(pcap), "-Y", f"tcp.port == {probe_port}", "-T", "fields",
+                               "-e", "frame.number"], capture_output=True, text=True, timeout=60, check=False)
+        if seen.stdout.strip():
+            return
+        assert time.monotonic() < deadline, "dumpcap never captured the probe connections"
 
 
 def tshark(pcap: Path, port: int, *args: str) -> str:

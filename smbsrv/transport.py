@@ -35,6 +35,8 @@ _HANDSHAKE_MESSAGE_LIMIT = 64 * 1024
 _SMB2_WRITE = 0x09
 _BULK_WRITE_BYTES = 256 * 1024
 _MAX_BULK_IN_FLIGHT = 3
+_LOWAT_MIN_BYTES = 512 * 1024
+_LOWAT_MAX_BYTES = 2 * 1024 * 1024
 # The largest message a client may send: MaxWriteSize of payload plus room for headers and a compound.
 _PDU_OVERHEAD = 64 * 1024
 
@@ -74,11 +76,25 @@ class SocketChannel:
             await asyncio.wait_for(self._read_rest(view), timeout=timeout_s)
 
     async def _read_rest(self, view: memoryview) -> None:
-        while view:
-            count = await self.loop.sock_recv_into(self.sock, view)
-            if count == 0:
-                raise ConnectionClosed()
-            view = view[count:]
+        if len(view) < _LOWAT_MIN_BYTES:
+            while view:
+                count = await self.loop.sock_recv_into(self.sock, view)
+                if count == 0:
+                    raise ConnectionClosed()
+                view = view[count:]
+            return
+        # A large payload arrives in many segments: asking the kernel to report the socket readable only
+        # once a big piece is buffered turns ~16 wake-ups (each an epoll round trip) per 8 MiB into ~4.
+        sock = self.sock
+        try:
+            while view:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, min(len(view), _LOWAT_MAX_BYTES))
+                count = await self.loop.sock_recv_into(sock, view)
+                if count == 0:
+                    raise ConnectionClosed()
+                view = view[count:]
+        finally:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
 
 class Outbox:

@@ -69,6 +69,7 @@ _DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUT
 _MAX_SYMLINK_HOPS = 40
 # Modes of objects created by Windows-semantics opens (which carry no mode): a 022 umask.
 _WINDOWS_FILE_MODE = 0o644
+_NO_MODE = 0xFFFF
 _WINDOWS_DIRECTORY_MODE = 0o755
 
 
@@ -161,7 +162,13 @@ def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | No
         return None
     if len(data) != 4:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    return int.from_bytes(data, "little") & 0o7777
+    mode = int.from_bytes(data, "little")
+    if mode & _NO_MODE == _NO_MODE:
+        # cifs.ko sends ACL_NO_MODE ((umode_t)-1) when the caller gave no mode (its mknod and symlink
+        # helpers): every type bit set is no file type in either encoding, so the new object gets the
+        # default mode of a Windows create instead of 07777 cut down by the mask.
+        return _WINDOWS_DIRECTORY_MODE if request.create_options & FILE_DIRECTORY_FILE else _WINDOWS_FILE_MODE
+    return mode & 0o7777
 
 
 # -- step 2: what the name is ---------------------------------------------------------------------------------

@@ -421,6 +421,8 @@ def test_create_mode_is_the_mode_of_the_new_object(pc: b.Client, work: Work, dir
     (False, 0o4755, 0o755), (False, 0o6777, 0o777), (True, 0o2775, 0o775), (True, 0o7777, 0o1777),
     # Type bits in Mode are not used: the disposition and options decide what is created.
     (False, 0o100640, 0o640), (False, 0o040640, 0o640), (True, 0o040750, 0o750), (True, 0o100750, 0o750),
+    # cifs.ko's ACL_NO_MODE ((umode_t)-1, its mknod/symlink creates): no mode given, the Windows defaults.
+    (False, 0xFFFF, 0o644), (True, 0xFFFF, 0o755), (False, 0xFFFFFFFF, 0o644),
 ])
 def test_create_mode_default_masks_drop_setuid_setgid(pc: b.Client, work: Work, directory: bool, mode: int,
                                                       expected: int) -> None:

@@ -4,6 +4,13 @@ The host has no cifs module and cannot use KVM, so the tests boot Debian's own k
 emulation. Nothing is installed on the host for the guest: the kernel and busybox packages are fetched with
 `apt-get download` into the cache and unpacked with `dpkg-deb -x`.
 
+Two kernels: the host's release (Debian 12, cifs.ko 6.1; the system's apt sources) and, for the features newer
+clients have (POSIX file types, creating special files and symlinks as reparse points), Debian unstable's
+(`suite="sid"`). Unstable is read through a private apt configuration under the cache directory (its own
+sources, lists and package cache, signatures checked against the system's debian-archive-keyring), so the
+host's apt sources stay as they are. Newer Debian kernels come split into linux-binary-*, linux-modules-* and
+linux-base-* packages under /usr/lib/modules/<version>/; older ones are one package with /boot and /lib/modules.
+
 What ends up in the base initramfs (newc cpio, uncompressed, since the guest decompresses slowly under TCG):
 - /bin/busybox from busybox-static, with a symlink per applet;
 - the modules listed in GUEST_MODULES plus everything their "depends=" modinfo fields pull in, under
@@ -41,6 +48,14 @@ LOCKTEST_SOURCE = Path(__file__).resolve().parent / "locktest.c"
 
 # Bump when the content of the base archive changes, so old caches are not reused.
 IMAGE_RECIPE = 1
+STABLE = "stable"  # the host's own release, through the system's apt sources
+SID = "sid"
+_SID_SOURCES = """Types: deb
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
 
 KERNEL_METAPACKAGE = "linux-image-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
@@ -62,6 +77,8 @@ GUEST_MODULES = (
     "nls_utf8",
     "cifs",
 )
+# Generic crypto modules that newer kernels no longer have as modules (folded into the library or gcm/sha512).
+OPTIONAL_GUEST_MODULES = frozenset({"ghash_generic", "sha512_generic"})
 
 # Host commands the build and the runner need, with the Debian package that provides each.
 HOST_TOOLS = {
@@ -75,6 +92,7 @@ STATIC_LIBC = {"/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev"}
 
 _MODINFO_DEPENDS = re.compile(rb"\0depends=([^\0]*)\0")
 _DEPENDS_LINE = re.compile(r"^\s*Depends:\s*(linux-image-\S+)\s*$", re.MULTILINE)
+_ANY_DEPENDS = re.compile(r"^\s*Depends:\s*(\S+)\s*$", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,29 +136,71 @@ def ensure_host_tools(extra_packages: dict[str, str] | None = None) -> None:
     _apt_install(missing)
 
 
-def resolve_kernel_package() -> str:
+class Apt:
+    """apt-get/apt-cache, either with the system's sources or with a private configuration for one suite."""
+
+    def __init__(self, suite: str, cache_dir: Path) -> None:
+        self.suite = suite
+        self.options: list[str] = []
+        if suite != STABLE:
+            root = cache_dir / f"apt-{suite}"
+            for directory in ("etc", "lists/partial", "archives/partial"):
+                (root / directory).mkdir(parents=True, exist_ok=True)
+            (root / "etc" / f"{suite}.sources").write_text(_SID_SOURCES)
+            self.options = [
+                "-o", "Dir::Etc::SourceList=/dev/null", "-o", f"Dir::Etc::SourceParts={root / 'etc'}",
+                "-o", f"Dir::State::Lists={root / 'lists'}", "-o", f"Dir::Cache={root}",
+                "-o", "Dir::State::status=/dev/null", "-o", "APT::Architectures=amd64",
+                "-o", "Acquire::Languages=none",
+            ]
+            self._lists = root / "lists"
+
+    def run(self, tool: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return _run([tool, *self.options, *args], cwd=cwd)
+
+    def update(self) -> None:
+        self.run("apt-get", "update")
+
+    def ensure_lists(self) -> None:
+        if self.options and not any(self._lists.glob("*Packages*")):
+            self.update()
+
+    def depends(self, package: str) -> str:
+        self.ensure_lists()
+        result = self.run("apt-cache", "depends", package)
+        if result.returncode != 0 or "Depends:" not in result.stdout:
+            self.update()
+            result = self.run("apt-cache", "depends", package)
+        return result.stdout
+
+
+def resolve_kernel_package(apt: Apt) -> str:
     """Returns the versioned linux-image package that the metapackage currently depends on."""
-    for attempt in range(2):
-        result = _run(["apt-cache", "depends", KERNEL_METAPACKAGE])
-        match = _DEPENDS_LINE.search(result.stdout)
-        if match:
-            return match.group(1)
-        if attempt == 0:
-            _run(["apt-get", "update"])
-    raise ImageBuildError(f"cannot resolve {KERNEL_METAPACKAGE}: {result.stdout} {result.stderr}")
+    output = apt.depends(KERNEL_METAPACKAGE)
+    match = _DEPENDS_LINE.search(output)
+    if match:
+        return match.group(1)
+    raise ImageBuildError(f"cannot resolve {KERNEL_METAPACKAGE} in {apt.suite}: {output}")
 
 
-def _download(package: str, debs_dir: Path) -> Path:
+def kernel_packages(apt: Apt, kernel_package: str, kernel_version: str) -> list[str]:
+    """The package itself, plus the linux-{binary,modules,base}-<version> parts it depends on (newer kernels)."""
+    parts = [name for name in _ANY_DEPENDS.findall(apt.depends(kernel_package))
+             if name.endswith(kernel_version) and name != kernel_package]
+    return [kernel_package, *parts]
+
+
+def _download(apt: Apt, package: str, debs_dir: Path) -> Path:
     """Fetches package's .deb into debs_dir (once) without installing it."""
     debs_dir.mkdir(parents=True, exist_ok=True)
     # apt-get download names files <name>_<version>_<arch>.deb with ':' escaped as %3a.
     existing = sorted(debs_dir.glob(f"{package}_*.deb"))
     if existing:
         return existing[-1]
-    result = _run(["apt-get", "download", package], cwd=debs_dir)
+    result = apt.run("apt-get", "download", package, cwd=debs_dir)
     if result.returncode != 0:
-        _run(["apt-get", "update"])
-        result = _run(["apt-get", "download", package], cwd=debs_dir)
+        apt.update()
+        result = apt.run("apt-get", "download", package, cwd=debs_dir)
     existing = sorted(debs_dir.glob(f"{package}_*.deb"))
     if result.returncode != 0 or not existing:
         raise ImageBuildError(f"apt-get download {package} failed: {result.stderr[-2000:]}")
@@ -193,7 +253,7 @@ def select_modules(modules_dir: Path, roots: tuple[str, ...]) -> list[tuple[str,
         if name in chain:
             raise ImageBuildError(f"module dependency cycle: {' -> '.join(chain + (name,))}")
         if name not in index:
-            if name in builtin:
+            if name in builtin or name in OPTIONAL_GUEST_MODULES:
                 done.add(name)
                 return
             raise ImageBuildError(f"module {name} not found under {modules_dir}")
@@ -234,7 +294,7 @@ def _build_base_archive(kernel_root: Path, busybox_root: Path, kernel_version: s
     archive.add_symlink("usr/bin", "../bin")
     archive.add_symlink("usr/sbin", "../bin")
 
-    modules_dir = kernel_root / "lib" / "modules" / kernel_version
+    modules_dir = _kernel_file(kernel_root, f"modules/{kernel_version}")
     load_order = []
     for relative, source in select_modules(modules_dir, GUEST_MODULES):
         target = f"lib/modules/{kernel_version}/{relative}"
@@ -264,11 +324,21 @@ def _build_locktest(cache_dir: Path) -> Path:
     return target
 
 
-def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True) -> VmImage:
-    """Returns the cached image, building it first if it is missing."""
+def _kernel_file(kernel_root: Path, relative: str) -> Path:
+    """A path under /lib or, for newer packages, /usr/lib."""
+    for prefix in ("usr/lib", "lib"):
+        candidate = kernel_root / prefix / relative
+        if candidate.exists():
+            return candidate
+    raise ImageBuildError(f"{relative} not found in the kernel packages")
+
+
+def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True, suite: str = STABLE) -> VmImage:
+    """Returns the cached image of `suite`'s current kernel, building it first if it is missing."""
     if install_tools:
         ensure_host_tools()
-    kernel_package = resolve_kernel_package()
+    apt = Apt(suite, cache_dir)
+    kernel_package = resolve_kernel_package(apt)
     kernel_version = kernel_package.removeprefix("linux-image-")
     image_dir = cache_dir / f"{kernel_version}-r{IMAGE_RECIPE}"
     kernel = image_dir / "vmlinuz"
@@ -278,20 +348,24 @@ def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True)
         return VmImage(kernel_version, kernel, initrd, locktest)
 
     debs_dir = cache_dir / "debs"
-    kernel_deb = _download(kernel_package, debs_dir)
-    busybox_deb = _download(BUSYBOX_PACKAGE, debs_dir)
+    kernel_debs = [_download(apt, package, debs_dir)
+                   for package in kernel_packages(apt, kernel_package, kernel_version)]
+    busybox_deb = _download(Apt(STABLE, cache_dir), BUSYBOX_PACKAGE, debs_dir)
     with tempfile.TemporaryDirectory(prefix="smbsrv-vm-build-", dir=cache_dir) as scratch:
         kernel_root = Path(scratch) / "kernel"
         busybox_root = Path(scratch) / "busybox"
-        _extract(kernel_deb, kernel_root)
+        for deb in kernel_debs:
+            _extract(deb, kernel_root)
         _extract(busybox_deb, busybox_root)
         archive = _build_base_archive(kernel_root, busybox_root, kernel_version)
+        old_layout = kernel_root / "boot" / f"vmlinuz-{kernel_version}"
+        vmlinuz = old_layout if old_layout.exists() else _kernel_file(kernel_root, f"modules/{kernel_version}/vmlinuz")
         image_dir.mkdir(parents=True, exist_ok=True)
         # Write under temporary names and rename, so an interrupted or concurrent build never leaves a half
         # image behind.
         kernel_tmp = kernel.with_suffix(f".tmp{os.getpid()}")
         initrd_tmp = initrd.with_suffix(f".tmp{os.getpid()}")
-        shutil.copyfile(kernel_root / "boot" / f"vmlinuz-{kernel_version}", kernel_tmp)
+        shutil.copyfile(vmlinuz, kernel_tmp)
         initrd_tmp.write_bytes(archive)
         kernel_tmp.rename(kernel)
         initrd_tmp.rename(initrd)
@@ -302,9 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install missing host tools")
+    parser.add_argument("--suite", choices=(STABLE, SID), default=STABLE, help="whose kernel (default: the host's)")
     args = parser.parse_args(argv)
     try:
-        image = build_image(args.cache_dir, install_tools=not args.no_install)
+        image = build_image(args.cache_dir, install_tools=not args.no_install, suite=args.suite)
     except ImageBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -98,8 +98,7 @@ def prime_page_allocator(directory: Path, length: int) -> None:
     zeros = bytes(_COPY_CHUNK_BYTES)
     try:
         with open(scratch, "wb") as f:
-            for _ in range(0, length, len(zeros)):
-                f.write(zeros)
+            f.writelines(zeros for _ in range(0, length, len(zeros)))
     finally:
         scratch.unlink(missing_ok=True)
 

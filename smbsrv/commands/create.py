@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from smbsrv import reparse
 from smbsrv.commands import handles
-from smbsrv.fs import backend, dos_attrs
+from smbsrv.fs import backend, dos_attrs, eas
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
 from smbsrv.fs.share_modes import (
@@ -23,6 +23,7 @@ from smbsrv.fs.share_modes import (
 )
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
+from smbsrv.fscc.ea import EaEntry, decode_full_ea_list
 from smbsrv.fscc.reparse import reparse_tag_of
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -51,6 +52,7 @@ from smbsrv.wire.constants import (
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
     FILE_WRITE_DATA,
+    SMB2_CREATE_EA_BUFFER,
     SMB2_CREATE_FLAG_REPARSEPOINT,
     SMB2_CREATE_POSIX_CONTEXT,
     SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST,
@@ -169,6 +171,17 @@ def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | No
         # default mode of a Windows create instead of 07777 cut down by the mask.
         return _WINDOWS_DIRECTORY_MODE if request.create_options & FILE_DIRECTORY_FILE else _WINDOWS_FILE_MODE
     return mode & 0o7777
+
+
+def _ea_context(request: wire.CreateRequest) -> list[EaEntry]:
+    """The EAs a new file starts with (the "ExtA" context, [MS-SMB2] 2.2.13.2.1), checked before anything is
+    created: WSL clients send $LXUID/$LXGID/$LXMOD/$LXDEV this way."""
+    data = request.contexts.get(SMB2_CREATE_EA_BUFFER)
+    if data is None:
+        return []
+    entries = decode_full_ea_list(data)
+    eas.check_names(entries)
+    return entries
 
 
 # -- step 2: what the name is ---------------------------------------------------------------------------------
@@ -354,6 +367,7 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     else:
         mode = (posix_mode if posix_mode is not None else _WINDOWS_FILE_MODE) & share.create_mask
     granted = resolve_desired_access(request.desired_access, 0x1F01FF)
+    ea_entries = _ea_context(request)
     if request.create_options & FILE_DELETE_ON_CLOSE and request.file_attributes & fattr.FILE_ATTRIBUTE_READONLY:
         # [MS-FSA] 2.1.5.1.1: a new read-only file cannot be delete-on-close.
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
@@ -364,6 +378,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE)
         attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
         dos_attrs.initialise(fd, attributes, os.fstat(fd))
+        if ea_entries:
+            eas.apply(fd, os.fstat(fd), ea_entries)
         st = os.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 from smbsrv.commands import handles
+from smbsrv.fs import eas
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
+from smbsrv.fscc.ea import EaEntry, decode_get_ea_list, encode_full_ea_list
 from smbsrv.fscc.security import build_descriptor
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
 from smbsrv.wire import query as wire
 from smbsrv.wire.constants import (
@@ -34,6 +38,10 @@ _VARIABLE_FS_FIXED_SIZE = {fs_info.F.FileFsVolumeInformation: 24, fs_info.F.File
 _NEEDS_READ_ATTRIBUTES = {C.FileBasicInformation, C.FileAllInformation, C.FileNetworkOpenInformation,
                           C.FileAttributeTagInformation, C.FilePosixInformation}
 _U32 = struct.Struct("<I")
+# QUERY_INFO Flags for FileFullEaInformation ([MS-SMB2] 2.2.37)
+_SL_RESTART_SCAN = 0x01
+_SL_RETURN_SINGLE_ENTRY = 0x02
+_SL_INDEX_SPECIFIED = 0x04
 _SD_PARTS = 0x0000000F  # OWNER | GROUP | DACL | SACL _SECURITY_INFORMATION
 # AllocationSize 4096, EndOfFile 0, NumberOfLinks 1, DeletePending 0, Directory 0
 _PIPE_STANDARD = struct.pack("<QQIBBH", 4096, 0, 1, 0, 0, 0)
@@ -54,6 +62,8 @@ def handle(ctx: RequestContext, request: wire.QueryInfoRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     else:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if isinstance(output, Reply):
+        return output
     return _fit(request, output)
 
 
@@ -82,19 +92,19 @@ def _fit(request: wire.QueryInfoRequest, output: bytes) -> Reply:
     return Reply(wire.encode_output_response(output[:limit]), status=NtStatus.STATUS_BUFFER_OVERFLOW)
 
 
-def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
+def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | Reply:
     open_ = ctx.open
     assert open_ is not None and ctx.tree is not None
     info_class = request.file_info_class
     if info_class in _NEEDS_READ_ATTRIBUTES and not open_.granted_access & FILE_READ_ATTRIBUTES:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if info_class == C.FileFullEaInformation:
-        if not open_.granted_access & FILE_READ_EA:
-            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-        raise SmbError(NtStatus.STATUS_NO_EAS_ON_FILE)
+        return _full_ea(open_, request)
     if info_class == C.FilePosixInformation and not (open_.posix and handles.posix_enabled(ctx)):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     info = handles.info_for_open(open_)
+    if info_class in (C.FileEaInformation, C.FileAllInformation):
+        info = dataclasses.replace(info, ea_size=eas.size(eas.read(open_.fd, handles.stat_open(open_))))
     server = ctx.connection.server
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
     path = "\\".join(open_.path_components)
@@ -109,6 +119,48 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
         volume_serial_number=handles.volume_serial(ctx.tree),
         posix_with_file_type=handles.posix_type_bits(ctx.tree),
     )
+
+
+def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
+    """[MS-FSA] 2.1.5.12 FileFullEaInformation: the EAs named in the input buffer (an absent one with an empty
+    value), else the list from the start; with SL_RETURN_SINGLE_ENTRY one EA per call, walking the handle's
+    EA index (SL_RESTART_SCAN starts over, SL_INDEX_SPECIFIED jumps to AdditionalInformation, 1-based)."""
+    if not open_.granted_access & FILE_READ_EA:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    stored = eas.read(open_.fd, handles.stat_open(open_))
+    flags = request.flags
+    if request.input_buffer:
+        by_name = {entry.name.upper(): entry for entry in stored}
+        wanted = [by_name.get(name.upper(), EaEntry(name, b"")) for name in decode_get_ea_list(request.input_buffer)]
+    else:
+        if not stored:
+            raise SmbError(NtStatus.STATUS_NO_EAS_ON_FILE)
+        position = 0
+        if flags & _SL_INDEX_SPECIFIED:
+            position = request.additional_information - 1
+            if not 0 <= position < len(stored):
+                raise SmbError(NtStatus.STATUS_NONEXISTENT_EA_ENTRY)
+        elif flags & _SL_RETURN_SINGLE_ENTRY and not flags & _SL_RESTART_SCAN:
+            position = open_.extra.get("ea_index", 0)
+        if position >= len(stored):
+            raise SmbError(NtStatus.STATUS_NO_MORE_EAS)
+        wanted = stored[position:]
+    if flags & _SL_RETURN_SINGLE_ENTRY:
+        wanted = wanted[:1]
+    # Whole entries only: as many as fit, STATUS_BUFFER_OVERFLOW when some were left out.
+    limit = request.output_buffer_length
+    count = len(wanted)
+    output = encode_full_ea_list(wanted)
+    while count and len(output) > limit:
+        count -= 1
+        output = encode_full_ea_list(wanted[:count])
+    if not count:
+        raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
+    if not request.input_buffer:
+        open_.extra["ea_index"] = stored.index(wanted[count - 1]) + 1
+    if count < len(wanted):
+        return Reply(wire.encode_output_response(output), status=NtStatus.STATUS_BUFFER_OVERFLOW)
+    return output
 
 
 def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:

@@ -7,6 +7,7 @@ import os
 import stat
 
 from smbsrv.commands import handles
+from smbsrv.fs import eas
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fscc import set_info as classes
@@ -87,7 +88,7 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
         open_.mode_flags = decoded.mode
     elif isinstance(decoded, classes.FullEaInformation):
         _require(open_, FILE_WRITE_EA)
-        raise SmbError(NtStatus.STATUS_EAS_NOT_SUPPORTED)
+        eas.apply(open_.fd, handles.stat_open(open_), list(decoded.entries))
     else:
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
 

@@ -28,8 +28,7 @@ class EaEntry:
 
 
 def _bad_list() -> SmbError:
-    # Windows answers STATUS_EA_LIST_INCONSISTENT (0x80000014), which wire/status.py does not have yet.
-    return SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return SmbError(NtStatus.STATUS_EA_LIST_INCONSISTENT)
 
 
 def encode_full_ea_list(entries: Iterable[EaEntry]) -> bytes:

@@ -15,6 +15,7 @@ from smbsrv.fscc.attributes import (
     FILE_CASE_PRESERVED_NAMES,
     FILE_CASE_SENSITIVE_SEARCH,
     FILE_PERSISTENT_ACLS,
+    FILE_SUPPORTS_EXTENDED_ATTRIBUTES,
     FILE_SUPPORTS_REPARSE_POINTS,
     FILE_SUPPORTS_SPARSE_FILES,
     FILE_UNICODE_ON_DISK,
@@ -64,7 +65,7 @@ FILE_VC_QUOTA_NONE = 0x00000000
 
 BYTES_PER_SECTOR = 512
 
-# Case-sensitive POSIX names, Unicode, ACLs from mode bits, sparse files, and reparse points: cifs.ko 6.15+
+# Case-sensitive POSIX names, Unicode, ACLs from mode bits, sparse files, EAs (fs/eas.py) and reparse points: cifs.ko 6.15+
 # will not touch reparse points on non-POSIX mounts without FILE_SUPPORTS_REPARSE_POINTS (protocol-notes 11.2).
 DEFAULT_FS_ATTRIBUTES = (
     FILE_CASE_SENSITIVE_SEARCH
@@ -73,6 +74,7 @@ DEFAULT_FS_ATTRIBUTES = (
     | FILE_PERSISTENT_ACLS
     | FILE_SUPPORTS_SPARSE_FILES
     | FILE_SUPPORTS_REPARSE_POINTS
+    | FILE_SUPPORTS_EXTENDED_ATTRIBUTES
 )
 
 

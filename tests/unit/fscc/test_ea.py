@@ -63,16 +63,16 @@ def _status(function: object, data: bytes) -> NtStatus:
     ],
 )
 def test_full_list_malformed(data: bytes) -> None:
-    assert _status(ea.decode_full_ea_list, data) == NtStatus.STATUS_INVALID_PARAMETER
+    assert _status(ea.decode_full_ea_list, data) == NtStatus.STATUS_EA_LIST_INCONSISTENT
 
 
 def test_short_buffers() -> None:
     assert _status(ea.decode_full_ea_list, bytes(7)) == NtStatus.STATUS_INFO_LENGTH_MISMATCH
     assert _status(ea.decode_get_ea_list, bytes(4)) == NtStatus.STATUS_INFO_LENGTH_MISMATCH
     assert (
-        _status(ea.decode_get_ea_list, struct.pack("<IB", 0, 3) + b"AB") == NtStatus.STATUS_INVALID_PARAMETER
+        _status(ea.decode_get_ea_list, struct.pack("<IB", 0, 3) + b"AB") == NtStatus.STATUS_EA_LIST_INCONSISTENT
     )
-    assert _status(ea.decode_get_ea_list, struct.pack("<IB", 4, 0) + b"") == NtStatus.STATUS_INVALID_PARAMETER
+    assert _status(ea.decode_get_ea_list, struct.pack("<IB", 4, 0) + b"") == NtStatus.STATUS_EA_LIST_INCONSISTENT
 
 
 def test_value_too_large() -> None:

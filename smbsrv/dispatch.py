@@ -138,7 +138,9 @@ def verify_signature(ctx: RequestContext) -> None:
     if session is None or session.signer is None:
         return
     if ctx.header.flags & SMB2_FLAGS_SIGNED:
-        if not session.signer.verify(ctx.element):
+        streamed = ctx.streamed_signature
+        computed = streamed[1] if streamed is not None and streamed[0] is session.signer else None
+        if not session.signer.verify(ctx.element, computed):
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     elif session.signing_required:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)

@@ -71,9 +71,9 @@ def _session_for(ctx: RequestContext) -> Session:
             raise SmbError(NtStatus.STATUS_USER_SESSION_DELETED)
         if session.state == "valid" and session.exchange is None:
             # Re-authentication must be signed when the session has keys ([MS-SMB2] 3.3.5.5).
-            if session.signer is not None:
-                if not header.flags & SMB2_FLAGS_SIGNED or not session.signer.verify(ctx.element):
-                    raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            if session.signer is not None and (not header.flags & SMB2_FLAGS_SIGNED
+                                               or not session.signer.verify(ctx.element)):
+                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
             if connection.dialect == Dialect.SMB3_1_1:
                 session.preauth_hash = connection.preauth_hash
     if session.exchange is None:

@@ -42,10 +42,10 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
     offset = request.offset
     if offset == _APPEND_OFFSET and open_.granted_access & FILE_APPEND_DATA:
         offset = os.fstat(open_.fd).st_size
-    elif not open_.granted_access & FILE_WRITE_DATA:
-        # An append-only handle may write only at the end of the file ([MS-FSA] 2.1.5.3).
-        if not open_.granted_access & FILE_APPEND_DATA or offset != os.fstat(open_.fd).st_size:
-            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    elif not open_.granted_access & FILE_WRITE_DATA and (
+            # An append-only handle may write only at the end of the file ([MS-FSA] 2.1.5.3).
+            not open_.granted_access & FILE_APPEND_DATA or offset != os.fstat(open_.fd).st_size):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if offset + length > 0x7FFFFFFFFFFFFFFF:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     locks = connection.server.locks

@@ -38,6 +38,7 @@ from smbsrv.wire.header import HEADER_SIZE, Header, decode_header, encode_respon
 from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
+    from smbsrv.crypto.signing import RunningSignature, Signer
     from smbsrv.protocol.objects import Session
     from smbsrv.state import ServerState
 
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 Buffers = list[bytes | bytearray | memoryview | FileRange]
 _NBSS = struct.Struct(">I")
+_FLAGS_AND_NEXT = struct.Struct("<II")  # Flags @16, NextCommand @20
+_FLAGS_OFFSET = 16
+_SESSION_ID = struct.Struct("<Q")  # SessionId @40
+_SESSION_ID_OFFSET = 40
 
 
 
@@ -92,15 +97,17 @@ class Connection:
 
     # -- message level -------------------------------------------------------------------------------------
 
-    async def handle_message(self, message: bytearray | memoryview) -> Buffers | None:
+    async def handle_message(self, message: bytearray | memoryview,
+                             streamed_signature: tuple[Signer, bytes] | None = None) -> Buffers | None:
         """Process one transport message; return the framed buffers to send (None: nothing to send).
 
+        `streamed_signature` is what begin_streamed_signature() worked out while the message arrived.
         Raises ProtocolViolation when the connection must be dropped.
         """
         view = memoryview(message)
         protocol_id = bytes(view[:4])
         if protocol_id == SMB2_PROTOCOL_ID:
-            return await self._handle_smb2(view)
+            return await self._handle_smb2(view, streamed_signature=streamed_signature)
         if protocol_id == SMB1_PROTOCOL_ID and not self.negotiated:
             from smbsrv.commands import negotiate
 
@@ -108,6 +115,20 @@ class Connection:
         if protocol_id == SMB2_TRANSFORM_PROTOCOL_ID:
             return await self._handle_transform(view)
         raise ProtocolViolation(f"unknown protocol id {protocol_id.hex()}")
+
+    def begin_streamed_signature(self, header: memoryview) -> tuple[Signer, RunningSignature] | None:
+        """For a large message of which only the 64-byte header has arrived: if it is a single signed request
+        of a session with a signing key, start its signature so the transport can feed the rest as it comes in.
+        Nothing is decided here: the request is checked as usual once it is complete."""
+        if header[:4] != SMB2_PROTOCOL_ID:
+            return None
+        flags, next_command = _FLAGS_AND_NEXT.unpack_from(header, _FLAGS_OFFSET)
+        if next_command or not flags & SMB2_FLAGS_SIGNED:
+            return None
+        session = self.sessions.get(_SESSION_ID.unpack_from(header, _SESSION_ID_OFFSET)[0])
+        if session is None or session.signer is None:
+            return None
+        return session.signer, session.signer.begin(header)
 
     async def _handle_transform(self, view: memoryview) -> Buffers | None:
         """[MS-SMB2] 3.3.5.2.1.1: decrypt with the session's key; the answer goes back in one transform."""
@@ -126,7 +147,8 @@ class Connection:
         transform = session.cipher.encrypt(session.session_id, message)
         return [_NBSS.pack(len(transform)), transform]
 
-    async def _handle_smb2(self, view: memoryview, encrypted_by: Session | None = None) -> Buffers | None:
+    async def _handle_smb2(self, view: memoryview, encrypted_by: Session | None = None,
+                           streamed_signature: tuple[Signer, bytes] | None = None) -> Buffers | None:
         from smbsrv.dispatch import dispatch
 
         responses: list[_Pending] = []
@@ -165,6 +187,8 @@ class Connection:
                 position += next_command
                 continue
             ctx = RequestContext(self, header, element, encrypted=encrypted_by is not None)
+            if not next_command and position == 0:
+                ctx.streamed_signature = streamed_signature
             if related and previous is not None:
                 self._inherit(ctx, previous)
             else:

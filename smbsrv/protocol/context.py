@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from smbsrv.wire.header import Header
 
 if TYPE_CHECKING:
+    from smbsrv.crypto.signing import Signer
     from smbsrv.protocol.connection import Connection
     from smbsrv.protocol.objects import Open, Session, TreeConnect
 
@@ -28,3 +29,5 @@ class RequestContext:
     sign_with: Session | None = None
     # The request arrived in a transform message: it is not signed, and its response is encrypted.
     encrypted: bool = False
+    # The request's signature as computed by `Signer` while the transport received it (large messages only).
+    streamed_signature: tuple[Signer, bytes] | None = None

@@ -755,6 +755,42 @@ def test_bad_signature(server: SmbServer, name: str, dialect: int) -> None:
         assert _status(client.request(b.SMB2_ECHO, b.echo_body())) == "STATUS_SUCCESS"
 
 
+@pytest.mark.parametrize("algorithm", [0, 1, 2], ids=["hmac-sha256", "aes-cmac", "aes-gmac"])
+def test_large_write_signature_checked_while_it_arrives(server: SmbServer, name: str, algorithm: int) -> None:
+    """A large signed WRITE is folded into its signature as it arrives (transport._read_signed): it still
+    lands only when every byte verifies, however the bytes are split on the wire."""
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    with b.Client(server.host, server.port) as client:
+        response = client.negotiate((0x0311,), contexts=[b.preauth_context(), b.signing_context((algorithm,))])
+        assert _status(response) == "STATUS_SUCCESS" and client.signing_algorithm == algorithm
+        assert client.session_setup(server.user, server.password) == b.STATUS_SUCCESS
+        client.sign_requests = True
+        assert client.tree_connect("share").status == b.STATUS_SUCCESS
+        _make_file(client, name, data=b"original")
+        file_id = client.open(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+        charge = len(payload) // 65536
+
+        def send_in_pieces(message: bytes) -> None:
+            assert client.sock is not None
+            wire = struct.pack(">I", len(message)) + message
+            for start in range(0, len(wire), 100_000):
+                client.sock.sendall(wire[start:start + 100_000])
+
+        for flipped in (70, 64 + 48 + 512 * 1024, len(payload) + 64 + 48 - 1):
+            message, (message_id,) = client.build(
+                b.Req(b.SMB2_WRITE, b.write_body(file_id, 0, payload), credit_charge=charge))
+            message[flipped] ^= 0x01
+            send_in_pieces(bytes(message))
+            assert _status(client.receive(message_id)) == "STATUS_ACCESS_DENIED"
+        assert b.read_data(client.read(file_id, 0, 16)) == b"original"
+        message, (message_id,) = client.build(
+            b.Req(b.SMB2_WRITE, b.write_body(file_id, 0, payload), credit_charge=charge))
+        send_in_pieces(bytes(message))
+        assert _status(client.receive(message_id)) == "STATUS_SUCCESS"
+        client.close_file(file_id)
+    assert (server.share_path / name).read_bytes() == payload
+
+
 def test_signing_required_refuses_unsigned(tmp_path: Path) -> None:
     share = tmp_path / "share"
     share.mkdir()

@@ -169,3 +169,19 @@ def test_eight_mebibyte_message(algorithm_id: int) -> None:
     signer.sign(message)
     assert bytes(message[48:64]) == smbprotocol_signature(0x0311, algorithm_id, bytes(message))
     assert signer.verify(message)
+
+
+@pytest.mark.parametrize("algorithm_id", [0, 1, 2])
+@pytest.mark.parametrize("piece", [1, 1000, 65536, 300_000])
+def test_signature_fed_in_pieces_matches(algorithm_id: int, piece: int) -> None:
+    signer = make_signer(0x0311, algorithm_id, KEY)
+    message = build_message(body=os.urandom(700_000))
+    signer.sign(message)
+    view = memoryview(message)
+    running = signer.begin(view[:64])
+    for start in range(64, len(message), piece):
+        running.update(view[start:start + piece])
+    computed = running.finish()
+    assert computed == bytes(message[48:64])
+    assert signer.verify(message, computed)
+    assert not signer.verify(message, bytes(16))

@@ -30,6 +30,9 @@ MIB = 1 << 20
 GIB = 1 << 30
 MB = 1_000_000
 _COPY_CHUNK_BYTES = 8 * MIB
+# Free page reporting runs two seconds after a free (see prime_page_allocator); small quick-mode files skip it.
+_PAGE_REPORTING_SETTLE_S = 2.5
+_SETTLE_BYTES = 256 * MIB
 # smbclient's own transfer report, "(12345.6 kb/s)" after a put and "(12345.6 KiloBytes/sec)" after a get,
 # where a kilobyte is 1024 bytes (source3/client/client.c).
 _CLIENT_RATE = re.compile(r"\((\d+(?:\.\d+)?) (?:kb/s|KiloBytes/sec)\)")
@@ -87,13 +90,17 @@ def copy_prefix(source: Path, target: Path, length: int) -> None:
 
 
 def prime_page_allocator(directory: Path, length: int) -> None:
-    """Write `length` bytes of zeros to a scratch file and delete it, just before a timed write.
+    """Let earlier frees be reported, then write `length` bytes of zeros to a scratch file and delete it, just
+    before a timed write.
 
     These machines are VMs with virtio-balloon free page reporting: memory the guest frees (the pages of the
-    previous run's deleted 1 GiB file) is handed back to the hypervisor after about two seconds, and the next
-    first touch of each page faults in the host. A put that lands on such pages spent 75% of its server CPU in
-    copy_folio_from_iter_atomic and ran at 0.4 instead of 1.2 GB/s, for Samba and smbsrv alike, alternating run
-    by run. Pages freed a moment ago are still backed and are the ones the page cache gets next."""
+    previous run's deleted 1 GiB file) is handed back to the hypervisor by a worker that runs two seconds after
+    the free, and the next first touch of each page faults in the host. A put that lands on such pages spent 75%
+    of its server CPU in copy_folio_from_iter_atomic and ran at 0.4 instead of 1.2 GB/s, for Samba and smbsrv
+    alike. Pages freed a moment ago are still backed and are the ones the page cache gets next, but only if the
+    worker does not fire during the put: waiting it out first took slow runs from about 1 in 3 to none in 14."""
+    if length >= _SETTLE_BYTES:
+        time.sleep(_PAGE_REPORTING_SETTLE_S)
     scratch = directory / "prime-page-allocator.tmp"
     zeros = bytes(_COPY_CHUNK_BYTES)
     try:

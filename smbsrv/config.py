@@ -65,6 +65,15 @@ class ServerConfig:
     encryption: str = "desired"
     max_credits: int = 8192
     max_io_size: int = 8 * 1024 * 1024
+    # A WRITE is answered once its data is in the page cache, so a smaller write unit shortens the wait between
+    # a request's last byte and its answer and keeps more requests in flight within the client's window
+    # (smbclient puts 1 GiB ~1.15x faster with 4 MiB than with 8 MiB; see docs/scaling.md). 4 MiB is also
+    # cifs.ko's default wsize. Capped by max_io_size.
+    max_write_size: int = 4 * 1024 * 1024
+
+    @property
+    def write_size_limit(self) -> int:
+        return min(self.max_write_size, self.max_io_size)
     posix: bool = True
     # Server state outside the shares (large client-set reparse buffers).
     state_dir: str = "var/state"
@@ -182,6 +191,8 @@ def check_values(config: ServerConfig) -> None:
             raise ConfigError(f"server.{key}: must be at least 1, got {getattr(config, key)}")
     if not 65536 <= config.max_io_size <= 8 * 1024 * 1024:
         raise ConfigError(f"server.max_io_size: must be between 65536 and 8388608, got {config.max_io_size}")
+    if not 65536 <= config.max_write_size <= 8 * 1024 * 1024:
+        raise ConfigError(f"server.max_write_size: must be between 65536 and 8388608, got {config.max_write_size}")
     seen: set[str] = set()
     for share in config.shares:
         if share.name.lower() in seen:

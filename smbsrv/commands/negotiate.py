@@ -95,7 +95,8 @@ def handle(ctx: RequestContext) -> bytes:
     max_size = _SMB2_0_2_MAX_SIZE if dialect == Dialect.SMB2_0_2 else config.max_io_size
     response = wire.NegotiateResponse(
         security_mode=security_mode, dialect_revision=dialect, server_guid=connection.server.server_guid,
-        capabilities=capabilities, max_transact_size=max_size, max_read_size=max_size, max_write_size=max_size,
+        capabilities=capabilities, max_transact_size=max_size, max_read_size=max_size,
+        max_write_size=min(max_size, config.write_size_limit),
         system_time=_filetime(time.time_ns()), server_start_time=0,
         security_buffer=connection.server.authenticator.negotiate_token(), contexts=response_contexts)
     connection.log.info("negotiated dialect %04x with %s", dialect, connection.peer)

@@ -30,7 +30,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
     assert open_ is not None and ctx.tree is not None
     connection = ctx.connection
     length = len(request.data)
-    if length > connection.server.config.max_io_size:
+    if length > connection.server.config.write_size_limit:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     check_credit_charge(ctx, length)
     if open_.pipe is not None:

@@ -284,6 +284,19 @@ def test_write_at_offsets_past_2_63(client: b.Client, name: str, offset: int) ->
     assert _status(response) in ("STATUS_INVALID_PARAMETER", "STATUS_DISK_FULL", "0xC000007F")
 
 
+def test_write_beyond_max_write_size(client: b.Client, name: str) -> None:
+    """MaxWriteSize (4 MiB by default) is smaller than MaxReadSize (8 MiB); a larger WRITE is refused, the
+    largest allowed one lands ([MS-SMB2] 3.3.5.13)."""
+    assert client.negotiate_response is not None
+    max_read, max_write = struct.unpack_from("<II", client.negotiate_response.body, 32)
+    assert (max_read, max_write) == (8 * 1024 * 1024, 4 * 1024 * 1024)
+    file_id = _file(client, name)
+    response = client.request(b.SMB2_WRITE, b.write_body(file_id, 0, bytes(max_write + 1)), credit_charge=65)
+    assert _status(response) == "STATUS_INVALID_PARAMETER"
+    response = client.request(b.SMB2_WRITE, b.write_body(file_id, 0, bytes(max_write)), credit_charge=64)
+    assert _status(response) == "STATUS_SUCCESS"
+
+
 @pytest.mark.parametrize(("data_offset", "length"), [(0xFFFF, 8), (64, 8), (112, 0xFFFFFFFF), (112, 9)],
                          ids=["offset_past_end", "offset_into_header", "length_huge", "length_one_past"])
 def test_write_data_offset_and_length_lies(client: b.Client, name: str, data_offset: int, length: int) -> None:

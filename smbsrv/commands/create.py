@@ -402,7 +402,7 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
                  path_components=resolution.components, fd=fd, is_directory=target.is_directory, posix=posix,
                  delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE),
                  file_key=(st.st_dev, st.st_ino), reparse_tag=target.reparse_tag)
-    open_.extra["parent_fd"] = os.dup(resolution.parent_fd)
+    open_.extra["parent_fd"] = resolution.take_parent_fd()
     open_.extra["name"] = resolution.name
     session.opens[open_.file_id[1]] = open_
     server.opens_by_file[open_.file_key].append(open_)

@@ -102,9 +102,10 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         return _full_ea(open_, request)
     if info_class == C.FilePosixInformation and not (open_.posix and handles.posix_enabled(ctx)):
         raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
-    info = handles.info_for_open(open_)
+    st = handles.stat_open(open_)
+    info = handles.info_for_open(open_, st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
-        info = dataclasses.replace(info, ea_size=eas.size(eas.read(open_.fd, handles.stat_open(open_))))
+        info = dataclasses.replace(info, ea_size=eas.size(eas.read(open_.fd, st)))
     server = ctx.connection.server
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
     path = "\\".join(open_.path_components)

@@ -144,10 +144,14 @@ class Resolution:
     def is_symlink(self) -> bool:
         return self.stat is not None and stat.S_ISLNK(self.stat.st_mode)
 
+    def take_parent_fd(self) -> int:
+        """Hand `parent_fd` over to the caller, who closes it from now on (a new handle keeps its directory)."""
+        fd, self.parent_fd = self.parent_fd, -1
+        return fd
+
     def close(self) -> None:
         if self.parent_fd >= 0:
-            fd, self.parent_fd = self.parent_fd, -1
-            os.close(fd)
+            os.close(self.take_parent_fd())
 
     def __enter__(self) -> Self:
         return self

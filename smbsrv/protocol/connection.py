@@ -220,8 +220,9 @@ class Connection:
                 status = NtStatus.STATUS_INTERNAL_ERROR
                 body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
             responses.append(self._build_response(ctx, status, body))
-            self.log.debug("%s mid=%d charge=%d req=%d -> %s", _command_name(header.command), header.message_id,
-                           header.credit_charge, header.credit_request, status.name)
+            if log.isEnabledFor(logging.DEBUG):
+                self.log.debug("%s mid=%d charge=%d req=%d -> %s", _command_name(header.command),
+                               header.message_id, header.credit_charge, header.credit_request, status.name)
             if header.command == Command.CREATE:
                 create_error = None if status == NtStatus.STATUS_SUCCESS else status
             previous = ctx

@@ -67,7 +67,7 @@ class ServerConfig:
     max_io_size: int = 8 * 1024 * 1024
     # A WRITE is answered once its data is in the page cache, so a smaller write unit shortens the wait between
     # a request's last byte and its answer and keeps more requests in flight within the client's window
-    # (smbclient puts 1 GiB ~1.15x faster with 4 MiB than with 8 MiB; see docs/scaling.md). 4 MiB is also
+    # (smbclient puts 1 GiB ~1.15x faster with 4 MiB than with 8 MiB; see docs/performance.md). 4 MiB is also
     # cifs.ko's default wsize. Capped by max_io_size.
     max_write_size: int = 4 * 1024 * 1024
 

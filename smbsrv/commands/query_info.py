@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 
 from smbsrv.commands import handles
@@ -105,7 +104,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     st = handles.stat_open(open_)
     info = handles.info_for_open(open_, st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
-        info = dataclasses.replace(info, ea_size=eas.size(eas.read(open_.fd, st)))
+        info.ea_size = eas.size(eas.read(open_.fd, st))  # info_for_open built `info` for this request alone
     server = ctx.connection.server
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
     path = "\\".join(open_.path_components)

@@ -48,7 +48,7 @@ class SmbServer:
         credentials = user or f"{self.user}%{self.password}"
         argv = ["smbclient", f"//{self.host}/{share or self.share}", "-p", str(self.port), "-U", credentials,
                 *extra, "-c", commands]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"smbclient failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
@@ -73,10 +73,9 @@ def start_server(share_path: Path, log_path: Path, *args: str, extra_shares: dic
     for name, password in users:
         argv += ["--user", f"{name}:{password}"]
     argv += list(args)
-    log_file = open(log_path, "wb")
-    process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
-                               env={**os.environ, **(env or {})})
-    log_file.close()
+    with open(log_path, "wb") as log_file:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
+                                   env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         match = _LISTENING.search(log_path.read_text(errors="replace"))

@@ -136,3 +136,12 @@ def check_kernel_log(dmesg: list[str]) -> tuple[list[KernelLogLine], list[Kernel
 
 def format_lines(entries: list[KernelLogLine]) -> str:
     return "\n".join(f"  [{entry.step or 'before any step'}] {entry.line}  ({entry.reason})" for entry in entries)
+
+
+def assert_no_kernel_errors(dmesg: list[str]) -> None:
+    """Fail on any error line of the guest's kernel log that no known exception covers; print the covered ones."""
+    assert dmesg, "guest printed no kernel log"
+    problems, allowed = check_kernel_log(dmesg)
+    if allowed:
+        print("expected kernel messages:\n" + format_lines(allowed))
+    assert not problems, "unexpected kernel messages:\n" + format_lines(problems)

@@ -179,24 +179,8 @@ def smbsrv_available() -> bool:
 
 @contextlib.contextmanager
 def smbsrv_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
-    port = free_port()
-    log_path = base / "smbsrv.log"
-    argv = [
-        sys.executable, "-m", "smbsrv", "serve",
-        "--share", f"{SHARE_NAME}={share_path}",
-        "--user", f"{TEST_USER}:{TEST_PASSWORD}",
-        "--listen", "127.0.0.1",
-        "--port", str(port),
-    ]
-    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
-    server = RunningServer("smbsrv", port, share_path, log_path)
-    try:
-        _await_listening(process, log_path)
-        _wait_for_port(port, process, READY_TIMEOUT_S)
+    with _smbsrv(base, share_path, ["--share", f"{SHARE_NAME}={share_path}"]) as server:
         yield server
-    finally:
-        _stop(process)
 
 
 @contextlib.contextmanager
@@ -208,13 +192,19 @@ def smbsrv_server_with_config(base: Path, config_toml: str, share_path: Path) ->
     not set [server] listen, port or users_file. share_path is the share RunningServer reports (the one named
     SHARE_NAME in the config).
     """
-    port = free_port()
     config_path = base / "smbsrv.toml"
     config_path.write_text(config_toml)
+    with _smbsrv(base, share_path, ["--config", str(config_path)]) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _smbsrv(base: Path, share_path: Path, share_args: list[str]) -> Iterator[RunningServer]:
+    """`smbsrv serve` with `share_args` (--share or --config), the test user, on a free port of 127.0.0.1."""
+    port = free_port()
     log_path = base / "smbsrv.log"
     argv = [
-        sys.executable, "-m", "smbsrv", "serve",
-        "--config", str(config_path),
+        sys.executable, "-m", "smbsrv", "serve", *share_args,
         "--user", f"{TEST_USER}:{TEST_PASSWORD}",
         "--listen", "127.0.0.1",
         "--port", str(port),

@@ -74,7 +74,7 @@ from typing import Self
 import pytest
 
 from tests.kernel.image import VmImage, build_image
-from tests.kernel.kernel_log import check_kernel_log, format_lines
+from tests.kernel.kernel_log import assert_no_kernel_errors
 from tests.kernel.servers import SHARE_NAME, RunningServer, smbsrv_server_with_config
 from tests.kernel.vm import GuestResult, run_guest
 
@@ -529,11 +529,7 @@ def test_nothing_outside_the_share_reached_the_guest(extra_run: ExtraRun) -> Non
 
 
 def test_no_cifs_errors_in_kernel_log(extra_run: ExtraRun) -> None:
-    assert extra_run.result.dmesg, "guest printed no kernel log"
-    problems, allowed = check_kernel_log(extra_run.result.dmesg)
-    if allowed:
-        print("expected kernel messages:\n" + format_lines(allowed))
-    assert not problems, "unexpected kernel messages:\n" + format_lines(problems)
+    assert_no_kernel_errors(extra_run.result.dmesg)
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.kernel.image import SID, VmImage, build_image
-from tests.kernel.kernel_log import check_kernel_log, format_lines
+from tests.kernel.kernel_log import assert_no_kernel_errors
 from tests.kernel.servers import smbsrv_available, smbsrv_server_with_config
 from tests.kernel.test_cifs_extra import ExtraShares, prepare_extra_shares
 from tests.kernel.vm import GuestResult, run_guest
@@ -116,8 +116,4 @@ def test_nothing_outside_the_share_reached_the_guest(modern_run: ModernRun) -> N
 
 
 def test_no_cifs_errors_in_kernel_log(modern_run: ModernRun) -> None:
-    assert modern_run.result.dmesg, "guest printed no kernel log"
-    problems, allowed = check_kernel_log(modern_run.result.dmesg)
-    if allowed:
-        print("expected kernel messages:\n" + format_lines(allowed))
-    assert not problems, "unexpected kernel messages:\n" + format_lines(problems)
+    assert_no_kernel_errors(modern_run.result.dmesg)

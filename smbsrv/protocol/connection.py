@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 Buffers = list[bytes | bytearray | memoryview | FileRange]
 _NBSS = struct.Struct(">I")
-_FLAGS_AND_NEXT = struct.Struct("<II")  # Flags @16, NextCommand @20
-_FLAGS_OFFSET = 16
-_SESSION_ID = struct.Struct("<Q")  # SessionId @40
-_SESSION_ID_OFFSET = 40
 
 
 
@@ -122,10 +118,13 @@ class Connection:
         Nothing is decided here: the request is checked as usual once it is complete."""
         if header[:4] != SMB2_PROTOCOL_ID:
             return None
-        flags, next_command = _FLAGS_AND_NEXT.unpack_from(header, _FLAGS_OFFSET)
-        if next_command or not flags & SMB2_FLAGS_SIGNED:
+        try:
+            fields = decode_header(header)
+        except ProtocolViolation:
+            return None  # refused once the message is complete
+        if fields.next_command or not fields.flags & SMB2_FLAGS_SIGNED:
             return None
-        session = self.sessions.get(_SESSION_ID.unpack_from(header, _SESSION_ID_OFFSET)[0])
+        session = self.sessions.get(fields.session_id)
         if session is None or session.signer is None:
             return None
         return session.signer, session.signer.begin(header)

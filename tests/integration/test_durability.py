@@ -5,7 +5,8 @@ The server is stopped with SIGKILL (no orderly shutdown, no chance to write anyt
 started on the same share directory; every byte a response acknowledged must read back, over SMB and from the
 disk. SIGKILL leaves the kernel's page cache alone, so these tests prove that the server answers only after the
 data has reached the kernel and that nothing waits in the server's own memory. A power loss (page cache gone,
-FLUSH and fdatasync really needed) cannot be simulated here; whether fsync/fdatasync is called is not observed.
+FLUSH and fdatasync really needed) cannot be simulated here, so none of these tests fails if a sync is deleted;
+test_durability_syncs.py observes the fsync/fdatasync calls themselves (strace) before each reply.
 """
 
 from __future__ import annotations

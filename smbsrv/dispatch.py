@@ -40,7 +40,7 @@ from smbsrv.wire import readwrite as readwrite_wire
 from smbsrv.wire import session_setup as session_wire
 from smbsrv.wire import simple as simple_wire
 from smbsrv.wire import tree_connect as tree_wire
-from smbsrv.wire.constants import RELATED_FILE_ID, SMB2_FLAGS_SIGNED, Command
+from smbsrv.wire.constants import SMB2_FLAGS_SIGNED, Command
 from smbsrv.wire.status import NtStatus
 
 
@@ -160,9 +160,9 @@ def _find_tree(ctx: RequestContext) -> None:
 
 def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> None:
     assert ctx.session is not None
-    if file_id == RELATED_FILE_ID:
-        if ctx.created_file_id is None:
-            raise SmbError(NtStatus.STATUS_FILE_CLOSED)
+    if ctx.created_file_id is not None:
+        # A related request acts on the chain's handle whatever FileId it carries ([MS-SMB2] 3.3.5.2.7.2;
+        # Windows and Samba ignore the carried value).
         file_id = ctx.created_file_id
     open_ = ctx.session.opens.get(file_id[1])
     if open_ is None or open_.file_id != file_id or open_.tree is not ctx.tree or open_.closed:

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 
 from smbsrv.commands import handles
+from smbsrv.commands.query_info import max_transact_size
+from smbsrv.commands.read import check_credit_charge
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
 from smbsrv.fscc.file_info import FileInformationClass
 from smbsrv.fscc.wildcard import compile_pattern
@@ -42,13 +44,22 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if not open_.granted_access & FILE_LIST_DIRECTORY:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    # The POSIX levels answer POSIX opens only (Samba checks the handle the same way).
-    if request.file_information_class == FileInformationClass.FilePosixInformation and not (
-            open_.posix and handles.posix_enabled(ctx)):
-        raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
+    # The POSIX level answers POSIX opens only. On a connection without the extensions it is no class at all:
+    # STATUS_INVALID_INFO_CLASS ([MS-SMB2] 3.3.5.18); a Windows open on a POSIX connection (or on a share
+    # without POSIX) gets Samba's STATUS_INVALID_LEVEL (smbd_smb2_query_directory_send checks posix_open).
+    if request.file_information_class == FileInformationClass.FilePosixInformation:
+        if not ctx.connection.posix_extensions:
+            raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
+        if not (open_.posix and handles.posix_enabled(ctx)):
+            raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     encoder = entry_encoder(request.file_information_class,
                             posix_with_file_type=handles.posix_type_bits(ctx.tree))
-    max_length = min(request.output_buffer_length, ctx.connection.server.config.max_io_size)
+    if request.output_buffer_length > max_transact_size(ctx):
+        # [MS-SMB2] 3.3.5.18: above the negotiated MaxTransactSize is STATUS_INVALID_PARAMETER (Windows; Samba's
+        # smbd_smb2_query_directory_send).
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    check_credit_charge(ctx, request.output_buffer_length)  # [MS-SMB2] 3.3.5.2.5, as Samba
+    max_length = request.output_buffer_length
     pattern = decode_utf16(request.file_name) or "*"
     enumeration: Enumeration | None = open_.enumeration
     # SMB2_INDEX_SPECIFIED asks to resume at FileIndex; like Windows and Samba, which report no meaningful

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from smbsrv.commands import handles
+from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs import eas
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
@@ -46,9 +47,23 @@ _SD_PARTS = 0x0000000F  # OWNER | GROUP | DACL | SACL _SECURITY_INFORMATION
 _PIPE_STANDARD = struct.pack("<QQIBBH", 4096, 0, 1, 0, 0, 0)
 
 
+def max_transact_size(ctx: RequestContext) -> int:
+    """The MaxTransactSize the NEGOTIATE response gave this connection: 64 KiB for SMB 2.0.2 (no multi-credit
+    requests), else the server's max_io_size (commands/negotiate.py)."""
+    connection = ctx.connection
+    return 65536 if connection.dialect == 0x0202 else connection.server.config.max_io_size
+
+
 def handle(ctx: RequestContext, request: wire.QueryInfoRequest) -> Reply:
     open_ = ctx.open
     assert open_ is not None
+    limit = max_transact_size(ctx)
+    if request.output_buffer_length > limit or len(request.input_buffer) > limit:
+        # [MS-SMB2] 3.3.5.20: more than the negotiated MaxTransactSize is STATUS_INVALID_PARAMETER (Windows,
+        # and Samba's smbd_smb2_request_process_getinfo), not an answer cut to some other size.
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    # [MS-SMB2] 3.3.5.2.5: the larger of the two buffers is what the CreditCharge pays for (Samba checks it too).
+    check_credit_charge(ctx, max(request.output_buffer_length, len(request.input_buffer)))
     if open_.pipe is not None:
         return _fit(request, _pipe_info(request))
     if request.info_type == SMB2_0_INFO_FILE:
@@ -100,7 +115,9 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     if info_class == C.FileFullEaInformation:
         return _full_ea(open_, request)
     if info_class == C.FilePosixInformation and not (open_.posix and handles.posix_enabled(ctx)):
-        raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
+        # Only a POSIX open on a connection that negotiated the extensions knows this class; Samba answers
+        # STATUS_INVALID_INFO_CLASS (its INVALID_LEVEL is turned into it), as samba.tests.smb3unix expects.
+        raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
     st = handles.stat_open(open_)
     info = handles.info_for_open(open_, st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
@@ -166,8 +183,10 @@ def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
 def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     assert ctx.tree is not None
     assert ctx.open is not None
-    if request.file_info_class == 100 and not (ctx.open.posix and handles.posix_enabled(ctx)):
-        raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
+    if request.file_info_class == fs_info.F.FileFsPosixInformation and not (
+            ctx.open.posix and handles.posix_enabled(ctx)):
+        # As FilePosixInformation above (samba.tests.smb3unix test_posix_fs_info).
+        raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
     return handles.fs_information(ctx.tree, request.file_info_class)
 
 

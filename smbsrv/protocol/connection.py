@@ -153,7 +153,6 @@ class Connection:
         responses: list[_Pending] = []
         position = 0
         elements = 0
-        invalid_chain = False
         previous: RequestContext | None = None
         # A failed CREATE fails the rest of its related chain with its status: they have no FileId to act on
         # (Samba's compound_create_err; Windows behaves alike). Other failures do not cascade.
@@ -173,10 +172,6 @@ class Connection:
             else:
                 element = view[position:]
             related = bool(header.flags & SMB2_FLAGS_RELATED_OPERATIONS)
-            if related and position == 0:
-                # [MS-SMB2] 3.3.5.2.7.2: a chain cannot start with a related request; Windows then fails
-                # every request of the chain with STATUS_INVALID_PARAMETER.
-                invalid_chain = True
             if header.command != Command.CANCEL:
                 self._check_message_id(header)
             if header.command == Command.CANCEL:
@@ -188,14 +183,18 @@ class Connection:
             ctx = RequestContext(self, header, element, encrypted=encrypted_by is not None)
             if not next_command and position == 0:
                 ctx.streamed_signature = streamed_signature
-            if related and previous is not None:
+            if related:
                 self._inherit(ctx, previous)
             else:
                 create_error = None
             body: bytes | Reply
             status: NtStatus
             try:
-                if invalid_chain:
+                if related and not self._live_session(ctx.header.session_id):
+                    # [MS-SMB2] 3.3.5.2.7.2: a related request whose inherited session is unusable (it starts
+                    # the message, or the request before it named no session that exists) fails with
+                    # STATUS_INVALID_PARAMETER; an unrelated request after it starts a new chain
+                    # (smbtorture smb2.compound.invalid1/invalid2, Windows and Samba alike).
                     raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
                 if related and create_error is not None:
                     raise SmbError(create_error, b"", wrap_in_context=False)
@@ -242,16 +241,31 @@ class Connection:
             charge = 1
         self.credits.consume(header.message_id, charge)
 
-    def _inherit(self, ctx: RequestContext, previous: RequestContext) -> None:
-        """[MS-SMB2] 3.3.5.2.7.2: a related request takes the session, tree and file of the one before it."""
+    def _inherit(self, ctx: RequestContext, previous: RequestContext | None) -> None:
+        """[MS-SMB2] 3.3.5.2.7.2: a related request takes the session, tree and file of the one before it,
+        whatever its own header and FileId say (the carried values are ignored, as by Windows and Samba).
+
+        A session id the previous request could not use is not passed on: the chain inherits no session
+        (Samba's last_session_id becomes 0), and neither does a related request that starts the message."""
         header = ctx.header
-        header.session_id = previous.header.session_id
+        if previous is None:
+            header.session_id = 0
+            return
+        header.session_id = previous.header.session_id if self._live_session(previous.header.session_id) else 0
         header.tree_id = previous.header.tree_id
         # Also for the answer of a request that never reaches dispatch (a failed CREATE before it): its
         # response is signed like the others of the chain.
         ctx.session = previous.session
+        # The handle the chain acts on: the one CREATE made, else the one the previous request used; the
+        # dispatcher substitutes it for any FileId the request carries.
         ctx.created_file_id = previous.created_file_id or (
             previous.open.file_id if previous.open is not None else None)
+
+    def _live_session(self, session_id: int) -> bool:
+        """Whether a session of this id exists and is usable or expired (an expired one answers
+        STATUS_NETWORK_SESSION_EXPIRED, as for an unrelated request)."""
+        session = self.sessions.get(session_id)
+        return session is not None and session.state in ("valid", "expired")
 
     def _handle_cancel(self, header: Header) -> None:
         """CANCEL has no response of its own; the cancelled request answers STATUS_CANCELLED."""

@@ -24,7 +24,6 @@ from smbsrv.wire.constants import (
     FSCTL_SRV_ENUMERATE_SNAPSHOTS,
     FSCTL_SRV_REQUEST_RESUME_KEY,
     FSCTL_VALIDATE_NEGOTIATE_INFO,
-    RELATED_FILE_ID,
     SMB2_0_IOCTL_IS_FSCTL,
 )
 from smbsrv.wire.status import NtStatus
@@ -78,8 +77,8 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply:
 def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> Open:
     session = ctx.session
     assert session is not None
-    if file_id == RELATED_FILE_ID and ctx.created_file_id is not None:
-        file_id = ctx.created_file_id
+    if ctx.created_file_id is not None:
+        file_id = ctx.created_file_id  # a related request uses the chain's handle ([MS-SMB2] 3.3.5.2.7.2)
     open_ = session.opens.get(file_id[1])
     if open_ is None or open_.file_id != file_id or open_.tree is not ctx.tree or open_.closed:
         raise SmbError(NtStatus.STATUS_FILE_CLOSED)

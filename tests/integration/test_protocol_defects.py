@@ -1,0 +1,230 @@
+"""Protocol defects found while comparing smbsrv with Windows and Samba 4.17 (issues 11 and 19), each pinned to
+the exact NTSTATUS over raw sockets against the real daemon.
+
+- OutputBufferLength of QUERY_INFO / QUERY_DIRECTORY above the negotiated MaxTransactSize, or above what the
+  CreditCharge pays for: STATUS_INVALID_PARAMETER ([MS-SMB2] 3.3.5.2.5, 3.3.5.18, 3.3.5.20; Samba's getinfo
+  and query_directory checks). Samba 4.17 gives the same answers to the same requests.
+- Related compounds ([MS-SMB2] 3.3.5.2.7.2): the operation after CREATE acts on the handle CREATE made whatever
+  FileId it carries; a related first request and a request related to one without a usable session are
+  STATUS_INVALID_PARAMETER, and an unrelated request after them starts over (smbtorture smb2.compound.invalid1
+  and invalid2).
+- POSIX information levels on a connection that did not negotiate POSIX: STATUS_INVALID_INFO_CLASS (Samba, and
+  samba.tests.smb3unix test_posix_fs_info).
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests import builders as b
+from tests.conftest import SmbServer
+
+_BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
+MIB = 1024 * 1024
+MAX_IO_SIZE = 8 * MIB  # the default server.max_io_size: the MaxTransactSize of every dialect after 2.0.2
+STATUS_NOT_A_REPARSE_POINT = 0xC0000275
+FILE_FS_SIZE_INFORMATION = 3
+FILE_FS_POSIX_INFORMATION = 100
+SMB2_FIND_POSIX_INFORMATION = 0x64
+SMB2_RESTART_SCANS = 0x01
+
+
+@pytest.fixture
+def server(module_server: SmbServer) -> Iterator[SmbServer]:
+    log_start = len(module_server.log_text())
+    yield module_server
+    assert module_server.process.poll() is None, "the server process died"
+    new_log = module_server.log_text()[log_start:]
+    for marker in _BUG_MARKERS:
+        assert marker not in new_log, new_log[new_log.index(marker) - 1500:][:5000]
+
+
+@pytest.fixture
+def client(server: SmbServer) -> Iterator[b.Client]:
+    with b.connect(server.host, server.port, server.user, server.password, sign=True) as connected:
+        yield connected
+
+
+@pytest.fixture
+def name() -> str:
+    return f"d-{uuid.uuid4().hex[:10]}"
+
+
+def _status(response: b.Response) -> str:
+    return b.status_name(response.status)
+
+
+def _new_file(client: b.Client, name: str) -> tuple[int, int]:
+    return client.open(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE, disposition=b.FILE_CREATE)
+
+
+def _root(client: b.Client) -> tuple[int, int]:
+    return client.open("", desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+
+
+def _charge(length: int) -> int:
+    return (length - 1) // 65536 + 1
+
+
+# -- OutputBufferLength against MaxTransactSize and CreditCharge ------------------------------------------------
+
+def test_max_transact_size_is_what_negotiate_said(client: b.Client) -> None:
+    assert client.negotiate_response is not None
+    assert struct.unpack_from("<I", client.negotiate_response.body, 28)[0] == MAX_IO_SIZE
+
+
+QUERIES = {
+    "QUERY_INFO FileBasicInformation": lambda f, d, n: b.query_info_body(f, b.SMB2_0_INFO_FILE,
+                                                                         b.FILE_BASIC_INFORMATION, output_length=n),
+    "QUERY_INFO FileFsSizeInformation": lambda f, d, n: b.query_info_body(f, 2, FILE_FS_SIZE_INFORMATION,
+                                                                          output_length=n),
+    "QUERY_INFO security": lambda f, d, n: b.query_info_body(f, 3, 0, output_length=n, additional_information=7),
+    "QUERY_DIRECTORY": lambda f, d, n: b.query_directory_body(d, output_length=n, flags=SMB2_RESTART_SCANS),
+}
+
+
+@pytest.mark.parametrize("query", list(QUERIES))
+def test_output_buffer_length_up_to_max_transact_size_is_answered(client: b.Client, name: str, query: str) -> None:
+    file_id, root = _new_file(client, name), _root(client)
+    command = b.SMB2_QUERY_DIRECTORY if query == "QUERY_DIRECTORY" else b.SMB2_QUERY_INFO
+    try:
+        response = client.request(command, QUERIES[query](file_id, root, MAX_IO_SIZE),
+                                  credit_charge=_charge(MAX_IO_SIZE))
+        assert _status(response) == "STATUS_SUCCESS"
+    finally:
+        client.close_file(file_id)
+        client.close_file(root)
+
+
+@pytest.mark.parametrize("length", [MAX_IO_SIZE + 1, 16 * MIB, 0xFFFFFFFF])
+@pytest.mark.parametrize("query", list(QUERIES))
+def test_output_buffer_length_above_max_transact_size_is_invalid_parameter(client: b.Client, name: str,
+                                                                           query: str, length: int) -> None:
+    """Samba 4.17 answers these requests (same bytes) with STATUS_INVALID_PARAMETER too; so does Windows."""
+    file_id, root = _new_file(client, name), _root(client)
+    command = b.SMB2_QUERY_DIRECTORY if query == "QUERY_DIRECTORY" else b.SMB2_QUERY_INFO
+    try:
+        # Even a CreditCharge that pays for it (as far as the 16-bit field goes) does not make it valid.
+        response = client.request(command, QUERIES[query](file_id, root, length),
+                                  credit_charge=min(_charge(length), 256))
+        assert _status(response) == "STATUS_INVALID_PARAMETER"
+    finally:
+        client.close_file(file_id)
+        client.close_file(root)
+
+
+@pytest.mark.parametrize("query", list(QUERIES))
+def test_output_buffer_length_the_credit_charge_does_not_pay_for(client: b.Client, name: str, query: str) -> None:
+    """[MS-SMB2] 3.3.5.2.5: 128 KiB needs a CreditCharge of 2; 1 is STATUS_INVALID_PARAMETER (Samba 4.17 alike)."""
+    file_id, root = _new_file(client, name), _root(client)
+    command = b.SMB2_QUERY_DIRECTORY if query == "QUERY_DIRECTORY" else b.SMB2_QUERY_INFO
+    try:
+        response = client.request(command, QUERIES[query](file_id, root, 128 * 1024), credit_charge=1)
+        assert _status(response) == "STATUS_INVALID_PARAMETER"
+        response = client.request(command, QUERIES[query](file_id, root, 128 * 1024), credit_charge=2)
+        assert _status(response) == "STATUS_SUCCESS"
+    finally:
+        client.close_file(file_id)
+        client.close_file(root)
+
+
+def test_smb2_0_2_max_transact_size_is_64_kib(server: SmbServer, name: str) -> None:
+    with b.connect(server.host, server.port, server.user, server.password, dialects=(0x0202,),
+                   sign=True) as client:
+        assert client.negotiate_response is not None
+        assert struct.unpack_from("<I", client.negotiate_response.body, 28)[0] == 65536
+        file_id, root = _new_file(client, name), _root(client)
+        try:
+            for query, build in QUERIES.items():
+                command = b.SMB2_QUERY_DIRECTORY if query == "QUERY_DIRECTORY" else b.SMB2_QUERY_INFO
+                assert _status(client.request(command, build(file_id, root, 65536))) == "STATUS_SUCCESS", query
+                assert _status(client.request(command, build(file_id, root, 65537))) == \
+                    "STATUS_INVALID_PARAMETER", query
+        finally:
+            client.close_file(file_id)
+            client.close_file(root)
+
+
+# -- related compounds ([MS-SMB2] 3.3.5.2.7.2) ------------------------------------------------------------------
+
+def test_related_requests_after_create_ignore_the_file_id_they_carry(client: b.Client, name: str) -> None:
+    client.close_file(_new_file(client, name))
+    responses = client.compound(
+        b.Req(b.SMB2_CREATE, b.create_body(name, desired_access=b.GENERIC_READ)),
+        b.Req(b.SMB2_IOCTL, b.ioctl_body((0x1234567, 0x7654321), b.FSCTL_GET_REPARSE_POINT), related=True),
+        b.Req(b.SMB2_QUERY_INFO, b.query_info_body((0x99, 0x98), b.SMB2_0_INFO_FILE, b.FILE_STANDARD_INFORMATION),
+              related=True),
+        b.Req(b.SMB2_CLOSE, b.close_body((0xABC, 0xDEF)), related=True))
+    statuses = [r.status for r in responses]
+    # The IOCTL reached the new (ordinary) file: not a reparse point, not FILE_CLOSED for the made-up FileId.
+    assert statuses == [b.STATUS_SUCCESS, STATUS_NOT_A_REPARSE_POINT, b.STATUS_SUCCESS, b.STATUS_SUCCESS], \
+        [b.status_name(s) for s in statuses]
+    created = b.create_file_id(responses[0].body)
+    # The CLOSE with its made-up FileId closed the handle CREATE made.
+    assert client.close_file(created) == b.STATUS_FILE_CLOSED
+
+
+def test_related_request_after_an_existing_handle_uses_that_handle(client: b.Client, name: str) -> None:
+    file_id = _new_file(client, name)
+    try:
+        responses = client.compound(
+            b.Req(b.SMB2_QUERY_INFO, b.query_info_body(file_id, b.SMB2_0_INFO_FILE, b.FILE_STANDARD_INFORMATION)),
+            b.Req(b.SMB2_QUERY_INFO, b.query_info_body((7, 7), b.SMB2_0_INFO_FILE, b.FILE_STANDARD_INFORMATION),
+                  related=True))
+        assert [_status(r) for r in responses] == ["STATUS_SUCCESS", "STATUS_SUCCESS"]
+    finally:
+        client.close_file(file_id)
+
+
+def test_compound_invalid1(client: b.Client, name: str) -> None:
+    """smbtorture smb2.compound.invalid1: a related first request, a CLOSE related to it, then an unrelated CLOSE
+    of the all-ones FileId: INVALID_PARAMETER, INVALID_PARAMETER, FILE_CLOSED (Windows, Samba)."""
+    responses = client.compound(
+        b.Req(b.SMB2_CREATE, b.create_body(name, desired_access=b.GENERIC_ALL, disposition=b.FILE_OPEN_IF),
+              related=True),
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True),
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID)))
+    assert [_status(r) for r in responses] == ["STATUS_INVALID_PARAMETER", "STATUS_INVALID_PARAMETER",
+                                               "STATUS_FILE_CLOSED"]
+    # Nothing was created by the refused CREATE.
+    assert _status(client.create(name)) == "STATUS_OBJECT_NAME_NOT_FOUND"
+
+
+def test_compound_invalid2(client: b.Client, name: str) -> None:
+    """smbtorture smb2.compound.invalid2: a related CLOSE with bogus SessionId/TreeId inherits the CREATE's and
+    succeeds; unrelated CLOSEs with the bogus ids get USER_SESSION_DELETED, and a CLOSE related to those
+    inherits no session: INVALID_PARAMETER."""
+    bogus = {"session_id": 0xFFFFFFFFFFFFFFFF, "tree_id": 0xFFFFFFFF}
+    responses = client.compound(
+        b.Req(b.SMB2_CREATE, b.create_body(name, desired_access=b.GENERIC_ALL, disposition=b.FILE_OPEN_IF)),
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True, **bogus),  # type: ignore[arg-type]
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), **bogus),  # type: ignore[arg-type]
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), **bogus),  # type: ignore[arg-type]
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True, **bogus))  # type: ignore[arg-type]
+    assert [_status(r) for r in responses] == ["STATUS_SUCCESS", "STATUS_SUCCESS", "STATUS_USER_SESSION_DELETED",
+                                               "STATUS_USER_SESSION_DELETED", "STATUS_INVALID_PARAMETER"]
+    # The related CLOSE answered for the CREATE's session.
+    assert responses[1].header.session_id == client.session_id
+
+
+# -- POSIX levels without POSIX ---------------------------------------------------------------------------------
+
+POSIX_LEVELS = {
+    "QUERY_INFO FilePosixInformation": lambda c, f: c.query_info(f, b.SMB2_0_INFO_FILE, b.FILE_POSIX_INFORMATION),
+    "QUERY_INFO FileFsPosixInformation": lambda c, f: c.query_info(f, 2, FILE_FS_POSIX_INFORMATION),
+    "QUERY_DIRECTORY POSIX": lambda c, f: c.query_directory(f, info_class=SMB2_FIND_POSIX_INFORMATION),
+}
+
+
+@pytest.mark.parametrize("level", list(POSIX_LEVELS))
+def test_posix_levels_without_posix_are_invalid_info_class(client: b.Client, level: str) -> None:
+    """Samba 4.17 answers all three with STATUS_INVALID_INFO_CLASS on a connection without the POSIX context."""
+    root = _root(client)
+    try:
+        assert _status(POSIX_LEVELS[level](client, root)) == "STATUS_INVALID_INFO_CLASS"
+    finally:
+        client.close_file(root)

@@ -67,8 +67,11 @@ class Pool:
         self.kind, self.base, self.account = kind, base, account
         self.servers: dict[str, Server] = {}
         self.restarts = 0
+        self.closed = False  # set once cleanup began: a worker still running must not start a server again
 
     def target(self, run: Run) -> Target:
+        if self.closed:
+            raise ServerStartError("stopping")
         server = self.servers.get(run.name)
         if server is None or server.proc is None or server.proc.poll() is not None:
             if server is not None:
@@ -101,7 +104,8 @@ class Pool:
         return server
 
     def stop(self) -> None:
-        for server in self.servers.values():
+        self.closed = True
+        for server in list(self.servers.values()):
             server.stop()
 
 
@@ -135,6 +139,8 @@ def run_all(pairs: list[tuple[Run, str]], pools: dict[str, Pool], report: dict, 
 
     def worker(kind: str) -> None:
         for index, (run, name) in enumerate(pairs):
+            if pools[kind].closed:
+                return
             label = run_id(run, name)
             try:
                 outcome = run_subtest(pools[kind].target(run), name, label)
@@ -150,9 +156,15 @@ def run_all(pairs: list[tuple[Run, str]], pools: dict[str, Pool], report: dict, 
     threads = [threading.Thread(target=worker, args=(kind,), daemon=True) for kind in pools]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(1.0)  # short joins so SIGINT/SIGTERM reach the main thread
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(1.0)  # short joins so SIGINT/SIGTERM reach the main thread
+    finally:
+        for pool in pools.values():
+            pool.stop()
+        for thread in threads:
+            thread.join(30.0)  # its smbtorture ends quickly once its server is gone
 
 
 def _verdict(result: str) -> str:
@@ -241,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run_all(pairs, pools, report, args.json)
         finally:
+            # A second SIGTERM/SIGINT must not cut the cleanup short: servers and the account would be left.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             for pool in pools.values():
-                pool.stop()
+                pool.stop()  # again: a server a worker started while the first stop ran
     report["summary"] = summarize(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

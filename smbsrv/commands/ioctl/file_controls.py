@@ -17,6 +17,7 @@ from smbsrv.wire.constants import FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WR
 from smbsrv.wire.status import NtStatus
 
 _RANGE = struct.Struct("<qq")
+_MAX_LONGLONG = 0x7FFFFFFFFFFFFFFF
 
 
 def pipe_transceive(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes | Reply:
@@ -50,7 +51,9 @@ def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.Ioctl
     if len(request.input) < _RANGE.size:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     start, length = _RANGE.unpack_from(request.input)
-    if start < 0 or length < 0 or start + length < start:
+    # [MS-FSA] 2.1.5.10.22: a negative offset or length, or a range ending past MAXLONGLONG, is invalid
+    # (Samba 4.17 answers SUCCESS with no ranges for the first and last of these).
+    if start < 0 or length < 0 or start + length > _MAX_LONGLONG:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     end = min(start + length, os.fstat(open_.fd).st_size)
     ranges: list[bytes] = []

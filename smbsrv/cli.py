@@ -20,6 +20,7 @@ from smbsrv.config import (
     validate_share_name,
     with_overrides,
 )
+from smbsrv.fs import identity
 
 log = logging.getLogger("smbsrv")
 
@@ -102,8 +103,12 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"smbsrv: {exc}", file=sys.stderr)
         return 2
+    stderr_handler = logging.StreamHandler(sys.stderr)
+    stderr_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Log records may be written from a thread acting as a client: the handler writes as the server.
     logging.basicConfig(level=config.log_level.upper() if config.log_level.upper() != "TRACE" else "DEBUG",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+                        handlers=[identity.ServerIdentityHandler(stderr_handler)])
+    identity.install_import_guard()
     users = _quick_users(args.user, config) if args.user else UserDB.load(config.users_file)
     if not len(users) and not any(share.guest_ok for share in config.shares):
         log.warning("no users defined (users file %s): add one with `smbsrv user add NAME`", config.users_file)

@@ -6,9 +6,11 @@ import asyncio
 import logging
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from smbsrv import dispatch  # noqa: F401  (imported now, not on the first request of the first client)
 from smbsrv.config import ServerConfig
+from smbsrv.fs import identity
 from smbsrv.state import ServerState
 from smbsrv.transport import serve_connection
 
@@ -32,6 +34,9 @@ def _listening_socket(address: str, port: int) -> socket.socket:
 
 async def run(config: ServerConfig, state: ServerState) -> None:
     loop = asyncio.get_running_loop()
+    # Worker threads are spawned by whichever thread submits the first jobs, possibly one acting as a client,
+    # and a new thread inherits its creator's credentials: each starts by becoming the server again.
+    loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="smbsrv-io", initializer=identity.become_root))
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)

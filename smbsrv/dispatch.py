@@ -8,9 +8,9 @@ then the open named by the request's FileId (or the one a related compound carri
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smbsrv.commands import (
     close,
@@ -42,6 +42,10 @@ from smbsrv.wire import simple as simple_wire
 from smbsrv.wire import tree_connect as tree_wire
 from smbsrv.wire.constants import SMB2_FLAGS_SIGNED, Command
 from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.protocol.objects import Session
+    from smbsrv.state import ServerState
 
 
 @dataclass(frozen=True)
@@ -106,14 +110,51 @@ async def dispatch(ctx: RequestContext) -> bytes | Reply:
         _find_tree(ctx)
     if entry.needs_open:
         _find_open(ctx, _file_id_of(request))
-    if ctx.session is not None:
-        connection.server.become(ctx.session)
-    result = entry.handle(ctx, request)
+    session = ctx.session
+    if session is None:
+        result = entry.handle(ctx, request)
+    else:
+        with connection.server.acting_as(session):
+            result = entry.handle(ctx, request)
     # Most handlers answer at once (checked first: cheaper than isawaitable); the few that wait (locks, large
     # writes, pipes) return an awaitable.
     if type(result) is bytes or type(result) is Reply or not inspect.isawaitable(result):
         return result  # type: ignore[no-any-return]
+    if session is not None and inspect.iscoroutine(result):
+        return await _StepsActingAs(result, connection.server, session)  # type: ignore[no-any-return]
     return await result  # type: ignore[no-any-return]
+
+
+class _StepsActingAs:
+    """Awaits a handler's coroutine one step at a time, each step as the session's user: between two steps
+    the event loop serves other connections, and it does that as the server (fs/identity.py)."""
+
+    __slots__ = ("_coroutine", "_server", "_session")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], server: ServerState, session: Session) -> None:
+        self._coroutine = coroutine
+        self._server = server
+        self._session = session
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine = self._coroutine
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            with self._server.acting_as(self._session):
+                try:
+                    yielded = coroutine.send(value) if error is None else coroutine.throw(error)
+                except StopIteration as done:
+                    return done.value
+            value, error = None, None
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                with self._server.acting_as(self._session):
+                    coroutine.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001  (cancellation or an error sent in: the coroutine handles it)
+                error = exc
 
 
 def _find_session(ctx: RequestContext) -> None:

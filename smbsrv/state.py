@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.auth.authenticator import Authenticator
@@ -73,7 +74,6 @@ class ServerState:
         # process id so ids from a restarted server do not collide with stale client state.
         return ((os.getpid() & 0xFFFF) << 40) | next(self._session_ids)
 
-    def become(self, session: Session) -> None:
-        """Run the next filesystem operations with the session user's credentials (root servers only)."""
-        if self.running_as_root:
-            identity.become(session.uid, session.gid, session.groups)
+    def acting_as(self, session: Session) -> AbstractContextManager[None]:
+        """The block's filesystem calls run with the session user's credentials (root servers only)."""
+        return identity.acting_as(session.uid, session.gid, session.groups)

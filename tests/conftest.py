@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import pwd
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,51 @@ PASSWORD = "Secret-123"
 _LISTENING = re.compile(r"listening on (\S+) port (\d+)")
 # A line like this in the server log means a handler bug: every test run fails on it (issue 7).
 _BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
+# The ordinary Unix account the SMB user acts as (issue 11): real deployments run the daemon as root and map
+# each SMB user to a normal account, so that is what the suite tests. Created on first use, removed at exit.
+TEST_ACCOUNT = "smbsrv_alice"
+
+
+@functools.cache
+def serving_account() -> pwd.struct_passwd | None:
+    """The non-root account shares are served as, created with useradd if missing; None when not root (the
+    server then runs as, and acts as, the invoking user)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(TEST_ACCOUNT)
+    except KeyError:
+        pass
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_ACCOUNT],
+                   check=True, capture_output=True)
+    return pwd.getpwnam(TEST_ACCOUNT)
+
+
+def remove_test_account() -> None:
+    if os.geteuid() == 0 and serving_account.cache_info().currsize:
+        subprocess.run(["userdel", TEST_ACCOUNT], capture_output=True, check=False)
+        serving_account.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    remove_test_account()
+
+
+def serve_as_test_account(*paths: Path) -> None:
+    """Give `paths` (recursively) to the test account and let it reach them: every ancestor gets the
+    search bit for others (pytest makes its temporary directories 0700)."""
+    account = serving_account()
+    if account is None:
+        return
+    for path in paths:
+        for ancestor in path.resolve().parents:
+            mode = ancestor.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(ancestor, (mode & 0o7777) | 0o001)
+        os.chown(path, account.pw_uid, account.pw_gid)
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
 
 
 @dataclass
@@ -54,12 +102,25 @@ class SmbServer:
         return result
 
 
+def _config_share_paths(config: Path | None) -> list[Path]:
+    if config is None:
+        return []
+    shares = tomllib.loads(config.read_text()).get("shares", {})
+    return [Path(share["path"]) for share in shares.values() if Path(share["path"]).is_dir()]
+
+
 def start_server(share_path: Path, log_path: Path, *args: str, extra_shares: dict[str, Path] | None = None,
                  users: tuple[tuple[str, str], ...] = ((USER, PASSWORD),), config: Path | None = None,
-                 env: dict[str, str] | None = None, signing: str | None = "desired") -> SmbServer:
+                 env: dict[str, str] | None = None, signing: str | None = "desired",
+                 as_root: bool = False) -> SmbServer:
     """Start the daemon. Most tests drive raw requests that sign only when asked, so the server is started
     with signing "desired" unless the arguments say otherwise; `signing=None` keeps the server's own default
-    (required), which tests/integration/test_defaults.py checks."""
+    (required), which tests/integration/test_defaults.py checks.
+
+    The shares are handed to TEST_ACCOUNT first, so `--user` users (which act as the owner of the first share)
+    are an ordinary account; `as_root=True` leaves them root's, for the few tests that need root's powers."""
+    if not as_root:
+        serve_as_test_account(share_path, *(extra_shares or {}).values(), *_config_share_paths(config))
     argv = [sys.executable, "-m", "smbsrv", "serve", "--listen", "127.0.0.1", "--port", "0",
             "--log-level", "DEBUG"]
     if signing is not None and "--signing" not in args:

@@ -69,10 +69,14 @@ _NT_TIME_AND_SIZES = struct.Struct("<QQ")
 _DATA_ACCESS = FILE_READ_DATA | FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_EXECUTE
 # Symlinks followed in one open (share option follow_symlinks), as Linux's own limit for path resolution.
 _MAX_SYMLINK_HOPS = 40
-# Modes of objects created by Windows-semantics opens (which carry no mode): a 022 umask.
-_WINDOWS_FILE_MODE = 0o644
-_NO_MODE = 0xFFFF
+# Modes of objects created by Windows-semantics opens (which carry no mode), as Samba 4.17 creates them with
+# default settings: files 0744 (its "create mask" with the owner's x bit standing for ARCHIVE), so their owner
+# holds full control (docs/access.md), directories 0755.
+_WINDOWS_FILE_MODE = 0o744
 _WINDOWS_DIRECTORY_MODE = 0o755
+# cifs.ko's ACL_NO_MODE (a POSIX create without a mode): what a 022 umask gives.
+_NO_MODE = 0xFFFF
+_NO_MODE_FILE_MODE = 0o644
 
 
 @dataclass(slots=True)
@@ -169,7 +173,7 @@ def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | No
         # cifs.ko sends ACL_NO_MODE ((umode_t)-1) when the caller gave no mode (its mknod and symlink
         # helpers): every type bit set is no file type in either encoding, so the new object gets the
         # default mode of a Windows create instead of 07777 cut down by the mask.
-        return _WINDOWS_DIRECTORY_MODE if request.create_options & FILE_DIRECTORY_FILE else _WINDOWS_FILE_MODE
+        return _WINDOWS_DIRECTORY_MODE if request.create_options & FILE_DIRECTORY_FILE else _NO_MODE_FILE_MODE
     return mode & 0o7777
 
 
@@ -304,7 +308,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
-                             parent_writable=_may_delete_in(resolution, st, session, parent_stat))
+                             may_delete=_may_delete_in(resolution, st, session, parent_stat))
     read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
     if read_only_file:
         # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.

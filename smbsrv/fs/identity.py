@@ -12,18 +12,31 @@ owner of new files). The effective uid stays 0 for everything else, e.g. kill(),
 limits, binding ports. Moving fsuid away from 0 also drops CAP_DAC_OVERRIDE and the other file capabilities for
 this thread, which is the point.
 
-The current identity is cached per thread, so become() for the identity the thread already has makes no system
-call. When the process is not root, every function here is a no-op: all users act as the server's uid.
+A client's identity is for the share's file-system calls and nothing else (issue 11). It is held only inside
+`acting_as()`: the dispatcher wraps each step of a handler in it, and the thread is the server again between
+steps, so the event loop's own work (the transport, logging, timers, connection teardown) never runs as a
+client. Inside a handler step, the server's own work steps out with `as_server()`: its state files, its log
+handlers (`ServerIdentityHandler`) and any module imported lazily (`install_import_guard`: the Python
+installation may be readable by root alone, e.g. a venv in a 0700 home). Worker threads start as the server
+(`become_root` as their initializer), whatever identity the thread that spawned them had.
 
-Non-share I/O done on a thread after become() (logs, state files) is checked against that user too; call
-become_root() first, or do such I/O on other threads.
+The current identity is cached per thread, so a switch to the identity the thread already has makes no system
+call. When the process is not root, every function here is a no-op: all users act as the server's uid.
 """
 
 import ctypes
+import importlib.abc
+import importlib.machinery
+import logging
 import os
 import platform
+import sys
 import threading
+import types
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 # Raw setgroups numbers (asm/unistd.h). 32-bit x86 and ARM use setgroups32 and are not supported.
 _SYS_SETGROUPS = {"x86_64": 116, "aarch64": 159, "ppc64le": 81, "s390x": 206, "riscv64": 159}
@@ -49,7 +62,11 @@ _Identity = tuple[int, int, tuple[int, ...]]
 
 
 class _ThreadState(threading.local):
+    # What this thread's fsuid, fsgid and groups are, each known separately: going back to the server leaves
+    # the supplementary groups alone (they grant nothing a thread with fsuid 0 does not already have), so a
+    # thread that serves one user again and again switches only fsuid/fsgid.
     current: _Identity | None = None
+    groups: tuple[int, ...] | None = None
 
 
 _state = _ThreadState()
@@ -78,7 +95,10 @@ def _setgroups(groups: tuple[int, ...]) -> None:
 def _switch(uid: int, gid: int, groups: tuple[int, ...]) -> None:
     # Groups and gid before uid, the conventional order when dropping privileges.
     _state.current = None  # unknown until every step succeeded
-    _setgroups(groups)
+    if groups != _state.groups:
+        _state.groups = None
+        _setgroups(groups)
+        _state.groups = groups
     _setfsgid(gid)
     _setfsuid(uid)
     # setfsuid/setfsgid report failure only by not changing anything: read back.
@@ -87,7 +107,20 @@ def _switch(uid: int, gid: int, groups: tuple[int, ...]) -> None:
     _state.current = (uid, gid, groups)
 
 
-def become(uid: int, gid: int, groups: tuple[int, ...] = ()) -> None:
+def _to_server() -> None:
+    # Back to fsuid/fsgid 0. The effective uid is 0 throughout, so the kernel cannot refuse this; the groups
+    # stay as they are (see _ThreadState).
+    _state.current = None
+    _setfsgid(0)
+    _setfsuid(0)
+    _state.current = (0, 0, _state.groups if _state.groups is not None else ())
+
+
+def _is_server(current: _Identity | None) -> bool:
+    return current is not None and current[0] == 0 and current[1] == 0
+
+
+def become(uid: int, gid: int, groups: Sequence[int] = ()) -> None:
     """Make this thread's file-system identity uid/gid with supplementary `groups` (no-op unless root)."""
     if not running_as_root():
         return
@@ -101,13 +134,119 @@ def become(uid: int, gid: int, groups: tuple[int, ...] = ()) -> None:
 
 
 def become_root() -> None:
-    """Back to the server's own identity on this thread."""
+    """Back to the server's own identity on this thread (also the initializer of worker threads)."""
     if not running_as_root():
         return
-    if _state.current is None or _state.current != _root_identity():
-        _switch(*_root_identity())
+    if _state.current is None:
+        _switch(*_root_identity())  # a new thread, or a failed switch: set everything
+    elif not _is_server(_state.current):
+        _to_server()
+
+
+@contextmanager
+def acting_as(uid: int, gid: int, groups: Sequence[int]) -> Generator[None, None, None]:
+    """The block runs as uid/gid/groups; afterwards the thread is the server again."""
+    become(uid, gid, groups)
+    try:
+        yield
+    finally:
+        become_root()
+
+
+@contextmanager
+def as_server() -> Generator[None, None, None]:
+    """Run the block as the server, then return to the identity the thread had (for the server's own I/O,
+    and for share I/O that the SMB access check has already allowed, as Samba's become_root())."""
+    saved = _state.current
+    if not running_as_root() or _is_server(saved):
+        yield
+        return
+    become_root()
+    try:
+        yield
+    finally:
+        if saved is not None:
+            _switch(*saved)
 
 
 def current() -> tuple[int, int, tuple[int, ...]] | None:
     """The identity this thread last switched to through this module (None: never switched, or unknown)."""
     return _state.current
+
+
+def acts_as_client() -> bool:
+    return not _is_server(_state.current) and _state.current is not None
+
+
+class ServerIdentityHandler(logging.Handler):
+    """Wraps a log handler so that it writes (opens, rotates) as the server, whatever thread logs."""
+
+    def __init__(self, inner: logging.Handler) -> None:
+        super().__init__(inner.level)
+        self.inner = inner
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not acts_as_client():
+            return self.inner.handle(record)
+        with as_server():
+            return self.inner.handle(record)
+
+    def emit(self, record: logging.LogRecord) -> None:  # handle() never calls it; here for the interface
+        self.inner.emit(record)
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        self.inner.setFormatter(fmt)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+class _LoaderAsServer(importlib.abc.Loader):
+    """A module's own loader, run as the server (it reads the source or bytecode file)."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        with as_server():
+            return self._loader.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        with as_server():
+            self._loader.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+class _ImportsAsServer(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path: an import made while the thread acts as a client is found and loaded as the
+    server. It does nothing (returns None at once) for the server's own imports."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if not acts_as_client():
+            return None
+        with as_server():
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    if spec.loader is not None:
+                        spec.loader = _LoaderAsServer(spec.loader)
+                    return spec  # type: ignore[no-any-return]
+        return None
+
+
+_import_guard = _ImportsAsServer()
+
+
+def install_import_guard() -> None:
+    """Make lazy imports work whatever identity the importing thread has (root servers only)."""
+    if running_as_root() and _import_guard not in sys.meta_path:
+        sys.meta_path.insert(0, _import_guard)

@@ -13,12 +13,10 @@ bit never read this xattr.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import secrets
 import struct
-from collections.abc import Iterator
 
 from smbsrv.fs import identity, xattr
 from smbsrv.fs.errno_map import raise_for_oserror
@@ -51,7 +49,7 @@ class ReparseStore:
             return stored
         _, blob_id, digest, length = _REFERENCE.unpack(stored)
         try:
-            with _as_server(), open(self._side_path(blob_id), "rb") as side:
+            with identity.as_server(), open(self._side_path(blob_id), "rb") as side:
                 blob = side.read(length + 1)
         except OSError:
             return None
@@ -87,7 +85,7 @@ class ReparseStore:
         return None
 
     def _write_side(self, blob_id: bytes, blob: bytes) -> None:
-        with _as_server():
+        with identity.as_server():
             self._write_side_file(blob_id, blob)
 
     def _write_side_file(self, blob_id: bytes, blob: bytes) -> None:
@@ -105,20 +103,8 @@ class ReparseStore:
             raise SmbError(NtStatus.STATUS_DISK_FULL) from None
 
     def _remove_side(self, blob_id: bytes) -> None:
-        with _as_server():
+        with identity.as_server():
             try:
                 os.unlink(self._side_path(blob_id))
             except OSError:
                 pass
-
-
-@contextlib.contextmanager
-def _as_server() -> Iterator[None]:
-    """The side store belongs to the server, not to the session's user: switch back afterwards."""
-    saved = identity.current()
-    identity.become_root()
-    try:
-        yield
-    finally:
-        if saved is not None:
-            identity.become(*saved)

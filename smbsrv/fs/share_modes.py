@@ -14,6 +14,7 @@ from smbsrv.wire.constants import (
     FILE_GENERIC_EXECUTE,
     FILE_GENERIC_READ,
     FILE_GENERIC_WRITE,
+    FILE_READ_ATTRIBUTES,
     FILE_READ_DATA,
     FILE_SHARE_DELETE,
     FILE_SHARE_READ,
@@ -24,6 +25,8 @@ from smbsrv.wire.constants import (
     GENERIC_READ,
     GENERIC_WRITE,
     MAXIMUM_ALLOWED,
+    READ_CONTROL,
+    WRITE_DAC,
 )
 from smbsrv.wire.status import NtStatus
 
@@ -51,10 +54,30 @@ def map_generic(desired: int) -> int:
     return mapped
 
 
-def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, groups: Iterable[int],
-                   *, read_only_share: bool, parent_writable: bool = True) -> int:
-    """The rights the Unix permission bits give this user: what MAXIMUM_ALLOWED and MxAc report.
+def _rights_of_mode_bits(bits: int) -> int:
+    """What one class of the mode (owner, group or other) grants, as Samba maps it to an NT ACE: rwx is full
+    control, otherwise each bit its generic right (so DELETE_CHILD, WRITE_DAC and WRITE_OWNER come with rwx)."""
+    if bits == 7:
+        return FILE_ALL_ACCESS
+    access = 0
+    if bits & 4:
+        access |= FILE_GENERIC_READ
+    if bits & 2:
+        access |= FILE_GENERIC_WRITE
+    if bits & 1:
+        access |= FILE_GENERIC_EXECUTE
+    return access
 
+
+def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, groups: Iterable[int],
+                   *, read_only_share: bool, may_delete: bool = True) -> int:
+    """The rights the Unix permissions give this user: what MAXIMUM_ALLOWED and MxAc report, and the bound for
+    every requested right (docs/access.md).
+
+    As Samba 4.17 with default settings: the ACL it synthesises from the mode (owner, group and everyone,
+    chosen as the kernel chooses the class), plus the rights Windows gives an object's owner implicitly
+    (READ_CONTROL, WRITE_DAC), FILE_READ_ATTRIBUTES to anyone who can reach the object, and DELETE where the
+    directory lets this user remove the name (`may_delete`: write and search on it, and the sticky-bit rule).
     The kernel still enforces permissions at open(); this is the SMB view of the same bits."""
     if uid == 0:
         access = FILE_ALL_ACCESS
@@ -65,17 +88,10 @@ def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, g
             bits = (st_mode >> 3) & 7
         else:
             bits = st_mode & 7
-        access = 0x00120080 | 0x00000008  # READ_CONTROL | SYNCHRONIZE | READ_ATTRIBUTES | READ_EA
-        if bits & 4:
-            access |= FILE_GENERIC_READ
-        if bits & 2:
-            access |= FILE_GENERIC_WRITE | 0x00000040  # with DELETE_CHILD for directories
-        if bits & 1:
-            access |= FILE_GENERIC_EXECUTE
+        access = _rights_of_mode_bits(bits) | FILE_READ_ATTRIBUTES
         if st_uid == uid:
-            # The owner may always change attributes and permissions (chmod is the owner's right).
-            access |= 0x00000100 | 0x00040000 | 0x00000010
-        if parent_writable:
+            access |= READ_CONTROL | WRITE_DAC
+        if may_delete:
             access |= DELETE
     if read_only_share:
         access &= _READ_ONLY_MAXIMUM

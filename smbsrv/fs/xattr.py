@@ -30,8 +30,13 @@ import errno
 import os
 import struct
 import zlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from smbsrv.fs import identity
 from smbsrv.fs.errno_map import raise_for_oserror
+
+_T = TypeVar("_T")
 
 CHUNK_BYTES = 3968  # fits one 4 KiB ext4/ext3 xattr block with its entry header
 MAX_BLOB_BYTES = 65536 + 8  # the largest reparse buffer ReparseDataLength can describe
@@ -46,6 +51,38 @@ _BLOB_VERSION = 1
 _FLAG_ZLIB = 0x01
 _COMPRESS_ABOVE = 256  # below this, zlib's own overhead usually wins
 _READ_RETRIES = 3
+
+
+# The SMB layer decides who may read and write a file's attributes (FILE_READ_EA, FILE_WRITE_ATTRIBUTES, ...);
+# the kernel's rule for user.* xattrs (read or write permission on the file itself) is stricter, e.g. the owner
+# of a 0000 file still sees its DOS attributes. So a call the kernel refuses to the client is made again as the
+# server, as Samba does for its DOSATTRIB xattr: callers only get here after their SMB access check.
+
+
+def _as_server_if_denied(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    try:
+        return call(*args, **kwargs)
+    except PermissionError:
+        if not identity.acts_as_client():
+            raise
+    with identity.as_server():
+        return call(*args, **kwargs)
+
+
+def _getxattr(path: str, name: str, follow_symlinks: bool = True) -> bytes:
+    return _as_server_if_denied(os.getxattr, path, name, follow_symlinks=follow_symlinks)
+
+
+def _setxattr(path: str, name: str, value: bytes, flags: int = 0, follow_symlinks: bool = True) -> None:
+    _as_server_if_denied(os.setxattr, path, name, value, flags, follow_symlinks=follow_symlinks)
+
+
+def _removexattr(path: str, name: str, follow_symlinks: bool = True) -> None:
+    _as_server_if_denied(os.removexattr, path, name, follow_symlinks=follow_symlinks)
+
+
+def _listxattr(path: str, follow_symlinks: bool = True) -> list[str]:
+    return _as_server_if_denied(os.listxattr, path, follow_symlinks=follow_symlinks)
 
 
 class BlobCorrupt(Exception):
@@ -67,7 +104,7 @@ def _entry_path(dir_fd: int, entry_name: str) -> str:
 
 def _get(path: str, name: str, follow: bool) -> bytes | None:
     try:
-        return os.getxattr(path, name, follow_symlinks=follow)
+        return _getxattr(path, name, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno in _NOT_STORED:
             return None
@@ -76,14 +113,14 @@ def _get(path: str, name: str, follow: bool) -> bytes | None:
 
 def _set(path: str, name: str, value: bytes, follow: bool) -> None:
     try:
-        os.setxattr(path, name, value, 0, follow_symlinks=follow)
+        _setxattr(path, name, value, 0, follow_symlinks=follow)
     except OSError as exc:
         raise_for_oserror(exc)
 
 
 def _remove(path: str, name: str, follow: bool) -> bool:
     try:
-        os.removexattr(path, name, follow_symlinks=follow)
+        _removexattr(path, name, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno in _NOT_STORED:
             return False
@@ -113,7 +150,7 @@ def remove(fd: int, name: str) -> bool:
 
 def list_names(fd: int, prefix: str = "user.") -> list[str]:
     try:
-        names = os.listxattr(_fd_path(fd))
+        names = _listxattr(_fd_path(fd))
     except OSError as exc:
         if exc.errno in _NOT_STORED:
             return []
@@ -194,7 +231,7 @@ def set_blob(fd: int, name: str, data: bytes | bytearray | memoryview) -> None:
     # Common case: one xattr holds header and data.
     single = _BLOB_HEADER.pack(_BLOB_MAGIC, _BLOB_VERSION, flags, generation, 1, len(stored), crc) + stored
     try:
-        os.setxattr(path, name, single, 0)
+        _setxattr(path, name, single, 0)
     except OSError as exc:
         if exc.errno not in _NO_ROOM or len(stored) <= CHUNK_BYTES:
             raise_for_oserror(exc)
@@ -207,10 +244,10 @@ def set_blob(fd: int, name: str, data: bytes | bytearray | memoryview) -> None:
     try:
         for index in range(1, len(chunks)):
             chunk_name = _chunk_name(name, generation, index)
-            os.setxattr(path, chunk_name, chunks[index], 0)
+            _setxattr(path, chunk_name, chunks[index], 0)
             written.append(chunk_name)
         head = _BLOB_HEADER.pack(_BLOB_MAGIC, _BLOB_VERSION, flags, generation, len(chunks), len(stored), crc)
-        os.setxattr(path, name, head + chunks[0], 0)
+        _setxattr(path, name, head + chunks[0], 0)
     except OSError as exc:
         # The old header still points at the old generation, which we did not touch.
         for chunk_name in written:

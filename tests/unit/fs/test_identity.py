@@ -130,7 +130,15 @@ def test_repeated_become_makes_no_system_call(monkeypatch: pytest.MonkeyPatch) -
             calls += 1
             real(*args)  # type: ignore[arg-type]
 
+        real_to_server = identity._to_server
+
+        def counting_to_server() -> None:
+            nonlocal calls
+            calls += 1
+            real_to_server()
+
         monkeypatch.setattr(identity, "_switch", counting)
+        monkeypatch.setattr(identity, "_to_server", counting_to_server)
         identity.become(NOBODY, NOBODY, ())
         identity.become(NOBODY, NOBODY, ())
         identity.become(1000, 1000, ())
@@ -153,3 +161,73 @@ def test_become_root_restores_access(public_dir: Path) -> None:
         return secret.read_text()
 
     assert in_thread(flip) == "x"
+
+
+def test_acting_as_ends_as_the_server(public_dir: Path) -> None:
+    secret = public_dir / "secret3"
+    secret.write_text("x")
+    os.chmod(secret, 0o600)
+
+    def scoped() -> tuple[str, str]:
+        with identity.acting_as(NOBODY, NOBODY, ()):
+            try:
+                inside = secret.read_text()
+            except PermissionError:
+                inside = "denied"
+            with identity.as_server():
+                server_inside = secret.read_text()  # the server's own I/O inside a client's step
+            try:
+                secret.read_text()
+                raise AssertionError("as_server() did not give the client's identity back")
+            except PermissionError:
+                pass
+        return inside, server_inside + secret.read_text()
+
+    assert in_thread(scoped) == ("denied", "xx")
+
+
+def test_lazy_import_while_acting_as_a_client_runs_as_the_server(tmp_path: Path) -> None:
+    """A module in a directory only root can read is imported from a thread acting as nobody (issue 11: the
+    Python installation may be root's alone)."""
+    private = Path(tempfile.mkdtemp(prefix="smbsrv-private-"))
+    os.chmod(private, 0o700)
+    (private / "smbsrv_lazy_probe.py").write_text("VALUE = 42\n")
+    import sys
+
+    sys.path.insert(0, str(private))
+    try:
+        def lazily() -> object:
+            with identity.acting_as(NOBODY, NOBODY, ()):
+                try:
+                    import smbsrv_lazy_probe  # noqa: PLC0415 - the lazy import under test
+                except ImportError as exc:
+                    return exc
+                return smbsrv_lazy_probe.VALUE
+
+        identity.install_import_guard()
+        assert in_thread(lazily) == 42
+    finally:
+        sys.path.remove(str(private))
+        sys.modules.pop("smbsrv_lazy_probe", None)
+        shutil.rmtree(private)
+
+
+def test_worker_threads_start_as_the_server(public_dir: Path) -> None:
+    """A thread spawned by a thread acting as a client inherits that identity; become_root as the initializer
+    gives the worker the server's identity back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    secret = public_dir / "secret4"
+    secret.write_text("x")
+    os.chmod(secret, 0o600)
+
+    def spawn_from_client() -> str:
+        with identity.acting_as(NOBODY, NOBODY, ()):
+            pool = ThreadPoolExecutor(max_workers=1, initializer=identity.become_root)
+            future = pool.submit(secret.read_text)
+        try:
+            return future.result()
+        finally:
+            pool.shutdown()
+
+    assert in_thread(spawn_from_client) == "x"

@@ -23,7 +23,6 @@ import hashlib
 import hmac as py_hmac
 import os
 import struct
-import time
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives import hashes, hmac
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 
 from smbsrv.auth.errors import AuthError
 from smbsrv.auth.users import User, UserDB
+from smbsrv.fscc import times
 
 NTLMSSP_SIGNATURE = b"NTLMSSP\x00"
 NTLMSSP_NEGOTIATE_MESSAGE = 1
@@ -103,8 +103,6 @@ _AUTH_MIC_END = 88
 _NTLMV1_RESPONSE_SIZE = 24
 _NTPROOFSTR_SIZE = 16
 _CLIENT_CHALLENGE_FIXED_SIZE = 28  # RespType .. Reserved3 of NTLMv2_CLIENT_CHALLENGE ([MS-NLMP] 2.2.2.7)
-
-_FILETIME_UNIX_EPOCH = 116444736000000000  # 100 ns ticks between 1601-01-01 and 1970-01-01
 
 _C2S_SIGNING = b"session key to client-to-server signing key magic constant\x00"
 _S2C_SIGNING = b"session key to server-to-client signing key magic constant\x00"
@@ -231,7 +229,7 @@ class AuthenticateMessage:
 
 
 def filetime_now() -> bytes:
-    return _FILETIME.pack(time.time_ns() // 100 + _FILETIME_UNIX_EPOCH)
+    return _FILETIME.pack(times.filetime_now())
 
 
 @dataclasses.dataclass(frozen=True)

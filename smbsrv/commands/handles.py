@@ -20,6 +20,7 @@ from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc import fs_info
 from smbsrv.fscc.reparse import NfsReparse, reparse_tag_of
 from smbsrv.fscc.reparse import parse as parse_reparse
+from smbsrv.fscc.times import filetime_to_unix_ns
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.reparse import synthesized
@@ -177,9 +178,7 @@ def set_times(open_: Open, atime_nt: int | None, mtime_nt: int | None) -> None:
 
 
 def _nt_to_ns(value: int | None) -> int | None:
-    if value is None:
-        return None
-    return (value - 116444736000000000) * 100
+    return None if value is None else filetime_to_unix_ns(value)
 
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 from typing import TYPE_CHECKING
 
 from smbsrv.crypto import preauth
+from smbsrv.fscc.times import filetime_now
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.wire import negotiate as wire
@@ -46,12 +46,7 @@ _SIGNING_PREFERENCE = (SMB2_SIGNING_AES_GMAC, SMB2_SIGNING_AES_CMAC, SMB2_SIGNIN
 _CIPHER_PREFERENCE = (SMB2_ENCRYPTION_AES128_GCM, SMB2_ENCRYPTION_AES128_CCM, SMB2_ENCRYPTION_AES256_GCM,
                       SMB2_ENCRYPTION_AES256_CCM)
 _U16 = struct.Struct("<H")
-_FILETIME_EPOCH = 116444736000000000
 _SMB2_0_2_MAX_SIZE = 65536
-
-
-def _filetime(ns: int) -> int:
-    return ns // 100 + _FILETIME_EPOCH
 
 
 def _u16_list(data: bytes, count_offset: int, list_offset: int) -> list[int]:
@@ -97,7 +92,7 @@ def handle(ctx: RequestContext) -> bytes:
         security_mode=security_mode, dialect_revision=dialect, server_guid=connection.server.server_guid,
         capabilities=capabilities, max_transact_size=max_size, max_read_size=max_size,
         max_write_size=min(max_size, config.write_size_limit),
-        system_time=_filetime(time.time_ns()), server_start_time=0,
+        system_time=filetime_now(), server_start_time=0,
         security_buffer=connection.server.authenticator.negotiate_token(), contexts=response_contexts)
     connection.log.info("negotiated dialect %04x with %s", dialect, connection.peer)
     return response.encode()
@@ -184,7 +179,7 @@ def handle_smb1_negotiate(connection: Connection, message: memoryview) -> bytes:
     body = wire.NegotiateResponse(
         security_mode=security_mode, dialect_revision=dialect, server_guid=connection.server.server_guid,
         capabilities=0, max_transact_size=_SMB2_0_2_MAX_SIZE, max_read_size=_SMB2_0_2_MAX_SIZE,
-        max_write_size=_SMB2_0_2_MAX_SIZE, system_time=_filetime(time.time_ns()), server_start_time=0,
+        max_write_size=_SMB2_0_2_MAX_SIZE, system_time=filetime_now(), server_start_time=0,
         security_buffer=connection.server.authenticator.negotiate_token()).encode()
     if dialect == Dialect.SMB2_0_2:
         connection.negotiated = True

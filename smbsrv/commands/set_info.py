@@ -13,6 +13,7 @@ from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.security import parse_descriptor, posix_mode_from_dacl
+from smbsrv.fscc.times import time_to_set
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -94,19 +95,20 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
 
 
 def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
-    """Times: 0 leaves a time alone, -1/-2 (stop/resume automatic updates) are accepted and not kept.
-    Attributes: 0 leaves them alone ([MS-FSA] 2.1.5.15.2)."""
-    atime = basic.last_access_time if basic.last_access_time > 0 else None
-    mtime = basic.last_write_time if basic.last_write_time > 0 else None
+    """Times: 0 leaves a time alone, -1/-2 (stop/resume automatic updates) are accepted and not kept; any
+    positive FILETIME is taken (fscc/times.py: the kernel clamps write and access times to what the file
+    system holds, creation and change times are kept exactly). Attributes: 0 leaves them alone
+    ([MS-FSA] 2.1.5.15.2)."""
+    atime = time_to_set(basic.last_access_time)
+    mtime = time_to_set(basic.last_write_time)
     if atime is not None or mtime is not None:
         handles.set_times(open_, atime, mtime)
     if open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-FSA] 2.1.5.14.2
-    if basic.creation_time > 0 or basic.file_attributes or basic.change_time > 0:
+    creation_time, change_time = time_to_set(basic.creation_time), time_to_set(basic.change_time)
+    if creation_time is not None or basic.file_attributes or change_time is not None:
         # After the times above: the ChangeTime a client sets holds for the file as it is now.
-        handles.set_dos_info(open_, basic.file_attributes or None,
-                             basic.creation_time if basic.creation_time > 0 else None,
-                             basic.change_time if basic.change_time > 0 else None)
+        handles.set_dos_info(open_, basic.file_attributes or None, creation_time, change_time)
 
 
 def _truncate(open_: Open, length: int) -> None:

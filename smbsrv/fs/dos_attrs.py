@@ -40,6 +40,7 @@ from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_SYSTEM,
     FILE_ATTRIBUTE_TEMPORARY,
 )
+from smbsrv.fscc.times import unix_ns_to_filetime
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
@@ -65,9 +66,9 @@ _DOS_STRUCT = struct.Struct("<HHIQ")
 # Version 2 adds a ChangeTime a client set, with the anchor it holds for (see change_anchor).
 _DOS_VERSION_2 = 2
 _DOS_STRUCT_2 = struct.Struct("<HHIQQQ")
-_ANCHOR = struct.Struct("<qqIIII")
-
-_NT_EPOCH_OFFSET = 116444736000000000
+# mtime as unsigned 64 bits: a time past 2262 has more nanoseconds than an int64 holds (masked below; the
+# bytes of every earlier time are what "<q" gave).
+_ANCHOR = struct.Struct("<QqIIII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,8 @@ def change_anchor(st: os.stat_result) -> int:
     so the stored ChangeTime holds while the file's data and Unix metadata (mtime, size, mode, owner, links)
     are what they were when it was set; any later change shows the real ctime again, as Windows would move
     ChangeTime then."""
-    packed = _ANCHOR.pack(st.st_mtime_ns, st.st_size, st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
+    packed = _ANCHOR.pack(st.st_mtime_ns & 0xFFFFFFFFFFFFFFFF, st.st_size, st.st_mode, st.st_uid, st.st_gid,
+                          st.st_nlink)
     return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little")
 
 
@@ -116,12 +118,12 @@ def change_time(dos: "DosInfo | None", st: os.stat_result) -> int:
     """ChangeTime (NT FILETIME) of an object: the client-set one while it holds, else the real ctime."""
     if dos is not None and dos.change_time and dos.change_anchor == change_anchor(st):
         return dos.change_time
-    return st.st_ctime_ns // 100 + _NT_EPOCH_OFFSET
+    return unix_ns_to_filetime(st.st_ctime_ns)
 
 
 def derived_creation_time(st: os.stat_result) -> int:
     """Creation time (NT FILETIME) for an object without our xattr: min(mtime, ctime)."""
-    return min(st.st_mtime_ns, st.st_ctime_ns) // 100 + _NT_EPOCH_OFFSET
+    return unix_ns_to_filetime(min(st.st_mtime_ns, st.st_ctime_ns))
 
 
 def _can_hold_xattrs(st: os.stat_result) -> bool:

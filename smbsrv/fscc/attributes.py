@@ -1,7 +1,6 @@
-"""File attributes, reparse tags, file-system attribute flags and FILETIME conversion.
+"""File attributes, reparse tags and file-system attribute flags (FILETIME conversion: fscc/times.py).
 
-[MS-FSCC] 2.6 (file attributes), 2.1.2.1 (reparse tags), 2.5.1 (FileSystemAttributes), [MS-DTYP] 2.3.3
-(FILETIME: 100 ns intervals since 1601-01-01 UTC).
+[MS-FSCC] 2.6 (file attributes), 2.1.2.1 (reparse tags), 2.5.1 (FileSystemAttributes).
 """
 
 # [MS-FSCC] 2.6 File Attributes
@@ -97,22 +96,3 @@ FILE_SUPPORTS_BLOCK_REFCOUNTING = 0x08000000
 FILE_SUPPORTS_SPARSE_VDL = 0x10000000
 FILE_DAX_VOLUME = 0x20000000
 FILE_SUPPORTS_GHOSTING = 0x40000000
-
-# 1970-01-01 minus 1601-01-01, in 100 ns units.
-_UNIX_EPOCH_AS_FILETIME = 116444736000000000
-_FILETIME_MAX = 0x7FFFFFFFFFFFFFFF
-
-
-def unix_ns_to_filetime(ns: int) -> int:
-    """st_*time_ns -> FILETIME. Times before 1601 become 0 (which SET_INFO reads as "unchanged")."""
-    ft = ns // 100 + _UNIX_EPOCH_AS_FILETIME
-    if ft < 0:
-        return 0
-    if ft > _FILETIME_MAX:
-        return _FILETIME_MAX
-    return ft
-
-
-def filetime_to_unix_ns(ft: int) -> int:
-    """FILETIME -> nanoseconds since the Unix epoch (negative before 1970)."""
-    return (ft - _UNIX_EPOCH_AS_FILETIME) * 100

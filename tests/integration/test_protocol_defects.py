@@ -228,3 +228,99 @@ def test_posix_levels_without_posix_are_invalid_info_class(client: b.Client, lev
         assert _status(POSIX_LEVELS[level](client, root)) == "STATUS_INVALID_INFO_CLASS"
     finally:
         client.close_file(root)
+
+
+# -- FILETIMEs in SET_INFO FileBasicInformation ([MS-FSCC] 2.4.7, [MS-FSA] 2.1.5.15.2) ---------------------------
+
+_BASIC = struct.Struct("<qqqqI")  # CreationTime, LastAccessTime, LastWriteTime, ChangeTime, FileAttributes
+EPOCH_AS_FILETIME = 116444736000000000  # 1970-01-01 in FILETIME units (100 ns since 1601)
+FILETIME_MAX = 0x7FFFFFFFFFFFFFFF
+
+
+def _filetime_of_unix(seconds: int) -> int:
+    return seconds * 10**7 + EPOCH_AS_FILETIME
+
+
+def _basic(client: b.Client, file_id: tuple[int, int]) -> tuple[int, int, int, int, int]:
+    response = client.query_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION)
+    assert _status(response) == "STATUS_SUCCESS"
+    return _BASIC.unpack_from(b.output_buffer(response), 0)  # type: ignore[return-value]
+
+
+def _set_basic(client: b.Client, file_id: tuple[int, int], creation: int = 0, access: int = 0, write: int = 0,
+               change: int = 0) -> str:
+    buffer = _BASIC.pack(creation, access, write, change, 0) + bytes(4)
+    return _status(client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, buffer))
+
+
+@pytest.mark.parametrize("unix_s", [10000000000, 15032385535, 4294967295, 1, 0, -1, -2, -30000000])
+def test_far_future_and_boundary_times_are_stored(client: b.Client, server: SmbServer, name: str,
+                                                   unix_s: int) -> None:
+    """smbtorture smb2.timestamps.time_t_*: year 2286 and ext4's last second (2446-05-10) used to overflow an
+    int64 of nanoseconds (STATUS_INTERNAL_ERROR). Creation and change times are kept exactly; the write time as
+    the file system holds it (ext4 holds both of these exactly)."""
+    file_id = _new_file(client, name)
+    try:
+        ft = _filetime_of_unix(unix_s)
+        assert _set_basic(client, file_id, creation=ft, write=ft, change=ft) == "STATUS_SUCCESS"
+        creation, _, write, change, _ = _basic(client, file_id)
+        assert creation == ft
+        assert change == ft
+        on_disk = (server.share_path / name).stat().st_mtime_ns // 100 + EPOCH_AS_FILETIME
+        assert write == on_disk
+        if unix_s <= 15032385535:  # ext4's range with 256-byte inodes (and tmpfs's, and btrfs's)
+            assert write == ft
+    finally:
+        client.close_file(file_id)
+    # The times survive a new open (nothing per-handle about them).
+    file_id = client.open(name)
+    try:
+        assert _basic(client, file_id)[0] == ft
+    finally:
+        client.close_file(file_id)
+
+
+def test_largest_filetime_is_clamped_by_the_file_system_not_refused(client: b.Client, server: SmbServer,
+                                                                      name: str) -> None:
+    """0x7FFFFFFFFFFFFFFF (year 30828): Windows takes it. The creation time (our xattr) keeps it; the write time
+    is what the kernel clamped it to (utimensat), reported as the file system holds it."""
+    file_id = _new_file(client, name)
+    try:
+        assert _set_basic(client, file_id, creation=FILETIME_MAX, write=FILETIME_MAX) == "STATUS_SUCCESS"
+        creation, _, write, _, _ = _basic(client, file_id)
+        assert creation == FILETIME_MAX
+        on_disk_ns = (server.share_path / name).stat().st_mtime_ns
+        assert write == min(on_disk_ns // 100 + EPOCH_AS_FILETIME, FILETIME_MAX)
+        assert on_disk_ns > 10000000000 * 10**9  # clamped to the file system's last second, not wrapped around
+    finally:
+        client.close_file(file_id)
+
+
+@pytest.mark.parametrize("value", [0, -1, -2])
+def test_zero_and_minus_one_and_minus_two_change_nothing(client: b.Client, name: str, value: int) -> None:
+    """[MS-FSCC] 2.4.7: 0 leaves a time alone; -1 and -2 stop and resume automatic updates, and set nothing."""
+    file_id = _new_file(client, name)
+    try:
+        ft = _filetime_of_unix(1_500_000_000)
+        assert _set_basic(client, file_id, creation=ft, access=ft, write=ft, change=ft) == "STATUS_SUCCESS"
+        before = _basic(client, file_id)
+        assert _set_basic(client, file_id, creation=value, access=value, write=value, change=value) == \
+            "STATUS_SUCCESS"
+        assert _basic(client, file_id)[:4] == before[:4] == (ft, ft, ft, ft)
+    finally:
+        client.close_file(file_id)
+
+
+@pytest.mark.parametrize("unsigned", [0xFFFFFFFFFFFFFFFD, 0x8000000000000000, 0xFFFFFFFF00000000])
+@pytest.mark.parametrize("field", ["creation", "access", "write", "change"])
+def test_times_past_2_63_are_invalid_parameter(client: b.Client, name: str, field: str, unsigned: int) -> None:
+    """A FILETIME field is signed: from 2^63 on it is negative, and below -2 it is STATUS_INVALID_PARAMETER
+    ([MS-FSA] 2.1.5.15.2 MUST, as Windows does). Samba 4.17 reads the field as unsigned and stores the largest
+    time instead (SUCCESS); we follow the spec and Windows. Nothing is changed."""
+    file_id = _new_file(client, name)
+    try:
+        before = _basic(client, file_id)
+        assert _set_basic(client, file_id, **{field: unsigned - (1 << 64)}) == "STATUS_INVALID_PARAMETER"
+        assert _basic(client, file_id) == before
+    finally:
+        client.close_file(file_id)

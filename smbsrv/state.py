@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -59,10 +60,17 @@ class ServerState:
             return 65534, 65534
 
     def share_root(self, share: ShareConfig) -> ShareRoot:
+        """The share's root directory, for a TREE_CONNECT of the calling thread's user. The fd is the server's
+        (opened once, as the server); the user must be able to reach the directory itself, as Samba's chdir
+        into the share as the user requires: else OSError (EACCES)."""
         root = self.share_roots.get(share.name.lower())
         if root is None:
-            root = ShareRoot.open(share.path, case_sensitive=share.case_sensitive)
+            with identity.as_server():
+                root = ShareRoot.open(share.path, case_sensitive=share.case_sensitive)
             self.share_roots[share.name.lower()] = root
+        # AT_EACCESS: checked with the thread's fsuid/fsgid and groups, every component of the path.
+        if not os.access(share.path, os.X_OK, effective_ids=True):
+            raise PermissionError(errno.EACCES, "share directory not reachable", share.path)
         return root
 
     def allocate_file_id(self) -> tuple[int, int]:

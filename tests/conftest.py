@@ -25,8 +25,9 @@ _LISTENING = re.compile(r"listening on (\S+) port (\d+)")
 # A line like this in the server log means a handler bug: every test run fails on it (issue 7).
 _BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
 # The ordinary Unix account the SMB user acts as (issue 11): real deployments run the daemon as root and map
-# each SMB user to a normal account, so that is what the suite tests. Created on first use, removed at exit.
-TEST_ACCOUNT = "smbsrv_alice"
+# each SMB user to a normal account, so that is what the suite tests. Created on first use, removed at exit;
+# one per pytest process, so that runs side by side never remove each other's account.
+TEST_ACCOUNT = f"smbsrv_t{os.getpid()}"
 
 
 @functools.cache

@@ -302,8 +302,13 @@ def test_rm_deletes_files_and_masks(smb_server: SmbServer, protocol: str) -> Non
     run(smb_server, "rm *.tmp", protocol)
     assert sorted(p.name for p in smb_server.share_path.iterdir()) == ["keep.dat"]
 
+    # smbclient's rm lists the mask first: QUERY_DIRECTORY finds nothing (STATUS_NO_SUCH_FILE, as Samba 4.17
+    # answers on both protocols); a missing directory in the path fails its open (OBJECT_NAME_NOT_FOUND, the
+    # same in Samba 4.17).
     output = run_expecting_error(smb_server, "rm nothing.tmp", protocol)
-    assert "NT_STATUS_NO_SUCH_FILE" in output or "NT_STATUS_OBJECT_NAME_NOT_FOUND" in output, output
+    assert "NT_STATUS_NO_SUCH_FILE listing \\nothing.tmp" in output, output
+    output = run_expecting_error(smb_server, "rm nodir/nothing.tmp", protocol)
+    assert "NT_STATUS_OBJECT_NAME_NOT_FOUND listing \\nodir\\nothing.tmp" in output, output
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -13,6 +13,7 @@ With require_signing the client signs every request after SESSION_SETUP and veri
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -686,13 +687,18 @@ def test_high_level_smbclient_module(module_server: SmbServer, signing: bool) ->
 
         smbclient.rename(f"{root}\\a\\data.bin", f"{root}\\a\\b\\moved.bin", **options)
         assert (local / "a" / "b" / "moved.bin").read_bytes() == payload
-        with pytest.raises(SMBOSError):
+        with pytest.raises(SMBOSError) as missing:
             smbclient.stat(f"{root}\\a\\data.bin", **options)
+        assert missing.value.ntstatus == NtStatus.STATUS_OBJECT_NAME_NOT_FOUND
+        assert missing.value.errno == errno.ENOENT
 
         smbclient.remove(f"{root}\\a\\b\\moved.bin", **options)
         assert not (local / "a" / "b" / "moved.bin").exists()
-        with pytest.raises(OSError):
+        with pytest.raises(SMBOSError) as not_empty:
             smbclient.rmdir(f"{root}\\a\\b", **options)  # still holds c
+        # Refused when the delete disposition is set ([MS-FSA] 2.1.5.15.3), as Samba 4.17 answers.
+        assert not_empty.value.ntstatus == NtStatus.STATUS_DIRECTORY_NOT_EMPTY
+        assert not_empty.value.errno == errno.ENOTEMPTY
         smbclient.rmdir(f"{root}\\a\\b\\c", **options)
         smbclient.rmdir(f"{root}\\a\\b", **options)
         smbclient.remove(f"{root}\\a\\text.txt", **options)

@@ -111,11 +111,16 @@ def _big_file(client: b.Client, name: str, size: int) -> tuple[int, int]:
 def test_large_read_needs_enough_credit_charge(client: b.Client, name: str) -> None:
     # [MS-SMB2] 3.3.5.2.5: with LARGE_MTU, CreditCharge must cover ceil(max(request, response) / 64 KiB).
     file_id = _big_file(client, name, 300 * KIB)
-    response = client.request(b.SMB2_READ, b.read_body(file_id, 0, 256 * KIB), credit_charge=1)
+    pattern = bytes(range(251)) * (300 * KIB // 251 + 1)  # 251: a period that no 4 KiB page repeats
+    while client.credits - client.next_message_id < 5:
+        client.request(b.SMB2_ECHO, b.echo_body())
+    written = client.request(b.SMB2_WRITE, b.write_body(file_id, 0, pattern[:300 * KIB]), credit_charge=5)
+    assert _status(written) == "STATUS_SUCCESS"
+    response = client.request(b.SMB2_READ, b.read_body(file_id, KIB, 256 * KIB), credit_charge=1)
     assert _status(response) == "STATUS_INVALID_PARAMETER"
-    response = client.request(b.SMB2_READ, b.read_body(file_id, 0, 256 * KIB), credit_charge=4)
+    response = client.request(b.SMB2_READ, b.read_body(file_id, KIB, 256 * KIB), credit_charge=4)
     assert _status(response) == "STATUS_SUCCESS"
-    assert len(b.read_data(response)) == 256 * KIB
+    assert b.read_data(response) == pattern[KIB:KIB + 256 * KIB]
     client.close_file(file_id)
 
 
@@ -127,6 +132,8 @@ def test_large_write_needs_enough_credit_charge(client: b.Client, name: str) -> 
     response = client.request(b.SMB2_WRITE, b.write_body(file_id, 0, payload), credit_charge=2)
     assert _status(response) == "STATUS_SUCCESS"
     assert struct.unpack_from("<I", response.body, 4)[0] == len(payload)
+    response = client.request(b.SMB2_READ, b.read_body(file_id, 0, len(payload)), credit_charge=2)
+    assert _status(response) == "STATUS_SUCCESS" and b.read_data(response) == payload
     client.close_file(file_id)
 
 
@@ -152,7 +159,11 @@ def test_smb202_limits(server: SmbServer, name: str) -> None:
         assert _negotiate_field(negotiate, "<H", 4) == 0x0202
         assert _negotiate_field(negotiate, "<I", 32) == 65536
         file_id = _big_file(client, name, 128 * KIB)
-        assert _status(client.read(file_id, 0, 65536)) == "STATUS_SUCCESS"
+        pattern = bytes(range(253)) * 260  # 65,780 bytes
+        assert _status(client.write(file_id, 100, pattern[:65536])) == "STATUS_SUCCESS"
+        response = client.read(file_id, 0, 65536)
+        assert _status(response) == "STATUS_SUCCESS"
+        assert b.read_data(response) == bytes(100) + pattern[:65436]  # the extended part reads as zeros
         assert _status(client.read(file_id, 0, 65537)) == "STATUS_INVALID_PARAMETER"
         assert _status(client.write(file_id, 0, bytes(65537))) == "STATUS_INVALID_PARAMETER"
         client.close_file(file_id)

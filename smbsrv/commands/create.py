@@ -23,7 +23,7 @@ from smbsrv.fs.share_modes import (
 )
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
-from smbsrv.fscc.ea import EaEntry, decode_full_ea_list
+from smbsrv.fscc.ea import EaEntry, decode_ea_list_to_set
 from smbsrv.fscc.reparse import reparse_tag_of
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -183,7 +183,7 @@ def _ea_context(request: wire.CreateRequest) -> list[EaEntry]:
     data = request.contexts.get(SMB2_CREATE_EA_BUFFER)
     if data is None:
         return []
-    entries = decode_full_ea_list(data)
+    entries = decode_ea_list_to_set(data)
     eas.check_names(entries)
     return entries
 

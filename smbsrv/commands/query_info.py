@@ -164,15 +164,19 @@ def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
         wanted = stored[position:]
     if flags & _SL_RETURN_SINGLE_ENTRY:
         wanted = wanted[:1]
-    # Whole entries only: as many as fit, STATUS_BUFFER_OVERFLOW when some were left out.
+    # Whole entries only: as many as fit, STATUS_BUFFER_OVERFLOW when some were left out. Each entry but the
+    # last is padded to 4 bytes, so the list of the first n entries ends at aligned(n - 1) + raw size of n.
     limit = request.output_buffer_length
-    count = len(wanted)
-    output = encode_full_ea_list(wanted)
-    while count and len(output) > limit:
-        count -= 1
-        output = encode_full_ea_list(wanted[:count])
+    count = 0
+    aligned_end = 0
+    for entry in wanted:
+        if aligned_end + 8 + len(entry.name) + 1 + len(entry.value) > limit:
+            break
+        count += 1
+        aligned_end += eas.entry_size(entry)
     if not count:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
+    output = encode_full_ea_list(wanted[:count])
     if not request.input_buffer:
         open_.extra["ea_index"] = stored.index(wanted[count - 1]) + 1
     if count < len(wanted):

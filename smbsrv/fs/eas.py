@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 
 from smbsrv.fs import xattr
-from smbsrv.fscc.ea import EaEntry, decode_full_ea_list, encode_full_ea_list
+from smbsrv.fscc.ea import FILE_NEED_EA, MAX_EA_LIST_SIZE, EaEntry, decode_full_ea_list, encode_full_ea_list
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 XATTR_NAME = "user.smbsrv.eas"
-# [MS-FSCC] 2.4.15: EaName holds 8-bit ASCII without these ([MS-FSA] 2.1.5.15.x FileFullEaInformation).
-_INVALID_NAME_BYTES = frozenset(b'"*+,/:;<=>?[\\]|') | frozenset(range(0x20))
+# [MS-FSA] 2.1.5.15.5: a file's EA list (ExtendedAttributesLength) may not grow past 64 KiB - 5 bytes; Windows
+# answers STATUS_EA_TOO_LARGE. It also bounds the work of every request that reads or rewrites the list.
+MAX_LIST_SIZE = MAX_EA_LIST_SIZE
+# [MS-FSCC] 2.4.15: EaName holds 7-bit ASCII without control characters and these ([MS-FSA] 2.1.5.15.5).
+_INVALID_NAME_BYTE = re.compile(rb'[\x00-\x1f"*+,/:;<=>?\[\\\]|\x80-\xff]')
 
 
 def check_names(entries: list[EaEntry]) -> None:
+    search = _INVALID_NAME_BYTE.search
     for entry in entries:
-        if not entry.name or any(byte in _INVALID_NAME_BYTES or byte > 0x7F for byte in entry.name):
+        if not entry.name or search(entry.name):
             raise SmbError(NtStatus.STATUS_INVALID_EA_NAME)
 
 
@@ -35,27 +40,42 @@ def read(fd: int, st: os.stat_result) -> list[EaEntry]:
     return decode_full_ea_list(stored) if stored else []
 
 
+def entry_size(entry: EaEntry) -> int:
+    """What one EA adds to the list: its FILE_FULL_EA_INFORMATION entry, 4-byte aligned."""
+    return (8 + len(entry.name) + 1 + len(entry.value) + 3) & ~3
+
+
 def size(entries: list[EaEntry]) -> int:
     """FILE_EA_INFORMATION EaSize: the list's FILE_FULL_EA_INFORMATION size, each entry 4-byte aligned."""
-    return sum((8 + len(entry.name) + 1 + len(entry.value) + 3) & ~3 for entry in entries)
+    return sum(entry_size(entry) for entry in entries)
 
 
 def apply(fd: int, st: os.stat_result, updates: list[EaEntry]) -> None:
-    """Set each EA of `updates`; an empty value removes that EA ([MS-FSA] 2.1.5.15.x)."""
+    """Set each EA of `updates` in order; an empty value removes that EA ([MS-FSA] 2.1.5.15.5).
+
+    The work is linear in the stored list plus the request (one dict keyed by the case-folded name, whose order
+    is the list's: an EA set again moves to the end, as its removal and re-adding in the spec does). The list
+    is refused with STATUS_EA_TOO_LARGE as soon as it would pass MAX_LIST_SIZE, and nothing is stored then."""
     check_names(updates)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise SmbError(NtStatus.STATUS_EAS_NOT_SUPPORTED)
-    entries = read(fd, st)
+    entries = {entry.name.upper(): entry for entry in read(fd, st)}
+    total = sum(entry_size(entry) for entry in entries.values())
     for update in updates:
         folded = update.name.upper()
-        kept = [entry for entry in entries if entry.name.upper() != folded]
+        previous = entries.pop(folded, None)
+        if previous is not None:
+            total -= entry_size(previous)
         if update.value:
-            existing = next((entry.name for entry in entries if entry.name.upper() == folded), update.name)
-            kept.append(EaEntry(existing, update.value, update.flags & 0x80))
-        entries = kept
+            entry = EaEntry(previous.name if previous is not None else update.name, update.value,
+                            update.flags & FILE_NEED_EA)
+            entries[folded] = entry
+            total += entry_size(entry)
+            if total > MAX_LIST_SIZE:
+                raise SmbError(NtStatus.STATUS_EA_TOO_LARGE)
     try:
         if entries:
-            xattr.set(fd, XATTR_NAME, encode_full_ea_list(entries))
+            xattr.set(fd, XATTR_NAME, encode_full_ea_list(entries.values()))
         else:
             xattr.remove(fd, XATTR_NAME)
     except SmbError as exc:

@@ -12,6 +12,8 @@ from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 FILE_NEED_EA = 0x80
+# [MS-FSA] 2.1.5.15.5: a file's EA list may not grow past 64 KiB - 5 bytes (STATUS_EA_TOO_LARGE, Windows).
+MAX_EA_LIST_SIZE = 65536 - 5
 
 _FULL_EA_HEADER = struct.Struct("<IBBH")  # NextEntryOffset, Flags, EaNameLength, EaValueLength
 _GET_EA_HEADER = struct.Struct("<IB")  # NextEntryOffset, EaNameLength
@@ -76,6 +78,17 @@ def decode_full_ea_list(data: bytes | memoryview) -> list[EaEntry]:
         if next_offset == 0:
             return entries
         pos += next_offset
+
+
+def decode_ea_list_to_set(data: bytes | memoryview) -> list[EaEntry]:
+    """A list a client sends to set (SET_INFO FileFullEaInformation, the ExtA create context). Larger than a
+    file's whole EA list may be, it is STATUS_EA_TOO_LARGE before it is parsed: without removals such a list
+    could never be stored, and parsing one of up to MaxTransactSize (8 MiB, ~500,000 entries) costs the
+    server most of a second. Deviation: Windows parses it (no client sends one; cifs.ko sets one EA per
+    request and Windows copies a file's EAs, which NTFS caps at the same size, in one list)."""
+    if len(data) > MAX_EA_LIST_SIZE:
+        raise SmbError(NtStatus.STATUS_EA_TOO_LARGE)
+    return decode_full_ea_list(data)
 
 
 def decode_get_ea_list(data: bytes | memoryview) -> list[bytes]:

@@ -9,7 +9,7 @@ Open.Mode) stay with the SET_INFO handler.
 import struct
 from dataclasses import dataclass
 
-from smbsrv.fscc.ea import EaEntry, decode_full_ea_list
+from smbsrv.fscc.ea import EaEntry, decode_ea_list_to_set
 from smbsrv.fscc.file_info import (
     FILE_SEQUENTIAL_ONLY,
     FILE_SYNCHRONOUS_IO_ALERT,
@@ -205,7 +205,7 @@ def decode_position(data: bytes | memoryview) -> PositionInformation:
 
 def decode_full_ea(data: bytes | memoryview) -> FullEaInformation:
     """[MS-FSCC] 2.4.15 FILE_FULL_EA_INFORMATION list."""
-    return FullEaInformation(tuple(decode_full_ea_list(data)))
+    return FullEaInformation(tuple(decode_ea_list_to_set(data)))
 
 
 def decode_mode(data: bytes | memoryview) -> ModeInformation:

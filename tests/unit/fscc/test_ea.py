@@ -101,3 +101,29 @@ def test_decoders_only_raise_smb_error(data: bytes) -> None:
             function(data)
         except SmbError:
             pass
+
+
+def _hand_built_list(count: int, value: bytes = b"v") -> bytes:
+    """FILE_FULL_EA_INFORMATION entries NAMEnnnnnn=value, built here (not by the codec under test)."""
+    out = bytearray()
+    for index in range(count):
+        name = b"NAME%06d" % index
+        entry = struct.pack("<IBBH", 0, 0, len(name), len(value)) + name + b"\x00" + value
+        if index != count - 1:
+            entry += bytes(-len(entry) % 4)
+            entry = struct.pack("<I", len(entry)) + entry[4:]
+        out += entry
+    return bytes(out)
+
+
+def test_list_to_set_is_bounded_by_what_a_file_may_hold() -> None:
+    """[MS-FSA] 2.1.5.15.5: 64 KiB - 5 bytes per file; a longer list to set is refused before it is parsed."""
+    assert ea.MAX_EA_LIST_SIZE == 65531
+    fits = _hand_built_list(3276)  # 20 bytes per entry
+    assert len(fits) == 65520
+    assert len(ea.decode_ea_list_to_set(fits)) == 3276
+    too_long = _hand_built_list(3277)
+    assert len(too_long) == 65540
+    assert _status(ea.decode_ea_list_to_set, too_long) == NtStatus.STATUS_EA_TOO_LARGE
+    # Removals only (empty values) are refused the same way: parsing them is the cost being bounded.
+    assert _status(ea.decode_ea_list_to_set, _hand_built_list(5000, value=b"")) == NtStatus.STATUS_EA_TOO_LARGE

@@ -25,6 +25,7 @@ from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_READONLY,
     FILE_ATTRIBUTE_REPARSE_POINT,
 )
+from smbsrv.fscc.times import unix_ns_to_filetime
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
@@ -408,13 +409,6 @@ def list_dir(dir_fd: int) -> list[tuple[str, os.stat_result]]:
 
 # --- stat -> FileInfo ----------------------------------------------------------------------------------------
 
-_NT_EPOCH_OFFSET = 116444736000000000  # 100 ns intervals from 1601-01-01 to 1970-01-01
-
-
-def unix_ns_to_nt(ns: int) -> int:
-    return ns // 100 + _NT_EPOCH_OFFSET
-
-
 # Non-regular, non-directory objects are shown as reparse points built from the real file (protocol notes 8.8).
 _SPECIAL_TYPES = frozenset((stat.S_IFLNK, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK))
 
@@ -474,8 +468,8 @@ def file_info(
     creation = dos.creation_time if dos is not None and dos.creation_time else 0
     return FileInfo(
         creation_time=creation or dos_attrs.derived_creation_time(st),
-        last_access_time=unix_ns_to_nt(st.st_atime_ns),
-        last_write_time=unix_ns_to_nt(st.st_mtime_ns),
+        last_access_time=unix_ns_to_filetime(st.st_atime_ns),
+        last_write_time=unix_ns_to_filetime(st.st_mtime_ns),
         change_time=dos_attrs.change_time(dos, st),
         end_of_file=0 if is_dir else st.st_size,
         allocation_size=0 if is_dir else st.st_blocks * 512,

@@ -2,6 +2,11 @@
 
 Absolute numbers are never asserted: the machines are shared and noisy. What must hold is that each
 workload, in both signing variants, produced a positive finite median and CPU figure for each server.
+
+The read workloads send what they get to /dev/null (the client's write must not be timed), so a server that
+answered with the wrong bytes would still be measured. test_bench_reads_return_the_fixture_bytes prepares
+the same fixtures with the workloads' own prepare() and runs the same smbclient `get`s against the same
+servers, but into files, and compares every byte with the source.
 """
 
 from __future__ import annotations
@@ -9,13 +14,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import pwd
+import secrets
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from benchmarks.workloads import WORKLOADS
+from benchmarks.servers import SHARE_NAME, SambaServer, SmbsrvServer
+from benchmarks.workloads import QUICK_SIZES, WORKLOADS, Fixtures, ParallelRead, SequentialRead
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ("smbsrv", "samba")
@@ -78,3 +87,46 @@ def test_quick_benchmark_reports_every_workload_for_both_servers(tmp_path: Path)
     # The table went to stdout and names every workload.
     for workload in WORKLOADS:
         assert workload.name in proc.stdout
+
+
+def _get(port: int, user: str, password: str, remote: str, local: Path, signing: bool) -> None:
+    """The workloads' `get` (benchmarks.workloads), into a file instead of /dev/null."""
+    argv = ["smbclient", f"//127.0.0.1/{SHARE_NAME}", "-p", str(port), "-U", f"{user}%{password}",
+            "-c", f'get {remote} "{local}"']
+    if signing:
+        argv[1:1] = ["--client-protection=sign"]
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{remote}: {result.stdout}{result.stderr}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signing", [False, True], ids=["default", "required"])
+@pytest.mark.parametrize("server_class", [SmbsrvServer, SambaServer], ids=["smbsrv", "samba"])
+def test_bench_reads_return_the_fixture_bytes(tmp_path: Path, server_class: type, signing: bool) -> None:
+    sizes = QUICK_SIZES
+    fixtures_root = tmp_path / "fixtures"
+    fixtures_root.mkdir()
+    fixtures = Fixtures.create(fixtures_root, sizes)
+    share = tmp_path / "share"
+    share.mkdir()
+    SequentialRead().prepare(share, sizes, fixtures)
+    ParallelRead().prepare(share, sizes, fixtures)
+    # As scripts/bench does: Samba's tdbsam needs an existing account, the one running the tests.
+    user, password = pwd.getpwuid(os.geteuid()).pw_name, secrets.token_hex(12)
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    server = server_class(workdir, share, user, password, signing)
+    server.start()
+    try:
+        back = tmp_path / "back"
+        back.mkdir()
+        _get(server.port, user, password, "read.bin", back / "read.bin", signing)
+        names = [f"parallel-{index}.bin" for index in range(sizes.parallel_clients)]
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(lambda name: _get(server.port, user, password, name, back / name, signing), names))
+    finally:
+        server.stop()
+    source = fixtures.source_file.read_bytes()
+    assert (back / "read.bin").read_bytes() == source[:sizes.write_bytes], "seq_read returned other bytes"
+    for name in names:
+        assert (back / name).read_bytes() == source[:sizes.parallel_bytes], f"{name} returned other bytes"

@@ -118,19 +118,24 @@ def handle(ctx: RequestContext, request: wire.LockRequest) -> bytes:
     if open_.pipe is not None or open_.is_directory:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     manager = _manager(ctx)
-    unlocking = request.locks[0].flags & SMB2_LOCKFLAG_UNLOCK
-    for element in request.locks:
-        _check_element(element, bool(unlocking))
-        if element.length and element.offset + element.length - 1 > _MAX_OFFSET:
-            raise SmbError(NtStatus.STATUS_INVALID_LOCK_RANGE)
-    if unlocking:
-        # In order, stopping at the first range that is not locked; earlier unlocks stay done (Windows).
+    if request.locks[0].flags & SMB2_LOCKFLAG_UNLOCK:
+        # In order, stopping at the first element that is not a plain unlock (STATUS_INVALID_PARAMETER) or
+        # whose range is not locked; earlier unlocks stay done (Windows and Samba, smbtorture
+        # smb2.lock.multiple-unlock).
         for element in request.locks:
+            _check_element(element, True)
+            _check_range(element)
             manager.unlock(open_, element.offset, element.length)
         return wire.LOCK_RESPONSE
-    blocking = not request.locks[0].flags & SMB2_LOCKFLAG_FAIL_IMMEDIATELY
-    if blocking and len(request.locks) > 1:
+    for element in request.locks:
+        _check_element(element, False)
+        _check_range(element)
+    # [MS-SMB2] 3.3.5.14.2: more than one lock may only be asked with SMB2_LOCKFLAG_FAIL_IMMEDIATELY on
+    # every element (Windows; Samba; smbtorture smb2.lock.valid-request).
+    if len(request.locks) > 1 and any(not element.flags & SMB2_LOCKFLAG_FAIL_IMMEDIATELY
+                                      for element in request.locks):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    blocking = not request.locks[0].flags & SMB2_LOCKFLAG_FAIL_IMMEDIATELY
     taken: list[wire.LockElement] = []
     for element in request.locks:
         exclusive = bool(element.flags & SMB2_LOCKFLAG_EXCLUSIVE_LOCK)
@@ -154,6 +159,11 @@ def handle(ctx: RequestContext, request: wire.LockRequest) -> bytes:
 
         raise GoAsync(wait_for_lock)
     return wire.LOCK_RESPONSE
+
+
+def _check_range(element: wire.LockElement) -> None:
+    if element.length and element.offset + element.length - 1 > _MAX_OFFSET:
+        raise SmbError(NtStatus.STATUS_INVALID_LOCK_RANGE)
 
 
 def _check_element(element: wire.LockElement, unlocking: bool) -> None:

@@ -396,3 +396,47 @@ def test_ea_create_context_past_64_kib_is_ea_too_large(client: b.Client, name: s
                               credit_charge=2)
     assert response.status == STATUS_EA_TOO_LARGE
     assert _status(client.create(name)) == "STATUS_OBJECT_NAME_NOT_FOUND"
+
+
+# -- LOCK element rules ([MS-SMB2] 3.3.5.14) ----------------------------------------------------------------------
+
+SHARED = b.SMB2_LOCKFLAG_SHARED_LOCK
+EXCLUSIVE = b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK
+UNLOCK = b.SMB2_LOCKFLAG_UNLOCK
+NOW = b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY
+
+
+def _lock(client: b.Client, file_id: tuple[int, int], *locks: tuple[int, int, int]) -> str:
+    return _status(client.request(b.SMB2_LOCK, b.lock_body(file_id, list(locks))))
+
+
+@pytest.mark.parametrize("flags", [(SHARED | NOW, SHARED), (EXCLUSIVE | NOW, EXCLUSIVE | NOW, SHARED),
+                                   (SHARED, SHARED | NOW), (0, 0), (SHARED | NOW, UNLOCK)])
+def test_several_locks_need_fail_immediately_on_every_element(client: b.Client, name: str,
+                                                              flags: tuple[int, ...]) -> None:
+    """smbtorture smb2.lock.valid-request: STATUS_INVALID_PARAMETER, and nothing is locked."""
+    file_id = _new_file(client, name)
+    try:
+        locks = [(100 * index, 10, flag) for index, flag in enumerate(flags)]
+        assert _lock(client, file_id, *locks) == "STATUS_INVALID_PARAMETER"
+        for offset, length, _ in locks:
+            assert _lock(client, file_id, (offset, length, UNLOCK)) == "STATUS_RANGE_NOT_LOCKED"
+    finally:
+        client.close_file(file_id)
+
+
+def test_unlock_then_invalid_element_keeps_the_unlock(client: b.Client, name: str) -> None:
+    """smbtorture smb2.lock.multiple-unlock: unlocks run in order; an element after them that is not an unlock
+    is STATUS_INVALID_PARAMETER, and the unlocks before it stay done (Windows, Samba)."""
+    file_id = _new_file(client, name)
+    try:
+        assert _lock(client, file_id, (0, 10, EXCLUSIVE | NOW), (10, 10, EXCLUSIVE | NOW)) == "STATUS_SUCCESS"
+        assert _lock(client, file_id, (0, 10, UNLOCK), (10, 10, EXCLUSIVE | NOW)) == "STATUS_INVALID_PARAMETER"
+        assert _lock(client, file_id, (0, 10, EXCLUSIVE | NOW)) == "STATUS_SUCCESS"  # it was unlocked
+        assert _lock(client, file_id, (10, 10, UNLOCK), (0, 10, UNLOCK)) == "STATUS_SUCCESS"
+        # A second range that is not locked: RANGE_NOT_LOCKED, the first one unlocked all the same.
+        assert _lock(client, file_id, (0, 10, EXCLUSIVE | NOW)) == "STATUS_SUCCESS"
+        assert _lock(client, file_id, (0, 10, UNLOCK), (10, 10, UNLOCK)) == "STATUS_RANGE_NOT_LOCKED"
+        assert _lock(client, file_id, (0, 10, UNLOCK)) == "STATUS_RANGE_NOT_LOCKED"
+    finally:
+        client.close_file(file_id)

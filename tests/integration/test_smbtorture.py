@@ -25,6 +25,7 @@ suite with `pytest tests/integration/test_smbtorture.py -k smb2.lock`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -70,6 +71,10 @@ class ServerPool:
             self.restarts += 1
         log = self.base / f"server-{key}-{self.restarts}.log"
         server = start_server(share, log, *run.server_args)
+        if os.geteuid() == 0 and share.stat().st_uid == 0:
+            stop_server(server.process)
+            # A root-owned share means the SMB user acts as root: access checks would never be exercised.
+            raise AssertionError("the share is root's: tests/conftest.py should hand it to the test account")
         self.servers[run.name] = server
         return server
 

@@ -22,6 +22,9 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 _APPEND_OFFSET = 0xFFFFFFFFFFFFFFFF
+# [MS-FSA] 2.1.5.3 MAXFILESIZE: no byte may be written at or past it (STATUS_INVALID_PARAMETER; Samba's
+# vfs_valid_pwrite_range; smbtorture smb2.rw.invalid). An empty write there is fine.
+_MAXFILESIZE = 0xFFFFFFF0000
 _THREAD_WRITE_BYTES = 256 * 1024
 
 
@@ -46,7 +49,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
             # An append-only handle may write only at the end of the file ([MS-FSA] 2.1.5.3).
             not open_.granted_access & FILE_APPEND_DATA or offset != os.fstat(open_.fd).st_size):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    if offset + length > 0x7FFFFFFFFFFFFFFF:
+    if offset + length > 0x7FFFFFFFFFFFFFFF or (length and offset + length > _MAXFILESIZE):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     locks = connection.server.locks
     if locks is not None and length:

@@ -440,3 +440,32 @@ def test_unlock_then_invalid_element_keeps_the_unlock(client: b.Client, name: st
         assert _lock(client, file_id, (0, 10, UNLOCK)) == "STATUS_RANGE_NOT_LOCKED"
     finally:
         client.close_file(file_id)
+
+
+# -- WRITE past MAXFILESIZE ([MS-FSA] 2.1.5.3) ---------------------------------------------------------------------
+
+MAXFILESIZE = 0xFFFFFFF0000
+
+
+def _written_count(response: b.Response) -> int:
+    return int(struct.unpack_from("<I", response.body, 4)[0])
+
+
+def test_write_ending_past_maxfilesize_is_invalid_parameter(client: b.Client, server: SmbServer,
+                                                            name: str) -> None:
+    """smbtorture smb2.rw.invalid (its MAXFILESIZE part), Samba's vfs_valid_pwrite_range: a byte at or past
+    0xFFFFFFF0000 is STATUS_INVALID_PARAMETER; the byte before it and an empty write at it are fine."""
+    file_id = _new_file(client, name)
+    try:
+        for offset, data in ((MAXFILESIZE, b"x"), (MAXFILESIZE - 1, b"xy"), (0x7FFFFFFFFFFF0000, b"x")):
+            assert _status(client.write(file_id, offset, data)) == "STATUS_INVALID_PARAMETER", hex(offset)
+        assert (server.share_path / name).stat().st_size == 0
+        response = client.write(file_id, MAXFILESIZE, b"")
+        assert _status(response) == "STATUS_SUCCESS" and _written_count(response) == 0
+        response = client.write(file_id, MAXFILESIZE - 1, b"z")
+        assert _status(response) == "STATUS_SUCCESS" and _written_count(response) == 1
+        assert (server.share_path / name).stat().st_size == MAXFILESIZE
+    finally:
+        client.request(b.SMB2_SET_INFO, b.set_info_body(file_id, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION,
+                                                        b.disposition_info()))
+        client.close_file(file_id)

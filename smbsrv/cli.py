@@ -1,4 +1,4 @@
-"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv user ...`."""
+"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv status`, `smbsrv reload`, `smbsrv user ...`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
+    for name, text in (("status", "sessions, tree connects, open files and locks of the running server"),
+                       ("reload", "make the running server re-read its config and users file")):
+        control = commands.add_parser(name, help=text)
+        control.add_argument("-c", "--config", default=os.environ.get("SMBSRV_CONFIG"),
+                             help="the server's config file, to find its control socket (default $SMBSRV_CONFIG)")
+        control.add_argument("-s", "--socket", help="the control socket (default: from the config)")
+        if name == "status":
+            control.add_argument("--json", action="store_true", help="print JSON")
     add_user_parser(commands, default_users_file=ServerConfig.users_file)
     return parser
 
@@ -116,6 +124,12 @@ def serve(args: argparse.Namespace) -> int:
     from smbsrv.state import ServerState
 
     state = ServerState(config, users)
+
+    def reload_source() -> tuple[ServerConfig, UserDB]:
+        # The same sources as at start: the config file with the command line's overrides, the users file.
+        new_config = _serve_config(args)
+        return new_config, (_quick_users(args.user, new_config) if args.user else UserDB.load(new_config.users_file))
+
     runner = asyncio.run
     if os.environ.get("SMBSRV_EVENT_LOOP", "uvloop") == "uvloop":
         try:
@@ -124,7 +138,46 @@ def serve(args: argparse.Namespace) -> int:
             runner = uvloop.run
         except ImportError:
             pass
-    runner(run(config, state))
+    runner(run(config, state, reload_source))
+    return 0
+
+
+def _control_request(args: argparse.Namespace, command: str) -> dict[str, object] | None:
+    from smbsrv.control import ControlError, request
+
+    try:
+        path = args.socket or (load_config(args.config) if args.config else ServerConfig()).control_socket_path
+        return request(path, command)
+    except (ConfigError, ControlError) as exc:
+        print(f"smbsrv {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def status(args: argparse.Namespace) -> int:
+    import json
+
+    from smbsrv.control import format_status
+
+    reply = _control_request(args, "status")
+    if reply is None:
+        return 1
+    snapshot = reply["status"]
+    print(json.dumps(snapshot, indent=2) if args.json else format_status(snapshot), end="\n" if args.json else "")
+    return 0
+
+
+def reload(args: argparse.Namespace) -> int:
+    reply = _control_request(args, "reload")
+    if reply is None:
+        return 1
+    for key in ("added_shares", "removed_shares", "changed_shares"):
+        names = reply.get(key) or []
+        if names:
+            print(f"{key.replace('_', ' ')}: {', '.join(names)}")  # type: ignore[arg-type]
+    restart = reply.get("restart_needed") or []
+    if restart:
+        print(f"not applied until a restart: {', '.join(restart)}")  # type: ignore[arg-type]
+    print("reloaded")
     return 0
 
 
@@ -146,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "check-config":
         return check_config(args)
+    if args.command == "status":
+        return status(args)
+    if args.command == "reload":
+        return reload(args)
     return int(args.func(args))
 
 

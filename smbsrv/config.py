@@ -88,7 +88,21 @@ class ServerConfig:
     # message_timeout_s once its length arrived; slow or silent clients are dropped.
     handshake_timeout_s: int = 30
     message_timeout_s: int = 120
+    # The control socket `smbsrv status` and `smbsrv reload` talk to (empty: control.sock in state_dir); only
+    # root, the server's own user and members of control_group may use it.
+    control_socket: str = ""
+    control_group: str = ""
+    # Prometheus metrics over HTTP (off unless `metrics = true`); port 0 picks a free port and logs it.
+    metrics: bool = False
+    metrics_listen: str = "127.0.0.1"
+    metrics_port: int = 9445
+    # Audit log of create/delete/rename/write per user (empty: off).
+    audit_log: str = ""
     shares: tuple[ShareConfig, ...] = ()
+
+    @property
+    def control_socket_path(self) -> str:
+        return os.path.abspath(self.control_socket or os.path.join(self.state_dir, "control.sock"))
 
 
 _ALLOWED_SIGNING = ("off", "desired", "required")
@@ -193,6 +207,20 @@ def check_values(config: ServerConfig) -> None:
         raise ConfigError(f"server.max_io_size: must be between 65536 and 8388608, got {config.max_io_size}")
     if not 65536 <= config.max_write_size <= 8 * 1024 * 1024:
         raise ConfigError(f"server.max_write_size: must be between 65536 and 8388608, got {config.max_write_size}")
+    if not 0 <= config.metrics_port <= 65535:
+        raise ConfigError(f"server.metrics_port: must be between 0 and 65535, got {config.metrics_port}")
+    if not config.metrics_listen:
+        raise ConfigError("server.metrics_listen: must be an address, got ''")
+    # A UNIX socket path is at most 107 bytes (sun_path).
+    if len(os.fsencode(config.control_socket_path)) > 107:
+        raise ConfigError(f"server.control_socket: path longer than 107 bytes: {config.control_socket_path!r}")
+    if config.control_group:
+        import grp
+
+        try:
+            grp.getgrnam(config.control_group)
+        except KeyError:
+            raise ConfigError(f"server.control_group: no such group {config.control_group!r}") from None
     seen: set[str] = set()
     for share in config.shares:
         if share.name.lower() in seen:

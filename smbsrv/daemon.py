@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from smbsrv import dispatch  # noqa: F401  (imported now, not on the first request of the first client)
-from smbsrv.config import ServerConfig
+from smbsrv import (
+    dispatch,  # noqa: F401  (imported now, not on the first request of the first client)
+    events,
+    sdnotify,
+)
+from smbsrv.auth.users import UserDB, UserDBError
+from smbsrv.config import ConfigError, ServerConfig
+from smbsrv.control import ControlServer
 from smbsrv.fs import identity
 from smbsrv.state import ServerState
 from smbsrv.transport import serve_connection
@@ -32,7 +41,12 @@ def _listening_socket(address: str, port: int) -> socket.socket:
     return sock
 
 
-async def run(config: ServerConfig, state: ServerState) -> None:
+ReloadSource = Callable[[], tuple[ServerConfig, UserDB]]
+
+
+async def run(config: ServerConfig, state: ServerState, reload_source: ReloadSource | None = None) -> None:
+    """Serve until SIGTERM/SIGINT. `reload_source` re-reads the configuration and users file for SIGHUP and
+    `smbsrv reload`; without it a reload keeps everything as it is."""
     loop = asyncio.get_running_loop()
     # Worker threads are spawned by whichever thread submits the first jobs, possibly one acting as a client,
     # and a new thread inherits its creator's credentials: each starts by becoming the server again.
@@ -62,8 +76,16 @@ async def run(config: ServerConfig, state: ServerState) -> None:
     for listener in listeners:
         host, port = listener.getsockname()[:2]
         log.info("listening on %s port %d", host, port)
+    operations = await _start_operations(config, state, reload_source or (lambda: (state.config, state.users)))
+    # The handler runs on the event loop (not in signal context), between two requests.
+    loop.add_signal_handler(signal.SIGHUP, operations.reload)
+    # systemd (Type=notify): started once clients can connect.
+    sdnotify.notify("READY=1", f"STATUS=serving {len(state.shares)} share(s) on port "
+                    f"{listeners[0].getsockname()[1]}", f"MAINPID={os.getpid()}")
     await stopping.wait()
+    sdnotify.notify("STOPPING=1")
     log.info("shutting down: no new connections, finishing requests in flight")
+    await operations.stop()
     for acceptor in acceptors:
         acceptor.cancel()
     for listener in listeners:
@@ -80,3 +102,87 @@ async def run(config: ServerConfig, state: ServerState) -> None:
             await asyncio.wait(pending, timeout=_SHUTDOWN_GRACE_S)
     log.info("stopped")
 
+
+
+class _Operations:
+    """The control socket, the metrics endpoint and reloads: what an administrator drives a running server by."""
+
+    def __init__(self, state: ServerState, reload_source: ReloadSource) -> None:
+        self.state = state
+        self.reload_source = reload_source
+        self.control: ControlServer | None = None
+        self.metrics_server: Any = None
+
+    async def handle(self, command: str) -> dict[str, Any]:
+        if command == "status":
+            return {"ok": True, "status": self.state.status_snapshot()}
+        if command == "reload":
+            return self.reload()
+        return {"ok": False, "error": f"unknown command {command!r} (status, reload)"}
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration and users file; a bad one is refused and the running one stays."""
+        sdnotify.notify("RELOADING=1", sdnotify.monotonic_usec())
+        try:
+            config, users = self.reload_source()
+        except (ConfigError, UserDBError, OSError) as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            sdnotify.notify("READY=1", "STATUS=reload refused: see the log")
+            return {"ok": False, "error": str(exc)}
+        changes = self.state.reload(config, users)
+        logging.getLogger().setLevel(_log_level(self.state.config.log_level))
+        log.info("reloaded: %d share(s), %d user(s); added %s, removed %s, changed %s",
+                 len(self.state.shares), len(users), _names(changes["added_shares"]),
+                 _names(changes["removed_shares"]), _names(changes["changed_shares"]))
+        if changes["restart_needed"]:
+            log.warning("reload: %s changed but apply only after a restart", ", ".join(changes["restart_needed"]))
+        sdnotify.notify("READY=1", f"STATUS=serving {len(self.state.shares)} share(s)")
+        return {"ok": True, **changes}
+
+    async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+
+
+async def _start_operations(config: ServerConfig, state: ServerState, reload_source: ReloadSource) -> _Operations:
+    operations = _Operations(state, reload_source)
+    metrics = None
+    if config.metrics:
+        from smbsrv.metrics import LimitCounter, Metrics, MetricsServer
+
+        metrics = Metrics()
+        logging.getLogger("smbsrv.transport").addFilter(LimitCounter(metrics))
+        operations.metrics_server = MetricsServer(metrics, state)
+        await operations.metrics_server.start(config.metrics_listen, config.metrics_port)
+    if config.audit_log:
+        _open_audit_log(config.audit_log)
+    events.OBSERVER.configure(metrics, config.audit_log)
+    control = ControlServer(config.control_socket_path, config.control_group, operations.handle)
+    try:
+        if await control.start():
+            operations.control = control
+    except OSError as exc:
+        log.warning("control socket %s: %s; status and reload unavailable", control.path, exc.strerror)
+    return operations
+
+
+def _open_audit_log(path: str) -> None:
+    # Created 0640 (it names users and files), appended to, written as the server whatever thread logs.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    audit = logging.getLogger("smbsrv.audit")
+    audit.addHandler(identity.ServerIdentityHandler(handler))
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+    log.info("audit log %s", path)
+
+
+def _log_level(name: str) -> int:
+    return logging.DEBUG if name.upper() == "TRACE" else getattr(logging, name.upper())
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) or "-"

@@ -29,6 +29,7 @@ from smbsrv.commands import (
     tree_connect,
     write,
 )
+from smbsrv.events import observed
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.protocol.reply import Reply
@@ -209,3 +210,7 @@ def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> None:
     if open_ is None or open_.file_id != file_id or open_.tree is not ctx.tree or open_.closed:
         raise SmbError(NtStatus.STATUS_FILE_CLOSED)
     ctx.open = open_
+
+
+# Operators' view of every request (events.py): lifecycle log lines, audit log, metrics; one wrapper call each.
+dispatch = observed(dispatch)

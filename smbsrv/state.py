@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import logging
@@ -85,3 +86,80 @@ class ServerState:
     def acting_as(self, session: Session) -> AbstractContextManager[None]:
         """The block's filesystem calls run with the session user's credentials (root servers only)."""
         return identity.acting_as(session.uid, session.gid, session.groups)
+
+    # -- operations (control socket: `smbsrv status`, `smbsrv reload`) ---------------------------------------
+
+    # What a reload cannot change in a running server: the sockets are bound and the state store is open.
+    RESTART_KEYS = ("listen", "port", "state_dir", "control_socket", "control_group", "metrics",
+                    "metrics_listen", "metrics_port", "audit_log")
+
+    def reload(self, config: ServerConfig, users: UserDB) -> dict[str, list[str]]:
+        """Take a new configuration and users file (both already validated). New shares can be connected to at
+        once; a removed share refuses new tree connects while existing ones keep their share and root; new
+        passwords apply to the next logon. Keys in RESTART_KEYS keep their running values and are reported."""
+        restart = [key for key in self.RESTART_KEYS if getattr(config, key) != getattr(self.config, key)]
+        config = dataclasses.replace(config, **{key: getattr(self.config, key) for key in restart})
+        new_shares = {share.name.lower(): share for share in config.shares}
+        added = [share.name for key, share in new_shares.items() if key not in self.shares]
+        removed = [share.name for key, share in self.shares.items() if key not in new_shares]
+        changed = [share.name for key, share in new_shares.items()
+                   if key in self.shares and self.shares[key] != share]
+        for name in removed + changed:
+            # Tree connects made before hold their own ShareRoot; the next one opens the (new) path afresh.
+            self.share_roots.pop(name.lower(), None)
+        self.config = config
+        self.users = users
+        self.shares = new_shares
+        self.guest_identity = self._lookup_guest(config.guest_account)
+        self.authenticator = Authenticator(users, config.server_name,
+                                           allow_guest=any(s.guest_ok for s in config.shares),
+                                           allow_anonymous=any(s.guest_ok for s in config.shares))
+        return {"added_shares": added, "removed_shares": removed, "changed_shares": changed,
+                "restart_needed": restart}
+
+    def status_snapshot(self) -> dict[str, Any]:
+        """Sessions, tree connects, open files and byte-range locks of every connection, as plain data (the
+        one place `smbsrv status` reads them from)."""
+        sessions: list[dict[str, Any]] = []
+        opens: list[dict[str, Any]] = []
+        locks: list[dict[str, Any]] = []
+        for connection in list(self.connections):
+            for session in list(connection.sessions.values()):
+                if session.state != "valid":
+                    continue
+                user = session.user.name if session.user is not None else (
+                    "guest" if session.is_guest else "anonymous")
+                sessions.append({
+                    "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
+                    "connection_id": connection.connection_id, "dialect": f"{connection.dialect >> 8}."
+                    f"{(connection.dialect >> 4) & 0xF}.{connection.dialect & 0xF}",
+                    # required: every message signed; client: as the client asks; off: no key (guest).
+                    "signing": "off" if session.signer is None else (
+                        "required" if session.signing_required else "client"),
+                    # required: the session or a share demands it; available: keys exist, the client chooses.
+                    "encryption": "off" if session.cipher is None else (
+                        "required" if session.encrypt_data or any(t.encrypt_data for t in
+                                                                  session.tree_connects.values())
+                        else "available"),
+                    "tree_connects": [{"tree_id": tree.tree_id, "share": "IPC$" if tree.is_ipc else tree.share.name}
+                                      for tree in session.tree_connects.values()],
+                })
+                for open_ in list(session.opens.values()):
+                    if open_.closed:
+                        continue
+                    opens.append({
+                        "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
+                        "share": "IPC$" if open_.tree.is_ipc else open_.tree.share.name,
+                        "path": "/".join(open_.path_components), "file_id": open_.file_id[1],
+                        "access_mask": f"{open_.granted_access:#010x}", "share_access": open_.share_access,
+                        "directory": open_.is_directory, "delete_on_close": open_.delete_on_close,
+                    })
+                    held = self.locks.by_file.get(open_.file_key, ()) if self.locks is not None else ()
+                    locks.extend({"session_id": f"{session.session_id:#x}", "user": user,
+                                  "share": opens[-1]["share"], "path": opens[-1]["path"],
+                                  "file_id": open_.file_id[1], "offset": lock.offset, "length": lock.length,
+                                  "exclusive": lock.exclusive} for lock in held if lock.owner is open_)
+        return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
+                           "connections": len(self.connections),
+                           "shares": sorted(share.name for share in self.shares.values())},
+                "sessions": sessions, "open_files": opens, "locks": locks}

@@ -1,0 +1,205 @@
+"""What operators see of each request: lifecycle log lines, the audit log and the metrics counters.
+
+`observed(dispatch)` wraps the dispatcher once (dispatch.py's last line); every request passes through
+`_observed_dispatch`, which costs a coroutine frame and a set lookup when metrics are off. The outcome of a
+request (status, session, tree, open) is complete only after the handler ran, so observing it here needs no line
+in any command module:
+
+- one structured INFO line (`event=... key=value ...`, logger smbsrv.events) per session setup, logoff, tree
+  connect and disconnect, and authentication failure, with the client's address;
+- with `audit_log` set, one line per create, delete, rename and first WRITE of a handle, per user;
+- with `metrics` on, the counters of `metrics.Metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from smbsrv.protocol.errors import ProtocolViolation, SmbError
+from smbsrv.protocol.reply import GoAsync, Reply
+from smbsrv.wire.constants import FILE_CREATED, FILE_OVERWRITTEN, FILE_SUPERSEDED, Command
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.metrics import Metrics
+    from smbsrv.protocol.context import RequestContext
+    from smbsrv.protocol.objects import Open
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("smbsrv.audit")
+
+Dispatch = Callable[["RequestContext"], Coroutine[Any, Any, Any]]
+
+_LIFECYCLE = frozenset((Command.SESSION_SETUP, Command.LOGOFF, Command.TREE_CONNECT, Command.TREE_DISCONNECT))
+_AUDITED = frozenset((Command.CREATE, Command.CLOSE, Command.SET_INFO, Command.WRITE))
+_CREATE_ACTIONS = {FILE_SUPERSEDED: "supersede", FILE_CREATED: "create", FILE_OVERWRITTEN: "overwrite"}
+_SMB2_0_INFO_FILE = 1
+_FILE_RENAME_INFORMATION = 10  # [MS-FSCC] 2.4.42
+_BODY = 64  # SMB2 header size: request and response bodies start here
+
+
+class Observer:
+    """The process's one observer; `configure` sets what is on."""
+
+    def __init__(self) -> None:
+        self.metrics: Metrics | None = None
+        self.audit = False
+        self.interesting: frozenset[int] = _LIFECYCLE
+        self._written: weakref.WeakSet[Open] = weakref.WeakSet()
+
+    def configure(self, metrics: Metrics | None, audit_path: str) -> None:
+        self.metrics = metrics
+        self.audit = bool(audit_path)
+        self.interesting = _LIFECYCLE | _AUDITED if self.audit else _LIFECYCLE
+
+    def before(self, ctx: RequestContext) -> Any:
+        """What must be seen before the handler changes it (only for the few requests that need it)."""
+        command = ctx.header.command
+        if command == Command.SET_INFO and self.audit:
+            open_ = _set_info_rename_target(ctx)
+            return None if open_ is None else "/".join(open_.path_components)
+        if command == Command.SESSION_SETUP:
+            session = ctx.connection.sessions.get(ctx.header.session_id)
+            return session is not None and session.state == "valid"
+        return None
+
+    def done(self, ctx: RequestContext, status: int, elapsed_s: float, result: Any, seen: Any) -> None:
+        command = ctx.header.command
+        if self.metrics is not None:
+            self.metrics.request(ctx, command, status, elapsed_s, result)
+        if command in _LIFECYCLE:
+            _lifecycle(ctx, command, status, seen)
+        elif self.audit and status == NtStatus.STATUS_SUCCESS:
+            self._audit(ctx, command, result, seen)
+
+    def _audit(self, ctx: RequestContext, command: int, result: Any, seen: Any) -> None:
+        session = ctx.session
+        if session is None:
+            return
+        if command == Command.CREATE:
+            body = result.body if isinstance(result, Reply) else result
+            action = int.from_bytes(body[4:8], "little")
+            open_ = session.opens.get(ctx.created_file_id[1]) if ctx.created_file_id else None
+            if action in _CREATE_ACTIONS and open_ is not None:
+                _audit_line(ctx, _CREATE_ACTIONS[action], open_)
+        elif command == Command.CLOSE and ctx.open is not None and ctx.open.delete_on_close:
+            _audit_line(ctx, "delete", ctx.open)
+        elif command == Command.SET_INFO and seen is not None and ctx.open is not None:
+            _audit_line(ctx, "rename", ctx.open, f" from={_quote(seen)}")
+        elif command == Command.WRITE and ctx.open is not None and ctx.open not in self._written:
+            self._written.add(ctx.open)
+            _audit_line(ctx, "write", ctx.open)
+
+
+OBSERVER = Observer()
+
+
+def observed(dispatch: Dispatch) -> Dispatch:
+    async def _observed_dispatch(ctx: RequestContext) -> Any:
+        observer = OBSERVER
+        timed = observer.metrics is not None
+        if ctx.header.command not in observer.interesting and not timed:
+            return await dispatch(ctx)
+        seen = observer.before(ctx)
+        started = time.perf_counter() if timed else 0.0
+        try:
+            result = await dispatch(ctx)
+        except SmbError as exc:
+            observer.done(ctx, exc.status, time.perf_counter() - started if timed else 0.0, None, seen)
+            raise
+        except GoAsync:
+            observer.done(ctx, NtStatus.STATUS_PENDING, time.perf_counter() - started if timed else 0.0, None,
+                          seen)
+            raise
+        except ProtocolViolation:
+            raise
+        except Exception:
+            observer.done(ctx, NtStatus.STATUS_INTERNAL_ERROR, 0.0, None, seen)
+            raise
+        status = result.status if type(result) is Reply else NtStatus.STATUS_SUCCESS
+        observer.done(ctx, status, time.perf_counter() - started if timed else 0.0, result, seen)
+        return result
+
+    return _observed_dispatch
+
+
+def _lifecycle(ctx: RequestContext, command: int, status: int, seen: Any) -> None:
+    connection = ctx.connection
+    session = ctx.session
+    client = connection.peer
+    if command == Command.SESSION_SETUP:
+        if status == NtStatus.STATUS_SUCCESS and session is not None:
+            keys = "-" if session.signer is None else ("required" if session.signing_required else "client")
+            dialect = connection.dialect
+            log.info("event=%s client=%s user=%s session=%#x dialect=%d.%d.%d signing=%s encryption=%s",
+                     "reauth" if seen else "session_setup", client, _user(session), session.session_id,
+                     dialect >> 8, (dialect >> 4) & 0xF, dialect & 0xF, keys, "required" if session.encrypt_data else
+                     ("available" if session.cipher is not None else "off"))
+        elif status == NtStatus.STATUS_LOGON_FAILURE:
+            log.info("event=auth_failure client=%s session=%#x", client, ctx.header.session_id)
+    elif command == Command.LOGOFF and status == NtStatus.STATUS_SUCCESS and session is not None:
+        log.info("event=logoff client=%s user=%s session=%#x", client, _user(session), session.session_id)
+    elif command == Command.TREE_CONNECT and session is not None:
+        if status == NtStatus.STATUS_SUCCESS and ctx.tree is not None:
+            log.info("event=tree_connect client=%s user=%s session=%#x tree=%d share=%s", client,
+                     _user(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
+        else:
+            log.info("event=tree_connect_refused client=%s user=%s session=%#x status=%s", client,
+                     _user(session), session.session_id, _status_name(status))
+    elif command == Command.TREE_DISCONNECT and status == NtStatus.STATUS_SUCCESS and session is not None \
+            and ctx.tree is not None:
+        log.info("event=tree_disconnect client=%s user=%s session=%#x tree=%d share=%s", client,
+                 _user(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
+
+
+def _audit_line(ctx: RequestContext, operation: str, open_: Open, extra: str = "") -> None:
+    assert ctx.session is not None
+    audit_log.info("op=%s user=%s client=%s share=%s path=%s%s", operation, _user(ctx.session),
+                   ctx.connection.peer, _share(open_.tree), _quote("/".join(open_.path_components)), extra)
+
+
+def _set_info_rename_target(ctx: RequestContext) -> Open | None:
+    """The open a SET_INFO FileRenameInformation acts on, looked up as the dispatcher will ([MS-SMB2] 2.2.39:
+    InfoType at body offset 2, FileInfoClass at 3, FileId at 16; a related request uses the chain's)."""
+    element = ctx.element
+    if len(element) < _BODY + 32 or element[_BODY + 2] != _SMB2_0_INFO_FILE \
+            or element[_BODY + 3] != _FILE_RENAME_INFORMATION:
+        return None
+    session = ctx.connection.sessions.get(ctx.header.session_id)
+    if session is None:
+        return None
+    file_id = ctx.created_file_id
+    volatile = file_id[1] if file_id else int.from_bytes(element[_BODY + 24:_BODY + 32], "little")
+    return session.opens.get(volatile)
+
+
+def _user(session: Any) -> str:
+    if session.user is not None:
+        return str(session.user.name)
+    return "guest" if session.is_guest else "anonymous"
+
+
+def _share(tree: Any) -> str:
+    return "IPC$" if tree.is_ipc else str(tree.share.name)
+
+
+def _quote(path: str) -> str:
+    """Paths in key=value lines: quoted when they hold spaces, quotes or control characters."""
+    if path and not any(c in path for c in ' "=\\') and path.isprintable():
+        return path
+    return json.dumps(path, ensure_ascii=False)
+
+
+def _status_name(status: int) -> str:
+    try:
+        return NtStatus(status).name
+    except ValueError:
+        return f"{status:#010x}"
+
+
+__all__ = ["OBSERVER", "Observer", "observed"]

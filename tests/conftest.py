@@ -66,10 +66,14 @@ def serve_as_test_account(*paths: Path) -> None:
             mode = ancestor.stat().st_mode
             if not mode & 0o001:
                 os.chmod(ancestor, (mode & 0o7777) | 0o001)
-        os.chown(path, account.pw_uid, account.pw_gid)
+        owner = (account.pw_uid, account.pw_gid)
+        names = [str(path)]
         for root, dirs, files in os.walk(path):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), account.pw_uid, account.pw_gid, follow_symlinks=False)
+            names += (os.path.join(root, entry) for entry in dirs + files)
+        for name in names:
+            st = os.lstat(name)
+            if (st.st_uid, st.st_gid) != owner:  # a chown moves ctime even when it changes nothing
+                os.lchown(name, *owner)
 
 
 @dataclass

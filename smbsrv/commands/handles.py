@@ -13,7 +13,7 @@ import stat
 import zlib
 from typing import TYPE_CHECKING
 
-from smbsrv.fs import backend, dos_attrs
+from smbsrv.fs import backend, dos_attrs, identity
 from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc import attributes as fattr
@@ -139,7 +139,10 @@ def list_directory(open_: Open) -> list[tuple[str, os.stat_result]]:
 def directory_has_entries(open_: Open) -> bool:
     fd = open_.fd
     if not open_.granted_access & FILE_READ_DATA:
-        fd = backend.open_at(open_.extra["parent_fd"], open_.extra["name"], os.O_RDONLY | os.O_DIRECTORY)
+        # The caller holds DELETE; whether the directory is empty is the server's to find out, as rmdir(2)
+        # needs no read permission on it either.
+        with identity.as_server():
+            fd = backend.open_at(open_.extra["parent_fd"], open_.extra["name"], os.O_RDONLY | os.O_DIRECTORY)
     try:
         with os.scandir(fd) as entries:
             return any(True for _ in entries)

@@ -132,7 +132,10 @@ def open_for_access(
     if is_special:
         return open_at(parent_fd, name, os.O_PATH)
     if is_directory:
-        return open_at(parent_fd, name, os.O_RDONLY | os.O_DIRECTORY)
+        # Listing needs a readable fd; anything else (attributes, delete, rename, security) works on O_PATH,
+        # so a directory the user may not read can still be opened for those, as on Samba and Windows.
+        flags = os.O_RDONLY if granted & _FILE_READ_DATA else os.O_PATH
+        return open_at(parent_fd, name, flags | os.O_DIRECTORY)
     wants_read = granted & (_FILE_READ_DATA | _FILE_EXECUTE)
     wants_write = granted & (_FILE_WRITE_DATA | _FILE_APPEND_DATA) or truncate
     if wants_read and wants_write:

@@ -82,7 +82,7 @@ def identity(accounts: dict[str, pwd.struct_passwd]) -> Iterator[Identity]:
         assert users_file.stat().st_mode & 0o077 == 0, "the users file must not be readable by others"
         config = tmp / "smbsrv.toml"
         config.write_text(f'[server]\nusers_file = "{users_file}"\n\n[shares.share]\npath = "{share}"\n')
-        server = start_server(share, tmp / "server.log", config=config, users=())
+        server = start_server(share, tmp / "server.log", config=config, users=(), as_root=True)
         try:
             yield Identity(server, share, {n: accounts[n].pw_uid for n in ACCOUNTS},
                            {n: accounts[n].pw_gid for n in ACCOUNTS})

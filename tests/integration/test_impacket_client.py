@@ -41,7 +41,7 @@ from impacket.smb3structs import (
 )
 from impacket.smbconnection import SessionError, SMBConnection
 
-from tests.conftest import SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.conftest import SmbServer, assert_no_server_bugs, serve_as_test_account, start_server, stop_server
 
 # None: impacket's default, an SMB1 NEGOTIATE listing "SMB 2.002" and "SMB 2.???" that the server must answer
 # with an SMB2 NEGOTIATE response; impacket then negotiates again with every SMB2 dialect.
@@ -118,6 +118,7 @@ def work(server: SmbServer) -> tuple[str, Path]:
     name = f"w{next(_work_counter)}"
     path = server.share_path / name
     path.mkdir()
+    serve_as_test_account(path)
     return name, path
 
 

@@ -76,7 +76,14 @@ from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
 from tests import builders as b
-from tests.conftest import REPO, SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.conftest import (
+    REPO,
+    SmbServer,
+    assert_no_server_bugs,
+    serve_as_test_account,
+    start_server,
+    stop_server,
+)
 from tests.integration import posix_helpers as p
 
 # Shares of the main server: TOML lines of each share table.
@@ -105,9 +112,10 @@ FILE_CREATED = 2  # CreateAction ([MS-SMB2] 2.2.14)
 class Env:
     server: SmbServer
     shares: dict[str, Path]
+    as_root: bool = False
 
 
-def _start(tmp: Path, server_table: str, shares: dict[str, str]) -> Env:
+def _start(tmp: Path, server_table: str, shares: dict[str, str], as_root: bool = False) -> Env:
     paths = {}
     tables = []
     for name, options in shares.items():
@@ -117,8 +125,8 @@ def _start(tmp: Path, server_table: str, shares: dict[str, str]) -> Env:
         tables.append(f'[shares.{name}]\npath = "{path}"\n{options}')
     config = tmp / "smbsrv.toml"
     config.write_text(f'[server]\nstate_dir = "{tmp / "state"}"\n{server_table}\n' + "\n".join(tables))
-    server = start_server(paths["share"], tmp / "server.log", config=config)
-    return Env(server, paths)
+    server = start_server(paths["share"], tmp / "server.log", config=config, as_root=as_root)
+    return Env(server, paths, as_root)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +143,34 @@ def env() -> Iterator[Env]:
         assert_no_server_bugs(started.server)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def env_root() -> Iterator[Env]:
+    """A server whose user acts as root, for the tests that need root's powers (chown to any id, a file of a
+    foreign owner read as its owner sees it)."""
+    tmp = Path(tempfile.mkdtemp(prefix="smbsrv-posix-root-"))
+    try:
+        started = _start(tmp, "", {"share": ""}, as_root=True)
+        try:
+            yield started
+        finally:
+            stop_server(started.server.process)
+        assert_no_server_bugs(started.server)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def root_work(env_root: Env, request: pytest.FixtureRequest) -> Iterator[tuple[b.Client, Work]]:
+    """A POSIX client of the root-mapped server and this test's directory on it."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name)[-60:] + "-" + uuid.uuid4().hex[:6]
+    server = env_root.server
+    client = p.connect(server.host, server.port, server.user, server.password, "share", posix=True)
+    try:
+        yield client, Work(env_root, name)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -164,15 +200,24 @@ class Work:
         if share not in self.made:
             directory = self.env.shares[share] / self.name
             directory.mkdir()
+            serve_as_test_account(directory)
             self.made[share] = directory
         return self.made[share]
 
     def posix(self, relative: str) -> str:
         """The share-relative name of `relative` in POSIX syntax."""
+        self._hand_over()
         return f"{self.name}/{relative}" if relative else self.name
 
     def windows(self, relative: str) -> str:
+        self._hand_over()
         return f"{self.name}\\{relative}" if relative else self.name
+
+    def _hand_over(self) -> None:
+        # What the test made on disk (as root) belongs to the SMB user's account before the client uses it,
+        # except on the root-mapped server, whose tests set owners on purpose.
+        if not self.env.as_root:
+            serve_as_test_account(*self.made.values())
 
 
 @pytest.fixture
@@ -449,6 +494,7 @@ def test_create_mode_leaves_existing_objects_alone(pc: b.Client, work: Work, dis
     path = work.path() / "existing"
     path.write_bytes(b"keep")
     os.chmod(path, 0o604)
+    serve_as_test_account(path)
     response = p.posix_create(pc, work.posix("existing"), 0o777,
                               desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=disposition)
     assert _status(response) == "STATUS_SUCCESS"
@@ -476,7 +522,7 @@ def test_posix_context_ignored_without_posix_negotiated(wc: b.Client, work: Work
         assert p.create_response_contexts(response) == {}, name
         wc.close_file(b.create_file_id(response.body))
     # New files of Windows opens get the server's default mode, not the context's.
-    assert os.stat(work.path() / "new").st_mode & 0o7777 == 0o644
+    assert os.stat(work.path() / "new").st_mode & 0o7777 == 0o744  # as Samba 4.17 (docs/access.md)
     # Windows semantics stay: the lookup is case-insensitive.
     response = p.posix_create(wc, work.windows("MIXED.TXT"))
     assert _status(response) == "STATUS_SUCCESS"
@@ -506,7 +552,7 @@ def test_posix_context_ignored_by_a_client_without_posix(env: Env, work: Work) -
                                  CreateOptions.FILE_NON_DIRECTORY_FILE, create_contexts=[context])
         assert answered is None, f"response contexts: {answered!r}"
         handle.close()
-        assert os.stat(work.path() / "from-smbprotocol").st_mode & 0o7777 == 0o644
+        assert os.stat(work.path() / "from-smbprotocol").st_mode & 0o7777 == 0o744
         session.disconnect()
     finally:
         connection.disconnect(True)
@@ -523,7 +569,7 @@ def test_posix_context_ignored_on_a_share_without_posix(connect_posix: PosixClie
         assert _status(response) == "STATUS_SUCCESS", name
         assert p.create_response_contexts(response) == {}, name
         client.close_file(b.create_file_id(response.body))
-    assert os.stat(directory / "new").st_mode & 0o7777 == 0o644
+    assert os.stat(directory / "new").st_mode & 0o7777 == 0o744
     # Windows path rules: case-insensitive, wildcard characters refused, '\\' separates.
     response = p.posix_create(client, work.posix("MIXED.TXT"))
     assert _status(response) == "STATUS_SUCCESS"
@@ -540,6 +586,7 @@ def test_posix_context_ignored_on_a_share_without_posix(connect_posix: PosixClie
 
 def test_slash_is_the_only_separator(pc: b.Client, work: Work) -> None:
     (work.path() / "sub").mkdir()
+    serve_as_test_account(work.path())
     file_id = p.posix_open(pc, work.posix("sub/inner"), desired_access=b.GENERIC_WRITE,
                            disposition=b.FILE_CREATE)
     pc.close_file(file_id)
@@ -647,6 +694,7 @@ def _open_holder(client: b.Client, name: str, posix: bool) -> tuple[int, int]:
 def test_posix_unlink_removes_the_name_at_once(pc: b.Client, work: Work, how: str) -> None:
     path = work.path() / "victim"
     path.write_bytes(b"old contents")
+    serve_as_test_account(path)
     holder = _open_holder(pc, work.posix("victim"), posix=True)
     if how == "posix-open":
         deleter = p.posix_open(pc, work.posix("victim"), desired_access=b.DELETE)
@@ -694,6 +742,7 @@ def test_posix_unlink_of_an_open_directory(pc: b.Client, work: Work) -> None:
 def test_windows_unlink_waits_for_the_last_close(pc: b.Client, work: Work) -> None:
     path = work.path() / "victim"
     path.write_bytes(b"old contents")
+    serve_as_test_account(path)
     holder = _open_holder(pc, work.windows("victim"), posix=False)
     deleter = pc.open(work.windows("victim"), desired_access=b.DELETE)
     response = pc.set_info(deleter, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
@@ -710,6 +759,7 @@ def test_windows_unlink_waits_for_the_last_close(pc: b.Client, work: Work) -> No
 def test_posix_rename_over_an_open_target(pc: b.Client, work: Work, how: str) -> None:
     (work.path() / "source").write_bytes(b"new data")
     (work.path() / "target").write_bytes(b"old data")
+    serve_as_test_account(work.path())
     holder = p.posix_open(pc, work.posix("target"), desired_access=b.GENERIC_READ)
     if how == "posix-open":
         mover = p.posix_open(pc, work.posix("source"), desired_access=b.DELETE)
@@ -734,6 +784,7 @@ def test_posix_rename_target_is_a_posix_name(pc: b.Client, work: Work) -> None:
     # The target of a rename on a POSIX open is in POSIX syntax: '/' separates, '\\' and ':' are characters.
     (work.path() / "sub").mkdir()
     (work.path() / "source").write_bytes(b"moved")
+    serve_as_test_account(work.path())
     mover = p.posix_open(pc, work.posix("source"), desired_access=b.DELETE)
     for target in ("sub/a\\b", "sub/c:d", "sub/Case"):
         response = pc.set_info(mover, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
@@ -747,6 +798,7 @@ def test_posix_rename_target_is_a_posix_name(pc: b.Client, work: Work) -> None:
 def test_windows_rename_over_an_open_target_is_refused(pc: b.Client, work: Work) -> None:
     (work.path() / "source").write_bytes(b"new data")
     (work.path() / "target").write_bytes(b"old data")
+    serve_as_test_account(work.path())
     holder = pc.open(work.windows("target"), desired_access=b.GENERIC_READ)
     mover = pc.open(work.windows("source"), desired_access=b.DELETE)
     response = pc.set_info(mover, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
@@ -956,6 +1008,7 @@ def test_posix_chmod(pc: b.Client, work: Work, kind: str, mode: int, expected: i
     else:
         path.write_bytes(b"chmod")
     os.chmod(path, 0o600 if kind == "file" else 0o700)
+    serve_as_test_account(path)
     access = b.READ_CONTROL | p.WRITE_DAC | b.FILE_READ_ATTRIBUTES
     file_id = p.posix_open(pc, work.posix(kind), desired_access=access,
                            options=b.FILE_DIRECTORY_FILE if kind == "dir" else 0)
@@ -975,7 +1028,8 @@ def _set_owner(client: b.Client, file_id: tuple[int, int], owner: bytes | None,
     return client.set_info(file_id, b.SMB2_0_INFO_SECURITY, 0, descriptor, additional_information=additional)
 
 
-def test_chown_and_chgrp_as_root(pc: b.Client, work: Work) -> None:
+def test_chown_and_chgrp_as_root(root_work: tuple[b.Client, Work]) -> None:
+    pc, work = root_work
     path = work.path() / "owned"
     path.write_bytes(b"owned")
     file_id = p.posix_open(pc, work.posix("owned"),
@@ -1036,7 +1090,7 @@ def identity() -> Iterator[Identity]:
         config = tmp / "smbsrv.toml"
         config.write_text(f'[server]\nusers_file = "{users_file}"\nstate_dir = "{tmp / "state"}"\n\n'
                           f'[shares.share]\npath = "{share}"\n')
-        server = start_server(share, tmp / "server.log", config=config, users=())
+        server = start_server(share, tmp / "server.log", config=config, users=(), as_root=True)
         try:
             yield Identity(server, share, account.pw_uid, account.pw_gid, grp.getgrnam(EXTRA_GROUP).gr_gid)
         finally:
@@ -1125,7 +1179,9 @@ def _effective_masks(descriptor: SMB2CreateSDBuffer) -> dict[str, int]:
     return {sid_text: mask & ~denied.get(sid_text, 0) for sid_text, mask in allowed.items()}
 
 
-def test_windows_security_descriptor_follows_owner_group_and_mode(env: Env, work: Work) -> None:
+def test_windows_security_descriptor_follows_owner_group_and_mode(root_work: tuple[b.Client, Work]) -> None:
+    env = root_work[1].env
+    work = root_work[1]
     path = work.path() / "described"
     path.write_bytes(b"described")
     os.chown(path, 1234, 5678)

@@ -37,7 +37,7 @@ import smbclient
 from smbprotocol.connection import Connection
 
 from tests import builders as b
-from tests.conftest import SmbServer, start_server, stop_server
+from tests.conftest import SmbServer, serve_as_test_account, start_server, stop_server
 from tests.integration import reparse_helpers as r
 
 _BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
@@ -112,6 +112,9 @@ class Work:
     name: str
 
     def path(self, *parts: str) -> str:
+        """The client's name of `parts`; what the test made on disk so far is handed to the SMB user's account
+        first (the test makes it as root)."""
+        serve_as_test_account(self.local)
         return "\\".join((self.name, *parts))
 
 
@@ -120,6 +123,7 @@ def _work_in(share: Path, request: pytest.FixtureRequest) -> Work:
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     local = share / name
     local.mkdir()
+    serve_as_test_account(local)
     return Work(local, name)
 
 
@@ -338,6 +342,9 @@ def _make_special_files(directory: Path) -> dict[str, Path]:
     os.mknod(paths["chr"], stat.S_IFCHR | 0o600, os.makedev(*_DEVICE_NUMBERS["chr"]))
     os.mknod(paths["blk"], stat.S_IFBLK | 0o600, os.makedev(*_DEVICE_NUMBERS["blk"]))
     os.mknod(paths["blk_big"], stat.S_IFBLK | 0o600, os.makedev(*_DEVICE_NUMBERS["blk_big"]))
+    for path in paths.values():
+        # Every right grantable (rwx is full control), so what a test sees is the reparse handling alone.
+        os.chmod(path, 0o777)
     return paths
 
 

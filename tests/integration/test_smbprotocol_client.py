@@ -54,7 +54,7 @@ from smbprotocol.open import (
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
-from tests.conftest import SmbServer
+from tests.conftest import SmbServer, serve_as_test_account
 
 DIALECTS = {
     "2.0.2": Dialects.SMB_2_0_2,
@@ -89,6 +89,7 @@ class Client:
 
     def open(self, relative: str, disposition: int = CreateDisposition.FILE_OPEN, options: int = 0,
              access: int = ALL_ACCESS, attributes: int = FileAttributes.FILE_ATTRIBUTE_NORMAL) -> Open:
+        serve_as_test_account(self.root)  # what the test made on disk as root belongs to the SMB user's account
         handle = Open(self.tree, self.name(relative))
         handle.create(ImpersonationLevel.Impersonation, access, attributes, SHARE_ALL, disposition, options)
         return handle
@@ -139,6 +140,7 @@ def client(module_server: SmbServer, variant: tuple[str, bool]) -> Iterator[Clie
     work = f"w{next(_work_counter)}"
     root = module_server.share_path / work
     root.mkdir()
+    serve_as_test_account(root)
     connection = Connection(uuid.uuid4(), module_server.host, module_server.port, require_signing=signing)
     watchdog = threading.Timer(WATCHDOG_S, _close_transport, (connection,))
     watchdog.daemon = True

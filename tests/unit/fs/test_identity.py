@@ -199,7 +199,7 @@ def test_lazy_import_while_acting_as_a_client_runs_as_the_server(tmp_path: Path)
         def lazily() -> object:
             with identity.acting_as(NOBODY, NOBODY, ()):
                 try:
-                    import smbsrv_lazy_probe  # noqa: PLC0415 - the lazy import under test
+                    import smbsrv_lazy_probe
                 except ImportError as exc:
                     return exc
                 return smbsrv_lazy_probe.VALUE

@@ -115,6 +115,49 @@ def parse_buffers(buffers: list[Any]) -> list[b.Response]:
         position = end
 
 
+def request_elements(message: bytes) -> list[tuple[int, int]] | None:
+    """(Command, MessageId) of each element of an SMB2 request, walked by NextCommand as [MS-SMB2] 3.3.5.2.7
+    does; None when the message is not a plain SMB2 message the walk can follow (SMB1, transform, compression,
+    or a chain that a server must drop, in which case the connection is torn down and nothing is counted)."""
+    elements = []
+    position = 0
+    while True:
+        if len(message) - position < b.HEADER_SIZE or message[position:position + 4] != b"\xfeSMB":
+            return None
+        command, = struct.unpack_from("<H", message, position + 12)
+        next_command, message_id = struct.unpack_from("<IQ", message, position + 20)
+        elements.append((command, message_id))
+        if not next_command:
+            return elements
+        if next_command % 8 or position + next_command >= len(message):
+            return None
+        position += next_command
+
+
+def check_one_response_per_element(message: bytes, responses: list[b.Response]) -> None:
+    """The promise of this module: a request the server did not drop gets one response per element (CANCEL
+    gets none, [MS-SMB2] 3.3.5.16). An element that went async may get an interim STATUS_PENDING now and its
+    final response later, so interim answers count only towards "at least one"."""
+    elements = request_elements(message)
+    if elements is None:
+        return
+    wanted: dict[int, int] = {}
+    for command, message_id in elements:
+        if command != b.SMB2_CANCEL:
+            wanted[message_id] = wanted.get(message_id, 0) + 1
+    final: dict[int, int] = {}
+    interim: dict[int, int] = {}
+    for response in responses:
+        counts = interim if response.status == b.STATUS_PENDING and response.header.is_async else final
+        counts[response.header.message_id] = counts.get(response.header.message_id, 0) + 1
+    for message_id, count in wanted.items():
+        finals, interims = final.get(message_id, 0), interim.get(message_id, 0)
+        if finals > count:
+            raise Finding(f"{finals} final responses to MessageId {message_id}, which {count} element(s) carry")
+        if finals + interims < count:
+            raise Finding(f"{count} element(s) with MessageId {message_id} got {finals + interims} responses")
+
+
 class SansIoServer:
     """Server state over a temporary share; one asyncio loop that every Peer of this server runs on."""
 
@@ -225,6 +268,10 @@ class Peer:
         if buffers:
             outcome.responses = parse_buffers(buffers)
         outcome.sent_later = self._take_later()
+        # parse_buffers answers nothing for an encrypted reply, which then cannot be counted.
+        encrypted = bool(buffers) and not outcome.responses
+        if not outcome.dropped and not encrypted:
+            check_one_response_per_element(message, outcome.responses + outcome.sent_later)
         return outcome
 
     def _take_later(self) -> list[b.Response]:

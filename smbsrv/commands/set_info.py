@@ -7,13 +7,13 @@ import os
 import stat
 
 from smbsrv.commands import handles
-from smbsrv.fs import eas
+from smbsrv.fs import dos_attrs, eas
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.security import parse_descriptor, posix_mode_from_dacl
-from smbsrv.fscc.times import time_to_set
+from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, time_to_set
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -32,8 +32,11 @@ from smbsrv.wire.constants import (
 )
 from smbsrv.wire.status import NtStatus
 
+FILE_ATTRIBUTE_DIRECTORY = 0x00000010
 FILE_ATTRIBUTE_TEMPORARY = 0x00000100
 # Access that makes an open take part in share-mode checks (READ/WRITE/APPEND/EXECUTE data, DELETE).
+# Open.UserSetChangeTime ([MS-FSA] 2.1.5.15.2), kept with the open.
+_USER_SET_CHANGE_TIME = "user_set_change_time"
 _SHARE_CHECKED_ACCESS = 0x00000001 | 0x00000002 | 0x00000004 | 0x00000020 | DELETE
 
 
@@ -99,16 +102,38 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
     positive FILETIME is taken (fscc/times.py: the kernel clamps write and access times to what the file
     system holds, creation and change times are kept exactly). Attributes: 0 leaves them alone
     ([MS-FSA] 2.1.5.15.2)."""
+    # [MS-FSA] 2.1.5.15.2: checked before anything changes. A file cannot become a directory, nor a directory
+    # temporary (smbtorture smb2.setinfo).
+    if not open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_DIRECTORY:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     atime = time_to_set(basic.last_access_time)
     mtime = time_to_set(basic.last_write_time)
+    change_time = time_to_set(basic.change_time)
+    if change_time is not None:
+        open_.extra[_USER_SET_CHANGE_TIME] = True
+    elif basic.change_time == FILETIME_RESUME_UPDATES:
+        open_.extra.pop(_USER_SET_CHANGE_TIME, None)
+    elif basic.file_attributes and open_.extra.get(_USER_SET_CHANGE_TIME):
+        # [MS-FSA] 2.1.5.15.2 Open.UserSetChangeTime: once a handle has set ChangeTime, its later changes do
+        # not move it (Windows; smbtorture smb2.setinfo sets attributes with zero times and reads it back).
+        change_time = _client_change_time(open_)
     if atime is not None or mtime is not None:
         handles.set_times(open_, atime, mtime)
-    if open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
-        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-FSA] 2.1.5.14.2
-    creation_time, change_time = time_to_set(basic.creation_time), time_to_set(basic.change_time)
+    creation_time = time_to_set(basic.creation_time)
     if creation_time is not None or basic.file_attributes or change_time is not None:
         # After the times above: the ChangeTime a client sets holds for the file as it is now.
         handles.set_dos_info(open_, basic.file_attributes or None, creation_time, change_time)
+
+
+def _client_change_time(open_: Open) -> int | None:
+    """The ChangeTime a client set on the file, while it still holds (dos_attrs.change_anchor)."""
+    st = os.fstat(open_.fd)
+    dos = dos_attrs.read(open_.fd, st)
+    if dos is None or not dos.change_time or dos.change_anchor != dos_attrs.change_anchor(st):
+        return None
+    return dos.change_time
 
 
 def _truncate(open_: Open, length: int) -> None:

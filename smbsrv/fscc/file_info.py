@@ -196,12 +196,18 @@ def encode_basic(info: FileInfo) -> bytes:
     )
 
 
+def _links(info: FileInfo, delete_pending: bool) -> int:
+    """NumberOfLinks counts the names that stay: the one a pending delete will remove is not among them
+    (Windows, and Samba's smbd_do_qfilepathinfo; smbtorture smb2.setinfo reads 0 for a single-link file)."""
+    return max(info.number_of_links - 1, 0) if delete_pending else info.number_of_links
+
+
 def encode_standard(info: FileInfo, delete_pending: bool = False) -> bytes:
     """[MS-FSCC] 2.4.47 FILE_STANDARD_INFORMATION."""
     return _STANDARD.pack(
         info.allocation_size,
         info.end_of_file,
-        info.number_of_links,
+        _links(info, delete_pending),
         1 if delete_pending else 0,
         1 if info.is_directory else 0,
         0,
@@ -273,7 +279,7 @@ def encode_all(
             0,
             info.allocation_size,
             info.end_of_file,
-            info.number_of_links,
+            _links(info, delete_pending),
             1 if delete_pending else 0,
             1 if info.is_directory else 0,
             0,

@@ -379,7 +379,7 @@ def test_a_list_that_fits_is_stored(client: b.Client, name: str) -> None:
     try:
         assert _set_eas(client, file_id, _ea_list(100)) == b.STATUS_SUCCESS
         response = client.query_info(file_id, b.SMB2_0_INFO_FILE, FILE_EA_INFORMATION)
-        assert struct.unpack("<I", b.output_buffer(response))[0] == 100 * 16
+        assert struct.unpack("<I", b.output_buffer(response))[0] == 100 * 20  # 8 + 8 + 1 + 1, 4-byte aligned
         # One entry per 20-byte buffer: whole entries only, the rest reported as BUFFER_OVERFLOW.
         response = client.query_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION, output_length=20,
                                      flags=0x01)
@@ -468,4 +468,73 @@ def test_write_ending_past_maxfilesize_is_invalid_parameter(client: b.Client, se
     finally:
         client.request(b.SMB2_SET_INFO, b.set_info_body(file_id, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION,
                                                         b.disposition_info()))
+        client.close_file(file_id)
+
+
+# -- SET_INFO FileBasicInformation rules and what a pending delete shows (smbtorture smb2.setinfo) ---------------
+
+FILE_ATTRIBUTE_HIDDEN = 0x2
+FILE_ATTRIBUTE_TEMPORARY = 0x100
+
+
+def _set_basic_with_attributes(client: b.Client, file_id: tuple[int, int], attributes: int,
+                               write: int = 0, change: int = 0) -> str:
+    buffer = _BASIC.pack(0, 0, write, change, attributes) + bytes(4)
+    return _status(client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, buffer))
+
+
+def test_a_file_cannot_become_a_directory(client: b.Client, name: str) -> None:
+    """[MS-FSA] 2.1.5.15.2: FILE_ATTRIBUTE_DIRECTORY on a file is STATUS_INVALID_PARAMETER, and the times in the
+    same request are not applied."""
+    file_id = _new_file(client, name)
+    try:
+        before = _basic(client, file_id)
+        ft = _filetime_of_unix(1_400_000_000)
+        assert _set_basic_with_attributes(client, file_id, b.FILE_ATTRIBUTE_DIRECTORY, write=ft) == \
+            "STATUS_INVALID_PARAMETER"
+        assert _basic(client, file_id) == before
+    finally:
+        client.close_file(file_id)
+    directory = client.open(name + ".d", desired_access=b.GENERIC_ALL, disposition=b.FILE_CREATE,
+                            options=b.FILE_DIRECTORY_FILE)
+    try:
+        assert _set_basic_with_attributes(client, directory, b.FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_TEMPORARY) \
+            == "STATUS_INVALID_PARAMETER"
+        assert _set_basic_with_attributes(client, directory, b.FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_HIDDEN) \
+            == "STATUS_SUCCESS"
+    finally:
+        client.set_info(directory, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
+        client.close_file(directory)
+
+
+def test_change_time_a_handle_set_stays_when_it_changes_attributes(client: b.Client, name: str) -> None:
+    """[MS-FSA] 2.1.5.15.2 Open.UserSetChangeTime: after a handle set ChangeTime, changing the attributes with
+    zero times keeps it (Windows; smbtorture smb2.setinfo). ChangeTime -2 lets it follow changes again."""
+    file_id = _new_file(client, name)
+    try:
+        ft = _filetime_of_unix(1_300_000_000)
+        assert _set_basic(client, file_id, change=ft) == "STATUS_SUCCESS"
+        assert _set_basic_with_attributes(client, file_id, FILE_ATTRIBUTE_HIDDEN) == "STATUS_SUCCESS"
+        _, _, _, change, attributes = _basic(client, file_id)
+        assert (change, attributes & FILE_ATTRIBUTE_HIDDEN) == (ft, FILE_ATTRIBUTE_HIDDEN)
+        assert _set_basic_with_attributes(client, file_id, b.FILE_ATTRIBUTE_NORMAL, change=-2) == "STATUS_SUCCESS"
+        assert _basic(client, file_id)[3] != ft
+    finally:
+        client.close_file(file_id)
+
+
+def test_delete_pending_file_reports_its_remaining_links(client: b.Client, name: str) -> None:
+    """FileStandardInformation/FileAllInformation NumberOfLinks leave out the name a pending delete removes
+    (Windows, Samba): 0 for a file with one name, 1 again once the delete is cancelled."""
+    file_id = _new_file(client, name)
+    try:
+        for pending, links in ((True, 0), (False, 1)):
+            response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION,
+                                       b.disposition_info(pending))
+            assert _status(response) == "STATUS_SUCCESS"
+            standard = b.output_buffer(client.query_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_STANDARD_INFORMATION))
+            assert struct.unpack_from("<IBB", standard, 16) == (links, int(pending), 0)
+            every = b.output_buffer(client.query_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_ALL_INFORMATION))
+            assert struct.unpack_from("<IB", every, 56) == (links, int(pending))
+    finally:
         client.close_file(file_id)

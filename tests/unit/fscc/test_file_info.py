@@ -52,13 +52,18 @@ def test_basic_offsets_and_smbprotocol() -> None:
     assert parsed["file_attributes"].get_value() == 0x21
 
 
+def test_links_without_a_pending_delete() -> None:
+    assert u32(fi.encode(C.FileStandardInformation, make_info()), 16) == 3
+
+
 def test_standard_offsets_and_impacket() -> None:
     data = fi.encode(C.FileStandardInformation, make_info(), delete_pending=True)
     assert len(data) == 24
-    assert u64(data, 0) == 8192 and u64(data, 8) == 5000 and u32(data, 16) == 3
+    # NumberOfLinks leaves out the name the pending delete removes (3 links on disk, Windows and Samba say 2).
+    assert u64(data, 0) == 8192 and u64(data, 8) == 5000 and u32(data, 16) == 2
     assert u8(data, 20) == 1 and u8(data, 21) == 0 and u16(data, 22) == 0
     parsed = smb3structs.FILE_STANDARD_INFORMATION(data)
-    assert parsed["DeletePending"] == 1 and parsed["Directory"] == 0 and parsed["NumberOfLinks"] == 3
+    assert parsed["DeletePending"] == 1 and parsed["Directory"] == 0 and parsed["NumberOfLinks"] == 2
     directory = fi.encode(C.FileStandardInformation, make_info(attributes=FILE_ATTRIBUTE_DIRECTORY))
     assert u8(directory, 20) == 0 and u8(directory, 21) == 1
 
@@ -101,7 +106,7 @@ def test_all_offsets_impacket_and_smbprotocol() -> None:
     assert len(data) == 100 + len(name)
     assert [u64(data, o) for o in (0, 8, 16, 24)] == [CREATION, ACCESS, WRITE, CHANGE]
     assert u32(data, 32) == 0x20
-    assert u64(data, 40) == 8192 and u64(data, 48) == 5000 and u32(data, 56) == 3
+    assert u64(data, 40) == 8192 and u64(data, 48) == 5000 and u32(data, 56) == 2  # 3 links, one delete pending
     assert u8(data, 60) == 1 and u8(data, 61) == 0
     assert u64(data, 64) == 0x1122334455667788
     assert u32(data, 72) == 0x44 and u32(data, 76) == 0x1F01FF

@@ -111,11 +111,10 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"smbsrv: {exc}", file=sys.stderr)
         return 2
-    stderr_handler = logging.StreamHandler(sys.stderr)
-    stderr_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # Log records may be written from a thread acting as a client: the handler writes as the server.
     logging.basicConfig(level=config.log_level.upper() if config.log_level.upper() != "TRACE" else "DEBUG",
-                        handlers=[identity.ServerIdentityHandler(stderr_handler)])
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=[identity.ServerIdentityHandler(logging.StreamHandler(sys.stderr))])
     identity.install_import_guard()
     users = _quick_users(args.user, config) if args.user else UserDB.load(config.users_file)
     if not len(users) and not any(share.guest_ok for share in config.shares):

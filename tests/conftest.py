@@ -117,16 +117,17 @@ def _config_share_paths(config: Path | None) -> list[Path]:
 def start_server(share_path: Path, log_path: Path, *args: str, extra_shares: dict[str, Path] | None = None,
                  users: tuple[tuple[str, str], ...] = ((USER, PASSWORD),), config: Path | None = None,
                  env: dict[str, str] | None = None, signing: str | None = "desired",
-                 as_root: bool = False) -> SmbServer:
+                 as_root: bool = False, python: tuple[str, ...] = (sys.executable,)) -> SmbServer:
     """Start the daemon. Most tests drive raw requests that sign only when asked, so the server is started
     with signing "desired" unless the arguments say otherwise; `signing=None` keeps the server's own default
     (required), which tests/integration/test_defaults.py checks.
 
     The shares are handed to TEST_ACCOUNT first, so `--user` users (which act as the owner of the first share)
-    are an ordinary account; `as_root=True` leaves them root's, for the few tests that need root's powers."""
+    are an ordinary account; `as_root=True` leaves them root's, for the few tests that need root's powers.
+    `python` is the command that runs the interpreter (tests/integration/test_real_users.py wraps it)."""
     if not as_root:
         serve_as_test_account(share_path, *(extra_shares or {}).values(), *_config_share_paths(config))
-    argv = [sys.executable, "-m", "smbsrv", "serve", "--listen", "127.0.0.1", "--port", "0",
+    argv = [*python, "-m", "smbsrv", "serve", "--listen", "127.0.0.1", "--port", "0",
             "--log-level", "DEBUG"]
     if signing is not None and "--signing" not in args:
         argv += ["--signing", signing]

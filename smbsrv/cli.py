@@ -145,11 +145,29 @@ def _control_request(args: argparse.Namespace, command: str) -> dict[str, object
     from smbsrv.control import ControlError, request
 
     try:
-        path = args.socket or (load_config(args.config) if args.config else ServerConfig()).control_socket_path
-        return request(path, command)
+        return request(args.socket or _control_socket_of(args.config), command)
     except (ConfigError, ControlError) as exc:
         print(f"smbsrv {command}: {exc}", file=sys.stderr)
         return None
+
+
+def _control_socket_of(config_path: str | None) -> str:
+    """Where the server of `config_path` listens. Only the two keys that say so are read: a config that does
+    not validate (the very thing `smbsrv reload` must report) still names its server's socket."""
+    import tomllib
+
+    server: dict[str, object] = {}
+    if config_path:
+        try:
+            with open(config_path, "rb") as file:
+                server = tomllib.load(file).get("server", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{config_path}: {exc}; name the control socket with -s") from None
+    control_socket = server.get("control_socket") or ""
+    state_dir = server.get("state_dir") or ServerConfig.state_dir
+    if not isinstance(control_socket, str) or not isinstance(state_dir, str):
+        raise ConfigError(f"{config_path}: control_socket and state_dir must be strings; use -s")
+    return ServerConfig(control_socket=control_socket, state_dir=state_dir).control_socket_path
 
 
 def status(args: argparse.Namespace) -> int:

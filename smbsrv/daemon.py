@@ -153,9 +153,14 @@ async def _start_operations(config: ServerConfig, state: ServerState, reload_sou
         from smbsrv.metrics import LimitCounter, Metrics, MetricsServer
 
         metrics = Metrics()
-        logging.getLogger("smbsrv.transport").addFilter(LimitCounter(metrics))
-        operations.metrics_server = MetricsServer(metrics, state)
-        await operations.metrics_server.start(config.metrics_listen, config.metrics_port)
+        try:
+            operations.metrics_server = MetricsServer(metrics, state)
+        except ImportError:
+            log.error("metrics = true needs prometheus_client (pip install 'smbsrv[metrics]'): metrics are off")
+            metrics = None
+        else:
+            logging.getLogger("smbsrv.transport").addFilter(LimitCounter(metrics))
+            await operations.metrics_server.start(config.metrics_listen, config.metrics_port)
     if config.audit_log:
         _open_audit_log(config.audit_log)
     events.OBSERVER.configure(metrics, config.audit_log)

@@ -10,7 +10,6 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.auth.authenticator import Authenticator
@@ -83,7 +82,7 @@ class ServerState:
         # process id so ids from a restarted server do not collide with stale client state.
         return ((os.getpid() & 0xFFFF) << 40) | next(self._session_ids)
 
-    def acting_as(self, session: Session) -> AbstractContextManager[None]:
+    def acting_as(self, session: Session) -> identity.acting_as:
         """The block's filesystem calls run with the session user's credentials (root servers only)."""
         return identity.acting_as(session.uid, session.gid, session.groups)
 

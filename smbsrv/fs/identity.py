@@ -143,13 +143,20 @@ def become_root() -> None:
         _to_server()
 
 
-@contextmanager
-def acting_as(uid: int, gid: int, groups: Sequence[int]) -> Generator[None, None, None]:
-    """The block runs as uid/gid/groups; afterwards the thread is the server again."""
-    become(uid, gid, groups)
-    try:
-        yield
-    finally:
+class acting_as:  # a context manager used like a function: `with acting_as(...)`
+    """The block runs as uid/gid/groups; afterwards the thread is the server again. A class rather than a
+    generator: it runs around every request."""
+
+    __slots__ = ("_identity",)
+
+    def __init__(self, uid: int, gid: int, groups: Sequence[int]) -> None:
+        self._identity = (uid, gid, tuple(groups))
+
+    def __enter__(self) -> None:
+        if running_as_root() and _state.current != self._identity:
+            _switch(*self._identity)
+
+    def __exit__(self, *exc_info: object) -> None:
         become_root()
 
 

@@ -35,6 +35,13 @@ class Enumeration:
     pattern: str
     entries: list[tuple[str, os.stat_result]]  # the matching names, "." and ".." first
     position: int = 0
+    # The directory's (mtime, ctime) when `entries` was read: Linux moves both on every create, delete and
+    # rename in it, so while they hold the stats of the remaining entries are still the names that exist.
+    version: tuple[int, int] = (0, 0)
+
+
+def _version(st: os.stat_result) -> tuple[int, int]:
+    return st.st_mtime_ns, st.st_ctime_ns
 
 
 def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
@@ -76,6 +83,10 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     tree = ctx.tree
     entries = enumeration.entries
     dir_fd = open_.fd
+    # A scan continued after the directory changed (smbtorture smb2.dir.fixed deletes every file through
+    # another handle half way) looks each remaining name up again: one removed since is skipped, as Windows
+    # and Samba skip it, instead of being listed from the stat taken at the start.
+    recheck = not first and _version(os.fstat(dir_fd)) != enumeration.version
     # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
     own_fds = {".": dir_fd, "..": open_.extra["parent_fd"] if open_.path_components else dir_fd}
     yielded: list[int] = []
@@ -83,6 +94,11 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     def infos():  # type: ignore[no-untyped-def]
         for index in range(enumeration.position, len(entries)):
             name, st = entries[index]
+            if recheck and name not in own_fds:
+                try:
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
             try:
                 info = handles.entry_info(dir_fd, name, st, tree, own_fds.get(name, -1), open_.path_components)
             except SmbError:
@@ -107,8 +123,9 @@ def _start(ctx: RequestContext, open_: Open, pattern: str) -> Enumeration:
     assert ctx.tree is not None
     case_sensitive = open_.posix or ctx.tree.share.case_sensitive
     matches = compile_pattern(pattern, case_sensitive)
-    entries = [(name, st) for name, st in handles.list_directory(open_) if matches(name)]
-    return Enumeration(pattern, entries)
+    listing = handles.list_directory(open_)
+    entries = [(name, st) for name, st in listing if matches(name)]
+    return Enumeration(pattern, entries, version=_version(listing[0][1]))
 
 
 def handle_change_notify(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> bytes:

@@ -538,3 +538,34 @@ def test_delete_pending_file_reports_its_remaining_links(client: b.Client, name:
             assert struct.unpack_from("<IB", every, 56) == (links, int(pending))
     finally:
         client.close_file(file_id)
+
+
+# -- QUERY_DIRECTORY continued after the directory changed (smbtorture smb2.dir.fixed) ----------------------------
+
+def test_scan_continued_after_its_files_were_deleted_lists_none_of_them(client: b.Client, name: str) -> None:
+    directory = name + ".d"
+    client.close_file(client.open(directory, desired_access=b.GENERIC_ALL, disposition=b.FILE_CREATE,
+                                  options=b.FILE_DIRECTORY_FILE))
+    files = [f"{directory}\\f{index:03d}" for index in range(40)]
+    for path in files:
+        client.close_file(client.open(path, desired_access=b.GENERIC_ALL, disposition=b.FILE_CREATE))
+    scan = client.open(directory, desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+    try:
+        first = client.query_directory(scan, flags=b.SMB2_RETURN_SINGLE_ENTRY, output_length=0x100)
+        assert _status(first) == "STATUS_SUCCESS"
+        assert b.directory_names(b.output_buffer(first)) == ["."]
+        for path in files:  # through other handles
+            file_id = client.open(path, desired_access=b.DELETE, options=b.FILE_DELETE_ON_CLOSE)
+            client.close_file(file_id)
+        listed: list[str] = []
+        while True:
+            response = client.query_directory(scan, output_length=4096)
+            if response.status == b.STATUS_NO_MORE_FILES:
+                break
+            assert _status(response) == "STATUS_SUCCESS"
+            listed += b.directory_names(b.output_buffer(response))
+        assert listed == [".."]  # none of the deleted names, and no error
+    finally:
+        client.close_file(scan)
+        root = client.open(directory, desired_access=b.DELETE, options=b.FILE_DIRECTORY_FILE | b.FILE_DELETE_ON_CLOSE)
+        client.close_file(root)

@@ -112,6 +112,7 @@ def test_guest_finished(guest_suite_run: GuestSuiteRun, vers: str) -> None:
 
 
 @pytest.mark.parametrize("vers", DIALECTS)
-def test_no_cifs_errors_in_kernel_log(guest_suite_run: GuestSuiteRun, vers: str) -> None:
+def test_no_cifs_errors_in_kernel_log(guest_suite_run: GuestSuiteRun, kernel_server: RunningServer,
+                                      vers: str) -> None:
     result = _run_for(guest_suite_run, vers)
-    assert_no_kernel_errors(result.dmesg)
+    assert_no_kernel_errors(result.dmesg, kernel_server.kind)

@@ -8,10 +8,8 @@ cannot show. One guest boot runs guest/modern_suite.sh; the host then checks the
   (FSCTL_SET_REPARSE_POINT on a new file): on the server they stay regular files with the opaque blob in the
   `user.smbsrv.reparse` xattr, never real FIFOs, devices or symlinks, and the server never follows them.
 - Without POSIX, IO_REPARSE_TAG_NFS special files and IO_REPARSE_TAG_SYMLINK links read back as the same types
-  (reparse=nfs and reparse=wsl mounts, symlink=native).
-
-Not covered: WSL character and block devices made by the client read back without their device numbers, since
-those travel in the $LXDEV extended attribute and this server stores no EAs (the step shows the error).
+  (reparse=nfs and reparse=wsl mounts, symlink=native); WSL character and block devices read back with their
+  device numbers, which travel in the $LXDEV extended attribute that the server keeps byte for byte.
 
 Run: `pytest -m kernel tests/kernel/test_cifs_modern.py` (root; the first run downloads ~125 MB of kernel).
 """
@@ -20,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ pytestmark = pytest.mark.kernel
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest" / "modern_suite.sh"
 GUEST_TIMEOUT_S = 600.0
 REPARSE_XATTR = "user.smbsrv.reparse"
+EA_XATTR = "user.smbsrv.eas"  # where the server keeps a file's EAs (README: one xattr per file)
 STEPS = (
     "posix/mount", "posix/server_objects", "posix/client_objects", "posix/chmod", "posix/umount",
     "nfs/mount", "nfs/server_objects", "nfs/umount",
@@ -102,6 +102,15 @@ def test_client_made_objects_stay_opaque_on_the_server(modern_run: ModernRun, di
     assert not link.is_symlink() and stat.S_ISREG(os.lstat(link).st_mode), f"{directory}/link is a real symlink"
 
 
+def test_wsl_device_numbers_are_stored_as_eas(modern_run: ModernRun) -> None:
+    """The $LXDEV EA that cifs.ko (reparse=wsl) set on each device, major and minor as two little-endian 32-bit
+    numbers (WSL keeps them outside the reparse buffer), is in the file's EA xattr."""
+    base = modern_run.shares.share / "rwsl"
+    for name, (major, minor) in (("chr", (1, 3)), ("blk", (7, 5))):
+        stored = os.getxattr(base / name, EA_XATTR, follow_symlinks=False)
+        assert b"$LXDEV" in stored and struct.pack("<II", major, minor) in stored, (name, stored.hex())
+
+
 def test_posix_modes_on_the_server(modern_run: ModernRun) -> None:
     work = modern_run.shares.share / "pwork"
     assert stat.S_IMODE(os.stat(work / "file").st_mode) == 0o604
@@ -116,4 +125,4 @@ def test_nothing_outside_the_share_reached_the_guest(modern_run: ModernRun) -> N
 
 
 def test_no_cifs_errors_in_kernel_log(modern_run: ModernRun) -> None:
-    assert_no_kernel_errors(modern_run.result.dmesg)
+    assert_no_kernel_errors(modern_run.result.dmesg, "smbsrv")

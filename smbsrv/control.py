@@ -113,15 +113,18 @@ class ControlServer:
         try:
             pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                             _PEERCRED.size))
+            # The request is read either way (and only parsed for an allowed peer), so that a refused client
+            # gets the answer instead of a broken pipe.
+            line = await asyncio.wait_for(reader.readline(), _REQUEST_TIMEOUT_S)
             if not peer_allowed(uid, gid, self.group):
                 log.warning("control socket: refused pid %d uid %d gid %d", pid, uid, gid)
                 reply: dict[str, Any] = {"ok": False, "error": "permission denied"}
             else:
-                reply = await self._answer(await asyncio.wait_for(reader.readline(), _REQUEST_TIMEOUT_S))
+                reply = await self._answer(line)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            log.info("control socket: client went away: %s", exc)
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a line over the reader's limit
+            log.info("control socket: request not answered: %s", exc)
         finally:
             writer.close()
 

@@ -9,7 +9,6 @@ the file mode and again by SO_PEERCRED.
 from __future__ import annotations
 
 import grp
-import json
 import os
 import subprocess
 import time

@@ -142,6 +142,12 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
 
 # -- step 1: the request itself -----------------------------------------------------------------------------
 
+# ACCESS_MASK bits 26 and 27 are reserved ([MS-DTYP] 2.4.3).
+_RESERVED_ACCESS_BITS = 0x0C000000
+_FILE_CREATE_TREE_CONNECTION = 0x00000080
+_FILE_RESERVE_OPFILTER = 0x00100000
+
+
 def _check_request(request: wire.CreateRequest) -> None:
     wire.check_impersonation_level(request.impersonation_level)
     options = request.create_options
@@ -151,11 +157,16 @@ def _check_request(request: wire.CreateRequest) -> None:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if options & FILE_DIRECTORY_FILE and request.create_disposition not in (FILE_CREATE, FILE_OPEN, FILE_OPEN_IF):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    if request.desired_access & _RESERVED_ACCESS_BITS:
+        # Before the attribute checks: Windows answers ACCESS_DENIED even with FILE_ATTRIBUTE_VOLUME given
+        # (smbtorture smb2.create.gentest).
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if request.file_attributes & ~_VALID_FILE_ATTRIBUTES:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if options & FILE_DIRECTORY_FILE and request.file_attributes & fattr.FILE_ATTRIBUTE_TEMPORARY:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    if options & FILE_OPEN_BY_FILE_ID:
+    if options & (FILE_OPEN_BY_FILE_ID | _FILE_CREATE_TREE_CONNECTION | _FILE_RESERVE_OPFILTER):
+        # [MS-SMB2] 3.3.5.9: not supported (Windows; smbtorture smb2.create.gentest's not_supported_mask).
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
 
 

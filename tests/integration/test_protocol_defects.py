@@ -569,3 +569,47 @@ def test_scan_continued_after_its_files_were_deleted_lists_none_of_them(client: 
         client.close_file(scan)
         root = client.open(directory, desired_access=b.DELETE, options=b.FILE_DIRECTORY_FILE | b.FILE_DELETE_ON_CLOSE)
         client.close_file(root)
+
+
+# -- CREATE request checks (smbtorture smb2.create.gentest) and FSCTL_SET_SPARSE access (smb2.ioctl.sparse_perms) --
+
+FILE_ATTRIBUTE_VOLUME = 0x8
+FSCTL_SET_SPARSE = 0x000900C4
+
+
+@pytest.mark.parametrize("access", [0x08000000, 0x04000000])
+def test_reserved_access_bits_are_access_denied_before_attributes_are_checked(client: b.Client, name: str,
+                                                                              access: int) -> None:
+    response = client.create(name, desired_access=access, disposition=b.FILE_CREATE,
+                             file_attributes=FILE_ATTRIBUTE_VOLUME)
+    assert _status(response) == "STATUS_ACCESS_DENIED"
+    response = client.create(name, desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                             file_attributes=FILE_ATTRIBUTE_VOLUME)
+    assert _status(response) == "STATUS_INVALID_PARAMETER"
+
+
+@pytest.mark.parametrize("option", [0x00000080, 0x00100000, 0x00002000])
+def test_tree_connection_opfilter_and_file_id_options_are_not_supported(client: b.Client, name: str,
+                                                                         option: int) -> None:
+    """FILE_CREATE_TREE_CONNECTION, FILE_RESERVE_OPFILTER, FILE_OPEN_BY_FILE_ID: STATUS_NOT_SUPPORTED, the
+    not_supported_mask Windows gives in smbtorture smb2.create.gentest (0x00102080)."""
+    response = client.create(name, desired_access=b.GENERIC_READ, disposition=b.FILE_OPEN_IF, options=option)
+    assert _status(response) == "STATUS_NOT_SUPPORTED"
+    assert _status(client.create(name)) == "STATUS_OBJECT_NAME_NOT_FOUND"
+
+
+@pytest.mark.parametrize("access", [b.FILE_APPEND_DATA, b.FILE_WRITE_DATA, b.FILE_WRITE_ATTRIBUTES])
+def test_set_sparse_with_any_write_right(client: b.Client, name: str, access: int) -> None:
+    """Windows and Samba 4.17 also take FILE_APPEND_DATA alone (smbtorture smb2.ioctl.sparse_perms)."""
+    client.close_file(_new_file(client, name))
+    file_id = client.open(name, desired_access=access)
+    try:
+        response = client.request(b.SMB2_IOCTL, b.ioctl_body(file_id, FSCTL_SET_SPARSE, max_output=0))
+        assert _status(response) == "STATUS_SUCCESS"
+    finally:
+        client.close_file(file_id)
+    file_id = client.open(name, desired_access=b.FILE_READ_ATTRIBUTES)
+    try:
+        assert _basic(client, file_id)[4] & 0x200  # FILE_ATTRIBUTE_SPARSE_FILE
+    finally:
+        client.close_file(file_id)

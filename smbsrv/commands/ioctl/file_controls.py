@@ -13,7 +13,7 @@ from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
 from smbsrv.wire import ioctl as wire
-from smbsrv.wire.constants import FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA
+from smbsrv.wire.constants import FILE_APPEND_DATA, FILE_READ_DATA, FILE_WRITE_ATTRIBUTES, FILE_WRITE_DATA
 from smbsrv.wire.status import NtStatus
 
 _RANGE = struct.Struct("<qq")
@@ -35,7 +35,9 @@ def set_sparse(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> 
     an optional SetSparse byte of 0 clears it. Directories cannot be sparse."""
     if open_.is_directory:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    if not open_.granted_access & (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES):
+    # [MS-FSA] 2.1.5.10.38 names FILE_WRITE_DATA and FILE_WRITE_ATTRIBUTES; Windows and Samba also take
+    # FILE_APPEND_DATA (smbtorture smb2.ioctl.sparse_perms, which Samba 4.17 passes here).
+    if not open_.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_ATTRIBUTES):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     sparse = not request.input or request.input[0] != 0
     attributes = handles.info_for_open(open_).attributes & ~FILE_ATTRIBUTE_NORMAL

@@ -6,6 +6,7 @@ import functools
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ _BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
 # each SMB user to a normal account, so that is what the suite tests. Created on first use, removed at exit;
 # one per pytest process, so that runs side by side never remove each other's account.
 TEST_ACCOUNT = f"smbsrv_t{os.getpid()}"
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 @functools.cache
@@ -51,8 +53,20 @@ def remove_test_account() -> None:
         serving_account.cache_clear()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Shares live in pytest's temporary directories, which the test account must be able to traverse. pytest
+    # takes the search bit away from its shared /tmp/pytest-of-USER whenever another run starts, so each run
+    # gets a base directory of its own (removed again at the end).
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="smbsrv-pytest-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     remove_test_account()
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def serve_as_test_account(*paths: Path) -> None:
@@ -87,6 +101,7 @@ class SmbServer:
     user: str = USER
     password: str = PASSWORD
     extra_shares: dict[str, Path] = field(default_factory=dict)
+    as_root: bool = False
 
     @property
     def unc(self) -> str:
@@ -95,9 +110,16 @@ class SmbServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def hand_over(self) -> None:
+        """What the test made in the share as root belongs to the SMB user's account from now on (a root-mapped
+        server keeps the owners the test chose)."""
+        if not self.as_root:
+            serve_as_test_account(self.share_path, *self.extra_shares.values())
+
     def smbclient(self, commands: str, *extra: str, share: str | None = None, user: str | None = None,
                   timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run Debian's smbclient against this server with `-c commands`."""
+        self.hand_over()
         credentials = user or f"{self.user}%{self.password}"
         argv = ["smbclient", f"//{self.host}/{share or self.share}", "-p", str(self.port), "-U", credentials,
                 *extra, "-c", commands]
@@ -148,7 +170,7 @@ def start_server(share_path: Path, log_path: Path, *args: str, extra_shares: dic
         match = _LISTENING.search(log_path.read_text(errors="replace"))
         if match:
             return SmbServer(process, match.group(1), int(match.group(2)), share_path, log_path,
-                             extra_shares=dict(extra_shares or {}))
+                             extra_shares=dict(extra_shares or {}), as_root=as_root)
         if process.poll() is not None:
             break
         time.sleep(0.05)

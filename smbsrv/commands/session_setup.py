@@ -35,9 +35,13 @@ def handle(ctx: RequestContext, request: wire.SessionSetupRequest) -> bytes | Re
         output = session.exchange.step(request.security_buffer)
     except AuthError as exc:
         connection.log.info("logon failure from %s: %s", connection.peer, exc)
-        if session.state != "valid":
-            connection.sessions.pop(session.session_id, None)
         session.exchange = None
+        if session.state == "valid":
+            # A failed re-authentication ends the session and its opens, as Samba 4.17 does: the next request
+            # gets STATUS_USER_SESSION_DELETED.
+            destroy_session(connection, session)
+        else:
+            connection.sessions.pop(session.session_id, None)
         raise SmbError(NtStatus.STATUS_LOGON_FAILURE) from None
     if not session.exchange.complete:
         ctx.preauth_session = session

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, start_server, stop_server
+from tests.conftest import SmbServer, serve_as_test_account, start_server, stop_server
 
 _BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
 _PASSWD_MARK = b"root:"
@@ -478,6 +478,7 @@ def test_rename_and_link_inside_work(client: b.Client, layout: Layout) -> None:
     """The positive control for the refusals above: the same requests with an inside target succeed."""
     name = f"ctl-{uuid.uuid4().hex[:6]}.txt"
     (layout.share / name).write_bytes(_SAFE)
+    serve_as_test_account(layout.share / name)  # linking needs the owner (fs.protected_hardlinks)
     file_id = client.open(name, desired_access=b.DELETE | b.GENERIC_READ | b.FILE_WRITE_ATTRIBUTES)
     response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION, b.rename_info(f"sub\\{name}"))
     assert _status(response) == "STATUS_SUCCESS"
@@ -504,6 +505,7 @@ def test_rename_of_directory_into_itself_and_out(client: b.Client, layout: Layou
 def test_hard_link_outside_is_refused(client: b.Client, layout: Layout, target: str) -> None:
     name = f"hl-{uuid.uuid4().hex[:6]}.txt"
     (layout.share / name).write_bytes(_SAFE)
+    serve_as_test_account(layout.share / name)  # linking needs the owner (fs.protected_hardlinks)
     file_id = client.open(name, desired_access=b.GENERIC_READ | b.FILE_WRITE_ATTRIBUTES)
     for replace in (False, True):
         response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,

@@ -33,7 +33,9 @@ def _start(tmp_path: Path, devices: bool) -> SmbServer:
     config.write_text(f'[server]\nstate_dir = "{tmp_path / "state"}"\n[shares.share]\npath = "{share}"\n'
                       f'materialize_special_files = true\n'
                       f'materialize_device_nodes = {"true" if devices else "false"}\n')
-    return start_server(share, tmp_path / "server.log", config=config)
+    # mknod of a device needs CAP_MKNOD, which a thread acting as an ordinary account does not have: only the
+    # device case maps the user to root.
+    return start_server(share, tmp_path / "server.log", config=config, as_root=devices)
 
 
 @pytest.fixture

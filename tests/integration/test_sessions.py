@@ -66,9 +66,6 @@ def test_reauthentication_keeps_session_tree_and_handles(smb_server: SmbServer) 
         assert client.close_file(file_id) == b.STATUS_SUCCESS
 
 
-@pytest.mark.xfail(strict=True, reason="server defect (smbsrv/commands/session_setup.py): a failed "
-                   "re-authentication leaves the session valid; Samba 4.17 (and [MS-SMB2] 3.3.5.5.3) remove it, "
-                   "so the next request gets STATUS_USER_SESSION_DELETED")
 def test_failed_reauthentication_ends_the_session(smb_server: SmbServer) -> None:
     with b.connect(smb_server.host, smb_server.port, USER, PASSWORD, sign=True) as client:
         response = _logon(client, USER, "not-the-password", session_id=client.session_id, sign=True)

@@ -7,9 +7,12 @@ apart except by behaviour.
 - smbsrv: `python -m smbsrv serve --share share=PATH --user USER:PASS --listen 127.0.0.1 --port PORT`; ready
   when it prints a line containing "listening" on stderr.
 - Samba: `smbd --foreground --no-process-group --debug-stdout -s CONF` with a throw-away smb.conf whose
-  private, lock, state, cache and pid directories all live in the temporary directory. smbd needs a Unix account
-  behind the SMB user; rather than add one to the host, a username map sends the test user to root and the
-  tdbsam database (also temporary) holds root's SMB password.
+  private, lock, state, cache and pid directories all live in the temporary directory. A username map sends the
+  test user to the Unix account below, and the tdbsam database (also temporary) holds its SMB password.
+
+Both serve the SMB user as the suite's ordinary, non-root Unix account (tests/conftest.py serving_account), as
+deployments do: the share roots belong to it (smbsrv's --user acts as the owner of the first share), while what
+the suites prepare inside keeps the owners they give it.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.conftest import serving_account
 from tests.kernel.image import REPO_ROOT, ensure_host_tools
 
 SHARE_NAME = "share"
@@ -78,6 +83,28 @@ def prepare_share(share_path: Path) -> None:
     bigdir.mkdir(parents=True)
     for index in range(BIGDIR_COUNT):
         (bigdir / bigdir_entry_name(index)).write_bytes(b"%d\n" % index)
+
+
+def hand_share_roots_to_account(*share_paths: Path) -> str:
+    """The share directories themselves (not what is inside) go to the serving account, reachable through
+    their parents; returns the account's name ("root" when the tests do not run as root)."""
+    account = serving_account()
+    if account is None:
+        return "root"
+    for share_path in share_paths:
+        for ancestor in share_path.resolve().parents:
+            mode = ancestor.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(ancestor, (mode & 0o7777) | 0o001)
+        os.chown(share_path, account.pw_uid, account.pw_gid)
+    return account.pw_name
+
+
+def _share_paths(share_args: list[str]) -> list[Path]:
+    if share_args[0] == "--share":
+        return [Path(share_args[1].partition("=")[2])]
+    shares = tomllib.loads(Path(share_args[1]).read_text()).get("shares", {})
+    return [Path(table["path"]) for table in shares.values()]
 
 
 def free_port() -> int:
@@ -148,11 +175,12 @@ def samba_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
     port = free_port()
     for directory in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
         (base / directory).mkdir()
-    (base / "usermap").write_text(f"root = {TEST_USER}\n")
+    account = hand_share_roots_to_account(share_path)
+    (base / "usermap").write_text(f"{account} = {TEST_USER}\n")
     conf = base / "smb.conf"
     conf.write_text(SAMBA_CONF.format(port=port, base=base, share=SHARE_NAME, share_path=share_path))
     subprocess.run(
-        ["pdbedit", "-s", str(conf), "-a", "-t", "-u", "root"],
+        ["pdbedit", "-s", str(conf), "-a", "-t", "-u", account],
         input=f"{TEST_PASSWORD}\n{TEST_PASSWORD}\n", text=True, capture_output=True, check=True,
     )
     log_path = base / "smbd.log"
@@ -201,6 +229,7 @@ def smbsrv_server_with_config(base: Path, config_toml: str, share_path: Path) ->
 @contextlib.contextmanager
 def _smbsrv(base: Path, share_path: Path, share_args: list[str]) -> Iterator[RunningServer]:
     """`smbsrv serve` with `share_args` (--share or --config), the test user, on a free port of 127.0.0.1."""
+    hand_share_roots_to_account(*_share_paths(share_args))
     port = free_port()
     log_path = base / "smbsrv.log"
     argv = [

@@ -105,10 +105,14 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
     posix_mode = _posix_context(ctx, request)
     posix = posix_mode is not None
     name = decode_utf16(request.name)
+    if not posix and ":" in name and not name.startswith(("\\", "/")):
+        # No streams here (FILE_NAMED_STREAMS is not advertised): as Samba on a share without a streams
+        # module, any stream syntax, "::$DATA" included, is STATUS_OBJECT_NAME_INVALID (smbtorture
+        # smb2.create_no_streams.no_stream, which Samba 4.17 passes in the same setup).
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)
     path = SmbPath.parse(name, posix=posix)
     if path.stream is not None:
-        # Named streams are not stored; only the unnamed data stream exists.
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)
     case_insensitive = not posix and not tree.share.case_sensitive
     follow = tree.share.follow_symlinks and not posix
     for _ in range(_MAX_SYMLINK_HOPS):

@@ -613,3 +613,20 @@ def test_set_sparse_with_any_write_right(client: b.Client, name: str, access: in
         assert _basic(client, file_id)[4] & 0x200  # FILE_ATTRIBUTE_SPARSE_FILE
     finally:
         client.close_file(file_id)
+
+
+# -- stream names on a server without streams (smbtorture smb2.create_no_streams.no_stream) -----------------------
+
+@pytest.mark.parametrize("stream", ["::$DATA", "::foo", ":stream", ":stream:$DATA", "::$INDEX_ALLOCATION", ":"])
+@pytest.mark.parametrize("exists", [False, True])
+@pytest.mark.parametrize("disposition", [b.FILE_OPEN, b.FILE_OPEN_IF])
+def test_stream_names_are_object_name_invalid(client: b.Client, name: str, stream: str, exists: bool,
+                                              disposition: int) -> None:
+    """FILE_NAMED_STREAMS is not advertised: any stream syntax in a Windows open is STATUS_OBJECT_NAME_INVALID,
+    the default stream "::$DATA" of an existing file included. Samba 4.17 without a streams module answers all
+    24 of these requests the same way (probed in the same setup); nothing is created."""
+    if exists:
+        client.close_file(_new_file(client, name))
+    response = client.create(name + stream, desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=disposition)
+    assert _status(response) == "STATUS_OBJECT_NAME_INVALID"
+    assert _status(client.create(name)) == ("STATUS_SUCCESS" if exists else "STATUS_OBJECT_NAME_NOT_FOUND")

@@ -1,0 +1,99 @@
+"""Operators' log lines against the daemon (issue 17): one structured INFO line per session setup, logoff, tree
+connect/disconnect and failed logon, with the client's address; the optional audit log of create, write,
+rename and delete per user (off by default)."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from pathlib import Path
+
+from tests import builders as b
+from tests.conftest import PASSWORD, USER
+from tests.integration.operations_helpers import ops_server
+
+_EMPTY_BODY = struct.pack("<HH", 4, 0)  # LOGOFF and TREE_DISCONNECT requests ([MS-SMB2] 2.2.7, 2.2.11)
+
+
+def _events(log: str) -> list[str]:
+    return [line.split("smbsrv.events: ", 1)[1] for line in log.splitlines() if "smbsrv.events: " in line]
+
+
+def test_lifecycle_lines_carry_the_client_address(tmp_path: Path) -> None:
+    with ops_server(tmp_path) as ops:
+        server = ops.server
+        with b.Client(server.host, server.port).connect() as intruder:
+            intruder.negotiate()
+            assert b.status_name(intruder.session_setup(USER, "wrong")) == "STATUS_LOGON_FAILURE"
+            bad_client = f"127.0.0.1:{intruder.sock.getsockname()[1]}"
+        with b.connect(server.host, server.port, USER, PASSWORD, sign=True) as client:
+            address = f"127.0.0.1:{client.sock.getsockname()[1]}"
+            session = client.session_id
+            assert b.status_name(client.tree_connect("nosuch").status) == "STATUS_BAD_NETWORK_NAME"
+            assert client.tree_connect("share").status == b.STATUS_SUCCESS
+            assert client.request(b.SMB2_TREE_DISCONNECT, _EMPTY_BODY).status == b.STATUS_SUCCESS
+            assert client.request(b.SMB2_LOGOFF, _EMPTY_BODY, tree_id=0).status == b.STATUS_SUCCESS
+        ops.wait_log("event=logoff")
+        events = _events(server.log_text())
+    sid = f"{session:#x}"
+    assert events == [
+        f"event=auth_failure client={bad_client} session={_failed_session(events)}",
+        (f"event=session_setup client={address} user={USER} session={sid} dialect=3.1.1 signing=client "
+         "encryption=off"),
+        f"event=tree_connect client={address} user={USER} session={sid} tree=1 share=share",
+        f"event=tree_connect_refused client={address} user={USER} session={sid} status=STATUS_BAD_NETWORK_NAME",
+        f"event=tree_connect client={address} user={USER} session={sid} tree=2 share=share",
+        f"event=tree_disconnect client={address} user={USER} session={sid} tree=2 share=share",
+        f"event=logoff client={address} user={USER} session={sid}",
+    ]
+
+
+def _failed_session(events: list[str]) -> str:
+    match = re.match(r"event=auth_failure client=\S+ session=(0x[0-9a-f]+)$", events[0])
+    assert match, events[0]
+    return match.group(1)
+
+
+def test_audit_log_records_create_write_rename_delete_per_user(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.log"
+    with ops_server(tmp_path, audit_log=str(audit)) as ops:
+        server = ops.server
+        with b.connect(server.host, server.port, USER, PASSWORD, sign=True) as client:
+            address = f"127.0.0.1:{client.sock.getsockname()[1]}"
+            handle = client.open("report draft.txt", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE,
+                                 disposition=b.FILE_CREATE)
+            assert client.write(handle, 0, b"one").status == b.STATUS_SUCCESS
+            assert client.write(handle, 3, b"two").status == b.STATUS_SUCCESS  # one line per handle
+            assert client.set_info(handle, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                   b.rename_info("final.txt")).status == b.STATUS_SUCCESS
+            assert client.close_file(handle) == b.STATUS_SUCCESS
+            reader = client.open("final.txt")  # opening to read is not audited
+            assert client.close_file(reader) == b.STATUS_SUCCESS
+            directory = client.open("dir", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                                    options=b.FILE_DIRECTORY_FILE)
+            assert client.close_file(directory) == b.STATUS_SUCCESS
+            doomed = client.open("final.txt", desired_access=b.DELETE, options=b.FILE_DELETE_ON_CLOSE)
+            assert client.close_file(doomed) == b.STATUS_SUCCESS
+        ops.wait_log("event=tree_connect")
+    lines = [line.split(" ", 2)[2] for line in audit.read_text().splitlines()]
+    prefix = f"user={USER} client={address} share=share"
+    assert lines == [
+        f'op=create {prefix} path="report draft.txt"',
+        f'op=write {prefix} path="report draft.txt"',
+        f'op=rename {prefix} path=final.txt from="report draft.txt"',
+        f"op=create {prefix} path=dir",
+        f"op=delete {prefix} path=final.txt",
+    ]
+    assert not (server.share_path / "final.txt").exists()
+    st = os.stat(audit)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o640, os.geteuid())  # written as the server, not the user
+
+
+def test_audit_log_is_off_by_default(tmp_path: Path) -> None:
+    with ops_server(tmp_path) as ops:
+        with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:
+            client.write_file("x.txt", b"x")
+        assert "smbsrv.daemon: audit log" not in ops.server.log_text()
+        assert "op=" not in ops.server.log_text()
+        assert not any(name.endswith(".log") and name != "server.log" for name in os.listdir(tmp_path))

@@ -33,6 +33,7 @@ _ALWAYS = os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_EXCHANGE = 2
 _RENAME_NOREPLACE = 1  # include/uapi/linux/fs.h
 _FALLOC_FL_KEEP_SIZE = 1  # include/uapi/linux/falloc.h
+_FALLOC_FL_PUNCH_HOLE = 2
 _AT_FDCWD = -100
 _UTIME_OMIT = (1 << 30) - 2  # include/linux/stat.h
 
@@ -337,6 +338,12 @@ def fallocate(fd: int, offset: int, length: int, *, keep_size: bool = True) -> N
     does not move. File systems without fallocate give STATUS_NOT_SUPPORTED; callers may ignore it."""
     mode = _FALLOC_FL_KEEP_SIZE if keep_size else 0
     if _fallocate(fd, mode, offset, length) != 0:
+        _raise_errno()
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """Deallocate a range, which then reads as zeros; the end of file does not move (FSCTL_SET_ZERO_DATA)."""
+    if _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
         _raise_errno()
 
 

@@ -630,3 +630,74 @@ def test_stream_names_are_object_name_invalid(client: b.Client, name: str, strea
     response = client.create(name + stream, desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=disposition)
     assert _status(response) == "STATUS_OBJECT_NAME_INVALID"
     assert _status(client.create(name)) == ("STATUS_SUCCESS" if exists else "STATUS_OBJECT_NAME_NOT_FOUND")
+
+
+# -- FSCTL_SET_ZERO_DATA and QUERY_ALLOCATED_RANGES of non-sparse files (smbtorture smb2.ioctl.sparse_*) ----------
+
+FSCTL_SET_ZERO_DATA = 0x000980C8
+FSCTL_QUERY_ALLOCATED_RANGES = 0x000940CF
+STATUS_FILE_LOCK_CONFLICT = 0xC0000054
+
+
+def _ioctl(client: b.Client, file_id: tuple[int, int], code: int, data: bytes, max_output: int = 0) -> b.Response:
+    return client.request(b.SMB2_IOCTL, b.ioctl_body(file_id, code, data, max_output=max_output))
+
+
+def _zero(client: b.Client, file_id: tuple[int, int], offset: int, beyond: int) -> int:
+    return _ioctl(client, file_id, FSCTL_SET_ZERO_DATA, struct.pack("<qq", offset, beyond)).status
+
+
+def _ranges(client: b.Client, file_id: tuple[int, int], offset: int, length: int) -> list[tuple[int, int]]:
+    response = _ioctl(client, file_id, FSCTL_QUERY_ALLOCATED_RANGES, struct.pack("<qq", offset, length),
+                      max_output=4096)
+    assert _status(response) == "STATUS_SUCCESS"
+    (out_offset, out_count) = struct.unpack_from("<II", response.body, 32)
+    data = response.raw[out_offset:out_offset + out_count]
+    return [struct.unpack_from("<qq", data, index) for index in range(0, len(data), 16)]  # type: ignore[misc]
+
+
+def test_zero_data_punches_a_hole_and_keeps_the_size(client: b.Client, server: SmbServer, name: str) -> None:
+    file_id = _new_file(client, name)
+    try:
+        assert _status(client.write(file_id, 0, b"x" * 16384)) == "STATUS_SUCCESS"
+        # Not sparse: the whole range is reported allocated, holes or not (Windows, Samba).
+        assert _zero(client, file_id, 4096, 8192) == b.STATUS_SUCCESS
+        assert _ranges(client, file_id, 0, 16384) == [(0, 16384)]
+        assert _ioctl(client, file_id, FSCTL_SET_SPARSE, b"").status == b.STATUS_SUCCESS
+        assert _ranges(client, file_id, 0, 16384) == [(0, 4096), (8192, 8192)]  # ext4 and tmpfs: 4 KiB pages
+        assert _zero(client, file_id, 12288, 1 << 40) == b.STATUS_SUCCESS  # past the end: size stays
+        assert (server.share_path / name).read_bytes() == b"x" * 4096 + bytes(4096) + b"x" * 4096 + bytes(4096)
+        assert _zero(client, file_id, 100, 100) == b.STATUS_SUCCESS  # empty
+        for offset, beyond in ((8192, 4096), (-1, 10)):
+            assert _zero(client, file_id, offset, beyond) == b.STATUS_INVALID_PARAMETER
+        assert _ioctl(client, file_id, FSCTL_SET_ZERO_DATA, b"\0" * 15).status == b.STATUS_INVALID_PARAMETER
+    finally:
+        client.close_file(file_id)
+
+
+@pytest.mark.parametrize("access", [b.FILE_APPEND_DATA, b.FILE_WRITE_ATTRIBUTES, b.GENERIC_READ])
+def test_zero_data_needs_write_data(client: b.Client, server: SmbServer, name: str, access: int) -> None:
+    """smbtorture smb2.ioctl.sparse_perms: only FILE_WRITE_DATA may zero (Windows, Samba)."""
+    client.write_file(name, b"y" * 8192)
+    file_id = client.open(name, desired_access=access)
+    try:
+        assert _zero(client, file_id, 0, 4096) == b.STATUS_ACCESS_DENIED
+    finally:
+        client.close_file(file_id)
+    assert (server.share_path / name).read_bytes() == b"y" * 8192
+
+
+def test_zero_data_over_another_handles_lock_is_a_lock_conflict(client: b.Client, server: SmbServer,
+                                                               name: str) -> None:
+    """smbtorture smb2.ioctl.sparse_lock: STATUS_FILE_LOCK_CONFLICT, nothing zeroed; past the lock it works."""
+    client.write_file(name, b"z" * 8192)
+    locker = client.open(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+    zeroer = client.open(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+    try:
+        assert _lock(client, locker, (0, 4096, EXCLUSIVE | NOW)) == "STATUS_SUCCESS"
+        assert _zero(client, zeroer, 0, 4096) == STATUS_FILE_LOCK_CONFLICT
+        assert _zero(client, zeroer, 4096, 8192) == b.STATUS_SUCCESS
+    finally:
+        client.close_file(locker)
+        client.close_file(zeroer)
+    assert (server.share_path / name).read_bytes() == b"z" * 4096 + bytes(4096)

@@ -21,6 +21,7 @@ from smbsrv.wire.constants import (
     FSCTL_QUERY_ALLOCATED_RANGES,
     FSCTL_QUERY_NETWORK_INTERFACE_INFO,
     FSCTL_SET_SPARSE,
+    FSCTL_SET_ZERO_DATA,
     FSCTL_SRV_ENUMERATE_SNAPSHOTS,
     FSCTL_SRV_REQUEST_RESUME_KEY,
     FSCTL_VALIDATE_NEGOTIATE_INFO,
@@ -42,6 +43,7 @@ CONNECTION_CONTROLS: dict[int, ConnectionControl] = {
 FILE_CONTROLS: dict[int, FileControl] = {
     FSCTL_PIPE_TRANSCEIVE: file_controls.pipe_transceive,
     FSCTL_SET_SPARSE: file_controls.set_sparse,
+    FSCTL_SET_ZERO_DATA: file_controls.set_zero_data,
     FSCTL_QUERY_ALLOCATED_RANGES: file_controls.query_allocated_ranges,
     FSCTL_SRV_REQUEST_RESUME_KEY: file_controls.request_resume_key,
     FSCTL_SRV_ENUMERATE_SNAPSHOTS: file_controls.enumerate_snapshots,

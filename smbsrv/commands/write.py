@@ -42,13 +42,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         return write_pipe(open_, request.data)
     if open_.is_directory:
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
-    offset = request.offset
-    if offset == _APPEND_OFFSET and open_.granted_access & FILE_APPEND_DATA:
-        offset = os.fstat(open_.fd).st_size
-    elif not open_.granted_access & FILE_WRITE_DATA and (
-            # An append-only handle may write only at the end of the file ([MS-FSA] 2.1.5.3).
-            not open_.granted_access & FILE_APPEND_DATA or offset != os.fstat(open_.fd).st_size):
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    offset = _write_offset(open_, request.offset)
     if offset + length > 0x7FFFFFFFFFFFFFFF or (length and offset + length > _MAXFILESIZE):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     locks = connection.server.locks
@@ -57,6 +51,24 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
     if length >= _THREAD_WRITE_BYTES:
         return _write_in_thread(ctx, open_, request, offset)
     return _finish(ctx, open_, request, _write_all(open_.fd, request.data, offset))
+
+
+def _write_offset(open_: Open, offset: int) -> int:
+    """Where the data goes. Either FILE_WRITE_DATA or FILE_APPEND_DATA allows a write, as on Samba 4.17;
+    0xFFFFFFFFFFFFFFFF means the end of the file ([MS-FSA] 2.1.5.4).
+
+    An append-only Windows handle writes at the offset it gives, as Samba does and samba.tests.smb3unix
+    test_append expects (Windows would append instead). A POSIX handle without FILE_WRITE_DATA is in append
+    mode, like O_APPEND: only the end-of-file offset is accepted, anything else is STATUS_INVALID_PARAMETER
+    (Samba's smb2 POSIX handles, the same test)."""
+    access = open_.granted_access
+    if not access & (FILE_WRITE_DATA | FILE_APPEND_DATA):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if offset == _APPEND_OFFSET:
+        return os.fstat(open_.fd).st_size
+    if open_.posix and not access & FILE_WRITE_DATA:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return offset
 
 
 async def _write_in_thread(ctx: RequestContext, open_: Open, request: wire.WriteRequest, offset: int) -> bytes:

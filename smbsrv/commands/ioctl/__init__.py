@@ -6,9 +6,11 @@ related compound, the one the previous request created).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from smbsrv.commands.ioctl import file_controls, network, reparse
+from smbsrv.commands.ioctl import copychunk, duplicate_extents, file_controls, network, reparse
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -17,11 +19,16 @@ from smbsrv.wire import ioctl as wire
 from smbsrv.wire.constants import (
     FSCTL_DFS_GET_REFERRALS,
     FSCTL_DFS_GET_REFERRALS_EX,
+    FSCTL_DUPLICATE_EXTENTS_TO_FILE,
+    FSCTL_GET_COMPRESSION,
     FSCTL_PIPE_TRANSCEIVE,
     FSCTL_QUERY_ALLOCATED_RANGES,
     FSCTL_QUERY_NETWORK_INTERFACE_INFO,
+    FSCTL_SET_COMPRESSION,
     FSCTL_SET_SPARSE,
     FSCTL_SET_ZERO_DATA,
+    FSCTL_SRV_COPYCHUNK,
+    FSCTL_SRV_COPYCHUNK_WRITE,
     FSCTL_SRV_ENUMERATE_SNAPSHOTS,
     FSCTL_SRV_REQUEST_RESUME_KEY,
     FSCTL_VALIDATE_NEGOTIATE_INFO,
@@ -30,8 +37,11 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 ConnectionControl = Callable[[RequestContext, wire.IoctlRequest], bytes]
-# A file control returns its output, or a Reply whose body is the output when the status is a warning.
-FileControl = Callable[[RequestContext, Open, wire.IoctlRequest], "bytes | Reply"]
+# A file control returns its output, or a Reply whose body is the output with a status other than success (a
+# warning, or the error statuses that carry output: [MS-SMB2] 2.2.32, SRV_COPYCHUNK_RESPONSE), or a coroutine
+# that returns one of these (a server-side copy large enough to run in a worker thread).
+FileOutput = bytes | Reply
+FileControl = Callable[[RequestContext, Open, wire.IoctlRequest], "FileOutput | Coroutine[Any, Any, FileOutput]"]
 
 CONNECTION_CONTROLS: dict[int, ConnectionControl] = {
     FSCTL_VALIDATE_NEGOTIATE_INFO: network.validate_negotiate_info,
@@ -45,7 +55,13 @@ FILE_CONTROLS: dict[int, FileControl] = {
     FSCTL_SET_SPARSE: file_controls.set_sparse,
     FSCTL_SET_ZERO_DATA: file_controls.set_zero_data,
     FSCTL_QUERY_ALLOCATED_RANGES: file_controls.query_allocated_ranges,
-    FSCTL_SRV_REQUEST_RESUME_KEY: file_controls.request_resume_key,
+    FSCTL_GET_COMPRESSION: file_controls.get_compression,
+    FSCTL_SET_COMPRESSION: file_controls.set_compression,
+    FSCTL_SRV_REQUEST_RESUME_KEY: copychunk.request_resume_key,
+    FSCTL_SRV_COPYCHUNK: copychunk.copy_chunk,
+    FSCTL_SRV_COPYCHUNK_WRITE: copychunk.copy_chunk,
+    FSCTL_DUPLICATE_EXTENTS_TO_FILE: duplicate_extents.duplicate_extents,
+    duplicate_extents.FSCTL_DUPLICATE_EXTENTS_TO_FILE_EX: duplicate_extents.duplicate_extents_ex,
     FSCTL_SRV_ENUMERATE_SNAPSHOTS: file_controls.enumerate_snapshots,
     **reparse.CONTROLS,
 }
@@ -53,24 +69,33 @@ FILE_CONTROLS: dict[int, FileControl] = {
 _ALL_ONES = 0xFFFFFFFFFFFFFFFF
 
 
-def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply:
+def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply | Coroutine[Any, Any, Reply]:
     if not request.flags & SMB2_0_IOCTL_IS_FSCTL:
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     if request.max_output_response > ctx.connection.server.config.max_io_size:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     connection_control = CONNECTION_CONTROLS.get(request.ctl_code)
     if connection_control is not None:
-        output = connection_control(ctx, request)
-        return wire.encode_response(request.ctl_code, (_ALL_ONES, _ALL_ONES), output)
+        return wire.encode_response(request.ctl_code, (_ALL_ONES, _ALL_ONES), connection_control(ctx, request))
     file_control = FILE_CONTROLS.get(request.ctl_code)
     open_ = _find_open(ctx, request.file_id)
     if file_control is None or (open_.pipe is not None) != (request.ctl_code == FSCTL_PIPE_TRANSCEIVE):
         # Pipes take only the pipe controls, and files only the file ones.
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
-    output = file_control(ctx, open_, request)
+    result = file_control(ctx, open_, request)
+    if inspect.iscoroutine(result):
+        return _finish_later(result, request, open_)
+    return _finish(result, request, open_)  # type: ignore[arg-type]
+
+
+async def _finish_later(output: Coroutine[Any, Any, FileOutput], request: wire.IoctlRequest, open_: Open) -> Reply:
+    return _finish(await output, request, open_)
+
+
+def _finish(output: FileOutput, request: wire.IoctlRequest, open_: Open) -> Reply:
     status = NtStatus.STATUS_SUCCESS
     if isinstance(output, Reply):
-        output, status = output.body, output.status
+        status, output = output.status, output.body
     if len(output) > request.max_output_response:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
     return Reply(wire.encode_response(request.ctl_code, open_.file_id, output), status=status)

@@ -1,4 +1,4 @@
-"""FSCTLs on an open file: pipe transceive, sparse files, allocated ranges, resume keys, snapshots
+"""FSCTLs on an open file: pipe transceive, sparse files, zeroed and allocated ranges, compression, snapshots
 ([MS-FSCC] 2.3)."""
 
 from __future__ import annotations
@@ -108,15 +108,38 @@ def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.Ioctl
     return output
 
 
-def request_resume_key(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
-    """[MS-SMB2] 2.2.32.3: a 24-byte key naming this open for a later server-side copy, ContextLength 0 and
-    the 4 bytes of Context that Windows and Samba send along."""
-    return struct.pack("<QQ8sII", open_.file_id[0], open_.file_id[1], b"smbsrv\0\0", 0, 0)
-
-
 def enumerate_snapshots(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
     # No snapshots: NumberOfSnapShots 0, returned 0, array size 2 (the empty multi-sz terminator).
     if request.max_output_response < 12:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     return struct.pack("<III", 0, 0, 2) + b"\0\0" if request.max_output_response >= 16 else struct.pack(
         "<III", 0, 0, 2)
+
+
+# [MS-FSCC] 2.3.24 / 2.3.76 COMPRESSION_STATE: CompressionState (2 bytes).
+_COMPRESSION_STATE = struct.Struct("<H")
+COMPRESSION_FORMAT_NONE = 0
+
+
+def get_compression(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+    """[MS-FSCC] 2.3.23: files here are never compressed, so the answer is COMPRESSION_FORMAT_NONE, as Windows
+    Server 2016 ReFS and Samba answer on volumes without compression (smbtorture compress_notsup_get). No
+    access right is needed (Windows checks none); a buffer too small for the 2 bytes is
+    STATUS_INVALID_USER_BUFFER, Samba's answer."""
+    if request.max_output_response < _COMPRESSION_STATE.size:
+        raise SmbError(NtStatus.STATUS_INVALID_USER_BUFFER)
+    return _COMPRESSION_STATE.pack(COMPRESSION_FORMAT_NONE)
+
+
+def set_compression(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+    """[MS-FSCC] 2.3.75: COMPRESSION_FORMAT_NONE succeeds (nothing to undo), any other format is
+    STATUS_NOT_SUPPORTED, as FILE_FILE_COMPRESSION is not advertised (smbtorture compress_notsup_set). Samba
+    wants FILE_WRITE_DATA (not FILE_WRITE_ATTRIBUTES)."""
+    if not open_.granted_access & FILE_WRITE_DATA:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if len(request.input) < _COMPRESSION_STATE.size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    (compression_state,) = _COMPRESSION_STATE.unpack_from(request.input)
+    if compression_state != COMPRESSION_FORMAT_NONE:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    return b""

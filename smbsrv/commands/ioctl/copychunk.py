@@ -1,0 +1,206 @@
+"""Server-side copy: FSCTL_SRV_REQUEST_RESUME_KEY and FSCTL_SRV_COPYCHUNK / FSCTL_SRV_COPYCHUNK_WRITE
+([MS-SMB2] 2.2.31.1, 2.2.32.1, 2.2.32.3, 3.3.5.15.5, 3.3.5.15.6).
+
+cifs.ko turns copy_file_range(2) (`cp` on a mount) into these, and Windows Explorer copies with them. The data
+moves with copy_file_range(2) between the two fds (fs/backend.copy_range): it never passes through this
+process, and btrfs or XFS share the extents instead of copying them. The checks follow Samba 4.17
+(vfswrap_offload_write_send, vfs_offload_token_check_handles) in the same order, so each bad request gets the
+status Samba and Windows give it; smbtorture smb2.ioctl.copy_chunk_* exercises them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from smbsrv.commands.ioctl import resume_keys
+from smbsrv.fs import backend
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.protocol.reply import Reply
+from smbsrv.wire import copychunk as wire
+from smbsrv.wire import ioctl as ioctl_wire
+from smbsrv.wire.constants import (
+    FILE_APPEND_DATA,
+    FILE_EXECUTE,
+    FILE_READ_DATA,
+    FILE_WRITE_DATA,
+    FILE_WRITE_THROUGH,
+    FSCTL_SRV_COPYCHUNK,
+)
+from smbsrv.wire.status import NtStatus
+
+# ServerSideCopyMaxNumberofChunks, ServerSideCopyMaxChunkSize, ServerSideCopyMaxDataSize: the values of Windows
+# and Samba, which clients (cifs.ko, Windows) size their requests by after one refusal.
+MAX_CHUNKS = 256
+MAX_CHUNK_SIZE = 1 << 20
+MAX_TOTAL_BYTES = 16 << 20
+_MAX_OFFSET = 0x7FFFFFFFFFFFFFFF
+_MAXFILESIZE = 0xFFFFFFF0000  # [MS-FSA] 2.1.5.3: no byte is written at or past it (as WRITE)
+# Requests that copy less than this run on the event loop; larger ones copy in a worker thread, chunk by chunk.
+_THREAD_BYTES = 1 << 20
+
+
+def request_resume_key(ctx: RequestContext, open_: Open, request: ioctl_wire.IoctlRequest) -> bytes:
+    """[MS-SMB2] 2.2.32.3: ResumeKey, ContextLength 0 and the 4 bytes of Context Windows and Samba send along."""
+    return resume_keys.key_for(open_) + struct.pack("<II", 0, 0)
+
+
+def copy_chunk(ctx: RequestContext, open_: Open,
+               request: ioctl_wire.IoctlRequest) -> bytes | Reply | Coroutine[Any, Any, bytes | Reply]:
+    if request.max_output_response < wire.RESPONSE_SIZE:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # no room for the answer, so none is given
+    copy = wire.decode_copy(request.input)
+    if _exceeds_limits(copy.chunks):
+        # [MS-SMB2] 3.3.5.15.6: the server's limits go back in the response, for the client to retry within.
+        return Reply(wire.encode_response(MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_TOTAL_BYTES),
+                     status=NtStatus.STATUS_INVALID_PARAMETER)
+    job = _CopyJob(ctx, open_, request.ctl_code, copy.source_key)
+    if sum(chunk.length for chunk in copy.chunks) < _THREAD_BYTES:
+        return job.run(copy.chunks)
+    return job.run_in_threads(copy.chunks)
+
+
+def _exceeds_limits(chunks: tuple[wire.Chunk, ...]) -> bool:
+    """ChunkCount over the maximum, a chunk of 0 bytes or over the chunk size, or more bytes than the total.
+    No chunks at all is a valid request that copies nothing (Windows and Samba answer SUCCESS)."""
+    if len(chunks) > MAX_CHUNKS:
+        return True
+    if any(chunk.length == 0 or chunk.length > MAX_CHUNK_SIZE for chunk in chunks):
+        return True
+    return sum(chunk.length for chunk in chunks) > MAX_TOTAL_BYTES
+
+
+@dataclass(slots=True)
+class _Step:
+    """One chunk checked and ready to copy."""
+
+    source: Open
+    chunk: wire.Chunk
+    overlapping: bool  # source and target ranges overlap in one file: copy_file_range refuses that (EINVAL)
+
+
+class _CopyJob:
+    """One request's chunks, copied in order. Every failure after the limits check answers the response
+    structure with the chunks and bytes copied so far (Windows, Samba; smbtorture copy_chunk_src_exceed_multi)."""
+
+    def __init__(self, ctx: RequestContext, target: Open, ctl_code: int, source_key: bytes) -> None:
+        self.ctx = ctx
+        self.target = target
+        self.ctl_code = ctl_code
+        self.source_key = source_key
+        self.chunks_written = 0
+        self.total_bytes = 0
+
+    def run(self, chunks: tuple[wire.Chunk, ...]) -> bytes | Reply:
+        try:
+            for chunk in chunks:
+                step = self._prepare(chunk)
+                self._done(_copy(step.source.fd, self.target.fd, step))
+        except SmbError as exc:
+            return self._failed(exc.status)
+        return self._finish()
+
+    async def run_in_threads(self, chunks: tuple[wire.Chunk, ...]) -> bytes | Reply:
+        loop = asyncio.get_running_loop()
+        server = self.ctx.connection.server
+        session = self.target.session
+        try:
+            for chunk in chunks:
+                step = self._prepare(chunk)
+                # Duplicates: a CLOSE that arrives meanwhile must not let the worker write into a reused fd.
+                source_fd, target_fd = os.dup(step.source.fd), os.dup(self.target.fd)
+                try:
+                    copied = await loop.run_in_executor(None, _copy_as, server, session, source_fd, target_fd, step)
+                finally:
+                    os.close(source_fd)
+                    os.close(target_fd)
+                self._done(copied)
+        except SmbError as exc:
+            return self._failed(exc.status)
+        return self._finish()
+
+    def _prepare(self, chunk: wire.Chunk) -> _Step:
+        """The checks of one chunk, in Samba's order (its offload write runs them per chunk, so a later chunk
+        sees what an earlier one wrote)."""
+        if chunk.source_offset > _MAX_OFFSET - chunk.length or chunk.target_offset > _MAX_OFFSET - chunk.length:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        if chunk.target_offset + chunk.length > _MAXFILESIZE:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        source = resume_keys.source_open(self.source_key)
+        if source is None:
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        _check_handles(self.ctl_code, source, self.target)
+        if backend.fstat(source.fd).st_size < chunk.source_offset + chunk.length:
+            # [MS-SMB2] 3.3.5.15.6 says STATUS_END_OF_FILE; Windows (<240>) and Samba answer INVALID_VIEW_SIZE.
+            raise SmbError(NtStatus.STATUS_INVALID_VIEW_SIZE)
+        check_locks(self.ctx, source, chunk.source_offset, chunk.length, write=False)
+        check_locks(self.ctx, self.target, chunk.target_offset, chunk.length, write=True)
+        overlapping = same_file(source, self.target) and (
+            chunk.source_offset < chunk.target_offset + chunk.length
+            and chunk.target_offset < chunk.source_offset + chunk.length)
+        return _Step(source, chunk, overlapping)
+
+    def _done(self, copied: int) -> None:
+        self.chunks_written += 1
+        self.total_bytes += copied
+
+    def _finish(self) -> bytes:
+        share = self.target.tree.share
+        if share.sync_always or self.target.create_options & FILE_WRITE_THROUGH:
+            backend.fdatasync(self.target.fd)
+        return wire.encode_response(self.chunks_written, 0, self.total_bytes)
+
+    def _failed(self, status: NtStatus) -> Reply:
+        return Reply(wire.encode_response(self.chunks_written, 0, self.total_bytes), status=status)
+
+
+def _check_handles(ctl_code: int, source: Open, target: Open) -> None:
+    """[MS-SMB2] 3.3.5.15.6: both handles of one session, files not directories; the target writable, and for
+    FSCTL_SRV_COPYCHUNK also readable (COPYCHUNK_WRITE exists for write-only targets); the source readable
+    (FILE_EXECUTE counts, as for READ)."""
+    if source.session is not target.session or source.is_directory or target.is_directory:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if not target.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if ctl_code == FSCTL_SRV_COPYCHUNK and not target.granted_access & FILE_READ_DATA:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if not source.granted_access & (FILE_READ_DATA | FILE_EXECUTE):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+
+
+# -- per-file state: the two places that ask about other opens of a file (see issue 12) ------------------------
+
+def check_locks(ctx: RequestContext, open_: Open, offset: int, length: int, *, write: bool) -> None:
+    """Another handle's byte-range lock refuses the copy as it would a READ or WRITE of the range
+    (STATUS_FILE_LOCK_CONFLICT; Windows since 2012 and Samba: smbtorture copy_chunk_src_lock/dest_lock)."""
+    locks = ctx.connection.server.locks
+    if locks is not None and length:
+        locks.check_io(open_, offset, length, write=write)
+
+
+def same_file(one: Open, other: Open) -> bool:
+    return one.file_key == other.file_key
+
+
+# -- the copy itself ---------------------------------------------------------------------------------------------
+
+def _copy(source_fd: int, target_fd: int, step: _Step) -> int:
+    chunk = step.chunk
+    if step.overlapping:
+        # A chunk (at most 1 MiB) is read whole before it is written: the result is what a copy through a
+        # buffer gives, as on Windows (smbtorture copy_chunk_src_is_dest_overlap).
+        return backend.copy_range_buffered(source_fd, chunk.source_offset, target_fd, chunk.target_offset,
+                                           chunk.length, buffer_size=MAX_CHUNK_SIZE)
+    return backend.copy_range(source_fd, chunk.source_offset, target_fd, chunk.target_offset, chunk.length)
+
+
+def _copy_as(server: Any, session: Any, source_fd: int, target_fd: int, step: _Step) -> int:
+    # A worker thread has no identity of its own: the copy runs as the session's user, like the request.
+    with server.acting_as(session):
+        return _copy(source_fd, target_fd, step)

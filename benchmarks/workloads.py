@@ -1,4 +1,4 @@
-"""The eight workloads, each measured against one running server in one run.
+"""The workloads, each measured against one running server in one run.
 
 Transfers and metadata workloads use Samba's C client, smbclient, with `-m SMB3` (dialect 3.1.1), so the
 client is not the bottleneck; they are timed inside the connected session (see smbclient_session). The
@@ -513,6 +513,61 @@ class IdleConnections(Workload):
         )
 
 
+class ServerSideCopy(Workload):
+    """A copy of a file into a new file of the same share that never leaves the server: smbclient's scopy
+    sends FSCTL_SRV_REQUEST_RESUME_KEY and FSCTL_SRV_COPYCHUNK_WRITE (16 MiB per request), what cifs.ko does
+    for copy_file_range(2) and Windows Explorer for a copy within a share."""
+
+    name = "server_copy"
+    title = "server-side copy into a new file of the share (scopy: COPYCHUNK)"
+    unit = "MB/s"
+    work_unit = "GiB"
+    source_name = "copy-source.bin"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        copy_prefix(fixtures.source_file, share_dir / self.source_name, sizes.write_bytes)
+
+    def commands(self, ctx: RunContext, remote: str) -> list[str]:
+        return [f"scopy {self.source_name} {remote}"]
+
+    def run(self, ctx: RunContext) -> Measurement:
+        size = ctx.sizes.write_bytes
+        remote = f"{self.name}-{ctx.run_id}.bin"
+        copied = ctx.endpoint.share_dir / remote
+        warm_page_cache([ctx.endpoint.share_dir / self.source_name])
+        prime_page_allocator(ctx.workdir, size)
+        try:
+            result = run_sessions(ctx, self.name, [([], self.commands(ctx, remote))])
+            if not copied.exists() or copied.stat().st_size != size:
+                raise WorkloadError(f"{remote} does not have {size} bytes after the copy")
+        finally:
+            copied.unlink(missing_ok=True)
+            self.cleanup(ctx, remote)
+        return Measurement(size / result.elapsed_s / MB, size / GIB, result.cpu_s, result.peak_rss_bytes,
+                           result.timing())
+
+    def cleanup(self, ctx: RunContext, remote: str) -> None:
+        """Nothing is left on the client side."""
+
+
+class ClientSideCopy(ServerSideCopy):
+    """The same copy done by the client, as a client without server-side copy does it: the file is read into
+    the client (a get to tmpfs) and written back as the new file (a put), both in the timed block."""
+
+    name = "client_copy"
+    title = "the same copy by the client: get to tmpfs, then put (READ + WRITE)"
+
+    def _local(self, ctx: RunContext, remote: str) -> Path:
+        return ctx.fixtures.root / remote
+
+    def commands(self, ctx: RunContext, remote: str) -> list[str]:
+        local = self._local(ctx, remote)
+        return [f"get {self.source_name} {local}", f"put {local} {remote}"]
+
+    def cleanup(self, ctx: RunContext, remote: str) -> None:
+        self._local(ctx, remote).unlink(missing_ok=True)
+
+
 WORKLOADS: list[Workload] = [
     SequentialWrite(),
     SequentialRead(),
@@ -522,4 +577,6 @@ WORKLOADS: list[Workload] = [
     ParallelRead(),
     ConnectLatency(),
     IdleConnections(),
+    ServerSideCopy(),
+    ClientSideCopy(),
 ]

@@ -213,4 +213,4 @@ def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> None:
 
 
 # Operators' view of every request (events.py): lifecycle log lines, audit log, metrics; one wrapper call each.
-dispatch = observed(dispatch)
+dispatch = observed(dispatch)  # type: ignore[assignment]

@@ -18,7 +18,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.protocol.reply import GoAsync, Reply
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("smbsrv.audit")
 
-Dispatch = Callable[["RequestContext"], Coroutine[Any, Any, Any]]
+_Result = TypeVar("_Result")
 
 _LIFECYCLE = frozenset((Command.SESSION_SETUP, Command.LOGOFF, Command.TREE_CONNECT, Command.TREE_DISCONNECT))
 _AUDITED = frozenset((Command.CREATE, Command.CLOSE, Command.SET_INFO, Command.WRITE))
@@ -99,8 +99,9 @@ class Observer:
 OBSERVER = Observer()
 
 
-def observed(dispatch: Dispatch) -> Dispatch:
-    async def _observed_dispatch(ctx: RequestContext) -> Any:
+def observed(dispatch: Callable[[RequestContext], Coroutine[Any, Any, _Result]]
+             ) -> Callable[[RequestContext], Coroutine[Any, Any, _Result]]:
+    async def _observed_dispatch(ctx: RequestContext) -> _Result:
         observer = OBSERVER
         timed = observer.metrics is not None
         if ctx.header.command not in observer.interesting and not timed:
@@ -121,7 +122,7 @@ def observed(dispatch: Dispatch) -> Dispatch:
         except Exception:
             observer.done(ctx, NtStatus.STATUS_INTERNAL_ERROR, 0.0, None, seen)
             raise
-        status = result.status if type(result) is Reply else NtStatus.STATUS_SUCCESS
+        status = result.status if isinstance(result, Reply) else NtStatus.STATUS_SUCCESS
         observer.done(ctx, status, time.perf_counter() - started if timed else 0.0, result, seen)
         return result
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _WRITE_LENGTH = slice(64 + 4, 64 + 8)  # [MS-SMB2] 2.2.21: Length after StructureSize and DataOffset
 # STATUS_INSUFFICIENT_RESOURCES / TOO_MANY_OPENED_FILES answers that mean a configured limit was reached.
-_LIMIT_STATUS = {
+_LIMIT_STATUS: dict[tuple[int, int], str] = {
     (Command.SESSION_SETUP, NtStatus.STATUS_INSUFFICIENT_RESOURCES): "sessions_per_connection",
     (Command.TREE_CONNECT, NtStatus.STATUS_INSUFFICIENT_RESOURCES): "tree_connects_per_session",
     (Command.CREATE, NtStatus.STATUS_TOO_MANY_OPENED_FILES): "opens_per_session",
@@ -114,8 +114,8 @@ class _Collector:
                                         "Time from dispatch to the answer, by command", labels=["command"])
         for command, histogram in sorted(metrics.latency.items()):
             buckets, running = [], 0.0
-            for bound, count in zip((*BUCKETS_S, float("inf")), histogram[:-1]):
-                running += count
+            for bound, in_bucket in zip((*BUCKETS_S, float("inf")), histogram[:-1]):
+                running += in_bucket
                 buckets.append((_bound_label(bound), running))
             latency.add_metric([_command_name(command)], buckets, histogram[-1])
         yield latency

@@ -82,48 +82,77 @@ class _Step:
 
     source: Open
     chunk: wire.Chunk
-    overlapping: bool  # source and target ranges overlap in one file: copy_file_range refuses that (EINVAL)
+    same_file: bool  # source and target are one file: later chunks may read what this one writes
+    overlapping: bool  # ... and the two ranges overlap, which copy_file_range refuses (EINVAL)
+
+
+@dataclass(slots=True)
+class _Copied:
+    chunks: int = 0
+    bytes: int = 0
+    failure: NtStatus | None = None
 
 
 class _CopyJob:
     """One request's chunks, copied in order. Every failure after the limits check answers the response
-    structure with the chunks and bytes copied so far (Windows, Samba; smbtorture copy_chunk_src_exceed_multi)."""
+    structure with the chunks and bytes copied so far (Windows, Samba; smbtorture copy_chunk_src_exceed_multi).
+
+    Chunks are checked in order and copied in batches: as long as the source is another file, copying cannot
+    change what a later chunk's checks see, so the checked chunks go to the kernel together (one worker thread
+    hop per request, and contiguous chunks as one copy_file_range call). A chunk whose source is the target
+    file ends its batch."""
 
     def __init__(self, ctx: RequestContext, target: Open, ctl_code: int, source_key: bytes) -> None:
         self.ctx = ctx
         self.target = target
         self.ctl_code = ctl_code
         self.source_key = source_key
-        self.chunks_written = 0
-        self.total_bytes = 0
+        self.done = _Copied()
 
     def run(self, chunks: tuple[wire.Chunk, ...]) -> bytes | Reply:
-        try:
-            for chunk in chunks:
-                step = self._prepare(chunk)
-                self._done(_copy(step.source.fd, self.target.fd, step))
-        except SmbError as exc:
-            return self._failed(exc.status)
+        index = 0
+        while index < len(chunks):
+            batch, index, failure = self._prepare_batch(chunks, index)
+            if batch:
+                self._add(_copy_batch(batch[0].source.fd, self.target.fd, batch))
+            if failure is not None or self.done.failure is not None:
+                return self._failed(failure)
         return self._finish()
 
     async def run_in_threads(self, chunks: tuple[wire.Chunk, ...]) -> bytes | Reply:
         loop = asyncio.get_running_loop()
         server = self.ctx.connection.server
-        session = self.target.session
-        try:
-            for chunk in chunks:
-                step = self._prepare(chunk)
+        index = 0
+        while index < len(chunks):
+            batch, index, failure = self._prepare_batch(chunks, index)
+            if batch:
                 # Duplicates: a CLOSE that arrives meanwhile must not let the worker write into a reused fd.
-                source_fd, target_fd = os.dup(step.source.fd), os.dup(self.target.fd)
+                source_fd, target_fd = os.dup(batch[0].source.fd), os.dup(self.target.fd)
                 try:
-                    copied = await loop.run_in_executor(None, _copy_as, server, session, source_fd, target_fd, step)
+                    self._add(await loop.run_in_executor(None, _copy_batch_as, server, self.target.session,
+                                                         source_fd, target_fd, batch))
                 finally:
                     os.close(source_fd)
                     os.close(target_fd)
-                self._done(copied)
-        except SmbError as exc:
-            return self._failed(exc.status)
+            if failure is not None or self.done.failure is not None:
+                return self._failed(failure)
         return self._finish()
+
+    def _prepare_batch(self, chunks: tuple[wire.Chunk, ...],
+                       index: int) -> tuple[list[_Step], int, NtStatus | None]:
+        """Check chunks from `index` on: the batch to copy now, where the next batch starts, and the status of
+        the chunk that failed its checks (the batch before it is still copied)."""
+        batch: list[_Step] = []
+        while index < len(chunks):
+            try:
+                step = self._prepare(chunks[index])
+            except SmbError as exc:
+                return batch, index, exc.status
+            batch.append(step)
+            index += 1
+            if step.same_file:
+                break
+        return batch, index, None
 
     def _prepare(self, chunk: wire.Chunk) -> _Step:
         """The checks of one chunk, in Samba's order (its offload write runs them per chunk, so a later chunk
@@ -141,23 +170,26 @@ class _CopyJob:
             raise SmbError(NtStatus.STATUS_INVALID_VIEW_SIZE)
         check_locks(self.ctx, source, chunk.source_offset, chunk.length, write=False)
         check_locks(self.ctx, self.target, chunk.target_offset, chunk.length, write=True)
-        overlapping = same_file(source, self.target) and (
-            chunk.source_offset < chunk.target_offset + chunk.length
-            and chunk.target_offset < chunk.source_offset + chunk.length)
-        return _Step(source, chunk, overlapping)
+        one_file = same_file(source, self.target)
+        overlapping = one_file and (chunk.source_offset < chunk.target_offset + chunk.length
+                                    and chunk.target_offset < chunk.source_offset + chunk.length)
+        return _Step(source, chunk, one_file, overlapping)
 
-    def _done(self, copied: int) -> None:
-        self.chunks_written += 1
-        self.total_bytes += copied
+    def _add(self, copied: _Copied) -> None:
+        self.done.chunks += copied.chunks
+        self.done.bytes += copied.bytes
+        self.done.failure = copied.failure
 
     def _finish(self) -> bytes:
         share = self.target.tree.share
         if share.sync_always or self.target.create_options & FILE_WRITE_THROUGH:
             backend.fdatasync(self.target.fd)
-        return wire.encode_response(self.chunks_written, 0, self.total_bytes)
+        return wire.encode_response(self.done.chunks, 0, self.done.bytes)
 
-    def _failed(self, status: NtStatus) -> Reply:
-        return Reply(wire.encode_response(self.chunks_written, 0, self.total_bytes), status=status)
+    def _failed(self, status: NtStatus | None) -> Reply:
+        failure = self.done.failure or status
+        assert failure is not None
+        return Reply(wire.encode_response(self.done.chunks, 0, self.done.bytes), status=failure)
 
 
 def _check_handles(ctl_code: int, source: Open, target: Open) -> None:
@@ -190,17 +222,37 @@ def same_file(one: Open, other: Open) -> bool:
 
 # -- the copy itself ---------------------------------------------------------------------------------------------
 
-def _copy(source_fd: int, target_fd: int, step: _Step) -> int:
-    chunk = step.chunk
-    if step.overlapping:
-        # A chunk (at most 1 MiB) is read whole before it is written: the result is what a copy through a
-        # buffer gives, as on Windows (smbtorture copy_chunk_src_is_dest_overlap).
-        return backend.copy_range_buffered(source_fd, chunk.source_offset, target_fd, chunk.target_offset,
-                                           chunk.length, buffer_size=MAX_CHUNK_SIZE)
-    return backend.copy_range(source_fd, chunk.source_offset, target_fd, chunk.target_offset, chunk.length)
+def _copy_batch(source_fd: int, target_fd: int, batch: list[_Step]) -> _Copied:
+    """Copy the chunks in order; chunks that continue each other on both sides go to the kernel as one range.
+    A failure stops the batch: the chunks of the failed run count as not written."""
+    done = _Copied()
+    index = 0
+    while index < len(batch):
+        first = batch[index].chunk
+        length, end = first.length, index + 1
+        while end < len(batch) and not batch[index].overlapping and not batch[end].overlapping and (
+                batch[end].chunk.source_offset == first.source_offset + length
+                and batch[end].chunk.target_offset == first.target_offset + length):
+            length += batch[end].chunk.length
+            end += 1
+        try:
+            if batch[index].overlapping:
+                # A chunk (at most 1 MiB) is read whole before it is written: the result is what a copy through
+                # a buffer gives, as on Windows (smbtorture copy_chunk_src_is_dest_overlap).
+                copied = backend.copy_range_buffered(source_fd, first.source_offset, target_fd,
+                                                     first.target_offset, length, buffer_size=MAX_CHUNK_SIZE)
+            else:
+                copied = backend.copy_range(source_fd, first.source_offset, target_fd, first.target_offset, length)
+        except SmbError as exc:
+            done.failure = exc.status
+            return done
+        done.chunks += end - index
+        done.bytes += copied
+        index = end
+    return done
 
 
-def _copy_as(server: Any, session: Any, source_fd: int, target_fd: int, step: _Step) -> int:
+def _copy_batch_as(server: Any, session: Any, source_fd: int, target_fd: int, batch: list[_Step]) -> _Copied:
     # A worker thread has no identity of its own: the copy runs as the session's user, like the request.
     with server.acting_as(session):
-        return _copy(source_fd, target_fd, step)
+        return _copy_batch(source_fd, target_fd, batch)

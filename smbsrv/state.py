@@ -9,18 +9,18 @@ import logging
 import os
 import time
 import uuid
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.auth.authenticator import Authenticator
 from smbsrv.auth.users import UserDB
 from smbsrv.config import ServerConfig, ShareConfig
+from smbsrv.files import FileTable
 from smbsrv.fs import identity
 from smbsrv.fs.reparse_store import ReparseStore
 from smbsrv.fs.resolver import ShareRoot
 
 if TYPE_CHECKING:
-    from smbsrv.protocol.objects import Open, Session
+    from smbsrv.protocol.objects import Session
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,9 @@ class ServerState:
         self.share_roots: dict[str, ShareRoot] = {}
         self._file_ids = itertools.count(1)
         self._session_ids = itertools.count(1)
-        # Every open of a file, by (st_dev, st_ino): share modes and delete-on-close are decided across all
-        # connections ([MS-FSA] 2.1.5.1.2).
-        self.opens_by_file: dict[tuple[int, int], list[Open]] = defaultdict(list)
-        # Pending delete-on-close state per file, kept while any open of it exists.
-        self.delete_pending: set[tuple[int, int]] = set()
-        self.locks: Any = None  # set by commands.lock on first use
+        # Per-file state of every open file, by (st_dev, st_ino): share modes, delete-on-close and byte-range
+        # locks are decided across all connections ([MS-FSA] 2.1.5.1.2).
+        self.files = FileTable()
         self.reparse_store = ReparseStore(os.path.join(os.path.abspath(config.state_dir), "reparse"))
         self.connections: set[Any] = set()
         self.running_as_root = identity.running_as_root()
@@ -153,11 +150,11 @@ class ServerState:
                         "access_mask": f"{open_.granted_access:#010x}", "share_access": open_.share_access,
                         "directory": open_.is_directory, "delete_on_close": open_.delete_on_close,
                     })
-                    held = self.locks.by_file.get(open_.file_key, ()) if self.locks is not None else ()
+                    held = open_.file.locks.owned_by(open_) if open_.file is not None else ()
                     locks.extend({"session_id": f"{session.session_id:#x}", "user": user,
                                   "share": opens[-1]["share"], "path": opens[-1]["path"],
                                   "file_id": open_.file_id[1], "offset": lock.offset, "length": lock.length,
-                                  "exclusive": lock.exclusive} for lock in held if lock.owner is open_)
+                                  "exclusive": lock.exclusive} for lock in held)
         return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
                            "connections": len(self.connections),
                            "shares": sorted(share.name for share in self.shares.values())},

@@ -42,27 +42,10 @@ def close_open(server: ServerState, open_: Open) -> None:
     open_.closed = True
     if open_.pipe is not None:
         return
-    key = open_.file_key
-    if server.locks is not None:
-        server.locks.release_open(open_)
-    siblings = server.opens_by_file.get(key)
-    if siblings is not None:
-        if open_ in siblings:
-            siblings.remove(open_)
-        if not siblings:
-            del server.opens_by_file[key]
-    if open_.delete_on_close:
-        if open_.posix and all(other.posix for other in server.opens_by_file.get(key, ())):
-            # POSIX unlink: the name goes at this close, the other (POSIX) handles keep the data, as on a
-            # local filesystem (Samba does the same when no Windows open remains).
-            server.delete_pending.discard(key)
-            _delete(server, open_, open_.extra.get("parent_fd", -1))
-        else:
-            server.delete_pending.add(key)
+    effects = server.files.close(open_)
     parent_fd = open_.extra.pop("parent_fd", -1)
     try:
-        if key in server.delete_pending and not server.opens_by_file.get(key):
-            server.delete_pending.discard(key)
+        if effects.delete_now:
             _delete(server, open_, parent_fd)
     finally:
         if open_.fd >= 0:

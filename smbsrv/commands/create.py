@@ -319,7 +319,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise reparse.refuse_open(target.reparse_tag, _reparse_buffer(tree, target))
     key = (st.st_dev, st.st_ino)
     server = ctx.connection.server
-    if key in server.delete_pending:
+    if server.files.is_delete_pending(key):
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
@@ -348,7 +348,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if read_only_file:
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
-    check_share_access(server.opens_by_file.get(key, ()), granted, request.share_access)
+    check_share_access(server.files.opens(key), granted, request.share_access)
     fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
                                  is_directory=target.is_directory, is_special=target.is_special,
                                  truncate=overwrite)
@@ -424,7 +424,7 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
     open_.extra["parent_fd"] = resolution.take_parent_fd()
     open_.extra["name"] = resolution.name
     session.opens[open_.file_id[1]] = open_
-    server.opens_by_file[open_.file_key].append(open_)
+    server.files.add(open_)
     ctx.open = open_
     ctx.created_file_id = open_.file_id
     return open_

@@ -122,13 +122,12 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     info = handles.info_for_open(open_, st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
         info.ea_size = eas.size(eas.read(open_.fd, st))  # info_for_open built `info` for this request alone
-    server = ctx.connection.server
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
     path = "\\".join(open_.path_components)
     return file_classes.encode(
         info_class, info,
         file_name=path if info_class == C.FileNormalizedNameInformation else "\\" + path,
-        delete_pending=open_.file_key in server.delete_pending,
+        delete_pending=open_.file.delete_pending,
         current_offset=open_.position,
         mode=open_.mode_flags,
         access_flags=open_.granted_access,

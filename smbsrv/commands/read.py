@@ -53,9 +53,8 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
     if request.offset + request.length > _MAX_FILE_OFFSET:
         # Beyond what off_t can address: refused before any system call ([MS-FSA] 2.1.5.2).
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    locks = connection.server.locks
-    if locks is not None and request.length:
-        locks.check_io(open_, request.offset, request.length, write=False)
+    if request.length and open_.file.locks.held:
+        open_.file.locks.check_io(open_, request.offset, request.length, write=False)
     if request.length == 0:
         if request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)

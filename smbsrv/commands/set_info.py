@@ -180,43 +180,31 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
             if stat.S_ISDIR(existing.st_mode):
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-            if server.opens_by_file.get((existing.st_dev, existing.st_ino)) and not posix_semantics:
+            if server.files.opens((existing.st_dev, existing.st_ino)) and not posix_semantics:
                 # Windows refuses to replace a file that is open; POSIX semantics allow it.
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-        if open_.is_directory and _has_open_children(server, open_):
+        if open_.is_directory and server.files.has_open_below(open_):
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         handles.rename(source_parent, source_name, target.parent_fd, new_name, replace=replace and not same_file)
         ctx.tree.share_root.note_removed(source_parent, source_name)
         ctx.tree.share_root.note_created(target.parent_fd, new_name)
-        for other in server.opens_by_file.get(open_.file_key, [open_]):
+        for other in server.files.renamed(open_.file_key, target.components[:-1] + (new_name,)):
             other.extra["name"] = new_name
             old_parent = other.extra.get("parent_fd", -1)
             other.extra["parent_fd"] = os.dup(target.parent_fd)
             if old_parent >= 0:
                 os.close(old_parent)
-            other.path_components = target.components[:-1] + (new_name,)
 
 
 def _check_parent_opens(server, parent_fd: int) -> None:  # type: ignore[no-untyped-def]
     """Windows refuses to rename out of a directory that another handle holds open with DELETE access or
     without FILE_SHARE_DELETE (smbtorture smb2.rename.*)."""
     parent = os.fstat(parent_fd)
-    for other in server.opens_by_file.get((parent.st_dev, parent.st_ino), ()):
+    for other in server.files.opens((parent.st_dev, parent.st_ino)):
         if not other.granted_access & _SHARE_CHECKED_ACCESS:
             continue  # an attribute-only open takes no part in sharing ([MS-FSA] 2.1.5.1.2)
         if other.granted_access & DELETE or not other.share_access & FILE_SHARE_DELETE:
             raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
-
-
-def _has_open_children(server, open_: Open) -> bool:  # type: ignore[no-untyped-def]
-    prefix = open_.path_components
-    depth = len(prefix)
-    for opens in server.opens_by_file.values():
-        for other in opens:
-            if other.tree is open_.tree and len(other.path_components) > depth and \
-                    other.path_components[:depth] == prefix:
-                return True
-    return False
 
 
 def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> None:
@@ -233,10 +221,9 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
 
 
 def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.DispositionInformation) -> None:
-    server = ctx.connection.server
+    files = ctx.connection.server.files
     if not disposition.delete_pending:
-        open_.delete_on_close = False
-        server.delete_pending.discard(open_.file_key)
+        files.set_delete_pending(open_, False)
         return
     if handles.is_read_only(open_) and not disposition.flags & classes.FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE:
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
@@ -246,8 +233,7 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
         # POSIX semantics: the name goes now, the open handles keep the data ([MS-FSCC] 2.4.12).
         handles.unlink_now(open_)
         return
-    open_.delete_on_close = True
-    server.delete_pending.add(open_.file_key)
+    files.set_delete_pending(open_, True)
 
 
 def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:

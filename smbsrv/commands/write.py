@@ -45,9 +45,8 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
     offset = _write_offset(open_, request.offset)
     if offset + length > 0x7FFFFFFFFFFFFFFF or (length and offset + length > _MAXFILESIZE):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    locks = connection.server.locks
-    if locks is not None and length:
-        locks.check_io(open_, offset, length, write=True)
+    if length and open_.file.locks.held:
+        open_.file.locks.check_io(open_, offset, length, write=True)
     if length >= _THREAD_WRITE_BYTES:
         return _write_in_thread(ctx, open_, request, offset)
     return _finish(ctx, open_, request, _write_all(open_.fd, request.data, offset))

@@ -62,6 +62,7 @@ class Open:
     delete_on_close: bool = False
     pipe: Any = None  # rpc NamedPipe for IPC$ opens
     file_key: tuple[int, int] = (0, 0)  # (st_dev, st_ino): what share modes and locks are keyed on
+    file: Any = None  # files.FileState of file_key while the open is registered in the server's FileTable
     reparse_tag: int = 0
     position: int = 0
     mode_flags: int = 0

@@ -69,7 +69,7 @@ def try_materialize(server: ServerState, open_: Open, st: os.stat_result, buffer
         return False
     if not (stat.S_ISREG(st.st_mode) and st.st_size == 0 or stat.S_ISDIR(st.st_mode)):
         return False
-    if len(server.opens_by_file.get(open_.file_key, ())) != 1:
+    if len(server.files.opens(open_.file_key)) != 1:
         return False
     plan = _what_to_make(buffer, share.materialize_device_nodes)
     if plan is None or (stat.S_ISDIR(st.st_mode) and plan[0] != "symlink"):
@@ -107,15 +107,8 @@ def _discard(parent_fd: int, name: str) -> None:
 
 def _move_handle(server: ServerState, open_: Open, new_fd: int) -> None:
     """The handle now names the real object: it is a special object (O_PATH, no data access)."""
-    old_key = open_.file_key
-    siblings = server.opens_by_file.get(old_key, [])
-    if open_ in siblings:
-        siblings.remove(open_)
-    if not siblings:
-        server.opens_by_file.pop(old_key, None)
     os.close(open_.fd)
     open_.fd = new_fd
     new = os.fstat(new_fd)
-    open_.file_key = (new.st_dev, new.st_ino)
     open_.is_directory = False
-    server.opens_by_file[open_.file_key].append(open_)
+    server.files.rekey(open_, (new.st_dev, new.st_ino))

@@ -211,9 +211,8 @@ def _check_handles(ctl_code: int, source: Open, target: Open) -> None:
 def check_locks(ctx: RequestContext, open_: Open, offset: int, length: int, *, write: bool) -> None:
     """Another handle's byte-range lock refuses the copy as it would a READ or WRITE of the range
     (STATUS_FILE_LOCK_CONFLICT; Windows since 2012 and Samba: smbtorture copy_chunk_src_lock/dest_lock)."""
-    locks = ctx.connection.server.locks
-    if locks is not None and length:
-        locks.check_io(open_, offset, length, write=write)
+    if length:
+        open_.file.locks.check_io(open_, offset, length, write=write)
 
 
 def same_file(one: Open, other: Open) -> bool:

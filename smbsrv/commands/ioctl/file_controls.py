@@ -64,10 +64,8 @@ def set_zero_data(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) 
     length = beyond_final_zero - offset
     if not length:
         return b""
-    locks = ctx.connection.server.locks
-    if locks is not None:
-        # Another handle's lock on the range refuses it, as a WRITE there would be (smb2.ioctl.sparse_lock).
-        locks.check_io(open_, offset, length, write=True)
+    # Another handle's lock on the range refuses it, as a WRITE there would be (smb2.ioctl.sparse_lock).
+    open_.file.locks.check_io(open_, offset, length, write=True)
     backend.punch_hole(open_.fd, offset, length)
     return b""
 

@@ -1,0 +1,148 @@
+"""The per-file state of the server: the object store of [MS-FSA] 2.1.1 (Samba's source3/locking).
+
+One `FileState` per file, keyed by (st_dev, st_ino), exists while the file has an open: its opens with their
+access and sharing, delete-pending, byte-range locks, and the oplocks and leases granted on it. Commands do
+not edit this state; they call `FileTable` operations, which return what the caller must do next (delete
+the file, send breaks). This is the one seam a multi-process or clustered implementation would stand behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smbsrv.files.locks import ByteRangeLocks
+
+if TYPE_CHECKING:
+    from smbsrv.protocol.objects import Open
+
+FileKey = tuple[int, int]
+
+
+class FileState:
+    """Everything that belongs to one file rather than to one handle ([MS-FSA] 2.1.1.5 Stream/File)."""
+
+    __slots__ = ("delete_pending", "key", "locks", "opens", "oplocks")
+
+    def __init__(self, key: FileKey) -> None:
+        self.key = key
+        self.opens: list[Open] = []
+        self.delete_pending = False
+        self.locks = ByteRangeLocks()
+        self.oplocks: Any = None  # files.oplocks.FileOplocks once an oplock or lease was asked for
+
+
+@dataclass(slots=True)
+class CloseEffects:
+    """What the caller of FileTable.close must do: remove the file's name now (delete on close)."""
+
+    delete_now: bool = False
+
+
+_NO_EFFECTS = CloseEffects()
+_DELETE = CloseEffects(True)
+
+
+class FileTable:
+    def __init__(self) -> None:
+        self._files: dict[FileKey, FileState] = {}
+        # Opens below each directory, by (share root, path components of the directory): how many opens
+        # lie somewhere beneath it, so that has_open_below() is one lookup instead of a scan of every open.
+        self._below: dict[tuple[Any, tuple[str, ...]], int] = {}
+
+    # -- lookups --------------------------------------------------------------------------------------------
+
+    def get(self, key: FileKey) -> FileState | None:
+        return self._files.get(key)
+
+    def opens(self, key: FileKey) -> list[Open]:
+        state = self._files.get(key)
+        return state.opens if state is not None else []
+
+    def is_delete_pending(self, key: FileKey) -> bool:
+        state = self._files.get(key)
+        return state is not None and state.delete_pending
+
+    def has_open_below(self, open_: Open) -> bool:
+        """Whether any open of the same share lies inside the directory `open_` names (a rename of the
+        directory is refused then)."""
+        return self._below.get((open_.tree.share_root, open_.path_components), 0) > 0
+
+    # -- operations -----------------------------------------------------------------------------------------
+
+    def add(self, open_: Open) -> FileState:
+        """Register a new open of its file (open_.file_key); the sharing check was made before."""
+        state = self._files.get(open_.file_key)
+        if state is None:
+            state = self._files[open_.file_key] = FileState(open_.file_key)
+        state.opens.append(open_)
+        open_.file = state
+        self._index(open_, 1)
+        return state
+
+    def close(self, open_: Open) -> CloseEffects:
+        """Forget the open: its byte-range locks go (waiters are woken), and the answer says whether the file
+        must be deleted now ([MS-FSA] 2.1.5.4): this was the last open of a delete-pending file, or a POSIX
+        handle asked for delete and only POSIX handles remain (the name goes, the others keep the data, as
+        on a local filesystem; Samba does the same when no Windows open remains)."""
+        state = self._remove(open_)
+        if state is None:
+            return _DELETE if open_.delete_on_close else _NO_EFFECTS
+        opens = state.opens
+        if open_.delete_on_close:
+            if open_.posix and all(other.posix for other in opens):
+                state.delete_pending = False
+                return _DELETE
+            state.delete_pending = True
+        if state.delete_pending and not opens:
+            state.delete_pending = False
+            return _DELETE
+        return _NO_EFFECTS
+
+    def set_delete_pending(self, open_: Open, pending: bool) -> None:
+        """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.14.3): the handle deletes on close, and
+        the file is delete-pending for every other opener (or no longer is)."""
+        open_.delete_on_close = pending
+        state = self._files.get(open_.file_key)
+        if state is not None:
+            state.delete_pending = pending
+
+    def renamed(self, key: FileKey, components: tuple[str, ...]) -> list[Open]:
+        """Every open of the file now has the path `components`; returns those opens."""
+        opens = self.opens(key)
+        for other in opens:
+            self._index(other, -1)
+            other.path_components = components
+            self._index(other, 1)
+        return opens
+
+    def rekey(self, open_: Open, new_key: FileKey) -> None:
+        """The handle now refers to another file (a placeholder replaced by the real object)."""
+        self._remove(open_)
+        open_.file_key = new_key
+        self.add(open_)
+
+    def _remove(self, open_: Open) -> FileState | None:
+        state = self._files.get(open_.file_key)
+        if state is None:
+            return None
+        state.locks.release_open(open_)
+        opens = state.opens
+        if open_ in opens:
+            opens.remove(open_)
+            self._index(open_, -1)
+        if not opens:
+            del self._files[open_.file_key]
+        return state
+
+    def _index(self, open_: Open, delta: int) -> None:
+        root = open_.tree.share_root
+        components = open_.path_components
+        below = self._below
+        for depth in range(len(components)):
+            key = (root, components[:depth])
+            count = below.get(key, 0) + delta
+            if count:
+                below[key] = count
+            else:
+                del below[key]

@@ -1,0 +1,91 @@
+"""FileTable: what close() tells the caller to do, and the index behind has_open_below()."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from smbsrv.files import FileTable
+from smbsrv.protocol.objects import Open
+
+ROOT = object()
+TREE = SimpleNamespace(share_root=ROOT)
+
+
+def make_open(key: tuple[int, int], *components: str, posix: bool = False, delete: bool = False) -> Open:
+    return Open(file_id=(1, 1), tree=TREE, session=None, granted_access=0x1F01FF,  # type: ignore[arg-type]
+                share_access=7, create_options=0, path_components=components, file_key=key, posix=posix,
+                delete_on_close=delete)
+
+
+def test_delete_waits_for_the_last_open() -> None:
+    table = FileTable()
+    first, second = make_open((1, 5), "a"), make_open((1, 5), "a")
+    table.add(first)
+    table.add(second)
+    table.set_delete_pending(first, True)
+    assert table.is_delete_pending((1, 5))
+    assert not table.close(first).delete_now
+    assert table.is_delete_pending((1, 5))  # the other opener still sees it
+    assert table.close(second).delete_now
+    assert table.get((1, 5)) is None
+
+
+def test_undeleting_clears_the_file_state() -> None:
+    table = FileTable()
+    first, second = make_open((1, 5), "a"), make_open((1, 5), "a")
+    table.add(first)
+    table.add(second)
+    table.set_delete_pending(first, True)
+    table.set_delete_pending(first, False)
+    assert not table.is_delete_pending((1, 5))
+    assert not table.close(first).delete_now
+    assert not table.close(second).delete_now
+
+
+def test_posix_delete_goes_at_once_when_only_posix_opens_remain() -> None:
+    table = FileTable()
+    posix, other = make_open((1, 6), "p", posix=True, delete=True), make_open((1, 6), "p", posix=True)
+    table.add(posix)
+    table.add(other)
+    assert table.close(posix).delete_now
+    assert not table.close(other).delete_now
+    windows = make_open((1, 7), "w")
+    posix = make_open((1, 7), "w", posix=True, delete=True)
+    table.add(windows)
+    table.add(posix)
+    assert not table.close(posix).delete_now  # a Windows open remains: the delete is pending
+    assert table.close(windows).delete_now
+
+
+def test_locks_go_with_their_open() -> None:
+    table = FileTable()
+    first, second = make_open((1, 8), "f"), make_open((1, 8), "f")
+    table.add(first)
+    state = table.add(second)
+    assert state.locks.try_lock(first, 0, 10, True)
+    assert not state.locks.try_lock(second, 5, 1, False)
+    table.close(first)
+    assert state.locks.try_lock(second, 5, 1, False)
+
+
+def test_has_open_below_follows_adds_closes_and_renames() -> None:
+    table = FileTable()
+    directory = make_open((1, 1), "d")
+    child = make_open((1, 2), "d", "e", "f")
+    table.add(directory)
+    assert not table.has_open_below(directory)
+    table.add(child)
+    assert table.has_open_below(directory)
+    assert table.has_open_below(make_open((1, 3), "d", "e"))
+    assert table.has_open_below(make_open((1, 4)))  # the share root
+    table.renamed((1, 2), ("g",))
+    assert not table.has_open_below(directory)
+    other_share = make_open((1, 9), "d")
+    other_share.tree = SimpleNamespace(share_root=object())
+    table.renamed((1, 2), ("d", "x"))
+    assert not table.has_open_below(other_share)
+    table.close(child)
+    assert not table.has_open_below(directory)
+    assert table.has_open_below(make_open((1, 4)))  # the directory itself
+    table.close(directory)
+    assert not table.has_open_below(make_open((1, 4)))

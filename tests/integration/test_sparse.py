@@ -188,3 +188,64 @@ def test_set_allocation_information_bad_input(smb_server: SmbServer) -> None:
         response = client.set_info(reader, b.SMB2_0_INFO_FILE, FILE_ALLOCATION_INFORMATION, struct.pack("<q", 0))
         assert response.status == b.STATUS_ACCESS_DENIED
         assert client.close_file(reader) == b.STATUS_SUCCESS
+
+
+# -- FSCTL_SET_ZERO_DATA and AllocationSize ----------------------------------------------------------------------
+
+FSCTL_SET_ZERO_DATA = 0x000980C8
+
+
+def test_zeroed_range_of_a_sparse_file_frees_its_allocation(smb_server: SmbServer) -> None:
+    """AllocationSize is what the file really uses (st_blocks): a hole punched by SET_ZERO_DATA in a sparse file
+    takes its blocks away, and the range reads back as zeros with the end of file unchanged."""
+    path = smb_server.share_path / "zeroed.bin"
+    path.write_bytes(bytes(range(256)) * (4 * MIB // 256))
+    smb_server.hand_over()
+    with b.connect(smb_server.host, smb_server.port, smb_server.user, smb_server.password) as client:
+        file_id = client.open("zeroed.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+        assert _standard(client, file_id) == (4 * MIB, 4 * MIB)
+        assert _ioctl(client, file_id, FSCTL_SET_SPARSE).status == b.STATUS_SUCCESS
+        zero = _ioctl(client, file_id, FSCTL_SET_ZERO_DATA, struct.pack("<qq", MIB, 3 * MIB))
+        assert zero.status == b.STATUS_SUCCESS, b.status_name(zero.status)
+        assert _standard(client, file_id) == (2 * MIB, 4 * MIB)
+        read = client.read(file_id, MIB, 65536)
+        assert read.status == b.STATUS_SUCCESS and b.read_data(read) == bytes(65536)
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+    assert path.stat().st_blocks * 512 == 2 * MIB
+
+
+# -- FSCTL_GET_COMPRESSION / FSCTL_SET_COMPRESSION ---------------------------------------------------------------
+
+FSCTL_GET_COMPRESSION = 0x0009003C
+FSCTL_SET_COMPRESSION = 0x0009C040
+COMPRESSION_FORMAT_NONE = 0
+COMPRESSION_FORMAT_DEFAULT = 1
+COMPRESSION_FORMAT_LZNT1 = 2
+STATUS_NOT_SUPPORTED = 0xC00000BB
+STATUS_INVALID_USER_BUFFER = 0xC00000E8
+
+
+def test_compression_is_never_on(smb_server: SmbServer) -> None:
+    """The volume does not compress (no FILE_FILE_COMPRESSION), so, as Samba 4.17 answers (smbtorture
+    compress_notsup_get/set) and ReFS does: GET says COMPRESSION_FORMAT_NONE to any handle (no access right
+    needed) and STATUS_INVALID_USER_BUFFER when 2 bytes do not fit; SET of NONE succeeds, other formats are
+    STATUS_NOT_SUPPORTED, a short buffer STATUS_INVALID_PARAMETER, and a handle without FILE_WRITE_DATA
+    STATUS_ACCESS_DENIED."""
+    with b.connect(smb_server.host, smb_server.port, smb_server.user, smb_server.password) as client:
+        file_id = _open_rw(client, "plain.bin")
+        attributes_only = client.open("plain.bin", desired_access=b.FILE_READ_ATTRIBUTES)
+        for handle in (file_id, attributes_only):
+            response = _ioctl(client, handle, FSCTL_GET_COMPRESSION)
+            assert response.status == b.STATUS_SUCCESS
+            assert ioctl_output(response) == struct.pack("<H", COMPRESSION_FORMAT_NONE)
+        assert _ioctl(client, file_id, FSCTL_GET_COMPRESSION, max_output=1).status == STATUS_INVALID_USER_BUFFER
+        cases = [(struct.pack("<H", COMPRESSION_FORMAT_NONE), b.STATUS_SUCCESS),
+                 (struct.pack("<H", COMPRESSION_FORMAT_DEFAULT), STATUS_NOT_SUPPORTED),
+                 (struct.pack("<H", COMPRESSION_FORMAT_LZNT1), STATUS_NOT_SUPPORTED),
+                 (b"\x00", b.STATUS_INVALID_PARAMETER)]
+        for data, status in cases:
+            response = _ioctl(client, file_id, FSCTL_SET_COMPRESSION, data)
+            assert response.status == status, (data, b.status_name(response.status))
+        response = _ioctl(client, attributes_only, FSCTL_SET_COMPRESSION, struct.pack("<H", COMPRESSION_FORMAT_NONE))
+        assert response.status == b.STATUS_ACCESS_DENIED
+        assert _attributes(client, file_id) & 0x800 == 0  # never FILE_ATTRIBUTE_COMPRESSED

@@ -1,4 +1,5 @@
-"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv status`, `smbsrv reload`, `smbsrv user ...`."""
+"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv status`, `smbsrv reload`, `smbsrv user ...`,
+`smbsrv hsm release|status`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from smbsrv.config import (
     with_overrides,
 )
 from smbsrv.fs import identity
+from smbsrv.hsm.cli import add_hsm_parser
 
 log = logging.getLogger("smbsrv")
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             control.add_argument("--json", action="store_true", help="print JSON")
     add_user_parser(commands, default_users_file=ServerConfig.users_file)
+    add_hsm_parser(commands)
     return parser
 
 

@@ -49,6 +49,26 @@ class ShareConfig:
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
     encryption: str = ""  # off | desired | required; empty: the server's setting
+    # Placeholder files (docs/hsm.md): "" (off), "directory" or "s3"; the provider's id, written into every mark
+    # (default: the share name); where content lives; when `smbsrv hsm release --policy` makes placeholders.
+    hsm_provider: str = ""
+    hsm_provider_id: str = ""
+    hsm_directory: str = ""
+    hsm_s3_endpoint: str = ""
+    hsm_s3_bucket: str = ""
+    hsm_s3_region: str = ""
+    hsm_s3_prefix: str = ""
+    hsm_s3_credentials_file: str = ""
+    # A READ of a placeholder larger than this is answered from a ranged fetch while the rest hydrates.
+    hsm_range_first_bytes: int = 16 * 1024 * 1024
+    hsm_release_after_days: int = 0  # 0: the policy releases no file by age
+    hsm_release_min_bytes: int = 0
+    # Local processes (and NFS) reading placeholders hydrate them through fanotify FAN_PRE_ACCESS (Linux 6.14+).
+    hsm_fanotify: bool = False
+
+    @property
+    def hsm_id(self) -> str:
+        return self.hsm_provider_id or self.name
 
 
 @dataclass(frozen=True)
@@ -188,6 +208,7 @@ def check_values(config: ServerConfig) -> None:
     for share in config.shares:
         if share.special_files not in ("nfs", "wsl"):
             raise ConfigError(f"shares.{share.name}.special_files: must be nfs or wsl, got {share.special_files!r}")
+        _check_hsm(share)
         if share.encryption not in ("",) + _ALLOWED_SIGNING:
             raise ConfigError(f"shares.{share.name}.encryption: must be one of {', '.join(_ALLOWED_SIGNING)}, "
                               f"got {share.encryption!r}")
@@ -226,6 +247,33 @@ def check_values(config: ServerConfig) -> None:
         if share.name.lower() in seen:
             raise ConfigError(f"shares.{share.name}: defined twice")
         seen.add(share.name.lower())
+
+
+def _check_hsm(share: ShareConfig) -> None:
+    where = f"shares.{share.name}."
+    if share.hsm_provider not in ("", "directory", "s3"):
+        raise ConfigError(f"{where}hsm_provider: must be directory or s3 (or empty), got {share.hsm_provider!r}")
+    for key in ("hsm_range_first_bytes", "hsm_release_after_days", "hsm_release_min_bytes"):
+        if getattr(share, key) < 0:
+            raise ConfigError(f"{where}{key}: must be at least 0, got {getattr(share, key)}")
+    if not share.hsm_provider:
+        for key in ("hsm_directory", "hsm_s3_bucket", "hsm_s3_endpoint", "hsm_fanotify"):
+            if getattr(share, key):
+                raise ConfigError(f"{where}{key}: needs hsm_provider")
+        return
+    if any(c in share.hsm_id for c in "/\\\0") or len(share.hsm_id) > 64:
+        raise ConfigError(f"{where}hsm_provider_id: at most 64 characters, no slashes, got {share.hsm_id!r}")
+    if share.hsm_provider == "directory":
+        if not share.hsm_directory:
+            raise ConfigError(f"{where}hsm_directory: missing (hsm_provider = \"directory\")")
+        if os.path.abspath(share.hsm_directory).startswith(os.path.abspath(share.path) + os.sep):
+            raise ConfigError(f"{where}hsm_directory: must lie outside the share, got {share.hsm_directory!r}")
+    if share.hsm_provider == "s3":
+        if not share.hsm_s3_bucket:
+            raise ConfigError(f"{where}hsm_s3_bucket: missing (hsm_provider = \"s3\")")
+        if share.hsm_s3_endpoint and not share.hsm_s3_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}hsm_s3_endpoint: must be an http:// or https:// URL, "
+                              f"got {share.hsm_s3_endpoint!r}")
 
 
 def load_config(path: str) -> ServerConfig:

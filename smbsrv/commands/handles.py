@@ -260,6 +260,8 @@ def fs_information(tree: TreeConnect, fs_class: int) -> bytes:
     attributes = fs_info.DEFAULT_FS_ATTRIBUTES | fattr.FILE_SUPPORTS_POSIX_UNLINK_RENAME
     if tree.read_only:
         attributes |= fattr.FILE_READ_ONLY_VOLUME
+    if tree.share.hsm_provider:
+        attributes |= fattr.FILE_SUPPORTS_REMOTE_STORAGE  # placeholders live here (docs/hsm.md)
     if backend.supports_clone(tree.share_root.root_fd):
         attributes |= fattr.FILE_SUPPORTS_BLOCK_REFCOUNTING  # FSCTL_DUPLICATE_EXTENTS_TO_FILE works here
     volume = fs_info.VolumeInfo(label=tree.share.name, serial_number=volume_serial(tree),

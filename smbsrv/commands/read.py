@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import FileRange, Reply
@@ -59,6 +60,9 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
         if request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(wire.encode_read_response_header(0))
+    if ctx.tree is not None and ctx.tree.share.hsm_provider:  # a placeholder's data is fetched first (docs/hsm.md)
+        hsm_access.before_read(ctx, open_, request.offset, request.length, request.minimum_count,
+                               lambda: handle(ctx, request))
     if request.length >= _SENDFILE_THRESHOLD and not _signed_or_sealed(ctx):
         # Large reads leave through sendfile(2) when the response needs no signature or encryption; the
         # connection falls back to reading the range into memory when it does.

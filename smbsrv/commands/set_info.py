@@ -14,6 +14,7 @@ from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.security import parse_descriptor, posix_mode_from_dacl
 from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, time_to_set
+from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -66,6 +67,9 @@ def _require(open_: Open, access: int) -> None:
 def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:
     info_class = request.file_info_class
     decoded = classes.decode(info_class, request.buffer)
+    if ctx.tree is not None and ctx.tree.share.hsm_provider and isinstance(
+            decoded, classes.EndOfFileInformation | classes.AllocationInformation):
+        hsm_access.before_truncate(ctx, open_, decoded, lambda: handle(ctx, request))  # placeholders: docs/hsm.md
     if isinstance(decoded, classes.BasicInformation):
         _require(open_, FILE_WRITE_ATTRIBUTES)
         _set_basic(open_, decoded)

@@ -9,6 +9,7 @@ from typing import Any
 
 from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs.errno_map import status_for_errno
+from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -47,6 +48,8 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if length and open_.file.locks.held:
         open_.file.locks.check_io(open_, offset, length, write=True)
+    if ctx.tree.share.hsm_provider:  # a placeholder is hydrated before it is written (docs/hsm.md)
+        hsm_access.before_write(ctx, open_, request, handle)
     if length >= _THREAD_WRITE_BYTES:
         return _write_in_thread(ctx, open_, request, offset)
     return _finish(ctx, open_, request, _write_all(open_.fd, request.data, offset))

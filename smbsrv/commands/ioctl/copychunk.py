@@ -19,6 +19,7 @@ from typing import Any
 
 from smbsrv.commands.ioctl import resume_keys
 from smbsrv.fs import backend
+from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -61,6 +62,9 @@ def copy_chunk(ctx: RequestContext, open_: Open,
         return Reply(wire.encode_response(MAX_CHUNKS, MAX_CHUNK_SIZE, MAX_TOTAL_BYTES),
                      status=NtStatus.STATUS_INVALID_PARAMETER)
     job = _CopyJob(ctx, open_, request.ctl_code, copy.source_key)
+    if ctx.tree is not None and ctx.tree.share.hsm_provider:  # placeholders hydrate first (docs/hsm.md)
+        hsm_access.before_copy(ctx, open_, resume_keys.source_open(copy.source_key),
+                               lambda: job.run_in_threads(copy.chunks))
     if sum(chunk.length for chunk in copy.chunks) < _THREAD_BYTES:
         return job.run(copy.chunks)
     return job.run_in_threads(copy.chunks)

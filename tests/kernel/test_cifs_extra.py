@@ -73,6 +73,7 @@ from typing import Self
 
 import pytest
 
+from tests.conftest import serving_account
 from tests.kernel.image import VmImage, build_image
 from tests.kernel.kernel_log import assert_no_kernel_errors
 from tests.kernel.servers import SHARE_NAME, RunningServer, smbsrv_server_with_config
@@ -170,7 +171,7 @@ def prepare_extra_shares(base: Path) -> ExtraShares:
     os.utime(owned, (OWNED_ATIME, OWNED_MTIME))
     (share / "ownedir" / "child").mkdir(parents=True)
     os.chown(share / "ownedir", OWNER_UID, OWNER_GID)
-    os.chmod(share / "ownedir", 0o750)
+    os.chmod(share / "ownedir", 0o751)  # others may search it: the share is served as an ordinary account
 
     _make_special_files(share / "special")
     _make_special_files(wsl / "special")
@@ -499,7 +500,9 @@ def test_posix_created_objects_on_server(extra_run: ExtraRun) -> None:
     modes = extra_run.share_modes
     made = modes.get("made")
     assert made is not None, sorted(modes)
-    assert (stat.S_IMODE(made.st_mode), made.st_uid, made.st_gid, made.st_nlink) == (0o644, 0, 0, 2)
+    account = serving_account()  # the share's ordinary account made it (root when the tests are not root)
+    owner = (account.pw_uid, account.pw_gid) if account is not None else (os.getuid(), os.getgid())
+    assert (stat.S_IMODE(made.st_mode), made.st_uid, made.st_gid, made.st_nlink) == (0o644, *owner, 2)
     assert made.st_mtime == OWNED_MTIME, "touch -d through the POSIX mount"
     assert stat.S_IMODE(modes["madedir"].st_mode) == 0o755 and stat.S_ISDIR(modes["madedir"].st_mode)
 

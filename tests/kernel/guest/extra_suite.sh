@@ -157,7 +157,7 @@ t_posix_stat_server_files() {
     expect_eq "owned.txt atime" "$(stat -c %X "$MNT/owned.txt")" "$OWNED_ATIME"
     near_now "$(stat -c %Z "$MNT/owned.txt")" "owned.txt ctime"
     expect_eq "owned-link.txt" "$(stat_line "$MNT/owned-link.txt")" "regular file 640 0 0 2 1234"
-    expect_eq "ownedir" "$(stat -c '%F %a %h' "$MNT/ownedir")" "directory 750 3"
+    expect_eq "ownedir" "$(stat -c '%F %a %h' "$MNT/ownedir")" "directory 751 3"
     expect_eq "ownedir/child" "$(stat -c %F "$MNT/ownedir/child")" directory
     # The POSIX directory listing does map S-1-22-1-4321 / S-1-22-2-8765 to ids.
     ls -ln "$MNT"
@@ -165,7 +165,7 @@ t_posix_stat_server_files() {
         || fail "ls -ln: $(ls -ln "$MNT" | grep ' owned.txt$')"
     ls -ln "$MNT" | grep ' owned-link.txt$' | grep -q '^-rw-r----- *2 *4321 *8765 *1234 ' \
         || fail "ls -ln: $(ls -ln "$MNT" | grep ' owned-link.txt$')"
-    ls -ln "$MNT" | grep ' ownedir$' | grep -q '^drwxr-x--- *3 *4321 *8765 ' \
+    ls -ln "$MNT" | grep ' ownedir$' | grep -q '^drwxr-x--x *3 *4321 *8765 ' \
         || fail "ls -ln: $(ls -ln "$MNT" | grep ' ownedir$')"
     show owned-after-listing "$(stat -c '%u %g' "$MNT/owned.txt")"
 }
@@ -266,9 +266,9 @@ t_posix_unlink_open() {
     # about the server, whose listing above no longer has the name.
     show unlink_open_stat_while_open "$([ -e "$PW/unl" ] && echo present || echo absent)"
     expect_eq "read through the open descriptor" "$(cat <&3)" first
-    # Not asserted either: reusing the name while fd 3 is open goes through the same stale dentry in 6.1
-    # (the write fails with ENOENT although the server creates the file).
-    show unlink_open_recreate_while_open "$( (printf 'second\n' >"$PW/unl") 2>/dev/null && echo ok || echo failed)"
+    # Not tried: reusing the name while fd 3 is open. 6.1 goes through its stale dentry there and sends an
+    # OVERWRITE_IF whose POSIX mode is 0, so the server makes a 0000 file that the share's ordinary account
+    # may then neither open nor (through 6.1's cached inode) remove; the write itself fails with ENOENT.
     exec 3<&-
     printf 'third\n' >"$PW/unl" || fail "name not reusable after the unlinked file was closed"
     expect_eq "new file" "$(cat "$PW/unl")" third

@@ -64,7 +64,7 @@ t_posix_server_objects() {
     expect_server_special_files
     expect_server_symlinks
     expect_eq "owned.txt" "$(stat -c '%F %a %u %g %h %s' "$MNT/owned.txt")" "regular file 640 4321 8765 2 1234"
-    expect_eq "ownedir" "$(stat -c '%F %a %u %g' "$MNT/ownedir")" "directory 750 4321 8765"
+    expect_eq "ownedir" "$(stat -c '%F %a %u %g' "$MNT/ownedir")" "directory 751 4321 8765"
     expect_eq "fifo mode" "$(stat -c '%a' "$MNT/special/fifo")" "644"
 }
 

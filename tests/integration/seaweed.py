@@ -58,7 +58,9 @@ class SeaweedS3:
                 [weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.data_dir}",
                  f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
                  f"-volume.port.grpc={grpc[1]}", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
-                 "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-master.volumeSizeLimitMB=1024",
+                 "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}",
+                 # Its Iceberg and Lance endpoints have fixed default ports: off, so two stores can run at once.
+                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=1024",
                  "-volume.max=0", f"-filer.localSocket={self.data_dir}/filer.sock"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s

@@ -70,7 +70,7 @@ def set_zero_data(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) 
     return b""
 
 
-def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes | Reply:
     """[MS-FSCC] 2.3.45: the data extents within the asked range, found with SEEK_DATA/SEEK_HOLE."""
     if not open_.granted_access & FILE_READ_DATA or open_.is_directory:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
@@ -100,10 +100,15 @@ def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.Ioctl
         hole = min(os.lseek(open_.fd, data, os.SEEK_HOLE), end)
         ranges.append(_RANGE.pack(data, hole - data))
         position = hole
-    output = b"".join(ranges)
-    if len(output) > request.max_output_response:
+    room = request.max_output_response // _RANGE.size
+    if len(ranges) <= room:
+        return b"".join(ranges)
+    if not room:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
-    return output
+    # [MS-FSA] 2.1.5.10.22: the ranges that fit, with STATUS_BUFFER_OVERFLOW. cifs.ko asks for one range at a
+    # time for SEEK_DATA/SEEK_HOLE and reads any other answer as EIO; Samba 4.17 answered BUFFER_TOO_SMALL,
+    # its bug 15699, fixed in 4.22 to answer as Windows does.
+    return Reply(b"".join(ranges[:room]), status=NtStatus.STATUS_BUFFER_OVERFLOW)
 
 
 def enumerate_snapshots(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:

@@ -45,6 +45,7 @@ from tests.kernel.cpio import CpioWriter
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "vm"
 LOCKTEST_SOURCE = Path(__file__).resolve().parent / "locktest.c"
+FILETEST_SOURCE = Path(__file__).resolve().parent / "filetest.c"
 
 # Bump when the content of the base archive changes, so old caches are not reused.
 IMAGE_RECIPE = 1
@@ -101,6 +102,7 @@ class VmImage:
     kernel: Path
     initrd: Path
     locktest: Path
+    filetest: Path | None = None  # copy_file_range, FICLONE, hole punching, SEEK_DATA/SEEK_HOLE
 
 
 class ImageBuildError(RuntimeError):
@@ -308,18 +310,18 @@ def _build_base_archive(kernel_root: Path, busybox_root: Path, kernel_version: s
     return archive.finish()
 
 
-def _build_locktest(cache_dir: Path) -> Path:
-    """Compiles the lock helper statically (the guest has no libc), cached by source hash."""
-    source = LOCKTEST_SOURCE.read_bytes()
+def _build_locktest(cache_dir: Path, source_path: Path = LOCKTEST_SOURCE) -> Path:
+    """Compiles a guest helper statically (the guest has no libc), cached by source hash."""
+    source = source_path.read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:16]
-    target = cache_dir / f"locktest-{digest}"
+    target = cache_dir / f"{source_path.stem}-{digest}"
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     temporary = target.with_suffix(f".tmp{os.getpid()}")
-    result = _run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(temporary), str(LOCKTEST_SOURCE)])
+    result = _run(["gcc", "-static", "-O2", "-Wall", "-Werror", "-o", str(temporary), str(source_path)])
     if result.returncode != 0:
-        raise ImageBuildError(f"compiling {LOCKTEST_SOURCE} failed:\n{result.stderr}")
+        raise ImageBuildError(f"compiling {source_path} failed:\n{result.stderr}")
     temporary.rename(target)
     return target
 
@@ -344,8 +346,9 @@ def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True,
     kernel = image_dir / "vmlinuz"
     initrd = image_dir / "initramfs-base.cpio"
     locktest = _build_locktest(cache_dir)
+    filetest = _build_locktest(cache_dir, FILETEST_SOURCE)
     if kernel.exists() and initrd.exists():
-        return VmImage(kernel_version, kernel, initrd, locktest)
+        return VmImage(kernel_version, kernel, initrd, locktest, filetest)
 
     debs_dir = cache_dir / "debs"
     kernel_debs = [_download(apt, package, debs_dir)
@@ -369,7 +372,7 @@ def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True,
         initrd_tmp.write_bytes(archive)
         kernel_tmp.rename(kernel)
         initrd_tmp.rename(initrd)
-    return VmImage(kernel_version, kernel, initrd, locktest)
+    return VmImage(kernel_version, kernel, initrd, locktest, filetest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,15 +10,23 @@ cannot show. One guest boot runs guest/modern_suite.sh; the host then checks the
 - Without POSIX, IO_REPARSE_TAG_NFS special files and IO_REPARSE_TAG_SYMLINK links read back as the same types
   (reparse=nfs and reparse=wsl mounts, symlink=native); WSL character and block devices read back with their
   device numbers, which travel in the $LXDEV extended attribute that the server keeps byte for byte.
+- copy_file_range(2) of a 64 MiB file is a server-side copy: no READ or WRITE reaches the server for it (counted
+  in its DEBUG log), only FSCTL_SRV_COPYCHUNK_WRITE; a punched hole frees the blocks on the server and
+  SEEK_DATA/SEEK_HOLE report it; FICLONE works on a share backed by a loop-mounted XFS with reflink (the blocks
+  are shared on the server) and fails with EOPNOTSUPP on the ext4-backed share.
 
 Run: `pytest -m kernel tests/kernel/test_cifs_modern.py` (root; the first run downloads ~125 MB of kernel).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import stat
 import struct
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -43,14 +51,50 @@ STEPS = (
     "nfs/mount", "nfs/server_objects", "nfs/umount",
     "mknod/nfs/create", "mknod/nfs/read_back", "mknod/wsl/create", "mknod/wsl/read_back",
     "escape/not_followed",
+    "copy/server_side", "holes/punch_and_seek", "reflink/xfs", "reflink/ext4_refused",
 )
+COPY_BYTES = 64 * 1024 * 1024
+MIB = 1024 * 1024
 
 
 class ModernRun:
-    def __init__(self, result: GuestResult, shares: ExtraShares, server_log: str) -> None:
+    def __init__(self, result: GuestResult, shares: ExtraShares, server_log: str, full_log: str,
+                 xfs_share: Path) -> None:
         self.result = result
         self.shares = shares
         self.server_log = server_log
+        self.full_log = full_log  # the whole DEBUG log of the server
+        self.xfs_share = xfs_share
+
+
+@contextlib.contextmanager
+def xfs_share(base: Path) -> Iterator[Path]:
+    """A share directory on a fresh loop-mounted XFS (320 MiB image, reflink on), unmounted afterwards."""
+    image, mount = base / "xfs.img", base / "xfs"
+    mount.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(320 * MIB)
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True, capture_output=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, capture_output=True)
+    try:
+        share = mount / "share"
+        share.mkdir()
+        yield share
+    finally:
+        subprocess.run(["umount", str(mount)], check=False, capture_output=True)
+
+
+def copy_shares_config(shares: ExtraShares, xfs: Path) -> str:
+    """The extra shares' config with a DEBUG log (one line per request), the "copies" share (the default
+    share's directory under another name, for a tree of its own) and the "xfs" share."""
+    config = shares.config_toml().replace("[server]\n", '[server]\nlog_level = "DEBUG"\n', 1)
+    return config + f'[shares.copies]\npath = "{shares.share}"\n[shares.xfs]\npath = "{xfs}"\n'
+
+
+def prepare_copy_files(shares: ExtraShares, xfs: Path) -> None:
+    (shares.share / "copysrc.bin").write_bytes(os.urandom(COPY_BYTES))
+    for directory in (shares.share, xfs):
+        (directory / "ref.bin").write_bytes(os.urandom(4 * MIB))
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +106,23 @@ def modern_run() -> Iterator[ModernRun]:
     image: VmImage = build_image(suite=SID)
     with tempfile.TemporaryDirectory(prefix="smbsrv-kernel-modern-") as scratch:
         shares = prepare_extra_shares(Path(scratch))
-        with smbsrv_server_with_config(shares.base, shares.config_toml(), shares.share) as server:
-            result = run_guest(GUEST_SCRIPT.read_text(), server.port, GUEST_TIMEOUT_S, env=server.guest_env(),
-                               image=image)
-            server_log = server.log_tail(3000)
-        marks = result.guest_marks_s
-        print(f"\n[kernel] {image.kernel_version} modern suite: wall {result.wall_s:.1f}s, booted at "
-              f"{marks.get('BOOTED', -1):.1f}s, {sum(result.steps.values())}/{len(result.steps)} steps passed",
-              file=sys.stderr)
-        yield ModernRun(result, shares, server_log)
+        with xfs_share(Path(scratch)) as xfs:
+            prepare_copy_files(shares, xfs)
+            with smbsrv_server_with_config(shares.base, copy_shares_config(shares, xfs), shares.share) as server:
+                result = run_guest(GUEST_SCRIPT.read_text(), server.port, GUEST_TIMEOUT_S,
+                                   env=server.guest_env(), image=image)
+                server_log = server.log_tail(3000)
+                full_log = server.log_path.read_text(errors="replace")
+            run = ModernRun(result, shares, server_log, full_log, xfs)
+            _print_summary(image, result)
+            yield run
+
+
+def _print_summary(image: VmImage, result: GuestResult) -> None:
+    marks = result.guest_marks_s
+    print(f"\n[kernel] {image.kernel_version} modern suite: wall {result.wall_s:.1f}s, booted at "
+          f"{marks.get('BOOTED', -1):.1f}s, {sum(result.steps.values())}/{len(result.steps)} steps passed",
+          file=sys.stderr)
 
 
 def test_guest_finished(modern_run: ModernRun) -> None:
@@ -126,3 +178,57 @@ def test_nothing_outside_the_share_reached_the_guest(modern_run: ModernRun) -> N
 
 def test_no_cifs_errors_in_kernel_log(modern_run: ModernRun) -> None:
     assert_no_kernel_errors(modern_run.result.dmesg, "smbsrv")
+
+
+# -- server-side copy, holes, clones ----------------------------------------------------------------------------
+
+_TREE_EVENT = re.compile(r"event=tree_(?:connect|disconnect) .*share=(\S+)")
+_REQUEST = re.compile(r"DEBUG smbsrv\.protocol\.connection: (\w+) mid=")
+
+
+def _requests_on_share(log: str, share: str) -> list[str]:
+    """The command of every request logged from the tree connect of `share` to the next tree event."""
+    commands: list[str] = []
+    inside = False
+    for line in log.splitlines():
+        tree = _TREE_EVENT.search(line)
+        if tree is not None:
+            if inside:
+                break
+            inside = "event=tree_connect " in line and tree.group(1) == share
+            continue
+        request = _REQUEST.search(line)
+        if inside and request is not None:
+            commands.append(request.group(1))
+    return commands
+
+
+def test_copy_file_range_is_a_server_side_copy(modern_run: ModernRun) -> None:
+    """While the guest copied 64 MiB on the "copies" share, the server saw COPYCHUNK IOCTLs (16 MiB each, plus
+    the resume key) and not one READ or WRITE; the copy holds the same bytes."""
+    commands = _requests_on_share(modern_run.full_log, "copies")
+    assert "CREATE" in commands, f"no requests logged for the copies share: {commands}"
+    assert commands.count("READ") == 0 and commands.count("WRITE") == 0, commands
+    assert commands.count("IOCTL") >= 1 + COPY_BYTES // (16 * MIB), commands
+    share = modern_run.shares.share
+    assert (share / "copydst.bin").read_bytes() == (share / "copysrc.bin").read_bytes()
+
+
+def test_punched_hole_is_freed_on_the_server(modern_run: ModernRun) -> None:
+    path = modern_run.shares.share / "holes.bin"
+    st = os.stat(path)
+    assert st.st_size == 4 * MIB
+    assert st.st_blocks * 512 <= 2 * MIB + 64 * 1024, st.st_blocks  # 2 MiB of data left (plus metadata)
+    with open(path, "rb") as handle:
+        assert os.lseek(handle.fileno(), MIB, os.SEEK_DATA) == 3 * MIB
+
+
+def test_reflink_shares_blocks_on_the_server(modern_run: ModernRun) -> None:
+    """The clone made through FICLONE shares its extents with the original (FIEMAP_EXTENT_SHARED)."""
+    clone = modern_run.xfs_share / "ref-clone.bin"
+    assert clone.read_bytes() == (modern_run.xfs_share / "ref.bin").read_bytes()
+    request = struct.pack("=QQIIII", 0, 2**64 - 1, 1, 0, 1, 0) + bytes(56)  # FIEMAP_FLAG_SYNC, one extent
+    with open(clone, "rb") as handle:
+        answer = fcntl.ioctl(handle.fileno(), 0xC020660B, request)  # FS_IOC_FIEMAP
+    assert struct.unpack_from("=I", answer, 20)[0] == 1
+    assert struct.unpack_from("=I", answer, 32 + 40)[0] & 0x2000  # FIEMAP_EXTENT_SHARED

@@ -8,6 +8,13 @@
 #   mknod/<fmt>/  vers=3.1.1,reparse=<fmt>,symlink=native: the client creates special files and symlinks as
 #                 reparse points (FSCTL_SET_REPARSE_POINT); after a remount they read back the same
 #   escape/...    symlinks that point outside the share are shown, never followed by the server
+#   copy/...      copy_file_range(2) of a 64 MiB file on the "copies" share (its own connection and tree, so the
+#                 host can count the server's READ and WRITE requests for it in the server's log): a server-side
+#                 copy (FSCTL_SRV_COPYCHUNK_WRITE), checked byte for byte on the host
+#   holes/...     fallocate punch-hole (FSCTL_SET_ZERO_DATA) frees blocks; SEEK_DATA/SEEK_HOLE
+#                 (FSCTL_QUERY_ALLOCATED_RANGES) report exactly the hole
+#   reflink/...   FICLONE (cp --reflink=always; FSCTL_DUPLICATE_EXTENTS_TO_FILE) on the "xfs" share, a
+#                 loop-mounted XFS with reflink; on the ext4-backed default share it fails with EOPNOTSUPP
 #
 # Settings (from /run-env.sh): SERVER_IP SERVER_PORT SMB_USER SMB_PASS SMB_SHARE.
 
@@ -161,6 +168,51 @@ t_escape() {
     umount "$MNT"
 }
 
+# ---- server-side copy, holes, clones (/bin/filetest, tests/kernel/filetest.c) ----
+
+mount_share() {
+    mount -t cifs "//$SERVER_IP/$1" "$MNT" \
+        -o "ip=$SERVER_IP,port=$SERVER_PORT,username=$SMB_USER,password=$SMB_PASS,vers=3.1.1$2"
+}
+
+t_copy_server_side() {
+    # Nothing else is mounted: the server's log between this tree connect and its disconnect is this copy.
+    mount_share copies ",nosharesock"
+    filetest copy "$MNT/copysrc.bin" "$MNT/copydst.bin"
+    expect_eq "size" "$(stat -c %s "$MNT/copydst.bin")" "67108864"
+    umount "$MNT"
+}
+
+t_holes() {
+    mount_cifs ""
+    dd if=/dev/urandom of="$MNT/holes.bin" bs=1048576 count=4 2>/dev/null
+    sync
+    expect_eq "before" "$(filetest map "$MNT/holes.bin" | tr '\n' ' ')" "0+4194304 "
+    filetest punch "$MNT/holes.bin" 1048576 2097152
+    expect_eq "after" "$(filetest map "$MNT/holes.bin" | tr '\n' ' ')" "0+1048576 3145728+1048576 "
+    expect_eq "size" "$(stat -c %s "$MNT/holes.bin")" "4194304"
+    expect_eq "zeros" "$(dd if="$MNT/holes.bin" bs=1048576 skip=1 count=2 2>/dev/null | md5sum | cut -d' ' -f1)" \
+        "$(dd if=/dev/zero bs=1048576 count=2 2>/dev/null | md5sum | cut -d' ' -f1)"
+    umount "$MNT"
+}
+
+t_reflink_xfs() {
+    mount_share xfs ""
+    filetest clone "$MNT/ref.bin" "$MNT/ref-clone.bin"
+    expect_eq "clone" "$(md5_of "$MNT/ref-clone.bin")" "$(md5_of "$MNT/ref.bin")"
+    umount "$MNT"
+}
+
+t_reflink_ext4() {
+    mount_cifs ""
+    if out=$(filetest clone "$MNT/ref.bin" "$MNT/ref-clone.bin" 2>&1); then
+        fail "FICLONE succeeded on a share that cannot clone"
+    fi
+    case "$out" in *"errno 95)"*) ;; *) fail "FICLONE: $out" ;; esac
+    [ ! -e "$MNT/ref-clone.bin" ] || fail "the failed clone left ref-clone.bin"
+    umount "$MNT"
+}
+
 step posix/mount t_posix_mount
 step posix/server_objects t_posix_server_objects
 step posix/client_objects t_posix_client_objects
@@ -178,6 +230,14 @@ for FMT in nfs wsl; do
     force_umount
 done
 step escape/not_followed t_escape
+force_umount
+step copy/server_side t_copy_server_side
+force_umount
+step holes/punch_and_seek t_holes
+force_umount
+step reflink/xfs t_reflink_xfs
+force_umount
+step reflink/ext4_refused t_reflink_ext4
 force_umount
 echo "SMBTEST-SUITE-DONE"
 exit "$STEP_FAILURES"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.commands import (
+    change_notify,
     close,
     create,
     echo,
@@ -78,7 +79,7 @@ TABLE: dict[int, Entry] = {
     Command.ECHO: Entry(simple_wire.decode_echo, echo.handle, needs_session=False, needs_tree=False,
                         needs_open=False),
     Command.QUERY_DIRECTORY: Entry(query_wire.decode_query_directory, query_directory.handle),
-    Command.CHANGE_NOTIFY: Entry(query_wire.decode_change_notify, query_directory.handle_change_notify),
+    Command.CHANGE_NOTIFY: Entry(query_wire.decode_change_notify, change_notify.handle),
     Command.QUERY_INFO: Entry(query_wire.decode_query_info, query_info.handle),
     Command.SET_INFO: Entry(query_wire.decode_set_info, set_info.handle),
 }

@@ -8,6 +8,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from smbsrv.commands import handles
+from smbsrv.fscc.notify import Action, Filter
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.objects import Open
 from smbsrv.wire import create as wire
@@ -65,8 +66,9 @@ def _delete(server: ServerState, open_: Open, parent_fd: int) -> None:
         return
     if (st.st_dev, st.st_ino) != open_.file_key:
         return  # the name now belongs to another file: ours is already gone
+    is_dir = stat.S_ISDIR(st.st_mode)
     try:
-        if stat.S_ISDIR(st.st_mode):
+        if is_dir:
             os.rmdir(name, dir_fd=parent_fd)
         else:
             os.unlink(name, dir_fd=parent_fd)
@@ -76,3 +78,5 @@ def _delete(server: ServerState, open_: Open, parent_fd: int) -> None:
         log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.strerror)
         return
     open_.tree.share_root.note_removed(parent_fd, name)
+    server.files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,
+                                 Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir)

@@ -24,6 +24,7 @@ from smbsrv.fs.share_modes import (
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
 from smbsrv.fscc.ea import EaEntry, decode_ea_list_to_set
+from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.reparse import reparse_tag_of
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -365,6 +366,9 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     except BaseException:
         os.close(fd)
         raise
+    if overwrite:  # [MS-FSA] 2.1.5.1.2.1; Samba's open.c reports the truncation so
+        ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
+                                                    Filter.SIZE | Filter.ATTRIBUTES)
     return _reply(ctx, request, open_, st, action, maximum, posix_mode)
 
 
@@ -406,6 +410,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     except BaseException:
         os.close(fd)
         raise
+    ctx.connection.server.files.changes.changed(tree, open_.path_components, Action.ADDED,
+                                                Filter.DIR_NAME if directory else Filter.FILE_NAME, directory)
     return _reply(ctx, request, open_, st, FILE_CREATED, 0x1F01FF, posix_mode)
 
 

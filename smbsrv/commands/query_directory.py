@@ -1,4 +1,4 @@
-"""QUERY_DIRECTORY ([MS-SMB2] 3.3.5.18; [MS-FSA] 2.1.5.6) and CHANGE_NOTIFY (not offered yet).
+"""QUERY_DIRECTORY ([MS-SMB2] 3.3.5.18; [MS-FSA] 2.1.5.6).
 
 The directory is read once per enumeration (at the first query, RESTART_SCANS or REOPEN) and the position is
 kept on the open, so listing 10,000 entries costs one getdents pass and one fstatat per entry.
@@ -126,8 +126,3 @@ def _start(ctx: RequestContext, open_: Open, pattern: str) -> Enumeration:
     listing = handles.list_directory(open_)
     entries = [(name, st) for name, st in listing if matches(name)]
     return Enumeration(pattern, entries, version=_version(listing[0][1]))
-
-
-def handle_change_notify(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> bytes:
-    # Change notification is not offered yet; clients fall back to polling.
-    raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)

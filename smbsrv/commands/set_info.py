@@ -12,6 +12,7 @@ from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
+from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.security import parse_descriptor, posix_mode_from_dacl
 from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, time_to_set
 from smbsrv.hsm import access as hsm_access
@@ -59,6 +60,13 @@ def handle(ctx: RequestContext, request: wire.SetInfoRequest) -> bytes:
     return wire.SET_INFO_RESPONSE
 
 
+def _changed(ctx: RequestContext, open_: Open, filter_: int) -> None:
+    """Tell change notification (files/notify.py) that this open's file changed in `filter_` ways."""
+    if filter_:
+        ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED, filter_,
+                                                    open_.is_directory)
+
+
 def _require(open_: Open, access: int) -> None:
     if not open_.granted_access & access:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
@@ -73,9 +81,14 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
     if isinstance(decoded, classes.BasicInformation):
         _require(open_, FILE_WRITE_ATTRIBUTES)
         _set_basic(open_, decoded)
+        _changed(ctx, open_, (Filter.ATTRIBUTES if decoded.file_attributes else 0)
+                 | (Filter.LAST_WRITE if time_to_set(decoded.last_write_time) is not None else 0)
+                 | (Filter.LAST_ACCESS if time_to_set(decoded.last_access_time) is not None else 0)
+                 | (Filter.CREATION if time_to_set(decoded.creation_time) is not None else 0))
     elif isinstance(decoded, classes.EndOfFileInformation):
         _require(open_, FILE_WRITE_DATA)
         _truncate(open_, decoded.end_of_file)
+        _changed(ctx, open_, Filter.SIZE | Filter.ATTRIBUTES)  # as Samba's vfs_set_filelen
     elif isinstance(decoded, classes.AllocationInformation):
         _require(open_, FILE_WRITE_DATA)
         # Allocation below the end of file cuts the file ([MS-FSA] 2.1.5.15.1); more is only a hint.
@@ -97,6 +110,7 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
     elif isinstance(decoded, classes.FullEaInformation):
         _require(open_, FILE_WRITE_EA)
         eas.apply(open_.fd, handles.stat_open(open_), list(decoded.entries))
+        _changed(ctx, open_, Filter.EA)
     else:
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
 
@@ -189,9 +203,12 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if open_.is_directory and server.files.has_open_below(open_):
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        old_components = open_.path_components
         handles.rename(source_parent, source_name, target.parent_fd, new_name, replace=replace and not same_file)
         ctx.tree.share_root.note_removed(source_parent, source_name)
         ctx.tree.share_root.note_created(target.parent_fd, new_name)
+        server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),
+                                     open_.is_directory)
         for other in server.files.renamed(open_.file_key, target.components[:-1] + (new_name,)):
             other.extra["name"] = new_name
             old_parent = other.extra.get("parent_fd", -1)
@@ -222,6 +239,7 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
             handles.unlink(target.parent_fd, target.name)
         handles.link(open_.extra["parent_fd"], open_.extra["name"], target.parent_fd, target.name)
         ctx.tree.share_root.note_created(target.parent_fd, target.name)
+        ctx.connection.server.files.changes.changed(ctx.tree, target.components, Action.ADDED, Filter.FILE_NAME)
 
 
 def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.DispositionInformation) -> None:
@@ -236,6 +254,9 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
     if disposition.flags & classes.FILE_DISPOSITION_POSIX_SEMANTICS or open_.posix:
         # POSIX semantics: the name goes now, the open handles keep the data ([MS-FSCC] 2.4.12).
         handles.unlink_now(open_)
+        ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.REMOVED,
+                                                    Filter.DIR_NAME if open_.is_directory else Filter.FILE_NAME,
+                                                    open_.is_directory)
         return
     files.set_delete_pending(open_, True)
 
@@ -252,4 +273,6 @@ def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest
         _require(open_, WRITE_OWNER)
         handles.chown_from_sids(open_, descriptor.owner if additional & 0x1 else None,
                                 descriptor.group if additional & 0x2 else None)
+    if additional & 0x7:
+        _changed(ctx, open_, Filter.SECURITY)
 

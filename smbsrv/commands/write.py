@@ -9,6 +9,7 @@ from typing import Any
 
 from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs.errno_map import status_for_errno
+from smbsrv.fscc.notify import Action, Filter
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -102,4 +103,8 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
     if (request.flags & SMB2_WRITEFLAG_WRITE_THROUGH or open_.create_options & FILE_WRITE_THROUGH
             or ctx.tree.share.sync_always):
         os.fdatasync(open_.fd)
+    # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
+    # burst of writes coalesce in each watch's buffer.
+    ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
+                                                Filter.LAST_WRITE | Filter.SIZE)
     return wire.encode_write_response(written)

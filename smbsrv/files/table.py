@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.files.locks import ByteRangeLocks
+from smbsrv.files.notify import ChangeFeed, Watches
 
 if TYPE_CHECKING:
     from smbsrv.protocol.objects import Open
@@ -49,6 +50,9 @@ class FileTable:
         # Opens below each directory, by (share root, path components of the directory): how many opens
         # lie somewhere beneath it, so that has_open_below() is one lookup instead of a scan of every open.
         self._below: dict[tuple[Any, tuple[str, ...]], int] = {}
+        # Every change to the shares (files/notify.py), and the CHANGE_NOTIFY watches of directory opens.
+        self.changes = ChangeFeed()
+        self.watches = Watches(self.changes)
 
     # -- lookups --------------------------------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class FileTable:
         must be deleted now ([MS-FSA] 2.1.5.4): this was the last open of a delete-pending file, or a POSIX
         handle asked for delete and only POSIX handles remain (the name goes, the others keep the data, as
         on a local filesystem; Samba does the same when no Windows open remains)."""
+        self.watches.forget(open_)  # a waiting CHANGE_NOTIFY completes with STATUS_NOTIFY_CLEANUP
         state = self._remove(open_)
         if state is None:
             return _DELETE if open_.delete_on_close else _NO_EFFECTS

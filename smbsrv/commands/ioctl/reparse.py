@@ -13,6 +13,7 @@ import stat
 
 from smbsrv.commands import handles
 from smbsrv.fscc import attributes as fattr
+from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.reparse import parse, reparse_tag_of, validate_delete_buffer, validate_set_buffer
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -77,11 +78,19 @@ def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlReque
     parse(buffer)  # tag-specific layout was checked; this proves the stored blob will parse when read back
     if existing is None and materialize.try_materialize(ctx.connection.server, open_, st, buffer):
         open_.reparse_tag = tag
+        _changed(ctx, open_)
         return b""
     open_.tree.reparse_store.set(open_.fd, buffer)
     _set_reparse_attribute(open_, True)
     open_.reparse_tag = tag
+    _changed(ctx, open_)
     return b""
+
+
+def _changed(ctx: RequestContext, open_: Open) -> None:
+    """A reparse point set or removed is an attribute change to watchers (FILE_ATTRIBUTE_REPARSE_POINT)."""
+    ctx.connection.server.files.changes.changed(open_.tree, open_.path_components, Action.MODIFIED,
+                                                Filter.ATTRIBUTES, open_.is_directory)
 
 
 def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
@@ -95,6 +104,7 @@ def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRe
     open_.tree.reparse_store.remove(open_.fd)
     _set_reparse_attribute(open_, False)
     open_.reparse_tag = 0
+    _changed(ctx, open_)
     return b""
 
 

@@ -1,0 +1,68 @@
+"""CHANGE_NOTIFY ([MS-SMB2] 2.2.35/2.2.36, 3.3.5.19; [MS-FSA] 2.1.5.10): a directory open waits for changes.
+
+The watch itself (filter, WATCH_TREE, buffered changes) is per-file state in files/notify.py; this module checks
+the request, registers the watch on the open's first request and goes async with an interim response until a
+change, CLOSE (STATUS_NOTIFY_CLEANUP), CANCEL (STATUS_CANCELLED) or the end of the session or connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from smbsrv.commands.query_info import max_transact_size
+from smbsrv.commands.read import check_credit_charge
+from smbsrv.files.notify import CLEANUP
+from smbsrv.fscc.notify import SMB2_WATCH_TREE
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.reply import GoAsync, Reply
+from smbsrv.wire import query as wire
+from smbsrv.wire.constants import FILE_LIST_DIRECTORY
+from smbsrv.wire.status import NtStatus
+
+
+def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
+    open_ = ctx.open
+    assert open_ is not None
+    if open_.pipe is not None or not open_.is_directory:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-FSA] 2.1.5.10: directories only
+    if not open_.granted_access & FILE_LIST_DIRECTORY:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    length = request.output_buffer_length
+    if length > max_transact_size(ctx):
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-SMB2] 3.3.5.19 (smb2.notify.valid-req)
+    check_credit_charge(ctx, length)
+    watches = ctx.connection.server.files.watches
+    watch = watches.get(open_)
+    if watch is None:
+        # The first request fixes the filter, WATCH_TREE and the buffer kept between requests (Windows and
+        # Samba; later requests' values only bound their own response).
+        watch = watches.watch(open_, request.completion_filter, bool(request.flags & SMB2_WATCH_TREE), length)
+    result = watches.wait(watch, length)
+    if not isinstance(result, asyncio.Future):
+        return _answer(result)
+    future = result
+
+    async def completion() -> Reply:
+        try:
+            return _answer(await future)
+        finally:
+            # Cancelled (CANCEL, connection loss): the request leaves the watch's queue.
+            if not future.done():
+                future.cancel()
+            for entry in watch.waiters:
+                if entry[0] is future:
+                    watch.waiters.remove(entry)
+                    break
+
+    raise GoAsync(completion)
+
+
+def _answer(result: object) -> Reply:
+    if result is CLEANUP:
+        raise SmbError(NtStatus.STATUS_NOTIFY_CLEANUP)
+    if not result:
+        # Overflowed, or the records do not fit in OutputBufferLength ([MS-SMB2] 3.3.5.19).
+        raise SmbError(NtStatus.STATUS_NOTIFY_ENUM_DIR)
+    assert isinstance(result, bytes)
+    return Reply(wire.encode_output_response(result))

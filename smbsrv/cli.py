@@ -119,6 +119,14 @@ def serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=[identity.ServerIdentityHandler(logging.StreamHandler(sys.stderr))])
     identity.install_import_guard()
+    if any(share.hsm_provider for share in config.shares):
+        from smbsrv.hsm import startup
+
+        try:
+            startup.start(config)  # placeholder shares: marks usable, fanotify listener (docs/hsm.md)
+        except ConfigError as exc:
+            print(f"smbsrv: {exc}", file=sys.stderr)
+            return 2
     users = _quick_users(args.user, config) if args.user else UserDB.load(config.users_file)
     if not len(users) and not any(share.guest_ok for share in config.shares):
         log.warning("no users defined (users file %s): add one with `smbsrv user add NAME`", config.users_file)

@@ -48,8 +48,8 @@ def _share_of(config: ServerConfig, path: str) -> ShareConfig:
 
 
 def release(args: argparse.Namespace) -> int:
-    from smbsrv.hsm.access import make_provider
-    from smbsrv.hsm.release import ReleaseRefused, policy_candidates, release_file
+    from smbsrv.hsm.fanotify import exempt
+    from smbsrv.hsm.release import policy_candidates
 
     try:
         config = _config(args)
@@ -62,21 +62,8 @@ def release(args: argparse.Namespace) -> int:
             if share.hsm_provider and (share.hsm_release_after_days or share.hsm_release_min_bytes):
                 work += [(share, path) for path in policy_candidates(
                     share.path, after_days=share.hsm_release_after_days, min_bytes=share.hsm_release_min_bytes)]
-    providers: dict[str, Any] = {}
-    failed = 0
-    results: list[dict[str, Any]] = []
-    for share, path in work:
-        provider = providers.get(share.name) or providers.setdefault(share.name, make_provider(share))
-        try:
-            done = release_file(path, provider)
-        except (ReleaseRefused, OSError, Exception) as exc:  # noqa: BLE001  (reported per file, the rest go on)
-            failed += 1
-            results.append({"path": path, "ok": False, "error": str(exc)})
-            continue
-        if done is None:
-            results.append({"path": path, "ok": True, "already": True})
-        else:
-            results.append({"path": path, "ok": True, "size": done.size, "key": done.key, "reused": done.reused})
+    with exempt(config.state_dir):
+        results = _release_all(work)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -88,7 +75,27 @@ def release(args: argparse.Namespace) -> int:
             else:
                 print(f"{entry['path']}: released {entry['size']} bytes as {entry['key'][:16]}"
                       f"{' (object reused)' if entry['reused'] else ''}")
-    return 1 if failed else 0
+    return 1 if any(not entry["ok"] for entry in results) else 0
+
+
+def _release_all(work: list[tuple[ShareConfig, str]]) -> list[dict[str, Any]]:
+    from smbsrv.hsm.access import make_provider
+    from smbsrv.hsm.release import release_file
+
+    providers: dict[str, Any] = {}
+    results: list[dict[str, Any]] = []
+    for share, path in work:
+        provider = providers.get(share.name) or providers.setdefault(share.name, make_provider(share))
+        try:
+            done = release_file(path, provider)
+        except Exception as exc:  # noqa: BLE001  (reported per file; the others go on)
+            results.append({"path": path, "ok": False, "error": str(exc)})
+            continue
+        if done is None:
+            results.append({"path": path, "ok": True, "already": True})
+        else:
+            results.append({"path": path, "ok": True, "size": done.size, "key": done.key, "reused": done.reused})
+    return results
 
 
 def status(args: argparse.Namespace) -> int:

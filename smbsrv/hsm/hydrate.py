@@ -27,12 +27,16 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import struct
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from smbsrv.fs import dos_attrs, identity
@@ -163,6 +167,24 @@ class Hydrator:
                 pass
 
 
+# One byte far beyond any real file's data, locked with an OFD lock by every party that changes a placeholder's
+# content (hydration here and in the fanotify listener, the punch of `smbsrv hsm release`): across processes,
+# released when the fd closes or the process dies. SMB byte-range locks are the server's own (files/locks.py)
+# and never meet it.
+_LOCK_OFFSET = 1 << 62
+_FLOCK = struct.Struct("=hh4xqqi4x")  # struct flock: l_type, l_whence, l_start, l_len, l_pid
+
+
+@contextmanager
+def content_lock(fd: int) -> Iterator[None]:
+    """Exclusive against every other hydration or release of the same file (fd open for writing)."""
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _LOCK_OFFSET, 1, 0))
+    try:
+        yield
+    finally:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, _LOCK_OFFSET, 1, 0))
+
+
 def punch_out(fd: int, size: int) -> None:
     """Make [0, size) a hole again (the file keeps its size): a placeholder holds no data blocks."""
     if size:
@@ -194,6 +216,11 @@ def set_placeholder_hint(fd: int, placeholder: bool) -> None:
 def hydrate_fd(fd: int, hydration: Hydration, publish: object = None) -> None:
     """Fetch the content named by the mark into the file behind `fd` (writable) and commit it (module
     docstring). Raises ProviderUnavailable / ProviderError (the file stays a placeholder) or OSError."""
+    with content_lock(fd):
+        _hydrate_locked(fd, hydration, publish)
+
+
+def _hydrate_locked(fd: int, hydration: Hydration, publish: object) -> None:
     mark = hydration.mark
     before = os.fstat(fd)
     current = marks.read(fd)

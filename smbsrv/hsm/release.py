@@ -6,19 +6,23 @@
    content's SHA-256 (an object that is already there with that size is reused), then verify what the
    provider holds: its size, and the first and last 64 KiB read back;
 2. take a Linux write lease (F_SETLEASE F_WRLCK). The kernel grants it only while no other fd of the file
-   exists anywhere, so a file open in the daemon (any SMB handle) or in a local process is refused; and a
-   later open waits for us (lease break) until step 3 is done, so nothing reads the file half-released;
-3. re-stat: size, mtime and ctime unchanged since step 1 mean the uploaded content is still the file's.
-   Then the mark is written (the commit point: from here on the file is a placeholder, still holding its
-   data), fsynced; the DOS hint is set; the data is punched out (fallocate PUNCH_HOLE|KEEP_SIZE, same inode,
-   links, mode, owner, xattrs); the mtime is put back; fsync; the lease is let go.
+   exists anywhere, so a file open in the daemon (any SMB handle) or in a local process is refused, and an
+   open made meanwhile waits for us (lease break). Under it: a re-stat (size, mtime and ctime unchanged
+   since step 1 mean the uploaded content is still the file's), the mark written (the commit point: from
+   here on the file is a placeholder, still holding its data) and fsynced, the DOS hint set. No data access
+   happens under the lease: with fanotify on, it would raise an event whose fd (an open of this file) would
+   wait for our own lease;
+3. the lease goes; under the content lock (hydrate.content_lock, which every hydration takes too) the data is
+   punched out (fallocate PUNCH_HOLE|KEEP_SIZE: same inode, links, mode, owner, xattrs), unless a hydration
+   got in first and the mark is gone; the mtime is put back; fsync.
 
 A crash before the mark leaves the file as it was (the uploaded object is harmless: content-addressed, it is
 reused by the next release). A crash after it leaves a placeholder that may still hold some data blocks,
 which the next hydration overwrites. Never a short file presented as whole.
 
-The lease is held for milliseconds only: the upload happens before it, so a client opening the file during a
-long upload is not held up; the re-stat in step 3 catches a write made during the upload.
+The lease is held for milliseconds: the upload happens before it, so a client opening the file during a long
+upload is not held up; the re-stat catches a write made during the upload. With fanotify on, this process
+registers itself (fanotify.exempt) so that its own reads and its punch are not taken for local access.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import time
 from dataclasses import dataclass
 
 from smbsrv.hsm import mark as marks
-from smbsrv.hsm.hydrate import punch_out, set_placeholder_hint
+from smbsrv.hsm.hydrate import content_lock, punch_out, set_placeholder_hint
 from smbsrv.hsm.providers import Provider, ProviderError
 
 _F_SETLEASE = 1024
@@ -81,7 +85,7 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
 
 def release_file(path: str, provider: Provider) -> Released | None:
     """Make `path` a placeholder of `provider` (module docstring); None when it already is one."""
-    # A lease break is announced with SIGIO, whose default action ends the process; we poll F_GETLEASE.
+    # A lease break is announced with SIGIO, whose default action ends the process; we check the file instead.
     signal.signal(signal.SIGIO, signal.SIG_IGN)
     fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
@@ -96,6 +100,10 @@ def release_file(path: str, provider: Provider) -> Released | None:
         reused = held is not None and held[0] == size
         version = held[1] if reused and held is not None else provider.store(key, fd, size)
         _verify(provider, fd, key, size)
+        mark = marks.Mark(provider=provider.provider_id, key=key, version=version, size=size,
+                          mtime_ns=st.st_mtime_ns, sha256=key)
+        # The commit, under the lease: no data access in it (a data access would raise a pre-content event,
+        # and the fanotify listener's event fd, an open of this file, would have to wait for our lease).
         try:
             fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_WRLCK)
         except OSError as exc:
@@ -103,15 +111,18 @@ def release_file(path: str, provider: Provider) -> Released | None:
         try:
             if not _same(st, os.fstat(fd)):
                 raise ReleaseRefused("changed while it was uploaded")
-            marks.write(fd, marks.Mark(provider=provider.provider_id, key=key, version=version, size=size,
-                                       mtime_ns=st.st_mtime_ns, sha256=key))
+            marks.write(fd, mark)
             os.fsync(fd)
             set_placeholder_hint(fd, True)
-            punch_out(fd, size)
-            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-            os.fsync(fd)
         finally:
             fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+        # A placeholder from here on, still holding its data. The punch excludes hydrations (content_lock): one
+        # that ran in between finds the mark gone and we leave the file as it is, local and whole.
+        with content_lock(fd):
+            if marks.read(fd) == mark:
+                punch_out(fd, size)
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+                os.fsync(fd)
         return Released(path, size, key, reused)
     finally:
         os.close(fd)

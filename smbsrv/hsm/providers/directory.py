@@ -19,6 +19,32 @@ from smbsrv.hsm.providers import CHUNK_BYTES, ProviderError, ProviderUnavailable
 _COPY_BYTES = 8 * 1024 * 1024
 
 
+def _copy(source: int, target: int, size: int) -> None:
+    """copy_file_range where the kernel can (same file system: reflinks or in-kernel copies), else through a
+    buffer (the cold tier is usually another file system: EXDEV)."""
+    offset = 0
+    in_kernel = True
+    while offset < size:
+        length = min(_COPY_BYTES, size - offset)
+        if in_kernel:
+            try:
+                copied = os.copy_file_range(source, target, length, offset, offset)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                in_kernel = False
+                continue
+        else:
+            piece = os.pread(source, length, offset)
+            copied = len(piece)
+            written = 0
+            while written < copied:
+                written += os.pwrite(target, memoryview(piece)[written:], offset + written)
+        if copied == 0:
+            raise ProviderError("source file shrank during store")
+        offset += copied
+
+
 class DirectoryProvider:
     kind = "directory"
 
@@ -72,12 +98,7 @@ class DirectoryProvider:
         temporary = os.path.join(os.path.dirname(path), f".tmp-{uuid.uuid4().hex}")
         out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            offset = 0
-            while offset < size:
-                copied = os.copy_file_range(fd, out, min(_COPY_BYTES, size - offset), offset, offset)
-                if copied == 0:
-                    raise ProviderError("source file shrank during store")
-                offset += copied
+            _copy(fd, out, size)
             os.fsync(out)
             st = os.fstat(out)
         except BaseException:

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 hydrator = Hydrator()
+# A ranged READ this close ahead of a hydration in flight waits for it instead of fetching the range itself.
+_FOLLOW_BYTES = 64 * 1024 * 1024
+_FOLLOW_POLL_S = 0.002
 _providers: dict[Any, Provider] = {}
 # Handles known to be on a file that is not a placeholder (module docstring).
 _local: weakref.WeakSet[Open] = weakref.WeakSet()
@@ -180,12 +183,19 @@ def before_read(ctx: RequestContext, open_: Open, offset: int, length: int, mini
         hydration = hydrator.get(open_.file_key)
         loop = asyncio.get_running_loop()
         try:
-            if hydration is not None and hydration.done_bytes >= offset + count:
-                # Already written by the hydration in flight: the provider is not asked twice for it.
+            if hydration is not None and 0 < hydration.done_bytes and offset < hydration.done_bytes + _FOLLOW_BYTES:
+                # Just ahead of a hydration that is streaming (a sequential reader right behind it): wait for
+                # it to get there rather than ask the provider twice for the same bytes. Before its first
+                # piece arrives, the range is fetched on its own: that is the quick first answer.
+                while hydration.done_bytes < offset + count and not hydration.future.done():
+                    await asyncio.sleep(_FOLLOW_POLL_S)
+            if hydration is not None and (hydration.done_bytes >= offset + count or (
+                    hydration.future.done() and hydration.future.exception() is None)):
                 data = os.pread(open_.fd, count, offset)
             else:
-                data = await loop.run_in_executor(hydrator.executor, provider.fetch_range, mark.key, offset,
-                                                  count)
+                # The default executor's threads start as the server (daemon.run); the hydrations' own
+                # workers may all be busy with whole files.
+                data = await loop.run_in_executor(None, provider.fetch_range, mark.key, offset, count)
         except Exception as exc:  # noqa: BLE001
             raise SmbError(status_of(exc)) from None
         if len(data) < max(minimum_count, 1):

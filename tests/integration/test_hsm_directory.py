@@ -356,3 +356,32 @@ def test_config_keys_are_validated(tmp_path: Path, share: Path) -> None:
                                 capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
         assert result.returncode == 1 and message in result.stderr, result.stderr
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
+
+
+def test_copychunk_source_and_zero_data_hydrate_first(tmp_path: Path, share: Path, cold: Path) -> None:
+    from tests.integration.test_copychunk import FSCTL_SRV_COPYCHUNK, copychunk, resume_key
+
+    data = make_file(share / "src.bin", 300000)
+    zero = make_file(share / "zero.bin", 300000, seed=4)
+    with hsm_server(tmp_path, share, **_keys(cold)) as (server, config):
+        hsm_cli(config, "release", str(share / "src.bin"), str(share / "zero.bin"))
+        with b.connect(server.host, server.port, server.user, server.password) as client:
+            source = client.open("src.bin")
+            target = client.open("dst.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                 disposition=b.FILE_CREATE)
+            status, written = copychunk(client, target, resume_key(client, source), [(1000, 0, 200000)],
+                                        code=FSCTL_SRV_COPYCHUNK)
+            assert status == b.STATUS_SUCCESS and written == (1, 0, 200000), (b.status_name(status), written)
+            client.close_file(source)
+            client.close_file(target)
+            # FSCTL_SET_ZERO_DATA on a placeholder: the rest of the file must come back, the range be zeros.
+            file_id = client.open("zero.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+            response = client.request(b.SMB2_IOCTL, b.ioctl_body(file_id, 0x000980C8,
+                                                                 struct.pack("<qq", 4096, 8192), max_output=0))
+            assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+            client.close_file(file_id)
+        assert (share / "dst.bin").read_bytes() == data[1000:201000]
+        assert not is_placeholder(share / "src.bin") and (share / "src.bin").read_bytes() == data
+        assert (share / "zero.bin").read_bytes() == zero[:4096] + bytes(4096) + zero[8192:]
+        assert [r[1] for r in requests(server)] == ["get", "get"]
+        assert_no_server_bugs(server)

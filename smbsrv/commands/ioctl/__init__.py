@@ -14,7 +14,7 @@ from smbsrv.commands.ioctl import copychunk, duplicate_extents, file_controls, n
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
-from smbsrv.protocol.reply import Reply
+from smbsrv.protocol.reply import GoAsync, Reply
 from smbsrv.wire import ioctl as wire
 from smbsrv.wire.constants import (
     FSCTL_DFS_GET_REFERRALS,
@@ -82,7 +82,11 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply | C
     if file_control is None or (open_.pipe is not None) != (request.ctl_code == FSCTL_PIPE_TRANSCEIVE):
         # Pipes take only the pipe controls, and files only the file ones.
         raise SmbError(NtStatus.STATUS_INVALID_DEVICE_REQUEST)
-    result = file_control(ctx, open_, request)
+    try:
+        result = file_control(ctx, open_, request)
+    except GoAsync as pending:  # e.g. a placeholder hydrating first (docs/hsm.md): the answer comes later
+        completion = pending.completion
+        raise GoAsync(lambda: _finish_later(completion(), request, open_)) from None  # type: ignore[arg-type]
     if inspect.iscoroutine(result):
         return _finish_later(result, request, open_)
     return _finish(result, request, open_)  # type: ignore[arg-type]

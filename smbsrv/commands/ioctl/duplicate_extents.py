@@ -15,6 +15,7 @@ from smbsrv.commands.ioctl.copychunk import same_file
 from smbsrv.fs import backend
 from smbsrv.fscc import duplicate_extents as data
 from smbsrv.fscc.attributes import FILE_ATTRIBUTE_SPARSE_FILE
+from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -55,8 +56,14 @@ def _duplicate(ctx: RequestContext, target: Open, request: ioctl_wire.IoctlReque
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     _check_handles(source, target)
     # No byte-range lock check: Windows clones over other handles' locks (smbtorture dup_extents_src_lock).
-    backend.clone_range(source.fd, extents.source_offset, target.fd, extents.target_offset, byte_count)
-    return b""
+
+    def clone() -> bytes:
+        backend.clone_range(source.fd, extents.source_offset, target.fd, extents.target_offset, byte_count)
+        return b""
+
+    if target.tree.share.hsm_provider:  # placeholders hydrate first (docs/hsm.md)
+        hsm_access.before_copy(ctx, target, source, clone)
+    return clone()
 
 
 def _source_open(ctx: RequestContext, file_id: tuple[int, int], target: Open) -> Open:

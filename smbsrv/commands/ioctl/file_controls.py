@@ -9,6 +9,7 @@ import struct
 from smbsrv.commands import handles
 from smbsrv.fs import backend
 from smbsrv.fscc.attributes import FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_SPARSE_FILE
+from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -66,6 +67,12 @@ def set_zero_data(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) 
         return b""
     # Another handle's lock on the range refuses it, as a WRITE there would be (smb2.ioctl.sparse_lock).
     open_.file.locks.check_io(open_, offset, length, write=True)
+    if ctx.tree is not None and ctx.tree.share.hsm_provider:  # a placeholder hydrates first (docs/hsm.md)
+        hsm_access.before_data_access(ctx, open_, lambda: _zero(open_, offset, length))
+    return _zero(open_, offset, length)
+
+
+def _zero(open_: Open, offset: int, length: int) -> bytes:
     backend.punch_hole(open_.fd, offset, length)
     return b""
 

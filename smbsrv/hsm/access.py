@@ -1,9 +1,10 @@
 """The command path's view of placeholders: the few calls READ, WRITE, SET_INFO and COPYCHUNK make.
 
 Each handler calls in once, where an open's data is first touched, and only on a share with a provider. A
-handle whose file is not a placeholder is remembered (a file only becomes a placeholder through `smbsrv hsm
-release`, which needs a write lease, and that the kernel refuses while the server holds any fd of the file),
-so after the first READ or WRITE of a handle the cost is one set lookup.
+handle whose file is not a placeholder is remembered with the file's ctime, so later requests cost one fstat:
+a file only becomes a placeholder through `smbsrv hsm release`, which needs a write lease (refused while the
+server holds the file open for writing, and, on kernels that count readers (CONFIG_IMA, as Debian's), for
+reading too) and which changes the ctime (the mark, the punched data) where it does get through.
 
 On a placeholder the request goes async ([MS-SMB2] 3.3.4.2: an interim STATUS_PENDING, the final answer when
 the data is there), so a slow provider never holds the connection's other requests:
@@ -50,8 +51,8 @@ hydrator = Hydrator()
 _FOLLOW_BYTES = 64 * 1024 * 1024
 _FOLLOW_POLL_S = 0.002
 _providers: dict[Any, Provider] = {}
-# Handles known to be on a file that is not a placeholder (module docstring).
-_local: weakref.WeakSet[Open] = weakref.WeakSet()
+# Handles known to be on a file that is not a placeholder, with the ctime that was true for (module docstring).
+_local: weakref.WeakKeyDictionary[Open, int] = weakref.WeakKeyDictionary()
 
 
 def make_provider(share: ShareConfig) -> Provider:
@@ -93,15 +94,16 @@ def status_of(exc: BaseException) -> NtStatus:
 
 def _placeholder(ctx: RequestContext, open_: Open) -> tuple[marks.Mark, Provider] | None:
     """The mark and provider of the handle's file, None when it is local (and then remembered)."""
-    if open_ in _local:
-        return None
     try:
+        ctime_ns = os.fstat(open_.fd).st_ctime_ns
+        if _local.get(open_) == ctime_ns:
+            return None
         with identity.as_server():
             mark = marks.read(open_.fd)
     except (OSError, marks.MarkCorrupt) as exc:
         raise SmbError(status_of(exc)) from None
     if mark is None:
-        _local.add(open_)
+        _local[open_] = ctime_ns
         return None
     assert ctx.tree is not None
     share = ctx.tree.share
@@ -245,4 +247,4 @@ def before_truncate(ctx: RequestContext, open_: Open, info: Any, resume: Callabl
             set_placeholder_hint(fd, False)
         finally:
             os.close(fd)
-    _local.add(open_)
+    _local.pop(open_, None)

@@ -130,3 +130,50 @@ def test_store_down_answers_not_running_and_changes_nothing(tmp_path: Path, shar
         assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
         assert os.getxattr(share / "down.bin", MARK_XATTR) == mark and has_no_data(share / "down.bin")
         assert_no_server_bugs(server)
+
+
+def test_smbprotocol_client_metadata_rename_and_read(tmp_path: Path, share: Path, s3: SeaweedS3) -> None:
+    """smbprotocol's high-level client: stat, listdir, rename and the attributes never fetch; a read does,
+    once, whatever handles follow; a rename keeps the placeholder (same inode, same mark)."""
+    import smbclient
+    from smbprotocol.exceptions import SMBResponseException
+
+    data = make_file(share / "hl.bin", 3 * 1024 * 1024 + 1, seed=9)
+    make_file(share / "gone.bin", 5000, seed=10)
+    with hsm_server(tmp_path, share, **_keys(s3)) as (server, config):
+        hsm_cli(config, "release", str(share / "hl.bin"), str(share / "gone.bin"))
+        cache: dict[str, object] = {}
+        options = {"port": server.port, "connection_cache": cache}
+        root = f"\\\\{server.host}\\{server.share}"
+        try:
+            smbclient.register_session(server.host, server.user, server.password, port=server.port,
+                                       connection_cache=cache)
+            stat = smbclient.stat(f"{root}\\hl.bin", **options)
+            assert stat.st_size == len(data)
+            assert stat.st_file_attributes & 0x1000 and stat.st_file_attributes & 0x400000
+            assert sorted(smbclient.listdir(root, **options)) == ["gone.bin", "hl.bin"]
+            smbclient.rename(f"{root}\\hl.bin", f"{root}\\renamed.bin", **options)
+            assert is_placeholder(share / "renamed.bin") and requests(server) == []
+            with smbclient.open_file(f"{root}\\renamed.bin", mode="rb", **options) as file:
+                assert file.read() == data
+            with smbclient.open_file(f"{root}\\renamed.bin", mode="rb", **options) as file:
+                assert file.read(100) == data[:100]
+            assert [r[1] for r in requests(server)] == ["get"]
+            # An object deleted behind the server's back: the read fails with the provider's status.
+            import obstore
+            from obstore.store import S3Store
+
+            store = S3Store(s3.bucket, config={"endpoint": s3.endpoint, "skip_signature": True,
+                                               "region": "us-east-1"}, client_options={"allow_http": True})
+            mark = os.getxattr(share / "gone.bin", MARK_XATTR)
+            key = re.search(rb'"key":"([0-9a-f]{64})"', mark)
+            assert key is not None
+            obstore.delete(store, f"placeholders/{key.group(1).decode()}")
+            with pytest.raises(SMBResponseException) as failure, smbclient.open_file(
+                    f"{root}\\gone.bin", mode="rb", **options) as file:
+                file.read()
+            assert failure.value.status == 0xC000CF12  # STATUS_CLOUD_FILE_UNSUCCESSFUL
+            assert is_placeholder(share / "gone.bin")
+        finally:
+            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
+        assert_no_server_bugs(server)

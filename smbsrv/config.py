@@ -108,6 +108,9 @@ class ServerConfig:
     # message_timeout_s once its length arrived; slow or silent clients are dropped.
     handshake_timeout_s: int = 30
     message_timeout_s: int = 120
+    # Seconds a client has to acknowledge an oplock or lease break before the server takes it as broken to
+    # none and lets the waiting open go on ([MS-SMB2] 3.3.2.5, 3.3.2.6; Windows waits 35 s).
+    oplock_break_timeout_s: int = 35
     # The control socket `smbsrv status` and `smbsrv reload` talk to (empty: control.sock in state_dir); only
     # root, the server's own user and members of control_group may use it.
     control_socket: str = ""

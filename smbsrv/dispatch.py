@@ -22,6 +22,7 @@ from smbsrv.commands import (
     lock,
     logoff,
     negotiate,
+    oplock_break,
     query_directory,
     query_info,
     read,
@@ -37,6 +38,7 @@ from smbsrv.protocol.reply import Reply
 from smbsrv.wire import create as create_wire
 from smbsrv.wire import ioctl as ioctl_wire
 from smbsrv.wire import lock as lock_wire
+from smbsrv.wire import oplock as oplock_wire
 from smbsrv.wire import query as query_wire
 from smbsrv.wire import readwrite as readwrite_wire
 from smbsrv.wire import session_setup as session_wire
@@ -82,6 +84,8 @@ TABLE: dict[int, Entry] = {
     Command.CHANGE_NOTIFY: Entry(query_wire.decode_change_notify, change_notify.handle),
     Command.QUERY_INFO: Entry(query_wire.decode_query_info, query_info.handle),
     Command.SET_INFO: Entry(query_wire.decode_set_info, set_info.handle),
+    # The oplock acknowledgment names its open itself; the lease acknowledgment names a lease key.
+    Command.OPLOCK_BREAK: Entry(oplock_wire.decode_ack, oplock_break.handle, needs_open=False),
 }
 
 
@@ -98,7 +102,7 @@ async def dispatch(ctx: RequestContext) -> bytes | Reply:
         raise ProtocolViolation("request before NEGOTIATE")
     entry = TABLE.get(command)
     if entry is None:
-        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # OPLOCK_BREAK acks: nothing was granted
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if entry.needs_session:
         _find_session(ctx)
     elif header.session_id and command != Command.SESSION_SETUP and not ctx.encrypted:

@@ -12,7 +12,8 @@ import struct
 from dataclasses import dataclass
 
 from smbsrv import reparse
-from smbsrv.commands import handles
+from smbsrv.commands import handles, oplock_break
+from smbsrv.files import oplocks
 from smbsrv.fs import backend, dos_attrs, eas
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
@@ -53,14 +54,16 @@ from smbsrv.wire.constants import (
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
     FILE_WRITE_DATA,
+    SMB2_CREATE_DURABLE_HANDLE_RECONNECT,
+    SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2,
     SMB2_CREATE_EA_BUFFER,
     SMB2_CREATE_FLAG_REPARSEPOINT,
     SMB2_CREATE_POSIX_CONTEXT,
     SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST,
     SMB2_CREATE_QUERY_ON_DISK_ID,
-    SMB2_OPLOCK_LEVEL_NONE,
 )
 from smbsrv.wire.create_contexts import CreateContext, encode_chain
+from smbsrv.wire.oplock import LeaseRequest
 from smbsrv.wire.status import NtStatus
 
 _VALID_FILE_ATTRIBUTES = 0x00007FB7
@@ -94,9 +97,23 @@ class _Target:
 
 
 def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
+    try:
+        return _handle(ctx, request, True)
+    except oplock_break.MustWait as waiting:
+        # [MS-SMB2] 3.3.5.9: the open goes async until the holder acknowledges the break, closes, or the break
+        # times out; then it is tried again from the start (the name may have changed meanwhile).
+        raise oplock_break.retry_after_breaks(ctx, waiting.state, lambda: _handle(ctx, request, False)) from None
+
+
+def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: bool) -> bytes:
     tree = ctx.tree
     assert tree is not None and ctx.session is not None
     _check_request(request)
+    if (SMB2_CREATE_DURABLE_HANDLE_RECONNECT in request.contexts
+            or SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2 in request.contexts):
+        # A reconnect to a durable handle this server does not have (it keeps none: every handle ends with
+        # its connection) ([MS-SMB2] 3.3.5.9.7, 3.3.5.9.12).
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
     if len(ctx.session.opens) >= ctx.connection.server.config.max_opens_per_session:
         raise SmbError(NtStatus.STATUS_TOO_MANY_OPENED_FILES)
     if tree.is_ipc:
@@ -114,6 +131,7 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
     path = SmbPath.parse(name, posix=posix)
     if path.stream is not None:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)
+    lease = oplock_break.lease_request(ctx, request.requested_oplock_level, request.contexts)
     case_insensitive = not posix and not tree.share.case_sensitive
     follow = tree.share.follow_symlinks and not posix
     for _ in range(_MAX_SYMLINK_HOPS):
@@ -141,8 +159,8 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
         target = _classify(tree, resolution)
         _check_disposition(request, target)
         if target.exists:
-            return _open_existing(ctx, request, target, posix_mode, parent_stat)
-        return _create_new(ctx, request, target, posix_mode)
+            return _open_existing(ctx, request, target, posix_mode, parent_stat, lease, first_attempt)
+        return _create_new(ctx, request, target, posix_mode, lease)
 
 
 # -- step 1: the request itself -----------------------------------------------------------------------------
@@ -310,7 +328,8 @@ def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
 # -- step 3: open what exists ---------------------------------------------------------------------------------
 
 def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Target,
-                   posix_mode: int | None, parent_stat: os.stat_result | None) -> bytes:
+                   posix_mode: int | None, parent_stat: os.stat_result | None, lease: LeaseRequest | None,
+                   first_attempt: bool) -> bytes:
     tree, session = ctx.tree, ctx.session
     assert tree is not None and session is not None
     resolution = target.resolution
@@ -349,7 +368,21 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if read_only_file:
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
-    check_share_access(server.files.opens(key), granted, request.share_access)
+    if lease is not None:
+        oplocks.check_lease_key(server.files, ctx.connection.client_guid, lease.lease_key, key)
+    file_state = server.files.get(key)
+    if file_state is None:
+        violation = False
+    else:
+        try:
+            check_share_access(file_state.opens, granted, request.share_access)
+            violation = False
+        except SmbError:
+            violation = True
+        # Holders of what this open conflicts with are told to give it up; on a sharing violation a holder of
+        # a handle lease may close its handle and let this open through ([MS-SMB2] 3.3.5.9; Samba 4.17).
+        oplock_break.check_breaks(ctx, file_state, access=granted, sharing_violation=violation,
+                                  overwrite=overwrite, lease=lease, first_attempt=first_attempt)
     fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
                                  is_directory=target.is_directory, is_special=target.is_special,
                                  truncate=overwrite)
@@ -362,7 +395,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             st = os.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is
         action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
                   FILE_OVERWRITE_IF: FILE_OVERWRITTEN}.get(disposition, FILE_OPENED)
-        open_ = _register_open(ctx, request, resolution, fd, st, granted, target, posix_mode is not None)
+        open_ = _register_open(ctx, request, resolution, fd, st, granted, target, posix_mode is not None, lease,
+                               existed=True)
     except BaseException:
         os.close(fd)
         raise
@@ -374,11 +408,14 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
 
 # -- step 4: create what does not exist -----------------------------------------------------------------------
 
-def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Target, posix_mode: int | None) -> bytes:
+def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Target, posix_mode: int | None,
+                lease: LeaseRequest | None) -> bytes:
     tree, session = ctx.tree, ctx.session
     assert tree is not None and session is not None
     if tree.read_only:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    if lease is not None:
+        oplocks.check_lease_key(ctx.connection.server.files, ctx.connection.client_guid, lease.lease_key, None)
     resolution = target.resolution
     share = tree.share
     directory = bool(request.create_options & FILE_DIRECTORY_FILE)
@@ -406,7 +443,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         st = os.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)
-        open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None)
+        open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None, lease,
+                               existed=False)
     except BaseException:
         os.close(fd)
         raise
@@ -418,7 +456,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
 # -- step 5: the handle and the reply -------------------------------------------------------------------------
 
 def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution: Resolution, fd: int,
-                   st: os.stat_result, granted: int, target: _Target, posix: bool) -> Open:
+                   st: os.stat_result, granted: int, target: _Target, posix: bool,
+                   lease: LeaseRequest | None, *, existed: bool) -> Open:
     session, tree = ctx.session, ctx.tree
     assert session is not None and tree is not None
     server = ctx.connection.server
@@ -431,6 +470,7 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
     open_.extra["name"] = resolution.name
     session.opens[open_.file_id[1]] = open_
     server.files.add(open_)
+    oplock_break.grant(ctx, open_, request.requested_oplock_level, lease, existed)
     ctx.open = open_
     ctx.created_file_id = open_.file_id
     return open_
@@ -450,9 +490,12 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
 
         contexts.append(CreateContext(SMB2_CREATE_POSIX_CONTEXT, encode_posix_create_response(
             info, handles.posix_type_bits(open_.tree))))
+    oplock_level, lease_context = oplock_break.reply_level_and_context(open_)
+    if lease_context is not None:
+        contexts.append(lease_context)
     flags = SMB2_CREATE_FLAG_REPARSEPOINT if info.reparse_tag else 0
     return wire.encode_response(
-        oplock_level=SMB2_OPLOCK_LEVEL_NONE, flags=flags, create_action=action,
+        oplock_level=oplock_level, flags=flags, create_action=action,
         creation_time=info.creation_time, last_access_time=info.last_access_time,
         last_write_time=info.last_write_time, change_time=info.change_time,
         allocation_size=info.allocation_size, end_of_file=info.end_of_file, file_attributes=info.attributes,

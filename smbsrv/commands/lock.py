@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from smbsrv.commands import oplock_break
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import GoAsync
@@ -35,6 +36,8 @@ def handle(ctx: RequestContext, request: wire.LockRequest) -> bytes:
     for element in request.locks:
         _check_element(element, False)
         _check_range(element)
+    # A byte-range lock breaks other opens' read caches to none, as a WRITE does (Samba's brlock).
+    oplock_break.break_for_write(ctx.connection.server, open_)
     # [MS-SMB2] 3.3.5.14.2: more than one lock may only be asked with SMB2_LOCKFLAG_FAIL_IMMEDIATELY on
     # every element (Windows; Samba; smbtorture smb2.lock.valid-request).
     if len(request.locks) > 1 and any(not element.flags & SMB2_LOCKFLAG_FAIL_IMMEDIATELY

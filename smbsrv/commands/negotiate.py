@@ -21,6 +21,7 @@ from smbsrv.wire.constants import (
     SMB2_FLAGS_SERVER_TO_REDIR,
     SMB2_GLOBAL_CAP_ENCRYPTION,
     SMB2_GLOBAL_CAP_LARGE_MTU,
+    SMB2_GLOBAL_CAP_LEASING,
     SMB2_NEGOTIATE_SIGNING_ENABLED,
     SMB2_NEGOTIATE_SIGNING_REQUIRED,
     SMB2_POSIX_EXTENSIONS_AVAILABLE,
@@ -79,7 +80,8 @@ def handle(ctx: RequestContext) -> bytes:
     security_mode = SMB2_NEGOTIATE_SIGNING_ENABLED
     if config.signing == "required":
         security_mode |= SMB2_NEGOTIATE_SIGNING_REQUIRED
-    capabilities = SMB2_GLOBAL_CAP_LARGE_MTU if dialect != Dialect.SMB2_0_2 else 0
+    # Leases from 2.1 on ([MS-SMB2] 3.3.5.4); 2.0.2 clients get oplocks only.
+    capabilities = SMB2_GLOBAL_CAP_LARGE_MTU | SMB2_GLOBAL_CAP_LEASING if dialect != Dialect.SMB2_0_2 else 0
     if (dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2) and request.capabilities & SMB2_GLOBAL_CAP_ENCRYPTION
             and config.encryption != "off"):
         # 3.0 and 3.0.2 negotiate encryption by capability, always AES-128-CCM ([MS-SMB2] 3.3.5.4).

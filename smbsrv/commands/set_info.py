@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from smbsrv.commands import handles
+from smbsrv.commands import handles, oplock_break
 from smbsrv.fs import dos_attrs, eas
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
@@ -87,10 +87,12 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
                  | (Filter.CREATION if time_to_set(decoded.creation_time) is not None else 0))
     elif isinstance(decoded, classes.EndOfFileInformation):
         _require(open_, FILE_WRITE_DATA)
+        oplock_break.break_for_write(ctx.connection.server, open_)  # read caches go (Samba's vfs_set_filelen)
         _truncate(open_, decoded.end_of_file)
         _changed(ctx, open_, Filter.SIZE | Filter.ATTRIBUTES)  # as Samba's vfs_set_filelen
     elif isinstance(decoded, classes.AllocationInformation):
         _require(open_, FILE_WRITE_DATA)
+        oplock_break.break_for_write(ctx.connection.server, open_)
         # Allocation below the end of file cuts the file ([MS-FSA] 2.1.5.15.1); more is only a hint.
         if not open_.is_directory and decoded.allocation_size < handles.stat_open(open_).st_size:
             _truncate(open_, decoded.allocation_size)
@@ -99,6 +101,11 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
             _link(ctx, open_, decoded)
         else:
             _require(open_, DELETE)
+            try:
+                oplock_break.check_rename(ctx, open_)
+            except oplock_break.MustWait as waiting:
+                raise oplock_break.retry_after_breaks(ctx, waiting.state, lambda: _renamed(ctx, open_, decoded)) \
+                    from None
             _rename(ctx, open_, decoded)
     elif isinstance(decoded, classes.DispositionInformation):
         _require(open_, DELETE)
@@ -215,6 +222,15 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             other.extra["parent_fd"] = os.dup(target.parent_fd)
             if old_parent >= 0:
                 os.close(old_parent)
+
+
+def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation) -> bytes:
+    """The rename once other leases gave up H: checked for breaks again, then done."""
+    if open_.closed:
+        raise SmbError(NtStatus.STATUS_FILE_CLOSED)
+    oplock_break.check_rename(ctx, open_)
+    _rename(ctx, open_, rename)
+    return wire.SET_INFO_RESPONSE
 
 
 def _check_parent_opens(server, parent_fd: int) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ import os
 from collections.abc import Coroutine
 from typing import Any
 
+from smbsrv.commands import oplock_break
 from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs.errno_map import status_for_errno
 from smbsrv.fscc.notify import Action, Filter
@@ -49,6 +50,9 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if length and open_.file.locks.held:
         open_.file.locks.check_io(open_, offset, length, write=True)
+    if len(open_.file.opens) > 1 or open_.oplock_level:
+        # Other opens' read caches (level II oplocks, R leases) are broken to none (Samba 4.17).
+        oplock_break.break_for_write(connection.server, open_)
     if ctx.tree.share.hsm_provider:  # a placeholder is hydrated before it is written (docs/hsm.md)
         hsm_access.before_write(ctx, open_, request, handle)
     if length >= _THREAD_WRITE_BYTES:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smbsrv.files import oplocks
 from smbsrv.files.locks import ByteRangeLocks
 from smbsrv.files.notify import ChangeFeed, Watches
 
@@ -30,7 +31,7 @@ class FileState:
         self.opens: list[Open] = []
         self.delete_pending = False
         self.locks = ByteRangeLocks()
-        self.oplocks: Any = None  # files.oplocks.FileOplocks once an oplock or lease was asked for
+        self.oplocks: Any = None  # files.oplocks.OplockWaiters once a CREATE waited for a break
 
 
 @dataclass(slots=True)
@@ -47,6 +48,8 @@ _DELETE = CloseEffects(True)
 class FileTable:
     def __init__(self) -> None:
         self._files: dict[FileKey, FileState] = {}
+        # [MS-SMB2] 3.3.1.11 GlobalLeaseTableList: the leases of every client, by (ClientGuid, LeaseKey).
+        self.leases: dict[tuple[bytes, bytes], oplocks.Lease] = {}
         # Opens below each directory, by (share root, path components of the directory): how many opens
         # lie somewhere beneath it, so that has_open_below() is one lookup instead of a scan of every open.
         self._below: dict[tuple[Any, tuple[str, ...]], int] = {}
@@ -91,8 +94,12 @@ class FileTable:
         on a local filesystem; Samba does the same when no Windows open remains)."""
         self.watches.forget(open_)  # a waiting CHANGE_NOTIFY completes with STATUS_NOTIFY_CLEANUP
         state = self._remove(open_)
+        if open_.lease is not None:
+            oplocks.release(self, open_)
         if state is None:
             return _DELETE if open_.delete_on_close else _NO_EFFECTS
+        if state.oplocks is not None:
+            state.oplocks.wake()  # a CREATE waiting for this open's break may go on
         opens = state.opens
         if open_.delete_on_close:
             if open_.posix and all(other.posix for other in opens):

@@ -381,6 +381,31 @@ class Connection:
         data = b"".join(bodies)
         return [_NBSS.pack(len(data)), data]
 
+    # -- server-initiated messages ---------------------------------------------------------------------------
+
+    def send_unsolicited(self, command: int, body: bytes, session: Session | None = None) -> None:
+        """Send a message the client did not ask for (an oplock or lease break, [MS-SMB2] 3.3.4.6, 3.3.4.7):
+        MessageId 0xFFFFFFFFFFFFFFFF, no credits, SessionId of `session` (0 for lease breaks). It is encrypted
+        when that session (for a lease break: any session of the connection) encrypts, else signed when the
+        session requires signing."""
+        if self.closed:
+            return
+        response = bytearray(HEADER_SIZE + len(body))
+        encode_response_header(response, 0, status=NtStatus.STATUS_SUCCESS, command=command, credit_charge=0,
+                               credits=0, flags=SMB2_FLAGS_SERVER_TO_REDIR, next_command=0,
+                               message_id=0xFFFFFFFFFFFFFFFF, tree_id=0, async_id=0,
+                               session_id=session.session_id if session is not None else 0)
+        response[HEADER_SIZE:] = body
+        candidates = [session] if session is not None else list(self.sessions.values())
+        sealing = next((s for s in candidates if s.cipher is not None and s.state == "valid" and (
+            s.encrypt_data or any(tree.encrypt_data for tree in s.tree_connects.values()))), None)
+        if sealing is not None:
+            self.send(self._encrypt(sealing, [_NBSS.pack(len(response)), response]))
+            return
+        if session is not None and session.signer is not None and session.signing_required:
+            session.signer.sign(response, None)
+        self.send([_NBSS.pack(len(response)), response])
+
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def has_valid_session(self) -> bool:

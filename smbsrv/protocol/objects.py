@@ -63,6 +63,12 @@ class Open:
     pipe: Any = None  # rpc NamedPipe for IPC$ opens
     file_key: tuple[int, int] = (0, 0)  # (st_dev, st_ino): what share modes and locks are keyed on
     file: Any = None  # files.FileState of file_key while the open is registered in the server's FileTable
+    connection: Any = None  # protocol.connection.Connection the open was made on (where its breaks go)
+    # [MS-SMB2] 3.3.1.10 Open.OplockLevel/OplockState for opens without a lease; files/oplocks.py decides them.
+    oplock_level: int = 0
+    oplock_breaking_to: int = -1  # the level a break in progress goes to (-1: none in progress)
+    oplock_deadline: float = 0.0
+    lease: Any = None  # files.oplocks.Lease shared with the client's other opens of the same lease key
     reparse_tag: int = 0
     position: int = 0
     mode_flags: int = 0

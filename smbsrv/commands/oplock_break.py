@@ -1,0 +1,219 @@
+"""OPLOCK_BREAK ([MS-SMB2] 3.3.5.22): acknowledgments of oplock and lease breaks; and the CREATE side of
+oplocks and leases ([MS-SMB2] 3.3.5.9.8, 3.3.5.9.11): which lease a request asks for, sending the breaks an
+open causes, waiting for them, and the response's oplock level and lease context.
+
+The rules themselves are in files/oplocks.py (no I/O there); this module is the edge: it reads the clock,
+finds the holder's connection and sends the notifications through Connection.send_unsolicited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from smbsrv.files import oplocks
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.protocol.reply import GoAsync
+from smbsrv.wire import oplock as wire
+from smbsrv.wire.constants import (
+    SMB2_CREATE_REQUEST_LEASE,
+    SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED,
+    SMB2_OPLOCK_LEVEL_LEASE,
+    SMB2_OPLOCK_LEVEL_NONE,
+    Command,
+)
+from smbsrv.wire.create_contexts import CreateContext
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.files.table import FileState
+    from smbsrv.state import ServerState
+
+log = logging.getLogger(__name__)
+
+# The clock break deadlines are measured with (monotonic seconds); files/oplocks.py takes it as an argument.
+clock: Callable[[], float] = time.monotonic
+
+
+def timeout_s(server: ServerState) -> float:
+    return float(server.config.oplock_break_timeout_s)
+
+
+# -- acknowledgments ------------------------------------------------------------------------------------------
+
+def handle(ctx: RequestContext, request: wire.OplockBreakAck | wire.LeaseBreakAck) -> bytes:
+    server = ctx.connection.server
+    if isinstance(request, wire.LeaseBreakAck):
+        if ctx.connection.dialect < 0x0210:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # no leases on 2.0.2
+        follow_ups = oplocks.ack_lease(server.files, ctx.connection.client_guid, request.lease_key,
+                                       request.lease_state, clock(), timeout_s(server))
+        send_breaks(server, follow_ups)
+        return wire.encode_lease_break_response(request.lease_key, request.lease_state)
+    session = ctx.session
+    assert session is not None
+    open_ = session.opens.get(request.file_id[1])
+    if open_ is None or open_.file_id[0] != request.file_id[0] or open_.file is None or \
+            ctx.tree is not None and open_.tree is not ctx.tree:
+        raise SmbError(NtStatus.STATUS_FILE_CLOSED)
+    level = oplocks.ack_oplock(open_.file, open_, request.oplock_level)
+    return wire.encode_oplock_break(level, open_.file_id)
+
+
+# -- delivery -------------------------------------------------------------------------------------------------
+
+def send_breaks(server: ServerState, breaks: list[oplocks.Break]) -> None:
+    """Send each break to its holder's connection: an oplock break with the open's session, a lease break to
+    a connection of the lease's client (the one the open was made on while it lives)."""
+    for brk in breaks:
+        connection = brk.open_.connection
+        if brk.lease is None:
+            if connection is None or connection.closed:
+                continue
+            log.debug("oplock break of file id %d to level %d", brk.open_.file_id[1], brk.oplock_level)
+            connection.send_unsolicited(Command.OPLOCK_BREAK, wire.encode_oplock_break(
+                brk.oplock_level, brk.open_.file_id), brk.open_.session)
+            continue
+        lease = brk.lease
+        # To the client's first connection still up, as Samba does (smbtorture smb2.lease.v2_complex1 expects
+        # the break there even when the open was made on the client's second connection).
+        connection = min((c for c in server.connections if not c.closed and c.client_guid == lease.client_guid
+                          and c.dialect >= 0x0210), key=lambda c: c.connection_id, default=None)
+        if connection is None:
+            continue
+        log.debug("lease break %s from %d to %d (epoch %d)", lease.key.hex(), brk.current, brk.new, brk.epoch)
+        body = wire.encode_lease_break_notification(
+            brk.epoch if lease.version > 1 else 0,
+            SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED if brk.ack_required else 0, lease.key, brk.current,
+            brk.new)
+        connection.send_unsolicited(Command.OPLOCK_BREAK, body)
+
+
+def break_for_write(server: ServerState, open_: Open) -> None:
+    """A WRITE, byte-range LOCK or size change through `open_`: level II holders and read leases lose their
+    read cache (no acknowledgment, nothing waits)."""
+    state = open_.file
+    if state is not None and (len(state.opens) > 1 or open_.oplock_level):
+        send_breaks(server, oplocks.breaks_for_write(state, open_, clock(), timeout_s(server)))
+
+
+# -- CREATE ---------------------------------------------------------------------------------------------------
+
+def lease_request(ctx: RequestContext, requested_level: int, contexts: dict[bytes, bytes]) -> wire.LeaseRequest | None:
+    """The lease a CREATE asks for, or None: a lease needs OplockLevel LEASE, 2.1 or later, a non-zero key,
+    and v2 needs 3.x (else the context is ignored, as by Samba)."""
+    data = contexts.get(SMB2_CREATE_REQUEST_LEASE)
+    if data is None or requested_level != SMB2_OPLOCK_LEVEL_LEASE or ctx.connection.dialect < 0x0210:
+        return None
+    lease = wire.decode_lease_request(data)
+    if not any(lease.lease_key) or lease.version == 2 and ctx.connection.dialect < 0x0300:
+        return None
+    return lease
+
+
+class MustWait(Exception):
+    """An open that must wait for breaks to be acknowledged before it is tried again."""
+
+    def __init__(self, state: FileState) -> None:
+        super().__init__("waiting for an oplock break")
+        self.state = state
+
+
+def check_breaks(ctx: RequestContext, state: FileState | None, *, access: int, sharing_violation: bool,
+                 overwrite: bool, lease: wire.LeaseRequest | None, first_attempt: bool) -> None:
+    """Break what this open conflicts with; raise MustWait when it has to wait for an acknowledgment, else
+    SHARING_VIOLATION when the sharing check failed."""
+    if state is not None and state.opens:
+        server = ctx.connection.server
+        own = None
+        if lease is not None:
+            own = server.files.leases.get((ctx.connection.client_guid, lease.lease_key))
+        now = clock()
+        follow_ups, _ = oplocks.expire(server.files, state, now, timeout_s(server))
+        breaks, delay = oplocks.breaks_for_open(state, access=access, sharing_violation=sharing_violation,
+                                                overwrite=overwrite, lease=own, first_attempt=first_attempt,
+                                                now=now, timeout_s=timeout_s(server))
+        send_breaks(server, follow_ups + breaks)
+        if delay:
+            raise MustWait(state)
+    if sharing_violation:
+        raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
+
+
+def check_rename(ctx: RequestContext, open_: Open) -> None:
+    """Before a rename through `open_`: other leases give up H first (MustWait while they do)."""
+    state = open_.file
+    if open_.lease is None or state is None:
+        return
+    server = ctx.connection.server
+    breaks, delay = oplocks.breaks_for_rename(state, open_, clock(), timeout_s(server))
+    send_breaks(server, breaks)
+    if delay:
+        raise MustWait(state)
+
+
+def retry_after_breaks(ctx: RequestContext, state: FileState, attempt: Callable[[], bytes]) -> GoAsync:
+    """The request goes async ([MS-SMB2] 3.3.4.2) and `attempt` runs again, as the session's user, each time
+    a break of the file is acknowledged, its holder closes, or a break times out."""
+    session = ctx.session
+    assert session is not None
+
+    async def retry() -> bytes:
+        waiting = state
+        while True:
+            await wait_for_breaks(ctx, waiting)
+            try:
+                with ctx.connection.server.acting_as(session):
+                    return attempt()
+            except MustWait as again:
+                waiting = again.state
+
+    return GoAsync(retry)
+
+
+async def wait_for_breaks(ctx: RequestContext, state: FileState) -> None:
+    """Until a break of the file is acknowledged, its holder closes, or the earliest deadline passes."""
+    server = ctx.connection.server
+    breaks, pending = oplocks.expire(server.files, state, clock(), timeout_s(server))
+    send_breaks(server, breaks)
+    if pending is None:
+        await asyncio.sleep(0)  # nothing is outstanding any more: try again at once
+        return
+    await oplocks.waiters(state).wait(pending - clock())
+    breaks, _ = oplocks.expire(server.files, state, clock(), timeout_s(server))
+    send_breaks(server, breaks)
+
+
+def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.LeaseRequest | None,
+          existed: bool) -> None:
+    """Give the new open its oplock or lease; directories get neither (Samba 4.17), and an open of an
+    existing file for attributes only gets no oplock (it may get a lease; smbtorture smb2.oplock.exclusive4)."""
+    open_.connection = ctx.connection
+    if open_.is_directory or open_.file is None:
+        return
+    if lease is None:
+        if requested_level in (SMB2_OPLOCK_LEVEL_NONE, SMB2_OPLOCK_LEVEL_LEASE) or existed and \
+                oplocks.is_oplock_stat_open(open_.granted_access):
+            return
+        oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
+                      lease_key=None, lease_state=0, version=0, parent_key=None, epoch=0, client_guid=b"")
+        return
+    parent = lease.parent_lease_key if lease.version > 1 and lease.flags & 0x4 else None
+    oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
+                  lease_key=lease.lease_key, lease_state=lease.lease_state, version=lease.version,
+                  parent_key=parent, epoch=lease.epoch, client_guid=ctx.connection.client_guid)
+
+
+def reply_level_and_context(open_: Open) -> tuple[int, CreateContext | None]:
+    if open_.lease is None:
+        return open_.oplock_level, None
+    granted = open_.lease
+    data = wire.encode_lease_response(granted.version, granted.key,
+                                      granted.state, granted.flags, granted.parent_key or bytes(16),
+                                      granted.epoch)
+    return SMB2_OPLOCK_LEVEL_LEASE, CreateContext(SMB2_CREATE_REQUEST_LEASE, data)

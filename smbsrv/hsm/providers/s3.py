@@ -69,13 +69,15 @@ class S3Provider:
             config.update(credentials)
         else:
             config["skip_signature"] = True
-        client_options = {"allow_http": endpoint.startswith("http://"), "connect_timeout": _CONNECT_TIMEOUT,
+        client_options: Any = {"allow_http": endpoint.startswith("http://"), "connect_timeout": _CONNECT_TIMEOUT,
                           "timeout": _REQUEST_TIMEOUT}
         # A provider that is down must answer the client soon (it sees CLOUD_FILE_PROVIDER_NOT_RUNNING), not
         # after minutes of backoff: two retries within ten seconds.
-        retry = {"max_retries": 2, "retry_timeout": timedelta(seconds=10),
-                 "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)}}
-        self._store = S3Store(bucket, config=config, client_options=client_options, retry_config=retry)
+        retry: Any = {"max_retries": 2, "retry_timeout": timedelta(seconds=10),
+                       "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)}}
+        # The store's option types are TypedDicts; these dicts are built key by key above.
+        self._store = S3Store(bucket, config=config, client_options=client_options,  # type: ignore[arg-type]
+                              retry_config=retry)
 
     def _path(self, key: str) -> str:
         if not key or "/" in key:

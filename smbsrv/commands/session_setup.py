@@ -74,10 +74,15 @@ def _session_for(ctx: RequestContext) -> Session:
         if session is None:
             raise SmbError(NtStatus.STATUS_USER_SESSION_DELETED)
         if session.state == "valid" and session.exchange is None:
-            # Re-authentication must be signed when the session has keys ([MS-SMB2] 3.3.5.5).
-            if session.signer is not None and (not header.flags & SMB2_FLAGS_SIGNED
-                                               or not session.signer.verify(ctx.element)):
-                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            # [MS-SMB2] 3.3.5.2.4 as for every request: a signed re-authentication must verify, an unsigned
+            # one is refused only where the session requires signing (Samba 4.17 the same; smbtorture
+            # smb2.session.reauth* send it unsigned to a server that only desires signing).
+            if session.signer is not None:
+                if header.flags & SMB2_FLAGS_SIGNED:
+                    if not session.signer.verify(ctx.element):
+                        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+                elif session.signing_required:
+                    raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
             if connection.dialect == Dialect.SMB3_1_1:
                 session.preauth_hash = connection.preauth_hash
     if session.exchange is None:

@@ -46,6 +46,28 @@ def _unchecked(client: b.Client) -> b.Client:
 
 # -- re-authentication ------------------------------------------------------------------------------------------
 
+def test_unsigned_reauthentication_where_signing_is_not_required(smb_server: SmbServer) -> None:
+    """[MS-SMB2] 3.3.5.2.4: an unsigned request is refused only where the session requires signing. smbtorture's
+    smb2.session.reauth* re-authenticate unsigned on a server that only desires signing; Samba 4.17 accepts."""
+    with b.connect(smb_server.host, smb_server.port, USER, PASSWORD) as client:
+        response = _logon(client, USER, PASSWORD, session_id=client.session_id)
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        assert response.header.session_id == client.session_id
+
+
+def test_unsigned_reauthentication_where_signing_is_required(tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    server = start_server(share, tmp_path / "server.log", signing="required")
+    try:
+        with b.connect(server.host, server.port, USER, PASSWORD, sign=True) as client:
+            response = _logon(client, USER, PASSWORD, session_id=client.session_id, sign=False)
+            assert response.status == b.STATUS_ACCESS_DENIED, b.status_name(response.status)
+    finally:
+        stop_server(server.process)
+    assert_no_server_bugs(server)
+
+
 def test_reauthentication_keeps_session_tree_and_handles(smb_server: SmbServer) -> None:
     """[MS-SMB2] 3.3.5.5.3: a SESSION_SETUP on a valid session re-authenticates it; the SessionId, its trees
     and its opens stay. The exchange is signed with the session's key (it has one)."""

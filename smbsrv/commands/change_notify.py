@@ -11,7 +11,7 @@ import asyncio
 
 from smbsrv.commands.query_info import max_transact_size
 from smbsrv.commands.read import check_credit_charge
-from smbsrv.files.notify import CLEANUP
+from smbsrv.files.notify import CLEANUP, DELETE_PENDING
 from smbsrv.fscc.notify import SMB2_WATCH_TREE
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -32,18 +32,29 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
     if length > max_transact_size(ctx):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-SMB2] 3.3.5.19 (smb2.notify.valid-req)
     check_credit_charge(ctx, length)
-    watches = ctx.connection.server.files.watches
+    files = ctx.connection.server.files
+    if files.is_delete_pending(open_.file_key):
+        raise SmbError(NtStatus.STATUS_DELETE_PENDING)  # as Samba; the directory is about to go
+    watches = files.watches
     watch = watches.get(open_)
     if watch is None:
         # The first request fixes the filter, WATCH_TREE and the buffer kept between requests (Windows and
         # Samba; later requests' values only bound their own response).
         watch = watches.watch(open_, request.completion_filter, bool(request.flags & SMB2_WATCH_TREE), length)
-    result = watches.wait(watch, length)
-    if not isinstance(result, asyncio.Future):
-        return _answer(result)
-    future = result
+    if watch.has_news() and not watch.waiters:
+        return _answer(watch.take(length))
 
     async def completion() -> Reply:
+        # The request joins the watch's queue when this task first runs: a CANCEL that arrives with the request
+        # cancels the task before that, and then nothing of it may stay queued to swallow a change.
+        if watches.get(open_) is not watch:
+            return _answer(CLEANUP)  # closed in between
+        if files.is_delete_pending(open_.file_key):
+            return _answer(DELETE_PENDING)  # made delete-pending in between
+        result = watches.wait(watch, length)
+        if not isinstance(result, asyncio.Future):
+            return _answer(result)
+        future = result
         try:
             return _answer(await future)
         finally:
@@ -61,6 +72,8 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
 def _answer(result: object) -> Reply:
     if result is CLEANUP:
         raise SmbError(NtStatus.STATUS_NOTIFY_CLEANUP)
+    if result is DELETE_PENDING:
+        raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     if not result:
         # Overflowed, or the records do not fit in OutputBufferLength ([MS-SMB2] 3.3.5.19).
         raise SmbError(NtStatus.STATUS_NOTIFY_ENUM_DIR)

@@ -44,6 +44,8 @@ def close_open(server: ServerState, open_: Open) -> None:
     if open_.pipe is not None:
         return
     effects = server.files.close(open_)
+    if open_.is_directory and not effects.delete_now and server.files.is_delete_pending(open_.file_key):
+        server.files.watches.delete_pending(server.files.opens(open_.file_key))
     parent_fd = open_.extra.pop("parent_fd", -1)
     try:
         if effects.delete_now:

@@ -313,6 +313,16 @@ class Watches:
             if not future.done():
                 future.set_result(CLEANUP)
 
+    def delete_pending(self, opens: Sequence[Open]) -> None:
+        """The watched directory became delete-pending: waiting requests on its opens complete with
+        STATUS_DELETE_PENDING (Samba's close_directory; smbtorture smb2.notify.rmdir1-4)."""
+        for open_ in opens:
+            watch = self._by_open.get(id(open_))
+            while watch is not None and watch.waiters:
+                future, _ = watch.waiters.popleft()
+                if not future.done():
+                    future.set_result(DELETE_PENDING)
+
     def __len__(self) -> int:
         return len(self._by_open)
 
@@ -374,3 +384,4 @@ class Watches:
 
 
 CLEANUP = object()  # the result a waiting request gets when its open is closed
+DELETE_PENDING = object()  # ... when its directory is to be deleted

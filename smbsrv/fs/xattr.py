@@ -69,16 +69,24 @@ def _as_server_if_denied(call: Callable[..., _T], *args: Any, **kwargs: Any) -> 
         return call(*args, **kwargs)
 
 
+def _user_namespace(name: str) -> str:
+    """Only user.* names pass here: a call retried as the server must never reach trusted.* (where the
+    placeholder marks of smbsrv/hsm live, docs/hsm.md) or security.*, whatever name reaches this module."""
+    if not name.startswith("user."):
+        raise ValueError(f"xattr {name!r} is outside user.*")
+    return name
+
+
 def _getxattr(path: str, name: str, follow_symlinks: bool = True) -> bytes:
-    return _as_server_if_denied(os.getxattr, path, name, follow_symlinks=follow_symlinks)
+    return _as_server_if_denied(os.getxattr, path, _user_namespace(name), follow_symlinks=follow_symlinks)
 
 
 def _setxattr(path: str, name: str, value: bytes, flags: int = 0, follow_symlinks: bool = True) -> None:
-    _as_server_if_denied(os.setxattr, path, name, value, flags, follow_symlinks=follow_symlinks)
+    _as_server_if_denied(os.setxattr, path, _user_namespace(name), value, flags, follow_symlinks=follow_symlinks)
 
 
 def _removexattr(path: str, name: str, follow_symlinks: bool = True) -> None:
-    _as_server_if_denied(os.removexattr, path, name, follow_symlinks=follow_symlinks)
+    _as_server_if_denied(os.removexattr, path, _user_namespace(name), follow_symlinks=follow_symlinks)
 
 
 def _listxattr(path: str, follow_symlinks: bool = True) -> list[str]:
@@ -149,6 +157,7 @@ def remove(fd: int, name: str) -> bool:
 
 
 def list_names(fd: int, prefix: str = "user.") -> list[str]:
+    _user_namespace(prefix)
     try:
         names = _listxattr(_fd_path(fd))
     except OSError as exc:

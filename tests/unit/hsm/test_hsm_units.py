@@ -127,3 +127,24 @@ def test_policy_selects_by_age_and_size(tmp_path: Path) -> None:
         os.utime(tmp_path / "d" / name, (when, when))
     found = policy_candidates(str(tmp_path / "d"), after_days=30, min_bytes=100, now=1_000_000_000)
     assert found == [str(tmp_path / "d" / "old")]
+
+
+def test_share_xattr_helpers_never_reach_the_mark(tmp_path: Path) -> None:
+    """fs/xattr.py (what the EA, DOS-attribute and reparse code use, retried as the server when the client's
+    identity is refused) takes user.* names only; an EA named like the mark stays inside the EA blob."""
+    from smbsrv.fs import eas, xattr
+    from smbsrv.fscc.ea import EaEntry
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        for call in (lambda: xattr.set(fd, marks.MARK_XATTR, GOOD.encode()), lambda: xattr.get(fd, marks.MARK_XATTR),
+                     lambda: xattr.remove(fd, marks.MARK_XATTR), lambda: xattr.list_names(fd, "trusted.")):
+            with pytest.raises(ValueError, match="outside user"):
+                call()
+        eas.apply(fd, os.fstat(fd), [EaEntry(marks.MARK_XATTR.encode(), GOOD.encode())])
+        assert marks.read(fd) is None
+        assert marks.MARK_XATTR not in os.listxattr(fd)
+    finally:
+        os.close(fd)

@@ -48,6 +48,10 @@ class ShareConfig:
     materialize_device_nodes: bool = False
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
+    # Oplocks and leases (Samba's "oplocks"): clients may cache reads, writes and handles. A change made outside
+    # SMB (a local process, NFS) does not break them, as on Samba with its default "kernel oplocks = no": turn
+    # them off on shares whose files are also modified that way (docs/oplocks.md).
+    oplocks: bool = True
     encryption: str = ""  # off | desired | required; empty: the server's setting
     # Placeholder files (docs/hsm.md): "" (off), "directory" or "s3"; the provider's id, written into every mark
     # (default: the share name); where content lives; when `smbsrv hsm release --policy` makes placeholders.

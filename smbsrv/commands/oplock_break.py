@@ -194,7 +194,7 @@ def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.Le
     """Give the new open its oplock or lease; directories get neither (Samba 4.17), and an open of an
     existing file for attributes only gets no oplock (it may get a lease; smbtorture smb2.oplock.exclusive4)."""
     open_.connection = ctx.connection
-    if open_.is_directory or open_.file is None:
+    if open_.is_directory or open_.file is None or not open_.tree.share.oplocks:
         return
     if lease is None:
         if requested_level in (SMB2_OPLOCK_LEVEL_NONE, SMB2_OPLOCK_LEVEL_LEASE) or existed and \
@@ -202,11 +202,15 @@ def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.Le
             return
         oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
                       lease_key=None, lease_state=0, version=0, parent_key=None, epoch=0, client_guid=b"")
+        log.debug("oplock level %d (asked %d) on file id %d", open_.oplock_level, requested_level,
+                  open_.file_id[1])
         return
     parent = lease.parent_lease_key if lease.version > 1 and lease.flags & 0x4 else None
     oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
                   lease_key=lease.lease_key, lease_state=lease.lease_state, version=lease.version,
                   parent_key=parent, epoch=lease.epoch, client_guid=ctx.connection.client_guid)
+    log.debug("lease %s state %d (asked %d, epoch %d) on file id %d", lease.lease_key.hex(), open_.lease.state,
+              lease.lease_state, open_.lease.epoch, open_.file_id[1])
 
 
 def reply_level_and_context(open_: Open) -> tuple[int, CreateContext | None]:

@@ -49,11 +49,13 @@ DIALECTS_3 = (0x0300, 0x0302, 0x0311)
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[SmbServer]:
-    share = tmp_path / "share"
+    share, uncached = tmp_path / "share", tmp_path / "uncached"
     share.mkdir()
+    uncached.mkdir()
     config = tmp_path / "smbsrv.toml"
     # A short break timeout so the timeout test does not wait 35 s; the others acknowledge at once.
-    config.write_text(f'[server]\noplock_break_timeout_s = 2\n\n[shares.share]\npath = "{share}"\n')
+    config.write_text(f'[server]\noplock_break_timeout_s = 2\n\n[shares.share]\npath = "{share}"\n\n'
+                      f'[shares.uncached]\npath = "{uncached}"\noplocks = false\n')
     smb = start_server(share, tmp_path / "server.log", config=config)
     try:
         yield smb
@@ -241,6 +243,16 @@ def test_no_leases_on_2_0_2(server: SmbServer) -> None:
                                                              lease_v2(uuid.uuid4().bytes, R | W | H)).body)
         assert status == b.STATUS_SUCCESS and body[2] == LEVEL_NONE
         assert struct.unpack_from("<I", body, 84)[0] == 0  # no lease context in the response
+
+
+def test_share_without_oplocks_grants_none(server: SmbServer) -> None:
+    """`oplocks = false` (for shares whose files also change outside SMB): nothing is cached, no lease context."""
+    with b.connect(server.host, server.port, USER, PASSWORD, share="uncached", dialects=DIALECTS_3) as c:
+        for oplock, contexts in ((LEVEL_BATCH, b""), (LEVEL_LEASE, lease_v2(uuid.uuid4().bytes, R | W | H))):
+            status, body, _ = c.request(b.SMB2_CREATE, create_req(c, "plain.txt", oplock, contexts).body)
+            assert status == b.STATUS_SUCCESS and body[2] == LEVEL_NONE
+            assert struct.unpack_from("<I", body, 84)[0] == 0
+            assert c.close_file(b.create_file_id(body)) == b.STATUS_SUCCESS
 
 
 @pytest.mark.parametrize("tag", [b"DHnC", b"DH2C"])

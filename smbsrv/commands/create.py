@@ -6,6 +6,7 @@ the disposition means for what exists, check access and sharing, open or create,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import struct
@@ -101,8 +102,10 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
         return _handle(ctx, request, True)
     except oplock_break.MustWait as waiting:
         # [MS-SMB2] 3.3.5.9: the open goes async until the holder acknowledges the break, closes, or the break
-        # times out; then it is tried again from the start (the name may have changed meanwhile).
-        raise oplock_break.retry_after_breaks(ctx, waiting.state, lambda: _handle(ctx, request, False)) from None
+        # times out; then it is tried again from the start (the name may have changed meanwhile). The name is a
+        # view into the receive buffer, which the transport reuses for the next message: the retry keeps a copy.
+        kept = dataclasses.replace(request, name=memoryview(bytes(request.name)))
+        raise oplock_break.retry_after_breaks(ctx, waiting.state, lambda: _handle(ctx, kept, False)) from None
 
 
 def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: bool) -> bytes:

@@ -147,16 +147,18 @@ class Connection:
         return [_NBSS.pack(len(transform)), transform]
 
     async def _handle_smb2(self, view: memoryview, encrypted_by: Session | None = None,
-                           streamed_signature: tuple[Signer, bytes] | None = None) -> Buffers | None:
+                           streamed_signature: tuple[Signer, bytes] | None = None,
+                           previous: RequestContext | None = None,
+                           create_error: NtStatus | None = None) -> Buffers | None:
+        """`previous` and `create_error` carry a compound's state into the rest of its chain when a CREATE in
+        it went async (see _continue_after)."""
         from smbsrv.dispatch import dispatch
 
         responses: list[_Pending] = []
         position = 0
         elements = 0
-        previous: RequestContext | None = None
         # A failed CREATE fails the rest of its related chain with its status: they have no FileId to act on
         # (Samba's compound_create_err; Windows behaves alike). Other failures do not cascade.
-        create_error: NtStatus | None = None
         while True:
             if len(view) - position < HEADER_SIZE:
                 raise ProtocolViolation("truncated SMB2 header")
@@ -227,6 +229,12 @@ class Connection:
             if not next_command:
                 break
             position += next_command
+            if status == NtStatus.STATUS_PENDING and ctx.async_answer is not None and \
+                    decode_header(view, position).flags & SMB2_FLAGS_RELATED_OPERATIONS:
+                # A CREATE waiting for an oplock break inside a compound: the related requests after it act on
+                # its handle, so they run once it is answered (Samba; [MS-SMB2] 3.3.5.2.7, note <206>).
+                self._continue_after(ctx, bytes(view[position:]), encrypted_by)
+                break
         if not responses:
             return None
         if encrypted_by is not None:
@@ -276,6 +284,32 @@ class Connection:
 
     # -- async ---------------------------------------------------------------------------------------------
 
+    def _continue_after(self, ctx: RequestContext, rest: bytes, encrypted_by: Session | None) -> None:
+        """Process the rest of a compound (`rest`, copied out of the receive buffer) once `ctx`'s async
+        request has sent its final response; their responses go out together."""
+        answer = ctx.async_answer
+        assert answer is not None
+
+        async def go_on() -> None:
+            try:
+                status = await answer
+            except BaseException:  # noqa: BLE001 - cancelled with the connection
+                return
+            if self.closed:
+                return
+            try:
+                buffers = await self._handle_smb2(memoryview(rest), encrypted_by, previous=ctx,
+                                                  create_error=None if status == NtStatus.STATUS_SUCCESS else status)
+            except ProtocolViolation as exc:
+                self.log.warning("rest of an async compound refused: %s", exc)
+                return
+            if buffers:
+                self.send(buffers)
+
+        task = asyncio.get_running_loop().create_task(go_on())
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
     def _start_async(self, ctx: RequestContext, pending: GoAsync) -> bytes:
         if len(self.async_requests) >= self.server.config.max_async_requests_per_connection:
             raise SmbError(NtStatus.STATUS_INSUFFICIENT_RESOURCES)
@@ -288,7 +322,7 @@ class Connection:
         # starts never reaches its own except clauses; awaiting the cancelled task does raise, here.
         work = loop.create_task(pending.completion())
 
-        async def answer() -> None:
+        async def answer() -> NtStatus:
             body: bytes | Reply
             try:
                 body = await work
@@ -311,11 +345,13 @@ class Connection:
                 if encrypting:
                     buffers = self._encrypt(ctx.session, buffers)
                 self.send(buffers)
+            return status
 
         work.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
         self.async_requests[async_id] = work
         self._answering.add(answer_task := loop.create_task(answer()))
         answer_task.add_done_callback(self._answering.discard)
+        ctx.async_answer = answer_task
         return error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
 
     # -- responses -----------------------------------------------------------------------------------------

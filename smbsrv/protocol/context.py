@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 from smbsrv.wire.header import Header
 
 if TYPE_CHECKING:
+    import asyncio
+
     from smbsrv.crypto.signing import Signer
     from smbsrv.protocol.connection import Connection
     from smbsrv.protocol.objects import Open, Session, TreeConnect
+    from smbsrv.wire.status import NtStatus
 
 
 @dataclass(slots=True)
@@ -31,3 +34,5 @@ class RequestContext:
     encrypted: bool = False
     # The request's signature as computed by `Signer` while the transport received it (large messages only).
     streamed_signature: tuple[Signer, bytes] | None = None
+    # The task that sends this request's final response once it went async (its result: the final status).
+    async_answer: asyncio.Task[NtStatus] | None = None

@@ -156,6 +156,24 @@ def test_break_on_the_same_connection(server: SmbServer) -> None:
         assert final.status == b.STATUS_SUCCESS and final.body[2] == LEVEL_NONE
 
 
+def test_compound_after_a_waiting_create(server: SmbServer) -> None:
+    """A related request after a CREATE that waits for a break runs on the new handle once the CREATE is
+    answered (smbtorture smb2.compound.compound-break)."""
+    with client(server) as holder, client(server) as other:
+        status, body, _ = holder.request(b.SMB2_CREATE, create_req(holder, "chain.txt", LEVEL_BATCH).body)
+        assert status == b.STATUS_SUCCESS
+        file_id = b.create_file_id(body)
+        query = b.Req(b.SMB2_QUERY_INFO, b.query_info_body(b.RELATED_FILE_ID, b.SMB2_0_INFO_FILE,
+                                                          b.FILE_STANDARD_INFORMATION), related=True,
+                      tree_id=other.tree_id, session_id=other.session_id)
+        create_id, query_id = other.send(create_req(other, "chain.txt", LEVEL_NONE), query)
+        next_break(holder)
+        assert other.receive(create_id, skip_pending=False).status == b.STATUS_PENDING
+        assert oplock_ack(holder, file_id, LEVEL_II).status == b.STATUS_SUCCESS
+        assert other.receive(create_id).status == b.STATUS_SUCCESS
+        assert other.receive(query_id).status == b.STATUS_SUCCESS
+
+
 def test_sharing_violation_after_the_break(server: SmbServer) -> None:
     with client(server) as holder, client(server) as other:
         status, body, _ = holder.request(b.SMB2_CREATE, create_req(holder, "excl.txt", LEVEL_BATCH,

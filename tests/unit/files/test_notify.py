@@ -1,0 +1,110 @@
+"""files/notify.py and fscc/notify.py: the change feed, the watches of CHANGE_NOTIFY opens and their records,
+without a server (delivery runs at once when no event loop runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from smbsrv.files import notify
+from smbsrv.files.notify import Change, ChangeFeed, Watches
+from smbsrv.fscc import notify as records
+from smbsrv.fscc.notify import Action, Filter
+
+
+def _open(root: Path, components: tuple[str, ...]) -> SimpleNamespace:
+    share_root = SimpleNamespace(path=str(root), root_fd=os.open(root, os.O_PATH | os.O_DIRECTORY))
+    tree = SimpleNamespace(share_root=share_root)
+    session = SimpleNamespace(uid=os.geteuid(), gid=os.getegid(), groups=())
+    return SimpleNamespace(tree=tree, session=session, path_components=components, is_directory=True)
+
+
+@pytest.fixture
+def feed() -> ChangeFeed:
+    return ChangeFeed(kernel_feed=False)
+
+
+def _change(root: Path, directory: tuple[str, ...], name: str, action: int = Action.ADDED,
+            filter_: int = Filter.FILE_NAME) -> Change:
+    return Change(str(root.resolve()), directory, name, action, filter_)
+
+
+def test_records_are_chained_and_aligned_to_four_bytes() -> None:
+    data = records.encode([(Action.ADDED, "a"), (Action.REMOVED, "abc")], 4096)
+    assert data is not None
+    # 12 + 2 bytes of name, padded to 16; the last record is not padded.
+    assert data[:4] == (16).to_bytes(4, "little")
+    assert len(data) == 16 + 12 + 6
+    assert records.decode(data) == [(Action.ADDED, "a"), (Action.REMOVED, "abc")]
+    assert records.encode([(Action.ADDED, "abc")], 17) is None  # 18 bytes do not fit in 17
+
+
+def test_tree_and_flat_watches_and_relative_paths(tmp_path: Path, feed: ChangeFeed) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    watches = Watches(feed)
+    tree = watches.watch(_open(tmp_path, ("d",)), Filter.FILE_NAME, True, 4096)  # type: ignore[arg-type]
+    flat = watches.watch(_open(tmp_path, ("d",)), Filter.FILE_NAME, False, 4096)  # type: ignore[arg-type]
+    other_filter = watches.watch(_open(tmp_path, ("d",)), Filter.ATTRIBUTES, True, 4096)  # type: ignore[arg-type]
+    feed.publish([_change(tmp_path, ("d", "sub"), "x.txt"), _change(tmp_path, ("d",), "y.txt"),
+                  _change(tmp_path, (), "outside-the-watch.txt")])
+    assert tree.buffered == [(Action.ADDED, "sub\\x.txt"), (Action.ADDED, "y.txt")]
+    assert flat.buffered == [(Action.ADDED, "y.txt")]
+    assert other_filter.buffered == []
+
+
+def test_buffer_overflows_to_one_flag_and_identical_records_coalesce(tmp_path: Path, feed: ChangeFeed) -> None:
+    watches = Watches(feed)
+    watch = watches.watch(_open(tmp_path, ()), Filter.LAST_WRITE, False, 200)  # type: ignore[arg-type]
+    for _ in range(100):  # a burst of writes to one file is one record
+        feed.publish([_change(tmp_path, (), "busy.txt", Action.MODIFIED, Filter.LAST_WRITE)])
+    assert watch.buffered == [(Action.MODIFIED, "busy.txt")]
+    for index in range(20):  # 20 records of 32 bytes exceed the first request's 200 bytes
+        feed.publish([_change(tmp_path, (), f"file-{index:02}", Action.MODIFIED, Filter.LAST_WRITE)])
+    assert watch.overflow and watch.buffered == []
+    assert watch.take(4096) is None  # STATUS_NOTIFY_ENUM_DIR, once
+    assert not watch.has_news()
+
+
+def test_record_count_is_bounded_whatever_the_buffer(tmp_path: Path, feed: ChangeFeed) -> None:
+    watches = Watches(feed)
+    watch = watches.watch(_open(tmp_path, ()), Filter.FILE_NAME, False, 8 << 20)  # type: ignore[arg-type]
+    feed.publish([_change(tmp_path, (), f"n{index}") for index in range(notify.MAX_BUFFERED + 1)])
+    assert watch.overflow and watch.buffered == []
+
+
+def test_waiting_request_gets_the_change_or_cleanup(tmp_path: Path, feed: ChangeFeed) -> None:
+    async def scenario() -> tuple[object, object]:
+        watches = Watches(feed)
+        open_ = _open(tmp_path, ())
+        watch = watches.watch(open_, Filter.FILE_NAME, False, 4096)  # type: ignore[arg-type]
+        first = watches.wait(watch, 4096)
+        assert isinstance(first, asyncio.Future)
+        feed.publish([_change(tmp_path, (), "new.txt")])
+        got = await first
+        second = watches.wait(watch, 4096)
+        assert isinstance(second, asyncio.Future)
+        watches.forget(open_)  # type: ignore[arg-type]
+        return got, await second
+
+    got, ended = asyncio.run(scenario())
+    assert records.decode(got) == [(Action.ADDED, "new.txt")]  # type: ignore[arg-type]
+    assert ended is notify.CLEANUP
+
+
+def test_subscribers_get_every_batch_and_can_leave(tmp_path: Path, feed: ChangeFeed) -> None:
+    """The subscription API directory leases use: one callback per batch, nothing after cancel()."""
+    batches: list[list[Change]] = []
+    subscription = feed.subscribe(lambda changes: batches.append(list(changes)))
+    tree = SimpleNamespace(share_root=SimpleNamespace(path=str(tmp_path)))
+    feed.renamed(tree, ("a.txt",), ("b.txt",), is_dir=False)  # type: ignore[arg-type]
+    assert [(c.action, c.name) for c in batches[0]] == [
+        (Action.RENAMED_OLD_NAME, "a.txt"), (Action.RENAMED_NEW_NAME, "b.txt"), (Action.MODIFIED, "b.txt")]
+    feed.renamed(tree, ("x", "a"), ("y", "a"), is_dir=True)  # type: ignore[arg-type]
+    assert [(c.action, c.directory) for c in batches[1]] == [(Action.REMOVED, ("x",)), (Action.ADDED, ("y",))]
+    subscription.cancel()
+    feed.changed(tree, ("c.txt",), Action.ADDED, Filter.FILE_NAME)  # type: ignore[arg-type]
+    assert len(batches) == 2

@@ -143,6 +143,13 @@ class KernelFeed:
 
     def read_events(self) -> int:
         """Read what the kernel queued (a bounded amount per call) and publish it; returns the events seen."""
+        try:
+            return self._read_events()
+        except Exception:  # the event loop's reader callback: never let one bad event stop the feed
+            log.exception("change notify: reading the kernel feed failed")
+            return 0
+
+    def _read_events(self) -> int:
         seen = 0
         for _ in range(_READS_PER_TURN):
             try:
@@ -187,13 +194,16 @@ class KernelFeed:
         out = []
         if mask & FAN_RENAME:
             old, new = names.get(_INFO_OLD_DFID_NAME), names.get(_INFO_NEW_DFID_NAME)
+            moved_to = None
+            if is_dir and old is not None and new is not None and old[0] == new[0]:
+                moved_to = tuple(new[1].split("/"))
             if old is not None and new is not None and old[0] == new[0] and (
                     old[1].rpartition("/")[0] == new[1].rpartition("/")[0]):
-                out.append(Change(*self._split(old), Action.RENAMED_OLD_NAME, name_filter, is_dir))
+                out.append(Change(*self._split(old), Action.RENAMED_OLD_NAME, name_filter, is_dir, moved_to))
                 out.append(Change(*self._split(new), Action.RENAMED_NEW_NAME, name_filter, is_dir))
             else:
                 if old is not None:
-                    out.append(Change(*self._split(old), Action.REMOVED, name_filter, is_dir))
+                    out.append(Change(*self._split(old), Action.REMOVED, name_filter, is_dir, moved_to))
                 if new is not None:
                     out.append(Change(*self._split(new), Action.ADDED, name_filter, is_dir))
             return out
@@ -252,9 +262,11 @@ class KernelFeed:
         for mount_fd in mount_fds:
             fd = _open_by_handle_at(mount_fd, handle, os.O_PATH | os.O_CLOEXEC)
             if fd < 0:
-                continue
+                continue  # ESTALE (gone since), or a handle of another file system
             try:
                 path = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                return None
             finally:
                 os.close(fd)
             self._mount_by_fsid[fsid] = mount_fd

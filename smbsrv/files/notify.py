@@ -46,7 +46,9 @@ _ACCESS_CACHE = 256
 @dataclass(frozen=True, slots=True)
 class Change:
     """One name changed. `root` is the share directory's real path, `directory` the components of the
-    directory the name is in (relative to root), `filter` the CompletionFilter bits the change matches."""
+    directory the name is in (relative to root), `filter` the CompletionFilter bits the change matches.
+    `moved_to` is set on the old name of a directory renamed within the share: its new components, so that
+    watches on it and below it follow it."""
 
     root: str
     directory: tuple[str, ...]
@@ -54,6 +56,7 @@ class Change:
     action: int
     filter: int
     is_dir: bool = False
+    moved_to: tuple[str, ...] | None = None
 
 
 Subscriber = Callable[[Sequence[Change]], None]
@@ -154,11 +157,12 @@ class ChangeFeed:
         root = self.real_path(tree.share_root.path)
         mask = Filter.DIR_NAME if is_dir else Filter.FILE_NAME
         old_dir, new_dir = tuple(old[:-1]), tuple(new[:-1])
+        moved_to = tuple(new) if is_dir else None
         if old_dir == new_dir:
-            batch = [Change(root, old_dir, old[-1], Action.RENAMED_OLD_NAME, mask, is_dir),
+            batch = [Change(root, old_dir, old[-1], Action.RENAMED_OLD_NAME, mask, is_dir, moved_to),
                      Change(root, new_dir, new[-1], Action.RENAMED_NEW_NAME, mask, is_dir)]
         else:
-            batch = [Change(root, old_dir, old[-1], Action.REMOVED, mask, is_dir),
+            batch = [Change(root, old_dir, old[-1], Action.REMOVED, mask, is_dir, moved_to),
                      Change(root, new_dir, new[-1], Action.ADDED, mask, is_dir)]
         if not is_dir:
             batch.append(Change(root, new_dir, new[-1], Action.MODIFIED, Filter.ATTRIBUTES | Filter.CREATION))
@@ -332,6 +336,8 @@ class Watches:
         touched: list[Watch] = []
         by_dir = self._by_dir
         for change in changes:
+            if change.moved_to is not None:
+                self._follow(change.root, change.directory + (change.name,), change.moved_to)
             directory = change.directory
             for depth in range(len(directory), -1, -1):
                 watchers = by_dir.get((change.root, directory[:depth]))
@@ -352,6 +358,18 @@ class Watches:
         for watch in touched:
             if watch.waiters:
                 self._complete_first(watch)
+
+    def _follow(self, root: str, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        """A directory was renamed: watches on it and below it now watch the new path (the handle follows the
+        directory, as on Windows)."""
+        depth = len(old)
+        for key in [key for key in self._by_dir if key[0] == root and key[1][:depth] == old]:
+            moved = self._by_dir.pop(key)
+            directory = new + key[1][depth:]
+            for watch in moved:
+                watch.directory = directory
+                watch.forget_access()
+            self._by_dir.setdefault((root, directory), []).extend(moved)
 
     def overflow_all(self) -> None:
         for watch in list(self._by_open.values()):

@@ -294,3 +294,22 @@ def test_a_watcher_never_learns_names_it_could_not_list(server: SmbServer, clien
                          flags=WATCH_TREE, completion_filter=NAMES)
     assert (ADDED, "secret") in seen  # the directory's own name is in a directory the watcher can list
     assert not [name for _, name in seen if name.startswith("secret\\") or "outside" in name], seen
+
+
+def test_a_watch_follows_its_directory_when_renamed(server: SmbServer, client: b.Client, other: b.Client,
+                                                    folder: str) -> None:
+    _mkdir(other, f"{folder}\\before")
+    handle = _open_dir(client, f"{folder}\\before", access=b.GENERIC_READ)
+    message_id, _ = pending_notify(client, handle, completion_filter=NAMES)
+    parent = _open_dir(other, folder)
+    parent_id, _ = pending_notify(other, parent, completion_filter=NAMES)
+    (server.share_path / folder / "before").rename(server.share_path / folder / "after")  # a local rename
+    # Once the parent's watch reported the rename, the kernel feed's event has been handled.
+    collect_until(other, parent, (NEW_NAME, "after"), seen=changes(other.receive(parent_id)),
+                  completion_filter=NAMES)
+    _mkdir(other, f"{folder}\\before")  # a new directory of the old name is another directory
+    _touch(other, f"{folder}\\before\\not-mine.txt")
+    _touch(other, f"{folder}\\after\\mine.txt")
+    seen = collect_until(client, handle, (ADDED, "mine.txt"), seen=changes(client.receive(message_id)),
+                         completion_filter=NAMES)
+    assert (ADDED, "not-mine.txt") not in seen

@@ -232,7 +232,9 @@ def _hydrate_locked(fd: int, hydration: Hydration, publish: object) -> None:
         raise ProviderError(f"{hydration.name}: placeholder is {before.st_size} bytes, its mark says {mark.size}")
     digest = hashlib.sha256()
     offset = 0
-    last_publish = 0.0
+    last_publish = time.monotonic()
+    if callable(publish):
+        publish(hydration)  # in flight from the first request to the provider on
     try:
         for piece in hydration.provider.fetch(mark.key, mark.size):
             view = memoryview(piece)

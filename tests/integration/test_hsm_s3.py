@@ -177,3 +177,42 @@ def test_smbprotocol_client_metadata_rename_and_read(tmp_path: Path, share: Path
         finally:
             smbclient.reset_connection_cache(fail_on_error=False, connection_cache=cache)
         assert_no_server_bugs(server)
+
+
+def test_status_shows_a_hydration_in_flight(tmp_path: Path, share: Path, s3: SeaweedS3) -> None:
+    """The store is paused (SIGSTOP) under a hydration: `smbsrv hsm status` lists it with its progress, and
+    once the store goes on (SIGCONT) the hydration completes and the list is empty."""
+    import json
+    import signal
+    import time
+
+    make_file(share / "slow.bin", 40 * 1024 * 1024, seed=11)
+    with hsm_server(tmp_path, share, **_keys(s3, hsm_range_first_bytes=1 << 30)) as (server, config):
+        hsm_cli(config, "release", str(share / "slow.bin"))
+        assert s3.process is not None
+        with b.connect(server.host, server.port, server.user, server.password) as client:
+            file_id = client.open("slow.bin")
+            s3.process.send_signal(signal.SIGSTOP)
+            try:
+                client.send(b.Req(b.SMB2_READ, b.read_body(file_id, 0, 4096)))
+                deadline = time.monotonic() + 30
+                while True:
+                    report = json.loads(hsm_cli(config, "status", "--json").stdout)
+                    if report["hydrating"]:
+                        break
+                    assert time.monotonic() < deadline, report
+                    time.sleep(0.2)
+                (entry,) = report["hydrating"]
+                assert entry["name"] == "slow.bin" and entry["size"] == 40 * 1024 * 1024
+                assert 0 <= entry["done"] < entry["size"] and entry["provider"] == "share"
+                assert report["shares"][0]["placeholders"][0]["path"] == "slow.bin"
+            finally:
+                s3.process.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 60
+            while is_placeholder(share / "slow.bin"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            client.close()
+        report = json.loads(hsm_cli(config, "status", "--json").stdout)
+        assert report["hydrating"] == [] and report["shares"][0]["placeholders"] == []
+        assert_no_server_bugs(server)

@@ -27,7 +27,11 @@ from typing import Any
 from smbsrv.hsm.providers import CHUNK_BYTES, ProviderError, ProviderUnavailable, log_request
 
 _CONNECT_TIMEOUT = timedelta(seconds=5)
-_REQUEST_TIMEOUT = timedelta(seconds=300)
+# A whole 1 GiB object must fit in one request's time, even over a slow link; a stalled transfer is caught by
+# the read timeout instead (no byte for that long). The health check is one small request: a short limit.
+_REQUEST_TIMEOUT = timedelta(hours=1)
+_STALL_TIMEOUT = timedelta(seconds=30)
+_HEALTH_TIMEOUT = timedelta(seconds=5)
 _PART_BYTES = 16 * 1024 * 1024
 
 
@@ -70,14 +74,17 @@ class S3Provider:
         else:
             config["skip_signature"] = True
         client_options: Any = {"allow_http": endpoint.startswith("http://"), "connect_timeout": _CONNECT_TIMEOUT,
-                          "timeout": _REQUEST_TIMEOUT}
+                               "timeout": _REQUEST_TIMEOUT, "read_timeout": _STALL_TIMEOUT}
         # A provider that is down must answer the client soon (it sees CLOUD_FILE_PROVIDER_NOT_RUNNING), not
         # after minutes of backoff: two retries within ten seconds.
         retry: Any = {"max_retries": 2, "retry_timeout": timedelta(seconds=10),
-                       "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)}}
+                      "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)}}
         # The store's option types are TypedDicts; these dicts are built key by key above.
         self._store = S3Store(bucket, config=config, client_options=client_options,  # type: ignore[arg-type]
                               retry_config=retry)
+        self._health_store = S3Store(bucket, config=config,  # type: ignore[arg-type]
+                                     client_options={**client_options, "timeout": _HEALTH_TIMEOUT},
+                                     retry_config={"max_retries": 0})
 
     def _path(self, key: str) -> str:
         if not key or "/" in key:
@@ -146,7 +153,7 @@ class S3Provider:
     def health(self) -> None:
         # A HEAD of a key that never exists: "not found" proves the store answers and the bucket is there.
         try:
-            self._obstore.head(self._store, f"{self.prefix}.smbsrv-health")
+            self._obstore.head(self._health_store, f"{self.prefix}.smbsrv-health")
         except Exception as exc:  # noqa: BLE001
             translated = self._translate(exc, ".smbsrv-health")
             if isinstance(translated, ProviderUnavailable):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,8 +50,13 @@ def test_tree_and_flat_watches_and_relative_paths(tmp_path: Path, feed: ChangeFe
     tree = watches.watch(_open(tmp_path, ("d",)), Filter.FILE_NAME, True, 4096)  # type: ignore[arg-type]
     flat = watches.watch(_open(tmp_path, ("d",)), Filter.FILE_NAME, False, 4096)  # type: ignore[arg-type]
     other_filter = watches.watch(_open(tmp_path, ("d",)), Filter.ATTRIBUTES, True, 4096)  # type: ignore[arg-type]
-    feed.publish([_change(tmp_path, ("d", "sub"), "x.txt"), _change(tmp_path, ("d",), "y.txt"),
-                  _change(tmp_path, (), "outside-the-watch.txt")])
+    # In a thread of its own: the tree watch checks listability as the watcher (fs/identity.py), and the
+    # identity a thread last switched to is per-thread state other unit tests rely on.
+    worker = threading.Thread(target=feed.publish, args=([
+        _change(tmp_path, ("d", "sub"), "x.txt"), _change(tmp_path, ("d",), "y.txt"),
+        _change(tmp_path, (), "outside-the-watch.txt")],))
+    worker.start()
+    worker.join()
     assert tree.buffered == [(Action.ADDED, "sub\\x.txt"), (Action.ADDED, "y.txt")]
     assert flat.buffered == [(Action.ADDED, "y.txt")]
     assert other_filter.buffered == []

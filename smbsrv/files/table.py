@@ -24,7 +24,7 @@ FileKey = tuple[int, int]
 class FileState:
     """Everything that belongs to one file rather than to one handle ([MS-FSA] 2.1.1.5 Stream/File)."""
 
-    __slots__ = ("delete_pending", "key", "locks", "opens", "oplocks")
+    __slots__ = ("delete_pending", "hydration", "key", "locks", "opens", "oplocks")
 
     def __init__(self, key: FileKey) -> None:
         self.key = key
@@ -32,6 +32,9 @@ class FileState:
         self.delete_pending = False
         self.locks = ByteRangeLocks()
         self.oplocks: Any = None  # files.oplocks.OplockWaiters once a CREATE waited for a break
+        # hsm.hydrate.Hydration while the placeholder's content is being fetched (set and cleared by
+        # smbsrv/hsm/access.py; the hydration itself lives in hsm.hydrate.Hydrator, as it outlives the opens).
+        self.hydration: Any = None
 
 
 @dataclass(slots=True)
@@ -50,6 +53,7 @@ class FileTable:
         self._files: dict[FileKey, FileState] = {}
         # [MS-SMB2] 3.3.1.11 GlobalLeaseTableList: the leases of every client, by (ClientGuid, LeaseKey).
         self.leases: dict[tuple[bytes, bytes], oplocks.Lease] = {}
+        self.local_changes: Any = None  # commands.oplock_break.LocalChanges once something was cached
         # Opens below each directory, by (share root, path components of the directory): how many opens
         # lie somewhere beneath it, so that has_open_below() is one lookup instead of a scan of every open.
         self._below: dict[tuple[Any, tuple[str, ...]], int] = {}

@@ -21,6 +21,7 @@ missing, checksum mismatch) STATUS_CLOUD_FILE_UNSUCCESSFUL ([MS-ERREF] 2.3.1); t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from smbsrv.fs import identity
 from smbsrv.fs.errno_map import status_for_errno
 from smbsrv.hsm import mark as marks
-from smbsrv.hsm.hydrate import Hydrator, set_placeholder_hint
+from smbsrv.hsm.hydrate import Hydration, Hydrator, set_placeholder_hint
 from smbsrv.hsm.providers import Provider, ProviderError, ProviderUnavailable
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import GoAsync, Reply
@@ -114,10 +115,30 @@ def _placeholder(ctx: RequestContext, open_: Open) -> tuple[marks.Mark, Provider
     return mark, provider_for(share, ctx.connection.server.config.state_dir)
 
 
-def _hydrate_then(open_: Open, mark: marks.Mark, provider: Provider,
-                  resume: Callable[[], Any]) -> GoAsync:
+def _start(open_: Open, mark: marks.Mark, provider: Provider) -> Hydration:
+    """The file's hydration (started or joined), registered on its FileState while it runs."""
     with identity.as_server():
         hydration = hydrator.start(open_.fd, open_.file_key, mark, provider, "/".join(open_.path_components))
+    state = open_.file
+    if state is not None and state.hydration is not hydration:
+        state.hydration = hydration
+        loop = asyncio.get_running_loop()
+
+        def finished(_future: object) -> None:
+            if state.hydration is hydration:
+                state.hydration = None
+
+        def on_done(future: object) -> None:  # in the worker thread that finished it
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the server is stopping
+                loop.call_soon_threadsafe(finished, future)
+
+        hydration.future.add_done_callback(on_done)
+    return hydration
+
+
+def _hydrate_then(open_: Open, mark: marks.Mark, provider: Provider,
+                  resume: Callable[[], Any]) -> GoAsync:
+    hydration = _start(open_, mark, provider)
 
     async def completion() -> bytes | Reply:
         try:
@@ -173,8 +194,7 @@ def before_read(ctx: RequestContext, open_: Open, offset: int, length: int, mini
     if not no_recall and mark.size <= ctx.tree.share.hsm_range_first_bytes:
         raise _hydrate_then(open_, mark, provider, resume)
     if not no_recall:
-        with identity.as_server():
-            hydrator.start(open_.fd, open_.file_key, mark, provider, "/".join(open_.path_components))
+        _start(open_, mark, provider)
     count = max(0, min(length, mark.size - offset))
     if count == 0 or count < minimum_count:
         raise SmbError(NtStatus.STATUS_END_OF_FILE)

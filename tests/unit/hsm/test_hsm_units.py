@@ -148,3 +148,49 @@ def test_share_xattr_helpers_never_reach_the_mark(tmp_path: Path) -> None:
         assert marks.MARK_XATTR not in os.listxattr(fd)
     finally:
         os.close(fd)
+
+
+def test_hydration_is_registered_on_the_file_state(tmp_path: Path) -> None:
+    """While a hydration runs, the file's FileState (files/table.py) names it; once it is done, no longer. The
+    open is a plain object with the fields FileTable and access._start read."""
+    import asyncio
+
+    from smbsrv.files import FileTable
+    from smbsrv.hsm import access
+
+    share = tmp_path
+    path, _data, provider = _setup(tmp_path)
+    os.rename(path, share / "reg.bin")
+    assert release_file(str(share / "reg.bin"), provider) is not None
+
+    class _Tree:
+        share_root = object()
+
+    class _Open:
+        def __init__(self, fd: int, key: tuple[int, int]) -> None:
+            self.fd, self.file_key, self.path_components = fd, key, ("reg.bin",)
+            self.tree, self.file = _Tree(), None
+
+    async def drive() -> None:
+        fd = os.open(share / "reg.bin", os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            open_ = _Open(fd, (st.st_dev, st.st_ino))
+            table = FileTable()
+            state = table.add(open_)  # type: ignore[arg-type]
+            mark = marks.read(fd)
+            assert mark is not None
+            hydration = access._start(open_, mark, provider)  # type: ignore[arg-type]
+            assert state.hydration is hydration
+            await asyncio.wrap_future(hydration.future)
+            await asyncio.sleep(0)
+            assert state.hydration is None
+        finally:
+            os.close(fd)
+
+    asyncio.run(drive())
+    fd = os.open(share / "reg.bin", os.O_RDONLY)
+    try:
+        assert marks.read(fd) is None
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@ hydration started by a READ completes after that handle closes); it is keyed lik
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from smbsrv.fs import dos_attrs, identity
 from smbsrv.fscc.attributes import FILE_ATTRIBUTE_OFFLINE, FILE_ATTRIBUTE_RECALL_ON_DATA_ACCESS
 from smbsrv.hsm import mark as marks
-from smbsrv.hsm.providers import Provider, ProviderError, ProviderUnavailable
+from smbsrv.hsm.providers import Provider, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +253,13 @@ def _hydrate_locked(fd: int, hydration: Hydration, publish: object) -> None:
         if offset != mark.size or digest.hexdigest() != mark.sha256:
             raise ProviderError(f"{hydration.name}: content does not match the mark "
                                 f"({offset} of {mark.size} bytes, sha256 {digest.hexdigest()[:16]}...)")
-    except (ProviderError, ProviderUnavailable):
-        if offset:  # back to no data blocks, and to the times the placeholder had
-            punch_out(fd, mark.size)
-            os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except BaseException:
+        # The provider failed, or the disk did (ENOSPC): back to no data blocks and to the placeholder's
+        # times. The mark never went, so the file is a placeholder whatever this cleanup manages.
+        if offset:
+            with contextlib.suppress(OSError):
+                punch_out(fd, mark.size)
+                os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))
         raise
     # Hydration is not a modification: the mtime the placeholder showed stays (atime too).
     os.utime(fd, ns=(before.st_atime_ns, before.st_mtime_ns))

@@ -49,8 +49,8 @@ class ShareConfig:
     hide_dot_files: bool = False
     sync_always: bool = False  # fdatasync every WRITE before answering
     # Oplocks and leases (Samba's "oplocks"): clients may cache reads, writes and handles. A change made outside
-    # SMB (a local process, NFS) does not break them, as on Samba with its default "kernel oplocks = no": turn
-    # them off on shares whose files are also modified that way (docs/oplocks.md).
+    # SMB breaks them where the kernel change feed covers the share (else clients get read caching only);
+    # false: nothing is cached, for shares whose files change outside SMB all the time (docs/oplocks.md).
     oplocks: bool = True
     encryption: str = ""  # off | desired | required; empty: the server's setting
     # Placeholder files (docs/hsm.md): "" (off), "directory" or "s3"; the provider's id, written into every mark

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from smbsrv.files import oplocks
+from smbsrv.fscc.notify import Filter
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -31,7 +33,9 @@ from smbsrv.wire.create_contexts import CreateContext
 from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
+    from smbsrv.files.notify import Change
     from smbsrv.files.table import FileState
+    from smbsrv.protocol.objects import TreeConnect
     from smbsrv.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -189,6 +193,56 @@ async def wait_for_breaks(ctx: RequestContext, state: FileState) -> None:
     send_breaks(server, breaks)
 
 
+class LocalChanges:
+    """Keeps oplocks and leases honest about changes made outside SMB (local processes, NFS): the kernel change
+    feed (files/kernel_feed.py, fanotify) reports them, and every oplock or lease on a changed file is broken to
+    none. Where the feed cannot cover a share (an unprivileged server, a file system without fanotify), that
+    share's clients get read caching only: no W (dirty data a local reader would miss) and no H (a handle kept
+    open, and its R with it, long after the application closed the file)."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self._covered: dict[str, bool] = {}  # share root (real path) -> whether the kernel feed reports it
+        self._subscription: object | None = None
+
+    def allowed(self, tree: TreeConnect) -> int:
+        feed = self.server.files.changes
+        root = feed.real_path(tree.share_root.path)
+        covered = self._covered.get(root)
+        if covered is None:
+            if self._subscription is None:
+                self._subscription = feed.subscribe(self._on_changes)
+            feed.want_root(root)  # kept for the server's lifetime: leases come and go too often to re-mark
+            covered = self._covered[root] = feed.kernel is not None and feed.kernel.covers(root)
+            if not covered:
+                log.info("oplocks: no kernel change feed for %s; clients get read caching only", root)
+        return oplocks.R | oplocks.W | oplocks.H if covered else oplocks.R
+
+    def _on_changes(self, changes: Sequence[Change]) -> None:
+        files = self.server.files
+        now, breaks = clock(), []
+        for change in changes:
+            if not change.local or change.is_dir or not change.filter & (Filter.LAST_WRITE | Filter.SIZE):
+                continue
+            try:
+                st = os.stat(os.path.join(change.root, *change.directory, change.name), follow_symlinks=False)
+            except OSError:
+                continue
+            state = files.get((st.st_dev, st.st_ino))
+            if state is not None:
+                breaks.extend(oplocks.breaks_for_local_change(state, now, timeout_s(self.server)))
+        if breaks:
+            log.debug("a change outside SMB breaks %d oplocks/leases", len(breaks))
+            send_breaks(self.server, breaks)
+
+
+def local_changes(server: ServerState) -> LocalChanges:
+    watcher = server.files.local_changes
+    if watcher is None:
+        watcher = server.files.local_changes = LocalChanges(server)
+    return watcher  # type: ignore[no-any-return]
+
+
 def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.LeaseRequest | None,
           existed: bool) -> None:
     """Give the new open its oplock or lease; directories get neither (Samba 4.17), and an open of an
@@ -201,14 +255,16 @@ def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.Le
                 oplocks.is_oplock_stat_open(open_.granted_access):
             return
         oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
-                      lease_key=None, lease_state=0, version=0, parent_key=None, epoch=0, client_guid=b"")
+                      lease_key=None, lease_state=0, version=0, parent_key=None, epoch=0, client_guid=b"",
+                      allowed=local_changes(ctx.connection.server).allowed(open_.tree))
         log.debug("oplock level %d (asked %d) on file id %d", open_.oplock_level, requested_level,
                   open_.file_id[1])
         return
     parent = lease.parent_lease_key if lease.version > 1 and lease.flags & 0x4 else None
     oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
                   lease_key=lease.lease_key, lease_state=lease.lease_state, version=lease.version,
-                  parent_key=parent, epoch=lease.epoch, client_guid=ctx.connection.client_guid)
+                  parent_key=parent, epoch=lease.epoch, client_guid=ctx.connection.client_guid,
+                  allowed=local_changes(ctx.connection.server).allowed(open_.tree))
     log.debug("lease %s state %d (asked %d, epoch %d) on file id %d", lease.lease_key.hex(), open_.lease.state,
               lease.lease_state, open_.lease.epoch, open_.file_id[1])
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import errno
 import logging
 import os
@@ -110,6 +111,10 @@ class KernelFeed:
             self._marks[dev] = (os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), 1)
         self._roots[root] = dev
 
+    def covers(self, root: str) -> bool:
+        """Whether local changes below `root` are reported (its file system is marked)."""
+        return root in self._roots
+
     def remove_root(self, root: str) -> None:
         dev = self._roots.pop(root, None)
         if dev is None:
@@ -173,7 +178,7 @@ class KernelFeed:
                     changes.extend(self._changes(data, offset + meta_len, offset + length, mask))
                 offset += length
             if changes:
-                self._feed.publish(changes)
+                self._feed.publish([dataclasses.replace(change, local=True) for change in changes])
         return seen
 
     def _changes(self, data: bytes, position: int, end: int, mask: int) -> list:  # type: ignore[type-arg]

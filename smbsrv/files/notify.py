@@ -57,6 +57,7 @@ class Change:
     filter: int
     is_dir: bool = False
     moved_to: tuple[str, ...] | None = None
+    local: bool = False  # made outside this server (reported by the kernel feed): breaks oplocks and leases
 
 
 Subscriber = Callable[[Sequence[Change]], None]

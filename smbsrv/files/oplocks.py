@@ -224,9 +224,10 @@ def _break(holder: Open, break_to: int, now: float, timeout_s: float) -> Break |
 
 def grant(table: FileTable, state: FileState, open_: Open, *, requested_level: int,
           lease_key: bytes | None, lease_state: int, version: int, parent_key: bytes | None, epoch: int,
-          client_guid: bytes) -> None:
+          client_guid: bytes, allowed: int = R | W | H) -> None:
     """Give the new (registered) open what it may cache (Samba's delay_for_oplock "grant" part and
-    grant_fsp_lease). `lease_key` None: an oplock request of `requested_level`."""
+    grant_fsp_lease). `lease_key` None: an oplock request of `requested_level`. `allowed`: what the share can
+    keep coherent (R only when changes made outside SMB cannot be seen)."""
     others = [other for other in state.opens if other is not open_]
     own = table.leases.get((client_guid, lease_key)) if lease_key is not None else None
     got_handle_lease = any(caching_of(other) & H for other in others)
@@ -238,6 +239,7 @@ def grant(table: FileTable, state: FileState, open_: Open, *, requested_level: i
             granted = 0
     else:
         granted = oplock_caching(requested_level)
+    granted &= allowed
     if state.locks.held:
         granted &= ~R
     if have_other_lease:
@@ -316,6 +318,17 @@ def breaks_for_rename(state: FileState, renamer: Open, now: float, timeout_s: fl
         if sent is not None:
             breaks.append(sent)
     return breaks, delay
+
+
+def breaks_for_local_change(state: FileState, now: float, timeout_s: float) -> list[Break]:
+    """The file's data changed outside this server: every holder loses all caching (W holders acknowledge)."""
+    breaks = []
+    for holder in _holders(state):
+        if caching_of(holder):
+            sent = _break(holder, 0, now, timeout_s)
+            if sent is not None:
+                breaks.append(sent)
+    return breaks
 
 
 # -- acknowledgments and timeouts ---------------------------------------------------------------------------------

@@ -263,6 +263,27 @@ def test_no_leases_on_2_0_2(server: SmbServer) -> None:
         assert struct.unpack_from("<I", body, 84)[0] == 0  # no lease context in the response
 
 
+def test_local_write_breaks_leases_and_oplocks(server: SmbServer) -> None:
+    """A process on the server writing the file (not through SMB) breaks what clients cache: reported by the
+    kernel change feed (fanotify; the daemon runs as root), every oplock and lease of the file goes to none."""
+    key = uuid.uuid4().bytes
+    with client(server, DIALECTS_3) as c:
+        status, body, _ = c.request(b.SMB2_CREATE, create_req(c, "local.txt", LEVEL_LEASE,
+                                                             lease_v2(key, R | W | H)).body)
+        assert status == b.STATUS_SUCCESS and lease_response(body)[0] == R | W | H  # the share is covered
+        with open(server.share_path / "local.txt", "ab") as local:
+            local.write(b"written outside SMB")
+        _, _, flags, lease_key, current, new = struct.unpack_from("<HHI16sII", next_break(c).body)
+        assert (lease_key, current, new, flags) == (key, R | W | H, 0, 1)
+        assert lease_ack(c, key, 0).status == b.STATUS_SUCCESS
+        status, body, _ = c.request(b.SMB2_CREATE, create_req(c, "local.txt", LEVEL_BATCH).body)
+        assert status == b.STATUS_SUCCESS and body[2] == LEVEL_II  # another open (the leased one) exists
+        with open(server.share_path / "local.txt", "ab") as local:
+            local.write(b"again")
+        assert struct.unpack("<HBBIQQ", next_break(c).body)[1] == LEVEL_NONE
+        no_break(c)
+
+
 def test_share_without_oplocks_grants_none(server: SmbServer) -> None:
     """`oplocks = false` (for shares whose files also change outside SMB): nothing is cached, no lease context."""
     with b.connect(server.host, server.port, USER, PASSWORD, share="uncached", dialects=DIALECTS_3) as c:

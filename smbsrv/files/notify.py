@@ -276,13 +276,13 @@ class Watches:
 
     def __init__(self, feed: ChangeFeed) -> None:
         self.feed = feed
-        self._by_open: dict[int, Watch] = {}
+        self._by_open: dict[Open, Watch] = {}  # by the handle object itself (identity, as Open is eq=False)
         self._subscription: Subscription | None = None
         self._by_dir: dict[tuple[str, tuple[str, ...]], list[Watch]] = {}
         self._root_fds: dict[str, int] = {}
 
     def get(self, open_: Open) -> Watch | None:
-        return self._by_open.get(id(open_))
+        return self._by_open.get(open_)
 
     def watch(self, open_: Open, filter_: int, recursive: bool, max_buffer: int) -> Watch:
         """The open's first CHANGE_NOTIFY: its filter, WATCH_TREE and buffer size hold for all that follow."""
@@ -292,7 +292,7 @@ class Watches:
         if self._subscription is None:
             self._subscription = self.feed.subscribe(self._on_changes, self.overflow_all)
         self.feed.want_root(root)
-        self._by_open[id(open_)] = watch
+        self._by_open[open_] = watch
         self._by_dir.setdefault((root, watch.directory), []).append(watch)
         self._root_fds[root] = share_root.root_fd
         return watch
@@ -300,7 +300,7 @@ class Watches:
     def forget(self, open_: Open) -> None:
         """The open is closed (CLOSE, LOGOFF, TREE_DISCONNECT, connection loss): a waiting request completes
         with STATUS_NOTIFY_CLEANUP ([MS-SMB2] 3.3.5.10; Samba's close_file) and the watch goes."""
-        watch = self._by_open.pop(id(open_), None)
+        watch = self._by_open.pop(open_, None)
         if watch is None:
             return
         self.feed.release_root(watch.root)
@@ -322,7 +322,7 @@ class Watches:
         """The watched directory became delete-pending: waiting requests on its opens complete with
         STATUS_DELETE_PENDING (Samba's close_directory; smbtorture smb2.notify.rmdir1-4)."""
         for open_ in opens:
-            watch = self._by_open.get(id(open_))
+            watch = self._by_open.get(open_)
             while watch is not None and watch.waiters:
                 future, _ = watch.waiters.popleft()
                 if not future.done():

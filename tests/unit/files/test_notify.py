@@ -17,11 +17,19 @@ from smbsrv.fscc import notify as records
 from smbsrv.fscc.notify import Action, Filter
 
 
-def _open(root: Path, components: tuple[str, ...]) -> SimpleNamespace:
-    share_root = SimpleNamespace(path=str(root), root_fd=os.open(root, os.O_PATH | os.O_DIRECTORY))
-    tree = SimpleNamespace(share_root=share_root)
-    session = SimpleNamespace(uid=os.geteuid(), gid=os.getegid(), groups=())
-    return SimpleNamespace(tree=tree, session=session, path_components=components, is_directory=True)
+class _Open:
+    """What a watch reads of a protocol.objects.Open; hashed by identity like it."""
+
+    def __init__(self, root: Path, components: tuple[str, ...]) -> None:
+        share_root = SimpleNamespace(path=str(root), root_fd=os.open(root, os.O_PATH | os.O_DIRECTORY))
+        self.tree = SimpleNamespace(share_root=share_root)
+        self.session = SimpleNamespace(uid=os.geteuid(), gid=os.getegid(), groups=())
+        self.path_components = components
+        self.is_directory = True
+
+
+def _open(root: Path, components: tuple[str, ...]) -> _Open:
+    return _Open(root, components)
 
 
 @pytest.fixture

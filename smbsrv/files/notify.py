@@ -4,12 +4,14 @@
 `ChangeFeed` is the one stream of "this name in this directory of this share changed" events. Two sources feed
 it: this server's own operations (the command modules call `changed()`), and local processes or other
 protocols (files/kernel_feed.py, a fanotify filesystem mark; its events made by this process are dropped there,
-so nothing is reported twice). Consumers subscribe with `ChangeFeed.subscribe(callback, root)`: the CHANGE_NOTIFY
-watches below are one subscriber, directory leases are meant to be another (docs/notify.md).
+so nothing is reported twice). Consumers subscribe with `ChangeFeed.subscribe(callback, on_overflow)` and ask
+for a share's local changes with `want_root(path)`: the CHANGE_NOTIFY watches below are one subscriber,
+directory leases are meant to be another (docs/notify.md).
 
-Delivery is deferred to the event loop's next turn: a publisher may be inside a handler step acting as its
-client (fs/identity.py), and what subscribers do (permission checks as each watcher, sending responses) must
-run as the server. It also gathers the records of one operation (a rename's two names) into one response.
+Delivery is synchronous, before the publishing request is answered, and runs as the server (`as_server()`):
+a publisher may be inside a handler step acting as its client (fs/identity.py), and subscribers check
+listability as each watcher. One operation publishes its records as one batch (a rename's two names), so they
+go into one response.
 
 `Watches` keeps the CHANGE_NOTIFY state of each directory open, as [MS-FSA] 2.1.1.6 Open.NotifyChange: its
 filter and WATCH_TREE (fixed by the first request, as Windows and Samba), the changes buffered between requests
@@ -84,7 +86,7 @@ class ChangeFeed:
         self._subscribers: list[Subscription] = []
         self._roots: dict[str, int] = {}  # real path of a share root -> how many users need its local changes
         self._pending: list[Change] = []
-        self._scheduled = False
+        self._delivering = False
         self._kernel_wanted = kernel_feed
         self.kernel: Any = None  # files.kernel_feed.KernelFeed while some root is wanted
         self._real_paths: dict[str, str] = {}
@@ -170,33 +172,38 @@ class ChangeFeed:
         self.publish(batch)
 
     def publish(self, changes: Sequence[Change]) -> None:
+        """Hand `changes` (one operation's, in order) to every subscriber now, before the publishing request
+        is answered. Not later in the event loop: a client that sends its next request the moment it has an
+        answer keeps the transport reading without a loop turn in between, and a deferred delivery would lag
+        behind what that client already did."""
         if not self._subscribers:
             return
         self._pending.extend(changes)
-        if self._scheduled:
-            return
+        if self._delivering:
+            return  # a subscriber published in turn: the loop below takes it
+        self._delivering = True
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.deliver()  # no loop (unit tests, tools): at once
-            return
-        self._scheduled = True
-        loop.call_soon(self.deliver)
+            # The publisher may be a handler step acting as its client: subscribers work as the server (and
+            # check listability as each watcher), then the step goes on as its client.
+            if identity.acts_as_client():
+                with identity.as_server():
+                    self._deliver()
+            else:
+                self._deliver()
+        finally:
+            self._delivering = False
 
-    def deliver(self) -> None:
-        self._scheduled = False
-        changes, self._pending = self._pending, []
-        if not changes:
-            return
-        for subscription in list(self._subscribers):
-            try:
-                subscription.callback(changes)
-            except Exception:  # one subscriber's bug must not starve the others
-                log.exception("change feed subscriber failed")
+    def _deliver(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            for subscription in list(self._subscribers):
+                try:
+                    subscription.callback(batch)
+                except Exception:  # one subscriber's bug must not starve the others
+                    log.exception("change feed subscriber failed")
 
     def overflowed(self) -> None:
         """The kernel dropped events: every watch must tell its client to re-read (STATUS_NOTIFY_ENUM_DIR)."""
-        self.deliver()
         for subscription in list(self._subscribers):
             if subscription.on_overflow is not None:
                 subscription.on_overflow()

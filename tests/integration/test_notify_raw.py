@@ -313,3 +313,25 @@ def test_a_watch_follows_its_directory_when_renamed(server: SmbServer, client: b
     seen = collect_until(client, handle, (ADDED, "mine.txt"), seen=changes(client.receive(message_id)),
                          completion_filter=NAMES)
     assert (ADDED, "not-mine.txt") not in seen
+
+
+def test_changes_made_between_requests_are_all_in_the_next_answer(client: b.Client, folder: str) -> None:
+    """The client that watches also makes the changes, request after request with no pause (smbtorture
+    smb2.notify.dir): the next CHANGE_NOTIFY answers at once with every one of them, in order."""
+    handle = _open_dir(client, folder)
+    message_id, _ = pending_notify(client, handle, completion_filter=NAMES)
+    _touch(client, f"{folder}\\first.txt")
+    assert changes(client.receive(message_id)) == [(ADDED, "first.txt")]
+    for index in range(9):
+        _touch(client, f"{folder}\\test{index}.txt")
+    # The last create and the CHANGE_NOTIFY in one TCP write: the server reads the request right after the
+    # create, with no event-loop turn in between.
+    last = client.open(f"{folder}\\test9.txt", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE)
+    close_message, (close_id,) = client.build(b.Req(b.SMB2_CLOSE, b.close_body(last)))
+    notify_message, (notify_id,) = client.build(b.Req(b.SMB2_CHANGE_NOTIFY, notify_body(handle, completion_filter=NAMES)))
+    frame = struct.Struct(">I")
+    assert client.sock is not None
+    client.sock.sendall(frame.pack(len(close_message)) + close_message + frame.pack(len(notify_message))
+                        + notify_message)
+    assert status(client.receive(close_id)) == "STATUS_SUCCESS"
+    assert changes(client.receive(notify_id)) == [(ADDED, f"test{index}.txt") for index in range(10)]

@@ -272,9 +272,9 @@ def check_lease_key(table: FileTable, client_guid: bytes, lease_key: bytes, file
 
 def release(table: FileTable, open_: Open) -> None:
     """A closing open leaves its lease; the lease goes with its last open."""
-    lease = open_.lease
-    if lease is None:
+    if open_.lease is None:
         return
+    lease: Lease = open_.lease
     open_.lease = None
     if open_ in lease.opens:
         lease.opens.remove(open_)

@@ -88,7 +88,7 @@ class Connection:
         self.sessions: dict[int, Session] = {}
         self.async_requests: dict[int, asyncio.Task[Any]] = {}
         self._async_ids = itertools.count(1)
-        self._answering: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+        self._answering: set[asyncio.Task[Any]] = set()  # strong references: the loop keeps only weak ones
         self.closed = False
 
     # -- message level -------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ registers itself (fanotify.exempt) so that its own reads and its punch are not t
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -41,6 +42,7 @@ from smbsrv.hsm.hydrate import content_lock, punch_out, set_placeholder_hint
 from smbsrv.hsm.providers import Provider, ProviderError
 
 _F_SETLEASE = 1024
+_LEASE_WAIT_S = 2.0
 _VERIFY_BYTES = 64 * 1024
 _HASH_BYTES = 8 * 1024 * 1024
 
@@ -83,6 +85,21 @@ def _same(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
+def _take_write_lease(fd: int) -> None:
+    """F_SETLEASE F_WRLCK, waiting out opens that are about to end: the upload just read the file, and a
+    fanotify listener (ours, with hsm_fanotify) holds each event's fd open until it has answered the event.
+    A file still open elsewhere after that is refused."""
+    deadline = time.monotonic() + _LEASE_WAIT_S
+    while True:
+        try:
+            fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_WRLCK)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN or time.monotonic() >= deadline:
+                raise ReleaseRefused(f"open elsewhere (no write lease: {exc.strerror})") from None
+        time.sleep(0.02)
+
+
 def release_file(path: str, provider: Provider) -> Released | None:
     """Make `path` a placeholder of `provider` (module docstring); None when it already is one."""
     # A lease break is announced with SIGIO, whose default action ends the process; we check the file instead.
@@ -104,10 +121,7 @@ def release_file(path: str, provider: Provider) -> Released | None:
                           mtime_ns=st.st_mtime_ns, sha256=key)
         # The commit, under the lease: no data access in it (a data access would raise a pre-content event,
         # and the fanotify listener's event fd, an open of this file, would have to wait for our lease).
-        try:
-            fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_WRLCK)
-        except OSError as exc:
-            raise ReleaseRefused(f"open elsewhere (no write lease: {exc.strerror})") from None
+        _take_write_lease(fd)
         try:
             if not _same(st, os.fstat(fd)):
                 raise ReleaseRefused("changed while it was uploaded")

@@ -90,6 +90,7 @@ class ChangeFeed:
         self._kernel_wanted = kernel_feed
         self.kernel: Any = None  # files.kernel_feed.KernelFeed while some root is wanted
         self._real_paths: dict[str, str] = {}
+        self._uncovered: set[str] = set()  # roots the kernel feed could not cover
 
     # -- subscription API (CHANGE_NOTIFY watches, directory leases) -----------------------------------------
 
@@ -105,7 +106,7 @@ class ChangeFeed:
         `root`: the kernel feed covers its file system until the matching release_root()."""
         root = self.real_path(root)
         self._roots[root] = self._roots.get(root, 0) + 1
-        if self._roots[root] == 1 and self._kernel_wanted:
+        if self._roots[root] == 1 and self._kernel_wanted and root not in self._uncovered:
             self._start_kernel(root)
 
     def release_root(self, root: str) -> None:
@@ -128,7 +129,9 @@ class ChangeFeed:
                 self.kernel = KernelFeed(self)
             self.kernel.add_root(root)
         except OSError as exc:
-            # Unprivileged server or a file system without fanotify: this server's own changes still flow.
+            # Unprivileged server or a file system without fanotify: this server's own changes still flow. Not
+            # tried again for this root (each new watch would log it again).
+            self._uncovered.add(root)
             log.info("change notify: no kernel change feed for %s (%s); local changes are not reported",
                      root, exc.strerror or exc)
 

@@ -122,3 +122,29 @@ def test_subscribers_get_every_batch_and_can_leave(tmp_path: Path, feed: ChangeF
     subscription.cancel()
     feed.changed(tree, ("c.txt",), Action.ADDED, Filter.FILE_NAME)  # type: ignore[arg-type]
     assert len(batches) == 2
+
+
+def test_without_a_kernel_feed_this_servers_changes_still_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """An unprivileged server (fanotify_init: EPERM): watches work on this server's own changes, and the
+    missing feed is logged once per share, not for every new watch."""
+    from smbsrv.files import kernel_feed
+
+    def refuse(feed: ChangeFeed) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(kernel_feed, "KernelFeed", refuse)
+    feed = ChangeFeed()
+    watches = Watches(feed)
+    opens = [_open(tmp_path, ()) for _ in range(3)]
+    watch = None
+    with caplog.at_level("INFO", logger="smbsrv.files.notify"):
+        for open_ in opens:
+            watch = watches.watch(open_, Filter.FILE_NAME, False, 4096)  # type: ignore[arg-type]
+            watches.forget(open_)  # type: ignore[arg-type]
+        watch = watches.watch(opens[0], Filter.FILE_NAME, False, 4096)  # type: ignore[arg-type]
+    assert feed.kernel is None
+    assert len([r for r in caplog.records if "no kernel change feed" in r.getMessage()]) == 1
+    tree = SimpleNamespace(share_root=SimpleNamespace(path=str(tmp_path)))
+    feed.changed(tree, ("made-here.txt",), Action.ADDED, Filter.FILE_NAME)  # type: ignore[arg-type]
+    assert watch.buffered == [(Action.ADDED, "made-here.txt")]

@@ -40,6 +40,7 @@ FAN_MARK_ADD = 0x00000001
 FAN_MARK_REMOVE = 0x00000002
 FAN_MARK_FILESYSTEM = 0x00000100
 FAN_MODIFY = 0x00000002
+FAN_CLOSE_WRITE = 0x00000008
 FAN_ATTRIB = 0x00000004
 FAN_CREATE = 0x00000100
 FAN_DELETE = 0x00000200
@@ -80,8 +81,9 @@ def _check(result: int, what: str) -> int:
 class KernelFeed:
     """One fanotify group with one filesystem mark per file system that holds a watched share."""
 
-    def __init__(self, feed: ChangeFeed) -> None:
+    def __init__(self, feed: ChangeFeed, mask: int = _MASK) -> None:
         self._feed = feed
+        self._mask = mask  # oplocks use FAN_CLOSE_WRITE alone (commands/oplock_break.py LocalChanges)
         self._fd = _check(_fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME,
                                          os.O_RDONLY | os.O_LARGEFILE), "fanotify_init")
         self._marks: dict[int, tuple[int, int]] = {}  # st_dev -> (mount fd, roots on it)
@@ -106,7 +108,7 @@ class KernelFeed:
             mount_fd, count = self._marks[dev]
             self._marks[dev] = (mount_fd, count + 1)
         else:
-            _check(_fanotify_mark(self._fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, _MASK, -1, os.fsencode(root)),
+            _check(_fanotify_mark(self._fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, self._mask, -1, os.fsencode(root)),
                    "fanotify_mark")
             self._marks[dev] = (os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), 1)
         self._roots[root] = dev
@@ -125,7 +127,7 @@ class KernelFeed:
             return
         del self._marks[dev]
         try:
-            _check(_fanotify_mark(self._fd, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, _MASK, -1, os.fsencode(root)),
+            _check(_fanotify_mark(self._fd, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, self._mask, -1, os.fsencode(root)),
                    "fanotify_mark")
         except OSError as exc:
             log.debug("fanotify mark removal: %s", exc)
@@ -219,7 +221,7 @@ class KernelFeed:
             out.append(Change(*self._split(where), Action.ADDED, name_filter, is_dir))
         if mask & FAN_DELETE:
             out.append(Change(*self._split(where), Action.REMOVED, name_filter, is_dir))
-        if mask & FAN_MODIFY:
+        if mask & (FAN_MODIFY | FAN_CLOSE_WRITE):
             out.append(Change(*self._split(where), Action.MODIFIED, Filter.LAST_WRITE | Filter.SIZE, is_dir))
         if mask & FAN_ATTRIB:
             # chmod, chown, utimes and xattrs are one event in the kernel: every filter they could stand for

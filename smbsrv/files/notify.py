@@ -82,7 +82,8 @@ class Subscription:
 class ChangeFeed:
     """Every change to the shares, from this server and (where the kernel feed runs) from anyone else."""
 
-    def __init__(self, kernel_feed: bool = True) -> None:
+    def __init__(self, kernel_feed: bool = True, kernel_mask: int | None = None) -> None:
+        self._kernel_mask = kernel_mask  # fanotify events of the kernel feed (None: files/kernel_feed.py's)
         self._subscribers: list[Subscription] = []
         self._roots: dict[str, int] = {}  # real path of a share root -> how many users need its local changes
         self._pending: list[Change] = []
@@ -126,7 +127,7 @@ class ChangeFeed:
             if self.kernel is None:
                 from smbsrv.files.kernel_feed import KernelFeed
 
-                self.kernel = KernelFeed(self)
+                self.kernel = KernelFeed(self) if self._kernel_mask is None else KernelFeed(self, self._kernel_mask)
             self.kernel.add_root(root)
         except OSError as exc:
             # Unprivileged server or a file system without fanotify: this server's own changes still flow. Not

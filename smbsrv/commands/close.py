@@ -46,7 +46,7 @@ def close_open(server: ServerState, open_: Open) -> None:
     effects = server.files.close(open_)
     if open_.is_directory and not effects.delete_now and server.files.is_delete_pending(open_.file_key):
         server.files.watches.delete_pending(server.files.opens(open_.file_key))
-    parent_fd = open_.extra.pop("parent_fd", -1)
+    parent_fd, open_.parent_fd = open_.parent_fd, -1
     try:
         if effects.delete_now:
             _delete(server, open_, parent_fd)
@@ -59,7 +59,7 @@ def close_open(server: ServerState, open_: Open) -> None:
 
 
 def _delete(server: ServerState, open_: Open, parent_fd: int) -> None:
-    name = open_.extra.get("name")
+    name = open_.name
     if parent_fd < 0 or not name:
         return
     try:

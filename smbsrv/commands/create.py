@@ -469,8 +469,8 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
                  path_components=resolution.components, fd=fd, is_directory=target.is_directory, posix=posix,
                  delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE),
                  file_key=(st.st_dev, st.st_ino), reparse_tag=target.reparse_tag)
-    open_.extra["parent_fd"] = resolution.take_parent_fd()
-    open_.extra["name"] = resolution.name
+    open_.parent_fd = resolution.take_parent_fd()
+    open_.name = resolution.name
     session.opens[open_.file_id[1]] = open_
     server.files.add(open_)
     oplock_break.grant(ctx, open_, request.requested_oplock_level, lease, existed)

@@ -62,10 +62,10 @@ def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
         st = os.fstat(open_.fd)
     dos = dos_attrs.read(open_.fd, st)
     share = open_.tree.share
-    info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=open_.extra.get("name", ""),
+    info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=open_.name,
                              hide_dot_files=share.hide_dot_files)
     if stat.S_ISLNK(st.st_mode):
-        _presented_link_size(info, open_.extra["parent_fd"], open_.extra["name"], open_.path_components, share)
+        _presented_link_size(info, open_.parent_fd, open_.name, open_.path_components, share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
         return _with_client_reparse(info, open_.tree.reparse_store.get(open_.fd))
     return info
@@ -106,7 +106,7 @@ def reparse_buffer(open_: Open) -> bytes | None:
     if reparse_tag_for(st, share):
         target = None
         if stat.S_ISLNK(st.st_mode):
-            target = backend.readlink_at(open_.extra["parent_fd"], open_.extra["name"])
+            target = backend.readlink_at(open_.parent_fd, open_.name)
         return synthesized.buffer_for(st, target, open_.path_components, share_real_path(share),
                                       wsl=share.special_files == "wsl")
     dos = dos_attrs.read(open_.fd, st)
@@ -129,7 +129,7 @@ def list_directory(open_: Open) -> list[tuple[str, os.stat_result]]:
     share root is the root itself: nothing outside the share is ever described."""
     own = os.fstat(open_.fd)
     if open_.path_components:
-        parent_fd = open_.extra["parent_fd"]
+        parent_fd = open_.parent_fd
         parent = os.fstat(parent_fd)
     else:
         parent = own
@@ -142,7 +142,7 @@ def directory_has_entries(open_: Open) -> bool:
         # The caller holds DELETE; whether the directory is empty is the server's to find out, as rmdir(2)
         # needs no read permission on it either.
         with identity.as_server():
-            fd = backend.open_at(open_.extra["parent_fd"], open_.extra["name"], os.O_RDONLY | os.O_DIRECTORY)
+            fd = backend.open_at(open_.parent_fd, open_.name, os.O_RDONLY | os.O_DIRECTORY)
     try:
         with os.scandir(fd) as entries:
             return any(True for _ in entries)
@@ -203,7 +203,7 @@ def unlink(parent_fd: int, name: str) -> None:
 
 def unlink_now(open_: Open) -> None:
     """POSIX delete: remove the name at once; handles keep working on the unlinked inode."""
-    parent_fd, name = open_.extra["parent_fd"], open_.extra["name"]
+    parent_fd, name = open_.parent_fd, open_.name
     if open_.is_directory:
         backend.rmdir_at(parent_fd, name)
     else:

@@ -88,7 +88,7 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     # and Samba skip it, instead of being listed from the stat taken at the start.
     recheck = not first and _version(os.fstat(dir_fd)) != enumeration.version
     # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
-    own_fds = {".": dir_fd, "..": open_.extra["parent_fd"] if open_.path_components else dir_fd}
+    own_fds = {".": dir_fd, "..": open_.parent_fd if open_.path_components else dir_fd}
     yielded: list[int] = []
 
     def infos():  # type: ignore[no-untyped-def]

@@ -157,7 +157,7 @@ def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
             if not 0 <= position < len(stored):
                 raise SmbError(NtStatus.STATUS_NONEXISTENT_EA_ENTRY)
         elif flags & _SL_RETURN_SINGLE_ENTRY and not flags & _SL_RESTART_SCAN:
-            position = open_.extra.get("ea_index", 0)
+            position = open_.ea_index
         if position >= len(stored):
             raise SmbError(NtStatus.STATUS_NO_MORE_EAS)
         wanted = stored[position:]
@@ -177,7 +177,7 @@ def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)
     output = encode_full_ea_list(wanted[:count])
     if not request.input_buffer:
-        open_.extra["ea_index"] = stored.index(wanted[count - 1]) + 1
+        open_.ea_index = stored.index(wanted[count - 1]) + 1
     if count < len(wanted):
         return Reply(wire.encode_output_response(output), status=NtStatus.STATUS_BUFFER_OVERFLOW)
     return output

@@ -37,8 +37,6 @@ from smbsrv.wire.status import NtStatus
 FILE_ATTRIBUTE_DIRECTORY = 0x00000010
 FILE_ATTRIBUTE_TEMPORARY = 0x00000100
 # Access that makes an open take part in share-mode checks (READ/WRITE/APPEND/EXECUTE data, DELETE).
-# Open.UserSetChangeTime ([MS-FSA] 2.1.5.15.2), kept with the open.
-_USER_SET_CHANGE_TIME = "user_set_change_time"
 _SHARE_CHECKED_ACCESS = 0x00000001 | 0x00000002 | 0x00000004 | 0x00000020 | DELETE
 
 
@@ -137,10 +135,10 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
     mtime = time_to_set(basic.last_write_time)
     change_time = time_to_set(basic.change_time)
     if change_time is not None:
-        open_.extra[_USER_SET_CHANGE_TIME] = True
+        open_.user_set_change_time = True
     elif basic.change_time == FILETIME_RESUME_UPDATES:
-        open_.extra.pop(_USER_SET_CHANGE_TIME, None)
-    elif basic.file_attributes and open_.extra.get(_USER_SET_CHANGE_TIME):
+        open_.user_set_change_time = False
+    elif basic.file_attributes and open_.user_set_change_time:
         # [MS-FSA] 2.1.5.15.2 Open.UserSetChangeTime: once a handle has set ChangeTime, its later changes do
         # not move it (Windows; smbtorture smb2.setinfo sets attributes with zero times and reads it back).
         change_time = _client_change_time(open_)
@@ -190,7 +188,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
     server = ctx.connection.server
     replace = rename.replace_if_exists or bool(rename.flags & classes.FILE_RENAME_REPLACE_IF_EXISTS)
     posix_semantics = bool(rename.flags & classes.FILE_RENAME_POSIX_SEMANTICS) or open_.posix
-    source_parent, source_name = open_.extra["parent_fd"], open_.extra["name"]
+    source_parent, source_name = open_.parent_fd, open_.name
     _check_parent_opens(server, source_parent)
     target, requested_name = _target(ctx, open_, rename.file_name)
     with target:
@@ -217,9 +215,9 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),
                                      open_.is_directory)
         for other in server.files.renamed(open_.file_key, target.components[:-1] + (new_name,)):
-            other.extra["name"] = new_name
-            old_parent = other.extra.get("parent_fd", -1)
-            other.extra["parent_fd"] = os.dup(target.parent_fd)
+            other.name = new_name
+            old_parent = other.parent_fd
+            other.parent_fd = os.dup(target.parent_fd)
             if old_parent >= 0:
                 os.close(old_parent)
 
@@ -253,7 +251,7 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
             if not (link.replace_if_exists or link.flags & 1):
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
             handles.unlink(target.parent_fd, target.name)
-        handles.link(open_.extra["parent_fd"], open_.extra["name"], target.parent_fd, target.name)
+        handles.link(open_.parent_fd, open_.name, target.parent_fd, target.name)
         ctx.tree.share_root.note_created(target.parent_fd, target.name)
         ctx.connection.server.files.changes.changed(ctx.tree, target.components, Action.ADDED, Filter.FILE_NAME)
 

@@ -84,9 +84,9 @@ async def _write_in_thread(ctx: RequestContext, open_: Open, request: wire.Write
     loop = asyncio.get_running_loop()
     # One disk write per file at a time: concurrent writers of one file contend for its inode lock, which
     # spins and costs more CPU than the writes themselves; the overlap that matters is with the receive.
-    lock = open_.extra.get("write_lock")
+    lock = open_.write_lock
     if lock is None:
-        lock = open_.extra["write_lock"] = asyncio.Lock()
+        lock = open_.write_lock = asyncio.Lock()
     async with lock:
         written = await loop.run_in_executor(None, _write_all, open_.fd, request.data, offset)
     return _finish(ctx, open_, request, written)

@@ -74,4 +74,10 @@ class Open:
     mode_flags: int = 0
     enumeration: Any = None  # directory enumeration state
     closed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Where the open sits on disk: the fd of its directory (taken over from the resolver) and its name there;
+    # -1/"" for the share root and pipes. Rename and link move them (commands/set_info.py).
+    parent_fd: int = -1
+    name: str = ""
+    write_lock: Any = None  # asyncio.Lock serialising this handle's large writes (commands/write.py)
+    ea_index: int = 0  # the next EA a FileFullEaInformation query continues from ([MS-FSCC] 2.4.15)
+    user_set_change_time: bool = False  # Open.UserSetChangeTime ([MS-FSA] 2.1.5.14.2)

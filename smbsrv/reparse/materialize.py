@@ -74,7 +74,7 @@ def try_materialize(server: ServerState, open_: Open, st: os.stat_result, buffer
     plan = _what_to_make(buffer, share.materialize_device_nodes)
     if plan is None or (stat.S_ISDIR(st.st_mode) and plan[0] != "symlink"):
         return False
-    parent_fd, name = open_.extra["parent_fd"], open_.extra["name"]
+    parent_fd, name = open_.parent_fd, open_.name
     temporary = f".smbsrv-{secrets.token_hex(8)}"
     try:
         if plan[0] == "symlink":

@@ -106,6 +106,15 @@ def break_for_write(server: ServerState, open_: Open) -> None:
         send_breaks(server, oplocks.breaks_for_write(state, open_, clock(), timeout_s(server)))
 
 
+def break_replaced(server: ServerState, key: tuple[int, int]) -> None:
+    """A rename replaced the file `key` while it was open (POSIX semantics): its name now leads elsewhere, so
+    its holders lose all caching, H included; a client must not serve the new name from a handle it cached
+    for the old file (cifs.ko's deferred close does exactly that)."""
+    state = server.files.get(key)
+    if state is not None:
+        send_breaks(server, oplocks.breaks_for_local_change(state, clock(), timeout_s(server)))
+
+
 # -- CREATE ---------------------------------------------------------------------------------------------------
 
 def lease_request(ctx: RequestContext, requested_level: int, contexts: dict[bytes, bytes]) -> wire.LeaseRequest | None:

@@ -210,6 +210,8 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         old_components = open_.path_components
         handles.rename(source_parent, source_name, target.parent_fd, new_name, replace=replace and not same_file)
+        if existing is not None and not same_file:
+            oplock_break.break_replaced(server, (existing.st_dev, existing.st_ino))
         ctx.tree.share_root.note_removed(source_parent, source_name)
         ctx.tree.share_root.note_created(target.parent_fd, new_name)
         server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),

@@ -35,6 +35,7 @@ from smbprotocol.tree import TreeConnect
 
 from tests import builders as b
 from tests.conftest import PASSWORD, USER, SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.integration import posix_helpers as p
 
 SMB2_OPLOCK_BREAK = 0x12
 NO_MESSAGE_ID = 0xFFFFFFFFFFFFFFFF
@@ -337,3 +338,26 @@ def test_smbprotocol_sees_oplock_and_lease_grants(server: SmbServer) -> None:
         leased.close()
     finally:
         connection.disconnect()
+
+
+def test_posix_rename_over_a_leased_file_breaks_its_lease(server: SmbServer) -> None:
+    """A rename that replaces a file open elsewhere (POSIX semantics) leaves the old file without its name: its
+    RH lease is broken to none, so cifs.ko drops the handle it kept by deferred close instead of serving the new
+    name from the old file (the 6.1 guest's rename_over_open step)."""
+    key = uuid.uuid4().bytes
+    with client(server, DIALECTS_3) as holder, \
+            p.connect(server.host, server.port, USER, PASSWORD, "share", posix=True) as renamer:
+        renamer.write_file("src", b"new")
+        renamer.write_file("dst", b"old")
+        status, body, _ = holder.request(b.SMB2_CREATE, create_req(holder, "dst", LEVEL_LEASE, lease_v2(key, R | H),
+                                                                   access=b.GENERIC_READ).body)
+        assert status == b.STATUS_SUCCESS and lease_response(body)[0] == R | H
+        mover = p.posix_open(renamer, "src", desired_access=b.DELETE)
+        response = renamer.set_info(mover, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                    b.rename_info("dst", replace_if_exists=True))
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        notification = next_break(holder)
+        _size, _epoch, _flags, lease_key, current, new = struct.unpack_from("<HHI16sII", notification.body)
+        assert (lease_key, current, new) == (key, R | H, 0)
+        renamer.close_file(mover)
+    assert (server.share_path / "dst").read_bytes() == b"new"

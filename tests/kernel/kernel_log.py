@@ -10,8 +10,8 @@ with the reason it is expected:
 
 2. KNOWN_CLIENT_NOISE: messages that cifs.ko prints because of its own bookkeeping while the server behaves as
    the spec says, proven from a packet capture and a cifs FYI trace (see the entry's note). Each applies only
-   to the servers that do what provokes it: the lease-break noise only where the server sends breaks (Samba);
-   smbsrv grants no oplocks or leases and sends no OPLOCK_BREAK, so the same line from an smbsrv run fails.
+   to the servers that do what provokes it: the lease-break noise only where the server sends lease breaks
+   (Samba, and smbsrv since it grants leases).
 
 The guest writes "SMBTEST-STEP <name>" to /dev/kmsg when a step starts, so each problem names its step.
 """
@@ -66,7 +66,7 @@ KNOWN_CLIENT_NOISE: tuple[ClientNoise, ...] = (
         name="lease break for the other name of a hard link not matched",
         pattern=re.compile(r"CIFS: VFS: \\\\\S+ No task to wake, unknown frame received! NumMids \d+$"),
         step_suffixes=("/hardlink",),
-        servers=("samba",),  # smbsrv sends no OPLOCK_BREAK (no oplocks or leases are granted)
+        servers=("samba", "smbsrv"),  # both grant leases and break them (smbsrv: files/oplocks.py)
         # An unsolicited OPLOCK_BREAK (command 0x0012, MessageId 0xFFFFFFFFFFFFFFFF): a lease break
         # notification, not a reply to any request.
         next_line=re.compile(r"^00000000: 424d53fe [0-9a-f]{8} [0-9a-f]{8} [0-9a-f]{4}0012 "),
@@ -76,7 +76,7 @@ KNOWN_CLIENT_NOISE: tuple[ClientNoise, ...] = (
             "second name makes the server break the first name's lease to none ([MS-SMB2] 3.3.4.7), which it "
             "must do since both keys lease the same file. cifs.ko then fails to match that break to the open "
             "it still holds for the first name ('Can not process lease break - no lease matched' in the FYI "
-            "trace) and prints this. Seen with Samba 4.17 on 6.1 for every dialect and cache mode; capture: "
+            "trace) and prints this. Seen with Samba 4.17 and with smbsrv on 6.1 for every dialect and cache mode; capture: "
             "CREATE h2 (lease 7) -> break h1 7->3, ack -> WRITE h2 -> break h1 3->0 (unmatched) -> CLOSE h1."
         ),
     ),

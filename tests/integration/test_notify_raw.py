@@ -335,3 +335,23 @@ def test_changes_made_between_requests_are_all_in_the_next_answer(client: b.Clie
                         + notify_message)
     assert status(client.receive(close_id)) == "STATUS_SUCCESS"
     assert changes(client.receive(notify_id)) == [(ADDED, f"test{index}.txt") for index in range(10)]
+
+
+def test_requests_after_a_pending_notify_in_a_compound_are_answered(client: b.Client, other: b.Client,
+                                                                     folder: str) -> None:
+    """CREATE + CHANGE_NOTIFY + QUERY_INFO, related (smbtorture smb2.compound.interim2's shape): the NOTIFY
+    goes async and the QUERY_INFO after it is answered at once, as Samba does; only a CREATE waiting for an
+    oplock break holds back the requests after it."""
+    related = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
+    ids = client.send(
+        b.Req(b.SMB2_CREATE, b.create_body(folder, desired_access=_DIR_READ, options=b.FILE_DIRECTORY_FILE)),
+        b.Req(b.SMB2_CHANGE_NOTIFY, notify_body(related), related=True),
+        b.Req(b.SMB2_QUERY_INFO, b.query_info_body(related, b.SMB2_0_INFO_FILE, 4), related=True))
+    create, notify, query = (client.receive(message_id, skip_pending=False) for message_id in ids)
+    assert create.status == b.STATUS_SUCCESS, b.status_name(create.status)
+    assert notify.status == b.STATUS_PENDING and notify.header.is_async
+    assert query.status == b.STATUS_SUCCESS, b.status_name(query.status)
+    _touch(other, f"{folder}\\late.txt")
+    final = client.receive(ids[1], skip_pending=False)
+    assert changes(final) == [(ADDED, "late.txt")]
+    client.close_file(b.create_file_id(create.body))

@@ -39,16 +39,15 @@ RUNS = (
         "smb2.credits", "smb2.session", "smb2.session-id", "smb2.dosmode", "smb2.async_dosmode", "smb2.openattr",
         "smb2.winattr", "smb2.sdread", "smb2.maximum_allowed", "smb2.acls", "smb2.acls_non_canonical",
         "smb2.mangle", "smb2.charset", "smb2.timestamps", "smb2.timestamp_resolution", "smb2.samba3misc",
-        "smb2.maxfid", "smb2.secleak",
+        "smb2.maxfid", "smb2.secleak", "smb2.oplock", "smb2.lease", "smb2.notify",
     )),
     # bug15397 checks what a server configured with "signing required" announces; it needs such a server.
     Run("signing-required", ("--signing", "required"), ("smb2.session-require-signing",), signing_required=True),
 )
 
 # Sub-tests (name or dotted prefix) inside the selected suites that are not run, with the reason. Whole suites
-# left out (durable-open, durable-v2-*, lease, oplock, kernel-oplocks, hold-oplock, replay, multichannel, notify,
-# notify-inotify, change_notify_disabled: features not implemented, and their tests mostly wait out break and
-# notify timeouts; aio_delay: needs Samba's delay_inject VFS module; twrp: needs snapshots; bench, scan: no
+# left out (durable-open, durable-v2-*, kernel-oplocks, hold-oplock, replay, multichannel, notify-inotify,
+# change_notify_disabled: features not implemented, Samba-specific or waiting out timeouts; aio_delay: needs Samba's delay_inject VFS module; twrp: needs snapshots; bench, scan: no
 # verdict; hold-sharemode, check-sharemode, set-sparse-ioctl, zero-data-ioctl: manual tools driven by
 # --option=torture:...; ea: reads Samba's acl_xattr_name option) are simply not in RUNS.
 EXCLUDED = {
@@ -56,6 +55,11 @@ EXCLUDED = {
     "smb2.lock.replay_": "lock sequence replay needs durable/resilient handles",
     "smb2.lock.ctdb-delrec-deadlock": "exercises Samba's clustered (ctdb) lock database",
     "smb2.ioctl.bug14769": "uses Samba's private FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP",
+    # Each waits out the 35 s break timeout (Samba's too); tests/integration/test_oplocks.py tests the timeout
+    # with a short configured one.
+    "smb2.oplock.batch22a": "waits out the 35 s oplock break timeout",
+    "smb2.lease.oplock": "waits out the 35 s lease break timeout",
+    "smb2.lease.timeout": "waits out the 35 s lease break timeout",
 }
 
 TIMEOUT_S = 30.0
@@ -69,6 +73,7 @@ TIMEOUTS_S = {
     "smb2.timestamps.delayed-1write": 60.0,
     "smb2.dir.large-files": 60.0,
     "smb2.dir.sorted": 60.0,
+    "smb2.notify.mask": 150.0,  # about 80 s of changes and answers
 }
 
 # smbtorture results that count as "this sub-test fails".

@@ -42,9 +42,24 @@ def serving_account() -> pwd.struct_passwd | None:
         return pwd.getpwnam(TEST_ACCOUNT)
     except KeyError:
         pass
+    _remove_accounts_of_dead_runs()
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_ACCOUNT],
                    check=True, capture_output=True)
     return pwd.getpwnam(TEST_ACCOUNT)
+
+
+def _remove_accounts_of_dead_runs() -> None:
+    """Accounts left by pytest runs that were killed before pytest_unconfigure (their pid is gone)."""
+    for entry in pwd.getpwall():
+        match = re.fullmatch(r"smbsrv_t(\d+)", entry.pw_name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+        except PermissionError:
+            pass  # a live process of someone else
 
 
 def remove_test_account() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pwd
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests import builders as b
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "alice"
@@ -201,6 +204,19 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def checked_while(server: SmbServer) -> Iterator[SmbServer]:
+    """One test on a daemon that several tests share: afterwards the daemon must still run, serve a fresh
+    client, and must not have logged a handler bug while the test ran."""
+    log_start = len(server.log_text())
+    yield server
+    assert server.process.poll() is None, "the server process died"
+    b.assert_serves_fresh_client(server.host, server.port, server.user, server.password)
+    new_log = server.log_text()[log_start:]
+    for marker in _BUG_MARKERS:
+        assert marker not in new_log, new_log[new_log.index(marker) - 1500:][:5000]
 
 
 def assert_no_server_bugs(server: SmbServer) -> None:

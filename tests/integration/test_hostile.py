@@ -20,22 +20,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer
+from tests.conftest import SmbServer, checked_while
 
-_BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
 _EXCLUSIVE_NOW = b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY
 
 
 @pytest.fixture
 def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    log_start = len(module_server.log_text())
-    yield module_server
-    assert module_server.process.poll() is None, "the server process died"
-    b.assert_serves_fresh_client(module_server.host, module_server.port, module_server.user,
-                                 module_server.password)
-    new_log = module_server.log_text()[log_start:]
-    for marker in _BUG_MARKERS:
-        assert marker not in new_log, new_log[new_log.index(marker) - 1500:][:5000]
+    with checked_while(module_server) as checked:
+        yield checked
 
 
 @pytest.fixture

@@ -22,9 +22,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer
+from tests.conftest import SmbServer, checked_while
 
-_BUG_MARKERS = ("internal error", "Traceback (most recent call last)")
 MIB = 1024 * 1024
 MAX_IO_SIZE = 8 * MIB  # the default server.max_io_size: the MaxTransactSize of every dialect after 2.0.2
 STATUS_NOT_A_REPARSE_POINT = 0xC0000275
@@ -36,12 +35,8 @@ SMB2_RESTART_SCANS = 0x01
 
 @pytest.fixture
 def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    log_start = len(module_server.log_text())
-    yield module_server
-    assert module_server.process.poll() is None, "the server process died"
-    new_log = module_server.log_text()[log_start:]
-    for marker in _BUG_MARKERS:
-        assert marker not in new_log, new_log[new_log.index(marker) - 1500:][:5000]
+    with checked_while(module_server) as checked:
+        yield checked
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ RELOADING=1 and READY=1 around a SIGHUP reload, and STOPPING=1 on SIGTERM (sd_no
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -58,6 +59,32 @@ def test_unit_sandbox_and_capabilities() -> None:
         assert settings[key] == value, key
     for capability in CAPABILITIES:  # each one is justified in a comment
         assert re.search(rf"^#\s+{capability}\s+\S", text, re.MULTILINE), capability
+
+
+DROP_IN = REPO / "conf" / "smbsrv.service.d" / "local-changes.conf"
+
+
+def test_local_changes_drop_in_adds_only_cap_sys_admin(tmp_path: Path) -> None:
+    """The optional drop-in (fanotify for notify, W/H leases and HSM) loads with the unit, verifies, and adds
+    exactly CAP_SYS_ADMIN: CapabilityBoundingSet lines accumulate, so it must not repeat or replace the list."""
+    _installed_unit(tmp_path, UNIT.read_text())
+    drop_ins = tmp_path / "smbsrv.service.d"
+    drop_ins.mkdir()
+    (drop_ins / DROP_IN.name).write_text(DROP_IN.read_text())
+    settings = re.findall(r"^(\w+)=(.*)$", DROP_IN.read_text(), re.MULTILINE)
+    assert settings == [("CapabilityBoundingSet", "CAP_SYS_ADMIN")]
+
+    def verify(unit_dir: Path) -> subprocess.CompletedProcess[str]:
+        # By name with the directory on the unit path, so that systemd reads smbsrv.service.d/ as it would in
+        # /etc/systemd/system.
+        return subprocess.run(["systemd-analyze", "verify", "smbsrv.service"], capture_output=True, text=True,
+                              timeout=120, check=False, env={**os.environ, "SYSTEMD_UNIT_PATH": f"{unit_dir}:"})
+
+    result = verify(tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    # The drop-in is really read: a misspelt key in it is reported against its own path.
+    (drop_ins / DROP_IN.name).write_text(DROP_IN.read_text() + "CapabilityBoundingSett=CAP_SYS_ADMIN\n")
+    assert f"{drop_ins / DROP_IN.name}:" in verify(tmp_path).stderr
 
 
 def _notifications(sock: socket.socket, until: str, timeout_s: float = 15) -> list[str]:

@@ -1,6 +1,6 @@
 """The one way a logon fails: AuthError, which SESSION_SETUP answers with STATUS_LOGON_FAILURE ([MS-SMB2] 3.3.5.5.3)."""
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 

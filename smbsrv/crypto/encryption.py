@@ -33,7 +33,7 @@ from smbsrv.crypto.algorithms import (
     SMB2_ENCRYPTION_AES128_CCM,
     SMB2_ENCRYPTION_AES256_CCM,
 )
-from smbsrv.protocol.errors import ProtocolViolation
+from smbsrv.errors import ProtocolViolation
 
 SMB2_TRANSFORM_PROTOCOL_ID = b"\xfdSMB"
 SMB2_TRANSFORM_HEADER_SIZE = 52

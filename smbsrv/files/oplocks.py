@@ -20,7 +20,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.constants import (
     SMB2_LEASE_FLAG_BREAK_IN_PROGRESS,
     SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET,

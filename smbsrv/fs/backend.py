@@ -15,6 +15,7 @@ import os
 import stat
 import struct
 
+from smbsrv.errors import SmbError
 from smbsrv.fs import dos_attrs, identity
 from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.errno_map import raise_for_oserror
@@ -28,7 +29,6 @@ from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_REPARSE_POINT,
 )
 from smbsrv.fscc.times import unix_ns_to_filetime
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 _ALWAYS = os.O_NOFOLLOW | os.O_CLOEXEC

@@ -26,6 +26,7 @@ import stat
 import struct
 from dataclasses import dataclass
 
+from smbsrv.errors import SmbError
 from smbsrv.fs import xattr
 
 # The attribute names are re-exported: callers speak of dos_attrs.FILE_ATTRIBUTE_* with the stored mask.
@@ -42,7 +43,6 @@ from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_TEMPORARY,
 )
 from smbsrv.fscc.times import unix_ns_to_filetime
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 # What a client may set and we keep. REPARSE_POINT is kept for client-set reparse blobs (as Samba keeps it in

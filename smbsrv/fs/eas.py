@@ -13,9 +13,9 @@ import os
 import re
 import stat
 
+from smbsrv.errors import SmbError
 from smbsrv.fs import xattr
 from smbsrv.fscc.ea import FILE_NEED_EA, MAX_EA_LIST_SIZE, EaEntry, decode_full_ea_list, encode_full_ea_list
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 XATTR_NAME = "user.smbsrv.eas"

@@ -9,7 +9,7 @@ STATUS_OBJECT_NAME_NOT_FOUND) are decided by the resolver before it gets here.
 import errno
 from typing import NoReturn
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 

@@ -39,7 +39,7 @@ Rules and the evidence behind each status (Samba 4.17 probed on loopback; smbtor
 import re
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 MAX_COMPONENT_UTF16_UNITS = 255  # [MS-FSCC] 2.1.5.2

@@ -18,9 +18,9 @@ import os
 import secrets
 import struct
 
+from smbsrv.errors import SmbError
 from smbsrv.fs import identity, xattr
 from smbsrv.fs.errno_map import raise_for_oserror
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 XATTR_NAME = "user.smbsrv.reparse"

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from smbsrv.errors import SmbError
 from smbsrv.fs.errno_map import raise_for_oserror
 from smbsrv.fs.name_index import NameIndexCache
 from smbsrv.fs.path import SmbPath
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 _DIR_STEP_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC

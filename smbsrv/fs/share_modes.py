@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.constants import (
     DELETE,
     FILE_ALL_ACCESS,

@@ -12,10 +12,10 @@ call per entry plus the name. Entries come out unpadded with NextEntryOffset 0; 
 import struct
 from collections.abc import Callable, Iterable
 
+from smbsrv.errors import SmbError
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc.attributes import FILE_ATTRIBUTE_REPARSE_POINT
 from smbsrv.fscc.file_info import FileInformationClass, encode_posix
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 C = FileInformationClass

@@ -4,7 +4,7 @@ FSCTL_DUPLICATE_EXTENTS_TO_FILE(_EX) over SMB2 ([MS-FSCC] 2.3.7.2, 2.3.9.2): the
 import struct
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 # SourceFileID (Persistent, Volatile), SourceFileOffset, TargetFileOffset, ByteCount

@@ -13,6 +13,7 @@ import stat
 import struct
 from collections.abc import Iterable, Sequence
 
+from smbsrv.errors import SmbError
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_REPARSE_POINT,
@@ -33,7 +34,6 @@ from smbsrv.fscc.reparse import (
     NFS_SPECFILE_SOCK,
 )
 from smbsrv.fscc.security import unix_group_sid_bytes, unix_user_sid_bytes
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 

@@ -11,6 +11,7 @@ import os
 import struct
 from dataclasses import dataclass
 
+from smbsrv.errors import SmbError
 from smbsrv.fscc.attributes import (
     FILE_CASE_PRESERVED_NAMES,
     FILE_CASE_SENSITIVE_SEARCH,
@@ -20,7 +21,6 @@ from smbsrv.fscc.attributes import (
     FILE_SUPPORTS_SPARSE_FILES,
     FILE_UNICODE_ON_DISK,
 )
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 

@@ -9,6 +9,7 @@ the symbolic link error response of [MS-SMB2] 2.2.2.2.1. See protocol-notes sect
 import struct
 from dataclasses import dataclass
 
+from smbsrv.errors import SmbError
 from smbsrv.fscc.attributes import (
     IO_REPARSE_TAG_AF_UNIX,
     IO_REPARSE_TAG_LX_BLK,
@@ -22,7 +23,6 @@ from smbsrv.fscc.attributes import (
     IO_REPARSE_TAG_SYMLINK,
     is_reparse_tag_microsoft,
 )
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 SYMLINK_FLAG_RELATIVE = 0x00000001

@@ -8,7 +8,7 @@ S-1-22-2-<gid>, which cifs.ko maps to ids without an idmap upcall (protocol-note
 import struct
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 
 # [MS-DTYP] 2.4.3 ACCESS_MASK, file-specific rights from [MS-SMB2] 2.2.13.1.1
 from smbsrv.wire.constants import (

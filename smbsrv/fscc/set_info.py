@@ -9,6 +9,7 @@ Open.Mode) stay with the SET_INFO handler.
 import struct
 from dataclasses import dataclass
 
+from smbsrv.errors import SmbError
 from smbsrv.fscc.ea import EaEntry, decode_ea_list_to_set
 from smbsrv.fscc.file_info import (
     FILE_SEQUENTIAL_ONLY,
@@ -17,7 +18,6 @@ from smbsrv.fscc.file_info import (
     FILE_WRITE_THROUGH,
     FileInformationClass,
 )
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 C = FileInformationClass

@@ -30,12 +30,12 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from smbsrv.errors import SmbError
 from smbsrv.fs import identity
 from smbsrv.fs.errno_map import status_for_errno
 from smbsrv.hsm import mark as marks
 from smbsrv.hsm.hydrate import Hydration, Hydrator, set_placeholder_hint
 from smbsrv.hsm.providers import Provider, ProviderError, ProviderUnavailable
-from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import GoAsync, Reply
 from smbsrv.wire.constants import FILE_OPEN_NO_RECALL, FILE_WRITE_DATA
 from smbsrv.wire.status import NtStatus

@@ -18,6 +18,7 @@ import secrets
 import stat
 from typing import TYPE_CHECKING
 
+from smbsrv.errors import SmbError
 from smbsrv.fs import backend
 from smbsrv.fscc.reparse import (
     NFS_SPECFILE_LNK,
@@ -26,7 +27,6 @@ from smbsrv.fscc.reparse import (
     WslSpecialReparse,
     parse,
 )
-from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.reparse.synthesized import KIND_FOR_NFS_TYPE, KIND_FOR_WSL_TAG
 

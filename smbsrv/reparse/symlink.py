@@ -6,9 +6,9 @@ target in the symbolic link error response and the client decides where that lea
 
 from __future__ import annotations
 
+from smbsrv.errors import SmbError
 from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
 from smbsrv.fscc.reparse import SymlinkReparse, build_symlink_error, parse
-from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 TAG = IO_REPARSE_TAG_SYMLINK

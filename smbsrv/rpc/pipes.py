@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.rpc.association import Association, RpcInterface
 from smbsrv.rpc.srvsvc import STYPE_DISKTREE, STYPE_IPC, STYPE_SPECIAL, SrvsvcInterface
 from smbsrv.wire.status import NtStatus

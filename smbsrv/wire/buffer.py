@@ -6,7 +6,7 @@ Every Offset/Length pair in a request goes through `field()`: offsets count from
 
 import struct
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.header import HEADER_SIZE
 from smbsrv.wire.status import NtStatus
 

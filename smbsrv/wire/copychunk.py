@@ -4,7 +4,7 @@
 import struct
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.status import NtStatus
 
 RESUME_KEY_SIZE = 24

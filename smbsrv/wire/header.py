@@ -3,7 +3,7 @@
 import struct
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import ProtocolViolation
+from smbsrv.errors import ProtocolViolation
 from smbsrv.wire.constants import SMB2_FLAGS_ASYNC_COMMAND, SMB2_PROTOCOL_ID
 
 HEADER_SIZE = 64

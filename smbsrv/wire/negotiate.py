@@ -4,7 +4,7 @@ import struct
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.buffer import check_structure_size, pad8
 from smbsrv.wire.header import HEADER_SIZE
 from smbsrv.wire.status import NtStatus

@@ -3,7 +3,7 @@
 import struct
 from dataclasses import dataclass
 
-from smbsrv.protocol.errors import SmbError
+from smbsrv.errors import SmbError
 from smbsrv.wire.buffer import check_structure_size
 from smbsrv.wire.header import HEADER_SIZE
 from smbsrv.wire.status import NtStatus

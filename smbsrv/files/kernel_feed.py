@@ -24,6 +24,7 @@ import os
 import struct
 from typing import TYPE_CHECKING
 
+from smbsrv.files.change import Change
 from smbsrv.fscc.notify import Action, Filter
 
 if TYPE_CHECKING:
@@ -183,9 +184,7 @@ class KernelFeed:
                 self._feed.publish([dataclasses.replace(change, local=True) for change in changes])
         return seen
 
-    def _changes(self, data: bytes, position: int, end: int, mask: int) -> list:  # type: ignore[type-arg]
-        from smbsrv.files.notify import Change
-
+    def _changes(self, data: bytes, position: int, end: int, mask: int) -> list[Change]:
         is_dir = bool(mask & FAN_ONDIR)
         names: dict[int, tuple[str, str] | None] = {}
         while position + _INFO_HEADER.size <= end:

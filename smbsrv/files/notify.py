@@ -26,9 +26,9 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smbsrv.files.change import Change
 from smbsrv.fs import identity
 from smbsrv.fscc import notify as records
 from smbsrv.fscc.notify import Action, Filter
@@ -43,23 +43,6 @@ log = logging.getLogger(__name__)
 MAX_BUFFERED = 1000
 # Directories whose listability is remembered per tree watch (security check of names below the watched one).
 _ACCESS_CACHE = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One name changed. `root` is the share directory's real path, `directory` the components of the
-    directory the name is in (relative to root), `filter` the CompletionFilter bits the change matches.
-    `moved_to` is set on the old name of a directory renamed within the share: its new components, so that
-    watches on it and below it follow it."""
-
-    root: str
-    directory: tuple[str, ...]
-    name: str
-    action: int
-    filter: int
-    is_dir: bool = False
-    moved_to: tuple[str, ...] | None = None
-    local: bool = False  # made outside this server (reported by the kernel feed): breaks oplocks and leases
 
 
 Subscriber = Callable[[Sequence[Change]], None]

@@ -5,8 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from smbsrv.fs.handle import FileHandle
+
 if TYPE_CHECKING:
     from smbsrv.config import ShareConfig
+
+
+@dataclass(eq=False)
+class Channel:
+    """[MS-SMB2] 3.3.1.8: one connection of a session. The first channel signs with Session.SigningKey (its
+    Channel.SigningKey is that key); a bound channel has its own, derived from its binding's authentication
+    ([MS-SMB2] 3.3.5.5.3) and, on 3.1.1, the binding's preauth hash."""
+
+    connection: Any  # protocol.connection.Connection
+    signer: Any = None  # crypto.signing.Signer of a bound channel; None: the session's signer
+    bound: bool = False  # the binding completed (or this is the session's first channel)
+    exchange: Any = None  # the binding's authentication exchange while it runs
+    preauth_hash: bytes | None = None  # the binding's preauth integrity hash (3.1.1), folded like a session's
 
 
 @dataclass(eq=False)
@@ -30,6 +45,38 @@ class Session:
     tree_connects: dict[int, TreeConnect] = field(default_factory=dict)
     opens: dict[int, Open] = field(default_factory=dict)
     next_tree_id: int = 1
+    # What a binding must match ([MS-SMB2] 3.3.5.5.2): the first connection's dialect, signing algorithm (the
+    # one in use: HMAC-SHA256 on 2.x, AES-CMAC on 3.0/3.0.2 or 3.1.1 without a signing context) and cipher.
+    dialect: int = 0
+    signing_algorithm: int = 0
+    cipher_id: int = 0
+    # [MS-SMB2] 3.3.1.8 Session.ChannelList by Connection.connection_id; a session lives while one channel does.
+    channels: dict[int, Channel] = field(default_factory=dict)
+
+    def signer_for(self, connection: Any) -> Any:
+        """The signer of this session's messages on `connection` ([MS-SMB2] 3.3.4.1.1, 3.3.5.2.4): a bound
+        channel's own key, else Session.SigningKey (the first channel, and a binding still running)."""
+        if len(self.channels) > 1:
+            channel = self.channels.get(connection.connection_id)
+            if channel is not None and channel.signer is not None:
+                return channel.signer
+        return self.signer
+
+    def channel_connections(self) -> list[Any]:
+        """Every connection the session is bound to (the first one included)."""
+        return [channel.connection for channel in self.channels.values() if channel.bound]
+
+    def drop_channel(self, connection: Any) -> bool:
+        """`connection` is gone. True when the session lives on through another bound channel ([MS-SMB2]
+        3.3.7.1: the session ends with its last channel); its opens then send breaks through a live one."""
+        self.channels.pop(connection.connection_id, None)
+        alive = [c for c in self.channel_connections() if not c.closed]
+        if not alive:
+            return False
+        for open_ in self.opens.values():
+            if open_.connection is connection:
+                open_.connection = alive[0]
+        return True
 
 
 @dataclass(eq=False)
@@ -47,7 +94,8 @@ class TreeConnect:
 
 @dataclass(eq=False)
 class Open:
-    """One handle. `fd` is an O_PATH fd for metadata-only opens and a real fd when data access was granted."""
+    """One handle. `handle` is where it sits on disk (fs/handle.py): its fd (an O_PATH fd for metadata-only opens,
+    a real fd when data access was granted), its directory's fd, its name there and its file key."""
 
     file_id: tuple[int, int]
     tree: TreeConnect
@@ -56,28 +104,59 @@ class Open:
     share_access: int
     create_options: int
     path_components: tuple[str, ...]
-    fd: int = -1
+    handle: FileHandle = field(default_factory=FileHandle)
     is_directory: bool = False
     posix: bool = False
     delete_on_close: bool = False
     pipe: Any = None  # rpc NamedPipe for IPC$ opens
-    file_key: tuple[int, int] = (0, 0)  # (st_dev, st_ino): what share modes and locks are keyed on
-    file: Any = None  # files.FileState of file_key while the open is registered in the server's FileTable
+    file: Any = None  # files.FileState of handle.key while the open is registered in the server's FileTable
     connection: Any = None  # protocol.connection.Connection the open was made on (where its breaks go)
     # [MS-SMB2] 3.3.1.10 Open.OplockLevel/OplockState for opens without a lease; files/oplocks.py decides them.
     oplock_level: int = 0
     oplock_breaking_to: int = -1  # the level a break in progress goes to (-1: none in progress)
     oplock_deadline: float = 0.0
     lease: Any = None  # files.oplocks.Lease shared with the client's other opens of the same lease key
+    # The ParentLeaseKey the CREATE named ([MS-FSA] Open.ParentOplockKey): a change made through this open does
+    # not break that lease of the client's on the parent directory (commands/oplock_break.py DirectoryChanges).
+    parent_lease_key: bytes | None = None
     reparse_tag: int = 0
     position: int = 0
     mode_flags: int = 0
     enumeration: Any = None  # directory enumeration state
     closed: bool = False
-    # Where the open sits on disk: the fd of its directory (taken over from the resolver) and its name there;
-    # -1/"" for the share root and pipes. Rename and link move them (commands/set_info.py).
-    parent_fd: int = -1
-    name: str = ""
     write_lock: Any = None  # asyncio.Lock serialising this handle's large writes (commands/write.py)
     ea_index: int = 0  # the next EA a FileFullEaInformation query continues from ([MS-FSCC] 2.4.15)
     user_set_change_time: bool = False  # Open.UserSetChangeTime ([MS-FSA] 2.1.5.14.2)
+
+    # Shorthands for the handle's parts while callers move to `open_.handle` (issue 12).
+    @property
+    def fd(self) -> int:
+        return self.handle.fd
+
+    @fd.setter
+    def fd(self, value: int) -> None:
+        self.handle.fd = value
+
+    @property
+    def parent_fd(self) -> int:
+        return self.handle.parent_fd
+
+    @parent_fd.setter
+    def parent_fd(self, value: int) -> None:
+        self.handle.parent_fd = value
+
+    @property
+    def name(self) -> str:
+        return self.handle.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.handle.name = value
+
+    @property
+    def file_key(self) -> tuple[int, int]:
+        return self.handle.key
+
+    @file_key.setter
+    def file_key(self, value: tuple[int, int]) -> None:
+        self.handle.key = value

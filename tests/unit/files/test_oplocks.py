@@ -8,6 +8,7 @@ import pytest
 
 from smbsrv.files import FileTable, oplocks
 from smbsrv.files.oplocks import H, R, W
+from smbsrv.fs.handle import FileHandle
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.wire.constants import (
@@ -28,7 +29,7 @@ GUID_A, GUID_B = b"A" * 16, b"B" * 16
 
 def add_open(table: FileTable, access: int = READ_WRITE) -> Open:
     open_ = Open(file_id=(1, 1), tree=TREE, session=None, granted_access=access,  # type: ignore[arg-type]
-                 share_access=7, create_options=0, path_components=("f",), file_key=KEY)
+                 share_access=7, create_options=0, path_components=("f",), handle=FileHandle(key=KEY))
     table.add(open_)
     return open_
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from smbsrv.files import FileTable
+from smbsrv.fs.handle import FileHandle
 from smbsrv.protocol.objects import Open
 
 ROOT = object()
@@ -13,7 +14,7 @@ TREE = SimpleNamespace(share_root=ROOT)
 
 def make_open(key: tuple[int, int], *components: str, posix: bool = False, delete: bool = False) -> Open:
     return Open(file_id=(1, 1), tree=TREE, session=None, granted_access=0x1F01FF,  # type: ignore[arg-type]
-                share_access=7, create_options=0, path_components=components, file_key=key, posix=posix,
+                share_access=7, create_options=0, path_components=components, handle=FileHandle(key=key), posix=posix,
                 delete_on_close=delete)
 
 

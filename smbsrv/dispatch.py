@@ -32,6 +32,7 @@ from smbsrv.commands import (
     write,
 )
 from smbsrv.events import observed
+from smbsrv.protocol.connection import Handlers
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.protocol.reply import Reply
@@ -219,3 +220,7 @@ def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> None:
 
 # Operators' view of every request (events.py): lifecycle log lines, audit log, metrics; one wrapper call each.
 dispatch = observed(dispatch)  # type: ignore[assignment]
+
+# What a Connection calls into (protocol/connection.py Handlers): passed in by the transport, never imported by
+# protocol/.
+HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate)

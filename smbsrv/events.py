@@ -6,7 +6,8 @@ request (status, session, tree, open) is complete only after the handler ran, so
 in any command module:
 
 - one structured INFO line (`event=... key=value ...`, logger smbsrv.events) per session setup, logoff, tree
-  connect and disconnect, and authentication failure, with the client's address;
+  connect and disconnect, and authentication failure, with the client's address; a session that ends with its
+  connection gets `event=session_end` from the teardown (`session_ended`, called by ServerState);
 - with `audit_log` set, one line per create, delete, rename and first WRITE of a handle, per user;
 - with `metrics` on, the counters of `metrics.Metrics`.
 """
@@ -158,6 +159,13 @@ def _lifecycle(ctx: RequestContext, command: int, status: int, seen: Any) -> Non
                  _user(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
 
 
+def session_ended(connection: Any, session: Any, reason: str) -> None:
+    """A session ended without a LOGOFF (the connection dropped): the same key=value shape as event=logoff, so
+    every session_setup line has a matching end."""
+    log.info("event=session_end client=%s user=%s session=%#x reason=%s", connection.peer, _user(session),
+             session.session_id, reason)
+
+
 def _audit_line(ctx: RequestContext, operation: str, open_: Open, extra: str = "") -> None:
     assert ctx.session is not None
     audit_log.info("op=%s user=%s client=%s share=%s path=%s%s", operation, _user(ctx.session),
@@ -203,4 +211,4 @@ def _status_name(status: int) -> str:
         return f"{status:#010x}"
 
 
-__all__ = ["OBSERVER", "Observer", "observed"]
+__all__ = ["OBSERVER", "Observer", "observed", "session_ended"]

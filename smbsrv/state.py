@@ -11,16 +11,18 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from smbsrv import events
 from smbsrv.auth.authenticator import Authenticator
 from smbsrv.auth.users import UserDB
 from smbsrv.config import ServerConfig, ShareConfig
-from smbsrv.files import FileTable
+from smbsrv.files import FileTable, closing
 from smbsrv.fs import identity
 from smbsrv.fs.reparse_store import ReparseStore
 from smbsrv.fs.resolver import ShareRoot
 
 if TYPE_CHECKING:
-    from smbsrv.protocol.objects import Session
+    from smbsrv.protocol.connection import Connection
+    from smbsrv.protocol.objects import Open, Session
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,40 @@ class ServerState:
     def acting_as(self, session: Session) -> identity.acting_as:
         """The block's filesystem calls run with the session user's credentials (root servers only)."""
         return identity.acting_as(session.uid, session.gid, session.groups)
+
+    # -- teardown ([MS-SMB2] 3.3.5.6 LOGOFF, 3.3.5.8 TREE_DISCONNECT, 3.3.7.1 connection loss) ----------------
+
+    def close_open(self, open_: Open) -> None:
+        """End one handle (CLOSE, tree disconnect, logoff, connection loss): files/closing.py."""
+        closing.close_open(self.files, open_)
+
+    def end_session(self, connection: Connection, session: Session, *, keep_signer: bool = False) -> None:
+        """Close every open and tree connect of the session and forget it (LOGOFF, a failed re-authentication,
+        a PreviousSessionId). The LOGOFF response itself is still signed with the session's key, hence
+        `keep_signer`."""
+        for open_ in list(session.opens.values()):
+            self.close_open(open_)
+        self._forget_session(connection, session, keep_signer)
+
+    def end_connection(self, connection: Connection) -> None:
+        """The transport lost the connection: every session ends, and the FileTable says per open whether it
+        is closed or kept ([MS-SMB2] 3.3.7.1). One event line per session that was in use (issue 17)."""
+        for session in list(connection.sessions.values()):
+            for open_ in list(session.opens.values()):
+                self.close_open(open_)
+            if session.state == "valid":
+                events.session_ended(connection, session, "disconnect")
+            self._forget_session(connection, session, False)
+        connection.sessions.clear()
+
+    @staticmethod
+    def _forget_session(connection: Connection, session: Session, keep_signer: bool) -> None:
+        session.opens.clear()
+        session.tree_connects.clear()
+        session.state = "expired"
+        if not keep_signer:
+            session.signer = None
+        connection.sessions.pop(session.session_id, None)
 
     # -- operations (control socket: `smbsrv status`, `smbsrv reload`) ---------------------------------------
 

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from smbsrv.dispatch import HANDLERS
 from smbsrv.protocol.connection import Buffers, Connection
 from smbsrv.protocol.errors import ProtocolViolation
 from smbsrv.protocol.reply import FileRange
@@ -284,7 +285,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
     channel = SocketChannel(sock, loop)
     outbox = Outbox(sock, loop)
     # Async completions (blocking locks) are posted without waiting: they are few and small.
-    connection = Connection(server, peer, outbox.post)
+    connection = Connection(server, peer, outbox.post, HANDLERS)
     server.connections.add(connection)
     config = server.config
     max_message = config.max_io_size + _PDU_OVERHEAD

@@ -1,4 +1,5 @@
-"""LOGOFF ([MS-SMB2] 3.3.5.6) and the teardown a session shares with connection loss."""
+"""LOGOFF ([MS-SMB2] 3.3.5.6). The teardown itself is ServerState.end_session (shared with a failed
+re-authentication and PreviousSessionId); connection loss is ServerState.end_connection."""
 
 from __future__ import annotations
 
@@ -14,20 +15,10 @@ if TYPE_CHECKING:
 
 def handle(ctx: RequestContext, request: None) -> bytes:
     assert ctx.session is not None
-    destroy_session(ctx.connection, ctx.session, keep_signer=True)
+    ctx.connection.server.end_session(ctx.connection, ctx.session, keep_signer=True)
     return wire.LOGOFF_RESPONSE
 
 
 def destroy_session(connection: Connection, session: Session, *, keep_signer: bool = False) -> None:
-    """Close every open and tree connect of the session and forget it. The LOGOFF response itself is still
-    signed with the session's key, hence `keep_signer`."""
-    from smbsrv.commands.close import close_open
-
-    for open_ in list(session.opens.values()):
-        close_open(connection.server, open_)
-    session.opens.clear()
-    session.tree_connects.clear()
-    session.state = "expired"
-    if not keep_signer:
-        session.signer = None
-    connection.sessions.pop(session.session_id, None)
+    """End `session` of `connection` with its opens (commands/session_setup.py's name for end_session)."""
+    connection.server.end_session(connection, session, keep_signer=keep_signer)

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,15 @@ _NBSS = struct.Struct(">I")
 
 
 
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """What the protocol core calls into, passed in by the edge (dispatch.HANDLERS) so that protocol/ imports no
+    command module: the dispatcher for SMB2 requests, and the SMB1 NEGOTIATE that may open a connection."""
+
+    dispatch: Callable[[RequestContext], Awaitable[Any]]
+    smb1_negotiate: Callable[[Connection, memoryview], bytes]
+
+
 @dataclass(slots=True)
 class _Pending:
     """A response built but not yet chained, signed and hashed."""
@@ -65,8 +74,9 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, server: ServerState, peer: str, send: Callable[[Buffers], None]) -> None:
+    def __init__(self, server: ServerState, peer: str, send: Callable[[Buffers], None], handlers: Handlers) -> None:
         self.server = server
+        self.handlers = handlers
         self.peer = peer
         self.send = send
         self.connection_id = next(self._ids)
@@ -105,9 +115,7 @@ class Connection:
         if protocol_id == SMB2_PROTOCOL_ID:
             return await self._handle_smb2(view, streamed_signature=streamed_signature)
         if protocol_id == SMB1_PROTOCOL_ID and not self.negotiated:
-            from smbsrv.commands import negotiate
-
-            return self._frame([negotiate.handle_smb1_negotiate(self, view)])
+            return self._frame([self.handlers.smb1_negotiate(self, view)])
         if protocol_id == SMB2_TRANSFORM_PROTOCOL_ID:
             return await self._handle_transform(view)
         raise ProtocolViolation(f"unknown protocol id {protocol_id.hex()}")
@@ -152,8 +160,7 @@ class Connection:
                            create_error: NtStatus | None = None) -> Buffers | None:
         """`previous` and `create_error` carry a compound's state into the rest of its chain when a CREATE in
         it went async (see _continue_after)."""
-        from smbsrv.dispatch import dispatch
-
+        dispatch = self.handlers.dispatch
         responses: list[_Pending] = []
         position = 0
         elements = 0
@@ -457,11 +464,7 @@ class Connection:
         self.closed = True
         for task in list(self.async_requests.values()):
             task.cancel()
-        from smbsrv.commands.logoff import destroy_session
-
-        for session in list(self.sessions.values()):
-            destroy_session(self, session)
-        self.sessions.clear()
+        self.server.end_connection(self)
 
 
 def _command_name(command: int) -> str:

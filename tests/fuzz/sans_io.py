@@ -35,6 +35,7 @@ import spnego
 
 from smbsrv.auth.users import UserDB
 from smbsrv.config import ServerConfig, ShareConfig
+from smbsrv.dispatch import HANDLERS
 from smbsrv.protocol.connection import Connection
 from smbsrv.protocol.errors import ProtocolViolation
 from smbsrv.protocol.reply import FileRange
@@ -232,7 +233,7 @@ class Peer:
     def __init__(self, server: SansIoServer) -> None:
         self.server = server
         self.later: list[list[Any]] = []
-        self.connection = Connection(server.state, "127.0.0.1:fuzz", self.later.append)
+        self.connection = Connection(server.state, "127.0.0.1:fuzz", self.later.append, HANDLERS)
         server.state.connections.add(self.connection)
         self.builder = b.Client("127.0.0.1", 0)
         self.dropped = False

@@ -1,0 +1,70 @@
+"""The one path every handle takes when it ends: CLOSE, LOGOFF, TREE_DISCONNECT, a dropped connection, and the
+durable-handle scavenger ([MS-SMB2] 3.3.4.17 and 3.3.7.1; [MS-FSA] 2.1.5.4).
+
+The FileTable decides (CloseEffects: delete the name now or not); this module carries the decision out on disk
+and releases the handle's fds. It lives beside the table, not in commands/, so that teardown runs downwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from typing import TYPE_CHECKING
+
+from smbsrv.fscc.notify import Action, Filter
+
+if TYPE_CHECKING:
+    from smbsrv.files.table import FileTable
+    from smbsrv.protocol.objects import Open
+
+log = logging.getLogger(__name__)
+
+
+def close_open(files: FileTable, open_: Open) -> None:
+    """Release the handle: share-mode entry, byte-range locks, lease, fds; delete the file when this was the
+    last handle of a file whose delete is pending ([MS-FSA] 2.1.5.4). Closing twice does nothing."""
+    if open_.closed:
+        return
+    open_.closed = True
+    if open_.pipe is not None:
+        return
+    effects = files.close(open_)
+    if open_.is_directory and not effects.delete_now and files.is_delete_pending(open_.file_key):
+        files.watches.delete_pending(files.opens(open_.file_key))
+    parent_fd, open_.parent_fd = open_.parent_fd, -1
+    try:
+        if effects.delete_now:
+            _delete(files, open_, parent_fd)
+    finally:
+        if open_.fd >= 0:
+            os.close(open_.fd)
+            open_.fd = -1
+        if parent_fd >= 0:
+            os.close(parent_fd)
+
+
+def _delete(files: FileTable, open_: Open, parent_fd: int) -> None:
+    name = open_.name
+    if parent_fd < 0 or not name:
+        return
+    try:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) != open_.file_key:
+        return  # the name now belongs to another file: ours is already gone
+    is_dir = stat.S_ISDIR(st.st_mode)
+    try:
+        if is_dir:
+            os.rmdir(name, dir_fd=parent_fd)
+        else:
+            os.unlink(name, dir_fd=parent_fd)
+    except OSError as exc:
+        # CREATE and SET_INFO checked what they could; a failure here (a concurrent local change) cannot be
+        # reported to the client any more, so it is at least logged.
+        log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.strerror)
+        return
+    open_.tree.share_root.note_removed(parent_fd, name)
+    files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,
+                          Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir)

@@ -343,6 +343,68 @@ def fallocate(fd: int, offset: int, length: int, *, keep_size: bool = True) -> N
         _raise_errno()
 
 
+def set_allocation(fd: int, allocation: int) -> None:
+    """FileAllocationInformation at or above the end of file ([MS-FSA] 2.1.5.15.1): the file then holds exactly
+    the blocks for `allocation` bytes, reserved beyond EOF with fallocate(FALLOC_FL_KEEP_SIZE) as NTFS reserves
+    clusters. Blocks reserved earlier beyond the new amount are dropped first: ftruncate to the current size
+    frees whatever lies past EOF (ext4, XFS, btrfs). A file system without fallocate keeps the request as a hint
+    (Samba without "strict allocate" does no more); no room is STATUS_DISK_FULL."""
+    st = fstat(fd)
+    block_size = st.st_blksize or 4096
+    if -(-allocation // block_size) * block_size < data_allocation(fd, st):
+        ftruncate(fd, st.st_size)
+    if allocation > st.st_size:
+        try:
+            fallocate(fd, 0, allocation)
+        except SmbError as exc:
+            if exc.status != NtStatus.STATUS_NOT_SUPPORTED:
+                raise
+
+
+# struct fiemap and struct fiemap_extent, include/uapi/linux/fiemap.h; FS_IOC_FIEMAP = _IOWR('f', 11, fiemap)
+_FS_IOC_FIEMAP = 0xC020660B
+_FIEMAP = struct.Struct("=QQIIII")
+_FIEMAP_EXTENT = struct.Struct("=QQQ16xI12x")  # logical, physical, length, (reserved), flags, (reserved)
+_FIEMAP_EXTENT_LAST = 0x1
+_FIEMAP_BATCH = 32
+
+
+def data_allocation(fd: int, st: os.stat_result) -> int:
+    """AllocationSize of a regular file: the bytes of its data blocks, preallocated ones beyond EOF included.
+
+    st_blocks also counts blocks that are no data: ext4 keeps extended attributes that do not fit in the inode
+    (our DOS attributes and the client's EAs) in a block of their own, and large files carry extent-tree
+    blocks. NTFS counts neither in a stream's AllocationSize (an empty file with EAs reports 0), so when
+    st_blocks says more than the size needs, the data extents are summed with FIEMAP (its delayed-allocation
+    and unwritten extents included). In the common case (blocks no more than the size rounded to blocks) that
+    costs no system call. Without an fd (-1) or without FIEMAP (tmpfs) st_blocks stands, as Samba reports.
+    """
+    blocks = st.st_blocks * 512
+    block_size = st.st_blksize or 4096
+    if fd < 0 or not stat.S_ISREG(st.st_mode) or blocks <= -(-st.st_size // block_size) * block_size:
+        return blocks
+    total, start = 0, 0
+    request = bytearray(_FIEMAP.size + _FIEMAP_EXTENT.size * _FIEMAP_BATCH)
+    while True:
+        _FIEMAP.pack_into(request, 0, start, 2**64 - 1 - start, 0, 0, _FIEMAP_BATCH, 0)
+        try:
+            fcntl.ioctl(fd, _FS_IOC_FIEMAP, request)
+        except OSError:
+            return blocks  # no FIEMAP here (tmpfs, FUSE, an O_PATH fd)
+        mapped = _FIEMAP.unpack_from(request)[3]
+        if not mapped:
+            return total
+        for index in range(mapped):
+            logical, _physical, length, flags = _FIEMAP_EXTENT.unpack_from(
+                request, _FIEMAP.size + index * _FIEMAP_EXTENT.size)
+            total += length
+            start = logical + length
+            if flags & _FIEMAP_EXTENT_LAST:
+                return total
+        if mapped < _FIEMAP_BATCH:
+            return total
+
+
 def punch_hole(fd: int, offset: int, length: int) -> None:
     """Deallocate a range, which then reads as zeros; the end of file does not move (FSCTL_SET_ZERO_DATA)."""
     if _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
@@ -469,11 +531,13 @@ def file_info(
     name: str = "",
     hide_dot_files: bool = False,
     map_readonly: bool = False,
+    fd: int = -1,
 ) -> FileInfo:
     """One stat (plus our DOS xattr, when read) in SMB terms; see file_attributes() for the attribute rules.
 
     Directories report EndOfFile and AllocationSize 0 (Windows, and Samba's vfswrap_get_alloc_size). Files
-    report AllocationSize = st_blocks * 512. CreationTime comes from the DOS xattr, else
+    report the bytes of their data blocks (data_allocation(); `fd`, when given, lets blocks that are no data be
+    left out). CreationTime comes from the DOS xattr, else
     dos_attrs.derived_creation_time().
     """
     is_dir = stat.S_ISDIR(st.st_mode)
@@ -484,7 +548,7 @@ def file_info(
         last_write_time=unix_ns_to_filetime(st.st_mtime_ns),
         change_time=dos_attrs.change_time(dos, st),
         end_of_file=0 if is_dir else st.st_size,
-        allocation_size=0 if is_dir else st.st_blocks * 512,
+        allocation_size=0 if is_dir else data_allocation(fd, st),
         attributes=file_attributes(
             st,
             dos,

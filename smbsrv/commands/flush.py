@@ -1,7 +1,5 @@
 """FLUSH ([MS-SMB2] 3.3.5.11): data reaches stable storage before the reply."""
 
-import os
-
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.constants import FILE_APPEND_DATA, FILE_WRITE_DATA
@@ -17,5 +15,5 @@ def handle(ctx: RequestContext, request: tuple[int, int]) -> bytes:
     if not open_.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if not open_.is_directory:
-        os.fsync(open_.fd)
+        open_.handle.sync()
     return FLUSH_RESPONSE

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -66,14 +64,11 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
     if request.length >= _SENDFILE_THRESHOLD and not _signed_or_sealed(ctx):
         # Large reads leave through sendfile(2) when the response needs no signature or encryption; the
         # connection falls back to reading the range into memory when it does.
-        size = os.fstat(open_.fd).st_size
-        count = max(0, min(request.length, size - request.offset))
+        count = max(0, min(request.length, open_.handle.size() - request.offset))
         if count == 0 or count < request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
-        return Reply(wire.encode_read_response_header(count), FileRange(os.dup(open_.fd), request.offset, count))
-    # os.pread fills a new bytes object without zeroing it first: a bytearray(length) would cost one more
-    # pass over up to 8 MiB before the data is even read.
-    data = os.pread(open_.fd, request.length, request.offset)
+        return Reply(wire.encode_read_response_header(count), FileRange(open_.handle.dup(), request.offset, count))
+    data = open_.handle.read(request.length, request.offset)
     if not data or len(data) < request.minimum_count:
         raise SmbError(NtStatus.STATUS_END_OF_FILE)
     return Reply(wire.encode_read_response_header(len(data)), data)

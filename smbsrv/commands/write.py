@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
 from typing import Any
 
 from smbsrv.commands import oplock_break
 from smbsrv.commands.read import check_credit_charge
-from smbsrv.fs.errno_map import status_for_errno
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
@@ -57,7 +55,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         hsm_access.before_write(ctx, open_, request, handle)
     if length >= _THREAD_WRITE_BYTES:
         return _write_in_thread(ctx, open_, request, offset)
-    return _finish(ctx, open_, request, _write_all(open_.fd, request.data, offset))
+    return _finish(ctx, open_, request, open_.handle.write(request.data, offset))
 
 
 def _write_offset(open_: Open, offset: int) -> int:
@@ -72,7 +70,7 @@ def _write_offset(open_: Open, offset: int) -> int:
     if not access & (FILE_WRITE_DATA | FILE_APPEND_DATA):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if offset == _APPEND_OFFSET:
-        return os.fstat(open_.fd).st_size
+        return open_.handle.size()
     if open_.posix and not access & FILE_WRITE_DATA:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     return offset
@@ -88,25 +86,15 @@ async def _write_in_thread(ctx: RequestContext, open_: Open, request: wire.Write
     if lock is None:
         lock = open_.write_lock = asyncio.Lock()
     async with lock:
-        written = await loop.run_in_executor(None, _write_all, open_.fd, request.data, offset)
+        written = await loop.run_in_executor(None, open_.handle.write, request.data, offset)
     return _finish(ctx, open_, request, written)
-
-
-def _write_all(fd: int, data: memoryview, offset: int) -> int:
-    written = 0
-    try:
-        while written < len(data):
-            written += os.pwrite(fd, data[written:], offset + written)
-    except OSError as exc:
-        raise SmbError(status_for_errno(exc.errno)) from None
-    return written
 
 
 def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, written: int) -> bytes:
     assert ctx.tree is not None
     if (request.flags & SMB2_WRITEFLAG_WRITE_THROUGH or open_.create_options & FILE_WRITE_THROUGH
             or ctx.tree.share.sync_always):
-        os.fdatasync(open_.fd)
+        open_.handle.sync(data_only=True)
     # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
     # burst of writes coalesce in each watch's buffer.
     ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,

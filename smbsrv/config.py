@@ -52,6 +52,11 @@ class ShareConfig:
     # SMB breaks them where the kernel change feed covers the share (else clients get read caching only);
     # false: nothing is cached, for shares whose files change outside SMB all the time (docs/oplocks.md).
     oplocks: bool = True
+    # Directory leases (R, RH on SMB 3.x; Samba 4.22's "smb3 directory leases"): clients cache a directory's
+    # listing and handle until a create, delete, rename or attribute change inside it (by any client, or a
+    # local process through the kernel change feed) breaks the lease. Needs oplocks; docs/oplocks.md has the
+    # measurement behind the default.
+    directory_leases: bool = True
     encryption: str = ""  # off | desired | required; empty: the server's setting
     # Placeholder files (docs/hsm.md): "" (off), "directory" or "s3"; the provider's id, written into every mark
     # (default: the share name); where content lives; when `smbsrv hsm release --policy` makes placeholders.
@@ -99,6 +104,10 @@ class ServerConfig:
     def write_size_limit(self) -> int:
         return min(self.max_write_size, self.max_io_size)
     posix: bool = True
+    # Multichannel ([MS-SMB2] IsMultiChannelCapable): announce SMB2_GLOBAL_CAP_MULTI_CHANNEL on 3.x, accept
+    # session binding and answer FSCTL_QUERY_NETWORK_INTERFACE_INFO; Samba's "server multi channel support",
+    # on by default as in Samba 4.17 on Linux.
+    multi_channel: bool = True
     # Server state outside the shares (large client-set reparse buffers).
     state_dir: str = "var/state"
     # Limits that keep a flood of clients or requests from exhausting the server.

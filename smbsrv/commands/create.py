@@ -406,7 +406,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise
     if overwrite:  # [MS-FSA] 2.1.5.1.2.1; Samba's open.c reports the truncation so
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
-                                                    Filter.SIZE | Filter.ATTRIBUTES)
+                                                    Filter.SIZE | Filter.ATTRIBUTES, origin=open_)
     return _reply(ctx, request, open_, st, action, maximum, posix_mode)
 
 
@@ -453,7 +453,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         os.close(fd)
         raise
     ctx.connection.server.files.changes.changed(tree, open_.path_components, Action.ADDED,
-                                                Filter.DIR_NAME if directory else Filter.FILE_NAME, directory)
+                                                Filter.DIR_NAME if directory else Filter.FILE_NAME, directory,
+                                                origin=open_)
     return _reply(ctx, request, open_, st, FILE_CREATED, 0x1F01FF, posix_mode)
 
 

@@ -19,9 +19,11 @@ from smbsrv.wire.constants import (
     SMB2_ENCRYPTION_AES256_GCM,
     SMB2_ENCRYPTION_CAPABILITIES,
     SMB2_FLAGS_SERVER_TO_REDIR,
+    SMB2_GLOBAL_CAP_DIRECTORY_LEASING,
     SMB2_GLOBAL_CAP_ENCRYPTION,
     SMB2_GLOBAL_CAP_LARGE_MTU,
     SMB2_GLOBAL_CAP_LEASING,
+    SMB2_GLOBAL_CAP_MULTI_CHANNEL,
     SMB2_NEGOTIATE_SIGNING_ENABLED,
     SMB2_NEGOTIATE_SIGNING_REQUIRED,
     SMB2_POSIX_EXTENSIONS_AVAILABLE,
@@ -82,11 +84,19 @@ def handle(ctx: RequestContext) -> bytes:
         security_mode |= SMB2_NEGOTIATE_SIGNING_REQUIRED
     # Leases from 2.1 on ([MS-SMB2] 3.3.5.4); 2.0.2 clients get oplocks only.
     capabilities = SMB2_GLOBAL_CAP_LARGE_MTU | SMB2_GLOBAL_CAP_LEASING if dialect != Dialect.SMB2_0_2 else 0
+    if dialect >= Dialect.SMB3_0 and any(share.oplocks and share.directory_leases for share in config.shares):
+        # Directory leases on 3.x ([MS-SMB2] 3.3.5.4), when a share grants them (shares with directory_leases
+        # off answer a directory's lease request with none); cifs.ko caches directory handles only with it.
+        capabilities |= SMB2_GLOBAL_CAP_DIRECTORY_LEASING
     if (dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2) and request.capabilities & SMB2_GLOBAL_CAP_ENCRYPTION
             and config.encryption != "off"):
         # 3.0 and 3.0.2 negotiate encryption by capability, always AES-128-CCM ([MS-SMB2] 3.3.5.4).
         capabilities |= SMB2_GLOBAL_CAP_ENCRYPTION
         connection.cipher_id = SMB2_ENCRYPTION_AES128_CCM
+    if (dialect >= Dialect.SMB3_0 and config.multi_channel
+            and request.capabilities & SMB2_GLOBAL_CAP_MULTI_CHANNEL):
+        # [MS-SMB2] 3.3.5.4: IsMultiChannelCapable on 3.x; like Samba, only to clients that ask for it.
+        capabilities |= SMB2_GLOBAL_CAP_MULTI_CHANNEL
     connection.server_security_mode = security_mode
     connection.server_capabilities = capabilities
     max_size = _SMB2_0_2_MAX_SIZE if dialect == Dialect.SMB2_0_2 else config.max_io_size

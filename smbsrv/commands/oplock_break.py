@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from smbsrv.files import oplocks
-from smbsrv.fscc.notify import Filter
+from smbsrv.fscc.notify import Action, Filter
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -24,6 +24,7 @@ from smbsrv.protocol.reply import GoAsync
 from smbsrv.wire import oplock as wire
 from smbsrv.wire.constants import (
     SMB2_CREATE_REQUEST_LEASE,
+    SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET,
     SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED,
     SMB2_OPLOCK_LEVEL_LEASE,
     SMB2_OPLOCK_LEVEL_NONE,
@@ -259,12 +260,89 @@ def local_changes(server: ServerState) -> LocalChanges:
     return watcher  # type: ignore[no-any-return]
 
 
+class DirectoryChanges:
+    """Breaks directory leases ([MS-SMB2] 3.3.4.7; [MS-FSA] 2.1.4.12 with PARENT_OBJECT) when a name inside
+    the directory is added, removed, renamed or has its attributes changed: by this server's clients (the
+    server's change feed, FileTable.changes, which says which open made the change) and by local processes (a
+    kernel feed of its own with create, delete, rename and attribute events only; data writes inside a
+    directory change no listing). A share the kernel feed cannot cover gets no directory leases: a listing
+    cached there would never learn of a local create.
+
+    Started by the first directory lease a share grants and kept for the server's lifetime, as LocalChanges."""
+
+    # Filters of a MODIFIED change that only say the data changed (WRITE, a size change): no break.
+    _DATA_ONLY = Filter.LAST_WRITE | Filter.LAST_ACCESS | Filter.SIZE
+
+    def __init__(self, server: ServerState) -> None:
+        from smbsrv.files.kernel_feed import FAN_ATTRIB, FAN_CREATE, FAN_DELETE, FAN_ONDIR, FAN_RENAME
+        from smbsrv.files.notify import ChangeFeed
+
+        self.server = server
+        self.local = ChangeFeed(kernel_mask=FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_ONDIR)
+        self._covered: dict[str, bool] = {}
+        self._subscriptions: list[object] = []
+
+    def allowed(self, tree: TreeConnect) -> int:
+        root = self.local.real_path(tree.share_root.path)
+        covered = self._covered.get(root)
+        if covered is None:
+            if not self._subscriptions:
+                self._subscriptions = [self.server.files.changes.subscribe(self._on_changes),
+                                       self.local.subscribe(self._on_changes)]
+            self.local.want_root(root)
+            covered = self._covered[root] = self.local.kernel is not None and self.local.kernel.covers(root)
+            if not covered:
+                log.info("directory leases: no kernel change feed for %s; no directory is leased there", root)
+        return oplocks.R | oplocks.H if covered else 0
+
+    def _on_changes(self, changes: Sequence[Change]) -> None:
+        files = self.server.files
+        now, breaks = clock(), []
+        seen: dict[str, FileState | None] = {}
+        for change in changes:
+            if change.action == Action.MODIFIED and not change.filter & ~self._DATA_ONLY:
+                continue
+            path = os.path.join(change.root, *change.directory)
+            if path in seen:
+                state = seen[path]
+            else:
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                except OSError:
+                    st = None
+                state = seen[path] = files.get((st.st_dev, st.st_ino)) if st is not None else None
+            if state is None:
+                continue
+            origin = change.origin
+            key = None
+            if origin is not None and origin.parent_lease_key is not None and origin.connection is not None:
+                key = (origin.connection.client_guid, origin.parent_lease_key)
+            breaks.extend(oplocks.breaks_for_child_change(state, key, now, timeout_s(self.server)))
+        if breaks:
+            log.debug("a change inside a leased directory breaks %d directory leases", len(breaks))
+            send_breaks(self.server, breaks)
+
+
+def directory_changes(server: ServerState) -> DirectoryChanges:
+    watcher = server.files.directory_changes
+    if watcher is None:
+        watcher = server.files.directory_changes = DirectoryChanges(server)
+    return watcher  # type: ignore[no-any-return]
+
+
 def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.LeaseRequest | None,
           existed: bool) -> None:
-    """Give the new open its oplock or lease; directories get neither (Samba 4.17), and an open of an
-    existing file for attributes only gets no oplock (it may get a lease; smbtorture smb2.oplock.exclusive4)."""
+    """Give the new open its oplock or lease; a directory only a v2 lease on 3.x (R or RH, where the share has
+    directory_leases), and an open of an existing file for attributes only gets no oplock (it may get a lease;
+    smbtorture smb2.oplock.exclusive4)."""
     open_.connection = ctx.connection
-    if open_.is_directory or open_.file is None or not open_.tree.share.oplocks:
+    if lease is not None and lease.version > 1 and lease.flags & SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET:
+        open_.parent_lease_key = lease.parent_lease_key
+    if open_.file is None or not open_.tree.share.oplocks:
+        return
+    if open_.is_directory:
+        if lease is not None and lease.version > 1 and open_.tree.share.directory_leases:
+            _grant_directory(ctx, open_, lease)
         return
     if lease is None:
         if requested_level in (SMB2_OPLOCK_LEVEL_NONE, SMB2_OPLOCK_LEVEL_LEASE) or existed and \
@@ -276,13 +354,26 @@ def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.Le
         log.debug("oplock level %d (asked %d) on file id %d", open_.oplock_level, requested_level,
                   open_.file_id[1])
         return
-    parent = lease.parent_lease_key if lease.version > 1 and lease.flags & 0x4 else None
+    parent = lease.parent_lease_key if lease.version > 1 and lease.flags & SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET \
+        else None
     oplocks.grant(ctx.connection.server.files, open_.file, open_, requested_level=requested_level,
                   lease_key=lease.lease_key, lease_state=lease.lease_state, version=lease.version,
                   parent_key=parent, epoch=lease.epoch, client_guid=ctx.connection.client_guid,
                   allowed=local_changes(ctx.connection.server).allowed(open_.tree))
     log.debug("lease %s state %d (asked %d, epoch %d) on file id %d", lease.lease_key.hex(), open_.lease.state,
               lease.lease_state, open_.lease.epoch, open_.file_id[1])
+
+
+def _grant_directory(ctx: RequestContext, open_: Open, lease: wire.LeaseRequest) -> None:
+    """[MS-SMB2] 3.3.5.9.11: a directory lease is R or RH (W is never granted, a request without R gets none)."""
+    server = ctx.connection.server
+    parent = lease.parent_lease_key if lease.flags & SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET else None
+    oplocks.grant(server.files, open_.file, open_, requested_level=SMB2_OPLOCK_LEVEL_LEASE,
+                  lease_key=lease.lease_key, lease_state=lease.lease_state, version=lease.version,
+                  parent_key=parent, epoch=lease.epoch, client_guid=ctx.connection.client_guid,
+                  allowed=directory_changes(server).allowed(open_.tree), directory=True)
+    log.debug("directory lease %s state %d (asked %d, epoch %d) on file id %d", lease.lease_key.hex(),
+              open_.lease.state, lease.lease_state, open_.lease.epoch, open_.file_id[1])
 
 
 def reply_level_and_context(open_: Open) -> tuple[int, CreateContext | None]:

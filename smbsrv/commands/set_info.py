@@ -62,7 +62,7 @@ def _changed(ctx: RequestContext, open_: Open, filter_: int) -> None:
     """Tell change notification (files/notify.py) that this open's file changed in `filter_` ways."""
     if filter_:
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED, filter_,
-                                                    open_.is_directory)
+                                                    open_.is_directory, origin=open_)
 
 
 def _require(open_: Open, access: int) -> None:
@@ -215,7 +215,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         ctx.tree.share_root.note_removed(source_parent, source_name)
         ctx.tree.share_root.note_created(target.parent_fd, new_name)
         server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),
-                                     open_.is_directory)
+                                     open_.is_directory, origin=open_)
         for other in server.files.renamed(open_.file_key, target.components[:-1] + (new_name,)):
             other.name = new_name
             old_parent = other.parent_fd
@@ -255,7 +255,8 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
             handles.unlink(target.parent_fd, target.name)
         handles.link(open_.parent_fd, open_.name, target.parent_fd, target.name)
         ctx.tree.share_root.note_created(target.parent_fd, target.name)
-        ctx.connection.server.files.changes.changed(ctx.tree, target.components, Action.ADDED, Filter.FILE_NAME)
+        ctx.connection.server.files.changes.changed(ctx.tree, target.components, Action.ADDED, Filter.FILE_NAME,
+                                                    origin=open_)
 
 
 def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.DispositionInformation) -> None:
@@ -272,7 +273,7 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
         handles.unlink_now(open_)
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.REMOVED,
                                                     Filter.DIR_NAME if open_.is_directory else Filter.FILE_NAME,
-                                                    open_.is_directory)
+                                                    open_.is_directory, origin=open_)
         return
     files.set_delete_pending(open_, True)
 

@@ -4,7 +4,8 @@ and lease breaks). Its own module so that the feed and its sources do not import
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +23,6 @@ class Change:
     is_dir: bool = False
     moved_to: tuple[str, ...] | None = None
     local: bool = False  # made outside this server (reported by the kernel feed): breaks oplocks and leases
+    # The open (protocol.objects.Open) this server's change was made through; None for changes made outside
+    # SMB. A directory lease its ParentLeaseKey names is not broken by the change ([MS-FSA] 2.1.4.12.2).
+    origin: Any = field(default=None, compare=False)

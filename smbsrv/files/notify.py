@@ -132,14 +132,16 @@ class ChangeFeed:
     # -- publishing -----------------------------------------------------------------------------------------
 
     def changed(self, tree: TreeConnect, components: Sequence[str], action: int, filter_: int,
-                is_dir: bool = False) -> None:
-        """This server changed the object at `components` of the tree's share (the command modules' call)."""
+                is_dir: bool = False, origin: Open | None = None) -> None:
+        """This server changed the object at `components` of the tree's share (the command modules' call),
+        through the open `origin` when there is one."""
         if not self._subscribers or not components or tree.share_root is None:
             return
         self.publish([Change(self.real_path(tree.share_root.path), tuple(components[:-1]), components[-1],
-                             action, filter_, is_dir)])
+                             action, filter_, is_dir, origin=origin)])
 
-    def renamed(self, tree: TreeConnect, old: Sequence[str], new: Sequence[str], is_dir: bool) -> None:
+    def renamed(self, tree: TreeConnect, old: Sequence[str], new: Sequence[str], is_dir: bool,
+                origin: Open | None = None) -> None:
         """A rename by this server: OLD_NAME + NEW_NAME in one directory, else REMOVED + ADDED, and for files
         a MODIFIED (attributes, creation) of the new name as Windows 2003 and Samba report it."""
         if not self._subscribers or tree.share_root is None:
@@ -149,13 +151,14 @@ class ChangeFeed:
         old_dir, new_dir = tuple(old[:-1]), tuple(new[:-1])
         moved_to = tuple(new) if is_dir else None
         if old_dir == new_dir:
-            batch = [Change(root, old_dir, old[-1], Action.RENAMED_OLD_NAME, mask, is_dir, moved_to),
-                     Change(root, new_dir, new[-1], Action.RENAMED_NEW_NAME, mask, is_dir)]
+            batch = [Change(root, old_dir, old[-1], Action.RENAMED_OLD_NAME, mask, is_dir, moved_to, origin=origin),
+                     Change(root, new_dir, new[-1], Action.RENAMED_NEW_NAME, mask, is_dir, origin=origin)]
         else:
-            batch = [Change(root, old_dir, old[-1], Action.REMOVED, mask, is_dir, moved_to),
-                     Change(root, new_dir, new[-1], Action.ADDED, mask, is_dir)]
+            batch = [Change(root, old_dir, old[-1], Action.REMOVED, mask, is_dir, moved_to, origin=origin),
+                     Change(root, new_dir, new[-1], Action.ADDED, mask, is_dir, origin=origin)]
         if not is_dir:
-            batch.append(Change(root, new_dir, new[-1], Action.MODIFIED, Filter.ATTRIBUTES | Filter.CREATION))
+            batch.append(Change(root, new_dir, new[-1], Action.MODIFIED, Filter.ATTRIBUTES | Filter.CREATION,
+                                origin=origin))
         self.publish(batch)
 
     def publish(self, changes: Sequence[Change]) -> None:

@@ -224,19 +224,24 @@ def _break(holder: Open, break_to: int, now: float, timeout_s: float) -> Break |
 
 def grant(table: FileTable, state: FileState, open_: Open, *, requested_level: int,
           lease_key: bytes | None, lease_state: int, version: int, parent_key: bytes | None, epoch: int,
-          client_guid: bytes, allowed: int = R | W | H) -> None:
+          client_guid: bytes, allowed: int = R | W | H, directory: bool = False) -> None:
     """Give the new (registered) open what it may cache (Samba's delay_for_oplock "grant" part and
     grant_fsp_lease). `lease_key` None: an oplock request of `requested_level`. `allowed`: what the share can
-    keep coherent (R only when changes made outside SMB cannot be seen)."""
+    keep coherent (R only when changes made outside SMB cannot be seen). `directory`: a directory lease
+    ([MS-SMB2] 3.3.5.9.11: R or RH, never W); the other opens of a directory, which never hold oplocks, take
+    nothing from it (cifs.ko and Windows open directories without a lease all the time)."""
     others = [other for other in state.opens if other is not open_]
     own = table.leases.get((client_guid, lease_key)) if lease_key is not None else None
     got_handle_lease = any(caching_of(other) & H for other in others)
-    got_oplock = any(other.lease is None for other in others)  # any open without a lease, as Samba counts
+    # any open without a lease, as Samba counts (a directory's opens hold no oplock)
+    got_oplock = not directory and any(other.lease is None for other in others)
     have_other_lease = any(own is None or other.lease is not own for other in others)
     if lease_key is not None:
         granted = lease_state
         if not granted & (R | W) or granted in (W, W | H):
             granted = 0
+        if directory:
+            granted &= R | H
     else:
         granted = oplock_caching(requested_level)
     granted &= allowed
@@ -328,6 +333,24 @@ def breaks_for_local_change(state: FileState, now: float, timeout_s: float) -> l
             sent = _break(holder, 0, now, timeout_s)
             if sent is not None:
                 breaks.append(sent)
+    return breaks
+
+
+def breaks_for_child_change(state: FileState, origin: tuple[bytes, bytes] | None, now: float,
+                            timeout_s: float) -> list[Break]:
+    """A name inside the directory of `state` was added, removed, renamed or had its attributes changed: every
+    directory lease on it is broken to none without waiting ([MS-FSA] 2.1.4.12 with PARENT_OBJECT, the
+    breaking operation goes on), except the lease whose (ClientGuid, LeaseKey) is `origin`, the
+    ParentLeaseKey of the open the change was made through (2.1.4.12.2). The same client's other lease keys
+    are broken like anyone's."""
+    breaks = []
+    for holder in _holders(state):
+        lease = holder.lease
+        if lease is None or not lease.state or origin == (lease.client_guid, lease.key):
+            continue
+        sent = _break(holder, 0, now, timeout_s)
+        if sent is not None:
+            breaks.append(sent)
     return breaks
 
 

@@ -54,6 +54,7 @@ class FileTable:
         # [MS-SMB2] 3.3.1.11 GlobalLeaseTableList: the leases of every client, by (ClientGuid, LeaseKey).
         self.leases: dict[tuple[bytes, bytes], oplocks.Lease] = {}
         self.local_changes: Any = None  # commands.oplock_break.LocalChanges once something was cached
+        self.directory_changes: Any = None  # commands.oplock_break.DirectoryChanges once a directory was leased
         # Opens below each directory, by (share root, path components of the directory): how many opens
         # lie somewhere beneath it, so that has_open_below() is one lookup instead of a scan of every open.
         self._below: dict[tuple[Any, tuple[str, ...]], int] = {}

@@ -112,3 +112,6 @@ class Open:
     @file_key.setter
     def file_key(self, value: tuple[int, int]) -> None:
         self.handle.key = value
+    # The ParentLeaseKey the CREATE named ([MS-FSA] Open.ParentOplockKey): a change made through this open does
+    # not break that lease of the client's on the parent directory (commands/oplock_break.py DirectoryChanges).
+    parent_lease_key: bytes | None = None

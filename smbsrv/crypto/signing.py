@@ -12,6 +12,10 @@ The message is never copied: the MAC is fed three pieces (header before the sign
 so an 8 MiB WRITE costs one pass over its bytes, and verify() leaves the received buffer untouched. begin()
 exposes that running MAC, so the transport can fold a large message in while it arrives (see transport). The key
 schedule is done once per session: HMAC and CMAC contexts are cloned from a keyed template for each message.
+
+Small messages (every request but bulk READ/WRITE) take a one-shot path instead: the three pieces are joined
+(a copy of a few hundred bytes, 0.3 us) and handed to the primitive in one call. The primitive itself costs
+about 0.5 us; the running-MAC plumbing around it cost 4-7 us per message, twice per request.
 """
 
 import abc
@@ -45,6 +49,9 @@ _COMMAND = struct.Struct("<H")  # Command @12
 _FLAGS = struct.Struct("<I")  # Flags @16
 _MESSAGE_ID = struct.Struct("<Q")  # MessageId @24
 _GMAC_NONCE = struct.Struct("<QI")
+
+# Messages up to this size are signed and verified in one call of the primitive (module docstring).
+_ONE_SHOT_LIMIT = 64 * 1024
 
 _COMMAND_OFFSET = 12
 _FLAGS_OFFSET = 16
@@ -100,11 +107,26 @@ class Signer(abc.ABC):
             running.update(tail)
         return running.finish()
 
+    @abc.abstractmethod
+    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+        """The signature of `data`, a whole small message with its Signature field already zeroed; `header` is
+        where its header lies (AES-GMAC takes its nonce from it)."""
+
     def sign(self, message: bytearray | memoryview, tail: bytes | bytearray | memoryview | None = None) -> None:
         """Set SMB2_FLAGS_SIGNED and write the signature into the header at the start of `message`.
 
         `tail` is bulk data that follows `message` on the wire (READ data): it is signed where it lies, never
         joined to the header."""
+        if (type(message) is bytearray and len(message) >= SMB2_HEADER_SIZE
+                and len(message) + (0 if tail is None else len(tail)) <= _ONE_SHOT_LIMIT):
+            # The common case: a response the connection just built (with a small READ's data as `tail`).
+            (flags,) = _FLAGS.unpack_from(message, _FLAGS_OFFSET)
+            _FLAGS.pack_into(message, _FLAGS_OFFSET, flags | SMB2_FLAGS_SIGNED)
+            pieces = [message[:SIGNATURE_OFFSET], _ZERO_SIGNATURE, message[SMB2_HEADER_SIZE:]]
+            if tail is not None:
+                pieces.append(tail)
+            message[SIGNATURE_OFFSET:SMB2_HEADER_SIZE] = self._one_shot(message, b"".join(pieces))
+            return
         view = _as_bytes_view(message)
         tail_view = _as_bytes_view(tail) if tail is not None else None
         if len(view) < SMB2_HEADER_SIZE:
@@ -121,7 +143,13 @@ class Signer(abc.ABC):
         if len(view) < SMB2_HEADER_SIZE:
             return False
         received = view[SIGNATURE_OFFSET : SIGNATURE_OFFSET + SIGNATURE_SIZE]
-        return py_hmac.compare_digest(computed if computed is not None else self._compute(view), received)
+        if computed is None:
+            if len(view) <= _ONE_SHOT_LIMIT:
+                computed = self._one_shot(view, b"".join((view[:SIGNATURE_OFFSET], _ZERO_SIGNATURE,
+                                                          view[SMB2_HEADER_SIZE:])))
+            else:
+                computed = self._compute(view)
+        return py_hmac.compare_digest(computed, received)
 
 
 class HmacSha256Signer(Signer):
@@ -136,6 +164,11 @@ class HmacSha256Signer(Signer):
         mac = self._template.copy()
         return RunningSignature(mac.update, lambda: mac.finalize()[:SIGNATURE_SIZE])
 
+    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+        mac = self._template.copy()
+        mac.update(data)
+        return mac.finalize()[:SIGNATURE_SIZE]
+
 
 class AesCmacSigner(Signer):
     """AES-128-CMAC ([MS-SMB2] 3.1.4.1, the 3.x default; RFC 4493)."""
@@ -149,8 +182,10 @@ class AesCmacSigner(Signer):
         mac = self._template.copy()
         return RunningSignature(mac.update, mac.finalize)
 
-
-_ONE_SHOT_LIMIT = 64 * 1024
+    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+        mac = self._template.copy()
+        mac.update(data)
+        return mac.finalize()
 
 
 def gmac_nonce(view: memoryview) -> bytes:
@@ -173,14 +208,11 @@ class AesGmacSigner(Signer):
 
     def __init__(self, signing_key: bytes) -> None:
         self._key = algorithms.AES(signing_key)
-        self._one_shot = AESGCM(signing_key)
+        self._aead = AESGCM(signing_key)
 
-    def _compute(self, view: memoryview, tail: memoryview | None = None) -> bytes:
-        if tail is None and len(view) <= _ONE_SHOT_LIMIT:
-            # Small messages: joining the additional data costs less than a streaming context (0.9 us vs 4.6).
-            aad = b"".join((view[:SIGNATURE_OFFSET], _ZERO_SIGNATURE, view[SMB2_HEADER_SIZE:]))
-            return self._one_shot.encrypt(gmac_nonce(view), b"", aad)
-        return super()._compute(view, tail)
+    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+        # The one-shot AESGCM with no plaintext: its tag is the GMAC of the additional data.
+        return self._aead.encrypt(gmac_nonce(header), b"", data)
 
     def _start(self, header: memoryview) -> RunningSignature:
         # The streaming GCM context accepts the additional data in pieces, which the one-shot AESGCM does not.

@@ -67,4 +67,4 @@ def _delete(files: FileTable, open_: Open, parent_fd: int) -> None:
         return
     open_.tree.share_root.note_removed(parent_fd, name)
     files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,
-                          Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir)
+                          Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir, origin=open_)

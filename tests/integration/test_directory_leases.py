@@ -141,7 +141,8 @@ def test_own_parent_lease_key_does_not_break(server: SmbServer) -> None:
         assert c.request(b.SMB2_SET_INFO, rename).status == b.STATUS_SUCCESS
         basic = struct.pack("<QQQQII", 0, 0, 0, 0, 0x2, 0)  # HIDDEN
         assert c.set_info(file_id, SMB2_0_INFO_FILE, FILE_BASIC_INFORMATION, basic).status == b.STATUS_SUCCESS
-        assert c.close_file(file_id) == b.STATUS_SUCCESS
+        assert c.set_info(file_id, SMB2_0_INFO_FILE, 13, b.disposition_info()).status == b.STATUS_SUCCESS
+        assert c.close_file(file_id) == b.STATUS_SUCCESS  # deleted on close
         no_break(c)
         # Another lease key of the same client (no parent key given): broken.
         c.close_file(create_file(c, "dir\\other-key.txt", key=uuid.uuid4().bytes))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from smbsrv import reparse
 from smbsrv.commands import handles, oplock_break
 from smbsrv.files import oplocks
-from smbsrv.fs import backend, dos_attrs, eas
+from smbsrv.fs import backend, dos_attrs, eas, posix_acl
 from smbsrv.fs.handle import FileHandle
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
@@ -347,7 +347,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
-                             may_delete=_may_delete_in(resolution, st, session, parent_stat))
+                             may_delete=_may_delete_in(resolution, st, session, parent_stat),
+                             acl=posix_acl.read_at(resolution.parent_fd, resolution.name))
     read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
     if read_only_file:
         # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.

@@ -5,13 +5,23 @@ from __future__ import annotations
 import struct
 
 from smbsrv.commands import handles
-from smbsrv.commands.read import check_credit_charge
-from smbsrv.fs import eas
+from smbsrv.fs import eas, nt_acl
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
 from smbsrv.fscc.ea import EaEntry, decode_get_ea_list, encode_full_ea_list
-from smbsrv.fscc.security import build_descriptor
+from smbsrv.fscc.security import (
+    DACL_SECURITY_INFORMATION,
+    GROUP_SECURITY_INFORMATION,
+    OWNER_SECURITY_INFORMATION,
+    SE_DACL_PRESENT,
+    SE_SELF_RELATIVE,
+    SecurityDescriptor,
+    encode_descriptor,
+    unix_group_sid,
+    unix_user_sid,
+)
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
@@ -200,8 +210,13 @@ def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     if request.additional_information & _SD_PARTS and not open_.granted_access & READ_CONTROL:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     st = handles.stat_open(open_)
-    descriptor = build_descriptor(st.st_uid, st.st_gid, st.st_mode, request.additional_information,
-                                  open_.is_directory)
+    parts = request.additional_information
+    # The DACL is the POSIX ACL's, or the mode's where none is stored (fs/nt_acl.py); no SACL is kept.
+    descriptor = encode_descriptor(SecurityDescriptor(
+        SE_SELF_RELATIVE | (SE_DACL_PRESENT if parts & DACL_SECURITY_INFORMATION else 0),
+        unix_user_sid(st.st_uid) if parts & OWNER_SECURITY_INFORMATION else None,
+        unix_group_sid(st.st_gid) if parts & GROUP_SECURITY_INFORMATION else None,
+        None, nt_acl.dacl_of(open_.fd, st) if parts & DACL_SECURITY_INFORMATION else None))
     if len(descriptor) > request.output_buffer_length:
         # The client asks again with this size ([MS-SMB2] 3.3.5.20.3).
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL, _U32.pack(len(descriptor)), wrap_in_context=False)

@@ -7,13 +7,13 @@ import os
 import stat
 
 from smbsrv.commands import handles, oplock_break
-from smbsrv.fs import dos_attrs, eas
+from smbsrv.fs import dos_attrs, eas, nt_acl
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
-from smbsrv.fscc.security import parse_descriptor, posix_mode_from_dacl
+from smbsrv.fscc.security import SE_DACL_PRESENT, parse_descriptor, posix_mode_from_dacl
 from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, time_to_set
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
@@ -281,15 +281,19 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
 def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:
     descriptor = parse_descriptor(request.buffer)
     additional = request.additional_information
-    if additional & 0x4 and descriptor.dacl is not None:
-        _require(open_, WRITE_DAC)
-        mode = posix_mode_from_dacl(descriptor)
-        if mode is not None:
-            handles.chmod(open_, mode)
+    # Ownership first, as Samba: a DACL's CREATOR OWNER entries are the new owner's.
     if additional & 0x3:
         _require(open_, WRITE_OWNER)
         handles.chown_from_sids(open_, descriptor.owner if additional & 0x1 else None,
                                 descriptor.group if additional & 0x2 else None)
+    if additional & 0x4 and descriptor.control & SE_DACL_PRESENT:
+        _require(open_, WRITE_DAC)
+        mode = posix_mode_from_dacl(descriptor)
+        if mode is not None:
+            handles.chmod(open_, mode)
+        else:
+            # Any other DACL becomes the POSIX ACL (fs/nt_acl.py, docs/access.md).
+            nt_acl.set_dacl(open_.fd, handles.stat_open(open_), descriptor.dacl)
     if additional & 0x7:
         _changed(ctx, open_, Filter.SECURITY)
 

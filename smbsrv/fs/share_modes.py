@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from smbsrv.errors import SmbError
+from smbsrv.fs import posix_acl
 from smbsrv.wire.constants import (
     DELETE,
     FILE_ALL_ACCESS,
@@ -70,7 +71,8 @@ def _rights_of_mode_bits(bits: int) -> int:
 
 
 def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, groups: Iterable[int],
-                   *, read_only_share: bool, may_delete: bool = True) -> int:
+                   *, read_only_share: bool, may_delete: bool = True,
+                   acl: Sequence[posix_acl.Entry] | None = None) -> int:
     """The rights the Unix permissions give this user: what MAXIMUM_ALLOWED and MxAc report, and the bound for
     every requested right (docs/access.md).
 
@@ -78,11 +80,16 @@ def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, g
     chosen as the kernel chooses the class), plus the rights Windows gives an object's owner implicitly
     (READ_CONTROL, WRITE_DAC), FILE_READ_ATTRIBUTES to anyone who can reach the object, and DELETE where the
     directory lets this user remove the name (`may_delete`: write and search on it, and the sticky-bit rule).
-    The kernel still enforces permissions at open(); this is the SMB view of the same bits."""
+    The kernel still enforces permissions at open(); this is the SMB view of the same bits.
+
+    `acl`: the file's POSIX access ACL when it has one stored (fs/posix_acl.py); the class is then the entry
+    the kernel's ACL check picks (owner, named user, owning and named groups, other), bounded by the mask."""
     if uid == 0:
         access = FILE_ALL_ACCESS
     else:
-        if st_uid == uid:
+        if acl is not None:
+            bits = posix_acl.permitted_bits(acl, st_uid, st_gid, uid, gid, groups)
+        elif st_uid == uid:
             bits = (st_mode >> 6) & 7
         elif st_gid == gid or st_gid in groups:
             bits = (st_mode >> 3) & 7
@@ -100,12 +107,13 @@ def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, g
 
 def resolve_desired_access(desired: int, maximum: int) -> int:
     """The access to grant: MAXIMUM_ALLOWED becomes everything the user may have; every other requested
-    bit must be within the maximum, else STATUS_ACCESS_DENIED."""
+    bit must be within the maximum, else STATUS_ACCESS_DENIED, also next to MAXIMUM_ALLOWED (as Samba checks
+    the union against the ACL; smbtorture smb2.acls.MXAC-NOT-GRANTED)."""
     mapped = map_generic(desired)
+    if mapped & ~maximum & ~(MAXIMUM_ALLOWED | 0x01000000):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if mapped & MAXIMUM_ALLOWED:
         return (mapped & ~MAXIMUM_ALLOWED) | maximum
-    if mapped & ~maximum & ~0x01000000:
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     return mapped
 
 

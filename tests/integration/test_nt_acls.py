@@ -1,0 +1,166 @@
+"""Security descriptors kept as POSIX ACLs (fs/nt_acl.py, docs/access.md), against the daemon serving a non-root
+account as deployed: a DACL set through SMB limits access as Samba 4.17 limits it with default settings, lands
+on disk as the ACL Samba writes, and an ACL set on disk shows in QUERY_INFO.
+
+smbtorture smb2.acls.MXAC-NOT-GRANTED and OVERWRITE_READ_ONLY_FILE in raw requests: the owner's DACL granting
+only FILE_READ_DATA refuses FILE_WRITE_DATA (also next to MAXIMUM_ALLOWED) and every overwriting disposition.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from smbsrv.fs import posix_acl
+from smbsrv.fs.posix_acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Entry
+from smbsrv.fscc.security import (
+    ACCESS_ALLOWED_ACE_TYPE,
+    SE_DACL_PRESENT,
+    SE_SELF_RELATIVE,
+    Ace,
+    Acl,
+    SecurityDescriptor,
+    encode_descriptor,
+    parse_descriptor,
+    unix_user_sid,
+)
+from tests import builders as b
+from tests.conftest import SmbServer
+from tests.integration.test_create_contexts import _contexts, _maximal_access, _response_contexts
+
+WRITE_DAC = 0x00040000
+WRITE_OWNER = 0x00080000
+OWNER = 0x1
+DACL = 0x4
+# The owner of a file whose ACL gives it read only: FILE_GENERIC_READ, plus READ_CONTROL and WRITE_DAC (the
+# owner's implicit rights) and DELETE through its writable directory. Samba 4.17 answers the same.
+OWNER_READ_ONLY_ACCESS = 0x001F0089 & ~0x00080000
+
+
+def _supports_acls(path: Path) -> bool:
+    probe = path / ".acl-probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, posix_acl.ACCESS, posix_acl.encode(posix_acl.from_mode(0o644)))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+@pytest.fixture
+def server(smb_server: SmbServer) -> SmbServer:
+    if not _supports_acls(smb_server.share_path):
+        pytest.skip("the share's file system keeps no POSIX ACLs")
+    return smb_server
+
+
+def _query_sd(client: b.Client, file_id: tuple[int, int], parts: int) -> SecurityDescriptor:
+    response = client.query_info(file_id, b.SMB2_0_INFO_SECURITY, 0, additional_information=parts)
+    assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+    return parse_descriptor(b.output_buffer(response))
+
+
+def _set_dacl(client: b.Client, file_id: tuple[int, int], dacl: Acl) -> int:
+    descriptor = encode_descriptor(SecurityDescriptor(SE_SELF_RELATIVE | SE_DACL_PRESENT, None, None, None, dacl))
+    return client.set_info(file_id, b.SMB2_0_INFO_SECURITY, 0, descriptor, additional_information=DACL).status
+
+
+def _create_status(client: b.Client, name: str, access: int, disposition: int = b.FILE_OPEN) -> int:
+    response = client.create(name, desired_access=access, disposition=disposition)
+    if response.status == b.STATUS_SUCCESS:
+        client.close_file(b.create_file_id(response.body))
+    return response.status
+
+
+def test_owner_read_only_dacl_refuses_writes(server: SmbServer) -> None:
+    name = "read-only-by-acl.txt"
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        client.write_file(name, b"keep me")
+        handle = client.open(name, desired_access=b.READ_CONTROL | WRITE_DAC | WRITE_OWNER)
+        original = _query_sd(client, handle, OWNER | DACL)
+        assert original.owner is not None and original.dacl is not None
+        owner = original.owner
+        assert _set_dacl(client, handle, Acl((Ace(ACCESS_ALLOWED_ACE_TYPE, 0, b.FILE_READ_DATA, owner),))) \
+            == b.STATUS_SUCCESS
+
+        st = os.stat(server.share_path / name)
+        assert owner == unix_user_sid(st.st_uid)
+        # On disk: Samba's mapping (posix_acls.c), the owner and owning group also named, mask rwx.
+        stored = set(posix_acl.decode(os.getxattr(server.share_path / name, posix_acl.ACCESS)))
+        assert stored == {Entry(USER_OBJ, 4), Entry(USER, 4, st.st_uid), Entry(GROUP_OBJ, 0),
+                          Entry(GROUP, 0, st.st_gid), Entry(MASK, 7), Entry(OTHER, 0)}
+
+        response = client.create(name, desired_access=b.FILE_READ_ATTRIBUTES, contexts=_contexts(b"MxAc"))
+        assert response.status == b.STATUS_SUCCESS
+        client.close_file(b.create_file_id(response.body))
+        assert _maximal_access(_response_contexts(response.body)) == OWNER_READ_ONLY_ACCESS
+
+        assert _create_status(client, name, b.MAXIMUM_ALLOWED | b.FILE_WRITE_DATA) == b.STATUS_ACCESS_DENIED
+        assert _create_status(client, name, b.FILE_WRITE_DATA) == b.STATUS_ACCESS_DENIED
+        assert _create_status(client, name, b.FILE_READ_DATA) == b.STATUS_SUCCESS
+        for disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF):
+            assert _create_status(client, name, b.FILE_READ_DATA, disposition) == b.STATUS_ACCESS_DENIED
+        assert (server.share_path / name).read_bytes() == b"keep me"
+
+        # The DACL read back: the owner's ACE grants FILE_GENERIC_READ, the rest nothing.
+        shown = _query_sd(client, handle, DACL).dacl
+        assert shown is not None
+        assert {(str(a.sid), a.mask) for a in shown.aces if a.mask} == {(str(owner), 0x120089)}
+
+        # Putting the original DACL back gives the owner full control again (smbtorture's restore_sd_orig).
+        assert _set_dacl(client, handle, original.dacl) == b.STATUS_SUCCESS
+        assert _create_status(client, name, b.FILE_WRITE_DATA) == b.STATUS_SUCCESS
+        client.close_file(handle)
+
+
+def test_acl_set_on_disk_shows_in_the_descriptor(server: SmbServer) -> None:
+    name = "named.txt"
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        client.write_file(name, b"x")
+        path = server.share_path / name
+        st = os.stat(path)
+        os.setxattr(path, posix_acl.ACCESS, posix_acl.encode(
+            (Entry(USER_OBJ, 6), Entry(USER, 4, 65534), Entry(GROUP_OBJ, 4), Entry(GROUP, 6, 65533),
+             Entry(MASK, 4), Entry(OTHER, 0))))
+        handle = client.open(name, desired_access=b.READ_CONTROL)
+        dacl = _query_sd(client, handle, DACL).dacl
+        client.close_file(handle)
+        assert dacl is not None
+        shown = [(str(a.sid), a.mask) for a in dacl.aces]
+        # Samba's order: owner first, everyone last; the mask bounds the named group's rw to r.
+        assert shown[0] == (f"S-1-22-1-{st.st_uid}", 0x12019F)
+        assert shown[-1] == ("S-1-1-0", 0)
+        assert set(shown[1:-1]) == {("S-1-22-1-65534", 0x120089), (f"S-1-22-2-{st.st_gid}", 0x120089),
+                                    ("S-1-22-2-65533", 0x120089)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a file of another owner")
+def test_named_user_entry_grants_a_non_owner(server: SmbServer) -> None:
+    """Another owner's 0600 file whose ACL names the account with rw: MxAc and a write open follow the ACL
+    (the kernel enforces the same entry for the account's fsuid)."""
+    name = "granted.txt"
+    path = server.share_path / name
+    path.write_bytes(b"root's")
+    os.chown(path, 0, 0)
+    account_uid = os.stat(server.share_path).st_uid
+    os.setxattr(path, posix_acl.ACCESS, posix_acl.encode(
+        (Entry(USER_OBJ, 6), Entry(USER, 6, account_uid), Entry(GROUP_OBJ, 0), Entry(MASK, 6), Entry(OTHER, 0))))
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        response = client.create(name, desired_access=b.FILE_READ_ATTRIBUTES, contexts=_contexts(b"MxAc"))
+        assert response.status == b.STATUS_SUCCESS
+        client.close_file(b.create_file_id(response.body))
+        access = _maximal_access(_response_contexts(response.body))
+        assert access & b.FILE_WRITE_DATA and access & b.FILE_READ_DATA and not access & WRITE_DAC
+        handle = client.open(name, desired_access=b.FILE_WRITE_DATA)
+        assert client.write(handle, 0, b"ROOT").status == b.STATUS_SUCCESS
+        client.close_file(handle)
+        # The same account through a mask of r only: no write.
+        os.setxattr(path, posix_acl.ACCESS, posix_acl.encode(
+            (Entry(USER_OBJ, 6), Entry(USER, 6, account_uid), Entry(GROUP_OBJ, 0), Entry(MASK, 4),
+             Entry(OTHER, 0))))
+        assert _create_status(client, name, b.FILE_WRITE_DATA) == b.STATUS_ACCESS_DENIED
+    assert path.read_bytes() == b"ROOT's"

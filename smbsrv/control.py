@@ -185,15 +185,34 @@ def format_status(status: dict[str, Any]) -> str:
         trees = ", ".join(f"{tree['tree_id']}:{tree['share']}" for tree in session["tree_connects"]) or "-"
         lines.append(f"{session['session_id']:<18} {session['user']:<16} {session['client']:<24} "
                      f"{session['dialect']:<8} {session['signing']:<9} {session['encryption']:<10} {trees}")
-    lines += ["", f"{'Session':<18} {'FileId':>7} {'Access':<10} {'Share':<5} {'Share name':<12} Path"]
+    header = f"{'Session':<18} {'FileId':>7} {'Access':<10} {'Share':<5} {'Oplock':<14} {'Share name':<12} Path"
+    lines += ["", header]
     for entry in status["open_files"]:
         lines.append(f"{entry['session_id']:<18} {entry['file_id']:>7} {entry['access_mask']:<10} "
-                     f"{_share_access(entry['share_access']):<5} {entry['share']:<12} {entry['path'] or '.'}")
+                     f"{_share_access(entry['share_access']):<5} {_caching(entry):<14} {entry['share']:<12} "
+                     f"{entry['path'] or '.'}")
     lines += ["", f"{'Session':<18} {'FileId':>7} {'Type':<4} {'Offset':>20} {'Length':>20} Path"]
     for lock in status["locks"]:
         lines.append(f"{lock['session_id']:<18} {lock['file_id']:>7} {'EX' if lock['exclusive'] else 'SH':<4} "
                      f"{lock['offset']:>20} {lock['length']:>20} {lock['share']}/{lock['path']}")
+    lines += ["", f"{'Break':<6} {'Lease key / FileId':<32} {'From':<9} {'To':<9} {'Timeout':>8} Path"]
+    for brk in status.get("breaks", []):
+        what = brk["key"] if brk["kind"] == "lease" else str(brk["file_id"])
+        lines.append(f"{brk['kind']:<6} {what:<32} {brk['from'] or 'none':<9} {brk['to'] or 'none':<9} "
+                     f"{brk['deadline_s']:>7}s {brk['share']}/{brk['path']}")
     return "\n".join(lines) + "\n"
+
+
+def _caching(entry: dict[str, Any]) -> str:
+    """An open's oplock ("batch", "level2", ...) or lease ("lease RH", "dirlease R"), "-" for none; a break in
+    progress as "->" and its target."""
+    lease = entry.get("lease")
+    if lease is None:
+        oplock = entry.get("oplock", "none")
+        text = "-" if oplock == "none" else oplock
+        return text + (f"->{entry['breaking_to']}" if entry.get("breaking_to") else "")
+    text = f"{'dirlease' if lease['directory'] else 'lease'} {lease['state'] or 'none'}"
+    return text + (f"->{lease['breaking_to'] or 'none'}" if lease["breaking_to"] is not None else "")
 
 
 def _share_access(mask: int) -> str:

@@ -15,7 +15,7 @@ from smbsrv import events
 from smbsrv.auth.authenticator import Authenticator
 from smbsrv.auth.users import UserDB
 from smbsrv.config import ServerConfig, ShareConfig
-from smbsrv.files import FileTable, closing
+from smbsrv.files import FileTable, closing, oplocks
 from smbsrv.fs import identity
 from smbsrv.fs.reparse_store import ReparseStore
 from smbsrv.fs.resolver import ShareRoot
@@ -150,8 +150,9 @@ class ServerState:
                 "restart_needed": restart}
 
     def status_snapshot(self) -> dict[str, Any]:
-        """Sessions, tree connects, open files and byte-range locks of every connection, as plain data (the
-        one place `smbsrv status` reads them from)."""
+        """Sessions, tree connects, open files (with their oplock or lease), byte-range locks and the oplock
+        and lease breaks in flight of every connection, as plain data (the one place `smbsrv status` reads
+        them from)."""
         sessions: list[dict[str, Any]] = []
         opens: list[dict[str, Any]] = []
         locks: list[dict[str, Any]] = []
@@ -160,6 +161,8 @@ class ServerState:
                 if session.state != "valid":
                     continue
                 user = session.user.name if session.user is not None else (
+        listed: list[Any] = []  # the opens listed, for their oplock breaks in flight
+        now = time.monotonic()  # the clock break deadlines are kept in (commands/oplock_break.py)
                     "guest" if session.is_guest else "anonymous")
                 sessions.append({
                     "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
@@ -192,6 +195,9 @@ class ServerState:
                                   "file_id": open_.file_id[1], "offset": lock.offset, "length": lock.length,
                                   "exclusive": lock.exclusive} for lock in held)
         return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
+                        **oplocks.caching_status(open_, now),
                            "connections": len(self.connections),
+                    listed.append(open_)
                            "shares": sorted(share.name for share in self.shares.values())},
-                "sessions": sessions, "open_files": opens, "locks": locks}
+                "sessions": sessions, "open_files": opens, "locks": locks,
+                "breaks": oplocks.breaks_in_flight(self.files, listed, now)}

@@ -58,6 +58,8 @@ def handle(ctx: RequestContext, request: wire.OplockBreakAck | wire.LeaseBreakAc
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # no leases on 2.0.2
         follow_ups = oplocks.ack_lease(server.files, ctx.connection.client_guid, request.lease_key,
                                        request.lease_state, clock(), timeout_s(server))
+        log.debug("lease break acknowledged: %s to %s", request.lease_key.hex(),
+                  oplocks.state_letters(request.lease_state) or "none")
         send_breaks(server, follow_ups)
         return wire.encode_lease_break_response(request.lease_key, request.lease_state)
     session = ctx.session
@@ -67,6 +69,7 @@ def handle(ctx: RequestContext, request: wire.OplockBreakAck | wire.LeaseBreakAc
             ctx.tree is not None and open_.tree is not ctx.tree:
         raise SmbError(NtStatus.STATUS_FILE_CLOSED)
     level = oplocks.ack_oplock(open_.file, open_, request.oplock_level)
+    log.debug("oplock break acknowledged: file id %d to level %d", open_.file_id[1], level)
     return wire.encode_oplock_break(level, open_.file_id)
 
 

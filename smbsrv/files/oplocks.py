@@ -433,3 +433,51 @@ def expire(table: FileTable, state: FileState, now: float, timeout_s: float) -> 
             else:
                 pending = lease.deadline if pending is None else min(pending, lease.deadline)
     return breaks, pending
+
+
+# -- what `smbsrv status` shows -----------------------------------------------------------------------------------
+
+def state_letters(caching: int) -> str:
+    """A caching state as Samba's smbstatus writes it: "RWH", "RH", "R", "" for none."""
+    return "".join(letter for bit, letter in ((R, "R"), (W, "W"), (H, "H")) if caching & bit)
+
+
+_OPLOCK_NAMES = {SMB2_OPLOCK_LEVEL_BATCH: "batch", SMB2_OPLOCK_LEVEL_EXCLUSIVE: "exclusive",
+                 SMB2_OPLOCK_LEVEL_II: "level2", SMB2_OPLOCK_LEVEL_NONE: "none"}
+
+
+def caching_status(open_: Open, now: float) -> dict[str, object]:
+    """What the open may cache: its oplock, or its lease (key, state, epoch, and the break in progress)."""
+    lease = open_.lease
+    if lease is None:
+        breaking = open_.oplock_breaking_to >= 0
+        return {"oplock": _OPLOCK_NAMES.get(open_.oplock_level, str(open_.oplock_level)), "lease": None,
+                "breaking_to": _OPLOCK_NAMES.get(open_.oplock_breaking_to) if breaking else None,
+                "break_deadline_s": round(max(open_.oplock_deadline - now, 0.0), 1) if breaking else None}
+    return {"oplock": "lease", "lease": {
+        "key": lease.key.hex(), "state": state_letters(lease.state), "epoch": lease.epoch,
+        "version": lease.version, "directory": bool(open_.is_directory),
+        "parent_key": lease.parent_key.hex() if lease.parent_key is not None else None,
+        "breaking_to": state_letters(lease.breaking_to_requested) if lease.breaking else None,
+        "break_deadline_s": round(max(lease.deadline - now, 0.0), 1) if lease.breaking else None}}
+
+
+def breaks_in_flight(table: FileTable, opens: list[Open], now: float) -> list[dict[str, object]]:
+    """Every break waiting for its acknowledgment: leases (once per lease however many opens share it) and
+    oplocks of `opens`, with what they break from and to and the seconds left before the break times out."""
+    found: list[dict[str, object]] = []
+    for lease in table.leases.values():
+        if lease.breaking:
+            path = "/".join(lease.opens[0].path_components) if lease.opens else ""
+            share = lease.opens[0].tree.share.name if lease.opens else ""
+            found.append({"kind": "lease", "key": lease.key.hex(), "share": share, "path": path,
+                          "from": state_letters(lease.state), "to": state_letters(lease.breaking_to_requested),
+                          "deadline_s": round(max(lease.deadline - now, 0.0), 1)})
+    for open_ in opens:
+        if open_.lease is None and open_.oplock_breaking_to >= 0:
+            found.append({"kind": "oplock", "file_id": open_.file_id[1], "share": open_.tree.share.name,
+                          "path": "/".join(open_.path_components),
+                          "from": _OPLOCK_NAMES.get(open_.oplock_level, ""),
+                          "to": _OPLOCK_NAMES.get(open_.oplock_breaking_to, ""),
+                          "deadline_s": round(max(open_.oplock_deadline - now, 0.0), 1)})
+    return found

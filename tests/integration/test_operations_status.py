@@ -72,13 +72,16 @@ def test_status_lists_sessions_trees_opens_and_locks(tmp_path: Path) -> None:
     assert sorted(status["open_files"], key=lambda o: o["path"]) == [
         {"session_id": sid, "user": USER, "client": session["client"], "share": "share", "path": "",
          "file_id": directory[1], "access_mask": "0x00120089", "share_access": 7,
-         "directory": True, "delete_on_close": False},
+         "directory": True, "delete_on_close": False, "oplock": "none", "lease": None, "breaking_to": None,
+         "break_deadline_s": None},
         {"session_id": sid, "user": USER, "client": session["client"], "share": "share", "path": "locked.txt",
          "file_id": handle[1], "access_mask": f"{FILE_READ_DATA | FILE_WRITE_DATA:#010x}", "share_access": 3,
-         "directory": False, "delete_on_close": False},
+         "directory": False, "delete_on_close": False, "oplock": "none", "lease": None, "breaking_to": None,
+         "break_deadline_s": None},
     ]
     assert status["locks"] == [{"session_id": sid, "user": USER, "share": "share", "path": "locked.txt",
                                 "file_id": handle[1], "offset": 10, "length": 10, "exclusive": True}]
+    assert status["breaks"] == []
     assert status["server"]["shares"] == ["share"] and status["server"]["connections"] == 2
     # The text form has one row per session, open and lock.
     rows = text.splitlines()

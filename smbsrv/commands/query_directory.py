@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from smbsrv.commands import handles
 from smbsrv.commands.query_info import max_transact_size
-from smbsrv.commands.read import check_credit_charge
+from smbsrv.fs import backend
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
 from smbsrv.fscc.file_info import FileInformationClass
 from smbsrv.fscc.wildcard import compile_pattern
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
@@ -86,7 +87,7 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     # A scan continued after the directory changed (smbtorture smb2.dir.fixed deletes every file through
     # another handle half way) looks each remaining name up again: one removed since is skipped, as Windows
     # and Samba skip it, instead of being listed from the stat taken at the start.
-    recheck = not first and _version(os.fstat(dir_fd)) != enumeration.version
+    recheck = not first and _version(open_.handle.stat()) != enumeration.version
     # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
     own_fds = {".": dir_fd, "..": open_.parent_fd if open_.path_components else dir_fd}
     yielded: list[int] = []
@@ -95,10 +96,10 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         for index in range(enumeration.position, len(entries)):
             name, st = entries[index]
             if recheck and name not in own_fds:
-                try:
-                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                except FileNotFoundError:
+                now = backend.stat_at(dir_fd, name)
+                if now is None:
                     continue
+                st = now
             try:
                 info = handles.entry_info(dir_fd, name, st, tree, own_fds.get(name, -1), open_.path_components)
             except SmbError:
@@ -123,6 +124,6 @@ def _start(ctx: RequestContext, open_: Open, pattern: str) -> Enumeration:
     assert ctx.tree is not None
     case_sensitive = open_.posix or ctx.tree.share.case_sensitive
     matches = compile_pattern(pattern, case_sensitive)
-    listing = handles.list_directory(open_)
+    listing = open_.handle.list_directory()
     entries = [(name, st) for name, st in listing if matches(name)]
     return Enumeration(pattern, entries, version=_version(listing[0][1]))

@@ -8,10 +8,9 @@ and releases the handle's fds. It lives beside the table, not in commands/, so t
 from __future__ import annotations
 
 import logging
-import os
-import stat
 from typing import TYPE_CHECKING
 
+from smbsrv.errors import SmbError
 from smbsrv.fscc.notify import Action, Filter
 
 if TYPE_CHECKING:
@@ -32,38 +31,25 @@ def close_open(files: FileTable, open_: Open) -> None:
     effects = files.close(open_)
     if open_.is_directory and not effects.delete_now and files.is_delete_pending(open_.file_key):
         files.watches.delete_pending(files.opens(open_.file_key))
-    parent_fd, open_.parent_fd = open_.parent_fd, -1
     try:
         if effects.delete_now:
-            _delete(files, open_, parent_fd)
+            _delete(files, open_)
     finally:
-        if open_.fd >= 0:
-            os.close(open_.fd)
-            open_.fd = -1
-        if parent_fd >= 0:
-            os.close(parent_fd)
+        open_.handle.close()
 
 
-def _delete(files: FileTable, open_: Open, parent_fd: int) -> None:
-    name = open_.name
-    if parent_fd < 0 or not name:
-        return
+def _delete(files: FileTable, open_: Open) -> None:
+    handle = open_.handle
+    parent_fd, name = handle.parent_fd, handle.name
     try:
-        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except OSError:
-        return
-    if (st.st_dev, st.st_ino) != open_.file_key:
-        return  # the name now belongs to another file: ours is already gone
-    is_dir = stat.S_ISDIR(st.st_mode)
-    try:
-        if is_dir:
-            os.rmdir(name, dir_fd=parent_fd)
-        else:
-            os.unlink(name, dir_fd=parent_fd)
-    except OSError as exc:
+        # None: no name to remove, or the name now belongs to another file (ours is already gone).
+        is_dir = handle.unlink_if_same()
+    except SmbError as exc:
         # CREATE and SET_INFO checked what they could; a failure here (a concurrent local change) cannot be
         # reported to the client any more, so it is at least logged.
-        log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.strerror)
+        log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.status.name)
+        return
+    if is_dir is None:
         return
     open_.tree.share_root.note_removed(parent_fd, name)
     files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,

@@ -13,8 +13,10 @@ fs/presented.py from the same fds; it needs the share's settings, which the call
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,6 +57,16 @@ class FileHandle:
             return os.dup(self.fd)
         except OSError as exc:
             raise_for_oserror(exc)
+
+    @contextlib.contextmanager
+    def borrowed_fd(self) -> Iterator[int]:
+        """A duplicate of the fd for work in a worker thread, closed on exit: a CLOSE that arrives meanwhile
+        cannot make that work read or write a reused fd number."""
+        fd = self.dup()
+        try:
+            yield fd
+        finally:
+            os.close(fd)
 
     def moved(self, parent_fd: int, name: str) -> None:
         """The file is now `name` in the directory `parent_fd` (a rename through any handle of it): keep a

@@ -11,7 +11,6 @@ status Samba and Windows give it; smbtorture smb2.ioctl.copy_chunk_* exercises t
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -130,14 +129,10 @@ class _CopyJob:
         while index < len(chunks):
             batch, index, failure = self._prepare_batch(chunks, index)
             if batch:
-                # Duplicates: a CLOSE that arrives meanwhile must not let the worker write into a reused fd.
-                source_fd, target_fd = os.dup(batch[0].source.fd), os.dup(self.target.fd)
-                try:
+                with batch[0].source.handle.borrowed_fd() as source_fd, \
+                        self.target.handle.borrowed_fd() as target_fd:
                     self._add(await loop.run_in_executor(None, _copy_batch_as, server, self.target.session,
                                                          source_fd, target_fd, batch))
-                finally:
-                    os.close(source_fd)
-                    os.close(target_fd)
             if failure is not None or self.done.failure is not None:
                 return self._failed(failure)
         return self._finish()

@@ -56,6 +56,7 @@ from smbsrv.wire.constants import (
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
     FILE_WRITE_DATA,
+    SMB2_CREATE_ALLOCATION_SIZE,
     SMB2_CREATE_DURABLE_HANDLE_RECONNECT,
     SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2,
     SMB2_CREATE_EA_BUFFER,
@@ -195,6 +196,26 @@ def _check_request(request: wire.CreateRequest) -> None:
     if options & (FILE_OPEN_BY_FILE_ID | _FILE_CREATE_TREE_CONNECTION | _FILE_RESERVE_OPFILTER):
         # [MS-SMB2] 3.3.5.9: not supported (Windows; smbtorture smb2.create.gentest's not_supported_mask).
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    _allocation_context(request)
+
+
+def _allocation_context(request: wire.CreateRequest) -> int:
+    """AllocationSize of the "AlSi" context ([MS-SMB2] 2.2.13.2.6), 0 without one. Data that is not the 8-byte
+    value is STATUS_INVALID_PARAMETER (Samba's smbd_smb2_create_send); above 2^63-1 too (as SET_INFO's)."""
+    data = request.contexts.get(SMB2_CREATE_ALLOCATION_SIZE)
+    if data is None:
+        return 0
+    if len(data) != 8 or int.from_bytes(data, "little") > 0x7FFFFFFFFFFFFFFF:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    return int.from_bytes(data, "little")
+
+
+def _allocate(request: wire.CreateRequest, fd: int) -> None:
+    """[MS-SMB2] 3.3.5.9: a created or overwritten file starts with the AlSi context's allocation, reserved
+    beyond its end as FileAllocationInformation reserves it (fs/backend.py set_allocation)."""
+    allocation = _allocation_context(request)
+    if allocation:
+        backend.set_allocation(fd, allocation)
 
 
 def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | None:
@@ -397,6 +418,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             dos_attrs.initialise(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
                                          & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL
                                              | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
+            if not target.is_directory:
+                _allocate(request, fd)
             st = os.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is
         action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
                   FILE_OVERWRITE_IF: FILE_OVERWRITTEN}.get(disposition, FILE_OPENED)
@@ -445,6 +468,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         dos_attrs.initialise(fd, attributes, os.fstat(fd))
         if ea_entries:
             eas.apply(fd, os.fstat(fd), ea_entries)
+        if not directory:
+            _allocate(request, fd)
         st = os.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)

@@ -156,13 +156,13 @@ class ServerState:
         sessions: list[dict[str, Any]] = []
         opens: list[dict[str, Any]] = []
         locks: list[dict[str, Any]] = []
+        listed: list[Any] = []  # the opens listed, for their oplock breaks in flight
+        now = time.monotonic()  # the clock break deadlines are kept in (commands/oplock_break.py)
         for connection in list(self.connections):
             for session in list(connection.sessions.values()):
                 if session.state != "valid":
                     continue
                 user = session.user.name if session.user is not None else (
-        listed: list[Any] = []  # the opens listed, for their oplock breaks in flight
-        now = time.monotonic()  # the clock break deadlines are kept in (commands/oplock_break.py)
                     "guest" if session.is_guest else "anonymous")
                 sessions.append({
                     "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
@@ -188,16 +188,16 @@ class ServerState:
                         "path": "/".join(open_.path_components), "file_id": open_.file_id[1],
                         "access_mask": f"{open_.granted_access:#010x}", "share_access": open_.share_access,
                         "directory": open_.is_directory, "delete_on_close": open_.delete_on_close,
+                        **oplocks.caching_status(open_, now),
                     })
+                    listed.append(open_)
                     held = open_.file.locks.owned_by(open_) if open_.file is not None else ()
                     locks.extend({"session_id": f"{session.session_id:#x}", "user": user,
                                   "share": opens[-1]["share"], "path": opens[-1]["path"],
                                   "file_id": open_.file_id[1], "offset": lock.offset, "length": lock.length,
                                   "exclusive": lock.exclusive} for lock in held)
         return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
-                        **oplocks.caching_status(open_, now),
                            "connections": len(self.connections),
-                    listed.append(open_)
                            "shares": sorted(share.name for share in self.shares.values())},
                 "sessions": sessions, "open_files": opens, "locks": locks,
                 "breaks": oplocks.breaks_in_flight(self.files, listed, now)}

@@ -104,6 +104,10 @@ class ServerConfig:
     def write_size_limit(self) -> int:
         return min(self.max_write_size, self.max_io_size)
     posix: bool = True
+    # Multichannel ([MS-SMB2] IsMultiChannelCapable): announce SMB2_GLOBAL_CAP_MULTI_CHANNEL on 3.x, accept
+    # session binding and answer FSCTL_QUERY_NETWORK_INTERFACE_INFO; Samba's "server multi channel support",
+    # on by default as in Samba 4.17 on Linux.
+    multi_channel: bool = True
     # Server state outside the shares (large client-set reparse buffers).
     state_dir: str = "var/state"
     # Limits that keep a flood of clients or requests from exhausting the server.

@@ -188,9 +188,11 @@ def verify_signature(ctx: RequestContext) -> None:
     if session is None or session.signer is None:
         return
     if ctx.header.flags & SMB2_FLAGS_SIGNED:
+        # The key of this connection's channel ([MS-SMB2] 3.3.5.2.4).
+        signer = session.signer_for(ctx.connection)
         streamed = ctx.streamed_signature
-        computed = streamed[1] if streamed is not None and streamed[0] is session.signer else None
-        if not session.signer.verify(ctx.element, computed):
+        computed = streamed[1] if streamed is not None and streamed[0] is signer else None
+        if not signer.verify(ctx.element, computed):
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     elif session.signing_required:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)

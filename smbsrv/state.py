@@ -103,6 +103,8 @@ class ServerState:
         """The transport lost the connection: every session ends, and the FileTable says per open whether it
         is closed or kept ([MS-SMB2] 3.3.7.1). One event line per session that was in use (issue 17)."""
         for session in list(connection.sessions.values()):
+            if session.drop_channel(connection):
+                continue  # multichannel: the session lives on its other channels ([MS-SMB2] 3.3.7.1)
             for open_ in list(session.opens.values()):
                 self.close_open(open_)
             if session.state == "valid":
@@ -118,6 +120,9 @@ class ServerState:
         if not keep_signer:
             session.signer = None
         connection.sessions.pop(session.session_id, None)
+        # A LOGOFF on one channel ends the session on all of them ([MS-SMB2] 3.3.5.6).
+        for other in session.channel_connections():
+            other.sessions.pop(session.session_id, None)
 
     # -- operations (control socket: `smbsrv status`, `smbsrv reload`) ---------------------------------------
 
@@ -158,10 +163,12 @@ class ServerState:
         locks: list[dict[str, Any]] = []
         listed: list[Any] = []  # the opens listed, for their oplock breaks in flight
         now = time.monotonic()  # the clock break deadlines are kept in (commands/oplock_break.py)
+        seen: set[int] = set()  # a multichannel session is in every channel's table; listed once
         for connection in list(self.connections):
             for session in list(connection.sessions.values()):
-                if session.state != "valid":
+                if session.state != "valid" or session.session_id in seen:
                     continue
+                seen.add(session.session_id)
                 user = session.user.name if session.user is not None else (
                     "guest" if session.is_guest else "anonymous")
                 sessions.append({

@@ -286,6 +286,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
     outbox = Outbox(sock, loop)
     # Async completions (blocking locks) are posted without waiting: they are few and small.
     connection = Connection(server, peer, outbox.post, HANDLERS)
+    connection.local_address = sock.getsockname()[:2]
     server.connections.add(connection)
     config = server.config
     max_message = config.max_io_size + _PDU_OVERHEAD

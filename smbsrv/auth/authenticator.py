@@ -64,9 +64,14 @@ class Authenticator:
         """The SPNEGO NegTokenInit2 for the NEGOTIATE response's security buffer ([MS-SMB2] 3.3.5.4)."""
         return self._negotiate_token
 
-    def new_exchange(self) -> "AuthExchange":
+    def new_exchange(self, *, reauthentication: bool = False) -> "AuthExchange":
+        """`reauthentication`: the exchange re-authenticates a valid session ([MS-SMB2] 3.3.5.5.3). An anonymous
+        logon is then accepted whatever the policy, as Samba 4.17 accepts it (smbtorture smb2.session.reauth2/3):
+        it can only lower what the session holds (its handles keep the access granted when they were opened,
+        later requests act as the guest account), while a new anonymous session still follows the policy."""
         acceptor = NtlmAcceptor(
-            self.users, self._names, allow_guest=self.allow_guest, allow_anonymous=self.allow_anonymous
+            self.users, self._names, allow_guest=self.allow_guest,
+            allow_anonymous=self.allow_anonymous or reauthentication,
         )
         return AuthExchange(acceptor, self._negotiate_token)
 

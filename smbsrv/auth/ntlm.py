@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 from smbsrv.auth.errors import AuthError
 from smbsrv.auth.users import User, UserDB
 from smbsrv.fscc import times
+from smbsrv.wire.status import NtStatus
 
 NTLMSSP_SIGNATURE = b"NTLMSSP\x00"
 NTLMSSP_NEGOTIATE_MESSAGE = 1
@@ -159,6 +160,28 @@ def parse_av_pairs(data: bytes | bytearray | memoryview) -> dict[int, bytes]:
         pairs.setdefault(av_id, bytes(data[pos : pos + av_len]))
         pos += av_len
     return pairs
+
+
+def _check_ntlmv2_structure(nt_response: bytes) -> None:
+    """A response longer than NTLMv1's must parse as NTLMv2_RESPONSE ([MS-NLMP] 2.2.2.8): NTProofStr, the fixed
+    part of NTLMv2_CLIENT_CHALLENGE and AV_PAIRs none of which runs past the end. A blob that does not parse is
+    malformed input, STATUS_INVALID_PARAMETER, before any account is looked at (Samba's ntlmssp_server_preauth
+    does the same; smbtorture smb2.session.ntlmssp_bug14932 sends a NetApp blob whose first AvLen is 0x8108).
+    As in Samba's parser, fewer than 4 bytes after the last pair are ignored, but an AV_PAIR list of 1-3 bytes is
+    too short for its first header."""
+    if len(nt_response) < _NTPROOFSTR_SIZE + _CLIENT_CHALLENGE_FIXED_SIZE:
+        raise AuthError("NTLMv2 response too short", NtStatus.STATUS_INVALID_PARAMETER)
+    pairs = memoryview(nt_response)[_NTPROOFSTR_SIZE + _CLIENT_CHALLENGE_FIXED_SIZE :]
+    if 0 < len(pairs) < _AV_PAIR.size:
+        raise AuthError("NTLMv2 AV_PAIR list too short", NtStatus.STATUS_INVALID_PARAMETER)
+    pos = 0
+    while pos + _AV_PAIR.size <= len(pairs):
+        av_id, av_len = _AV_PAIR.unpack_from(pairs, pos)
+        if av_id == MsvAvEOL:
+            return
+        pos += _AV_PAIR.size + av_len
+        if pos > len(pairs):
+            raise AuthError("NTLMv2 AV_PAIR runs past the end of the response", NtStatus.STATUS_INVALID_PARAMETER)
 
 
 def message_type(token: bytes) -> int:
@@ -370,8 +393,7 @@ class NtlmAcceptor:
             raise AuthError(f"NTLMv1 response refused for {message.user_name!r}")
         if not nt_response:
             raise AuthError(f"LM-only response refused for {message.user_name!r}")
-        if len(nt_response) < _NTPROOFSTR_SIZE + _CLIENT_CHALLENGE_FIXED_SIZE:
-            raise AuthError("NTLMv2 response too short")
+        _check_ntlmv2_structure(nt_response)
 
         user = self._users.lookup(message.user_name)
         if user is None:

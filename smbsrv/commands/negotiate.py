@@ -23,6 +23,7 @@ from smbsrv.wire.constants import (
     SMB2_GLOBAL_CAP_ENCRYPTION,
     SMB2_GLOBAL_CAP_LARGE_MTU,
     SMB2_GLOBAL_CAP_LEASING,
+    SMB2_GLOBAL_CAP_MULTI_CHANNEL,
     SMB2_NEGOTIATE_SIGNING_ENABLED,
     SMB2_NEGOTIATE_SIGNING_REQUIRED,
     SMB2_POSIX_EXTENSIONS_AVAILABLE,
@@ -92,6 +93,10 @@ def handle(ctx: RequestContext) -> bytes:
         # 3.0 and 3.0.2 negotiate encryption by capability, always AES-128-CCM ([MS-SMB2] 3.3.5.4).
         capabilities |= SMB2_GLOBAL_CAP_ENCRYPTION
         connection.cipher_id = SMB2_ENCRYPTION_AES128_CCM
+    if (dialect >= Dialect.SMB3_0 and config.multi_channel
+            and request.capabilities & SMB2_GLOBAL_CAP_MULTI_CHANNEL):
+        # [MS-SMB2] 3.3.5.4: IsMultiChannelCapable on 3.x; like Samba, only to clients that ask for it.
+        capabilities |= SMB2_GLOBAL_CAP_MULTI_CHANNEL
     connection.server_security_mode = security_mode
     connection.server_capabilities = capabilities
     max_size = _SMB2_0_2_MAX_SIZE if dialect == Dialect.SMB2_0_2 else config.max_io_size

@@ -78,6 +78,7 @@ class Connection:
         self.server = server
         self.handlers = handlers
         self.peer = peer
+        self.local_address: tuple[str, int] | None = None  # (host, port) of our end; set by the transport
         self.send = send
         self.connection_id = next(self._ids)
         self.log = logging.LoggerAdapter(log, {"conn": self.connection_id})
@@ -133,9 +134,10 @@ class Connection:
         if fields.next_command or not fields.flags & SMB2_FLAGS_SIGNED:
             return None
         session = self.sessions.get(fields.session_id)
-        if session is None or session.signer is None:
+        signer = session.signer_for(self) if session is not None else None
+        if signer is None:
             return None
-        return session.signer, session.signer.begin(header)
+        return signer, signer.begin(header)
 
     async def _handle_transform(self, view: memoryview) -> Buffers | None:
         """[MS-SMB2] 3.3.5.2.1.1: decrypt with the session's key; the answer goes back in one transform."""
@@ -389,7 +391,7 @@ class Connection:
         if (not ctx.encrypted and signer_session is not None and signer_session.signer is not None and status != NtStatus.STATUS_PENDING
                 and (ctx.sign_with is not None or header.flags & SMB2_FLAGS_SIGNED
                      or signer_session.signing_required)):
-            signer = signer_session.signer
+            signer = signer_session.signer_for(self)
         hash_session = ctx.preauth_session if status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED else None
         return _Pending(response, payload, signer, header.command == Command.NEGOTIATE, hash_session)
 
@@ -449,7 +451,7 @@ class Connection:
             self.send(self._encrypt(sealing, [_NBSS.pack(len(response)), response]))
             return
         if session is not None and session.signer is not None and session.signing_required:
-            session.signer.sign(response, None)
+            session.signer_for(self).sign(response, None)
         self.send([_NBSS.pack(len(response)), response])
 
     # -- lifecycle -----------------------------------------------------------------------------------------

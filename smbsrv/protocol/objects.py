@@ -8,7 +8,23 @@ from typing import TYPE_CHECKING, Any
 from smbsrv.fs.handle import FileHandle
 
 if TYPE_CHECKING:
+    import os
+
     from smbsrv.config import ShareConfig
+    from smbsrv.fs.fileinfo import FileInfo
+
+
+@dataclass(eq=False)
+class Channel:
+    """[MS-SMB2] 3.3.1.8: one connection of a session. The first channel signs with Session.SigningKey (its
+    Channel.SigningKey is that key); a bound channel has its own, derived from its binding's authentication
+    ([MS-SMB2] 3.3.5.5.3) and, on 3.1.1, the binding's preauth hash."""
+
+    connection: Any  # protocol.connection.Connection
+    signer: Any = None  # crypto.signing.Signer of a bound channel; None: the session's signer
+    bound: bool = False  # the binding completed (or this is the session's first channel)
+    exchange: Any = None  # the binding's authentication exchange while it runs
+    preauth_hash: bytes | None = None  # the binding's preauth integrity hash (3.1.1), folded like a session's
 
 
 @dataclass(eq=False)
@@ -32,6 +48,38 @@ class Session:
     tree_connects: dict[int, TreeConnect] = field(default_factory=dict)
     opens: dict[int, Open] = field(default_factory=dict)
     next_tree_id: int = 1
+    # What a binding must match ([MS-SMB2] 3.3.5.5.2): the first connection's dialect, signing algorithm (the
+    # one in use: HMAC-SHA256 on 2.x, AES-CMAC on 3.0/3.0.2 or 3.1.1 without a signing context) and cipher.
+    dialect: int = 0
+    signing_algorithm: int = 0
+    cipher_id: int = 0
+    # [MS-SMB2] 3.3.1.8 Session.ChannelList by Connection.connection_id; a session lives while one channel does.
+    channels: dict[int, Channel] = field(default_factory=dict)
+
+    def signer_for(self, connection: Any) -> Any:
+        """The signer of this session's messages on `connection` ([MS-SMB2] 3.3.4.1.1, 3.3.5.2.4): a bound
+        channel's own key, else Session.SigningKey (the first channel, and a binding still running)."""
+        if len(self.channels) > 1:
+            channel = self.channels.get(connection.connection_id)
+            if channel is not None and channel.signer is not None:
+                return channel.signer
+        return self.signer
+
+    def channel_connections(self) -> list[Any]:
+        """Every connection the session is bound to (the first one included)."""
+        return [channel.connection for channel in self.channels.values() if channel.bound]
+
+    def drop_channel(self, connection: Any) -> bool:
+        """`connection` is gone. True when the session lives on through another bound channel ([MS-SMB2]
+        3.3.7.1: the session ends with its last channel); its opens then send breaks through a live one."""
+        self.channels.pop(connection.connection_id, None)
+        alive = [c for c in self.channel_connections() if not c.closed]
+        if not alive:
+            return False
+        for open_ in self.opens.values():
+            if open_.connection is connection:
+                open_.connection = alive[0]
+        return True
 
 
 @dataclass(eq=False)
@@ -71,6 +119,9 @@ class Open:
     oplock_breaking_to: int = -1  # the level a break in progress goes to (-1: none in progress)
     oplock_deadline: float = 0.0
     lease: Any = None  # files.oplocks.Lease shared with the client's other opens of the same lease key
+    # The ParentLeaseKey the CREATE named ([MS-FSA] Open.ParentOplockKey): a change made through this open does
+    # not break that lease of the client's on the parent directory (commands/oplock_break.py DirectoryChanges).
+    parent_lease_key: bytes | None = None
     reparse_tag: int = 0
     position: int = 0
     mode_flags: int = 0
@@ -79,6 +130,14 @@ class Open:
     write_lock: Any = None  # asyncio.Lock serialising this handle's large writes (commands/write.py)
     ea_index: int = 0  # the next EA a FileFullEaInformation query continues from ([MS-FSCC] 2.4.15)
     user_set_change_time: bool = False  # Open.UserSetChangeTime ([MS-FSA] 2.1.5.14.2)
+
+    def info(self, st: os.stat_result | None = None) -> FileInfo:
+        """The file as this open's client sees it (fs/presented.py); `st` when the caller has just taken it."""
+        return self.handle.info(self.tree.share, self.tree.reparse_store, self.path_components, st)
+
+    def reparse_buffer(self) -> bytes | None:
+        """The reparse buffer GET_REPARSE_POINT returns, None when the file is no reparse point."""
+        return self.handle.reparse_buffer(self.tree.share, self.tree.reparse_store, self.path_components)
 
     # Shorthands for the handle's parts while callers move to `open_.handle` (issue 12).
     @property
@@ -112,6 +171,3 @@ class Open:
     @file_key.setter
     def file_key(self, value: tuple[int, int]) -> None:
         self.handle.key = value
-    # The ParentLeaseKey the CREATE named ([MS-FSA] Open.ParentOplockKey): a change made through this open does
-    # not break that lease of the client's on the parent directory (commands/oplock_break.py DirectoryChanges).
-    parent_lease_key: bytes | None = None

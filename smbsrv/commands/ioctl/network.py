@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+from smbsrv.commands.ioctl import interfaces
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.wire import ioctl as wire
@@ -38,8 +39,20 @@ def validate_negotiate_info(ctx: RequestContext, request: wire.IoctlRequest) -> 
 
 
 def query_network_interface_info(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:
-    # Multichannel is not advertised, so there are no interfaces to offer.
-    raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
+    """[MS-SMB2] 3.3.5.15.11: one NETWORK_INTERFACE_INFO (2.2.32.5) per address a client may open another
+    channel to: the addresses the server listens on, and for a wildcard listener the host's addresses of that
+    family (the connection's own address when none can be read)."""
+    connection = ctx.connection
+    if not connection.server.config.multi_channel:
+        # Samba's answers without "server multi channel support".
+        is_ipc = ctx.tree is not None and ctx.tree.is_ipc
+        raise SmbError(NtStatus.STATUS_FS_DRIVER_REQUIRED if is_ipc else NtStatus.STATUS_INVALID_DEVICE_REQUEST)
+    if len(request.input):
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    output = interfaces.encode(interfaces.advertised(connection.server.config.listen, connection.local_address))
+    if len(output) > request.max_output_response:
+        raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL)  # Samba's default for an output that does not fit
+    return output
 
 
 def dfs_get_referrals(ctx: RequestContext, request: wire.IoctlRequest) -> bytes:

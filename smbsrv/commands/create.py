@@ -64,6 +64,7 @@ from smbsrv.wire.constants import (
     SMB2_CREATE_POSIX_CONTEXT,
     SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST,
     SMB2_CREATE_QUERY_ON_DISK_ID,
+    SMB2_CREATE_TIMEWARP_TOKEN,
 )
 from smbsrv.wire.create_contexts import CreateContext, encode_chain
 from smbsrv.wire.oplock import LeaseRequest
@@ -197,6 +198,14 @@ def _check_request(request: wire.CreateRequest) -> None:
         # [MS-SMB2] 3.3.5.9: not supported (Windows; smbtorture smb2.create.gentest's not_supported_mask).
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     _allocation_context(request)
+    timewarp = request.contexts.get(SMB2_CREATE_TIMEWARP_TOKEN)
+    if timewarp is not None:
+        # [MS-SMB2] 2.2.13.2.7 names a previous version (snapshot) of the file; this server keeps none, so none
+        # exists at any time: STATUS_OBJECT_NAME_NOT_FOUND, as for a missing version ([MS-SMB] 3.3.5.1.1;
+        # smbtorture smb2.create.blob). Data that is not the 8-byte FILETIME: INVALID_PARAMETER (Samba).
+        if len(timewarp) != 8:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
 
 
 def _allocation_context(request: wire.CreateRequest) -> int:

@@ -63,7 +63,7 @@ def info_for_open(open_: Open, st: os.stat_result | None = None) -> FileInfo:
     dos = dos_attrs.read(open_.fd, st)
     share = open_.tree.share
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=open_.name,
-                             hide_dot_files=share.hide_dot_files)
+                             hide_dot_files=share.hide_dot_files, fd=open_.fd)
     if stat.S_ISLNK(st.st_mode):
         _presented_link_size(info, open_.parent_fd, open_.name, open_.path_components, share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
@@ -77,7 +77,7 @@ def entry_info(dir_fd: int, name: str, st: os.stat_result, tree: TreeConnect, ob
     share = tree.share
     dos = dos_attrs.read(object_fd, st) if object_fd >= 0 else dos_attrs.read_at(dir_fd, name, st)
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
-                             hide_dot_files=share.hide_dot_files)
+                             hide_dot_files=share.hide_dot_files, fd=object_fd)
     if stat.S_ISLNK(st.st_mode) and object_fd < 0:
         _presented_link_size(info, dir_fd, name, dir_components + (name,), share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:

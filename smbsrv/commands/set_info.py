@@ -7,7 +7,7 @@ import os
 import stat
 
 from smbsrv.commands import handles, oplock_break
-from smbsrv.fs import dos_attrs, eas, nt_acl
+from smbsrv.fs import backend, dos_attrs, eas, nt_acl
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fscc import set_info as classes
@@ -91,9 +91,15 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
     elif isinstance(decoded, classes.AllocationInformation):
         _require(open_, FILE_WRITE_DATA)
         oplock_break.break_for_write(ctx.connection.server, open_)
-        # Allocation below the end of file cuts the file ([MS-FSA] 2.1.5.15.1); more is only a hint.
-        if not open_.is_directory and decoded.allocation_size < handles.stat_open(open_).st_size:
-            _truncate(open_, decoded.allocation_size)
+        # [MS-FSA] 2.1.5.15.1: allocation below the end of file cuts the file; at or above it, the file holds
+        # blocks for exactly that much (reserved beyond EOF, fs/backend.py set_allocation).
+        if not open_.is_directory:
+            if decoded.allocation_size < handles.stat_open(open_).st_size:
+                _truncate(open_, decoded.allocation_size)
+            elif decoded.allocation_size > 0x7FFFFFFFFFFFFFFF:
+                raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+            else:
+                backend.set_allocation(open_.fd, decoded.allocation_size)
     elif isinstance(decoded, classes.RenameInformation):
         if info_class in (C.FileLinkInformation, getattr(C, "FileLinkInformationEx", -1)):
             _link(ctx, open_, decoded)

@@ -27,7 +27,9 @@ def decode_chain(chain: memoryview) -> dict[bytes, bytes]:
         end = len(chain) if next_offset == 0 else position + next_offset
         if next_offset and (next_offset % 8 or end > len(chain)) or end <= position:
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-        if name_length == 0 or name_offset < _CONTEXT.size or position + name_offset + name_length > end:
+        # Names are at least 4 bytes (every defined tag is): shorter is INVALID_PARAMETER, as Windows and Samba's
+        # smb2_create_blob_parse answer (smbtorture smb2.create.blob "bad tag length").
+        if name_length < 4 or name_offset < _CONTEXT.size or position + name_offset + name_length > end:
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
         if data_length and (data_offset < name_offset + name_length or position + data_offset + data_length > end):
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)

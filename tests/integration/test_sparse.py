@@ -158,15 +158,15 @@ def test_query_allocated_ranges_needs_read_data(smb_server: SmbServer) -> None:
 # -- FileAllocationInformation -----------------------------------------------------------------------------------
 
 def test_set_allocation_information(smb_server: SmbServer) -> None:
-    """[MS-FSA] 2.1.5.15.1: growing the allocation leaves EndOfFile alone (Linux allocates lazily, so
-    AllocationSize stays what the data needs); setting it below EndOfFile truncates the file to it; 0 empties
-    it. Samba 4.17 reports the same (AllocationSize, EndOfFile) pairs."""
+    """[MS-FSA] 2.1.5.15.1: growing the allocation leaves EndOfFile alone and reserves the blocks (Windows;
+    Samba 4.17 without "strict allocate" keeps reporting what the data uses, tests/integration/test_allocation.py);
+    setting it below EndOfFile truncates the file to it (and frees what was reserved); 0 empties it."""
     data = bytes(range(256)) * 40  # 10,240 bytes
     with b.connect(smb_server.host, smb_server.port, smb_server.user, smb_server.password) as client:
         file_id = _open_rw(client, "alloc.bin")
         assert client.write(file_id, 0, data).status == b.STATUS_SUCCESS
         assert _standard(client, file_id) == (12288, len(data))
-        steps = [(MIB, (12288, len(data))), (4096, (4096, 4096)), (0, (0, 0)), (20000, (0, 0))]
+        steps = [(MIB, (MIB, len(data))), (4096, (4096, 4096)), (0, (0, 0)), (20000, (20480, 0))]
         for allocation, expected in steps:
             response = client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_ALLOCATION_INFORMATION,
                                        struct.pack("<q", allocation))

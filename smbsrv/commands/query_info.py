@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from smbsrv.commands import handles
+from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs import eas, nt_acl
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
@@ -21,7 +22,6 @@ from smbsrv.fscc.security import (
     unix_user_sid,
 )
 from smbsrv.protocol.context import RequestContext
-from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 from smbsrv.commands import handles
-from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs import eas, nt_acl
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
@@ -14,7 +13,9 @@ from smbsrv.fscc.security import (
     DACL_SECURITY_INFORMATION,
     GROUP_SECURITY_INFORMATION,
     OWNER_SECURITY_INFORMATION,
+    SACL_SECURITY_INFORMATION,
     SE_DACL_PRESENT,
+    SE_DACL_PROTECTED,
     SE_SELF_RELATIVE,
     SecurityDescriptor,
     encode_descriptor,
@@ -22,11 +23,13 @@ from smbsrv.fscc.security import (
     unix_user_sid,
 )
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply
 from smbsrv.wire import query as wire
 from smbsrv.wire.constants import (
+    ACCESS_SYSTEM_SECURITY,
     FILE_READ_ATTRIBUTES,
     FILE_READ_EA,
     READ_CONTROL,
@@ -209,11 +212,17 @@ def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     # Asking for none of owner, group, DACL and SACL needs no right and gets an empty descriptor (Windows).
     if request.additional_information & _SD_PARTS and not open_.granted_access & READ_CONTROL:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    st = handles.stat_open(open_)
     parts = request.additional_information
-    # The DACL is the POSIX ACL's, or the mode's where none is stored (fs/nt_acl.py); no SACL is kept.
+    if parts & SACL_SECURITY_INFORMATION and not open_.granted_access & ACCESS_SYSTEM_SECURITY:
+        # The SACL needs ACCESS_SYSTEM_SECURITY on the handle (Windows; Samba's smbd_do_query_security_desc).
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    st = handles.stat_open(open_)
+    # The DACL is the POSIX ACL's, or the mode's where none is stored (fs/nt_acl.py); no SACL is kept. Like
+    # Samba, the DACL is PROTECTED: POSIX ACLs are inherited once, at create, never later from the parent.
+    described = parts & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION)
     descriptor = encode_descriptor(SecurityDescriptor(
-        SE_SELF_RELATIVE | (SE_DACL_PRESENT if parts & DACL_SECURITY_INFORMATION else 0),
+        SE_SELF_RELATIVE | (SE_DACL_PROTECTED if described else 0)
+        | (SE_DACL_PRESENT if parts & DACL_SECURITY_INFORMATION else 0),
         unix_user_sid(st.st_uid) if parts & OWNER_SECURITY_INFORMATION else None,
         unix_group_sid(st.st_gid) if parts & GROUP_SECURITY_INFORMATION else None,
         None, nt_acl.dacl_of(open_.fd, st) if parts & DACL_SECURITY_INFORMATION else None))

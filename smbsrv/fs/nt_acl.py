@@ -11,7 +11,7 @@ be mapped and refuses the whole DACL with STATUS_ACCESS_DENIED, as Samba does.
 
 Rights: read is any of GENERIC_READ, READ_DATA, READ_EA; write any of GENERIC_WRITE, WRITE_DATA, APPEND_DATA,
 WRITE_EA; execute GENERIC_EXECUTE or EXECUTE; GENERIC_ALL is rwx. Back: rwx is full control, otherwise each
-bit its generic right (and DELETE_CHILD with w on a directory).
+bit its generic right (and DELETE_CHILD with w on a directory); a file's rwx is full control less DELETE.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from smbsrv.fscc.security import (
     unix_user_sid,
 )
 from smbsrv.wire.constants import (
+    DELETE,
     FILE_APPEND_DATA,
     FILE_DELETE_CHILD,
     FILE_EXECUTE,
@@ -95,9 +96,10 @@ def rwx_of_mask(mask: int) -> int:
 
 
 def mask_of_rwx(bits: int, is_directory: bool) -> int:
-    """Samba's map_canon_ace_perms with "acl map full control" (its default): rwx is full control."""
+    """Samba's map_canon_ace_perms with "acl map full control" (its default): rwx is full control, on a file
+    less DELETE (which comes from the directory there)."""
     if bits & 7 == 7:
-        return FILE_ALL_ACCESS
+        return FILE_ALL_ACCESS if is_directory else FILE_ALL_ACCESS & ~DELETE
     mask = 0
     if bits & 4:
         mask |= FILE_GENERIC_READ

@@ -9,6 +9,7 @@ only FILE_READ_DATA refuses FILE_WRITE_DATA (also next to MAXIMUM_ALLOWED) and e
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,18 @@ def test_named_user_entry_grants_a_non_owner(server: SmbServer) -> None:
              Entry(OTHER, 0))))
         assert _create_status(client, name, b.FILE_WRITE_DATA) == b.STATUS_ACCESS_DENIED
     assert path.read_bytes() == b"ROOT's"
+
+
+def test_descriptor_control_and_sacl_access(server: SmbServer) -> None:
+    """As Samba 4.17 answers the same opens: DACL_PROTECTED whenever owner, group or DACL is asked for; a SACL
+    needs ACCESS_SYSTEM_SECURITY on the handle; asking for nothing gives the bare self-relative header."""
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        client.write_file("control.txt", b"x")
+        handle = client.open("control.txt", desired_access=b.READ_CONTROL)
+        for parts, control in ((OWNER, 0x9000), (0x2, 0x9000), (DACL, 0x9004), (0x7, 0x9004), (0, 0x8000)):
+            response = client.query_info(handle, b.SMB2_0_INFO_SECURITY, 0, additional_information=parts)
+            assert response.status == b.STATUS_SUCCESS
+            assert struct.unpack_from("<H", b.output_buffer(response), 2)[0] == control, parts
+        response = client.query_info(handle, b.SMB2_0_INFO_SECURITY, 0, additional_information=0x8)
+        assert response.status == b.STATUS_ACCESS_DENIED
+        client.close_file(handle)

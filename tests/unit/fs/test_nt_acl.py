@@ -211,3 +211,15 @@ def test_mode_only_files_read_as_before(tmp_path: Path) -> None:
     st = os.stat(path)
     assert _dacl(path) == [(0, READ | 0x116, str(unix_user_sid(st.st_uid))),
                            (0, READ, str(unix_group_sid(st.st_gid))), (0, 0, "S-1-1-0")]
+
+
+def test_full_control_of_a_file_leaves_delete_to_the_directory(tmp_path: Path) -> None:
+    """Samba 4.17 ("acl map full control"): a file's rwx shows as 0x1E01FF, a directory's as 0x1F01FF."""
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    os.chmod(path, 0o744)
+    assert _dacl(path)[0][1] == 0x1E01FF
+    directory = tmp_path / "d"
+    directory.mkdir()
+    os.chmod(directory, 0o755)
+    assert _dacl(directory)[0][1] == 0x1F01FF

@@ -36,6 +36,7 @@ from smbsrv.reparse import synthesized
 from smbsrv.wire import create as wire
 from smbsrv.wire.buffer import decode_utf16
 from smbsrv.wire.constants import (
+    ACCESS_SYSTEM_SECURITY,
     DELETE,
     FILE_APPEND_DATA,
     FILE_CREATE,
@@ -115,6 +116,7 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
     tree = ctx.tree
     assert tree is not None and ctx.session is not None
     _check_request(request)
+    _check_system_security(request, ctx.session.uid)
     if (SMB2_CREATE_DURABLE_HANDLE_RECONNECT in request.contexts
             or SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2 in request.contexts):
         # A reconnect to a durable handle this server does not have (it keeps none: every handle ends with
@@ -206,6 +208,19 @@ def _check_request(request: wire.CreateRequest) -> None:
         if len(timewarp) != 8:
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+
+
+def _check_system_security(request: wire.CreateRequest, uid: int) -> None:
+    """ACCESS_SYSTEM_SECURITY (the SACL) is granted only to a holder of SeSecurityPrivilege ([MS-DTYP] 2.4.3;
+    Windows' SeAccessCheck): anyone else gets STATUS_PRIVILEGE_NOT_HELD, as from Samba's open_file_ntcreate,
+    whose root token alone holds the privilege. Even then SMB2 refuses it asked for alone (ACCESS_DENIED,
+    Windows and Samba; smbtorture3 SMB2-SACL). smbtorture smb2.create.gentest's sweep counts both answers."""
+    if not request.desired_access & ACCESS_SYSTEM_SECURITY:
+        return
+    if uid != 0:
+        raise SmbError(NtStatus.STATUS_PRIVILEGE_NOT_HELD)
+    if request.desired_access == ACCESS_SYSTEM_SECURITY:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
 
 
 def _allocation_context(request: wire.CreateRequest) -> int:

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from smbsrv.commands.ioctl import copychunk, duplicate_extents, file_controls, network, reparse
+from smbsrv.commands.ioctl import copychunk, duplicate_extents, file_controls, network, object_id, reparse
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -64,6 +64,7 @@ FILE_CONTROLS: dict[int, FileControl] = {
     duplicate_extents.FSCTL_DUPLICATE_EXTENTS_TO_FILE_EX: duplicate_extents.duplicate_extents_ex,
     FSCTL_SRV_ENUMERATE_SNAPSHOTS: file_controls.enumerate_snapshots,
     **reparse.CONTROLS,
+    **object_id.CONTROLS,
 }
 
 _ALL_ONES = 0xFFFFFFFFFFFFFFFF

@@ -159,11 +159,11 @@ def _lifecycle(ctx: RequestContext, command: int, status: int, seen: Any) -> Non
                  _user(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
 
 
-def session_ended(connection: Any, session: Any, reason: str) -> None:
+def session_ended(connection: Any, session: Any, reason: str, durable_kept: int = 0) -> None:
     """A session ended without a LOGOFF (the connection dropped): the same key=value shape as event=logoff, so
-    every session_setup line has a matching end."""
-    log.info("event=session_end client=%s user=%s session=%#x reason=%s", connection.peer, _user(session),
-             session.session_id, reason)
+    every session_setup line has a matching end; `durable` counts its opens kept for a reconnect."""
+    log.info("event=session_end client=%s user=%s session=%#x reason=%s durable=%d", connection.peer,
+             _user(session), session.session_id, reason, durable_kept)
 
 
 def _audit_line(ctx: RequestContext, operation: str, open_: Open, extra: str = "") -> None:

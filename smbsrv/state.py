@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import errno
 import itertools
@@ -9,6 +10,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from smbsrv import events
@@ -43,6 +45,9 @@ class ServerState:
         # Per-file state of every open file, by (st_dev, st_ino): share modes, delete-on-close and byte-range
         # locks are decided across all connections ([MS-FSA] 2.1.5.1.2).
         self.files = FileTable()
+        # The clock durable-handle timeouts are measured with (monotonic seconds; a test passes its own).
+        self.clock: Callable[[], float] = time.monotonic
+        self._scavenger: asyncio.TimerHandle | None = None
         self.reparse_store = ReparseStore(os.path.join(os.path.abspath(config.state_dir), "reparse"))
         self.connections: set[Any] = set()
         self.running_as_root = identity.running_as_root()
@@ -102,15 +107,50 @@ class ServerState:
     def end_connection(self, connection: Connection) -> None:
         """The transport lost the connection: every session ends, and the FileTable says per open whether it
         is closed or kept ([MS-SMB2] 3.3.7.1). One event line per session that was in use (issue 17)."""
+        now = self.clock()
         for session in list(connection.sessions.values()):
             if session.drop_channel(connection):
                 continue  # multichannel: the session lives on its other channels ([MS-SMB2] 3.3.7.1)
+            kept = 0
             for open_ in list(session.opens.values()):
-                self.close_open(open_)
+                if self.files.disconnect(open_, now):
+                    kept += 1
+                else:
+                    self.close_open(open_)
             if session.state == "valid":
-                events.session_ended(connection, session, "disconnect")
+                events.session_ended(connection, session, "disconnect", kept)
             self._forget_session(connection, session, False)
         connection.sessions.clear()
+        self._schedule_scavenger()
+
+    # -- durable opens ([MS-SMB2] 3.3.7.1; files/durable.py) --------------------------------------------------
+
+    def scavenge(self, now: float) -> int:
+        """Close every disconnected durable open whose timeout has passed at `now`; how many were closed."""
+        expired = self.files.durable.expired(now)
+        for open_ in expired:
+            log.info("durable open of %s not reclaimed in time: closed", "/".join(open_.path_components))
+            self.close_open(open_)
+        return len(expired)
+
+    def _schedule_scavenger(self) -> None:
+        """One timer for the earliest deadline of the disconnected durable opens (none when there are none)."""
+        if self._scavenger is not None:
+            self._scavenger.cancel()
+            self._scavenger = None
+        deadline = self.files.durable.next_deadline()
+        if deadline is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (unit tests): scavenge() is called directly
+        self._scavenger = loop.call_later(max(deadline - self.clock(), 0.0), self._run_scavenger)
+
+    def _run_scavenger(self) -> None:
+        self._scavenger = None
+        self.scavenge(self.clock())
+        self._schedule_scavenger()
 
     @staticmethod
     def _forget_session(connection: Connection, session: Session, keep_signer: bool) -> None:

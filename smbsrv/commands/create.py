@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from smbsrv import reparse
-from smbsrv.commands import handles, oplock_break
+from smbsrv.commands import durable_handles, handles, oplock_break
 from smbsrv.files import oplocks
 from smbsrv.fs import backend, dos_attrs, eas, posix_acl
 from smbsrv.fs.handle import FileHandle
@@ -58,8 +58,6 @@ from smbsrv.wire.constants import (
     FILE_SUPERSEDED,
     FILE_WRITE_DATA,
     SMB2_CREATE_ALLOCATION_SIZE,
-    SMB2_CREATE_DURABLE_HANDLE_RECONNECT,
-    SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2,
     SMB2_CREATE_EA_BUFFER,
     SMB2_CREATE_FLAG_REPARSEPOINT,
     SMB2_CREATE_POSIX_CONTEXT,
@@ -115,13 +113,17 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
 def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: bool) -> bytes:
     tree = ctx.tree
     assert tree is not None and ctx.session is not None
+    if durable_handles.check_contexts(ctx, request):
+        # DHnC/DH2C: no name validation, no open execution ([MS-SMB2] 3.3.5.9.7, 3.3.5.9.12; Samba checks the
+        # impersonation level on real opens only). A handle the server does not keep: OBJECT_NAME_NOT_FOUND.
+        open_ = durable_handles.reconnect(ctx, request)
+        return _reply(ctx, request, open_, os.fstat(open_.fd), FILE_OPENED, open_.granted_access, None)
     _check_request(request)
     _check_system_security(request, ctx.session.uid)
-    if (SMB2_CREATE_DURABLE_HANDLE_RECONNECT in request.contexts
-            or SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2 in request.contexts):
-        # A reconnect to a durable handle this server does not have (it keeps none: every handle ends with
-        # its connection) ([MS-SMB2] 3.3.5.9.7, 3.3.5.9.12).
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    replay = durable_handles.replayed(ctx, request)
+    if replay is not None:
+        open_, action = replay  # [MS-SMB2] 3.3.5.9.10: the replayed create's open, as it is now
+        return _reply(ctx, request, open_, os.fstat(open_.fd), action, open_.granted_access, None)
     if len(ctx.session.opens) >= ctx.connection.server.config.max_opens_per_session:
         raise SmbError(NtStatus.STATUS_TOO_MANY_OPENED_FILES)
     if tree.is_ipc:
@@ -547,6 +549,7 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
     oplock_level, lease_context = oplock_break.reply_level_and_context(open_)
     if lease_context is not None:
         contexts.append(lease_context)
+    contexts.extend(durable_handles.reply_contexts(ctx, request, open_, action))
     flags = SMB2_CREATE_FLAG_REPARSEPOINT if info.reparse_tag else 0
     return wire.encode_response(
         oplock_level=oplock_level, flags=flags, create_action=action,

@@ -79,6 +79,8 @@ def send_breaks(server: ServerState, breaks: list[oplocks.Break]) -> None:
     """Send each break to its holder's connection: an oplock break with the open's session, a lease break to
     a connection of the lease's client (the one the open was made on while it lives)."""
     for brk in breaks:
+        if _closed_disconnected(server, brk):
+            continue
         connection = brk.open_.connection
         if brk.lease is None:
             if connection is None or connection.closed:
@@ -100,6 +102,20 @@ def send_breaks(server: ServerState, breaks: list[oplocks.Break]) -> None:
             SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED if brk.ack_required else 0, lease.key, brk.current,
             brk.new)
         connection.send_unsolicited(Command.OPLOCK_BREAK, body)
+
+
+def _closed_disconnected(server: ServerState, brk: oplocks.Break) -> bool:
+    """A break for disconnected durable opens (every open of the lease, or the oplock's open) cannot reach
+    anyone: those opens are closed instead, as Samba does, and nothing waits for an acknowledgment
+    ([MS-SMB2] 3.3.4.6, 3.3.4.7; files/durable.py)."""
+    durable = server.files.durable
+    opens = list(brk.lease.opens) if brk.lease is not None else [brk.open_]
+    if not opens or not all(durable.is_disconnected(open_) for open_ in opens):
+        return False
+    for open_ in opens:
+        log.debug("break for disconnected durable open of %s: closed", "/".join(open_.path_components))
+        server.close_open(open_)
+    return True
 
 
 def break_for_write(server: ServerState, open_: Open) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.files import oplocks
+from smbsrv.files.durable import DurableOpens
 from smbsrv.files.locks import ByteRangeLocks
 from smbsrv.files.notify import ChangeFeed, Watches
 
@@ -61,6 +62,8 @@ class FileTable:
         # Every change to the shares (files/notify.py), and the CHANGE_NOTIFY watches of directory opens.
         self.changes = ChangeFeed()
         self.watches = Watches(self.changes)
+        # Durable opens and the DH2Q replay cache (files/durable.py).
+        self.durable = DurableOpens()
 
     # -- lookups --------------------------------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class FileTable:
         handle asked for delete and only POSIX handles remain (the name goes, the others keep the data, as
         on a local filesystem; Samba does the same when no Windows open remains)."""
         self.watches.forget(open_)  # a waiting CHANGE_NOTIFY completes with STATUS_NOTIFY_CLEANUP
+        self.durable.forget(open_)
         state = self._remove(open_)
         if open_.lease is not None:
             oplocks.release(self, open_)
@@ -115,6 +119,11 @@ class FileTable:
             state.delete_pending = False
             return _DELETE
         return _NO_EFFECTS
+
+    def disconnect(self, open_: Open, now: float) -> bool:
+        """The open's connection is gone ([MS-SMB2] 3.3.7.1): True when it is kept as a disconnected durable
+        open (its locks, lease and share mode stay; files/durable.py), False when the caller must close it."""
+        return self.durable.disconnect(open_, now)
 
     def set_delete_pending(self, open_: Open, pending: bool) -> None:
         """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.14.3): the handle deletes on close, and

@@ -8,6 +8,11 @@ from smbsrv.wire.buffer import pad8
 from smbsrv.wire.status import NtStatus
 
 _CONTEXT = struct.Struct("<IHHHHI")
+_DURABLE_V2_REQUEST = struct.Struct("<II8s16s")  # Timeout, Flags, Reserved, CreateGuid ([MS-SMB2] 2.2.13.2.11)
+_DURABLE_V2_RECONNECT = struct.Struct("<QQ16sI")  # FileId, CreateGuid, Flags ([MS-SMB2] 2.2.13.2.12)
+_DURABLE_V2_RESPONSE = struct.Struct("<II")  # Timeout, Flags ([MS-SMB2] 2.2.14.2.12)
+_FILE_ID = struct.Struct("<QQ")
+SMB2_DHANDLE_FLAG_PERSISTENT = 0x00000002
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +65,56 @@ def encode_chain(contexts: list[CreateContext]) -> bytes:
             parts.append(context.data)
         parts.append(bytes(total - body_end))
     return b"".join(parts)
+
+
+# -- durable handles ([MS-SMB2] 2.2.13.2.3/4/11/12, 2.2.14.2.3/12) -------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DurableRequestV2:
+    timeout_ms: int
+    flags: int
+    create_guid: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DurableReconnectV2:
+    file_id: tuple[int, int]
+    create_guid: bytes
+    flags: int
+
+
+def check_durable_request(data: bytes) -> None:
+    """DHnQ: 16 reserved bytes, nothing else ([MS-SMB2] 2.2.13.2.3)."""
+    if len(data) != 16:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+
+
+def decode_durable_request_v2(data: bytes) -> DurableRequestV2:
+    if len(data) != _DURABLE_V2_REQUEST.size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    timeout_ms, flags, _, create_guid = _DURABLE_V2_REQUEST.unpack(data)
+    return DurableRequestV2(timeout_ms, flags, create_guid)
+
+
+def decode_durable_reconnect(data: bytes) -> tuple[int, int]:
+    """DHnC: the FileId of the open to reestablish ([MS-SMB2] 2.2.13.2.4)."""
+    if len(data) != _FILE_ID.size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    persistent, volatile = _FILE_ID.unpack(data)
+    return persistent, volatile
+
+
+def decode_durable_reconnect_v2(data: bytes) -> DurableReconnectV2:
+    if len(data) != _DURABLE_V2_RECONNECT.size:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    persistent, volatile, create_guid, flags = _DURABLE_V2_RECONNECT.unpack(data)
+    return DurableReconnectV2((persistent, volatile), create_guid, flags)
+
+
+def encode_durable_response() -> bytes:
+    """DHnQ response: 8 reserved bytes ([MS-SMB2] 2.2.14.2.3)."""
+    return bytes(8)
+
+
+def encode_durable_response_v2(timeout_ms: int, flags: int) -> bytes:
+    return _DURABLE_V2_RESPONSE.pack(timeout_ms, flags)

@@ -1,0 +1,198 @@
+"""The CREATE side of durable handles ([MS-SMB2] 3.3.5.9.6, 3.3.5.9.7, 3.3.5.9.10, 3.3.5.9.12): which durable
+contexts a request may combine, the reconnect (DHnC/DH2C) of a disconnected open, the replay of a DH2Q create
+(SMB2_FLAGS_REPLAY_OPERATION with the same CreateGuid), and granting DHnQ/DH2Q in the response.
+
+The state is files/durable.py; the rules follow Samba 4.17 (source3/smbd/smb2_create.c, smbXsrv_open.c).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from smbsrv.commands import oplock_break
+from smbsrv.files.durable import V1_TIMEOUT_MS, Durable, may_be_durable, v2_timeout_ms
+from smbsrv.fs.path import SmbPath
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open, Session
+from smbsrv.wire import create as wire
+from smbsrv.wire import create_contexts as contexts_wire
+from smbsrv.wire.buffer import decode_utf16
+from smbsrv.wire.constants import (
+    SMB2_CREATE_DURABLE_HANDLE_RECONNECT,
+    SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2,
+    SMB2_CREATE_DURABLE_HANDLE_REQUEST,
+    SMB2_CREATE_DURABLE_HANDLE_REQUEST_V2,
+    SMB2_CREATE_REQUEST_LEASE,
+    SMB2_FLAGS_REPLAY_OPERATION,
+)
+from smbsrv.wire.create_contexts import CreateContext
+from smbsrv.wire.status import NtStatus
+
+log = logging.getLogger(__name__)
+
+_DHNQ, _DHNC = SMB2_CREATE_DURABLE_HANDLE_REQUEST, SMB2_CREATE_DURABLE_HANDLE_RECONNECT
+_DH2Q, _DH2C = SMB2_CREATE_DURABLE_HANDLE_REQUEST_V2, SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2
+
+
+def check_contexts(ctx: RequestContext, request: wire.CreateRequest) -> bool:
+    """Refuse combinations the spec forbids; True when the request is a reconnect (Samba's
+    smbd_smb2_create_durable_contexts and before_exec checks)."""
+    contexts = request.contexts
+    dhnq, dhnc, dh2q, dh2c = (contexts.get(name) for name in (_DHNQ, _DHNC, _DH2Q, _DH2C))
+    if dhnc is not None and (dh2c is not None or dh2q is not None) or \
+            dh2c is not None and (dhnq is not None or dh2q is not None):
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # 3.3.5.9.7, 3.3.5.9.12
+    leasing = ctx.connection.dialect >= 0x0210 and SMB2_CREATE_REQUEST_LEASE in contexts
+    if dhnc is not None:
+        contexts_wire.decode_durable_reconnect(dhnc)
+        # 3.3.5.9.7: a DHnQ beside it is ignored; any other context (but the lease) fails the reconnect.
+        if len(contexts) != 1 + (dhnq is not None) + leasing:
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        return True
+    if dh2c is not None:
+        contexts_wire.decode_durable_reconnect_v2(dh2c)
+        if len(contexts) != 1 + leasing:
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        return True
+    if dhnq is not None:
+        contexts_wire.check_durable_request(dhnq)
+        if dh2q is not None:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # 3.3.5.9.10
+    if dh2q is not None:
+        contexts_wire.decode_durable_request_v2(dh2q)
+    return False
+
+
+def _owner(session: Session) -> tuple[int, str]:
+    name = session.user.name.lower() if session.user is not None else (
+        "guest" if session.is_guest else "anonymous")
+    return session.uid, name
+
+
+# -- reconnect ------------------------------------------------------------------------------------------------
+
+def reconnect(ctx: RequestContext, request: wire.CreateRequest) -> Open:
+    """Give a disconnected durable open to this session ([MS-SMB2] 3.3.5.9.7, 3.3.5.9.12). No path name
+    validation and no open execution: the open is the one the client had, with its locks and lease."""
+    contexts = request.contexts
+    create_guid = None
+    if _DHNC in contexts:
+        persistent, _ = contexts_wire.decode_durable_reconnect(contexts[_DHNC])
+    else:
+        ask = contexts_wire.decode_durable_reconnect_v2(contexts[_DH2C])
+        persistent, create_guid = ask.file_id[0], ask.create_guid
+    record = ctx.connection.server.files.durable.get(persistent)
+    if record is None or not record.durable:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    lease = oplock_break.lease_request(ctx, request.requested_oplock_level, contexts)
+    _reattach(ctx, request, record, create_guid, lease)
+    return record.open_
+
+
+def _reattach(ctx: RequestContext, request: wire.CreateRequest, record: Durable, create_guid: bytes | None,
+              lease: object) -> None:
+    open_ = record.open_
+    session, tree = ctx.session, ctx.tree
+    assert session is not None and tree is not None
+    client_guid = ctx.connection.client_guid
+    if (lease is not None or open_.lease is not None) and record.client_guid != client_guid:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # a lease belongs to its client
+    if create_guid is not None and record.create_guid != create_guid:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # v1 may reconnect a v2 open, not v2 with another
+    if _owner(session) != record.owner:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # 3.3.5.9.7: Open.Session.SecurityContext differs
+    if record.disconnected_at is None or tree.is_ipc or tree.share.name.lower() != record.share:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # still connected, or another share
+    # Samba's smbd_smb2_create_durable_lease_check: the lease asked for must be the open's.
+    if lease is None and open_.lease is not None or lease is not None and open_.lease is None:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    if lease is not None:
+        if lease.lease_key != open_.lease.key:  # type: ignore[attr-defined]
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        if not _same_name(ctx, request, open_):
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+    open_.tree = tree
+    open_.session = session
+    open_.connection = ctx.connection
+    session.opens[open_.file_id[1]] = open_
+    ctx.connection.server.files.durable.reconnected(record)
+    ctx.open = open_
+    ctx.created_file_id = open_.file_id
+    log.debug("durable open of %s reconnected (file id %d)", "/".join(open_.path_components), open_.file_id[1])
+
+
+def _same_name(ctx: RequestContext, request: wire.CreateRequest, open_: Open) -> bool:
+    try:
+        path = SmbPath.parse(decode_utf16(request.name), posix=open_.posix)
+    except SmbError:
+        return False
+    if open_.posix or ctx.tree is not None and ctx.tree.share.case_sensitive:
+        return tuple(path.components) == open_.path_components
+    return tuple(c.lower() for c in path.components) == tuple(c.lower() for c in open_.path_components)
+
+
+# -- replay (3.3.5.9.10) --------------------------------------------------------------------------------------
+
+def replayed(ctx: RequestContext, request: wire.CreateRequest) -> tuple[Open, int] | None:
+    """A DH2Q create whose CreateGuid this client used before: the replay of that create returns its open and
+    CreateAction (reconnecting it first when it was disconnected); without SMB2_FLAGS_REPLAY_OPERATION it is
+    STATUS_DUPLICATE_OBJECTID, as on Samba. None: a new create."""
+    data = request.contexts.get(_DH2Q)
+    if data is None:
+        return None
+    ask = contexts_wire.decode_durable_request_v2(data)
+    record = ctx.connection.server.files.durable.by_create_guid(ctx.connection.client_guid, ask.create_guid)
+    if record is None:
+        return None
+    if not ctx.header.flags & SMB2_FLAGS_REPLAY_OPERATION:
+        raise SmbError(NtStatus.STATUS_DUPLICATE_OBJECTID)
+    open_ = record.open_
+    lease = oplock_break.lease_request(ctx, request.requested_oplock_level, request.contexts)
+    if record.disconnected_at is not None:
+        if not record.durable:
+            return None
+        _reattach(ctx, request, record, ask.create_guid, lease)
+        return open_, record.create_action
+    if open_.session is not ctx.session:
+        raise SmbError(NtStatus.STATUS_DUPLICATE_OBJECTID)
+    if lease is not None and open_.lease is None:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # Samba: a replay with a lease needs a leased open
+    ctx.open = open_
+    ctx.created_file_id = open_.file_id
+    return open_, record.create_action
+
+
+# -- granting (3.3.5.9.6, 3.3.5.9.10) -------------------------------------------------------------------------
+
+def reply_contexts(ctx: RequestContext, request: wire.CreateRequest, open_: Open,
+                   action: int) -> list[CreateContext]:
+    """Grant what the request asks (a batch oplock or an H lease on a regular file; persistent never) and
+    return the response contexts: DHnQ's 8 reserved bytes, DH2Q's Timeout and Flags."""
+    contexts = request.contexts
+    durable = ctx.connection.server.files.durable
+    record = durable.of(open_)
+    if _DHNC in contexts or _DH2C in contexts:
+        # Samba answers a DHnQ that came with DHnC (3.3.5.9.7 ignores it otherwise); DH2C gets no context.
+        if _DHNQ in contexts and record is not None and record.durable:
+            return [CreateContext(_DHNQ, contexts_wire.encode_durable_response())]
+        return []
+    session, tree = ctx.session, ctx.tree
+    assert session is not None and tree is not None
+    v2 = contexts.get(_DH2Q)
+    if v2 is not None:
+        if record is None:  # a new open (a replay finds its record)
+            ask = contexts_wire.decode_durable_request_v2(v2)
+            # Every DH2Q create is remembered for replays, durable or not ([MS-SMB2] Open.IsReplayEligible).
+            record = Durable(open_, ctx.connection.client_guid, ask.create_guid, _owner(session),
+                             tree.share.name.lower(), action, durable=may_be_durable(open_),
+                             timeout_ms=v2_timeout_ms(ask.timeout_ms))
+            durable.remember(record)
+        if record.durable:
+            return [CreateContext(_DH2Q, contexts_wire.encode_durable_response_v2(record.timeout_ms, 0))]
+        return []
+    if _DHNQ in contexts and record is None and may_be_durable(open_):
+        durable.remember(Durable(open_, ctx.connection.client_guid, None, _owner(session), tree.share.name.lower(),
+                                 action, durable=True, timeout_ms=V1_TIMEOUT_MS))
+        return [CreateContext(_DHNQ, contexts_wire.encode_durable_response())]
+    return []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from smbsrv.commands import handles
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.objects import Open
 from smbsrv.wire import create as wire
@@ -20,7 +19,7 @@ def handle(ctx: RequestContext, request: wire.CloseRequest) -> bytes:
     assert open_ is not None and ctx.session is not None
     body = wire.encode_close_response(0)
     if request.flags & SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB and open_.pipe is None:
-        info = handles.info_for_open(open_)
+        info = open_.info()
         body = wire.encode_close_response(
             SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB,
             (info.creation_time, info.last_access_time, info.last_write_time, info.change_time),

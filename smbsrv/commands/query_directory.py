@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from smbsrv.commands import handles
+from smbsrv.commands import volume
 from smbsrv.commands.query_info import max_transact_size
 from smbsrv.commands.read import check_credit_charge
-from smbsrv.fs import backend
+from smbsrv.fs import backend, presented
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
 from smbsrv.fscc.file_info import FileInformationClass
 from smbsrv.fscc.wildcard import compile_pattern
@@ -58,10 +58,10 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     if request.file_information_class == FileInformationClass.FilePosixInformation:
         if not ctx.connection.posix_extensions:
             raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
-        if not (open_.posix and handles.posix_enabled(ctx)):
+        if not (open_.posix and volume.posix_enabled(ctx)):
             raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
     encoder = entry_encoder(request.file_information_class,
-                            posix_with_file_type=handles.posix_type_bits(ctx.tree))
+                            posix_with_file_type=volume.posix_type_bits(ctx.tree))
     if request.output_buffer_length > max_transact_size(ctx):
         # [MS-SMB2] 3.3.5.18: above the negotiated MaxTransactSize is STATUS_INVALID_PARAMETER (Windows; Samba's
         # smbd_smb2_query_directory_send).
@@ -101,7 +101,8 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
                     continue
                 st = now
             try:
-                info = handles.entry_info(dir_fd, name, st, tree, own_fds.get(name, -1), open_.path_components)
+                info = presented.entry_info(dir_fd, name, st, tree.share, tree.reparse_store, own_fds.get(name, -1),
+                                            open_.path_components)
             except SmbError:
                 continue  # removed since the scan started: Windows and Samba skip it too
             yielded.append(index)

@@ -100,6 +100,10 @@ class FileHandle:
     def truncate(self, length: int) -> None:
         backend.ftruncate(self.fd, length)
 
+    def punch_hole(self, offset: int, length: int) -> None:
+        """Deallocate a range, which then reads as zeros; the end of file does not move."""
+        backend.punch_hole(self.fd, offset, length)
+
     def sync(self, *, data_only: bool = False) -> None:
         """Data (and with data_only=False the metadata too) reaches stable storage."""
         if data_only:

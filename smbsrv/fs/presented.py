@@ -45,7 +45,7 @@ def open_info(fd: int, parent_fd: int, name: str, st: os.stat_result, share: Sha
     """The FileInfo of an open file: `fd` its fd, `name` its name in `parent_fd`, `st` its fstat."""
     dos = dos_attrs.read(fd, st)
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
-                             hide_dot_files=share.hide_dot_files)
+                             hide_dot_files=share.hide_dot_files, fd=fd)
     if stat.S_ISLNK(st.st_mode):
         _presented_link_size(info, parent_fd, name, components, share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
@@ -59,7 +59,7 @@ def entry_info(dir_fd: int, name: str, st: os.stat_result, share: ShareConfig, r
     """A listing entry. "." and ".." are no names in the directory: their caller passes an fd of the object."""
     dos = dos_attrs.read(object_fd, st) if object_fd >= 0 else dos_attrs.read_at(dir_fd, name, st)
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
-                             hide_dot_files=share.hide_dot_files)
+                             hide_dot_files=share.hide_dot_files, fd=object_fd)
     if stat.S_ISLNK(st.st_mode) and object_fd < 0:
         _presented_link_size(info, dir_fd, name, dir_components + (name,), share)
     if dos is not None and dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from smbsrv.commands import handles
 from smbsrv.commands.ioctl.copychunk import same_file
 from smbsrv.fs import backend
 from smbsrv.fscc import duplicate_extents as data
@@ -85,9 +84,9 @@ def _checked_length(source: Open, target: Open, extents: data.DuplicateExtents) 
     if min(extents.source_offset, extents.target_offset, count) < 0 or max(
             extents.source_offset, extents.target_offset) > _MAX_OFFSET - count:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    if backend.fstat(source.fd).st_size < extents.source_offset + count:
+    if source.handle.size() < extents.source_offset + count:
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
-    target_size = backend.fstat(target.fd).st_size
+    target_size = target.handle.size()
     if target_size < extents.target_offset + count:
         if extents.target_offset > target_size:
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
@@ -96,7 +95,7 @@ def _checked_length(source: Open, target: Open, extents: data.DuplicateExtents) 
 
 
 def _is_sparse(open_: Open) -> bool:
-    return bool(handles.info_for_open(open_).attributes & FILE_ATTRIBUTE_SPARSE_FILE)
+    return bool(open_.info().attributes & FILE_ATTRIBUTE_SPARSE_FILE)
 
 
 def _check_handles(source: Open, target: Open) -> None:

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import struct
 
-from smbsrv.commands import handles
-from smbsrv.fs import backend
 from smbsrv.fscc.attributes import FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_SPARSE_FILE
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
@@ -43,9 +40,9 @@ def set_sparse(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> 
     if not open_.granted_access & (FILE_WRITE_DATA | FILE_APPEND_DATA | FILE_WRITE_ATTRIBUTES):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     sparse = not request.input or request.input[0] != 0
-    attributes = handles.info_for_open(open_).attributes & ~FILE_ATTRIBUTE_NORMAL
+    attributes = open_.info().attributes & ~FILE_ATTRIBUTE_NORMAL
     attributes = attributes | FILE_ATTRIBUTE_SPARSE_FILE if sparse else attributes & ~FILE_ATTRIBUTE_SPARSE_FILE
-    handles.set_dos_info(open_, attributes, None)
+    open_.handle.set_dos_info(attributes, None)
     return b""
 
 
@@ -73,7 +70,7 @@ def set_zero_data(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) 
 
 
 def _zero(open_: Open, offset: int, length: int) -> bytes:
-    backend.punch_hole(open_.fd, offset, length)
+    open_.handle.punch_hole(offset, length)
     return b""
 
 
@@ -88,25 +85,15 @@ def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.Ioctl
     # (Samba 4.17 answers SUCCESS with no ranges for the first and last of these).
     if start < 0 or length < 0 or start + length > _MAX_LONGLONG:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    end = min(start + length, os.fstat(open_.fd).st_size)
+    end = min(start + length, open_.handle.size())
     ranges: list[bytes] = []
-    if start < end and not handles.info_for_open(open_).attributes & FILE_ATTRIBUTE_SPARSE_FILE:
+    if start < end and not open_.info().attributes & FILE_ATTRIBUTE_SPARSE_FILE:
         # A file not marked sparse is reported allocated over the whole range, holes or not ([MS-FSA]
         # 2.1.5.10.22; Windows and Samba: smbtorture smb2.ioctl.sparse_punch zeroes a range of a non-sparse
         # file and still finds it allocated).
         ranges.append(_RANGE.pack(start, end - start))
         start = end
-    position = start
-    while position < end:
-        try:
-            data = os.lseek(open_.fd, position, os.SEEK_DATA)
-        except OSError:
-            break
-        if data >= end:
-            break
-        hole = min(os.lseek(open_.fd, data, os.SEEK_HOLE), end)
-        ranges.append(_RANGE.pack(data, hole - data))
-        position = hole
+    ranges.extend(_RANGE.pack(offset, size) for offset, size in open_.handle.data_ranges(start, end))
     room = request.max_output_response // _RANGE.size
     if len(ranges) <= room:
         return b"".join(ranges)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 
-from smbsrv.commands import handles
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.reparse import parse, reparse_tag_of, validate_delete_buffer, validate_set_buffer
@@ -22,6 +21,7 @@ from smbsrv.protocol.reply import Reply
 from smbsrv.reparse import materialize
 from smbsrv.wire import ioctl as wire
 from smbsrv.wire.constants import (
+    FILE_READ_DATA,
     FILE_WRITE_ATTRIBUTES,
     FILE_WRITE_DATA,
     FSCTL_DELETE_REPARSE_POINT,
@@ -35,7 +35,7 @@ _GUID_HEADER_SIZE = 24  # REPARSE_GUID_DATA_BUFFER, for tags without the Microso
 
 
 def get_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes | Reply:
-    buffer = handles.reparse_buffer(open_)
+    buffer = open_.reparse_buffer()
     if buffer is None:
         raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
     header_size = _HEADER_SIZE if fattr.is_reparse_tag_microsoft(reparse_tag_of(buffer)) else _GUID_HEADER_SIZE
@@ -51,7 +51,7 @@ def _check_writable(ctx: RequestContext, open_: Open) -> os.stat_result:
     assert ctx.tree is not None
     if ctx.tree.read_only or not open_.granted_access & (FILE_WRITE_DATA | FILE_WRITE_ATTRIBUTES):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    st = os.fstat(open_.fd)
+    st = open_.handle.stat()
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         # A real symlink or special file on the server: its reparse data is what it is on disk.
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
@@ -59,21 +59,21 @@ def _check_writable(ctx: RequestContext, open_: Open) -> os.stat_result:
 
 
 def _set_reparse_attribute(open_: Open, present: bool) -> None:
-    attributes = handles.info_for_open(open_).attributes
+    attributes = open_.info().attributes
     if present:
         attributes |= fattr.FILE_ATTRIBUTE_REPARSE_POINT
     else:
         attributes &= ~fattr.FILE_ATTRIBUTE_REPARSE_POINT
-    handles.set_dos_info(open_, attributes, None)
+    open_.handle.set_dos_info(attributes, None)
 
 
 def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
     tag, buffer = validate_set_buffer(request.input)
     st = _check_writable(ctx, open_)
-    existing = handles.reparse_buffer(open_)
+    existing = open_.reparse_buffer()
     if existing is not None and reparse_tag_of(existing) != tag:
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_MISMATCH)
-    if stat.S_ISDIR(st.st_mode) and existing is None and handles.directory_has_entries(open_):
+    if stat.S_ISDIR(st.st_mode) and existing is None and open_.handle.has_entries(bool(open_.granted_access & FILE_READ_DATA)):
         raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
     parse(buffer)  # tag-specific layout was checked; this proves the stored blob will parse when read back
     if existing is None and materialize.try_materialize(ctx.connection.server, open_, st, buffer):
@@ -95,7 +95,7 @@ def _changed(ctx: RequestContext, open_: Open) -> None:
 
 def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
     _check_writable(ctx, open_)
-    existing = handles.reparse_buffer(open_)
+    existing = open_.reparse_buffer()
     if existing is None:
         raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
     stored_tag = reparse_tag_of(existing)

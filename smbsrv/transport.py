@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from smbsrv.dispatch import HANDLERS
+from smbsrv.protocol.bulk import BULK_IO_BYTES
 from smbsrv.protocol.connection import Buffers, Connection
 from smbsrv.protocol.errors import ProtocolViolation
 from smbsrv.protocol.reply import FileRange
@@ -37,11 +38,9 @@ _MIN_BUFFER = 64 * 1024
 # NEGOTIATE and SESSION_SETUP messages (SPNEGO tokens included) are far smaller than this.
 _HANDSHAKE_MESSAGE_LIMIT = 64 * 1024
 _SMB2_WRITE = 0x09
-_BULK_WRITE_BYTES = 256 * 1024
 _MAX_BULK_IN_FLIGHT = 3
 _LOWAT_MIN_BYTES = 512 * 1024
 _LOWAT_MAX_BYTES = 2 * 1024 * 1024
-_STREAMED_SIGNATURE_BYTES = 256 * 1024
 # The largest message a client may send: MaxWriteSize of payload plus room for headers and a compound.
 _PDU_OVERHEAD = 64 * 1024
 
@@ -273,7 +272,7 @@ async def _read_signed(channel: SocketChannel, connection: Connection,
 
 def _is_bulk_write(message: memoryview) -> bool:
     """A lone large WRITE: it may run while the next message is received (module docstring)."""
-    return (len(message) >= _BULK_WRITE_BYTES and message[:4] == b"\xfeSMB" and message[12] == _SMB2_WRITE
+    return (len(message) >= BULK_IO_BYTES and message[:4] == b"\xfeSMB" and message[12] == _SMB2_WRITE
             and message[13] == 0 and message[20:24] == b"\0\0\0\0")
 
 
@@ -331,7 +330,7 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
             buffer = pool.take(length)
             message = memoryview(buffer)[:length]
             streamed = None
-            if length >= _STREAMED_SIGNATURE_BYTES and logged_on:
+            if length >= BULK_IO_BYTES and logged_on:
                 streamed = await asyncio.wait_for(_read_signed(channel, connection, message),
                                                   config.message_timeout_s)
             else:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 
 from smbsrv.commands.query_info import max_transact_size
-from smbsrv.commands.read import check_credit_charge
 from smbsrv.files.notify import CLEANUP, DELETE_PENDING
 from smbsrv.fscc.notify import SMB2_WATCH_TREE
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import GoAsync, Reply
 from smbsrv.wire import query as wire

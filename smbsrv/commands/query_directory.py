@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from smbsrv.commands import volume
 from smbsrv.commands.query_info import max_transact_size
-from smbsrv.commands.read import check_credit_charge
 from smbsrv.fs import backend, presented
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
 from smbsrv.fscc.file_info import FileInformationClass
 from smbsrv.fscc.wildcard import compile_pattern
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import Reply

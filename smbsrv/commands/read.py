@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 from smbsrv.hsm import access as hsm_access
+from smbsrv.protocol.bulk import BULK_IO_BYTES
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.reply import FileRange, Reply
 from smbsrv.wire import readwrite as wire
-from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA, SMB2_FLAGS_SIGNED
+from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA
 from smbsrv.wire.status import NtStatus
 
 _MAX_FILE_OFFSET = 0x7FFFFFFFFFFFFFFF
-# Below this, one pread into memory is cheaper than the extra fstat, dup and sendfile calls.
-_SENDFILE_THRESHOLD = 256 * 1024
-
-
-def check_credit_charge(ctx: RequestContext, length: int) -> None:
-    """[MS-SMB2] 3.3.5.2.5: with multi-credit, a request must pay one credit per 64 KiB it moves."""
-    connection = ctx.connection
-    if not connection.supports_multi_credit:
-        if length > 65536:
-            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-        return
-    needed = max(1, (length + 65535) // 65536)
-    if max(ctx.header.credit_charge, 1) < needed:
-        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
 
 
 def _signed_or_sealed(ctx: RequestContext) -> bool:
     """Whether the response will be signed or encrypted, so its data must pass through memory anyway."""
-    session = ctx.session
-    return ctx.encrypted or (session is not None and session.signer is not None and bool(
-        session.signing_required or ctx.header.flags & SMB2_FLAGS_SIGNED))
+    return ctx.encrypted or ctx.connection.response_signer(ctx) is not None
 
 
 def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
@@ -61,7 +47,7 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
     if ctx.tree is not None and ctx.tree.share.hsm_provider:  # a placeholder's data is fetched first (docs/hsm.md)
         hsm_access.before_read(ctx, open_, request.offset, request.length, request.minimum_count,
                                lambda: handle(ctx, request))
-    if request.length >= _SENDFILE_THRESHOLD and not _signed_or_sealed(ctx):
+    if request.length >= BULK_IO_BYTES and not _signed_or_sealed(ctx):
         # Large reads leave through sendfile(2) when the response needs no signature or encryption; the
         # connection falls back to reading the range into memory when it does.
         count = max(0, min(request.length, open_.handle.size() - request.offset))

@@ -7,10 +7,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from smbsrv.commands import oplock_break
-from smbsrv.commands.read import check_credit_charge
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.hsm import access as hsm_access
+from smbsrv.protocol.bulk import BULK_IO_BYTES
 from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
 from smbsrv.wire import readwrite as wire
@@ -26,7 +27,6 @@ _APPEND_OFFSET = 0xFFFFFFFFFFFFFFFF
 # [MS-FSA] 2.1.5.3 MAXFILESIZE: no byte may be written at or past it (STATUS_INVALID_PARAMETER; Samba's
 # vfs_valid_pwrite_range; smbtorture smb2.rw.invalid). An empty write there is fine.
 _MAXFILESIZE = 0xFFFFFFF0000
-_THREAD_WRITE_BYTES = 256 * 1024
 
 
 def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine[Any, Any, bytes]:
@@ -53,7 +53,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         oplock_break.break_for_write(connection.server, open_)
     if ctx.tree.share.hsm_provider:  # a placeholder is hydrated before it is written (docs/hsm.md)
         hsm_access.before_write(ctx, open_, request, handle)
-    if length >= _THREAD_WRITE_BYTES:
+    if length >= BULK_IO_BYTES:
         return _write_in_thread(ctx, open_, request, offset)
     return _finish(ctx, open_, request, open_.handle.write(request.data, offset))
 

@@ -385,15 +385,35 @@ class Connection:
                                next_command=0, message_id=header.message_id, tree_id=header.tree_id,
                                async_id=header.async_id, session_id=header.session_id)
         response[HEADER_SIZE:] = body
-        signer = None
-        signer_session = ctx.sign_with or ctx.session
-        # Encrypted responses are not signed: the transform's AEAD tag covers them ([MS-SMB2] 3.3.4.1.1).
-        if (not ctx.encrypted and signer_session is not None and signer_session.signer is not None and status != NtStatus.STATUS_PENDING
-                and (ctx.sign_with is not None or header.flags & SMB2_FLAGS_SIGNED
-                     or signer_session.signing_required)):
-            signer = signer_session.signer_for(self)
+        signer = self.response_signer(ctx, status)
         hash_session = ctx.preauth_session if status == NtStatus.STATUS_MORE_PROCESSING_REQUIRED else None
         return _Pending(response, payload, signer, header.command == Command.NEGOTIATE, hash_session)
+
+    # -- signing -------------------------------------------------------------------------------------------
+
+    def message_signer(self, session: Session | None, *, request_signed: bool = False, logged_on: bool = False,
+                       encrypted: bool = False, interim: bool = False) -> Signer | None:
+        """The one answer to "is this message signed, and with which key" for everything this connection sends
+        (responses, the READ handler's choice between sendfile and memory, unsolicited breaks); None: unsigned.
+
+        - Encrypted messages are not signed: the transform's AEAD tag covers them ([MS-SMB2] 3.3.4.1.1).
+        - Interim responses (STATUS_PENDING) are not signed (Windows and Samba).
+        - The SESSION_SETUP response that completes a 3.x or signing-required logon is signed with the new
+          session's key (`logged_on`, [MS-SMB2] 3.3.5.5.3).
+        - Otherwise a message is signed when the request was, or when the session requires signing.
+        The key is this connection's channel's (Session.signer_for)."""
+        if encrypted or interim or session is None or session.signer is None:
+            return None
+        if logged_on or request_signed or session.signing_required:
+            return session.signer_for(self)  # type: ignore[no-any-return]
+        return None
+
+    def response_signer(self, ctx: RequestContext, status: NtStatus = NtStatus.STATUS_SUCCESS) -> Signer | None:
+        """message_signer() for the response to `ctx` with `status`."""
+        return self.message_signer(ctx.sign_with or ctx.session,
+                                   request_signed=bool(ctx.header.flags & SMB2_FLAGS_SIGNED),
+                                   logged_on=ctx.sign_with is not None, encrypted=ctx.encrypted,
+                                   interim=status == NtStatus.STATUS_PENDING)
 
     def _assemble(self, responses: list[_Pending], encrypting: bool = False) -> Buffers:
         """Chain the responses of one message: pad all but the last to 8 bytes, set NextCommand, then sign
@@ -450,8 +470,9 @@ class Connection:
         if sealing is not None:
             self.send(self._encrypt(sealing, [_NBSS.pack(len(response)), response]))
             return
-        if session is not None and session.signer is not None and session.signing_required:
-            session.signer_for(self).sign(response, None)
+        signer = self.message_signer(session)
+        if signer is not None:
+            signer.sign(response, None)
         self.send([_NBSS.pack(len(response)), response])
 
     # -- lifecycle -----------------------------------------------------------------------------------------

@@ -4,9 +4,35 @@ The server hands out credits; each credit lets the client use one more message i
 N consumes N consecutive ids. An id outside the window, or one used before, is a protocol violation (Windows
 disconnects). Ids may arrive out of order (async and multi-channel), so consumed ids above the low edge are kept
 in a set until the edge passes them.
+
+Credits also pay for size ([MS-SMB2] 3.3.5.2.5): check_credit_charge() is the one place a READ, WRITE,
+QUERY_INFO, QUERY_DIRECTORY or CHANGE_NOTIFY checks that its CreditCharge covers the bytes it moves.
 """
 
-from smbsrv.protocol.errors import ProtocolViolation
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smbsrv.protocol.errors import ProtocolViolation, SmbError
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.protocol.context import RequestContext
+
+# One credit pays for this many bytes of a multi-credit request ([MS-SMB2] 3.3.5.2.5).
+CREDIT_UNIT_BYTES = 65536
+
+
+def check_credit_charge(ctx: RequestContext, length: int) -> None:
+    """[MS-SMB2] 3.3.5.2.5: with multi-credit, a request must pay one credit per 64 KiB it moves (whichever of
+    its input and output is larger, as the caller passes); without it, no request moves more than 64 KiB."""
+    if not ctx.connection.supports_multi_credit:
+        if length > CREDIT_UNIT_BYTES:
+            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+        return
+    needed = max(1, (length + CREDIT_UNIT_BYTES - 1) // CREDIT_UNIT_BYTES)
+    if max(ctx.header.credit_charge, 1) < needed:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
 
 
 class CreditWindow:

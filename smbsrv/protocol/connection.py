@@ -376,6 +376,11 @@ class Connection:
             body = body.body
         flags = SMB2_FLAGS_SERVER_TO_REDIR | (header.flags & (SMB2_FLAGS_RELATED_OPERATIONS |
                                                              SMB2_FLAGS_ASYNC_COMMAND))
+        if status == NtStatus.STATUS_USER_SESSION_DELETED:
+            # No key to sign with, but the SIGNED flag of a signed request is echoed, as Samba does (it echoes
+            # every request flag): a client that requires signing (Samba's smbXcli) takes this status unsigned
+            # only with the flag set; a request naming another connection's session (multichannel) gets it.
+            flags |= header.flags & SMB2_FLAGS_SIGNED
         # The final response of an async request grants nothing: the interim one did ([MS-SMB2] 3.3.4.2).
         final_async = header.is_async and status != NtStatus.STATUS_PENDING
         granted = 0 if final_async else self.credits.grant(header.credit_charge, header.credit_request)

@@ -59,10 +59,9 @@ class Session:
     def signer_for(self, connection: Any) -> Any:
         """The signer of this session's messages on `connection` ([MS-SMB2] 3.3.4.1.1, 3.3.5.2.4): a bound
         channel's own key, else Session.SigningKey (the first channel, and a binding still running)."""
-        if len(self.channels) > 1:
-            channel = self.channels.get(connection.connection_id)
-            if channel is not None and channel.signer is not None:
-                return channel.signer
+        channel = self.channels.get(connection.connection_id)
+        if channel is not None and channel.signer is not None:
+            return channel.signer
         return self.signer
 
     def channel_connections(self) -> list[Any]:

@@ -10,6 +10,7 @@ from smbsrv.protocol.errors import ProtocolViolation, SmbError
 from smbsrv.wire import ioctl as wire
 from smbsrv.wire.status import NtStatus
 
+_NO_FILE = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
 _VALIDATE_INPUT = struct.Struct("<I16sHH")
 _VALIDATE_OUTPUT = struct.Struct("<I16sHH")
 
@@ -47,7 +48,9 @@ def query_network_interface_info(ctx: RequestContext, request: wire.IoctlRequest
         # Samba's answers without "server multi channel support".
         is_ipc = ctx.tree is not None and ctx.tree.is_ipc
         raise SmbError(NtStatus.STATUS_FS_DRIVER_REQUIRED if is_ipc else NtStatus.STATUS_INVALID_DEVICE_REQUEST)
-    if len(request.input):
+    if len(request.input) or request.file_id != _NO_FILE:
+        # Also a FileId other than all ones: INVALID_PARAMETER, not FILE_CLOSED (Windows and Samba;
+        # smbtorture smb2.ioctl.bug14788.NETWORK_INTERFACE).
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     output = interfaces.encode(interfaces.advertised(connection.server.config.listen, connection.local_address))
     if len(output) > request.max_output_response:

@@ -381,6 +381,47 @@ class StatFiles(Workload):
         )
 
 
+class CompoundStat(Workload):
+    """stat(2) as cifs.ko sends it: CREATE + QUERY_INFO (FileAllInformation) + CLOSE in one compound, one round
+    trip per file, from benchmarks.rawsmb (smbclient never compounds these; `ls -l`, find, make and git status
+    on a Linux mount are storms of exactly this)."""
+
+    name = "stat_compound"
+    title = "stat of files as the Linux client does it (CREATE+QUERY_INFO+CLOSE compound, raw client)"
+    unit = "files/s"
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        make_empty_files(share_dir / f"cstat-{sizes.stat_files}", sizes.stat_files, "file")
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = ctx.sizes.stat_files
+        names = [f"cstat-{count}\\file-{index:05d}" for index in range(count)]
+        connection = _connect(ctx)
+        pid = ctx.endpoint.pid
+        try:
+            connection.stat(names[0])  # the first open of the directory pays for lookups both servers cache
+            cpu_before_s = procstat.tree_cpu_s(pid)
+            client_before_s = time.process_time()
+            with procstat.PeakRssSampler(pid) as sampler:
+                started = time.perf_counter()
+                for name in names:
+                    connection.stat(name)
+                elapsed_s = time.perf_counter() - started
+                cpu_after_s = procstat.tree_cpu_s(pid)
+            client_cpu_s = time.process_time() - client_before_s
+            connection.logoff()
+        except (OSError, RuntimeError) as e:
+            connection.close()
+            raise WorkloadError(f"stat failed: {e}") from e
+        return Measurement(
+            count / elapsed_s,
+            count / 1000,
+            cpu_after_s - cpu_before_s,
+            sampler.peak_bytes,
+            {"elapsed_s": elapsed_s, "client_cpu_us_per_file": client_cpu_s / count * 1e6},
+        )
+
+
 class ParallelRead(Workload):
     name = "parallel_read"
     title = "parallel clients, each reading its own file"

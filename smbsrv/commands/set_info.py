@@ -3,10 +3,9 @@ disposition, and security (POSIX chmod, ownership)."""
 
 from __future__ import annotations
 
-import os
 import stat
 
-from smbsrv.commands import handles, oplock_break
+from smbsrv.commands import oplock_break
 from smbsrv.fs import backend, dos_attrs, eas, nt_acl
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
@@ -14,7 +13,7 @@ from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.security import SE_DACL_PRESENT, parse_descriptor, posix_mode_from_dacl
-from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, time_to_set
+from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, filetime_to_unix_ns, time_to_set
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -22,6 +21,7 @@ from smbsrv.protocol.objects import Open
 from smbsrv.wire import query as wire
 from smbsrv.wire.constants import (
     DELETE,
+    FILE_READ_DATA,
     FILE_SHARE_DELETE,
     FILE_WRITE_ATTRIBUTES,
     FILE_WRITE_DATA,
@@ -34,6 +34,7 @@ from smbsrv.wire.constants import (
 )
 from smbsrv.wire.status import NtStatus
 
+FILE_ATTRIBUTE_READONLY = 0x00000001
 FILE_ATTRIBUTE_DIRECTORY = 0x00000010
 FILE_ATTRIBUTE_TEMPORARY = 0x00000100
 # Access that makes an open take part in share-mode checks (READ/WRITE/APPEND/EXECUTE data, DELETE).
@@ -94,12 +95,12 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
         # [MS-FSA] 2.1.5.15.1: allocation below the end of file cuts the file; at or above it, the file holds
         # blocks for exactly that much (reserved beyond EOF, fs/backend.py set_allocation).
         if not open_.is_directory:
-            if decoded.allocation_size < handles.stat_open(open_).st_size:
+            if decoded.allocation_size < open_.handle.size():
                 _truncate(open_, decoded.allocation_size)
             elif decoded.allocation_size > 0x7FFFFFFFFFFFFFFF:
                 raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
             else:
-                backend.set_allocation(open_.fd, decoded.allocation_size)
+                open_.handle.set_allocation(decoded.allocation_size)
     elif isinstance(decoded, classes.RenameInformation):
         if info_class in (C.FileLinkInformation, getattr(C, "FileLinkInformationEx", -1)):
             _link(ctx, open_, decoded)
@@ -120,7 +121,7 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
         open_.mode_flags = decoded.mode
     elif isinstance(decoded, classes.FullEaInformation):
         _require(open_, FILE_WRITE_EA)
-        eas.apply(open_.fd, handles.stat_open(open_), list(decoded.entries))
+        eas.apply(open_.fd, open_.handle.stat(), list(decoded.entries))
         _changed(ctx, open_, Filter.EA)
     else:
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
@@ -149,17 +150,18 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
         # not move it (Windows; smbtorture smb2.setinfo sets attributes with zero times and reads it back).
         change_time = _client_change_time(open_)
     if atime is not None or mtime is not None:
-        handles.set_times(open_, atime, mtime)
+        open_.handle.set_times(None if atime is None else filetime_to_unix_ns(atime),
+                               None if mtime is None else filetime_to_unix_ns(mtime))
     creation_time = time_to_set(basic.creation_time)
     if creation_time is not None or basic.file_attributes or change_time is not None:
         # After the times above: the ChangeTime a client sets holds for the file as it is now.
-        handles.set_dos_info(open_, basic.file_attributes or None, creation_time, change_time)
+        open_.handle.set_dos_info(basic.file_attributes or None, creation_time, change_time)
 
 
 def _client_change_time(open_: Open) -> int | None:
     """The ChangeTime a client set on the file, while it still holds (dos_attrs.change_anchor)."""
-    st = os.fstat(open_.fd)
-    dos = dos_attrs.read(open_.fd, st)
+    st = open_.handle.stat()
+    dos = open_.handle.dos_info(st)
     if dos is None or not dos.change_time or dos.change_anchor != dos_attrs.change_anchor(st):
         return None
     return dos.change_time
@@ -170,7 +172,7 @@ def _truncate(open_: Open, length: int) -> None:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     if length > 0x7FFFFFFFFFFFFFFF:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    handles.truncate(open_, length)
+    open_.handle.truncate(length)
 
 
 def _target(ctx: RequestContext, open_: Open, file_name: str):  # type: ignore[no-untyped-def]
@@ -215,7 +217,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         if open_.is_directory and server.files.has_open_below(open_):
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         old_components = open_.path_components
-        handles.rename(source_parent, source_name, target.parent_fd, new_name, replace=replace and not same_file)
+        open_.handle.rename_to(target.parent_fd, new_name, replace=replace and not same_file)
         if existing is not None and not same_file:
             oplock_break.break_replaced(server, (existing.st_dev, existing.st_ino))
         ctx.tree.share_root.note_removed(source_parent, source_name)
@@ -223,11 +225,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),
                                      open_.is_directory, origin=open_)
         for other in server.files.renamed(open_.file_key, target.components[:-1] + (new_name,)):
-            other.name = new_name
-            old_parent = other.parent_fd
-            other.parent_fd = os.dup(target.parent_fd)
-            if old_parent >= 0:
-                os.close(old_parent)
+            other.handle.moved(target.parent_fd, new_name)
 
 
 def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation) -> bytes:
@@ -242,7 +240,7 @@ def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation
 def _check_parent_opens(server, parent_fd: int) -> None:  # type: ignore[no-untyped-def]
     """Windows refuses to rename out of a directory that another handle holds open with DELETE access or
     without FILE_SHARE_DELETE (smbtorture smb2.rename.*)."""
-    parent = os.fstat(parent_fd)
+    parent = backend.fstat(parent_fd)
     for other in server.files.opens((parent.st_dev, parent.st_ino)):
         if not other.granted_access & _SHARE_CHECKED_ACCESS:
             continue  # an attribute-only open takes no part in sharing ([MS-FSA] 2.1.5.1.2)
@@ -258,8 +256,8 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
         if target.stat is not None:
             if not (link.replace_if_exists or link.flags & 1):
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
-            handles.unlink(target.parent_fd, target.name)
-        handles.link(open_.parent_fd, open_.name, target.parent_fd, target.name)
+            backend.unlink_at(target.parent_fd, target.name)
+        open_.handle.link_to(target.parent_fd, target.name)
         ctx.tree.share_root.note_created(target.parent_fd, target.name)
         ctx.connection.server.files.changes.changed(ctx.tree, target.components, Action.ADDED, Filter.FILE_NAME,
                                                     origin=open_)
@@ -270,13 +268,14 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
     if not disposition.delete_pending:
         files.set_delete_pending(open_, False)
         return
-    if handles.is_read_only(open_) and not disposition.flags & classes.FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE:
+    if open_.info().attributes & FILE_ATTRIBUTE_READONLY and not disposition.flags & classes.FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE:
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
-    if open_.is_directory and handles.directory_has_entries(open_):
+    if open_.is_directory and open_.handle.has_entries(bool(open_.granted_access & FILE_READ_DATA)):
         raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
     if disposition.flags & classes.FILE_DISPOSITION_POSIX_SEMANTICS or open_.posix:
         # POSIX semantics: the name goes now, the open handles keep the data ([MS-FSCC] 2.4.12).
-        handles.unlink_now(open_)
+        open_.handle.unlink(open_.is_directory)
+        open_.tree.share_root.note_removed(open_.handle.parent_fd, open_.handle.name)
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.REMOVED,
                                                     Filter.DIR_NAME if open_.is_directory else Filter.FILE_NAME,
                                                     open_.is_directory, origin=open_)
@@ -290,16 +289,28 @@ def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest
     # Ownership first, as Samba: a DACL's CREATOR OWNER entries are the new owner's.
     if additional & 0x3:
         _require(open_, WRITE_OWNER)
-        handles.chown_from_sids(open_, descriptor.owner if additional & 0x1 else None,
-                                descriptor.group if additional & 0x2 else None)
+        open_.handle.chown(_unix_id(descriptor.owner if additional & 0x1 else None, 1),
+                           _unix_id(descriptor.group if additional & 0x2 else None, 2))
     if additional & 0x4 and descriptor.control & SE_DACL_PRESENT:
         _require(open_, WRITE_DAC)
         mode = posix_mode_from_dacl(descriptor)
         if mode is not None:
-            handles.chmod(open_, mode)
+            open_.handle.chmod(mode & 0o777)  # the permission bits only, as Samba applies them
         else:
             # Any other DACL becomes the POSIX ACL (fs/nt_acl.py, docs/access.md).
-            nt_acl.set_dacl(open_.fd, handles.stat_open(open_), descriptor.dacl)
+            nt_acl.set_dacl(open_.fd, open_.handle.stat(), descriptor.dacl)
     if additional & 0x7:
         _changed(ctx, open_, Filter.SECURITY)
+
+
+def _unix_id(sid, kind: int) -> int | None:  # type: ignore[no-untyped-def]
+    """Ownership changes through the Unix SIDs (S-1-22-1-uid, S-1-22-2-gid); None: no change asked."""
+    if sid is None:
+        return None
+    authority = sid.identifier_authority
+    subs = tuple(sid.sub_authority)
+    if authority == 22 and len(subs) == 2 and subs[0] == kind:
+        return int(subs[1])
+    # Not a Unix SID: nothing on this server it could name ([MS-DTYP] owners outside S-1-22).
+    raise SmbError(NtStatus.STATUS_INVALID_OWNER)
 

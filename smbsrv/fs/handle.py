@@ -100,6 +100,10 @@ class FileHandle:
     def truncate(self, length: int) -> None:
         backend.ftruncate(self.fd, length)
 
+    def set_allocation(self, allocation: int) -> None:
+        """FileAllocationInformation at or above the end of file: reserve exactly that many blocks."""
+        backend.set_allocation(self.fd, allocation)
+
     def punch_hole(self, offset: int, length: int) -> None:
         """Deallocate a range, which then reads as zeros; the end of file does not move."""
         backend.punch_hole(self.fd, offset, length)

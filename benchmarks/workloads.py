@@ -615,6 +615,7 @@ WORKLOADS: list[Workload] = [
     CreateFiles(),
     ListDirectory(),
     StatFiles(),
+    CompoundStat(),
     ParallelRead(),
     ConnectLatency(),
     IdleConnections(),

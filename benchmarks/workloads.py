@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import statistics
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -609,6 +611,168 @@ class ClientSideCopy(ServerSideCopy):
         self._local(ctx, remote).unlink(missing_ok=True)
 
 
+class _LeasingConnection(SmbConnection):
+    """benchmarks.rawsmb's connection plus what a caching client needs: CREATE with a v2 lease context, READ,
+    CLOSE, a CREATE+READ+CLOSE compound, and a non-blocking look for an unsolicited break. Every request is
+    signed (always allowed once the session has a key, so both servers see the same client)."""
+
+    _CREATE = struct.Struct("<HBBIQQIIIIIHHII")
+    _LEASE_CONTEXT = struct.Struct("<IHHHHI4s4x16sIIQ16sHH")  # header, "RqLs", SMB2_CREATE_REQUEST_LEASE_V2
+    _READ = struct.Struct("<HBBIQ16sIIIHHB")
+    _CLOSE = struct.Struct("<HHI16s")
+    _CHAIN = b"\xff" * 16
+    _RELATED = 0x00000004
+
+    def _element(self, command: int, body: bytes) -> bytearray:
+        # rawsmb's header asks for one credit; a request of up to 64 KiB is charged one.
+        return bytearray(self._header(command, credit_request=8) + body)
+
+    def _create(self, path: str, lease_key: bytes | None) -> bytearray:
+        name = path.encode("utf-16-le")
+        contexts = b""
+        if lease_key is not None:
+            contexts = self._LEASE_CONTEXT.pack(0, 16, 4, 0, 24, 52, b"RqLs", lease_key, 3, 0, 0, bytes(16), 0, 0)
+        padded = name + bytes(-len(name) % 8) if contexts else (name or b"\0")
+        body = self._CREATE.pack(57, 0, 0xFF if contexts else 0, 2, 0, 0, 0x00120089, 0, 7, 1, 0x40,
+                                 64 + self._CREATE.size, len(name), 64 + self._CREATE.size + len(padded)
+                                 if contexts else 0, len(contexts)) + padded + contexts
+        return self._element(5, body)
+
+    def _read(self, file_id: bytes, length: int) -> bytearray:
+        return self._element(8, self._READ.pack(49, 0x50, 0, length, 0, file_id, 0, 0, 0, 0, 0, 0))
+
+    def _close(self, file_id: bytes) -> bytearray:
+        return self._element(6, self._CLOSE.pack(24, 0, 0, file_id))
+
+    def _exchange(self, *elements: bytearray) -> list[tuple[int, int, bytes]]:
+        """Send the elements (a related compound when several), return (command, status, body) of each."""
+        for index, element in enumerate(elements):
+            if index + 1 < len(elements):
+                element += bytes(-len(element) % 8)
+                struct.pack_into("<I", element, 20, len(element))
+            if index:
+                struct.pack_into("<I", element, 16, struct.unpack_from("<I", element, 16)[0] | self._RELATED)
+            self._sign(element)
+        self._send(b"".join(elements))
+        replies = []
+        while len(replies) < len(elements):
+            _, message = self._recv()
+            position = 0
+            while True:
+                command, status, next_command = (struct.unpack_from("<H", message, position + 12)[0],
+                                                 struct.unpack_from("<I", message, position + 8)[0],
+                                                 struct.unpack_from("<I", message, position + 20)[0])
+                if struct.unpack_from("<Q", message, position + 24)[0] == 0xFFFFFFFFFFFFFFFF:
+                    raise WorkloadError("an unexpected break arrived during a request")
+                end = position + next_command if next_command else len(message)
+                replies.append((command, status, message[position + 64:end]))
+                if not next_command:
+                    break
+                position += next_command
+        for command, status, _ in replies:
+            if status != 0:
+                raise WorkloadError(f"command {command} failed with status 0x{status:08x}")
+        return replies
+
+    def open_leased(self, path: str, lease_key: bytes) -> tuple[bytes, int]:
+        """Open for reading asking for an RH lease: (FileId, granted lease state; 0 without a lease)."""
+        (_, _, body), = self._exchange(self._create(path, lease_key))
+        file_id = body[64:80]
+        state = 0
+        if body[2] == 0xFF:
+            offset, length = struct.unpack_from("<II", body, 80)
+            context = body[offset - 64:offset - 64 + length]
+            data_offset = struct.unpack_from("<H", context, 10)[0]
+            state = struct.unpack_from("<I", context, data_offset + 16)[0]
+        return file_id, state
+
+    def read(self, file_id: bytes, length: int) -> bytes:
+        (_, _, body), = self._exchange(self._read(file_id, length))
+        offset, count = body[2], struct.unpack_from("<I", body, 4)[0]
+        return body[offset - 64:offset - 64 + count]
+
+    def close_file(self, file_id: bytes) -> None:
+        self._exchange(self._close(file_id))
+
+    def open_read_close(self, path: str, length: int) -> bytes:
+        """What a client without a lease does for every open, read and close: one compound round trip."""
+        _, (_, _, body), _ = self._exchange(self._create(path, None), self._read(self._CHAIN, length),
+                                            self._close(self._CHAIN))
+        offset, count = body[2], struct.unpack_from("<I", body, 4)[0]
+        return body[offset - 64:offset - 64 + count]
+
+    def break_pending(self) -> bool:
+        """Whether anything arrived unasked (a lease break): a caching client looks before it trusts its cache."""
+        assert self.sock is not None
+        readable, _, _ = select.select([self.sock], [], [], 0)  # (recv would first wait out the timeout)
+        return bool(readable)
+
+
+class LeaseReread(Workload):
+    """The client-side gain of a lease: a client re-opening and re-reading a 64 KiB file as an application
+    does (open, read, close, 20,000 times). With an RH lease it keeps the handle (H) and the data (R) and
+    answers every later open and read itself, looking only for a break before each; where no lease is
+    granted it must do a CREATE+READ+CLOSE round trip each time (measured too, as `uncached_per_s`). The
+    value is re-reads per second with what the server granted; `gain` is that over the uncached rate."""
+
+    name = "lease_reread"
+    title = "re-open and re-read a 64 KiB file, client caching under an RH lease (raw client)"
+    unit = "re-reads/s"
+    _SIZE = 64 * 1024
+
+    def prepare(self, share_dir: Path, sizes: Sizes, fixtures: Fixtures) -> None:
+        copy_prefix(fixtures.source_file, share_dir / "lease-reread.bin", self._SIZE)
+
+    def run(self, ctx: RunContext) -> Measurement:
+        count = 10 * ctx.sizes.stat_files
+        expected = (ctx.endpoint.share_dir / "lease-reread.bin").read_bytes()
+        connection = _LeasingConnection(ctx.endpoint.host, ctx.endpoint.port, ctx.endpoint.username,
+                                        ctx.endpoint.password, signing_required=ctx.signing_required,
+                                        timeout_s=ctx.timeout_s)
+        pid = ctx.endpoint.pid
+        try:
+            connection.connect(ctx.endpoint.share)
+            started = time.perf_counter()
+            for _ in range(count // 20):
+                if connection.open_read_close("lease-reread.bin", self._SIZE) != expected:
+                    raise WorkloadError("uncached read returned other data")
+            uncached_per_s = count // 20 / (time.perf_counter() - started)
+            # Not timed: the share's first lease (smbsrv then starts its change feed, once per server).
+            warm_id, _ = connection.open_leased("lease-reread.bin", os.urandom(16))
+            connection.close_file(warm_id)
+            cpu_before_s = procstat.tree_cpu_s(pid)
+            round_trips = 0
+            with procstat.PeakRssSampler(pid) as sampler:
+                started = time.perf_counter()
+                file_id, state = connection.open_leased("lease-reread.bin", os.urandom(16))
+                cache = connection.read(file_id, self._SIZE)
+                round_trips += 2
+                cached = state & 0x3 == 0x3  # R and H: the data and the handle may both be kept
+                if not cached:
+                    connection.close_file(file_id)
+                    round_trips += 1
+                for _ in range(count - 1):
+                    if cached and not connection.break_pending():
+                        data = cache
+                    else:
+                        data = connection.open_read_close("lease-reread.bin", self._SIZE)
+                        round_trips += 1
+                    if data != expected:
+                        raise WorkloadError("re-read returned other data")
+                elapsed_s = time.perf_counter() - started
+                cpu_after_s = procstat.tree_cpu_s(pid)
+            if cached:
+                connection.close_file(file_id)
+            connection.logoff()
+        except (OSError, RuntimeError) as e:
+            connection.close()
+            raise WorkloadError(f"lease re-read failed: {e}") from e
+        rate = count / elapsed_s
+        return Measurement(rate, count / 1000, cpu_after_s - cpu_before_s, sampler.peak_bytes, {
+            "elapsed_s": elapsed_s, "lease_state": state, "server_round_trips": round_trips,
+            "uncached_per_s": uncached_per_s, "gain": rate / uncached_per_s})
+
+
 WORKLOADS: list[Workload] = [
     SequentialWrite(),
     SequentialRead(),
@@ -621,4 +785,5 @@ WORKLOADS: list[Workload] = [
     IdleConnections(),
     ServerSideCopy(),
     ClientSideCopy(),
+    LeaseReread(),
 ]

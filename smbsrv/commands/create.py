@@ -13,9 +13,9 @@ import struct
 from dataclasses import dataclass
 
 from smbsrv import reparse
-from smbsrv.commands import durable_handles, handles, oplock_break
+from smbsrv.commands import durable_handles, oplock_break, volume
 from smbsrv.files import oplocks
-from smbsrv.fs import backend, dos_attrs, eas, posix_acl
+from smbsrv.fs import backend, dos_attrs, eas, posix_acl, presented
 from smbsrv.fs.handle import FileHandle
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
@@ -117,13 +117,13 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
         # DHnC/DH2C: no name validation, no open execution ([MS-SMB2] 3.3.5.9.7, 3.3.5.9.12; Samba checks the
         # impersonation level on real opens only). A handle the server does not keep: OBJECT_NAME_NOT_FOUND.
         open_ = durable_handles.reconnect(ctx, request)
-        return _reply(ctx, request, open_, os.fstat(open_.fd), FILE_OPENED, open_.granted_access, None)
+        return _reply(ctx, request, open_, open_.handle.stat(), FILE_OPENED, open_.granted_access, None)
     _check_request(request)
     _check_system_security(request, ctx.session.uid)
     replay = durable_handles.replayed(ctx, request)
     if replay is not None:
         open_, action = replay  # [MS-SMB2] 3.3.5.9.10: the replayed create's open, as it is now
-        return _reply(ctx, request, open_, os.fstat(open_.fd), action, open_.granted_access, None)
+        return _reply(ctx, request, open_, open_.handle.stat(), action, open_.granted_access, None)
     if len(ctx.session.opens) >= ctx.connection.server.config.max_opens_per_session:
         raise SmbError(NtStatus.STATUS_TOO_MANY_OPENED_FILES)
     if tree.is_ipc:
@@ -247,7 +247,7 @@ def _allocate(request: wire.CreateRequest, fd: int) -> None:
 def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | None:
     """The POSIX create context turns this one open into a POSIX open; its data is the mode for new files."""
     data = request.contexts.get(SMB2_CREATE_POSIX_CONTEXT)
-    if data is None or not handles.posix_enabled(ctx):
+    if data is None or not volume.posix_enabled(ctx):
         # Without POSIX negotiated (or on a share with posix = false) the context is ignored, as Samba does:
         # no response context tells the client that this open has Windows semantics.
         return None
@@ -283,7 +283,7 @@ def _refuse_reparse_parent(tree: TreeConnect, resolution: Resolution, path: SmbP
     Returns the parent's stat when it took one, for the delete-permission check to reuse."""
     if len(resolution.components) < 2:
         return None
-    parent = os.fstat(resolution.parent_fd)
+    parent = backend.fstat(resolution.parent_fd)
     dos = dos_attrs.read(resolution.parent_fd, parent)
     if dos is None or not dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
         return parent
@@ -300,7 +300,7 @@ def _classify(tree: TreeConnect, resolution: Resolution) -> _Target:
     st = resolution.stat
     if st is None:
         return _Target(resolution, False)
-    special_tag = handles.reparse_tag_for(st, tree.share)
+    special_tag = presented.reparse_tag_for(st, tree.share)
     if special_tag:
         return _Target(resolution, True, reparse_tag=special_tag, is_special=True,
                        attributes=fattr.FILE_ATTRIBUTE_REPARSE_POINT)
@@ -331,14 +331,14 @@ def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
 
 
 def _followable(tree: TreeConnect, target: str, link_components: tuple[str, ...]) -> tuple[str, ...] | None:
-    return synthesized.inside_share_components(target, link_components, handles.share_real_path(tree.share))
+    return synthesized.inside_share_components(target, link_components, presented.share_real_path(tree.share))
 
 
 def _stopped_on_symlink(tree: TreeConnect, met: SymlinkMet, requested_name: str) -> SmbError:
     """A symlink before the last component: STATUS_STOPPED_ON_SYMLINK with the symbolic link error response
     and the length of the rest of the name ([MS-SMB2] 2.2.2.2.1.1); the client resolves the link, the server
     never follows it. FILE_OPEN_REPARSE_POINT does not change this: it applies to the last component only."""
-    buffer = synthesized.symlink_buffer(met.target, met.link_name_components, handles.share_real_path(tree.share))
+    buffer = synthesized.symlink_buffer(met.target, met.link_name_components, presented.share_real_path(tree.share))
     return reparse.refuse_open(IO_REPARSE_TAG_SYMLINK, buffer, met.unparsed_path_length(requested_name))
 
 
@@ -352,7 +352,7 @@ def _may_delete_in(resolution: Resolution, st: os.stat_result, session: Session,
     if not resolution.components:
         return False  # the share root itself is never deleted
     if parent is None:
-        parent = os.fstat(resolution.parent_fd)
+        parent = backend.fstat(resolution.parent_fd)
     if parent.st_uid == session.uid:
         bits = parent.st_mode >> 6
     elif parent.st_gid == session.gid or parent.st_gid in session.groups:
@@ -373,7 +373,7 @@ def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
     if stat.S_ISLNK(resolution.stat.st_mode):
         link_target = backend.readlink_at(resolution.parent_fd, resolution.name)
     return synthesized.buffer_for(resolution.stat, link_target, resolution.components,
-                                  handles.share_real_path(tree.share), wsl=tree.share.special_files == "wsl")
+                                  presented.share_real_path(tree.share), wsl=tree.share.special_files == "wsl")
 
 
 # -- step 3: open what exists ---------------------------------------------------------------------------------
@@ -440,19 +440,19 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
                                  truncate=overwrite)
     try:
         if overwrite:
-            st = os.fstat(fd)
+            st = backend.fstat(fd)
             dos_attrs.initialise(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
                                          & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL
                                              | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
             if not target.is_directory:
                 _allocate(request, fd)
-            st = os.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is
+            st = backend.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is
         action = {FILE_SUPERSEDE: FILE_SUPERSEDED, FILE_OVERWRITE: FILE_OVERWRITTEN,
                   FILE_OVERWRITE_IF: FILE_OVERWRITTEN}.get(disposition, FILE_OPENED)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, target, posix_mode is not None, lease,
                                existed=True)
     except BaseException:
-        os.close(fd)
+        backend.close(fd)
         raise
     if overwrite:  # [MS-FSA] 2.1.5.1.2.1; Samba's open.c reports the truncation so
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
@@ -491,18 +491,18 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         # SPARSE comes with FSCTL_SET_SPARSE only, never from CREATE (smbtorture smb2.ioctl.sparse_file_attr).
         attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE)
         attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
-        dos_attrs.initialise(fd, attributes, os.fstat(fd))
+        dos_attrs.initialise(fd, attributes, backend.fstat(fd))
         if ea_entries:
-            eas.apply(fd, os.fstat(fd), ea_entries)
+            eas.apply(fd, backend.fstat(fd), ea_entries)
         if not directory:
             _allocate(request, fd)
-        st = os.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
+        st = backend.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)
         open_ = _register_open(ctx, request, resolution, fd, st, granted, created, posix_mode is not None, lease,
                                existed=False)
     except BaseException:
-        os.close(fd)
+        backend.close(fd)
         raise
     ctx.connection.server.files.changes.changed(tree, open_.path_components, Action.ADDED,
                                                 Filter.DIR_NAME if directory else Filter.FILE_NAME, directory,
@@ -534,7 +534,7 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
 
 def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os.stat_result, action: int,
            maximum: int, posix_mode: int | None) -> bytes:
-    info = handles.info_for_open(open_, st)
+    info = open_.info(st)
     contexts: list[CreateContext] = []
     if SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST in request.contexts:
         contexts.append(CreateContext(SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST, struct.pack("<II", 0, maximum)))
@@ -545,7 +545,7 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
         from smbsrv.fscc.file_info import encode_posix_create_response
 
         contexts.append(CreateContext(SMB2_CREATE_POSIX_CONTEXT, encode_posix_create_response(
-            info, handles.posix_type_bits(open_.tree))))
+            info, volume.posix_type_bits(open_.tree))))
     oplock_level, lease_context = oplock_break.reply_level_and_context(open_)
     if lease_context is not None:
         contexts.append(lease_context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from smbsrv.commands import handles
+from smbsrv.commands import volume
 from smbsrv.fs import eas, nt_acl
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
@@ -127,12 +127,12 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if info_class == C.FileFullEaInformation:
         return _full_ea(open_, request)
-    if info_class == C.FilePosixInformation and not (open_.posix and handles.posix_enabled(ctx)):
+    if info_class == C.FilePosixInformation and not (open_.posix and volume.posix_enabled(ctx)):
         # Only a POSIX open on a connection that negotiated the extensions knows this class; Samba answers
         # STATUS_INVALID_INFO_CLASS (its INVALID_LEVEL is turned into it), as samba.tests.smb3unix expects.
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
-    st = handles.stat_open(open_)
-    info = handles.info_for_open(open_, st)
+    st = open_.handle.stat()
+    info = open_.info(st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
         info.ea_size = eas.size(eas.read(open_.fd, st))  # info_for_open built `info` for this request alone
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
@@ -145,8 +145,8 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         mode=open_.mode_flags,
         access_flags=open_.granted_access,
         streams=None if not open_.is_directory else [],
-        volume_serial_number=handles.volume_serial(ctx.tree),
-        posix_with_file_type=handles.posix_type_bits(ctx.tree),
+        volume_serial_number=volume.volume_serial(ctx.tree),
+        posix_with_file_type=volume.posix_type_bits(ctx.tree),
     )
 
 
@@ -156,7 +156,7 @@ def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
     EA index (SL_RESTART_SCAN starts over, SL_INDEX_SPECIFIED jumps to AdditionalInformation, 1-based)."""
     if not open_.granted_access & FILE_READ_EA:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    stored = eas.read(open_.fd, handles.stat_open(open_))
+    stored = eas.read(open_.fd, open_.handle.stat())
     flags = request.flags
     if request.input_buffer:
         by_name = {entry.name.upper(): entry for entry in stored}
@@ -200,10 +200,10 @@ def _fs_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     assert ctx.tree is not None
     assert ctx.open is not None
     if request.file_info_class == fs_info.F.FileFsPosixInformation and not (
-            ctx.open.posix and handles.posix_enabled(ctx)):
+            ctx.open.posix and volume.posix_enabled(ctx)):
         # As FilePosixInformation above (samba.tests.smb3unix test_posix_fs_info).
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
-    return handles.fs_information(ctx.tree, request.file_info_class)
+    return volume.fs_information(ctx.tree, request.file_info_class)
 
 
 def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
@@ -216,7 +216,7 @@ def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
     if parts & SACL_SECURITY_INFORMATION and not open_.granted_access & ACCESS_SYSTEM_SECURITY:
         # The SACL needs ACCESS_SYSTEM_SECURITY on the handle (Windows; Samba's smbd_do_query_security_desc).
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    st = handles.stat_open(open_)
+    st = open_.handle.stat()
     # The DACL is the POSIX ACL's, or the mode's where none is stored (fs/nt_acl.py); no SACL is kept. Like
     # Samba, the DACL is PROTECTED: POSIX ACLs are inherited once, at create, never later from the parent.
     described = parts & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION)

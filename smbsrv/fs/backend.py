@@ -257,6 +257,11 @@ def readlink_at(parent_fd: int, name: str) -> str:
 # --- metadata ------------------------------------------------------------------------------------------------
 
 
+def close(fd: int) -> None:
+    """Close an fd the caller owns that never became a FileHandle's (a CREATE that failed after the open)."""
+    os.close(fd)
+
+
 def fstat(fd: int) -> os.stat_result:
     try:
         return os.fstat(fd)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from smbsrv.files import oplocks
+from smbsrv.fs import backend
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -260,9 +261,8 @@ class LocalChanges:
         for change in changes:
             if not change.local or change.is_dir or not change.filter & (Filter.LAST_WRITE | Filter.SIZE):
                 continue
-            try:
-                st = os.stat(os.path.join(change.root, *change.directory, change.name), follow_symlinks=False)
-            except OSError:
+            st = backend.lstat_path(os.path.join(change.root, *change.directory, change.name))
+            if st is None:
                 continue
             state = files.get((st.st_dev, st.st_ino))
             if state is not None:
@@ -325,10 +325,7 @@ class DirectoryChanges:
             if path in seen:
                 state = seen[path]
             else:
-                try:
-                    st = os.stat(path, follow_symlinks=False)
-                except OSError:
-                    st = None
+                st = backend.lstat_path(path)
                 state = seen[path] = files.get((st.st_dev, st.st_ino)) if st is not None else None
             if state is None:
                 continue

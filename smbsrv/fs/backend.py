@@ -262,6 +262,15 @@ def close(fd: int) -> None:
     os.close(fd)
 
 
+def lstat_path(path: str) -> os.stat_result | None:
+    """lstat of an absolute path the server built itself (a change feed's record: share root plus components),
+    None when it cannot be stat'ed (gone since). Never for a client's name: those go through the resolver."""
+    try:
+        return os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+
+
 def fstat(fd: int) -> os.stat_result:
     try:
         return os.fstat(fd)

@@ -47,6 +47,10 @@ class ShareConfig:
     materialize_special_files: bool = False
     materialize_device_nodes: bool = False
     hide_dot_files: bool = False
+    # 8.3 short names for Windows-semantics clients (fs/mangle.py), Samba's "mangled names": "illegal" (Samba
+    # 4.17's default) answers FileAlternateNameInformation and opens a file by its short name; "yes" also
+    # fills the ShortName of FileBoth/FileIdBothDirectoryInformation listings; "no" has no short names.
+    mangled_names: str = "illegal"
     sync_always: bool = False  # fdatasync every WRITE before answering
     # Oplocks and leases (Samba's "oplocks"): clients may cache reads, writes and handles. A change made outside
     # SMB breaks them where the kernel change feed covers the share (else clients get read caching only);
@@ -224,6 +228,9 @@ def check_values(config: ServerConfig) -> None:
     for share in config.shares:
         if share.special_files not in ("nfs", "wsl"):
             raise ConfigError(f"shares.{share.name}.special_files: must be nfs or wsl, got {share.special_files!r}")
+        if share.mangled_names not in ("yes", "no", "illegal"):
+            raise ConfigError(f"shares.{share.name}.mangled_names: must be yes, no or illegal, "
+                              f"got {share.mangled_names!r}")
         _check_hsm(share)
         if share.encryption not in ("",) + _ALLOWED_SIGNING:
             raise ConfigError(f"shares.{share.name}.encryption: must be one of {', '.join(_ALLOWED_SIGNING)}, "

@@ -70,7 +70,8 @@ class ServerState:
         root = self.share_roots.get(share.name.lower())
         if root is None:
             with identity.as_server():
-                root = ShareRoot.open(share.path, case_sensitive=share.case_sensitive)
+                root = ShareRoot.open(share.path, case_sensitive=share.case_sensitive,
+                                      mangled_names=share.mangled_names != "no")
             self.share_roots[share.name.lower()] = root
         # AT_EACCESS: checked with the thread's fsuid/fsgid and groups, every component of the path.
         if not os.access(share.path, os.X_OK, effective_ids=True):

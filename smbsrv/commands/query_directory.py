@@ -60,8 +60,12 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
             raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
         if not (open_.posix and volume.posix_enabled(ctx)):
             raise SmbError(NtStatus.STATUS_INVALID_LEVEL)
+    # ShortName only with mangled_names = "yes" (Samba 4.17's default "illegal" leaves it empty; fs/mangle.py).
+    short_names = ctx.tree.share_root.short_names if ctx.tree.share.mangled_names == "yes" and not open_.posix \
+        else None
     encoder = entry_encoder(request.file_information_class,
-                            posix_with_file_type=volume.posix_type_bits(ctx.tree))
+                            posix_with_file_type=volume.posix_type_bits(ctx.tree),
+                            short_name=None if short_names is None else short_names.listing_name)
     if request.output_buffer_length > max_transact_size(ctx):
         # [MS-SMB2] 3.3.5.18: above the negotiated MaxTransactSize is STATUS_INVALID_PARAMETER (Windows; Samba's
         # smbd_smb2_query_directory_send).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from smbsrv.commands import volume
-from smbsrv.fs import eas, nt_acl
+from smbsrv.fs import eas, mangle, nt_acl
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
 from smbsrv.fscc.ea import EaEntry, decode_get_ea_list, encode_full_ea_list
@@ -45,7 +45,7 @@ C = file_classes.FileInformationClass
 # a smaller one STATUS_INFO_LENGTH_MISMATCH. The sizes are Windows' (smbtorture smb2.getinfo.*_buffercheck):
 # FileAllInformation counts the name's first 4 bytes, a stream entry its first 8.
 _VARIABLE_FIXED_SIZE = {C.FileAllInformation: 104, C.FileNameInformation: 4, C.FileNormalizedNameInformation: 4,
-                        C.FileAlternateNameInformation: 4, C.FileStreamInformation: 32,
+                        C.FileAlternateNameInformation: 8, C.FileStreamInformation: 32,
                         C.FileFullEaInformation: 0}
 _VARIABLE_FS_FIXED_SIZE = {fs_info.F.FileFsVolumeInformation: 24, fs_info.F.FileFsAttributeInformation: 16}
 _NEEDS_READ_ATTRIBUTES = {C.FileBasicInformation, C.FileAllInformation, C.FileNetworkOpenInformation,
@@ -140,6 +140,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     return file_classes.encode(
         info_class, info,
         file_name=path if info_class == C.FileNormalizedNameInformation else "\\" + path,
+        short_name=_alternate_name(ctx, open_) if info_class == C.FileAlternateNameInformation else "",
         delete_pending=open_.file.delete_pending,
         current_offset=open_.position,
         mode=open_.mode_flags,
@@ -148,6 +149,23 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         volume_serial_number=volume.volume_serial(ctx.tree),
         posix_with_file_type=volume.posix_type_bits(ctx.tree),
     )
+
+
+def _alternate_name(ctx: RequestContext, open_: Open) -> str:
+    """[MS-FSCC] 2.4.5: the 8.3 name of the last component, a name that is 8.3 itself as it is (fs/mangle.py);
+    the share root's is "." (Samba 4.17 answers both so). A POSIX open has none (Samba's POSIX paths are never
+    mangled); on a share without short names a long name has none either (STATUS_OBJECT_NAME_NOT_FOUND, as
+    Windows without 8.3 names)."""
+    assert ctx.tree is not None
+    if open_.posix:
+        return ""
+    name = open_.path_components[-1] if open_.path_components else "."
+    short_names = ctx.tree.share_root.short_names
+    if short_names is not None:
+        return short_names.short_name(name)
+    if not mangle.is_8_3(name):
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    return name
 
 
 def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:

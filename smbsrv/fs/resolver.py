@@ -38,6 +38,7 @@ from typing import Self
 
 from smbsrv.errors import SmbError
 from smbsrv.fs.errno_map import raise_for_oserror
+from smbsrv.fs.mangle import ShortNames
 from smbsrv.fs.name_index import NameIndexCache
 from smbsrv.fs.path import SmbPath
 from smbsrv.wire.status import NtStatus
@@ -174,18 +175,21 @@ def _lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
 class ShareRoot:
     """The root directory of one share, opened once; every lookup in the share starts from its fd."""
 
-    def __init__(self, root_fd: int, path: str, *, case_sensitive: bool) -> None:
+    def __init__(self, root_fd: int, path: str, *, case_sensitive: bool, mangled_names: bool = False) -> None:
         self._root_fd = root_fd
         self._root_fd_arg = ctypes.c_long(root_fd)  # for openat2, see _syscall
         self.path = path
         self.case_sensitive = case_sensitive
         self.name_index = NameIndexCache()
+        # 8.3 short names (fs/mangle.py): handed out by listings and FileAlternateNameInformation, and found
+        # again here for Windows-semantics lookups of a name that does not exist; None: the share has none.
+        self.short_names = ShortNames() if mangled_names else None
 
     @classmethod
-    def open(cls, path: str, *, case_sensitive: bool) -> "ShareRoot":
+    def open(cls, path: str, *, case_sensitive: bool, mangled_names: bool = False) -> "ShareRoot":
         """Open the share directory (the administrator's path; symlinks in it are followed, once, here)."""
         fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        return cls(fd, path, case_sensitive=case_sensitive)
+        return cls(fd, path, case_sensitive=case_sensitive, mangled_names=mangled_names)
 
     @property
     def root_fd(self) -> int:
@@ -242,6 +246,8 @@ class ShareRoot:
                     st = _lstat_at(parent_fd, on_disk)
                     if st is not None:
                         last = on_disk
+            if st is None and ci and self.short_names is not None:
+                last, st = self._long_name(parent_fd, last)
         except BaseException:
             os.close(parent_fd)
             raise
@@ -281,10 +287,36 @@ class ShareRoot:
                             self._explain_not_dir(dir_fd, on_disk, comps, index, resolved)
                         if exc.errno != errno.ENOENT:
                             raise_for_oserror(exc)
+                if self.short_names is not None:
+                    on_disk, st = self._long_name(dir_fd, comp)
+                    if st is not None:
+                        try:
+                            return os.open(on_disk, _DIR_STEP_FLAGS, dir_fd=dir_fd), on_disk
+                        except OSError as exc:
+                            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                                self._explain_not_dir(dir_fd, on_disk, comps, index, resolved)
+                            if exc.errno != errno.ENOENT:
+                                raise_for_oserror(exc)
             raise SmbError(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND) from None
         if first_error.errno in (errno.ENOTDIR, errno.ELOOP):
             self._explain_not_dir(dir_fd, comp, comps, index, resolved)
         raise_for_oserror(first_error)
+
+    def _long_name(self, dir_fd: int, component: str) -> tuple[str, os.stat_result | None]:
+        """A component that does not exist may be a short name: (the name to use, its lstat). The long name a
+        short one was handed out for is used even when it is gone, so a create by short name recreates it."""
+        assert self.short_names is not None
+        long_name = self.short_names.long_name(dir_fd, component)
+        if long_name is None or long_name == component:
+            return component, None
+        st = _lstat_at(dir_fd, long_name)
+        if st is None:
+            on_disk = self.name_index.lookup(dir_fd, long_name)
+            if on_disk is not None:
+                st = _lstat_at(dir_fd, on_disk)
+                if st is not None:
+                    return on_disk, st
+        return long_name, st
 
     def _explain_not_dir(
         self, dir_fd: int, on_disk: str, comps: tuple[str, ...], index: int, resolved: list[str]

@@ -213,11 +213,41 @@ _ENCODERS: dict[int, EntryEncoder] = {
 }
 
 
-def entry_encoder(info_class: int, posix_with_file_type: bool = True) -> EntryEncoder:
+def _short_name_field(name: bytes, short_name: Callable[[str], str]) -> tuple[int, bytes]:
+    """ShortNameLength and the 24-byte ShortName ([MS-FSCC] 2.4.8): empty for a name that is 8.3 itself."""
+    short = short_name(name.decode("utf-16-le", "surrogatepass"))
+    if not short:
+        return 0, _ZERO_SHORT_NAME
+    encoded = short.upper().encode("utf-16-le")[:24]
+    return len(encoded), encoded
+
+
+def _with_short_names(info_class: int, short_name: Callable[[str], str]) -> EntryEncoder:
+    both = info_class == C.FileBothDirectoryInformation
+
+    def encode(info: FileInfo, name: bytes, file_index: int) -> bytes:
+        length, short = _short_name_field(name, short_name)
+        fields = (0, file_index, info.creation_time, info.last_access_time, info.last_write_time,
+                  info.change_time, info.end_of_file, info.allocation_size, info.attributes, len(name),
+                  _ea_size_field(info), length, 0, short)
+        if both:
+            return _BOTH_DIRECTORY.pack(*fields) + name
+        return _ID_BOTH_DIRECTORY.pack(*fields, 0, info.index_number) + name
+
+    return encode
+
+
+def entry_encoder(info_class: int, posix_with_file_type: bool = True,
+                  short_name: Callable[[str], str] | None = None) -> EntryEncoder:
     """The encoder for one QUERY_DIRECTORY class: (FileInfo, UTF-16LE name, FileIndex) -> unpadded entry with
     NextEntryOffset 0. For the POSIX class the PosixMode type comes from the reparse tag or st_mode (a backend
     presenting a client-set NFS buffer can put its type into FileInfo.mode's S_IFMT bits). An unknown class
-    raises SmbError(STATUS_INVALID_INFO_CLASS) ([MS-SMB2] 3.3.5.18)."""
+    raises SmbError(STATUS_INVALID_INFO_CLASS) ([MS-SMB2] 3.3.5.18).
+
+    `short_name`: name -> its 8.3 short name, "" when the name is 8.3 itself (fs/mangle.py); the two Both
+    classes then carry it, as Samba fills ShortName only for names that are not 8.3."""
+    if short_name is not None and info_class in (C.FileBothDirectoryInformation, C.FileIdBothDirectoryInformation):
+        return _with_short_names(info_class, short_name)
     if info_class == C.FilePosixInformation and not posix_with_file_type:
         return _POSIX_PERMISSIONS_ONLY
     try:

@@ -13,6 +13,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from impacket.ldap import ldaptypes
+from impacket.smb3structs import SMB2_DIALECT_21
+from impacket.smbconnection import SMBConnection
 
 from smbsrv.fs import posix_acl
 from smbsrv.fs.posix_acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Entry
@@ -180,3 +183,65 @@ def test_descriptor_control_and_sacl_access(server: SmbServer) -> None:
         response = client.query_info(handle, b.SMB2_0_INFO_SECURITY, 0, additional_information=0x8)
         assert response.status == b.STATUS_ACCESS_DENIED
         client.close_file(handle)
+
+
+def _impacket_dacl_descriptor(aces: list[tuple[int, str]]) -> bytes:
+    """A DACL-only self-relative SD built by impacket's own codec (ldaptypes), not by smbsrv's."""
+    sd = ldaptypes.SR_SECURITY_DESCRIPTOR()
+    sd["Revision"] = b"\x01"
+    sd["Sbz1"] = b"\x00"
+    sd["Control"] = 0x8004
+    sd["OwnerSid"] = b""
+    sd["GroupSid"] = b""
+    sd["Sacl"] = b""
+    acl = ldaptypes.ACL()
+    acl["AclRevision"] = 2
+    acl["Sbz1"] = 0
+    acl["Sbz2"] = 0
+    acl.aces = []
+    for mask, sid_text in aces:
+        ace = ldaptypes.ACE()
+        ace["AceType"] = ldaptypes.ACCESS_ALLOWED_ACE.ACE_TYPE
+        ace["AceFlags"] = 0
+        body = ldaptypes.ACCESS_ALLOWED_ACE()
+        body["Mask"] = ldaptypes.ACCESS_MASK()
+        body["Mask"]["Mask"] = mask
+        body["Sid"] = ldaptypes.LDAP_SID()
+        body["Sid"].fromCanonical(sid_text)
+        ace["Ace"] = body
+        acl.aces.append(ace)
+    sd["Dacl"] = acl
+    return bytes(sd.getData())
+
+
+def test_impacket_sets_and_reads_a_dacl(server: SmbServer) -> None:
+    """impacket's SMB3 engine and SD codec: the owner read/write and Everyone read become user::rw-,
+    other::r-- on disk, impacket parses the descriptor read back, and a write open still works."""
+    # SMB 2.1: impacket 0.12's directory-lease bookkeeping (3.x) fails on files in the share root.
+    connection = SMBConnection(server.host, server.host, sess_port=server.port, timeout=30,
+                               preferredDialect=SMB2_DIALECT_21)
+    connection.login(server.user, server.password)
+    try:
+        tree = connection.connectTree(server.share)
+        fid = connection.openFile(tree, "impacket.txt", desiredAccess=b.READ_CONTROL | WRITE_DAC | b.FILE_WRITE_DATA,
+                                  creationDisposition=b.FILE_CREATE)
+        engine = connection.getSMBServer()
+        raw = engine.queryInfo(tree, fid, infoType=b.SMB2_0_INFO_SECURITY, fileInfoClass=0,
+                               additionalInformation=OWNER | DACL)
+        owner = ldaptypes.SR_SECURITY_DESCRIPTOR(data=raw)["OwnerSid"].formatCanonical()
+        st = os.stat(server.share_path / "impacket.txt")
+        assert owner == f"S-1-22-1-{st.st_uid}"
+        engine.setInfo(tree, fid, inputBlob=_impacket_dacl_descriptor([(0x12019F, owner), (0x120089, "S-1-1-0")]),
+                       infoType=b.SMB2_0_INFO_SECURITY, fileInfoClass=0, additionalInformation=DACL)
+        stored = set(posix_acl.decode(os.getxattr(server.share_path / "impacket.txt", posix_acl.ACCESS)))
+        assert {Entry(USER_OBJ, 6), Entry(OTHER, 4), Entry(GROUP_OBJ, 4)} <= stored
+        shown = ldaptypes.SR_SECURITY_DESCRIPTOR(data=engine.queryInfo(
+            tree, fid, infoType=b.SMB2_0_INFO_SECURITY, fileInfoClass=0, additionalInformation=DACL))
+        aces = [(ace["Ace"]["Sid"].formatCanonical(), ace["Ace"]["Mask"]["Mask"]) for ace in shown["Dacl"].aces]
+        assert aces[0] == (owner, 0x12019F) and aces[-1] == ("S-1-1-0", 0x120089)
+        connection.closeFile(tree, fid)
+        again = connection.openFile(tree, "impacket.txt", desiredAccess=b.FILE_WRITE_DATA,
+                                    creationDisposition=b.FILE_OPEN)
+        connection.closeFile(tree, again)
+    finally:
+        connection.close()

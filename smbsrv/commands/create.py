@@ -378,6 +378,14 @@ def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
 
 # -- step 3: open what exists ---------------------------------------------------------------------------------
 
+def _posix_acl(resolution: Resolution, st: os.stat_result, uid: int) -> tuple[posix_acl.Entry, ...] | None:
+    """The access ACL, where it can change what the mode says: the owner's entry is always the mode's owner
+    bits and root passes anyway, so only other users cost the xattr read (docs/access.md)."""
+    if uid in (0, st.st_uid):
+        return None
+    return posix_acl.read_at(resolution.parent_fd, resolution.name)
+
+
 def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Target,
                    posix_mode: int | None, parent_stat: os.stat_result | None, lease: LeaseRequest | None,
                    first_attempt: bool) -> bytes:
@@ -395,7 +403,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
                              may_delete=_may_delete_in(resolution, st, session, parent_stat),
-                             acl=posix_acl.read_at(resolution.parent_fd, resolution.name))
+                             acl=_posix_acl(resolution, st, session.uid))
     read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
     if read_only_file:
         # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from smbsrv.commands import volume
 from smbsrv.commands.query_info import max_transact_size
-from smbsrv.fs import backend, presented
+from smbsrv.fs import backend, mangle, presented
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
 from smbsrv.fscc.file_info import FileInformationClass
 from smbsrv.fscc.wildcard import compile_pattern
@@ -130,5 +130,13 @@ def _start(ctx: RequestContext, open_: Open, pattern: str) -> Enumeration:
     case_sensitive = open_.posix or ctx.tree.share.case_sensitive
     matches = compile_pattern(pattern, case_sensitive)
     listing = open_.handle.list_directory()
-    entries = [(name, st) for name, st in listing if matches(name)]
+    short_names = ctx.tree.share_root.short_names
+    if "~" in pattern and short_names is not None and not open_.posix:
+        # A pattern with the '~' of a short name also matches the short names of long names, as in Samba
+        # (a client naming a file by the short name it was given; fs/mangle.py). Only then: hashing every
+        # name of a large directory for each lookup pattern would cost more than it is worth.
+        entries = [(name, st) for name, st in listing
+                   if matches(name) or not mangle.is_8_3(name) and matches(short_names.short_name(name))]
+    else:
+        entries = [(name, st) for name, st in listing if matches(name)]
     return Enumeration(pattern, entries, version=_version(listing[0][1]))

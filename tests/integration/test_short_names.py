@@ -34,10 +34,10 @@ def _alternate_name(client: b.Client, name: str, output_length: int = 65536) -> 
     return query.status, data[4:4 + length].decode("utf-16-le")
 
 
-def _short_names_listed(client: b.Client) -> dict[str, str]:
+def _short_names_listed(client: b.Client, pattern: str = "*") -> dict[str, str]:
     file_id = client.open("", desired_access=b.FILE_READ_DATA | b.FILE_READ_ATTRIBUTES,
                           options=b.FILE_DIRECTORY_FILE)
-    response = client.request(b.SMB2_QUERY_DIRECTORY, b.query_directory_body(file_id, "*"))
+    response = client.request(b.SMB2_QUERY_DIRECTORY, b.query_directory_body(file_id, pattern))
     client.close_file(file_id)
     assert response.status == b.STATUS_SUCCESS
     data = b.output_buffer(response)
@@ -64,6 +64,9 @@ def test_alternate_names_and_opening_by_short_name(smb_server: SmbServer) -> Non
         # Below 8 bytes (FileNameLength and one character) the class does not fit; then what fits.
         assert _alternate_name(client, LONG, 7)[0] == b.STATUS_INFO_LENGTH_MISMATCH
         assert _alternate_name(client, LONG, 8) == (b.STATUS_BUFFER_OVERFLOW, SHORT[:2])
+        # A search for the short name finds the long name (Samba matches patterns against both).
+        assert list(_short_names_listed(client, SHORT.lower())) == [LONG]
+        assert list(_short_names_listed(client, "LNHQX6~?.*")) == [LONG]
         # By its short name, in any case, the file is found; deleted by it, the long name goes.
         file_id = client.open(SHORT.lower(), desired_access=b.FILE_READ_ATTRIBUTES)
         client.close_file(file_id)

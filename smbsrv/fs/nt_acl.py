@@ -392,6 +392,8 @@ def dacl_from_posix(st: os.stat_result, access: tuple[Entry, ...] | None,
 def set_dacl(fd: int, st: os.stat_result, dacl: Acl | None) -> None:
     """SET_INFO of a DACL (None: a NULL DACL) on the file open as `fd`, as the client: its POSIX ACLs, or
     only the mode where the file system keeps no ACLs (Samba's fallback to chmod)."""
+    if stat_module.S_ISLNK(st.st_mode):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # a symlink keeps no ACL (Samba's refuse_symlink_fsp)
     if dacl is not None and any(ace.sid is not None and ace.sid.identifier_authority == 5
                                 and ace.sid.sub_authority[:1] == (88,) for ace in dacl.aces):
         return  # the NFS SIDs S-1-5-88-x only ever mean to change the mode: Samba leaves such a DACL alone

@@ -223,3 +223,14 @@ def test_full_control_of_a_file_leaves_delete_to_the_directory(tmp_path: Path) -
     directory.mkdir()
     os.chmod(directory, 0o755)
     assert _dacl(directory)[0][1] == 0x1F01FF
+
+
+def test_a_symlink_keeps_no_acl(tmp_path: Path) -> None:
+    os.symlink("target", tmp_path / "link")
+    fd = os.open(tmp_path / "link", os.O_PATH | os.O_NOFOLLOW)
+    try:
+        with pytest.raises(SmbError) as caught:
+            nt_acl.set_dacl(fd, os.lstat(tmp_path / "link"), Acl((_allow(SID_EVERYONE, FULL),)))
+        assert caught.value.status == NtStatus.STATUS_ACCESS_DENIED
+    finally:
+        os.close(fd)

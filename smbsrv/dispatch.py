@@ -16,6 +16,7 @@ from smbsrv.commands import (
     change_notify,
     close,
     create,
+    durable_handles,
     echo,
     flush,
     ioctl,
@@ -218,6 +219,7 @@ def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> None:
     if open_ is None or open_.file_id != file_id or open_.tree is not ctx.tree or open_.closed:
         raise SmbError(NtStatus.STATUS_FILE_CLOSED)
     ctx.open = open_
+    durable_handles.request_on(ctx, open_)  # ChannelSequence; the CREATE is no longer replayable
 
 
 # Operators' view of every request (events.py): lifecycle log lines, audit log, metrics; one wrapper call each.

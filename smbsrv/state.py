@@ -24,7 +24,7 @@ from smbsrv.fs.resolver import ShareRoot
 
 if TYPE_CHECKING:
     from smbsrv.protocol.connection import Connection
-    from smbsrv.protocol.objects import Open, Session
+    from smbsrv.protocol.objects import Open, Session, TreeConnect
 
 log = logging.getLogger(__name__)
 
@@ -101,28 +101,44 @@ class ServerState:
         """Close every open and tree connect of the session and forget it (LOGOFF, a failed re-authentication,
         a PreviousSessionId). The LOGOFF response itself is still signed with the session's key, hence
         `keep_signer`."""
-        for open_ in list(session.opens.values()):
-            self.close_open(open_)
+        self.release_opens(list(session.opens.values()))
         self._forget_session(connection, session, keep_signer)
+
+    def end_tree_connect(self, session: Session, tree: TreeConnect) -> None:
+        """TREE_DISCONNECT ([MS-SMB2] 3.3.5.8): the tree connect's opens end, durable ones disconnected."""
+        opens = [open_ for open_ in session.opens.values() if open_.tree is tree]
+        for open_ in opens:
+            session.opens.pop(open_.file_id[1], None)
+        self.release_opens(opens)
+        session.tree_connects.pop(tree.tree_id, None)
+
+    def release_opens(self, opens: list[Open]) -> int:
+        """End handles whose session, tree connect or connection ends: the FileTable says per open whether it
+        is kept as a disconnected durable open or closed. Samba 4.17 keeps durable opens on LOGOFF and
+        TREE_DISCONNECT too (its SHUTDOWN_CLOSE), as on connection loss; smbtorture smb2.durable-open.reopen1a
+        reconnects after a PreviousSessionId logoff. Returns how many were kept."""
+        now = self.clock()
+        kept = 0
+        for open_ in opens:
+            if self.files.disconnect(open_, now):
+                kept += 1
+            else:
+                self.close_open(open_)
+        if kept:
+            self._schedule_scavenger()
+        return kept
 
     def end_connection(self, connection: Connection) -> None:
         """The transport lost the connection: every session ends, and the FileTable says per open whether it
         is closed or kept ([MS-SMB2] 3.3.7.1). One event line per session that was in use (issue 17)."""
-        now = self.clock()
         for session in list(connection.sessions.values()):
             if session.drop_channel(connection):
                 continue  # multichannel: the session lives on its other channels ([MS-SMB2] 3.3.7.1)
-            kept = 0
-            for open_ in list(session.opens.values()):
-                if self.files.disconnect(open_, now):
-                    kept += 1
-                else:
-                    self.close_open(open_)
+            kept = self.release_opens(list(session.opens.values()))
             if session.state == "valid":
                 events.session_ended(connection, session, "disconnect", kept)
             self._forget_session(connection, session, False)
         connection.sessions.clear()
-        self._schedule_scavenger()
 
     # -- durable opens ([MS-SMB2] 3.3.7.1; files/durable.py) --------------------------------------------------
 

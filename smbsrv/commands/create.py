@@ -107,7 +107,8 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
         # times out; then it is tried again from the start (the name may have changed meanwhile). The name is a
         # view into the receive buffer, which the transport reuses for the next message: the retry keeps a copy.
         kept = dataclasses.replace(request, name=memoryview(bytes(request.name)))
-        raise oplock_break.retry_after_breaks(ctx, waiting.state, lambda: _handle(ctx, kept, False)) from None
+        raise durable_handles.pending_while(ctx, kept, oplock_break.retry_after_breaks(
+            ctx, waiting.state, lambda: _handle(ctx, kept, False))) from None
 
 
 def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: bool) -> bytes:
@@ -120,10 +121,11 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
         return _reply(ctx, request, open_, open_.handle.stat(), FILE_OPENED, open_.granted_access, None)
     _check_request(request)
     _check_system_security(request, ctx.session.uid)
-    replay = durable_handles.replayed(ctx, request)
+    replay = durable_handles.replayed(ctx, request, first_attempt)
     if replay is not None:
         open_, action = replay  # [MS-SMB2] 3.3.5.9.10: the replayed create's open, as it is now
-        return _reply(ctx, request, open_, open_.handle.stat(), action, open_.granted_access, None)
+        return _reply(ctx, request, open_, open_.handle.stat(), action, open_.granted_access, None,
+                      replayed_level=request.requested_oplock_level)
     if len(ctx.session.opens) >= ctx.connection.server.config.max_opens_per_session:
         raise SmbError(NtStatus.STATUS_TOO_MANY_OPENED_FILES)
     if tree.is_ipc:
@@ -541,7 +543,7 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
 
 
 def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os.stat_result, action: int,
-           maximum: int, posix_mode: int | None) -> bytes:
+           maximum: int, posix_mode: int | None, *, replayed_level: int | None = None) -> bytes:
     info = open_.info(st)
     contexts: list[CreateContext] = []
     if SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST in request.contexts:
@@ -555,6 +557,9 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
         contexts.append(CreateContext(SMB2_CREATE_POSIX_CONTEXT, encode_posix_create_response(
             info, volume.posix_type_bits(open_.tree))))
     oplock_level, lease_context = oplock_break.reply_level_and_context(open_)
+    if replayed_level is not None and replayed_level != oplock_level:
+        # A replayed create answers the OplockLevel it asks for (Samba 4.17; smb2.replay.replay-dhv2-oplock2).
+        oplock_level, lease_context = replayed_level, None
     if lease_context is not None:
         contexts.append(lease_context)
     contexts.extend(durable_handles.reply_contexts(ctx, request, open_, action))

@@ -15,8 +15,10 @@ from smbsrv.fs.path import SmbPath
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open, Session
+from smbsrv.protocol.reply import GoAsync, Reply
 from smbsrv.wire import create as wire
 from smbsrv.wire import create_contexts as contexts_wire
+from smbsrv.wire import oplock as oplock_wire
 from smbsrv.wire.buffer import decode_utf16
 from smbsrv.wire.constants import (
     SMB2_CREATE_DURABLE_HANDLE_RECONNECT,
@@ -25,6 +27,9 @@ from smbsrv.wire.constants import (
     SMB2_CREATE_DURABLE_HANDLE_REQUEST_V2,
     SMB2_CREATE_REQUEST_LEASE,
     SMB2_FLAGS_REPLAY_OPERATION,
+    SMB2_OPLOCK_LEVEL_BATCH,
+    SMB2_OPLOCK_LEVEL_LEASE,
+    Command,
 )
 from smbsrv.wire.create_contexts import CreateContext
 from smbsrv.wire.status import NtStatus
@@ -85,21 +90,24 @@ def reconnect(ctx: RequestContext, request: wire.CreateRequest) -> Open:
     record = ctx.connection.server.files.durable.get(persistent)
     if record is None or not record.durable:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
-    lease = oplock_break.lease_request(ctx, request.requested_oplock_level, contexts)
+    # Every field of the request but the name, the reconnect context and the lease key is ignored, the
+    # RequestedOplockLevel too (smbtorture smb2.durable-open.reopen2-lease sends 0x78 with its lease).
+    data = contexts.get(SMB2_CREATE_REQUEST_LEASE) if ctx.connection.dialect >= 0x0210 else None
+    lease = oplock_wire.decode_lease_request(data) if data is not None else None
     _reattach(ctx, request, record, create_guid, lease)
     return record.open_
 
 
 def _reattach(ctx: RequestContext, request: wire.CreateRequest, record: Durable, create_guid: bytes | None,
-              lease: object) -> None:
+              lease: oplock_wire.LeaseRequest | None) -> None:
     open_ = record.open_
     session, tree = ctx.session, ctx.tree
     assert session is not None and tree is not None
     client_guid = ctx.connection.client_guid
     if (lease is not None or open_.lease is not None) and record.client_guid != client_guid:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # a lease belongs to its client
-    if create_guid is not None and record.create_guid != create_guid:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # v1 may reconnect a v2 open, not v2 with another
+    if create_guid is not None and (record.create_guid or bytes(16)) != create_guid:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # a v1 open has the zero CreateGuid (Samba)
     if _owner(session) != record.owner:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # 3.3.5.9.7: Open.Session.SecurityContext differs
     if record.disconnected_at is None or tree.is_ipc or tree.share.name.lower() != record.share:
@@ -108,7 +116,7 @@ def _reattach(ctx: RequestContext, request: wire.CreateRequest, record: Durable,
     if lease is None and open_.lease is not None or lease is not None and open_.lease is None:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
     if lease is not None:
-        if lease.lease_key != open_.lease.key:  # type: ignore[attr-defined]
+        if lease.lease_key != open_.lease.key:
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
         if not _same_name(ctx, request, open_):
             raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
@@ -134,15 +142,20 @@ def _same_name(ctx: RequestContext, request: wire.CreateRequest, open_: Open) ->
 
 # -- replay (3.3.5.9.10) --------------------------------------------------------------------------------------
 
-def replayed(ctx: RequestContext, request: wire.CreateRequest) -> tuple[Open, int] | None:
+def replayed(ctx: RequestContext, request: wire.CreateRequest, first_attempt: bool) -> tuple[Open, int] | None:
     """A DH2Q create whose CreateGuid this client used before: the replay of that create returns its open and
     CreateAction (reconnecting it first when it was disconnected); without SMB2_FLAGS_REPLAY_OPERATION it is
-    STATUS_DUPLICATE_OBJECTID, as on Samba. None: a new create."""
+    STATUS_DUPLICATE_OBJECTID, as on Samba. While that create still waits for a break, any create with its
+    CreateGuid is STATUS_FILE_NOT_AVAILABLE (Samba's replay cache record without an open yet; the client
+    retries). None: a new create (or the waiting create's own retry)."""
     data = request.contexts.get(_DH2Q)
     if data is None:
         return None
     ask = contexts_wire.decode_durable_request_v2(data)
-    record = ctx.connection.server.files.durable.by_create_guid(ctx.connection.client_guid, ask.create_guid)
+    durable = ctx.connection.server.files.durable
+    if first_attempt and (ctx.connection.client_guid, ask.create_guid) in durable.pending:
+        raise SmbError(NtStatus.STATUS_FILE_NOT_AVAILABLE)
+    record = durable.by_create_guid(ctx.connection.client_guid, ask.create_guid)
     if record is None:
         return None
     if not ctx.header.flags & SMB2_FLAGS_REPLAY_OPERATION:
@@ -156,11 +169,31 @@ def replayed(ctx: RequestContext, request: wire.CreateRequest) -> tuple[Open, in
         return open_, record.create_action
     if open_.session is not ctx.session:
         raise SmbError(NtStatus.STATUS_DUPLICATE_OBJECTID)
-    if lease is not None and open_.lease is None:
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # Samba: a replay with a lease needs a leased open
+    if lease is not None and (open_.lease is None or open_.lease.key != lease.lease_key):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # Samba: a replay with a lease needs that same lease
     ctx.open = open_
     ctx.created_file_id = open_.file_id
     return open_, record.create_action
+
+
+def pending_while(ctx: RequestContext, request: wire.CreateRequest, waiting: GoAsync) -> GoAsync:
+    """A DH2Q create that goes async (it waits for a break): its CreateGuid is pending until it is answered,
+    however that ends (smbtorture smb2.replay.dhv2-pending*-sane)."""
+    data = request.contexts.get(_DH2Q)
+    if data is None:
+        return waiting
+    key = (ctx.connection.client_guid, contexts_wire.decode_durable_request_v2(data).create_guid)
+    pending = ctx.connection.server.files.durable.pending
+    pending.add(key)
+    completion = waiting.completion
+
+    async def answered() -> bytes | Reply:
+        try:
+            return await completion()
+        finally:
+            pending.discard(key)
+
+    return GoAsync(answered)
 
 
 # -- granting (3.3.5.9.6, 3.3.5.9.10) -------------------------------------------------------------------------
@@ -188,7 +221,11 @@ def reply_contexts(ctx: RequestContext, request: wire.CreateRequest, open_: Open
                              tree.share.name.lower(), action, durable=may_be_durable(open_),
                              timeout_ms=v2_timeout_ms(ask.timeout_ms))
             durable.remember(record)
-        if record.durable:
+        # A replay answers DH2Q by what the replayed request could have been granted (BATCH or a lease), not
+        # by the open's state (Samba 4.17; smbtorture smb2.replay.replay-dhv2-oplock2).
+        replay = record.open_ is open_ and bool(ctx.header.flags & SMB2_FLAGS_REPLAY_OPERATION)
+        if record.durable and (not replay or request.requested_oplock_level in (SMB2_OPLOCK_LEVEL_BATCH,
+                                                                                SMB2_OPLOCK_LEVEL_LEASE)):
             return [CreateContext(_DH2Q, contexts_wire.encode_durable_response_v2(record.timeout_ms, 0))]
         return []
     if _DHNQ in contexts and record is None and may_be_durable(open_):
@@ -196,3 +233,36 @@ def reply_contexts(ctx: RequestContext, request: wire.CreateRequest, open_: Open
                                  action, durable=True, timeout_ms=V1_TIMEOUT_MS))
         return [CreateContext(_DHNQ, contexts_wire.encode_durable_response())]
     return []
+
+
+# -- ChannelSequence ([MS-SMB2] 3.3.5.2.10) -------------------------------------------------------------------
+
+_MODIFYING = frozenset((Command.WRITE, Command.SET_INFO, Command.IOCTL))
+
+
+def request_on(ctx: RequestContext, open_: Open) -> None:
+    """Every request that acts on an open (the dispatcher's and IOCTL's lookups): its ChannelSequence is
+    checked, and the open's CREATE can no longer be replayed (Samba's SMBXSRV_OPEN_NEED_REPLAY_CACHE;
+    smbtorture smb2.replay.replay6)."""
+    if ctx.connection.dialect >= 0x0300:
+        check_channel_sequence(ctx, open_)
+    durable = ctx.connection.server.files.durable
+    if durable.replayable:
+        durable.used(open_)
+
+
+def check_channel_sequence(ctx: RequestContext, open_: Open) -> None:
+    """A request on `open_` from a 3.x client: a newer ChannelSequence (16-bit, wrapping) becomes the open's;
+    an older one fails WRITE, SET_INFO and IOCTL with STATUS_FILE_NOT_AVAILABLE, so that a request replayed
+    on another channel after a failover cannot overwrite a later one. As Samba 4.17's
+    smbd_smb2_request_dispatch_update_counts, without its count of requests still in flight on an older
+    sequence (every request here is answered before the next on the same open is looked at, except the few
+    that go async)."""
+    sequence = ctx.header.channel_sequence & 0xFFFF
+    difference = (sequence - open_.channel_sequence) & 0xFFFF
+    if difference == 0:
+        return
+    if difference <= 0x7FFF:
+        open_.channel_sequence = sequence
+    elif ctx.header.command in _MODIFYING:
+        raise SmbError(NtStatus.STATUS_FILE_NOT_AVAILABLE)

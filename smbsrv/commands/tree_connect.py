@@ -77,12 +77,7 @@ def _share_name(path: str) -> str:
 
 
 def handle_disconnect(ctx: RequestContext, request: None) -> bytes:
-    from smbsrv.commands.close import close_open
-
     session, tree = ctx.session, ctx.tree
     assert session is not None and tree is not None
-    for open_ in [o for o in session.opens.values() if o.tree is tree]:
-        close_open(ctx.connection.server, open_)
-        session.opens.pop(open_.file_id[1], None)
-    session.tree_connects.pop(tree.tree_id, None)
+    ctx.connection.server.end_tree_connect(session, tree)
     return wire.TREE_DISCONNECT_RESPONSE

@@ -69,6 +69,8 @@ class DurableOpens:
     def __init__(self) -> None:
         self._by_id: dict[int, Durable] = {}
         self._by_create_guid: dict[tuple[bytes, bytes], Durable] = {}
+        # (ClientGuid, CreateGuid) of DH2Q creates waiting for a break: not answered, no open yet.
+        self.pending: set[tuple[bytes, bytes]] = set()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -83,6 +85,19 @@ class DurableOpens:
 
     def by_create_guid(self, client_guid: bytes, create_guid: bytes) -> Durable | None:
         return self._by_create_guid.get((client_guid, create_guid))
+
+    @property
+    def replayable(self) -> bool:
+        """Whether any create can still be replayed (the dispatcher's cheap test before used())."""
+        return bool(self._by_create_guid)
+
+    def used(self, open_: Open) -> None:
+        """A request other than its CREATE acted on the open: the create can no longer be replayed (Samba's
+        SMBXSRV_OPEN_NEED_REPLAY_CACHE; smbtorture smb2.replay.replay6). A reconnect still finds the open."""
+        record = self.of(open_)
+        if record is not None and record.create_guid is not None and \
+                self._by_create_guid.get((record.client_guid, record.create_guid)) is record:
+            del self._by_create_guid[(record.client_guid, record.create_guid)]
 
     def get(self, persistent_id: int) -> Durable | None:
         return self._by_id.get(persistent_id)

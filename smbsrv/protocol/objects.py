@@ -118,6 +118,7 @@ class Open:
     oplock_breaking_to: int = -1  # the level a break in progress goes to (-1: none in progress)
     oplock_deadline: float = 0.0
     lease: Any = None  # files.oplocks.Lease shared with the client's other opens of the same lease key
+    channel_sequence: int = 0  # Open.ChannelSequence ([MS-SMB2] 3.3.5.2.10; commands/durable_handles.py)
     # The ParentLeaseKey the CREATE named ([MS-FSA] Open.ParentOplockKey): a change made through this open does
     # not break that lease of the client's on the parent directory (commands/oplock_break.py DirectoryChanges).
     parent_lease_key: bytes | None = None

@@ -23,6 +23,7 @@ LEVEL_NONE, LEVEL_II, LEVEL_BATCH, LEVEL_LEASE = 0, 1, 9, 0xFF
 R, H, W = 1, 2, 4
 READ_WRITE = 0x0012019F
 STATUS_DUPLICATE_OBJECTID = 0xC000022A
+STATUS_FILE_NOT_AVAILABLE = 0xC0000467
 STATUS_INVALID_PARAMETER = 0xC000000D
 SMB2_FLAGS_REPLAY_OPERATION = 0x20000000
 
@@ -248,3 +249,46 @@ def test_scavenger_closes_after_the_timeout_and_sessions_end_in_the_log(server: 
         response = create(second, "short.txt", LEVEL_NONE, b"", share_access=0)
         assert response.status == b.STATUS_SUCCESS  # no sharing violation with a leftover handle
         assert second.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
+
+
+def with_channel_sequence(c: b.Client, req: b.Req, sequence: int) -> b.Response:
+    """Send `req` with ChannelSequence `sequence` in its header ([MS-SMB2] 2.2.1.2, bytes 8-9; unsigned)."""
+    message, (message_id,) = c.build(req, sign=False)
+    struct.pack_into("<H", message, 8, sequence)
+    c.send_raw(bytes(message))
+    return c.receive(message_id)
+
+
+def test_an_older_channel_sequence_cannot_modify(server: SmbServer) -> None:
+    """[MS-SMB2] 3.3.5.2.10: a newer ChannelSequence becomes the open's; with an older one WRITE, SET_INFO and
+    IOCTL get STATUS_FILE_NOT_AVAILABLE while a READ still works (Samba 4.17; smbtorture
+    smb2.replay.channel-sequence)."""
+    with connect(server, uuid.uuid4().bytes) as c:
+        response = create(c, "sequenced.txt", LEVEL_BATCH, dh2q(uuid.uuid4().bytes))
+        file_id = b.create_file_id(response.body)
+
+        def write(sequence: int) -> int:
+            req = b.Req(b.SMB2_WRITE, b.write_body(file_id, 0, b"data"), tree_id=c.tree_id, session_id=c.session_id)
+            return with_channel_sequence(c, req, sequence).status
+
+        assert write(5) == b.STATUS_SUCCESS
+        assert write(4) == STATUS_FILE_NOT_AVAILABLE
+        assert write(5 + 0x8000) == STATUS_FILE_NOT_AVAILABLE  # more than 0x7FFF ahead counts as older
+        read = b.Req(b.SMB2_READ, b.read_body(file_id, 0, 4), tree_id=c.tree_id, session_id=c.session_id)
+        assert with_channel_sequence(c, read, 4).status == b.STATUS_SUCCESS
+        assert write(6) == b.STATUS_SUCCESS
+        assert c.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_logoff_keeps_a_durable_open_for_a_reconnect(server: SmbServer) -> None:
+    """Samba 4.17 ends a session's durable opens on LOGOFF (and TREE_DISCONNECT) as on a dropped connection:
+    they stay, disconnected, for a reconnect (smbtorture smb2.durable-open.reopen1a's PreviousSessionId)."""
+    guid, create_guid = uuid.uuid4().bytes, uuid.uuid4().bytes
+    with connect(server, guid) as c:
+        response = create(c, "after-logoff.txt", LEVEL_BATCH, dh2q(create_guid))
+        file_id = b.create_file_id(response.body)
+        assert c.request(b.SMB2_LOGOFF, struct.pack("<HH", 4, 0)).status == b.STATUS_SUCCESS
+    with connect(server, guid) as back:
+        response = create(back, "after-logoff.txt", LEVEL_BATCH, dh2c(file_id, create_guid))
+        assert response.status == b.STATUS_SUCCESS and response.body[2] == LEVEL_BATCH
+        assert back.close_file(file_id) == b.STATUS_SUCCESS

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from smbsrv.commands import durable_handles
 from smbsrv.commands.ioctl import copychunk, duplicate_extents, file_controls, network, object_id, reparse
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -115,4 +116,5 @@ def _find_open(ctx: RequestContext, file_id: tuple[int, int]) -> Open:
     if open_ is None or open_.file_id != file_id or open_.tree is not ctx.tree or open_.closed:
         raise SmbError(NtStatus.STATUS_FILE_CLOSED)
     ctx.open = open_
+    durable_handles.request_on(ctx, open_)  # ChannelSequence ([MS-SMB2] 3.3.5.2.10), replay cache
     return open_

@@ -4,11 +4,15 @@ the default share (a config with nothing but its path), and `smbsrv status` show
 One boot per guest runs guest/lease_suite.sh. Each "SMBTEST-MARK" line it prints makes the host scrape the
 server's Prometheus endpoint, so the READ bytes and CREATE requests of each stretch are counted on the server:
 
-- (a) reading a 16 MiB file twice sends its data once;
+- (a) reading a 16 MiB file twice sends its data once (with oplocks = false: 32 MiB in 8,194 READs);
 - (b) 100 opens and closes of a file in a loop cost (nearly) no CREATE: cifs.ko's deferred close keeps the handle
   under its handle lease;
 - (c) two mounts with their own connections (nosharesock) stay coherent: one caches, the other writes (in
   place, then truncating), the first reads the new data right after its lease is broken; and back;
+- (e) a listing of the share's root repeated under the client's directory lease sends no QUERY_DIRECTORY (with
+  directory_leases = false: 2 CREATEs and 2 QUERY_DIRECTORY), and a file a local process creates then is listed
+  within 1 s (cifs.ko keeps a leased listing until the lease breaks, at most dir_cache_timeout, 30 s): the
+  kernel change feed broke the directory lease;
 - (d) while the mount holds a file open, the host connects smbclient and a raw client holding an open file with
   a byte-range lock, and `smbsrv status --json` lists all three sessions, the kernel client's open file with its
   lease, and the lock; the text output has their rows.
@@ -81,6 +85,8 @@ class Observer:
             self.snapshots[match.group(1)] = self.metrics()
             if match.group(1) == "status":
                 self.check_status()
+            if match.group(1) == "dir-end":
+                (self.share / "local-new.txt").write_text("made on the server")
         except Exception as exc:  # noqa: BLE001  (reported by the test, not lost in the console thread)
             self.errors.append(f"{match.group(1)}: {exc!r}")
         finally:
@@ -144,7 +150,7 @@ def test_cifs_caches_under_leases(tmp_path: Path, suite: str, monkeypatch: pytes
                            on_line=observer.on_line)
     assert not result.timed_out and result.exit_code == 0, result.output[-4000:]
     assert result.steps == {"mount": True, "read_twice": True, "open_close_loop": True, "coherent": True,
-                            "status": True, "umount": True}, result.failure_logs
+                            "listing_cached": True, "status": True, "umount": True}, result.failure_logs
     assert observer.errors == []
 
     # (a) 16 MiB read twice: the data crossed the wire once (readahead may fetch a little beyond, never twice).
@@ -155,6 +161,11 @@ def test_cifs_caches_under_leases(tmp_path: Path, suite: str, monkeypatch: pytes
     counts, _ = observer.delta("loop-begin", "loop-end")
     print(f"{suite}: 100 opens/closes: {counts.get('CREATE', 0):.0f} CREATEs, {counts.get('CLOSE', 0):.0f} CLOSEs")
     assert counts.get("CREATE", 0) <= 5, counts
+    # (e) the third listing of the root: from the client's cache under its directory lease.
+    counts, _ = observer.delta("dir-begin", "dir-end")
+    print(f"{suite}: cached listing: {counts.get('QUERY_DIRECTORY', 0):.0f} QUERY_DIRECTORY, "
+          f"{counts.get('CREATE', 0):.0f} CREATEs")
+    assert counts.get("QUERY_DIRECTORY", 0) == 0, counts  # directory_leases = false: 2 QUERY_DIRECTORY, 2 CREATE
 
     # (d) the kernel mount, smbclient and the raw client with its lock, in one status.
     status = observer.status

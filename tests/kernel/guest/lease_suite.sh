@@ -48,12 +48,13 @@ open_close_loop() {
 }
 
 # read_until MOUNT EXPECTED: the file's content once it is EXPECTED; how many 50 ms retries that took is
-# shown (the break reaches cifs.ko's lease-break worker asynchronously, a few ms after the writer's reply).
+# shown (the break reaches cifs.ko's lease-break worker asynchronously, a few ms after the writer's reply). Without
+# the break the old data would stay until the handle is closed and the attributes expire, seconds later.
 read_until() {
     tries=0
     while [ "$(cat "$1/c.txt")" != "$2" ]; do
         tries=$((tries + 1))
-        [ "$tries" -le 10 ] || fail "$1/c.txt still '$(cat "$1/c.txt")' 0.5 s after the write, expected '$2'"
+        [ "$tries" -le 20 ] || fail "$1/c.txt still '$(cat "$1/c.txt")' 1 s after the write, expected '$2'"
         sleep 0.05
     done
     show "retries for $2" "$tries"
@@ -74,6 +75,24 @@ coherent() {
     printf 'third!' | dd of="$MNT/c.txt" conv=notrunc 2>/dev/null
     read_until "$MNT2" third!
     umount "$MNT2"
+}
+
+# (e) directory leases: a second listing of the share's root comes from cifs.ko's cache of the directory (no
+# QUERY_DIRECTORY reaches the server between the marks); a file the host then creates locally (a process on the
+# server, reported by the kernel change feed) breaks the lease, and the next listing shows it.
+listing_cached() {
+    ls -a "$MNT" >/dev/null
+    ls -a "$MNT" >/dev/null
+    mark dir-begin
+    ls -a "$MNT" >/tmp/listing
+    mark dir-end
+    tries=0
+    while ! ls -a "$MNT" | grep -qx local-new.txt; do
+        tries=$((tries + 1))
+        [ "$tries" -le 20 ] || fail "local-new.txt not listed 1 s after its create: $(ls -a "$MNT" | tr '\n' ' ')"
+        sleep 0.05
+    done
+    show "listing retries for local-new.txt" "$tries"
 }
 
 # (d) issue 17: while this mount holds held.txt open, the host runs smbclient, a raw client with a byte-range
@@ -97,5 +116,6 @@ step mount mount_cifs "$MNT" ""
 step read_twice read_twice
 step open_close_loop open_close_loop
 step coherent coherent
+step listing_cached listing_cached
 step status status_view
 step umount umount "$MNT"

@@ -9,7 +9,9 @@ only FILE_READ_DATA refuses FILE_WRITE_DATA (also next to MAXIMUM_ALLOWED) and e
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,11 @@ def test_owner_read_only_dacl_refuses_writes(server: SmbServer) -> None:
         stored = set(posix_acl.decode(os.getxattr(server.share_path / name, posix_acl.ACCESS)))
         assert stored == {Entry(USER_OBJ, 4), Entry(USER, 4, st.st_uid), Entry(GROUP_OBJ, 0),
                           Entry(GROUP, 0, st.st_gid), Entry(MASK, 7), Entry(OTHER, 0)}
+        if shutil.which("getfacl"):  # the acl package's view of the same xattr, where it is installed
+            shown_on_disk = subprocess.run(["getfacl", "-n", "--omit-header", str(server.share_path / name)],
+                                           capture_output=True, text=True, check=True).stdout.split()
+            assert shown_on_disk == ["user::r--", f"user:{st.st_uid}:r--", "group::---", f"group:{st.st_gid}:---",
+                                     "mask::rwx", "other::---"]
 
         response = client.create(name, desired_access=b.FILE_READ_ATTRIBUTES, contexts=_contexts(b"MxAc"))
         assert response.status == b.STATUS_SUCCESS
@@ -127,9 +134,13 @@ def test_acl_set_on_disk_shows_in_the_descriptor(server: SmbServer) -> None:
         client.write_file(name, b"x")
         path = server.share_path / name
         st = os.stat(path)
-        os.setxattr(path, posix_acl.ACCESS, posix_acl.encode(
-            (Entry(USER_OBJ, 6), Entry(USER, 4, 65534), Entry(GROUP_OBJ, 4), Entry(GROUP, 6, 65533),
-             Entry(MASK, 4), Entry(OTHER, 0))))
+        if shutil.which("setfacl"):  # as an administrator would, where the acl package is installed
+            subprocess.run(["setfacl", "-m", "u::rw-,u:65534:r--,g::r--,g:65533:rw-,m::r--,o::---", str(path)],
+                           check=True)
+        else:
+            os.setxattr(path, posix_acl.ACCESS, posix_acl.encode(
+                (Entry(USER_OBJ, 6), Entry(USER, 4, 65534), Entry(GROUP_OBJ, 4), Entry(GROUP, 6, 65533),
+                 Entry(MASK, 4), Entry(OTHER, 0))))
         handle = client.open(name, desired_access=b.READ_CONTROL)
         dacl = _query_sd(client, handle, DACL).dacl
         client.close_file(handle)

@@ -140,3 +140,15 @@ def test_symlink_met_through_a_short_name(share: ShareRoot, tmp_path: Path) -> N
     with pytest.raises(Exception) as caught:
         _resolve(share, mangle.short_name("Long Link Name") + "\\x")
     assert type(caught.value).__name__ == "SymlinkMet"
+
+
+def test_mangled_names_setting_is_checked(tmp_path: Path) -> None:
+    from smbsrv.config import ConfigError, load_config
+
+    path = tmp_path / "smbsrv.toml"
+    for value in ("yes", "no", "illegal"):
+        path.write_text(f'[shares.s]\npath = "{tmp_path}"\nmangled_names = "{value}"\n')
+        assert load_config(str(path)).shares[0].mangled_names == value
+    path.write_text(f'[shares.s]\npath = "{tmp_path}"\nmangled_names = "maybe"\n')
+    with pytest.raises(ConfigError, match="mangled_names"):
+        load_config(str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smbsrv.files import write_time
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.objects import Open
 from smbsrv.wire import create as wire
@@ -18,6 +19,7 @@ def handle(ctx: RequestContext, request: wire.CloseRequest) -> bytes:
     open_ = ctx.open
     assert open_ is not None and ctx.session is not None
     body = wire.encode_close_response(0)
+    write_time.closing(open_)  # before the answer reads the times (files/write_time.py)
     if request.flags & SMB2_CLOSE_FLAG_POSTQUERY_ATTRIB and open_.pipe is None:
         info = open_.info()
         body = wire.encode_close_response(

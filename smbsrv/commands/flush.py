@@ -1,5 +1,6 @@
 """FLUSH ([MS-SMB2] 3.3.5.11): data reaches stable storage before the reply."""
 
+from smbsrv.files import write_time
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.constants import FILE_APPEND_DATA, FILE_WRITE_DATA
@@ -16,4 +17,5 @@ def handle(ctx: RequestContext, request: tuple[int, int]) -> bytes:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if not open_.is_directory:
         open_.handle.sync()
+        write_time.update_now(open_)  # a handle that wrote shows its LastWriteTime now (Samba's smb2_flush)
     return FLUSH_RESPONSE

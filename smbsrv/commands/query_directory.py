@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from smbsrv.commands import volume
 from smbsrv.commands.query_info import max_transact_size
+from smbsrv.files import write_time
 from smbsrv.fs import backend, mangle, presented
 from smbsrv.fscc.directory import entry_encoder, fill_buffer
 from smbsrv.fscc.file_info import FileInformationClass
@@ -95,6 +96,7 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
     own_fds = {".": dir_fd, "..": open_.parent_fd if open_.path_components else dir_fd}
     yielded: list[int] = []
+    files = ctx.connection.server.files
 
     def infos():  # type: ignore[no-untyped-def]
         for index in range(enumeration.position, len(entries)):
@@ -109,6 +111,8 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
                                             open_.path_components)
             except SmbError:
                 continue  # removed since the scan started: Windows and Samba skip it too
+            # An open file shows the LastWriteTime its opens see (files/write_time.py).
+            write_time.shown_for(files.get((st.st_dev, st.st_ino)), info)
             yielded.append(index)
             yield info, name.encode("utf-16-le", "surrogatepass"), 0
 

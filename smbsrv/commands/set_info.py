@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 
 from smbsrv.commands import oplock_break
+from smbsrv.files import write_time
 from smbsrv.fs import backend, dos_attrs, eas, nt_acl
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
@@ -80,6 +81,7 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
     if isinstance(decoded, classes.BasicInformation):
         _require(open_, FILE_WRITE_ATTRIBUTES)
         _set_basic(open_, decoded)
+        write_time.update_now(open_)  # a handle that wrote shows its LastWriteTime now (Samba)
         _changed(ctx, open_, (Filter.ATTRIBUTES if decoded.file_attributes else 0)
                  | (Filter.LAST_WRITE if time_to_set(decoded.last_write_time) is not None else 0)
                  | (Filter.LAST_ACCESS if time_to_set(decoded.last_access_time) is not None else 0)
@@ -87,7 +89,10 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
     elif isinstance(decoded, classes.EndOfFileInformation):
         _require(open_, FILE_WRITE_DATA)
         oplock_break.break_for_write(ctx.connection.server, open_)  # read caches go (Samba's vfs_set_filelen)
+        same_size = not open_.is_directory and open_.handle.size() == decoded.end_of_file
         _truncate(open_, decoded.end_of_file)
+        # LastWriteTime now (files/write_time.py); the same size counts only for a handle that wrote (Samba).
+        write_time.update_now(open_, only_if_written=same_size)
         _changed(ctx, open_, Filter.SIZE | Filter.ATTRIBUTES)  # as Samba's vfs_set_filelen
     elif isinstance(decoded, classes.AllocationInformation):
         _require(open_, FILE_WRITE_DATA)
@@ -101,6 +106,7 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
                 raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
             else:
                 open_.handle.set_allocation(decoded.allocation_size)
+            write_time.update_now(open_, only_if_written=False)  # "equivalent to a write" (Samba)
     elif isinstance(decoded, classes.RenameInformation):
         if info_class in (C.FileLinkInformation, getattr(C, "FileLinkInformationEx", -1)):
             _link(ctx, open_, decoded)
@@ -152,6 +158,8 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
     if atime is not None or mtime is not None:
         open_.handle.set_times(None if atime is None else filetime_to_unix_ns(atime),
                                None if mtime is None else filetime_to_unix_ns(mtime))
+    if mtime is not None:
+        write_time.set_by_client(open_, filetime_to_unix_ns(mtime))  # sticky for this handle
     creation_time = time_to_set(basic.creation_time)
     if creation_time is not None or basic.file_attributes or change_time is not None:
         # After the times above: the ChangeTime a client sets holds for the file as it is now.

@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from smbsrv.commands import oplock_break
+from smbsrv.files import write_time
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.bulk import BULK_IO_BYTES
@@ -53,6 +54,7 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
         oplock_break.break_for_write(connection.server, open_)
     if ctx.tree.share.hsm_provider:  # a placeholder is hydrated before it is written (docs/hsm.md)
         hsm_access.before_write(ctx, open_, request, handle)
+    write_time.before_write(open_)  # LastWriteTime moves 2 s later (files/write_time.py)
     if length >= BULK_IO_BYTES:
         return _write_in_thread(ctx, open_, request, offset)
     return _finish(ctx, open_, request, open_.handle.write(request.data, offset))

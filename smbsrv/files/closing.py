@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from smbsrv.errors import SmbError
+from smbsrv.files import write_time
 from smbsrv.fscc.notify import Action, Filter
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def close_open(files: FileTable, open_: Open) -> None:
     open_.closed = True
     if open_.pipe is not None:
         return
+    write_time.closing(open_)  # a handle that wrote sets the file's LastWriteTime as it goes
     effects = files.close(open_)
     if open_.is_directory and not effects.delete_now and files.is_delete_pending(open_.file_key):
         files.watches.delete_pending(files.opens(open_.file_key))

@@ -25,7 +25,7 @@ FileKey = tuple[int, int]
 class FileState:
     """Everything that belongs to one file rather than to one handle ([MS-FSA] 2.1.1.5 Stream/File)."""
 
-    __slots__ = ("delete_pending", "hydration", "key", "locks", "opens", "oplocks")
+    __slots__ = ("delete_pending", "hydration", "key", "locks", "opens", "oplocks", "write_time")
 
     def __init__(self, key: FileKey) -> None:
         self.key = key
@@ -36,6 +36,8 @@ class FileState:
         # hsm.hydrate.Hydration while the placeholder's content is being fetched (set and cleared by
         # smbsrv/hsm/access.py; the hydration itself lives in hsm.hydrate.Hydrator, as it outlives the opens).
         self.hydration: Any = None
+        # files.write_time.WriteTime once a handle wrote: the LastWriteTime every open shows meanwhile.
+        self.write_time: Any = None
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from smbsrv.files import write_time
 from smbsrv.fs.handle import FileHandle
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ class Open:
 
     def info(self, st: os.stat_result | None = None) -> FileInfo:
         """The file as this open's client sees it (fs/presented.py); `st` when the caller has just taken it."""
-        return self.handle.info(self.tree.share, self.tree.reparse_store, self.path_components, st)
+        info = self.handle.info(self.tree.share, self.tree.reparse_store, self.path_components, st)
+        return write_time.shown(self, info)  # the LastWriteTime every open of the file sees
 
     def reparse_buffer(self) -> bytes | None:
         """The reparse buffer GET_REPARSE_POINT returns, None when the file is no reparse point."""

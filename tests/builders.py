@@ -789,11 +789,12 @@ def _negotiated_signing(body: bytes) -> int | None:
 
 
 def connect(host: str, port: int, user: str, password: str, share: str | None = "share",
-            dialects: tuple[int, ...] = DIALECTS_ALL, sign: bool = False) -> Client:
-    """A client that has negotiated, logged on and (unless share is None) connected to `share`."""
+            dialects: tuple[int, ...] = DIALECTS_ALL, sign: bool = False, capabilities: int = 0) -> Client:
+    """A client that has negotiated (announcing `capabilities`), logged on and (unless share is None) connected
+    to `share`."""
     client = Client(host, port).connect()
     try:
-        response = client.negotiate(dialects)
+        response = client.negotiate(dialects, capabilities=capabilities)
         assert response.status == STATUS_SUCCESS, status_name(response.status)
         status = client.session_setup(user, password)
         assert status == STATUS_SUCCESS, f"logon as {user}: {status_name(status)}"

@@ -84,9 +84,12 @@ def handle(ctx: RequestContext) -> bytes:
         security_mode |= SMB2_NEGOTIATE_SIGNING_REQUIRED
     # Leases from 2.1 on ([MS-SMB2] 3.3.5.4); 2.0.2 clients get oplocks only.
     capabilities = SMB2_GLOBAL_CAP_LARGE_MTU | SMB2_GLOBAL_CAP_LEASING if dialect != Dialect.SMB2_0_2 else 0
-    if dialect >= Dialect.SMB3_0 and any(share.oplocks and share.directory_leases for share in config.shares):
+    if (dialect >= Dialect.SMB3_0 and request.capabilities & SMB2_GLOBAL_CAP_DIRECTORY_LEASING
+            and any(share.oplocks and share.directory_leases for share in config.shares)):
         # Directory leases on 3.x ([MS-SMB2] 3.3.5.4), when a share grants them (shares with directory_leases
         # off answer a directory's lease request with none); cifs.ko caches directory handles only with it.
+        # Only to clients that announce it themselves (cifs.ko, Windows and smbtorture do), as for multichannel
+        # below: impacket 0.12 does not, and its create() fails on every path once the server announces it.
         capabilities |= SMB2_GLOBAL_CAP_DIRECTORY_LEASING
     if (dialect in (Dialect.SMB3_0, Dialect.SMB3_0_2) and request.capabilities & SMB2_GLOBAL_CAP_ENCRYPTION
             and config.encryption != "off"):

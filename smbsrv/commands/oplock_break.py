@@ -25,6 +25,7 @@ from smbsrv.protocol.reply import GoAsync
 from smbsrv.wire import oplock as wire
 from smbsrv.wire.constants import (
     SMB2_CREATE_REQUEST_LEASE,
+    SMB2_GLOBAL_CAP_DIRECTORY_LEASING,
     SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET,
     SMB2_NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED,
     SMB2_OPLOCK_LEVEL_LEASE,
@@ -357,7 +358,9 @@ def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.Le
     if open_.file is None or not open_.tree.share.oplocks:
         return
     if open_.is_directory:
-        if lease is not None and lease.version > 1 and open_.tree.share.directory_leases:
+        # Only where this connection was offered SMB2_GLOBAL_CAP_DIRECTORY_LEASING ([MS-SMB2] 3.3.5.9.11).
+        if (lease is not None and lease.version > 1 and open_.tree.share.directory_leases
+                and ctx.connection.server_capabilities & SMB2_GLOBAL_CAP_DIRECTORY_LEASING):
             _grant_directory(ctx, open_, lease)
         return
     if lease is None:

@@ -62,8 +62,8 @@ def server(tmp_path: Path) -> Iterator[SmbServer]:
     assert_no_server_bugs(smb)
 
 
-def client(smb: SmbServer, share: str = "share") -> b.Client:
-    return b.connect(smb.host, smb.port, USER, PASSWORD, share=share, dialects=DIALECTS_3)
+def client(smb: SmbServer, share: str = "share", capabilities: int = SMB2_GLOBAL_CAP_DIRECTORY_LEASING) -> b.Client:
+    return b.connect(smb.host, smb.port, USER, PASSWORD, share=share, dialects=DIALECTS_3, capabilities=capabilities)
 
 
 def lease_v2(key: bytes, state: int, parent: bytes | None = None) -> bytes:
@@ -105,6 +105,17 @@ def test_capability_and_grants(server: SmbServer) -> None:
         assert open_dir(c, "dir", uuid.uuid4().bytes, R)[0] == R
         assert open_dir(c, "", uuid.uuid4().bytes, R | H)[0] == R | H  # the share root too
         assert open_dir(c, "dir", uuid.uuid4().bytes, H)[0] == 0  # a lease without R is none
+
+
+def test_client_without_the_capability_gets_no_directory_lease(server: SmbServer) -> None:
+    """Offered only to clients that announce SMB2_GLOBAL_CAP_DIRECTORY_LEASING themselves (impacket does not,
+    and fails on every create once a server offers it); without it a directory's lease request gets none,
+    while file leases are unchanged."""
+    with client(server, capabilities=0) as c:
+        assert c.negotiate_response is not None
+        assert not struct.unpack_from("<I", c.negotiate_response.body, 24)[0] & SMB2_GLOBAL_CAP_DIRECTORY_LEASING
+        granted, body = open_dir(c, "dir", uuid.uuid4().bytes)
+        assert granted == -1 and body[2] == LEVEL_NONE
 
 
 def test_share_switch_off(server: SmbServer) -> None:

@@ -33,7 +33,7 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-SMB2] 3.3.5.19 (smb2.notify.valid-req)
     check_credit_charge(ctx, length)
     files = ctx.connection.server.files
-    if files.is_delete_pending(open_.file_key):
+    if files.is_delete_pending(open_.handle.key):
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)  # as Samba; the directory is about to go
     watches = files.watches
     watch = watches.get(open_)
@@ -49,7 +49,7 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
         # cancels the task before that, and then nothing of it may stay queued to swallow a change.
         if watches.get(open_) is not watch:
             return _answer(CLEANUP)  # closed in between
-        if files.is_delete_pending(open_.file_key):
+        if files.is_delete_pending(open_.handle.key):
             return _answer(DELETE_PENDING)  # made delete-pending in between
         result = watches.wait(watch, length)
         if not isinstance(result, asyncio.Future):

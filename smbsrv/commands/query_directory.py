@@ -88,13 +88,13 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         first = False
     tree = ctx.tree
     entries = enumeration.entries
-    dir_fd = open_.fd
+    dir_fd = open_.handle.fd
     # A scan continued after the directory changed (smbtorture smb2.dir.fixed deletes every file through
     # another handle half way) looks each remaining name up again: one removed since is skipped, as Windows
     # and Samba skip it, instead of being listed from the stat taken at the start.
     recheck = not first and _version(open_.handle.stat()) != enumeration.version
     # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
-    own_fds = {".": dir_fd, "..": open_.parent_fd if open_.path_components else dir_fd}
+    own_fds = {".": dir_fd, "..": open_.handle.parent_fd if open_.path_components else dir_fd}
     yielded: list[int] = []
     files = ctx.connection.server.files
 

@@ -134,7 +134,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     st = open_.handle.stat()
     info = open_.info(st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
-        info.ea_size = eas.size(eas.read(open_.fd, st))  # info_for_open built `info` for this request alone
+        info.ea_size = eas.size(eas.read(open_.handle.fd, st))  # info_for_open built `info` for this request alone
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
     path = "\\".join(open_.path_components)
     return file_classes.encode(
@@ -174,7 +174,7 @@ def _full_ea(open_: Open, request: wire.QueryInfoRequest) -> bytes | Reply:
     EA index (SL_RESTART_SCAN starts over, SL_INDEX_SPECIFIED jumps to AdditionalInformation, 1-based)."""
     if not open_.granted_access & FILE_READ_EA:
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-    stored = eas.read(open_.fd, open_.handle.stat())
+    stored = eas.read(open_.handle.fd, open_.handle.stat())
     flags = request.flags
     if request.input_buffer:
         by_name = {entry.name.upper(): entry for entry in stored}
@@ -243,7 +243,7 @@ def _security(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes:
         | (SE_DACL_PRESENT if parts & DACL_SECURITY_INFORMATION else 0),
         unix_user_sid(st.st_uid) if parts & OWNER_SECURITY_INFORMATION else None,
         unix_group_sid(st.st_gid) if parts & GROUP_SECURITY_INFORMATION else None,
-        None, nt_acl.dacl_of(open_.fd, st) if parts & DACL_SECURITY_INFORMATION else None))
+        None, nt_acl.dacl_of(open_.handle.fd, st) if parts & DACL_SECURITY_INFORMATION else None))
     if len(descriptor) > request.output_buffer_length:
         # The client asks again with this size ([MS-SMB2] 3.3.5.20.3).
         raise SmbError(NtStatus.STATUS_BUFFER_TOO_SMALL, _U32.pack(len(descriptor)), wrap_in_context=False)

@@ -127,7 +127,7 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
         open_.mode_flags = decoded.mode
     elif isinstance(decoded, classes.FullEaInformation):
         _require(open_, FILE_WRITE_EA)
-        eas.apply(open_.fd, open_.handle.stat(), list(decoded.entries))
+        eas.apply(open_.handle.fd, open_.handle.stat(), list(decoded.entries))
         _changed(ctx, open_, Filter.EA)
     else:
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
@@ -204,12 +204,12 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
     server = ctx.connection.server
     replace = rename.replace_if_exists or bool(rename.flags & classes.FILE_RENAME_REPLACE_IF_EXISTS)
     posix_semantics = bool(rename.flags & classes.FILE_RENAME_POSIX_SEMANTICS) or open_.posix
-    source_parent, source_name = open_.parent_fd, open_.name
+    source_parent, source_name = open_.handle.parent_fd, open_.handle.name
     _check_parent_opens(server, source_parent)
     target, requested_name = _target(ctx, open_, rename.file_name)
     with target:
         existing = target.stat
-        same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.file_key
+        same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.handle.key
         # The new name as the client spelled it: a rename that changes only the case must store that case.
         new_name = requested_name if same_file else target.name
         if same_file and new_name == source_name:
@@ -232,7 +232,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         ctx.tree.share_root.note_created(target.parent_fd, new_name)
         server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),
                                      open_.is_directory, origin=open_)
-        for other in server.files.renamed(open_.file_key, target.components[:-1] + (new_name,)):
+        for other in server.files.renamed(open_.handle.key, target.components[:-1] + (new_name,)):
             other.handle.moved(target.parent_fd, new_name)
 
 
@@ -306,7 +306,7 @@ def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest
             open_.handle.chmod(mode & 0o777)  # the permission bits only, as Samba applies them
         else:
             # Any other DACL becomes the POSIX ACL (fs/nt_acl.py, docs/access.md).
-            nt_acl.set_dacl(open_.fd, open_.handle.stat(), descriptor.dacl)
+            nt_acl.set_dacl(open_.handle.fd, open_.handle.stat(), descriptor.dacl)
     if additional & 0x7:
         _changed(ctx, open_, Filter.SECURITY)
 

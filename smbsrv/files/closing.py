@@ -31,8 +31,8 @@ def close_open(files: FileTable, open_: Open) -> None:
         return
     write_time.closing(open_)  # a handle that wrote sets the file's LastWriteTime as it goes
     effects = files.close(open_)
-    if open_.is_directory and not effects.delete_now and files.is_delete_pending(open_.file_key):
-        files.watches.delete_pending(files.opens(open_.file_key))
+    if open_.is_directory and not effects.delete_now and files.is_delete_pending(open_.handle.key):
+        files.watches.delete_pending(files.opens(open_.handle.key))
     try:
         if effects.delete_now:
             _delete(files, open_)

@@ -91,7 +91,7 @@ def _set_posix(fd: int, kind: int, offset: int, length: int) -> bool:
 
 def _fd_of(open_: Open) -> int:
     try:
-        return open_.fd
+        return open_.handle.fd
     except (AttributeError, TypeError):
         return -1
 

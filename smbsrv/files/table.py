@@ -88,10 +88,10 @@ class FileTable:
     # -- operations -----------------------------------------------------------------------------------------
 
     def add(self, open_: Open) -> FileState:
-        """Register a new open of its file (open_.file_key); the sharing check was made before."""
-        state = self._files.get(open_.file_key)
+        """Register a new open of its file (open_.handle.key); the sharing check was made before."""
+        state = self._files.get(open_.handle.key)
         if state is None:
-            state = self._files[open_.file_key] = FileState(open_.file_key)
+            state = self._files[open_.handle.key] = FileState(open_.handle.key)
         state.opens.append(open_)
         open_.file = state
         self._index(open_, 1)
@@ -131,7 +131,7 @@ class FileTable:
         """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.14.3): the handle deletes on close, and
         the file is delete-pending for every other opener (or no longer is)."""
         open_.delete_on_close = pending
-        state = self._files.get(open_.file_key)
+        state = self._files.get(open_.handle.key)
         if state is not None:
             state.delete_pending = pending
 
@@ -147,11 +147,11 @@ class FileTable:
     def rekey(self, open_: Open, new_key: FileKey) -> None:
         """The handle now refers to another file (a placeholder replaced by the real object)."""
         self._remove(open_)
-        open_.file_key = new_key
+        open_.handle.key = new_key
         self.add(open_)
 
     def _remove(self, open_: Open) -> FileState | None:
-        state = self._files.get(open_.file_key)
+        state = self._files.get(open_.handle.key)
         if state is None:
             return None
         state.locks.release_open(open_)
@@ -160,7 +160,7 @@ class FileTable:
             opens.remove(open_)
             self._index(open_, -1)
         if not opens:
-            del self._files[open_.file_key]
+            del self._files[open_.handle.key]
         return state
 
     def _index(self, open_: Open, delta: int) -> None:

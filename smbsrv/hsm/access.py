@@ -96,11 +96,11 @@ def status_of(exc: BaseException) -> NtStatus:
 def _placeholder(ctx: RequestContext, open_: Open) -> tuple[marks.Mark, Provider] | None:
     """The mark and provider of the handle's file, None when it is local (and then remembered)."""
     try:
-        ctime_ns = os.fstat(open_.fd).st_ctime_ns
+        ctime_ns = os.fstat(open_.handle.fd).st_ctime_ns
         if _local.get(open_) == ctime_ns:
             return None
         with identity.as_server():
-            mark = marks.read(open_.fd)
+            mark = marks.read(open_.handle.fd)
     except (OSError, marks.MarkCorrupt) as exc:
         raise SmbError(status_of(exc)) from None
     if mark is None:
@@ -118,7 +118,7 @@ def _placeholder(ctx: RequestContext, open_: Open) -> tuple[marks.Mark, Provider
 def _start(open_: Open, mark: marks.Mark, provider: Provider) -> Hydration:
     """The file's hydration (started or joined), registered on its FileState while it runs."""
     with identity.as_server():
-        hydration = hydrator.start(open_.fd, open_.file_key, mark, provider, "/".join(open_.path_components))
+        hydration = hydrator.start(open_.handle.fd, open_.handle.key, mark, provider, "/".join(open_.path_components))
     state = open_.file
     if state is not None and state.hydration is not hydration:
         state.hydration = hydration
@@ -202,7 +202,7 @@ def before_read(ctx: RequestContext, open_: Open, offset: int, length: int, mini
     async def ranged() -> Reply:
         from smbsrv.wire.readwrite import encode_read_response_header
 
-        hydration = hydrator.get(open_.file_key)
+        hydration = hydrator.get(open_.handle.key)
         loop = asyncio.get_running_loop()
         try:
             if hydration is not None and 0 < hydration.done_bytes and offset < hydration.done_bytes + _FOLLOW_BYTES:
@@ -213,7 +213,7 @@ def before_read(ctx: RequestContext, open_: Open, offset: int, length: int, mini
                     await asyncio.sleep(_FOLLOW_POLL_S)
             if hydration is not None and (hydration.done_bytes >= offset + count or (
                     hydration.future.done() and hydration.future.exception() is None)):
-                data = os.pread(open_.fd, count, offset)
+                data = os.pread(open_.handle.fd, count, offset)
             else:
                 # The default executor's threads start as the server (daemon.run); the hydrations' own
                 # workers may all be busy with whole files.
@@ -258,7 +258,7 @@ def before_truncate(ctx: RequestContext, open_: Open, info: Any, resume: Callabl
     if new_size:
         raise _hydrate_then(open_, *found, resume)
     with identity.as_server():
-        fd = os.open(f"/proc/self/fd/{open_.fd}", os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(f"/proc/self/fd/{open_.handle.fd}", os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.ftruncate(fd, 0)
             os.fsync(fd)

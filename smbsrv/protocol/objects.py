@@ -140,36 +140,3 @@ class Open:
     def reparse_buffer(self) -> bytes | None:
         """The reparse buffer GET_REPARSE_POINT returns, None when the file is no reparse point."""
         return self.handle.reparse_buffer(self.tree.share, self.tree.reparse_store, self.path_components)
-
-    # Shorthands for the handle's parts while callers move to `open_.handle` (issue 12).
-    @property
-    def fd(self) -> int:
-        return self.handle.fd
-
-    @fd.setter
-    def fd(self, value: int) -> None:
-        self.handle.fd = value
-
-    @property
-    def parent_fd(self) -> int:
-        return self.handle.parent_fd
-
-    @parent_fd.setter
-    def parent_fd(self, value: int) -> None:
-        self.handle.parent_fd = value
-
-    @property
-    def name(self) -> str:
-        return self.handle.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self.handle.name = value
-
-    @property
-    def file_key(self) -> tuple[int, int]:
-        return self.handle.key
-
-    @file_key.setter
-    def file_key(self, value: tuple[int, int]) -> None:
-        self.handle.key = value

@@ -69,12 +69,12 @@ def try_materialize(server: ServerState, open_: Open, st: os.stat_result, buffer
         return False
     if not (stat.S_ISREG(st.st_mode) and st.st_size == 0 or stat.S_ISDIR(st.st_mode)):
         return False
-    if len(server.files.opens(open_.file_key)) != 1:
+    if len(server.files.opens(open_.handle.key)) != 1:
         return False
     plan = _what_to_make(buffer, share.materialize_device_nodes)
     if plan is None or (stat.S_ISDIR(st.st_mode) and plan[0] != "symlink"):
         return False
-    parent_fd, name = open_.parent_fd, open_.name
+    parent_fd, name = open_.handle.parent_fd, open_.handle.name
     temporary = f".smbsrv-{secrets.token_hex(8)}"
     try:
         if plan[0] == "symlink":
@@ -107,8 +107,8 @@ def _discard(parent_fd: int, name: str) -> None:
 
 def _move_handle(server: ServerState, open_: Open, new_fd: int) -> None:
     """The handle now names the real object: it is a special object (O_PATH, no data access)."""
-    os.close(open_.fd)
-    open_.fd = new_fd
+    os.close(open_.handle.fd)
+    open_.handle.fd = new_fd
     new = os.fstat(new_fd)
     open_.is_directory = False
     server.files.rekey(open_, (new.st_dev, new.st_ino))

@@ -57,7 +57,7 @@ def _duplicate(ctx: RequestContext, target: Open, request: ioctl_wire.IoctlReque
     # No byte-range lock check: Windows clones over other handles' locks (smbtorture dup_extents_src_lock).
 
     def clone() -> bytes:
-        backend.clone_range(source.fd, extents.source_offset, target.fd, extents.target_offset, byte_count)
+        backend.clone_range(source.handle.fd, extents.source_offset, target.handle.fd, extents.target_offset, byte_count)
         return b""
 
     if target.tree.share.hsm_provider:  # placeholders hydrate first (docs/hsm.md)
@@ -72,7 +72,7 @@ def _source_open(ctx: RequestContext, file_id: tuple[int, int], target: Open) ->
     assert session is not None
     source = session.opens.get(file_id[1])
     if (source is None or source.file_id != file_id or source.closed or source.pipe is not None
-            or source.file_key[0] != target.file_key[0]):
+            or source.handle.key[0] != target.handle.key[0]):
         raise SmbError(NtStatus.STATUS_INVALID_HANDLE)
     return source
 

@@ -80,7 +80,7 @@ def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlReque
         open_.reparse_tag = tag
         _changed(ctx, open_)
         return b""
-    open_.tree.reparse_store.set(open_.fd, buffer)
+    open_.tree.reparse_store.set(open_.handle.fd, buffer)
     _set_reparse_attribute(open_, True)
     open_.reparse_tag = tag
     _changed(ctx, open_)
@@ -101,7 +101,7 @@ def delete_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRe
     stored_tag = reparse_tag_of(existing)
     stored_guid = existing[8:24] if not fattr.is_reparse_tag_microsoft(stored_tag) else None
     validate_delete_buffer(request.input, stored_tag, stored_guid)
-    open_.tree.reparse_store.remove(open_.fd)
+    open_.tree.reparse_store.remove(open_.handle.fd)
     _set_reparse_attribute(open_, False)
     open_.reparse_tag = 0
     _changed(ctx, open_)

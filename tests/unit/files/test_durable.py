@@ -80,7 +80,7 @@ def test_scavenger_closes_only_what_timed_out(tmp_path: Path) -> None:
     assert server.files.durable.next_deadline() == 1005.0
     assert server.scavenge(1004.999) == 0
     assert server.scavenge(1005.0) == 1
-    assert short.closed and short.fd == -1 and server.files.durable.get(1) is None
+    assert short.closed and short.handle.fd == -1 and server.files.durable.get(1) is None
     assert server.files.get((1, 1)) is None  # its share mode, locks and oplock went with it
     assert not long.closed and server.files.durable.next_deadline() == 1060.0
     assert server.scavenge(1060.0) == 1 and long.closed

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from smbsrv.fs.handle import FileHandle
 from smbsrv.hsm import mark as marks
 from smbsrv.hsm.hydrate import Hydration, hydrate_fd
 from smbsrv.hsm.providers import ProviderError, ProviderUnavailable
@@ -168,7 +169,7 @@ def test_hydration_is_registered_on_the_file_state(tmp_path: Path) -> None:
 
     class _Open:
         def __init__(self, fd: int, key: tuple[int, int]) -> None:
-            self.fd, self.file_key, self.path_components = fd, key, ("reg.bin",)
+            self.handle, self.path_components = FileHandle(fd, key=key), ("reg.bin",)
             self.tree, self.file = _Tree(), None
 
     async def drive() -> None:

@@ -159,7 +159,7 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
         open_.handle.set_times(None if atime is None else filetime_to_unix_ns(atime),
                                None if mtime is None else filetime_to_unix_ns(mtime))
     if mtime is not None:
-        write_time.set_by_client(open_, filetime_to_unix_ns(mtime))  # sticky for this handle
+        write_time.set_by_client(open_)  # sticky for this handle
     creation_time = time_to_set(basic.creation_time)
     if creation_time is not None or basic.file_attributes or change_time is not None:
         # After the times above: the ChangeTime a client sets holds for the file as it is now.

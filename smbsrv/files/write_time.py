@@ -128,10 +128,12 @@ def update_now(open_: Open, *, only_if_written: bool = True) -> None:
     _immediate(state, open_)
 
 
-def set_by_client(open_: Open, mtime_ns: int) -> None:
-    """FileBasicInformation gave LastWriteTime: sticky for this handle, shown by every open at once."""
+def set_by_client(open_: Open) -> None:
+    """FileBasicInformation gave LastWriteTime (already set on the file): sticky for this handle, shown by
+    every open at once, as the file system holds it (the kernel clamps what it cannot store)."""
     if not _tracked(open_):
         return
+    mtime_ns = open_.handle.stat().st_mtime_ns
     file = open_.file
     state = file.write_time
     if state is None:

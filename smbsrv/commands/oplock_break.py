@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from smbsrv.files import oplocks
+from smbsrv.files.change import Change
 from smbsrv.fs import backend
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.protocol.context import RequestContext
@@ -36,7 +37,6 @@ from smbsrv.wire.create_contexts import CreateContext
 from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
-    from smbsrv.files.notify import Change
     from smbsrv.files.table import FileState
     from smbsrv.protocol.objects import TreeConnect
     from smbsrv.state import ServerState
@@ -290,17 +290,28 @@ class DirectoryChanges:
 
     Started by the first directory lease a share grants and kept for the server's lifetime, as LocalChanges."""
 
-    # Filters of a MODIFIED change that only say the data changed (WRITE, a size change): no break.
+    # Filters of a MODIFIED change that only say the data changed (WRITE, a size change): no break then; the
+    # handle that wrote breaks the directory's leases when it closes (its entry's time and size settle then:
+    # Windows, smbtorture smb2.lease.v2_request), and a local process's close after writing breaks them too.
     _DATA_ONLY = Filter.LAST_WRITE | Filter.LAST_ACCESS | Filter.SIZE
 
     def __init__(self, server: ServerState) -> None:
-        from smbsrv.files.kernel_feed import FAN_ATTRIB, FAN_CREATE, FAN_DELETE, FAN_ONDIR, FAN_RENAME
+        from smbsrv.files.kernel_feed import (
+            FAN_ATTRIB,
+            FAN_CLOSE_WRITE,
+            FAN_CREATE,
+            FAN_DELETE,
+            FAN_ONDIR,
+            FAN_RENAME,
+        )
         from smbsrv.files.notify import ChangeFeed
 
         self.server = server
-        self.local = ChangeFeed(kernel_mask=FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_ONDIR)
+        self.local = ChangeFeed(kernel_mask=FAN_ATTRIB | FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_ONDIR
+                                | FAN_CLOSE_WRITE)
         self._covered: dict[str, bool] = {}
         self._subscriptions: list[object] = []
+        self._written: set[Open] = set()  # opens that wrote since a directory was first leased, until they close
 
     def allowed(self, tree: TreeConnect) -> int:
         root = self.local.real_path(tree.share_root.path)
@@ -320,7 +331,9 @@ class DirectoryChanges:
         now, breaks = clock(), []
         seen: dict[str, FileState | None] = {}
         for change in changes:
-            if change.action == Action.MODIFIED and not change.filter & ~self._DATA_ONLY:
+            if change.action == Action.MODIFIED and not change.filter & ~self._DATA_ONLY and not change.local:
+                if change.origin is not None:
+                    self._written.add(change.origin)
                 continue
             path = os.path.join(change.root, *change.directory)
             if path in seen:
@@ -338,6 +351,18 @@ class DirectoryChanges:
         if breaks:
             log.debug("a change inside a leased directory breaks %d directory leases", len(breaks))
             send_breaks(self.server, breaks)
+
+    def closed(self, open_: Open) -> None:
+        """FileTable.close: a handle that wrote is closing, which settles its entry in the directory."""
+        if open_ not in self._written:
+            return
+        self._written.discard(open_)
+        share_root = open_.tree.share_root
+        if share_root is None or not open_.path_components:
+            return
+        self._on_changes([Change(self.local.real_path(share_root.path), tuple(open_.path_components[:-1]),
+                                 open_.path_components[-1], Action.MODIFIED, Filter.LAST_WRITE | Filter.ATTRIBUTES,
+                                 origin=open_)])
 
 
 def directory_changes(server: ServerState) -> DirectoryChanges:

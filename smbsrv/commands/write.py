@@ -100,5 +100,5 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
     # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
     # burst of writes coalesce in each watch's buffer.
     ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
-                                                Filter.LAST_WRITE | Filter.SIZE)
+                                                Filter.LAST_WRITE | Filter.SIZE, origin=open_)
     return wire.encode_write_response(written)

@@ -105,6 +105,8 @@ class FileTable:
         self.watches.forget(open_)  # a waiting CHANGE_NOTIFY completes with STATUS_NOTIFY_CLEANUP
         self.durable.forget(open_)
         state = self._remove(open_)
+        if self.directory_changes is not None:
+            self.directory_changes.closed(open_)  # a handle that wrote changes its directory's entry now
         if open_.lease is not None:
             oplocks.release(self, open_)
         if state is None:

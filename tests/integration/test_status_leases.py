@@ -13,7 +13,7 @@ from pathlib import Path
 from tests import builders as b
 from tests.conftest import PASSWORD, USER
 from tests.integration.operations_helpers import ops_server
-from tests.integration.test_directory_leases import lease_v2, open_dir
+from tests.integration.test_directory_leases import SMB2_GLOBAL_CAP_DIRECTORY_LEASING, lease_v2, open_dir
 from tests.integration.test_oplocks import (
     LEVEL_BATCH,
     LEVEL_II,
@@ -36,7 +36,8 @@ def test_status_shows_leases_oplocks_and_breaks_in_flight(tmp_path: Path) -> Non
         (tmp_path / "share" / "dir").mkdir()
         server = ops.server
         file_key, dir_key = uuid.uuid4().bytes, uuid.uuid4().bytes
-        with b.connect(server.host, server.port, USER, PASSWORD, dialects=DIALECTS_3) as holder, \
+        with b.connect(server.host, server.port, USER, PASSWORD, dialects=DIALECTS_3,
+                       capabilities=SMB2_GLOBAL_CAP_DIRECTORY_LEASING) as holder, \
                 b.connect(server.host, server.port, USER, PASSWORD, dialects=DIALECTS_3) as other:
             status, body, _ = holder.request(b.SMB2_CREATE, create_req(holder, "leased.txt", LEVEL_LEASE,
                                                                        lease_v2(file_key, R | W | H)).body)

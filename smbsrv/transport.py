@@ -41,6 +41,8 @@ _SMB2_WRITE = 0x09
 _MAX_BULK_IN_FLIGHT = 3
 _LOWAT_MIN_BYTES = 512 * 1024
 _LOWAT_MAX_BYTES = 2 * 1024 * 1024
+# Reads shorter than this go through SocketChannel's read-ahead buffer (every request but bulk WRITEs).
+_READ_AHEAD_BYTES = 16 * 1024
 # The largest message a client may send: MaxWriteSize of payload plus room for headers and a compound.
 _PDU_OVERHEAD = 64 * 1024
 
@@ -50,19 +52,48 @@ class ConnectionClosed(Exception):
 
 
 class SocketChannel:
-    """One client socket: exact reads into caller buffers."""
+    """One client socket: exact reads into caller buffers.
+
+    Small reads go through a read-ahead buffer: one recv(2) takes a request's length prefix, its body, and
+    whatever the client sent after it (the next requests of a pipelining client), instead of one recv for the
+    prefix and another for the body. Large reads (WRITE payloads) land straight in the caller's buffer."""
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self.sock = sock
         self.loop = loop
         self.fd = sock.fileno()
+        self._ahead = bytearray(_READ_AHEAD_BYTES)
+        self._ahead_view = memoryview(self._ahead)
+        self._start = 0  # the unread part of the read-ahead buffer is [_start, _end)
+        self._end = 0
+
+    def _take_ahead(self, view: memoryview, on_data: Callable[[memoryview], None] | None) -> memoryview:
+        """Copy what the read-ahead buffer holds into `view`; return the part of `view` still missing."""
+        count = min(len(view), self._end - self._start)
+        if count:
+            view[:count] = self._ahead_view[self._start:self._start + count]
+            self._start += count
+            if on_data is not None:
+                on_data(view[:count])
+            view = view[count:]
+        return view
+
+    def _fill_ahead(self, count: int) -> None:
+        if count == 0:
+            raise ConnectionClosed()
+        self._start, self._end = 0, count
 
     def read_ready(self, view: memoryview, on_data: Callable[[memoryview], None] | None = None) -> memoryview:
         """Take what has already arrived into `view`; return the part still missing. Most messages are in
         the socket buffer when their turn comes, and this costs no trip through the event loop. `on_data` sees
         each piece as it lands."""
+        view = self._take_ahead(view, on_data)
         try:
             while view:
+                if len(view) < _READ_AHEAD_BYTES:
+                    self._fill_ahead(self.sock.recv_into(self._ahead))
+                    view = self._take_ahead(view, on_data)
+                    continue
                 count = self.sock.recv_into(view)
                 if count == 0:
                     raise ConnectionClosed()
@@ -84,8 +115,13 @@ class SocketChannel:
             await asyncio.wait_for(self._read_rest(view, on_data), timeout=timeout_s)
 
     async def _read_rest(self, view: memoryview, on_data: Callable[[memoryview], None] | None) -> None:
+        # read_ready() left the read-ahead buffer empty.
         if len(view) < _LOWAT_MIN_BYTES:
             while view:
+                if len(view) < _READ_AHEAD_BYTES:
+                    self._fill_ahead(await self.loop.sock_recv_into(self.sock, self._ahead))
+                    view = self._take_ahead(view, on_data)
+                    continue
                 count = await self.loop.sock_recv_into(self.sock, view)
                 if count == 0:
                     raise ConnectionClosed()
@@ -131,6 +167,10 @@ class Outbox:
         if self.broken:
             _release(buffers)
             return
+        if not self.items and self.flusher is None:
+            buffers = self._send_now(buffers)
+            if not buffers:
+                return
         for buffer in buffers:
             if isinstance(buffer, FileRange):
                 self.items.append(buffer)
@@ -148,6 +188,26 @@ class Outbox:
         if self.queued_bytes > _OUTBOX_LIMIT and self.flusher is not None:
             self._room.clear()
             await self._room.wait()
+
+    def _send_now(self, buffers: Buffers) -> Buffers:
+        """The common case, nothing queued before: one sendmsg of the response as it is (no queue, no views);
+        return what the socket did not take."""
+        for buffer in buffers:
+            if isinstance(buffer, FileRange):
+                return buffers
+        try:
+            sent = self.sock.sendmsg(buffers)  # type: ignore[arg-type]
+        except (BlockingIOError, InterruptedError):
+            return buffers
+        except OSError:
+            self._break()
+            return []
+        for index, buffer in enumerate(buffers):
+            size = len(buffer)  # type: ignore[arg-type]
+            if sent < size:
+                return [memoryview(buffer).cast("B")[sent:], *buffers[index + 1:]]  # type: ignore[arg-type]
+            sent -= size
+        return []
 
     def _push(self) -> bool:
         """Send until the socket would block; True when nothing is left."""

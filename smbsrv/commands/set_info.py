@@ -10,6 +10,7 @@ from smbsrv.files import write_time
 from smbsrv.fs import backend, dos_attrs, eas, nt_acl
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
+from smbsrv.fs.share_modes import check_share_access
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
@@ -22,14 +23,17 @@ from smbsrv.protocol.objects import Open
 from smbsrv.wire import query as wire
 from smbsrv.wire.constants import (
     DELETE,
+    FILE_APPEND_DATA,
     FILE_READ_DATA,
-    FILE_SHARE_DELETE,
+    FILE_SHARE_READ,
+    FILE_SHARE_WRITE,
     FILE_WRITE_ATTRIBUTES,
     FILE_WRITE_DATA,
     FILE_WRITE_EA,
     SMB2_0_INFO_FILE,
     SMB2_0_INFO_FILESYSTEM,
     SMB2_0_INFO_SECURITY,
+    SYNCHRONIZE,
     WRITE_DAC,
     WRITE_OWNER,
 )
@@ -38,8 +42,6 @@ from smbsrv.wire.status import NtStatus
 FILE_ATTRIBUTE_READONLY = 0x00000001
 FILE_ATTRIBUTE_DIRECTORY = 0x00000010
 FILE_ATTRIBUTE_TEMPORARY = 0x00000100
-# Access that makes an open take part in share-mode checks (READ/WRITE/APPEND/EXECUTE data, DELETE).
-_SHARE_CHECKED_ACCESS = 0x00000001 | 0x00000002 | 0x00000004 | 0x00000020 | DELETE
 
 
 def handle(ctx: RequestContext, request: wire.SetInfoRequest) -> bytes:
@@ -205,9 +207,9 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
     replace = rename.replace_if_exists or bool(rename.flags & classes.FILE_RENAME_REPLACE_IF_EXISTS)
     posix_semantics = bool(rename.flags & classes.FILE_RENAME_POSIX_SEMANTICS) or open_.posix
     source_parent, source_name = open_.handle.parent_fd, open_.handle.name
-    _check_parent_opens(server, source_parent)
     target, requested_name = _target(ctx, open_, rename.file_name)
     with target:
+        _check_target_directory(server, target.parent_fd, open_.is_directory)
         existing = target.stat
         same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.handle.key
         # The new name as the client spelled it: a rename that changes only the case must store that case.
@@ -245,15 +247,17 @@ def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation
     return wire.SET_INFO_RESPONSE
 
 
-def _check_parent_opens(server, parent_fd: int) -> None:  # type: ignore[no-untyped-def]
-    """Windows refuses to rename out of a directory that another handle holds open with DELETE access or
-    without FILE_SHARE_DELETE (smbtorture smb2.rename.*)."""
+def _check_target_directory(server, parent_fd: int, is_directory: bool) -> None:  # type: ignore[no-untyped-def]
+    """A rename on Windows opens the target's directory to add the name (the I/O manager's open of the
+    target directory: FILE_ADD_FILE, or FILE_ADD_SUBDIRECTORY for a directory, sharing read and write), so
+    the ordinary sharing check of [MS-FSA] 2.1.5.1.2 against that directory's opens decides: one with DELETE
+    access, or one sharing no write, refuses it with STATUS_SHARING_VIOLATION (smbtorture smb2.rename.*);
+    one that shares read and write but not delete does not (a CHANGE_NOTIFY handle in smb2.notify.rec and
+    mask-change). Samba 4.17 looks only for DELETE access (parent_dirname_compatible_open)."""
     parent = backend.fstat(parent_fd)
-    for other in server.files.opens((parent.st_dev, parent.st_ino)):
-        if not other.granted_access & _SHARE_CHECKED_ACCESS:
-            continue  # an attribute-only open takes no part in sharing ([MS-FSA] 2.1.5.1.2)
-        if other.granted_access & DELETE or not other.share_access & FILE_SHARE_DELETE:
-            raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
+    access = (FILE_APPEND_DATA if is_directory else FILE_WRITE_DATA) | SYNCHRONIZE
+    check_share_access(server.files.opens((parent.st_dev, parent.st_ino)), access,
+                       FILE_SHARE_READ | FILE_SHARE_WRITE)
 
 
 def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> None:

@@ -237,11 +237,11 @@ def grant(table: FileTable, state: FileState, open_: Open, *, requested_level: i
     got_oplock = not directory and any(other.lease is None for other in others)
     have_other_lease = any(own is None or other.lease is not own for other in others)
     if lease_key is not None:
+        if directory:
+            lease_state &= R | H  # what is asked of a directory, also for the upgrade check below
         granted = lease_state
         if not granted & (R | W) or granted in (W, W | H):
             granted = 0
-        if directory:
-            granted &= R | H
     else:
         granted = oplock_caching(requested_level)
     granted &= allowed

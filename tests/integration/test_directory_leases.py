@@ -248,3 +248,18 @@ def test_opening_the_directory_with_a_sharing_violation_breaks_h(server: SmbServ
         assert lease_break(holder) == (key, R | H, R, 1)
         assert lease_ack(holder, key, R).status == b.STATUS_SUCCESS
         assert other.receive(mid).status == b.STATUS_SHARING_VIOLATION
+
+
+def test_broken_lease_is_taken_again_with_its_key(server: SmbServer) -> None:
+    """After a break to none, opening the directory again with the same key (asking RWH, as smbtorture's
+    smb2.lease.v2_request does) brings the lease back to RH with a new epoch."""
+    key = uuid.uuid4().bytes
+    with client(server) as holder, client(server) as other:
+        granted, body = open_dir(holder, "dir", key, R | W | H)
+        assert granted == R | H
+        epoch = lease_response(body)[2]
+        other.close_file(create_file(other, "dir\\again.txt"))
+        assert lease_break(holder) == (key, R | H, 0, 1)
+        assert lease_ack(holder, key, 0).status == b.STATUS_SUCCESS
+        granted, body = open_dir(holder, "dir", key, R | W | H)
+        assert granted == R | H and lease_response(body)[2] == epoch + 2

@@ -33,6 +33,7 @@ from smbsrv.commands import (
     write,
 )
 from smbsrv.events import observed
+from smbsrv.fs import identity
 from smbsrv.protocol.connection import Handlers
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
@@ -99,6 +100,7 @@ async def dispatch(ctx: RequestContext) -> bytes | Reply:
         if connection.negotiated:
             # [MS-SMB2] 3.3.5.3.1: a second NEGOTIATE on a connection ends it.
             raise ProtocolViolation("second NEGOTIATE")
+        identity.become_root()
         return negotiate.handle(ctx)
     if not connection.negotiated:
         raise ProtocolViolation("request before NEGOTIATE")
@@ -120,16 +122,22 @@ async def dispatch(ctx: RequestContext) -> bytes | Reply:
         _find_open(ctx, _file_id_of(request))
     session = ctx.session
     if session is None:
+        identity.become_root()  # an earlier request of the same message may have left its user's identity
         result = entry.handle(ctx, request)
     else:
-        with connection.server.acting_as(session):
-            result = entry.handle(ctx, request)
+        # The user's identity stays on when the handler returns: the next request of a compound (cifs.ko's
+        # CREATE + QUERY_INFO + CLOSE) is usually the same user's, and a switch there and back costs ~11 us.
+        # The connection goes back to the server's identity once the message is answered
+        # (Handlers.end_of_message), before the event loop runs anything else.
+        identity.become(session.uid, session.gid, session.groups)
+        result = entry.handle(ctx, request)
     # Most handlers answer at once (checked first: cheaper than isawaitable); the few that wait (locks, large
-    # writes, pipes) return an awaitable.
+    # writes, pipes) return an awaitable, which gives the event loop turns: those run as the server.
     if type(result) is bytes or type(result) is Reply or not inspect.isawaitable(result):
         return result  # type: ignore[no-any-return]
     if session is not None and inspect.iscoroutine(result):
         return await _StepsActingAs(result, connection.server, session)  # type: ignore[no-any-return]
+    identity.become_root()
     return await result  # type: ignore[no-any-return]
 
 
@@ -227,4 +235,4 @@ dispatch = observed(dispatch)  # type: ignore[assignment]
 
 # What a Connection calls into (protocol/connection.py Handlers): passed in by the transport, never imported by
 # protocol/.
-HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate)
+HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate, identity.become_root)

@@ -52,10 +52,13 @@ _NBSS = struct.Struct(">I")
 @dataclass(frozen=True, slots=True)
 class Handlers:
     """What the protocol core calls into, passed in by the edge (dispatch.HANDLERS) so that protocol/ imports no
-    command module: the dispatcher for SMB2 requests, and the SMB1 NEGOTIATE that may open a connection."""
+    command module: the dispatcher for SMB2 requests, and the SMB1 NEGOTIATE that may open a connection;
+    `end_of_message` runs once every request of a message has been dispatched (the dispatcher's requests keep
+    their user's identity until then)."""
 
     dispatch: Callable[[RequestContext], Awaitable[Any]]
     smb1_negotiate: Callable[[Connection, memoryview], bytes]
+    end_of_message: Callable[[], None] = lambda: None
 
 
 @dataclass(slots=True)
@@ -160,6 +163,14 @@ class Connection:
                            streamed_signature: tuple[Signer, bytes] | None = None,
                            previous: RequestContext | None = None,
                            create_error: NtStatus | None = None) -> Buffers | None:
+        try:
+            return await self._answer_smb2(view, encrypted_by, streamed_signature, previous, create_error)
+        finally:
+            self.handlers.end_of_message()
+
+    async def _answer_smb2(self, view: memoryview, encrypted_by: Session | None,
+                           streamed_signature: tuple[Signer, bytes] | None, previous: RequestContext | None,
+                           create_error: NtStatus | None) -> Buffers | None:
         """`previous` and `create_error` carry a compound's state into the rest of its chain when a CREATE in
         it went async (see _continue_after)."""
         dispatch = self.handlers.dispatch

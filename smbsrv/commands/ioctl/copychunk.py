@@ -164,7 +164,7 @@ class _CopyJob:
         if source is None:
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
         _check_handles(self.ctl_code, source, self.target)
-        if backend.fstat(source.handle.fd).st_size < chunk.source_offset + chunk.length:
+        if source.handle.size() < chunk.source_offset + chunk.length:
             # [MS-SMB2] 3.3.5.15.6 says STATUS_END_OF_FILE; Windows (<240>) and Samba answer INVALID_VIEW_SIZE.
             raise SmbError(NtStatus.STATUS_INVALID_VIEW_SIZE)
         check_locks(self.ctx, source, chunk.source_offset, chunk.length, write=False)
@@ -182,7 +182,7 @@ class _CopyJob:
     def _finish(self) -> bytes:
         share = self.target.tree.share
         if share.sync_always or self.target.create_options & FILE_WRITE_THROUGH:
-            backend.fdatasync(self.target.handle.fd)
+            self.target.handle.sync(data_only=True)
         return wire.encode_response(self.done.chunks, 0, self.done.bytes)
 
     def _failed(self, status: NtStatus | None) -> Reply:

@@ -105,18 +105,18 @@ class ServerState:
         self._forget_session(connection, session, keep_signer)
 
     def end_tree_connect(self, session: Session, tree: TreeConnect) -> None:
-        """TREE_DISCONNECT ([MS-SMB2] 3.3.5.8): the tree connect's opens end, durable ones disconnected."""
-        opens = [open_ for open_ in session.opens.values() if open_.tree is tree]
-        for open_ in opens:
+        """TREE_DISCONNECT ([MS-SMB2] 3.3.5.8): the tree connect's opens are closed, durable ones too (Samba
+        4.17's file_close_conn; smbtorture smb2.durable-open.reopen3)."""
+        for open_ in [open_ for open_ in session.opens.values() if open_.tree is tree]:
             session.opens.pop(open_.file_id[1], None)
-        self.release_opens(opens)
+            self.close_open(open_)
         session.tree_connects.pop(tree.tree_id, None)
 
     def release_opens(self, opens: list[Open]) -> int:
         """End handles whose session, tree connect or connection ends: the FileTable says per open whether it
-        is kept as a disconnected durable open or closed. Samba 4.17 keeps durable opens on LOGOFF and
-        TREE_DISCONNECT too (its SHUTDOWN_CLOSE), as on connection loss; smbtorture smb2.durable-open.reopen1a
-        reconnects after a PreviousSessionId logoff. Returns how many were kept."""
+        is kept as a disconnected durable open or closed. Samba 4.17 keeps durable opens on LOGOFF too (its
+        SHUTDOWN_CLOSE), as on connection loss; smbtorture smb2.durable-open.reopen1a reconnects after a
+        PreviousSessionId logoff. Returns how many were kept."""
         now = self.clock()
         kept = 0
         for open_ in opens:

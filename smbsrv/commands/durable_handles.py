@@ -25,6 +25,7 @@ from smbsrv.wire.constants import (
     SMB2_CREATE_DURABLE_HANDLE_RECONNECT_V2,
     SMB2_CREATE_DURABLE_HANDLE_REQUEST,
     SMB2_CREATE_DURABLE_HANDLE_REQUEST_V2,
+    SMB2_CREATE_QUERY_ON_DISK_ID,
     SMB2_CREATE_REQUEST_LEASE,
     SMB2_FLAGS_REPLAY_OPERATION,
     SMB2_OPLOCK_LEVEL_BATCH,
@@ -48,17 +49,22 @@ def check_contexts(ctx: RequestContext, request: wire.CreateRequest) -> bool:
     if dhnc is not None and (dh2c is not None or dh2q is not None) or \
             dh2c is not None and (dhnq is not None or dh2q is not None):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # 3.3.5.9.7, 3.3.5.9.12
-    leasing = ctx.connection.dialect >= 0x0210 and SMB2_CREATE_REQUEST_LEASE in contexts
+    # Contexts a reconnect may carry beside its own: the lease; and QFid, a query that changes nothing, which
+    # cifs.ko sends with every open, its reconnects too. Samba 4.17 refuses any other context (its reading of
+    # 3.3.5.9.7, which says nothing about them), and then cifs.ko falls back to opening the file again by
+    # name, losing its byte-range locks; smbsrv answers QFid instead (tests/kernel/test_cifs_durable.py).
+    allowed = (ctx.connection.dialect >= 0x0210 and SMB2_CREATE_REQUEST_LEASE in contexts) \
+        + (SMB2_CREATE_QUERY_ON_DISK_ID in contexts)
     if dhnc is not None:
         contexts_wire.decode_durable_reconnect(dhnc)
-        # 3.3.5.9.7: a DHnQ beside it is ignored; any other context (but the lease) fails the reconnect.
-        if len(contexts) != 1 + (dhnq is not None) + leasing:
-            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        # 3.3.5.9.7: a DHnQ beside it is ignored; any other context fails the reconnect (Samba).
+        if len(contexts) != 1 + (dhnq is not None) + allowed:
+            raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, f"DHnC with other contexts: {sorted(contexts)}")
         return True
     if dh2c is not None:
         contexts_wire.decode_durable_reconnect_v2(dh2c)
-        if len(contexts) != 1 + leasing:
-            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        if len(contexts) != 1 + allowed:
+            raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, f"DH2C with other contexts: {sorted(contexts)}")
         return True
     if dhnq is not None:
         contexts_wire.check_durable_request(dhnq)
@@ -67,6 +73,12 @@ def check_contexts(ctx: RequestContext, request: wire.CreateRequest) -> bool:
     if dh2q is not None:
         contexts_wire.decode_durable_request_v2(dh2q)
     return False
+
+
+def _refused(status: NtStatus, why: str) -> SmbError:
+    """A reconnect that fails: the DEBUG log says why (the client sees only the status)."""
+    log.debug("durable reconnect refused: %s (%s)", why, status.name)
+    return SmbError(status)
 
 
 def _owner(session: Session) -> tuple[int, str]:
@@ -89,7 +101,7 @@ def reconnect(ctx: RequestContext, request: wire.CreateRequest) -> Open:
         persistent, create_guid = ask.file_id[0], ask.create_guid
     record = ctx.connection.server.files.durable.get(persistent)
     if record is None or not record.durable:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, "no such durable open")
     # Every field of the request but the name, the reconnect context and the lease key is ignored, the
     # RequestedOplockLevel too (smbtorture smb2.durable-open.reopen2-lease sends 0x78 with its lease).
     data = contexts.get(SMB2_CREATE_REQUEST_LEASE) if ctx.connection.dialect >= 0x0210 else None
@@ -105,21 +117,21 @@ def _reattach(ctx: RequestContext, request: wire.CreateRequest, record: Durable,
     assert session is not None and tree is not None
     client_guid = ctx.connection.client_guid
     if (lease is not None or open_.lease is not None) and record.client_guid != client_guid:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # a lease belongs to its client
+        raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, "another client's lease")  # a lease belongs to its client
     if create_guid is not None and (record.create_guid or bytes(16)) != create_guid:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # a v1 open has the zero CreateGuid (Samba)
+        raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, "another CreateGuid")  # a v1 open has the zero CreateGuid (Samba)
     if _owner(session) != record.owner:
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # 3.3.5.9.7: Open.Session.SecurityContext differs
+        raise _refused(NtStatus.STATUS_ACCESS_DENIED, "another user")  # 3.3.5.9.7: Open.Session.SecurityContext differs
     if record.disconnected_at is None or tree.is_ipc or tree.share.name.lower() != record.share:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)  # still connected, or another share
+        raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, "still connected or another share")  # still connected, or another share
     # Samba's smbd_smb2_create_durable_lease_check: the lease asked for must be the open's.
     if lease is None and open_.lease is not None or lease is not None and open_.lease is None:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, "lease asked or not as the open has it")
     if lease is not None:
         if lease.lease_key != open_.lease.key:
-            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+            raise _refused(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND, "another lease key")
         if not _same_name(ctx, request, open_):
-            raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
+            raise _refused(NtStatus.STATUS_INVALID_PARAMETER, "the lease's file under another name")
     open_.tree = tree
     open_.session = session
     open_.connection = ctx.connection

@@ -7,7 +7,8 @@ Rules as Samba 4.17 applies them (source3/smbd/smb2_create.c, durable.c):
 * granted (DHnQ, or DH2Q without PERSISTENT; persistent handles need a continuously available share, which
   smbsrv does not offer) only for a regular file whose open holds a batch oplock or a lease with H;
 * kept at a disconnect only while that is still true (a break may have taken H away), with no delete-on-close,
-  and, when the handle holds byte-range locks, only with W caching as well; otherwise it is closed as usual;
+  no break in flight (nobody could acknowledge it), and, when the handle holds byte-range locks, only with W
+  caching as well; otherwise it is closed as usual;
 * a disconnected durable open that must be broken (another open conflicts with its oplock or lease) cannot be
   told, so it is closed instead: the breaker does not wait for an acknowledgment that cannot come;
 * a disconnected durable open lives for its timeout (v1 16 minutes as Samba; v2 what the client asked, at most
@@ -115,6 +116,11 @@ class DurableOpens:
         if record is None or not record.durable or not may_be_durable(open_):
             return False
         if open_.delete_on_close or open_.file is not None and open_.file.delete_pending:
+            return False
+        if open_.lease is not None and open_.lease.breaking or open_.oplock_breaking_to >= 0:
+            # A break was sent on the lost connection and nobody is left to acknowledge it: kept, the open
+            # would hold the opener that caused the break for the whole break timeout (smbtorture
+            # smb2.durable-open.lease when its second open overtakes the first connection's end).
             return False
         if open_.file is not None and open_.file.locks.owned_by(open_) and not caching_of(open_) & W:
             return False

@@ -164,6 +164,18 @@ class TcpRelay:
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
+    def cut(self) -> int:
+        """Drops every relayed connection (both sides, at once, as a network failure would end them) and keeps
+        listening, so the client can reconnect. Returns how many sockets were closed."""
+        with self._lock:
+            sockets = list(self._open_sockets)
+            self._open_sockets.clear()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        return len(sockets)
+
     def stop(self) -> None:
         self._stopping.set()
         if self._listener is not None:

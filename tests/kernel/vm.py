@@ -184,11 +184,13 @@ def run_guest(
     memory_mib: int = 512,
     cpus: int = 1,
     on_line: Callable[[str], None] | None = None,
+    on_relay: Callable[[TcpRelay], None] | None = None,
 ) -> GuestResult:
     """Boots the guest, runs `script` (shell text) in it and returns the parsed console.
 
     The guest reaches the server at 10.0.2.2:server_port, relayed to 127.0.0.1:server_port on the host.
-    on_line, if given, sees every console line as it arrives (for live progress).
+    on_line, if given, sees every console line as it arrives (for live progress); on_relay, if given, gets the
+    relay once it listens (a test can cut the guest's connections with TcpRelay.cut()).
     """
     image = image or build_image()
     env = dict(env or {})
@@ -201,7 +203,9 @@ def run_guest(
             out.write(_run_layer(image, script, server_port, env))
 
         namespace = cleanup.enter_context(NetNamespace())
-        cleanup.enter_context(TcpRelay(namespace, server_port, server_port))
+        relay = cleanup.enter_context(TcpRelay(namespace, server_port, server_port))
+        if on_relay is not None:
+            on_relay(relay)
 
         chunks: list[str] = []
         started = time.monotonic()

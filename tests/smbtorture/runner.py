@@ -40,6 +40,7 @@ RUNS = (
         "smb2.winattr", "smb2.sdread", "smb2.maximum_allowed", "smb2.acls", "smb2.acls_non_canonical",
         "smb2.mangle", "smb2.charset", "smb2.timestamps", "smb2.timestamp_resolution", "smb2.samba3misc",
         "smb2.maxfid", "smb2.secleak", "smb2.oplock", "smb2.lease", "smb2.notify", "smb2.multichannel",
+        "smb2.durable-open", "smb2.durable-v2-open", "smb2.replay",
     )),
     # bug15397 checks what a server configured with "signing required" announces; it needs such a server.
     Run("signing-required", ("--signing", "required"), ("smb2.session-require-signing",), signing_required=True),

@@ -57,6 +57,16 @@ def test_disconnect_with_locks_needs_write_caching() -> None:
     assert not table.disconnect(read_handle, 0.0)  # Samba: locks without W are not kept
 
 
+def test_an_open_with_a_break_in_flight_is_not_kept() -> None:
+    table = FileTable()
+    batch = make_open(table, 1, BATCH)
+    batch.oplock_breaking_to = LEVEL_II  # the break went out on the connection now lost: no one can answer it
+    assert not table.disconnect(batch, 0.0)
+    leased = make_open(table, 2, 0)
+    leased.lease = Lease(b"g" * 16, b"k" * 16, (1, 2), 2, None, R | H, 1, [leased], breaking=True)
+    assert not table.disconnect(leased, 0.0)
+
+
 def test_delete_on_close_is_never_kept() -> None:
     table = FileTable()
     batch = make_open(table, 1, BATCH)

@@ -15,7 +15,7 @@ from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.security import SE_DACL_PRESENT, parse_descriptor, posix_mode_from_dacl
-from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, filetime_to_unix_ns, time_to_set
+from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, FILETIME_STOP_UPDATES, filetime_to_unix_ns, time_to_set
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -162,6 +162,8 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
                                None if mtime is None else filetime_to_unix_ns(mtime))
     if mtime is not None:
         write_time.set_by_client(open_)  # sticky for this handle
+    elif basic.last_write_time in (FILETIME_STOP_UPDATES, FILETIME_RESUME_UPDATES):
+        write_time.stop_updates(open_, basic.last_write_time == FILETIME_STOP_UPDATES)
     creation_time = time_to_set(basic.creation_time)
     if creation_time is not None or basic.file_attributes or change_time is not None:
         # After the times above: the ChangeTime a client sets holds for the file as it is now.

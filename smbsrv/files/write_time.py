@@ -145,6 +145,26 @@ def set_by_client(open_: Open) -> None:
     state.shown_ns = mtime_ns
 
 
+def stop_updates(open_: Open, stop: bool) -> None:
+    """FileBasicInformation LastWriteTime -1 / -2 ([MS-FSA] 2.1.5.15.2 Open.UserSetModificationTime): this
+    handle's writes no longer move the time (the one shown now is kept), or move it again."""
+    if not _tracked(open_):
+        return
+    file = open_.file
+    state = file.write_time
+    if state is None:
+        if not stop:
+            return
+        state = file.write_time = WriteTime(open_.handle.stat().st_mtime_ns)
+    else:
+        _settle(state, file.opens)
+    handle = state.handles.setdefault(open_, _Handle())
+    handle.forced = stop
+    if stop:
+        handle.due_ns = None
+        handle.on_close = False
+
+
 def closing(open_: Open) -> None:
     """Before a handle goes: a sticky time is written again, a write since the last update sets the time to
     now. Idempotent (CLOSE calls it before its answer, the teardown again)."""

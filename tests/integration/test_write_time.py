@@ -94,3 +94,31 @@ def test_flush_and_a_set_time_update_at_once(smb_server: SmbServer) -> None:
         assert _close_write_time(client, setter) == chosen
         assert _close_write_time(client, writer) == chosen
     assert _disk_write_time(smb_server.share_path / "flush.bin") == chosen
+
+
+def test_stopped_updates_keep_the_time(smb_server: SmbServer) -> None:
+    """LastWriteTime -1 stops the handle's writes from moving the time ([MS-FSA] 2.1.5.15.2), also at its close;
+    -2 lets them move it again."""
+    stop = struct.pack("<qqqqI4x", 0, 0, -1, 0, 0)
+    resume = struct.pack("<qqqqI4x", 0, 0, -2, 0, 0)
+    with b.connect(smb_server.host, smb_server.port, smb_server.user, smb_server.password) as client:
+        created = client.create("frozen.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                disposition=b.FILE_CREATE)
+        writer, original = b.create_file_id(created.body), _created_write_time(created)
+        assert client.set_info(writer, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, stop).status \
+            == b.STATUS_SUCCESS
+        time.sleep(0.2)
+        assert client.write(writer, 0, b"kept").status == b.STATUS_SUCCESS
+        assert client.request(b.SMB2_FLUSH, b.flush_body(writer)).status == b.STATUS_SUCCESS
+        assert _write_time(client, writer) == original
+        assert _close_write_time(client, writer) == original
+        assert _disk_write_time(smb_server.share_path / "frozen.bin") == original
+        writer = client.open("frozen.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+        assert client.set_info(writer, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, stop).status \
+            == b.STATUS_SUCCESS
+        assert client.set_info(writer, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, resume).status \
+            == b.STATUS_SUCCESS
+        assert client.write(writer, 0, b"moves").status == b.STATUS_SUCCESS
+        assert client.request(b.SMB2_FLUSH, b.flush_body(writer)).status == b.STATUS_SUCCESS
+        assert _write_time(client, writer) > original
+        assert client.close_file(writer) == b.STATUS_SUCCESS

@@ -99,6 +99,7 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
         open_.handle.sync(data_only=True)
     # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
     # burst of writes coalesce in each watch's buffer.
+    open_.wrote = True  # its close breaks the directory's leases (commands/oplock_break.py DirectoryChanges)
     ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
                                                 Filter.LAST_WRITE | Filter.SIZE, origin=open_)
     return wire.encode_write_response(written)

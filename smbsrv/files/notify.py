@@ -48,18 +48,24 @@ _ACCESS_CACHE = 256
 Subscriber = Callable[[Sequence[Change]], None]
 
 
-class Subscription:
-    __slots__ = ("_feed", "callback", "on_overflow")
+ALL_FILTERS = 0xFFFFFFFF
 
-    def __init__(self, feed: ChangeFeed, callback: Subscriber, on_overflow: Callable[[], None] | None) -> None:
+
+class Subscription:
+    __slots__ = ("_feed", "callback", "mask", "on_overflow")
+
+    def __init__(self, feed: ChangeFeed, callback: Subscriber, on_overflow: Callable[[], None] | None,
+                 mask: int = ALL_FILTERS) -> None:
         self._feed = feed
         self.callback = callback
         self.on_overflow = on_overflow
+        self.mask = mask
 
     def cancel(self) -> None:
         feed, self._feed = self._feed, None  # type: ignore[assignment]
         if feed is not None:
             feed._subscribers.remove(self)
+            feed._update_wanted()
 
 
 class ChangeFeed:
@@ -68,6 +74,7 @@ class ChangeFeed:
     def __init__(self, kernel_feed: bool = True, kernel_mask: int | None = None) -> None:
         self._kernel_mask = kernel_mask  # fanotify events of the kernel feed (None: files/kernel_feed.py's)
         self._subscribers: list[Subscription] = []
+        self._wanted = 0  # the filters some subscriber wants: changes of no other kind are not even built
         self._roots: dict[str, int] = {}  # real path of a share root -> how many users need its local changes
         self._pending: list[Change] = []
         self._delivering = False
@@ -78,12 +85,21 @@ class ChangeFeed:
 
     # -- subscription API (CHANGE_NOTIFY watches, directory leases) -----------------------------------------
 
-    def subscribe(self, callback: Subscriber, on_overflow: Callable[[], None] | None = None) -> Subscription:
-        """Call `callback(changes)` with every batch of changes of every share, on the event loop and as the
-        server; `on_overflow()` when the kernel dropped events (anything may have changed)."""
-        subscription = Subscription(self, callback, on_overflow)
+    def subscribe(self, callback: Subscriber, on_overflow: Callable[[], None] | None = None,
+                  mask: int = ALL_FILTERS) -> Subscription:
+        """Call `callback(changes)` with every batch of changes of every share whose filter has a bit of `mask`
+        (directory leases leave out the data-only changes of every WRITE), on the event loop and as the server;
+        `on_overflow()` when the kernel dropped events (anything may have changed)."""
+        subscription = Subscription(self, callback, on_overflow, mask)
         self._subscribers.append(subscription)
+        self._update_wanted()
         return subscription
+
+    def _update_wanted(self) -> None:
+        wanted = 0
+        for subscription in self._subscribers:
+            wanted |= subscription.mask
+        self._wanted = wanted
 
     def want_root(self, root: str) -> None:
         """A subscriber needs the local changes (other processes, other protocols) below share directory
@@ -135,7 +151,7 @@ class ChangeFeed:
                 is_dir: bool = False, origin: Open | None = None) -> None:
         """This server changed the object at `components` of the tree's share (the command modules' call),
         through the open `origin` when there is one."""
-        if not self._subscribers or not components or tree.share_root is None:
+        if not filter_ & self._wanted or not components or tree.share_root is None:
             return
         self.publish([Change(self.real_path(tree.share_root.path), tuple(components[:-1]), components[-1],
                              action, filter_, is_dir, origin=origin)])
@@ -166,7 +182,9 @@ class ChangeFeed:
         is answered. Not later in the event loop: a client that sends its next request the moment it has an
         answer keeps the transport reading without a loop turn in between, and a deferred delivery would lag
         behind what that client already did."""
-        if not self._subscribers:
+        if self._wanted != ALL_FILTERS:
+            changes = [change for change in changes if change.filter & self._wanted]
+        if not changes:
             return
         self._pending.extend(changes)
         if self._delivering:
@@ -187,8 +205,12 @@ class ChangeFeed:
         while self._pending:
             batch, self._pending = self._pending, []
             for subscription in list(self._subscribers):
+                wanted = batch if subscription.mask == ALL_FILTERS else [
+                    change for change in batch if change.filter & subscription.mask]
+                if not wanted:
+                    continue
                 try:
-                    subscription.callback(batch)
+                    subscription.callback(wanted)
                 except Exception:  # one subscriber's bug must not starve the others
                     log.exception("change feed subscriber failed")
 

@@ -123,6 +123,7 @@ class Open:
     # The ParentLeaseKey the CREATE named ([MS-FSA] Open.ParentOplockKey): a change made through this open does
     # not break that lease of the client's on the parent directory (commands/oplock_break.py DirectoryChanges).
     parent_lease_key: bytes | None = None
+    wrote: bool = False  # a WRITE went through this handle: its close settles the directory entry (leases)
     reparse_tag: int = 0
     position: int = 0
     mode_flags: int = 0

@@ -299,3 +299,36 @@ def test_logoff_keeps_a_durable_open_for_a_reconnect(server: SmbServer) -> None:
         assert back.tree_connect("share").status == b.STATUS_SUCCESS
         assert create(back, "after-logoff.txt", LEVEL_BATCH, dh2c(file_id, create_guid)).status == \
             b.STATUS_OBJECT_NAME_NOT_FOUND
+
+
+def test_a_create_waiting_for_a_break_cannot_be_replayed_yet(server: SmbServer) -> None:
+    """While a DH2Q create waits for an oplock break, a create with its CreateGuid (a replay or not) gets
+    STATUS_FILE_NOT_AVAILABLE, so the client retries it (Samba 4.17; smb2.replay.dhv2-pending1*-sane); once the
+    holder acknowledges, the waiting create completes and its replay returns that open."""
+    holder = connect(server, uuid.uuid4().bytes)
+    try:
+        response = create(holder, "contested.txt", LEVEL_BATCH, b"")
+        held = b.create_file_id(response.body)
+        guid, create_guid = uuid.uuid4().bytes, uuid.uuid4().bytes
+        with connect(server, guid) as waiter:
+            req = b.Req(b.SMB2_CREATE, b.create_body("contested.txt", desired_access=READ_WRITE,
+                                                     disposition=b.FILE_OPEN_IF, share_access=b.FILE_SHARE_ALL,
+                                                     oplock=LEVEL_BATCH, contexts=dh2q(create_guid)),
+                        tree_id=waiter.tree_id, session_id=waiter.session_id)
+            (waiting,) = waiter.send(req)
+            assert waiter.receive(waiting, skip_pending=False).status == b.STATUS_PENDING
+            for flags in (SMB2_FLAGS_REPLAY_OPERATION, 0):
+                again = create(waiter, "contested.txt", LEVEL_BATCH, dh2q(create_guid), flags=flags)
+                assert again.status == STATUS_FILE_NOT_AVAILABLE
+            ack = struct.pack("<HBBIQQ", 24, LEVEL_II, 0, 0, *held)
+            assert holder.request(0x12, ack).status == b.STATUS_SUCCESS
+            done = waiter.receive(waiting)
+            assert done.status == b.STATUS_SUCCESS
+            replay = create(waiter, "contested.txt", LEVEL_BATCH, dh2q(create_guid),
+                            flags=SMB2_FLAGS_REPLAY_OPERATION)
+            assert replay.status == b.STATUS_SUCCESS
+            assert b.create_file_id(replay.body) == b.create_file_id(done.body)
+            assert waiter.close_file(b.create_file_id(done.body)) == b.STATUS_SUCCESS
+        holder.close_file(held)
+    finally:
+        holder.close()

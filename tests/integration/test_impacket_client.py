@@ -26,6 +26,7 @@ from impacket.smb3structs import (
     FILE_NON_DIRECTORY_FILE,
     FILE_OPEN,
     FILE_OVERWRITE_IF,
+    FILE_READ_ATTRIBUTES,
     FILE_READ_DATA,
     FILE_SHARE_READ,
     FILE_SHARE_WRITE,
@@ -264,12 +265,22 @@ def test_open_read_write_and_query_info(conn: SMBConnection, server: SmbServer, 
             name_length = struct.unpack_from("<I", everything, 96)[0]
             reported = everything[100:100 + name_length].decode("utf-16-le")
             assert reported.lower().endswith(f"{name}\\rw.bin".lower())
-            write_ticks = struct.unpack_from("<q", basic, 16)[0]
-            mtime = (path / "rw.bin").stat().st_mtime
-            assert abs((write_ticks - _FILETIME_EPOCH_OFFSET) / 10_000_000 - mtime) < 0.001
+            # Within 2 s of a handle's first write its LastWriteTime stays where it was (Windows' and Samba's
+            # delayed update, smb2.timestamps.delayed-*): the creation's, not the kernel's mtime of the WRITE.
+            creation_ticks, write_ticks = struct.unpack_from("<q", basic, 0)[0], struct.unpack_from("<q", basic, 16)[0]
+            assert write_ticks == creation_ticks
         finally:
             conn.closeFile(tree, fid)
         assert (path / "rw.bin").read_bytes() == b"0123456789" + b"\x00" * 10 + b"ABC"
+        # The close settles it: what the file system holds is what a new handle reports.
+        fid = conn.openFile(tree, f"{name}\\rw.bin", desiredAccess=FILE_READ_ATTRIBUTES)
+        try:
+            write_ticks = struct.unpack_from("<q", conn.queryInfo(tree, fid, fileInfoClass=SMB2_FILE_BASIC_INFO), 16)[0]
+        finally:
+            conn.closeFile(tree, fid)
+        assert write_ticks > creation_ticks
+        mtime_ns = (path / "rw.bin").stat().st_mtime_ns
+        assert write_ticks == mtime_ns // 100 + _FILETIME_EPOCH_OFFSET
 
         fid = conn.openFile(tree, f"{name}\\rw.bin", desiredAccess=FILE_READ_DATA | FILE_WRITE_DATA,
                             creationDisposition=FILE_OVERWRITE_IF)

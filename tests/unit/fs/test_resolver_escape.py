@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,10 +266,14 @@ def test_final_component_swapped_for_symlink_after_resolve(share: ShareRoot, sha
     (share_dir / "file").write_text("inside")
     os.symlink("/etc/passwd", share_dir / "evil")
     swapper = _Swapper(share.root_fd, "file", "evil")
-    opened = refused = 0
+    opened = refused = attempts = 0
     swapper.start()
+    # Both outcomes depend on when the swapper thread runs: on a loaded machine 3,000 tries can all fall
+    # between two of its swaps, so keep trying (up to 20 s) until each outcome was seen once.
+    deadline = time.monotonic() + 20
     try:
-        for _ in range(3000):
+        while attempts < 3000 or not (opened and refused) and time.monotonic() < deadline:
+            attempts += 1
             with share.resolve(parse("file"), case_insensitive=False) as res:
                 try:
                     fd = backend.open_at(res.parent_fd, res.name, os.O_RDONLY | os.O_NONBLOCK)

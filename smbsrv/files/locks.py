@@ -51,6 +51,7 @@ class ByteRangeLock:
 _F_OFD_SETLK = 37
 _FLOCK = struct.Struct("@hhqqi4x")
 _MAX_POSIX_OFFSET = 0x7FFFFFFFFFFFFFFF
+_POSIX_END = _MAX_POSIX_OFFSET + 1  # one past the largest off_t: "to the end", l_len 0
 # A blocking LOCK held up by a lock of another process is retried this often: nothing wakes it when that
 # process unlocks.
 POSIX_RETRY_S = 0.5
@@ -73,15 +74,18 @@ def _posix_type(fd: int, exclusive: bool) -> int | None:
 
 
 def _posix_range(offset: int, length: int) -> tuple[int, int] | None:
+    """The kernel's [start, end) for an SMB range; end is _POSIX_END for a range reaching the largest off_t
+    (offset 0 and length 2^64-1 is how clients lock a whole file), which fcntl spells as l_len 0."""
     if length == 0 or offset > _MAX_POSIX_OFFSET:
         return None
-    return offset, min(length, _MAX_POSIX_OFFSET - offset + 1)
+    return offset, min(offset + length, _POSIX_END)
 
 
-def _set_posix(fd: int, kind: int, offset: int, length: int) -> bool:
-    """One F_OFD_SETLK; False when another process's lock is in the way."""
+def _set_posix(fd: int, kind: int, start: int, end: int) -> bool:
+    """One F_OFD_SETLK over [start, end); False when another process's lock is in the way."""
+    length = 0 if end == _POSIX_END else end - start
     try:
-        fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, offset, length, 0))
+        fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, start, length, 0))
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
             return False
@@ -150,10 +154,9 @@ class ByteRangeLocks:
                 return
         raise SmbError(NtStatus.STATUS_RANGE_NOT_LOCKED)
 
-    def _restore_posix(self, open_: Open, fd: int, start: int, length: int) -> None:
-        """Lock again, within [start, start+length), what the handle's remaining locks cover: shared ones
-        first, then exclusive ones over them."""
-        end = start + length
+    def _restore_posix(self, open_: Open, fd: int, start: int, end: int) -> None:
+        """Lock again, within [start, end), what the handle's remaining locks cover: shared ones first, then
+        exclusive ones over them."""
         for exclusive in (False, True):
             for held in self.held:
                 if held.owner is not open_ or held.exclusive is not exclusive:
@@ -162,9 +165,9 @@ class ByteRangeLocks:
                 kind = _posix_type(fd, exclusive)
                 if span is None or kind is None:
                     continue
-                low, high = max(start, span[0]), min(end, span[0] + span[1])
+                low, high = max(start, span[0]), min(end, span[1])
                 if low < high:
-                    _set_posix(fd, kind, low, high - low)
+                    _set_posix(fd, kind, low, high)
 
     def release_open(self, open_: Open) -> None:
         """Drop the handle's locks (and their kernel mirror) and wake every waiter: others may now get their
@@ -173,7 +176,7 @@ class ByteRangeLocks:
             if any(lock.owner is open_ for lock in self.held):
                 fd = _fd_of(open_)
                 if fd >= 0:
-                    _set_posix(fd, fcntl.F_UNLCK, 0, 0)  # l_len 0: the whole file
+                    _set_posix(fd, fcntl.F_UNLCK, 0, _POSIX_END)  # the whole file
             self.held = [lock for lock in self.held if lock.owner is not open_]
         self.wake()
 

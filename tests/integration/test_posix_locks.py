@@ -94,3 +94,18 @@ def test_smb_locks_are_seen_locally(shared_file) -> None:  # type: ignore[no-unt
     # Closing the handle drops what it still held (the shared lock at 30).
     assert client.close_file(file_id) == b.STATUS_SUCCESS
     assert _local(fd, fcntl.F_WRLCK, 0, 0)
+
+
+@pytest.mark.parametrize(("offset", "length"), [(0, 0xFFFFFFFFFFFFFFFF), (0, 1 << 63), (1 << 62, (1 << 64) - (1 << 62) - 1),
+                                                ((1 << 63) - 1, 1)])
+def test_a_range_reaching_the_largest_offset_is_mirrored_to_the_end(  # type: ignore[no-untyped-def]
+        shared_file, offset: int, length: int) -> None:
+    """Offset 0 and length 2^64-1 is how clients lock a whole file (cifs.ko, smbtorture): the mirror is the
+    kernel's lock to the end (l_len 0), not a length one past the largest off_t (which was INTERNAL_ERROR)."""
+    client, file_id, fd = shared_file
+    assert _lock(client, file_id, offset, length, EXCLUSIVE_NOW) == b.STATUS_SUCCESS
+    assert _holder(fd, fcntl.F_RDLCK, (1 << 63) - 1, 1) == (fcntl.F_WRLCK, -1)
+    if offset:
+        assert _local(fd, fcntl.F_WRLCK, 0, offset) and _local(fd, fcntl.F_UNLCK, 0, offset)
+    assert _lock(client, file_id, offset, length, b.SMB2_LOCKFLAG_UNLOCK) == b.STATUS_SUCCESS
+    assert _local(fd, fcntl.F_WRLCK, 0, 0) and _local(fd, fcntl.F_UNLCK, 0, 0)

@@ -108,7 +108,7 @@ class Signer(abc.ABC):
         return running.finish()
 
     @abc.abstractmethod
-    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+    def _one_shot(self, header: bytearray | memoryview, data: bytes) -> bytes:
         """The signature of `data`, a whole small message with its Signature field already zeroed; `header` is
         where its header lies (AES-GMAC takes its nonce from it)."""
 
@@ -117,12 +117,13 @@ class Signer(abc.ABC):
 
         `tail` is bulk data that follows `message` on the wire (READ data): it is signed where it lies, never
         joined to the header."""
-        if (type(message) is bytearray and len(message) >= SMB2_HEADER_SIZE
+        if (isinstance(message, bytearray) and len(message) >= SMB2_HEADER_SIZE
                 and len(message) + (0 if tail is None else len(tail)) <= _ONE_SHOT_LIMIT):
             # The common case: a response the connection just built (with a small READ's data as `tail`).
             (flags,) = _FLAGS.unpack_from(message, _FLAGS_OFFSET)
             _FLAGS.pack_into(message, _FLAGS_OFFSET, flags | SMB2_FLAGS_SIGNED)
-            pieces = [message[:SIGNATURE_OFFSET], _ZERO_SIGNATURE, message[SMB2_HEADER_SIZE:]]
+            pieces: list[bytes | bytearray | memoryview] = [message[:SIGNATURE_OFFSET], _ZERO_SIGNATURE,
+                                                            message[SMB2_HEADER_SIZE:]]
             if tail is not None:
                 pieces.append(tail)
             message[SIGNATURE_OFFSET:SMB2_HEADER_SIZE] = self._one_shot(message, b"".join(pieces))
@@ -164,7 +165,7 @@ class HmacSha256Signer(Signer):
         mac = self._template.copy()
         return RunningSignature(mac.update, lambda: mac.finalize()[:SIGNATURE_SIZE])
 
-    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+    def _one_shot(self, header: bytearray | memoryview, data: bytes) -> bytes:
         mac = self._template.copy()
         mac.update(data)
         return mac.finalize()[:SIGNATURE_SIZE]
@@ -182,13 +183,13 @@ class AesCmacSigner(Signer):
         mac = self._template.copy()
         return RunningSignature(mac.update, mac.finalize)
 
-    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+    def _one_shot(self, header: bytearray | memoryview, data: bytes) -> bytes:
         mac = self._template.copy()
         mac.update(data)
         return mac.finalize()
 
 
-def gmac_nonce(view: memoryview) -> bytes:
+def gmac_nonce(view: bytearray | memoryview) -> bytes:
     """The 12-byte AES-GMAC nonce of the message whose header starts `view` ([MS-SMB2] 3.1.4.1)."""
     (message_id,) = _MESSAGE_ID.unpack_from(view, _MESSAGE_ID_OFFSET)
     (flags,) = _FLAGS.unpack_from(view, _FLAGS_OFFSET)
@@ -210,7 +211,7 @@ class AesGmacSigner(Signer):
         self._key = algorithms.AES(signing_key)
         self._aead = AESGCM(signing_key)
 
-    def _one_shot(self, header: bytearray | memoryview, data: bytes | bytearray) -> bytes:
+    def _one_shot(self, header: bytearray | memoryview, data: bytes) -> bytes:
         # The one-shot AESGCM with no plaintext: its tag is the GMAC of the additional data.
         return self._aead.encrypt(gmac_nonce(header), b"", data)
 

@@ -6,6 +6,7 @@ the disposition means for what exists, check access and sharing, open or create,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import stat
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from smbsrv import reparse
 from smbsrv.commands import durable_handles, oplock_break, volume
 from smbsrv.files import oplocks
-from smbsrv.fs import backend, dos_attrs, eas, posix_acl, presented
+from smbsrv.fs import backend, dos_attrs, eas, nt_acl, posix_acl, presented
 from smbsrv.fs.handle import FileHandle
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
@@ -29,6 +30,7 @@ from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
 from smbsrv.fscc.ea import EaEntry, decode_ea_list_to_set
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.reparse import reparse_tag_of
+from smbsrv.fscc.security import SecurityDescriptor, parse_descriptor
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open, Session, TreeConnect
@@ -63,6 +65,7 @@ from smbsrv.wire.constants import (
     SMB2_CREATE_POSIX_CONTEXT,
     SMB2_CREATE_QUERY_MAXIMAL_ACCESS_REQUEST,
     SMB2_CREATE_QUERY_ON_DISK_ID,
+    SMB2_CREATE_SD_BUFFER,
     SMB2_CREATE_TIMEWARP_TOKEN,
 )
 from smbsrv.wire.create_contexts import CreateContext, encode_chain
@@ -81,6 +84,8 @@ _MAX_SYMLINK_HOPS = 40
 # holds full control (docs/access.md), directories 0755.
 _WINDOWS_FILE_MODE = 0o744
 _WINDOWS_DIRECTORY_MODE = 0o755
+# What a CREATE's security descriptor sets: owner, group and DACL (a SACL needs a privilege nobody has here).
+_DESCRIPTOR_PARTS = nt_acl.OWNER_SECURITY_INFORMATION | nt_acl.GROUP_SECURITY_INFORMATION | nt_acl.DACL_SECURITY_INFORMATION
 # cifs.ko's ACL_NO_MODE (a POSIX create without a mode): what a 022 umask gives.
 _NO_MODE = 0xFFFF
 _NO_MODE_FILE_MODE = 0o644
@@ -244,6 +249,26 @@ def _allocate(request: wire.CreateRequest, fd: int) -> None:
     allocation = _allocation_context(request)
     if allocation:
         backend.set_allocation(fd, allocation)
+
+
+def _security_context(request: wire.CreateRequest) -> SecurityDescriptor | None:
+    """The "SecD" context's security descriptor ([MS-SMB2] 2.2.13.2.2), None without one; a malformed one is
+    INVALID_PARAMETER before anything is created."""
+    data = request.contexts.get(SMB2_CREATE_SD_BUFFER)
+    return None if data is None else parse_descriptor(data)
+
+
+def _apply_descriptor(resolution: Resolution, fd: int, descriptor: SecurityDescriptor, directory: bool) -> None:
+    """[MS-SMB2] 3.3.5.9.2: a new file gets the descriptor's owner, group and DACL, kept as Samba keeps them
+    (fs/nt_acl.py). Last of the new file's steps: a DACL may take away the user's own right to write the DOS
+    attributes and EAs. The creating handle keeps the access it was granted, as on Windows. A descriptor that
+    cannot be kept fails the create and the new file goes again, as in Samba."""
+    try:
+        nt_acl.apply_descriptor(fd, descriptor, _DESCRIPTOR_PARTS)
+    except SmbError:
+        with contextlib.suppress(SmbError):
+            (backend.rmdir_at if directory else backend.unlink_at)(resolution.parent_fd, resolution.name)
+        raise
 
 
 def _posix_context(ctx: RequestContext, request: wire.CreateRequest) -> int | None:
@@ -492,6 +517,7 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         mode = (posix_mode if posix_mode is not None else _WINDOWS_FILE_MODE) & share.create_mask
     granted = resolve_desired_access(request.desired_access, 0x1F01FF)
     ea_entries = _ea_context(request)
+    descriptor = _security_context(request)
     if request.create_options & FILE_DELETE_ON_CLOSE and request.file_attributes & fattr.FILE_ATTRIBUTE_READONLY:
         # [MS-FSA] 2.1.5.1.1: a new read-only file cannot be delete-on-close.
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
@@ -506,6 +532,8 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             eas.apply(fd, backend.fstat(fd), ea_entries)
         if not directory:
             _allocate(request, fd)
+        if descriptor is not None:
+            _apply_descriptor(resolution, fd, descriptor, directory)
         st = backend.fstat(fd)  # after the xattr write, which moved ctime: the reply shows the file as it now is
         tree.share_root.note_created(resolution.parent_fd, resolution.name)
         created = _Target(resolution, True, directory)

@@ -7,14 +7,14 @@ import stat
 
 from smbsrv.commands import oplock_break
 from smbsrv.files import write_time
-from smbsrv.fs import backend, dos_attrs, eas, nt_acl
+from smbsrv.fs import backend, dos_attrs, eas
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fs.share_modes import check_share_access
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
-from smbsrv.fscc.security import SE_DACL_PRESENT, parse_descriptor, posix_mode_from_dacl
+from smbsrv.fscc.security import SE_DACL_PRESENT, parse_descriptor
 from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, FILETIME_STOP_UPDATES, filetime_to_unix_ns, time_to_set
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
@@ -300,31 +300,11 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
 def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:
     descriptor = parse_descriptor(request.buffer)
     additional = request.additional_information
-    # Ownership first, as Samba: a DACL's CREATOR OWNER entries are the new owner's.
     if additional & 0x3:
         _require(open_, WRITE_OWNER)
-        open_.handle.chown(_unix_id(descriptor.owner if additional & 0x1 else None, 1),
-                           _unix_id(descriptor.group if additional & 0x2 else None, 2))
     if additional & 0x4 and descriptor.control & SE_DACL_PRESENT:
         _require(open_, WRITE_DAC)
-        mode = posix_mode_from_dacl(descriptor)
-        if mode is not None:
-            open_.handle.chmod(mode & 0o777)  # the permission bits only, as Samba applies them
-        else:
-            # Any other DACL becomes the POSIX ACL (fs/nt_acl.py, docs/access.md).
-            nt_acl.set_dacl(open_.handle.fd, open_.handle.stat(), descriptor.dacl)
+    open_.handle.set_security(descriptor, additional)
     if additional & 0x7:
         _changed(ctx, open_, Filter.SECURITY)
-
-
-def _unix_id(sid, kind: int) -> int | None:  # type: ignore[no-untyped-def]
-    """Ownership changes through the Unix SIDs (S-1-22-1-uid, S-1-22-2-gid); None: no change asked."""
-    if sid is None:
-        return None
-    authority = sid.identifier_authority
-    subs = tuple(sid.sub_authority)
-    if authority == 22 and len(subs) == 2 and subs[0] == kind:
-        return int(subs[1])
-    # Not a Unix SID: nothing on this server it could name ([MS-DTYP] owners outside S-1-22).
-    raise SmbError(NtStatus.STATUS_INVALID_OWNER)
 

@@ -307,6 +307,16 @@ def fchmod(fd: int, mode: int) -> None:
             raise_for_oserror(exc2)
 
 
+def fchown(fd: int, uid: int | None, gid: int | None) -> None:
+    """Change owner and/or group (None: keep), through /proc: O_PATH fds refuse fchown."""
+    if uid is None and gid is None:
+        return
+    try:
+        os.chown(_proc_path(fd), -1 if uid is None else uid, -1 if gid is None else gid)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
 def set_times(fd: int, *, atime_ns: int | None = None, mtime_ns: int | None = None) -> None:
     """Set last access and/or last write time; None leaves that time alone (UTIME_OMIT), so a SET_INFO that
     changes only one time does not need a stat first. Linux has no settable ctime or birth time."""

@@ -1,7 +1,7 @@
 """An open's presence on disk: its fd, the fd of the directory it is in, its name there and its file key.
 
 `FileHandle` is the only code a command uses to read, write, truncate, allocate, sync, rename, link, unlink,
-chmod, chown or stat share data through an open (house style, "Per-file state"); every failing system call
+chmod, set the owner or stat share data through an open (house style, "Per-file state"); every failing system call
 comes back as the SmbError of fs/errno_map.py, whatever the command (an EIO of a READ is
 STATUS_IO_DEVICE_ERROR, not an internal error). The fd is an O_PATH fd for metadata-only opens and for objects
 the server never opens for data (symlinks, fifos, sockets, devices: protocol notes 8.7), a real fd when data
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from smbsrv.fs import backend, dos_attrs, identity, presented
+from smbsrv.fs import backend, dos_attrs, identity, nt_acl, presented
 from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.errno_map import raise_for_oserror
 from smbsrv.fscc import attributes as fattr
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from smbsrv.config import ShareConfig
     from smbsrv.fs.fileinfo import FileInfo
     from smbsrv.fs.reparse_store import ReparseStore
+    from smbsrv.fscc.security import SecurityDescriptor
 
 
 @dataclass(eq=False)
@@ -149,14 +150,9 @@ class FileHandle:
     def chmod(self, mode: int) -> None:
         backend.fchmod(self.fd, mode)
 
-    def chown(self, uid: int | None, gid: int | None) -> None:
-        """Change owner and/or group (None: keep). Through /proc: O_PATH fds refuse fchown."""
-        if uid is None and gid is None:
-            return
-        try:
-            os.chown(f"/proc/self/fd/{self.fd}", -1 if uid is None else uid, -1 if gid is None else gid)
-        except OSError as exc:
-            raise_for_oserror(exc)
+    def set_security(self, descriptor: SecurityDescriptor, parts: int) -> None:
+        """Owner, group and/or DACL of a client's descriptor (fs/nt_acl.py: POSIX owner, mode and ACLs)."""
+        nt_acl.apply_descriptor(self.fd, descriptor, parts)
 
     def dos_info(self, st: os.stat_result | None = None) -> DosInfo | None:
         """The stored DOS attributes and creation time, None when there are none."""

@@ -22,7 +22,7 @@ import stat as stat_module
 from dataclasses import dataclass, replace
 
 from smbsrv.errors import SmbError
-from smbsrv.fs import posix_acl
+from smbsrv.fs import backend, posix_acl
 from smbsrv.fs.errno_map import raise_for_oserror
 from smbsrv.fs.posix_acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, USER_OBJ, Entry
 from smbsrv.fscc.security import (
@@ -36,10 +36,13 @@ from smbsrv.fscc.security import (
     INHERIT_ONLY_ACE,
     INHERITED_ACE,
     OBJECT_INHERIT_ACE,
+    SE_DACL_PRESENT,
     SID_EVERYONE,
     Ace,
     Acl,
+    SecurityDescriptor,
     Sid,
+    posix_mode_from_dacl,
     unix_group_sid,
     unix_user_sid,
 )
@@ -388,6 +391,36 @@ def dacl_from_posix(st: os.stat_result, access: tuple[Entry, ...] | None,
 
 
 # -- on the file ---------------------------------------------------------------------------------------------
+
+OWNER_SECURITY_INFORMATION, GROUP_SECURITY_INFORMATION, DACL_SECURITY_INFORMATION = 0x1, 0x2, 0x4
+
+
+def apply_descriptor(fd: int, descriptor: SecurityDescriptor, parts: int) -> None:
+    """Keep the `parts` (OWNER/GROUP/DACL_SECURITY_INFORMATION) of a client's descriptor on the file open as
+    `fd`, as the client: SET_INFO's security information and the SD context of a CREATE ([MS-SMB2] 3.3.5.9.2).
+    The caller has checked WRITE_OWNER/WRITE_DAC where they apply."""
+    # Ownership first, as Samba: a DACL's CREATOR OWNER entries are the new owner's.
+    if parts & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION):
+        backend.fchown(fd, unix_id(descriptor.owner if parts & OWNER_SECURITY_INFORMATION else None, 1),
+                       unix_id(descriptor.group if parts & GROUP_SECURITY_INFORMATION else None, 2))
+    if parts & DACL_SECURITY_INFORMATION and descriptor.control & SE_DACL_PRESENT:
+        mode = posix_mode_from_dacl(descriptor)
+        if mode is None:
+            set_dacl(fd, backend.fstat(fd), descriptor.dacl)  # any other DACL becomes the POSIX ACL (docs/access.md)
+        else:
+            backend.fchmod(fd, mode & 0o777)  # the permission bits only, as Samba applies them
+
+
+def unix_id(sid: Sid | None, kind: int) -> int | None:
+    """The uid (kind 1) or gid (kind 2) an owner or group SID names (S-1-22-1-uid, S-1-22-2-gid); None: no
+    change asked. Any other SID names nothing on this server ([MS-DTYP] owners outside S-1-22): INVALID_OWNER."""
+    if sid is None:
+        return None
+    subs = tuple(sid.sub_authority)
+    if sid.identifier_authority == 22 and len(subs) == 2 and subs[0] == kind:
+        return int(subs[1])
+    raise SmbError(NtStatus.STATUS_INVALID_OWNER)
+
 
 def set_dacl(fd: int, st: os.stat_result, dacl: Acl | None) -> None:
     """SET_INFO of a DACL (None: a NULL DACL) on the file open as `fd`, as the client: its POSIX ACLs, or

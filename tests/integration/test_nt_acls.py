@@ -256,3 +256,42 @@ def test_impacket_sets_and_reads_a_dacl(server: SmbServer) -> None:
         connection.closeFile(tree, again)
     finally:
         connection.close()
+
+
+def test_descriptor_given_at_create_is_kept(server: SmbServer) -> None:
+    """[MS-SMB2] 3.3.5.9.2: the SD create context ("SecD") of a CREATE that makes the file is applied, as Samba
+    4.17 keeps it (owner read only: user::r-- and no access for others). Built with impacket's SD codec. The
+    creating handle keeps its access; the next opens get what the DACL gives; an existing file's open ignores
+    the context; a malformed descriptor is INVALID_PARAMETER and leaves no file."""
+    owner_uid = os.stat(server.share_path).st_uid  # the share belongs to the account the SMB user acts as
+    descriptor = _impacket_dacl_descriptor([(0x120089, f"S-1-22-1-{owner_uid}")])
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        for name, directory in (("secd.txt", False), ("secd-dir", True)):
+            response = client.create(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=b.FILE_CREATE,
+                                     options=b.FILE_DIRECTORY_FILE if directory else b.FILE_NON_DIRECTORY_FILE,
+                                     contexts=b.create_context(b"SecD", descriptor))
+            assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+            file_id = b.create_file_id(response.body)
+            path = server.share_path / name
+            if not directory:
+                assert client.write(file_id, 0, b"written by its creator").status == b.STATUS_SUCCESS
+            assert client.close_file(file_id) == b.STATUS_SUCCESS
+            stored = set(posix_acl.decode(os.getxattr(path, posix_acl.ACCESS)))
+            # A directory's owner keeps rwx whatever its ACE says, as in Samba (fs/nt_acl.py); others lose all.
+            owner_perm = 7 if directory else 4
+            assert Entry(USER_OBJ, owner_perm) in stored and Entry(OTHER, 0) in stored, (name, stored)
+            assert os.stat(path).st_mode & 0o707 == owner_perm << 6  # the group bits show the ACL's mask
+            if not directory:
+                assert _create_status(client, name, b.FILE_WRITE_DATA) == b.STATUS_ACCESS_DENIED
+                assert _create_status(client, name, b.FILE_READ_DATA) == b.STATUS_SUCCESS
+        # Opening an existing file: the context is not applied (and the DACL above stays).
+        response = client.create("secd.txt", desired_access=b.FILE_READ_DATA, disposition=b.FILE_OPEN_IF,
+                                 contexts=b.create_context(b"SecD", _impacket_dacl_descriptor(
+                                     [(0x1F01FF, f"S-1-22-1-{owner_uid}")])))
+        assert response.status == b.STATUS_SUCCESS
+        client.close_file(b.create_file_id(response.body))
+        assert Entry(USER_OBJ, 4) in set(posix_acl.decode(os.getxattr(server.share_path / "secd.txt", posix_acl.ACCESS)))
+        response = client.create("bad-secd.txt", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,
+                                 contexts=b.create_context(b"SecD", b"\x01\x00\x04\x80" + bytes(4)))
+        assert response.status == b.STATUS_INVALID_PARAMETER
+        assert not (server.share_path / "bad-secd.txt").exists()

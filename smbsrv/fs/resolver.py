@@ -32,6 +32,7 @@ import ctypes
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -277,30 +278,29 @@ class ShareRoot:
         except OSError as exc:
             first_error = exc
         if first_error.errno == errno.ENOENT:
-            if ci:
-                on_disk = self.name_index.lookup(dir_fd, comp)
-                if on_disk is not None and on_disk != comp:
-                    try:
-                        return os.open(on_disk, _DIR_STEP_FLAGS, dir_fd=dir_fd), on_disk
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                            self._explain_not_dir(dir_fd, on_disk, comps, index, resolved)
-                        if exc.errno != errno.ENOENT:
-                            raise_for_oserror(exc)
-                if self.short_names is not None:
-                    on_disk, st = self._long_name(dir_fd, comp)
-                    if st is not None:
-                        try:
-                            return os.open(on_disk, _DIR_STEP_FLAGS, dir_fd=dir_fd), on_disk
-                        except OSError as exc:
-                            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                                self._explain_not_dir(dir_fd, on_disk, comps, index, resolved)
-                            if exc.errno != errno.ENOENT:
-                                raise_for_oserror(exc)
+            for on_disk in self._other_spellings(dir_fd, comp) if ci else ():
+                try:
+                    return os.open(on_disk, _DIR_STEP_FLAGS, dir_fd=dir_fd), on_disk
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                        self._explain_not_dir(dir_fd, on_disk, comps, index, resolved)
+                    if exc.errno != errno.ENOENT:
+                        raise_for_oserror(exc)
             raise SmbError(NtStatus.STATUS_OBJECT_PATH_NOT_FOUND) from None
         if first_error.errno in (errno.ENOTDIR, errno.ELOOP):
             self._explain_not_dir(dir_fd, comp, comps, index, resolved)
         raise_for_oserror(first_error)
+
+    def _other_spellings(self, dir_fd: int, component: str) -> Iterator[str]:
+        """On-disk names a Windows-semantics component that does not exist may stand for, tried in turn: the
+        same name in another case, then the long name of a short one (looked for only if the first fails)."""
+        on_disk = self.name_index.lookup(dir_fd, component)
+        if on_disk is not None and on_disk != component:
+            yield on_disk
+        if self.short_names is not None:
+            long_name, st = self._long_name(dir_fd, component)
+            if st is not None:
+                yield long_name
 
     def _long_name(self, dir_fd: int, component: str) -> tuple[str, os.stat_result | None]:
         """A component that does not exist may be a short name: (the name to use, its lstat). The long name a

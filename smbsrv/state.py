@@ -171,6 +171,7 @@ class ServerState:
 
     @staticmethod
     def _forget_session(connection: Connection, session: Session, keep_signer: bool) -> None:
+        session.cancel_orphaned_requests()
         session.opens.clear()
         session.tree_connects.clear()
         session.state = "expired"

@@ -378,7 +378,11 @@ def grant(ctx: RequestContext, open_: Open, requested_level: int, lease: wire.Le
     """Give the new open its oplock or lease; a directory only a v2 lease on 3.x (R or RH, where the share has
     directory_leases), and an open of an existing file for attributes only gets no oplock (it may get a lease;
     smbtorture smb2.oplock.exclusive4)."""
-    open_.connection = ctx.connection
+    # A CREATE that finishes after its channel dropped (Session.keep_request) sends breaks through a live one.
+    connection = ctx.connection
+    if connection.closed and ctx.session is not None:
+        connection = ctx.session.live_connection() or connection
+    open_.connection = connection
     if lease is not None and lease.version > 1 and lease.flags & SMB2_LEASE_FLAG_PARENT_LEASE_KEY_SET:
         open_.parent_lease_key = lease.parent_lease_key
     if open_.file is None or not open_.tree.share.oplocks:

@@ -371,6 +371,7 @@ class Connection:
             return status
 
         work.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
+        work.smb_session = ctx.session  # type: ignore[attr-defined]
         self.async_requests[async_id] = work
         self._answering.add(answer_task := loop.create_task(answer()))
         answer_task.add_done_callback(self._answering.discard)
@@ -497,12 +498,19 @@ class Connection:
         return any(session.state == "valid" for session in self.sessions.values())
 
     def connection_lost(self) -> None:
-        """Tear down everything this connection owns: async requests, opens, tree connects, sessions."""
+        """Tear down everything this connection owns: async requests, opens, tree connects, sessions. An async
+        request of a session that lives on through another channel runs on until that session ends (Samba
+        4.17; Session.keep_request): a replay of its CREATE on another channel must still find it pending
+        (smbtorture smb2.replay.dhv2-pending2*)."""
         if self.closed:
             return
         self.closed = True
         for task in list(self.async_requests.values()):
-            task.cancel()
+            session = getattr(task, "smb_session", None)
+            if session is not None and session.state == "valid" and session.live_connection(besides=self):
+                session.keep_request(task)
+            else:
+                task.cancel()
         self.server.end_connection(self)
 
 

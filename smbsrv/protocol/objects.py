@@ -56,6 +56,9 @@ class Session:
     cipher_id: int = 0
     # [MS-SMB2] 3.3.1.8 Session.ChannelList by Connection.connection_id; a session lives while one channel does.
     channels: dict[int, Channel] = field(default_factory=dict)
+    # Async requests whose channel dropped while the session lived on: they run on, as on Samba 4.17 (a replay
+    # of such a CREATE on another channel must find it still pending), until the session ends.
+    orphaned_requests: set[Any] = field(default_factory=set)
 
     def signer_for(self, connection: Any) -> Any:
         """The signer of this session's messages on `connection` ([MS-SMB2] 3.3.4.1.1, 3.3.5.2.4): a bound
@@ -69,16 +72,33 @@ class Session:
         """Every connection the session is bound to (the first one included)."""
         return [channel.connection for channel in self.channels.values() if channel.bound]
 
+    def live_connection(self, *, besides: Any = None) -> Any:
+        """A bound channel's connection that is still up (other than `besides`), or None."""
+        return next((c for c in self.channel_connections() if not c.closed and c is not besides), None)
+
+    def keep_request(self, task: Any) -> None:
+        """Let an async request of a dropped channel run on (its response has nowhere to go and is dropped):
+        Samba 4.17 cancels a dying channel's requests only when the session's last channel goes
+        (smb2_server.c smbXsrv_connection_shutdown_send, smbXsrv_session.c smbXsrv_session_remove_channel)."""
+        self.orphaned_requests.add(task)
+        task.add_done_callback(self.orphaned_requests.discard)
+
+    def cancel_orphaned_requests(self) -> None:
+        """The session ends: the requests its dropped channels left running end with it."""
+        for task in list(self.orphaned_requests):
+            task.cancel()
+        self.orphaned_requests.clear()
+
     def drop_channel(self, connection: Any) -> bool:
         """`connection` is gone. True when the session lives on through another bound channel ([MS-SMB2]
         3.3.7.1: the session ends with its last channel); its opens then send breaks through a live one."""
         self.channels.pop(connection.connection_id, None)
-        alive = [c for c in self.channel_connections() if not c.closed]
-        if not alive:
+        alive = self.live_connection()
+        if alive is None:
             return False
         for open_ in self.opens.values():
             if open_.connection is connection:
-                open_.connection = alive[0]
+                open_.connection = alive
         return True
 
 

@@ -321,3 +321,97 @@ def test_different_client_guid_binds_too(smb_server: SmbServer) -> None:
         with second:
             assert _negotiate(second, (0x0311,), CMAC, uuid.uuid4().bytes).status == b.STATUS_SUCCESS
             assert _bind(second, first).status == b.STATUS_SUCCESS
+
+
+
+# -- a CREATE waiting for a break when its channel drops (Samba 4.17; smbtorture smb2.replay.dhv2-pending2*) ----
+
+BATCH, LEVEL_II, REPLAY = 9, 1, 0x20000000  # oplock levels, SMB2_FLAGS_REPLAY_OPERATION
+FILE_OPENED = 1
+STATUS_FILE_NOT_AVAILABLE = 0xC0000467
+
+
+def _dh2q_create(client: b.Client, name: str, create_guid: bytes, *, flags: int = 0) -> b.Req:
+    context = b.create_context(b"DH2Q", struct.pack("<II8s16s", 0, 0, bytes(8), create_guid))
+    return b.Req(b.SMB2_CREATE, b.create_body(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                              disposition=b.FILE_OPEN_IF, share_access=b.FILE_SHARE_ALL,
+                                              oplock=BATCH, contexts=context),
+                 tree_id=client.tree_id, session_id=client.session_id, flags=flags)
+
+
+def _first_answer(client: b.Client, req: b.Req) -> b.Response:
+    """The first response to `req`: STATUS_PENDING when it went async."""
+    (message_id,) = client.send(req)
+    return client.receive(message_id, skip_pending=False)
+
+
+def _create_left_waiting(server: SmbServer, client_guid: bytes,
+                         create_guid: bytes) -> tuple[b.Client, tuple[int, int], b.Client]:
+    """A batch oplock holder (its own client, with its handle) and the second channel of a session whose first
+    channel sent a DH2Q create of the holder's file, which waits for the unacknowledged break, and dropped."""
+    holder = b.connect(server.host, server.port, USER, PASSWORD)
+    held = holder.open("contested.txt", oplock=BATCH, desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                       disposition=b.FILE_OPEN_IF)
+    first = _first(server, client_guid=client_guid)
+    second = b.Client(server.host, server.port).connect()
+    assert _negotiate(second, (0x0311,), CMAC, client_guid).status == b.STATUS_SUCCESS
+    assert _bind(second, first).status == b.STATUS_SUCCESS
+    assert _first_answer(first, _dh2q_create(first, "contested.txt", create_guid)).status == b.STATUS_PENDING
+    first.close()
+    time.sleep(0.5)  # the server notices the closed socket on its own time
+    return holder, held, second
+
+
+def _acknowledge(holder: b.Client, held: tuple[int, int]) -> None:
+    ack = struct.pack("<HBBIQQ", 24, LEVEL_II, 0, 0, *held)
+    assert holder.request(0x12, ack).status == b.STATUS_SUCCESS
+
+
+def test_a_waiting_create_outlives_its_dropped_channel(smb_server: SmbServer) -> None:
+    """The CREATE runs on while its session has another channel: a replay there is STATUS_FILE_NOT_AVAILABLE
+    (not a second create waiting for the break); once the holder acknowledges, the create completes (its
+    response has nowhere to go) and the replay returns that open, FILE_OPENED, usable on the live channel."""
+    client_guid, create_guid = uuid.uuid4().bytes, uuid.uuid4().bytes
+    holder, held, second = _create_left_waiting(smb_server, client_guid, create_guid)
+    try:
+        replay = _first_answer(second, _dh2q_create(second, "contested.txt", create_guid, flags=REPLAY))
+        assert replay.status == STATUS_FILE_NOT_AVAILABLE, b.status_name(replay.status)
+        _acknowledge(holder, held)
+        for _ in range(50):  # the waiting create finishes on the server's own time
+            replay = _first_answer(second, _dh2q_create(second, "contested.txt", create_guid, flags=REPLAY))
+            if replay.status != STATUS_FILE_NOT_AVAILABLE:
+                break
+            time.sleep(0.1)
+        assert replay.status == b.STATUS_SUCCESS, b.status_name(replay.status)
+        assert struct.unpack_from("<I", replay.body, 4)[0] == FILE_OPENED
+        file_id = b.create_file_id(replay.body)
+        assert second.write(file_id, 0, b"through the live channel").status == b.STATUS_SUCCESS
+        assert second.close_file(file_id) == b.STATUS_SUCCESS
+        assert holder.close_file(held) == b.STATUS_SUCCESS
+    finally:
+        second.close()
+        holder.close()
+
+
+def test_a_waiting_create_ends_with_the_last_channel(smb_server: SmbServer) -> None:
+    """When the session's last channel drops too, the CREATE left running is cancelled (Samba 4.17's session
+    shutdown): its CreateGuid is free at once, though the holder never acknowledged the break."""
+    client_guid, create_guid = uuid.uuid4().bytes, uuid.uuid4().bytes
+    holder, held, second = _create_left_waiting(smb_server, client_guid, create_guid)
+    try:
+        replay = _first_answer(second, _dh2q_create(second, "contested.txt", create_guid, flags=REPLAY))
+        assert replay.status == STATUS_FILE_NOT_AVAILABLE, b.status_name(replay.status)
+        second.close()
+        with _first(smb_server, client_guid=client_guid) as other:
+            # The client's CreateGuid on another file: refused while the create waits, a new open once it is gone.
+            for _ in range(50):
+                probe = _first_answer(other, _dh2q_create(other, "probe.txt", create_guid))
+                if probe.status != STATUS_FILE_NOT_AVAILABLE:
+                    break
+                time.sleep(0.1)
+            assert probe.status == b.STATUS_SUCCESS, b.status_name(probe.status)
+            assert other.close_file(b.create_file_id(probe.body)) == b.STATUS_SUCCESS
+        assert holder.close_file(held) == b.STATUS_SUCCESS
+    finally:
+        second.close()
+        holder.close()

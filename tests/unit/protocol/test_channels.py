@@ -4,7 +4,10 @@ tests/integration/test_multichannel.py."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+
+import pytest
 
 from smbsrv.protocol.objects import Channel, Session
 
@@ -59,3 +62,27 @@ def test_a_session_of_one_connection_ends_with_it() -> None:
     session = Session(session_id=1)
     session.channels = {1: Channel(connection, bound=True)}
     assert session.drop_channel(connection) is False
+
+
+def test_a_kept_request_runs_until_the_session_ends() -> None:
+    """An async request of a dropped channel is kept (Session.keep_request): a finished one is forgotten, a
+    running one is cancelled when the session ends (Samba 4.17's session shutdown)."""
+    session, first, second = _session()
+    first.closed = True
+    assert session.live_connection() is second and session.live_connection(besides=second) is None
+
+    async def run() -> tuple[asyncio.Task[None], asyncio.Task[None]]:
+        finishing = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        waiting = asyncio.get_running_loop().create_task(asyncio.sleep(60))
+        session.keep_request(finishing)
+        session.keep_request(waiting)
+        await finishing
+        await asyncio.sleep(0)  # its done callback
+        assert session.orphaned_requests == {waiting}
+        session.cancel_orphaned_requests()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return finishing, waiting
+
+    finishing, waiting = asyncio.run(run())
+    assert not finishing.cancelled() and waiting.cancelled() and not session.orphaned_requests

@@ -41,32 +41,27 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
         # The first request fixes the filter, WATCH_TREE and the buffer kept between requests (Windows and
         # Samba; later requests' values only bound their own response).
         watch = watches.watch(open_, request.completion_filter, bool(request.flags & SMB2_WATCH_TREE), length)
-    if watch.has_news() and not watch.waiters:
-        return _answer(watch.take(length))
+    result = watches.wait(watch, length)
+    if not isinstance(result, asyncio.Future):
+        return _answer(result)
+    # The request joins the watch's queue now, before its interim response goes out: the client may make its
+    # change as soon as it sees the interim, and that first change alone answers this request (the ones after
+    # it wait in the buffer for the next request; smbtorture smb2.notify.valid-req wants exactly one).
+    future = result
 
     async def completion() -> Reply:
-        # The request joins the watch's queue when this task first runs: a CANCEL that arrives with the request
-        # cancels the task before that, and then nothing of it may stay queued to swallow a change.
-        if watches.get(open_) is not watch:
-            return _answer(CLEANUP)  # closed in between
-        if files.is_delete_pending(open_.handle.key):
-            return _answer(DELETE_PENDING)  # made delete-pending in between
-        result = watches.wait(watch, length)
-        if not isinstance(result, asyncio.Future):
-            return _answer(result)
-        future = result
-        try:
-            return _answer(await future)
-        finally:
-            # Cancelled (CANCEL, connection loss): the request leaves the watch's queue.
-            if not future.done():
-                future.cancel()
-            for entry in watch.waiters:
-                if entry[0] is future:
-                    watch.waiters.remove(entry)
-                    break
+        return _answer(await future)
 
-    raise GoAsync(completion)
+    def ended() -> None:
+        # However the request ended (answered, CANCEL even before its first step, connection loss), it
+        # leaves the watch's queue, so that it cannot swallow a later change.
+        future.cancel()
+        for entry in watch.waiters:
+            if entry[0] is future:
+                watch.waiters.remove(entry)
+                break
+
+    raise GoAsync(completion, ended)
 
 
 def _answer(result: object) -> Reply:

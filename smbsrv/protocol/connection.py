@@ -344,6 +344,9 @@ class Connection:
         # (both in one segment) cancels `work` before its first step, and a coroutine cancelled before it
         # starts never reaches its own except clauses; awaiting the cancelled task does raise, here.
         work = loop.create_task(pending.completion())
+        if pending.ended is not None:
+            ended = pending.ended
+            work.add_done_callback(lambda _work: ended())
 
         async def answer() -> NtStatus:
             body: bytes | Reply

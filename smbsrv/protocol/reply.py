@@ -44,8 +44,12 @@ class Reply:
 
 class GoAsync(Exception):
     """Raised by a handler whose answer will come later ([MS-SMB2] 3.3.4.2): the dispatcher sends an interim
-    STATUS_PENDING response and awaits `completion`, which returns the final body or raises SmbError."""
+    STATUS_PENDING response and awaits `completion`, which returns the final body or raises SmbError.
+    `ended`, when given, runs once the work is over however it ended: also when a CANCEL stopped it before its
+    first step, where the coroutine's own finally clauses never run."""
 
-    def __init__(self, completion: Callable[[], Awaitable[bytes | Reply]]) -> None:
+    def __init__(self, completion: Callable[[], Awaitable[bytes | Reply]],
+                 ended: Callable[[], None] | None = None) -> None:
         super().__init__("async")
         self.completion = completion
+        self.ended = ended

@@ -348,3 +348,25 @@ def test_requests_after_a_pending_notify_in_a_compound_are_answered(client: b.Cl
     final = client.receive(ids[1], skip_pending=False)
     assert changes(final) == [(ADDED, "late.txt")]
     client.close_file(b.create_file_id(create.body))
+
+
+def test_the_first_change_alone_answers_a_request_read_with_it(client: b.Client, folder: str) -> None:
+    """The CHANGE_NOTIFY and, in the same TCP write, CREATE + WRITE + CLOSE of a new file (a client that makes
+    its change as soon as the interim response is out; the server reads it all at once): the request is queued
+    before anything after it runs, so the ADDED alone answers it and the MODIFIED waits for the next request
+    (smbtorture smb2.notify.valid-req wants exactly one change; it got two when the request joined the watch
+    only at its task's first step, after the requests read with it)."""
+    handle = _open_dir(client, folder)
+    notify_message, (notify_id,) = client.build(b.Req(b.SMB2_CHANGE_NOTIFY, notify_body(handle)))
+    change_message, change_ids = client.build(
+        b.Req(b.SMB2_CREATE, b.create_body(f"{folder}\\made.txt", desired_access=b.GENERIC_WRITE,
+                                           disposition=b.FILE_CREATE)),
+        b.Req(b.SMB2_WRITE, b.write_body(b.RELATED_FILE_ID, 0, b"data"), related=True),
+        b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True))
+    frame = struct.Struct(">I")
+    assert client.sock is not None
+    client.sock.sendall(frame.pack(len(notify_message)) + notify_message + frame.pack(len(change_message))
+                        + change_message)
+    assert [status(client.receive(message_id)) for message_id in change_ids] == ["STATUS_SUCCESS"] * 3
+    assert changes(client.receive(notify_id)) == [(ADDED, "made.txt")]
+    assert changes(client.receive(send_notify(client, handle))) == [(MODIFIED, "made.txt")]

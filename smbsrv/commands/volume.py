@@ -3,6 +3,7 @@ opens and info levels apply to a request."""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 
 def volume_serial(tree: TreeConnect) -> int:
     return zlib.crc32(tree.share.name.lower().encode())
+
+
+def volume_id(share_name: str) -> bytes:
+    """16 bytes naming the share as a volume, the same for every server run: FileFsObjectIdInformation's
+    ObjectId and the BirthVolumeId of every file's object id (Samba uses one MD4 of the share name for both)."""
+    return hashlib.sha256(b"smbsrv volume " + share_name.lower().encode()).digest()[:16]
 
 
 def posix_type_bits(tree: TreeConnect) -> bool:
@@ -39,7 +46,7 @@ def fs_information(tree: TreeConnect, fs_class: int) -> bytes:
     if backend.supports_clone(tree.share_root.root_fd):
         attributes |= fattr.FILE_SUPPORTS_BLOCK_REFCOUNTING  # FSCTL_DUPLICATE_EXTENTS_TO_FILE works here
     volume = fs_info.VolumeInfo(label=tree.share.name, serial_number=volume_serial(tree),
-                                fs_attributes=attributes)
+                                fs_attributes=attributes, object_id=volume_id(tree.share.name))
     if fs_class == fs_info.F.FileFsPosixInformation:
         return fs_info.encode_posix(st)
     return fs_info.encode(fs_class, st, volume)

@@ -50,6 +50,10 @@ def test_object_id_is_stable_per_file(smb_server: SmbServer) -> None:
                                 options=b.FILE_DIRECTORY_FILE)
         dir_id = _output(_object_id(client, directory, FSCTL_CREATE_OR_GET_OBJECT_ID))
         assert len(dir_id) == 64 and dir_id[:16] != object_id and dir_id[16:32] == birth_volume
+        # The volume's own object id (FileFsObjectIdInformation, [MS-FSCC] 2.5.6) is that BirthVolumeId.
+        volume = client.query_info(directory, b.SMB2_0_INFO_FILESYSTEM, 8)
+        assert volume.status == b.STATUS_SUCCESS, b.status_name(volume.status)
+        assert b.output_buffer(volume)[:16] == birth_volume
         assert client.close_file(directory) == b.STATUS_SUCCESS
     with b.connect(smb_server.host, smb_server.port, smb_server.user, smb_server.password) as client:
         moved = client.open("two.txt", desired_access=b.FILE_READ_ATTRIBUTES)

@@ -5,16 +5,17 @@ A file's ObjectId is derived, never stored: its inode number and device, as Samb
 (vfs_default.c, push_file_id_16), so it is the same for every open and every connection, survives renames and
 restarts, and costs no write (a read-only handle or share can ask). Every file therefore has one from its
 creation on, and FSCTL_GET_OBJECT_ID answers it too instead of STATUS_OBJECTID_NOT_FOUND. BirthVolumeId is a
-fixed id of the share (Samba takes an MD4 of the share name; a hash of it here), BirthObjectId the ObjectId,
+fixed id of the share, the volume's FileFsObjectIdInformation ObjectId too (Samba takes an MD4 of the share name
+for both; a hash of it here, commands/volume.py), BirthObjectId the ObjectId,
 DomainId zero ([MS-FSA] 2.1.5.10.1 sets it empty).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 
+from smbsrv.commands.volume import volume_id
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open
@@ -25,11 +26,6 @@ FSCTL_GET_OBJECT_ID = 0x0009009C
 FSCTL_CREATE_OR_GET_OBJECT_ID = 0x000900C0
 _ID = struct.Struct("<QQ")  # inode, device
 OBJECTID_BUFFER_SIZE = 64
-
-
-def volume_id(share_name: str) -> bytes:
-    """16 bytes naming the share as a volume, the same for every server run."""
-    return hashlib.sha256(b"smbsrv volume " + share_name.lower().encode()).digest()[:16]
 
 
 def object_id(st: os.stat_result) -> bytes:

@@ -13,7 +13,6 @@ from smbsrv.errors import SmbError
 # [MS-DTYP] 2.4.3 ACCESS_MASK, file-specific rights from [MS-SMB2] 2.2.13.1.1
 from smbsrv.wire.constants import (
     FILE_APPEND_DATA,
-    FILE_DELETE_CHILD,
     FILE_EXECUTE,
     FILE_READ_ATTRIBUTES,
     FILE_READ_DATA,
@@ -324,57 +323,6 @@ def parse_descriptor(data: bytes | memoryview) -> SecurityDescriptor:
     sacl = decode_acl(data, off_sacl)[0] if control & SE_SACL_PRESENT and off_sacl else None
     dacl = decode_acl(data, off_dacl)[0] if control & SE_DACL_PRESENT and off_dacl else None
     return SecurityDescriptor(control, owner, group, sacl, dacl, revision)
-
-
-def _rwx_to_mask(bits: int, is_directory: bool) -> int:
-    """Map one rwx triplet to an access mask the way Samba's posix_acls.c does (map_canon_ace_perms)."""
-    if bits == 0o7:
-        return FILE_ALL_ACCESS
-    mask = 0
-    if bits & 0o4:
-        mask |= FILE_GENERIC_READ
-    if bits & 0o2:
-        # Samba adds DELETE_CHILD for directories: w on a directory lets one remove entries.
-        mask |= FILE_GENERIC_WRITE | (FILE_DELETE_CHILD if is_directory else 0)
-    if bits & 0o1:
-        mask |= FILE_GENERIC_EXECUTE
-    return mask
-
-
-def dacl_from_mode(uid: int, gid: int, mode: int, is_directory: bool = False) -> Acl:
-    """Owner, group and Everyone allow ACEs from the rwx bits of `mode`; empty triplets give mask 0."""
-    return Acl(
-        (
-            Ace(ACCESS_ALLOWED_ACE_TYPE, 0, _rwx_to_mask((mode >> 6) & 7, is_directory), unix_user_sid(uid)),
-            Ace(ACCESS_ALLOWED_ACE_TYPE, 0, _rwx_to_mask((mode >> 3) & 7, is_directory), unix_group_sid(gid)),
-            Ace(ACCESS_ALLOWED_ACE_TYPE, 0, _rwx_to_mask(mode & 7, is_directory), SID_EVERYONE),
-        )
-    )
-
-
-def build_descriptor(
-    uid: int, gid: int, mode: int, additional_information: int, is_directory: bool = False
-) -> bytes:
-    """Self-relative SD with the parts AdditionalInformation asks for: OWNER (S-1-22-1-uid), GROUP
-    (S-1-22-2-gid), DACL (from the mode bits). A SACL request gets no SACL: there is nothing to audit."""
-    control = SE_SELF_RELATIVE
-    parts: list[bytes] = []
-    pos = _SD_HEADER.size
-    off_owner = off_group = off_dacl = 0
-    if additional_information & OWNER_SECURITY_INFORMATION:
-        off_owner = pos
-        parts.append(unix_user_sid_bytes(uid))
-        pos += 16
-    if additional_information & GROUP_SECURITY_INFORMATION:
-        off_group = pos
-        parts.append(unix_group_sid_bytes(gid))
-        pos += 16
-    if additional_information & DACL_SECURITY_INFORMATION:
-        control |= SE_DACL_PRESENT
-        off_dacl = pos
-        parts.append(dacl_from_mode(uid, gid, mode, is_directory).encode())
-    header = _SD_HEADER.pack(SECURITY_DESCRIPTOR_REVISION, 0, control, off_owner, off_group, 0, off_dacl)
-    return header + b"".join(parts)
 
 
 def encode_descriptor(sd: SecurityDescriptor) -> bytes:

@@ -63,8 +63,14 @@ def test_decode_bad_sids(data: bytes) -> None:
     assert excinfo.value.status == NtStatus.STATUS_INVALID_PARAMETER
 
 
-def test_build_descriptor_layout() -> None:
-    data = sec.build_descriptor(1000, 100, 0o750, 0x7)
+def _owner_group_dacl(uid: int, gid: int, masks: tuple[int, int, int]) -> SecurityDescriptor:
+    aces = tuple(Ace(sec.ACCESS_ALLOWED_ACE_TYPE, 0, mask, sid)
+                 for mask, sid in zip(masks, (sec.unix_user_sid(uid), sec.unix_group_sid(gid), sec.SID_EVERYONE)))
+    return SecurityDescriptor(sec.SE_DACL_PRESENT, sec.unix_user_sid(uid), sec.unix_group_sid(gid), None, Acl(aces))
+
+
+def test_encode_descriptor_layout() -> None:
+    data = sec.encode_descriptor(_owner_group_dacl(1000, 100, (sec.FILE_ALL_ACCESS, 0x1200A9, 0)))
     assert data[0] == 1 and data[1] == 0
     assert u16(data, 2) == sec.SE_SELF_RELATIVE | sec.SE_DACL_PRESENT
     assert u32(data, 4) == 20 and u32(data, 8) == 36 and u32(data, 12) == 0 and u32(data, 16) == 52
@@ -74,45 +80,14 @@ def test_build_descriptor_layout() -> None:
     assert data[60:64] == bytes([0, 0]) + struct.pack("<H", 24)
     assert u32(data, 64) == sec.FILE_ALL_ACCESS
 
-    parsed = ldaptypes.SR_SECURITY_DESCRIPTOR(data=data)
+    parsed = ldaptypes.SR_SECURITY_DESCRIPTOR(data=data)  # an independent decoder
     assert parsed["OwnerSid"].formatCanonical() == "S-1-22-1-1000"
     assert parsed["GroupSid"].formatCanonical() == "S-1-22-2-100"
     aces = [
         (a["AceType"], a["Ace"]["Mask"]["Mask"], a["Ace"]["Sid"].formatCanonical())
         for a in parsed["Dacl"].aces
     ]
-    assert aces == [
-        (0, sec.FILE_ALL_ACCESS, "S-1-22-1-1000"),
-        (0, sec.FILE_GENERIC_READ | sec.FILE_GENERIC_EXECUTE, "S-1-22-2-100"),
-        (0, 0, "S-1-1-0"),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("bits", "is_directory", "mask"),
-    [
-        (0o7, False, 0x1F01FF),
-        (0o6, False, 0x120089 | 0x120116),
-        (0o6, True, 0x120089 | 0x120116 | 0x40),
-        (0o4, False, 0x120089),
-        (0o2, False, 0x120116),
-        (0o1, False, 0x1200A0),
-        (0o5, True, 0x120089 | 0x1200A0),
-        (0o0, False, 0),
-    ],
-)
-def test_rwx_mapping(bits: int, is_directory: bool, mask: int) -> None:
-    acl = sec.dacl_from_mode(0, 0, bits << 6 | bits << 3 | bits, is_directory)
-    assert [ace.mask for ace in acl.aces] == [mask, mask, mask]
-
-
-@pytest.mark.parametrize("additional", range(16))
-def test_build_descriptor_only_requested_parts(additional: int) -> None:
-    parsed = sec.parse_descriptor(sec.build_descriptor(5, 6, 0o644, additional))
-    assert (parsed.owner is not None) == bool(additional & 1)
-    assert (parsed.group is not None) == bool(additional & 2)
-    assert (parsed.dacl is not None) == bool(additional & 4)
-    assert parsed.sacl is None and not parsed.control & sec.SE_SACL_PRESENT
+    assert aces == [(0, sec.FILE_ALL_ACCESS, "S-1-22-1-1000"), (0, 0x1200A9, "S-1-22-2-100"), (0, 0, "S-1-1-0")]
 
 
 def _impacket_descriptor(aces: list[tuple[int, int, str]], owner: str | None = "S-1-5-32-544") -> bytes:
@@ -171,7 +146,8 @@ def test_posix_chmod_dacl() -> None:
         [],
     ):
         assert sec.posix_mode_from_dacl(sec.parse_descriptor(_impacket_descriptor(aces))) is None
-    assert sec.posix_mode_from_dacl(sec.parse_descriptor(sec.build_descriptor(1, 1, 0o755, 1))) is None
+    owner_only = SecurityDescriptor(0, sec.unix_user_sid(1), None, None, None)
+    assert sec.posix_mode_from_dacl(sec.parse_descriptor(sec.encode_descriptor(owner_only))) is None
 
 
 def test_encode_descriptor_round_trip() -> None:
@@ -261,7 +237,7 @@ def test_parse_random_bytes_only_raises_smb_error(data: bytes) -> None:
         pass
 
 
-VALID = sec.build_descriptor(1000, 100, 0o755, 7)
+VALID = sec.encode_descriptor(_owner_group_dacl(1000, 100, (sec.FILE_ALL_ACCESS, 0x1200A9, 0x1200A9)))
 
 
 @settings(max_examples=300, deadline=None)

@@ -134,7 +134,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     st = open_.handle.stat()
     info = open_.info(st)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
-        info.ea_size = eas.size(eas.read(open_.handle.fd, st))  # info_for_open built `info` for this request alone
+        info.ea_size = eas.cached_size(open_.handle.fd, st)  # info_for_open built `info` for this request alone
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
     path = "\\".join(open_.path_components)
     return file_classes.encode(

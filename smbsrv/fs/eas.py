@@ -40,6 +40,28 @@ def read(fd: int, st: os.stat_result) -> list[EaEntry]:
     return decode_full_ea_list(stored) if stored else []
 
 
+# EaSize by (st_dev, st_ino), valid for the st_ctime_ns it was read at: FileAllInformation, what every stat of
+# a Linux client asks for, then costs no getxattr on a file unchanged since. The rule and its limit are those of
+# dos_attrs' cache: setting an xattr changes the inode's ctime, apply() drops the entry itself (a change within
+# one coarse ctime tick of the last read), and a local setfattr within that tick is not seen until the inode
+# changes again. Bounded: dropped whole when full.
+_size_cache: dict[tuple[int, int], tuple[int, int]] = {}
+_SIZE_CACHE_LIMIT = 65536
+
+
+def cached_size(fd: int, st: os.stat_result) -> int:
+    """size(read(fd, st)), from the cache while the object's ctime has not moved."""
+    key = (st.st_dev, st.st_ino)
+    entry = _size_cache.get(key)
+    if entry is not None and entry[0] == st.st_ctime_ns:
+        return entry[1]
+    result = size(read(fd, st))
+    if len(_size_cache) >= _SIZE_CACHE_LIMIT:
+        _size_cache.clear()
+    _size_cache[key] = (st.st_ctime_ns, result)
+    return result
+
+
 def entry_size(entry: EaEntry) -> int:
     """What one EA adds to the list: its FILE_FULL_EA_INFORMATION entry, 4-byte aligned."""
     return (8 + len(entry.name) + 1 + len(entry.value) + 3) & ~3
@@ -84,3 +106,5 @@ def apply(fd: int, st: os.stat_result, updates: list[EaEntry]) -> None:
         if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.E2BIG, errno.ERANGE):
             raise SmbError(NtStatus.STATUS_EA_TOO_LARGE) from None
         raise
+    finally:
+        _size_cache.pop((st.st_dev, st.st_ino), None)

@@ -69,3 +69,16 @@ def test_many_updates_cost_linear_time(fd: int) -> None:
     eas.apply(fd, os.fstat(fd), updates)
     assert time.perf_counter() - started < 0.5
     assert _names(fd) == []
+
+
+def test_cached_size_follows_the_servers_own_changes_within_one_ctime_tick(fd: int) -> None:
+    before = os.fstat(fd)
+    assert eas.cached_size(fd, before) == 0
+    eas.apply(fd, before, [EaEntry(b"One", b"1")])
+    # The stat of before the change stands for a change within one coarse ctime tick: apply() dropped the
+    # entry, so the size is read again rather than answered from the cache.
+    assert eas.cached_size(fd, before) == eas.size(eas.read(fd, os.fstat(fd))) == 16
+    changed = os.fstat(fd)
+    assert eas.cached_size(fd, changed) == 16
+    eas.apply(fd, changed, [EaEntry(b"one", b"")])
+    assert eas.cached_size(fd, changed) == 0

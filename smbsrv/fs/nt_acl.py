@@ -38,12 +38,15 @@ from smbsrv.fscc.security import (
     OBJECT_INHERIT_ACE,
     SE_DACL_PRESENT,
     SID_EVERYONE,
+    UNIX_GROUP,
+    UNIX_USER,
     Ace,
     Acl,
     SecurityDescriptor,
     Sid,
     posix_mode_from_dacl,
     unix_group_sid,
+    unix_id_of,
     unix_user_sid,
 )
 from smbsrv.wire.constants import (
@@ -126,11 +129,12 @@ def _canon_of(sid: Sid, st: os.stat_result, perm: int, allow: bool, flags: int) 
         return _Canon(USER_OBJ, _UID, st.st_uid, perm, allow, sid, flags | INHERIT_ONLY_ACE)
     if sid == SID_CREATOR_GROUP:
         return _Canon(GROUP_OBJ, _GID, st.st_gid, perm, allow, sid, flags | INHERIT_ONLY_ACE)
-    subs = sid.sub_authority
-    if sid.identifier_authority == 22 and len(subs) == 2 and subs[0] in (1, 2):
-        if subs[0] == 1:
-            return _Canon(USER_OBJ if subs[1] == st.st_uid else USER, _UID, subs[1], perm, allow, sid, flags)
-        return _Canon(GROUP_OBJ if subs[1] == st.st_gid else GROUP, _GID, subs[1], perm, allow, sid, flags)
+    unix = unix_id_of(sid)
+    if unix is not None:
+        kind, id_ = unix
+        if kind == UNIX_USER:
+            return _Canon(USER_OBJ if id_ == st.st_uid else USER, _UID, id_, perm, allow, sid, flags)
+        return _Canon(GROUP_OBJ if id_ == st.st_gid else GROUP, _GID, id_, perm, allow, sid, flags)
     if _non_mappable(sid):
         return None
     raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
@@ -401,8 +405,8 @@ def apply_descriptor(fd: int, descriptor: SecurityDescriptor, parts: int) -> Non
     The caller has checked WRITE_OWNER/WRITE_DAC where they apply."""
     # Ownership first, as Samba: a DACL's CREATOR OWNER entries are the new owner's.
     if parts & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION):
-        backend.fchown(fd, unix_id(descriptor.owner if parts & OWNER_SECURITY_INFORMATION else None, 1),
-                       unix_id(descriptor.group if parts & GROUP_SECURITY_INFORMATION else None, 2))
+        backend.fchown(fd, _owner_id(descriptor.owner if parts & OWNER_SECURITY_INFORMATION else None, UNIX_USER),
+                       _owner_id(descriptor.group if parts & GROUP_SECURITY_INFORMATION else None, UNIX_GROUP))
     if parts & DACL_SECURITY_INFORMATION and descriptor.control & SE_DACL_PRESENT:
         mode = posix_mode_from_dacl(descriptor)
         if mode is None:
@@ -411,15 +415,15 @@ def apply_descriptor(fd: int, descriptor: SecurityDescriptor, parts: int) -> Non
             backend.fchmod(fd, mode & 0o777)  # the permission bits only, as Samba applies them
 
 
-def unix_id(sid: Sid | None, kind: int) -> int | None:
-    """The uid (kind 1) or gid (kind 2) an owner or group SID names (S-1-22-1-uid, S-1-22-2-gid); None: no
-    change asked. Any other SID names nothing on this server ([MS-DTYP] owners outside S-1-22): INVALID_OWNER."""
+def _owner_id(sid: Sid | None, kind: int) -> int | None:
+    """The uid (UNIX_USER) or gid (UNIX_GROUP) an owner or group SID names; None: no change asked. Any other
+    SID names nothing on this server ([MS-DTYP] owners outside S-1-22): INVALID_OWNER."""
     if sid is None:
         return None
-    subs = tuple(sid.sub_authority)
-    if sid.identifier_authority == 22 and len(subs) == 2 and subs[0] == kind:
-        return int(subs[1])
-    raise SmbError(NtStatus.STATUS_INVALID_OWNER)
+    unix = unix_id_of(sid)
+    if unix is None or unix[0] != kind:
+        raise SmbError(NtStatus.STATUS_INVALID_OWNER)
+    return unix[1]
 
 
 def set_dacl(fd: int, st: os.stat_result, dacl: Acl | None) -> None:

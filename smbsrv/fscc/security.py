@@ -200,12 +200,24 @@ def unix_group_sid_bytes(gid: int) -> bytes:
     return _UNIX_ID_SID.pack(1, 2, _AUTHORITY_22, 2, gid & 0xFFFFFFFF)
 
 
+UNIX_USER, UNIX_GROUP = 1, 2  # the first sub-authority of S-1-22 SIDs
+
+
 def unix_user_sid(uid: int) -> Sid:
-    return Sid(22, (1, uid & 0xFFFFFFFF))
+    return Sid(22, (UNIX_USER, uid & 0xFFFFFFFF))
 
 
 def unix_group_sid(gid: int) -> Sid:
-    return Sid(22, (2, gid & 0xFFFFFFFF))
+    return Sid(22, (UNIX_GROUP, gid & 0xFFFFFFFF))
+
+
+def unix_id_of(sid: Sid) -> tuple[int, int] | None:
+    """The reverse of unix_user_sid/unix_group_sid: (UNIX_USER, uid) or (UNIX_GROUP, gid), None for any other
+    SID."""
+    subs = sid.sub_authority
+    if sid.identifier_authority == 22 and len(subs) == 2 and subs[0] in (UNIX_USER, UNIX_GROUP):
+        return subs[0], subs[1]
+    return None
 
 
 SID_EVERYONE = Sid(1, (0,))  # S-1-1-0 (World)

@@ -34,6 +34,7 @@ from smbsrv.fscc.security import (
 )
 from tests import builders as b
 from tests.conftest import SmbServer
+from tests.impacket_sd import ALLOWED, impacket_descriptor
 from tests.integration.test_create_contexts import _contexts, _maximal_access, _response_contexts
 
 WRITE_DAC = 0x00040000
@@ -197,32 +198,8 @@ def test_descriptor_control_and_sacl_access(server: SmbServer) -> None:
 
 
 def _impacket_dacl_descriptor(aces: list[tuple[int, str]]) -> bytes:
-    """A DACL-only self-relative SD built by impacket's own codec (ldaptypes), not by smbsrv's."""
-    sd = ldaptypes.SR_SECURITY_DESCRIPTOR()
-    sd["Revision"] = b"\x01"
-    sd["Sbz1"] = b"\x00"
-    sd["Control"] = 0x8004
-    sd["OwnerSid"] = b""
-    sd["GroupSid"] = b""
-    sd["Sacl"] = b""
-    acl = ldaptypes.ACL()
-    acl["AclRevision"] = 2
-    acl["Sbz1"] = 0
-    acl["Sbz2"] = 0
-    acl.aces = []
-    for mask, sid_text in aces:
-        ace = ldaptypes.ACE()
-        ace["AceType"] = ldaptypes.ACCESS_ALLOWED_ACE.ACE_TYPE
-        ace["AceFlags"] = 0
-        body = ldaptypes.ACCESS_ALLOWED_ACE()
-        body["Mask"] = ldaptypes.ACCESS_MASK()
-        body["Mask"]["Mask"] = mask
-        body["Sid"] = ldaptypes.LDAP_SID()
-        body["Sid"].fromCanonical(sid_text)
-        ace["Ace"] = body
-        acl.aces.append(ace)
-    sd["Dacl"] = acl
-    return bytes(sd.getData())
+    """A DACL-only descriptor of allow ACEs ((mask, SID text)), built by impacket's codec, not by smbsrv's."""
+    return impacket_descriptor([(ALLOWED, mask, sid) for mask, sid in aces])
 
 
 def test_impacket_sets_and_reads_a_dacl(server: SmbServer) -> None:
@@ -295,3 +272,19 @@ def test_descriptor_given_at_create_is_kept(server: SmbServer) -> None:
                                  contexts=b.create_context(b"SecD", b"\x01\x00\x04\x80" + bytes(4)))
         assert response.status == b.STATUS_INVALID_PARAMETER
         assert not (server.share_path / "bad-secd.txt").exists()
+
+
+def test_an_owner_that_is_no_unix_account_is_invalid_owner(server: SmbServer) -> None:
+    """Only S-1-22-1-uid SIDs name an owner here: Everyone as owner is STATUS_INVALID_OWNER, as Samba 4.17
+    answers (smbtorture smb2.acls.SDFLAGSVSCHOWN, acls.c:1749), through SET_INFO and through a CREATE's SD
+    context, which then leaves no file behind."""
+    everyone_owns = impacket_descriptor([(ALLOWED, 0x1F01FF, "S-1-1-0")], owner="S-1-1-0")
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        handle = client.open("owned.txt", desired_access=b.READ_CONTROL | WRITE_OWNER, disposition=b.FILE_CREATE)
+        response = client.set_info(handle, b.SMB2_0_INFO_SECURITY, 0, everyone_owns, additional_information=OWNER)
+        assert response.status == 0xC000005A, b.status_name(response.status)  # STATUS_INVALID_OWNER
+        client.close_file(handle)
+        response = client.create("never.txt", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,
+                                 contexts=b.create_context(b"SecD", everyone_owns))
+        assert response.status == 0xC000005A, b.status_name(response.status)
+        assert not (server.share_path / "never.txt").exists()

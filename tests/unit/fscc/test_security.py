@@ -12,6 +12,7 @@ from smbsrv.fscc import security as sec
 from smbsrv.fscc.security import Ace, Acl, SecurityDescriptor, Sid
 from smbsrv.protocol.errors import SmbError
 from smbsrv.wire.status import NtStatus
+from tests.impacket_sd import impacket_descriptor
 from tests.unit.fscc.sample import u16, u32
 
 ADMINISTRATORS = bytes.fromhex("0102000000000005 20000000 20020000")  # S-1-5-32-544
@@ -91,35 +92,7 @@ def test_encode_descriptor_layout() -> None:
 
 
 def _impacket_descriptor(aces: list[tuple[int, int, str]], owner: str | None = "S-1-5-32-544") -> bytes:
-    sd = ldaptypes.SR_SECURITY_DESCRIPTOR()
-    sd["Revision"] = b"\x01"
-    sd["Sbz1"] = b"\x00"
-    sd["Control"] = 0x8004
-    if owner:
-        sd["OwnerSid"] = ldaptypes.LDAP_SID()
-        sd["OwnerSid"].fromCanonical(owner)
-    else:
-        sd["OwnerSid"] = b""
-    sd["GroupSid"] = b""
-    sd["Sacl"] = b""
-    acl = ldaptypes.ACL()
-    acl["AclRevision"] = 2
-    acl["Sbz1"] = 0
-    acl["Sbz2"] = 0
-    acl.aces = []
-    for ace_type, mask, sid_text in aces:
-        ace = ldaptypes.ACE()
-        ace["AceType"] = ace_type
-        ace["AceFlags"] = 0
-        body = ldaptypes.ACCESS_ALLOWED_ACE()
-        body["Mask"] = ldaptypes.ACCESS_MASK()
-        body["Mask"]["Mask"] = mask
-        body["Sid"] = ldaptypes.LDAP_SID()
-        body["Sid"].fromCanonical(sid_text)
-        ace["Ace"] = body
-        acl.aces.append(ace)
-    sd["Dacl"] = acl
-    return bytes(sd.getData())
+    return impacket_descriptor(aces, owner)
 
 
 def test_parse_impacket_descriptor() -> None:

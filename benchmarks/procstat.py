@@ -134,6 +134,40 @@ class PeakRssSampler:
         self.sample()
 
 
+class ServerUsage:
+    """The server tree's CPU time and peak RSS over a measured stretch; use as a context manager. The CPU window
+    closes at `stop()` when a workload must leave out what follows (teardown, settling), else at the block's end."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root_pid = root_pid
+        self.cpu_s = 0.0
+        self._cpu_before_s: float | None = None
+        self._sampler = PeakRssSampler(root_pid)
+
+    @property
+    def peak_bytes(self) -> int:
+        return self._sampler.peak_bytes
+
+    def __enter__(self) -> Self:
+        self._cpu_before_s = tree_cpu_s(self.root_pid)
+        self._sampler.__enter__()
+        return self
+
+    def stop(self) -> None:
+        if self._cpu_before_s is not None:
+            self.cpu_s = tree_cpu_s(self.root_pid) - self._cpu_before_s
+            self._cpu_before_s = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self._sampler.__exit__(exc_type, exc, tb)
+
+
 def wait_for_exit(pid: int, timeout_s: float) -> bool:
     """Poll until /proc/PID is gone or a zombie; True if it went away in time."""
     deadline = time.monotonic() + timeout_s

@@ -213,13 +213,11 @@ def run_sessions(
             session.start()
         for session in sessions:
             session.wait_ready()
-        cpu_before_s = procstat.tree_cpu_s(pid)
-        with procstat.PeakRssSampler(pid) as sampler:
+        with procstat.ServerUsage(pid) as usage:
             for session in sessions:
                 session.release()
             for session in sessions:
                 session.wait_done()
-            cpu_after_s = procstat.tree_cpu_s(pid)
         for session in sessions:
             session.finish(fail_on_status)
         elapsed_s = max(s.end_time for s in sessions) - min(s.start_time for s in sessions)
@@ -230,9 +228,7 @@ def run_sessions(
     finally:
         for session in sessions:
             session.close()
-    return SessionsResult(
-        elapsed_s, cpu_after_s - cpu_before_s, sampler.peak_bytes, outputs, timer_overhead_s
-    )
+    return SessionsResult(elapsed_s, usage.cpu_s, usage.peak_bytes, outputs, timer_overhead_s)
 
 
 class Workload:
@@ -402,14 +398,12 @@ class CompoundStat(Workload):
         pid = ctx.endpoint.pid
         try:
             connection.stat(names[0])  # the first open of the directory pays for lookups both servers cache
-            cpu_before_s = procstat.tree_cpu_s(pid)
             client_before_s = time.process_time()
-            with procstat.PeakRssSampler(pid) as sampler:
+            with procstat.ServerUsage(pid) as usage:
                 started = time.perf_counter()
                 for name in names:
                     connection.stat(name)
                 elapsed_s = time.perf_counter() - started
-                cpu_after_s = procstat.tree_cpu_s(pid)
             client_cpu_s = time.process_time() - client_before_s
             connection.logoff()
         except (OSError, RuntimeError) as e:
@@ -418,8 +412,8 @@ class CompoundStat(Workload):
         return Measurement(
             count / elapsed_s,
             count / 1000,
-            cpu_after_s - cpu_before_s,
-            sampler.peak_bytes,
+            usage.cpu_s,
+            usage.peak_bytes,
             {"elapsed_s": elapsed_s, "client_cpu_us_per_file": client_cpu_s / count * 1e6},
         )
 
@@ -478,9 +472,8 @@ class ConnectLatency(Workload):
         count = ctx.sizes.connects
         pid = ctx.endpoint.pid
         times_s: list[float] = []
-        cpu_before_s = procstat.tree_cpu_s(pid)
         client_before_s = time.process_time()
-        with procstat.PeakRssSampler(pid) as sampler:
+        with procstat.ServerUsage(pid) as usage:
             for _ in range(count):
                 started = time.perf_counter()
                 connection = _connect(ctx)
@@ -492,12 +485,11 @@ class ConnectLatency(Workload):
             client_cpu_s = time.process_time() - client_before_s
             # Let the server finish tearing the last connection down (Samba: its child exits and is reaped).
             time.sleep(0.3)
-            cpu_after_s = procstat.tree_cpu_s(pid)
         return Measurement(
             statistics.median(times_s) * 1000,
             count / 1000,
-            cpu_after_s - cpu_before_s,
-            sampler.peak_bytes,
+            usage.cpu_s,
+            usage.peak_bytes,
             {
                 "mean_ms": statistics.fmean(times_s) * 1000,
                 "min_ms": min(times_s) * 1000,
@@ -518,14 +510,13 @@ class IdleConnections(Workload):
         pss_before = procstat.tree_pss_bytes(pid)
         rss_before = procstat.tree_rss_bytes(pid)
         connections: list[SmbConnection] = []
-        cpu_before_s = procstat.tree_cpu_s(pid)
         try:
-            with procstat.PeakRssSampler(pid) as sampler:
+            with procstat.ServerUsage(pid) as usage:
                 started = time.perf_counter()
                 for _ in range(count):
                     connections.append(_connect(ctx))
                 open_s = time.perf_counter() - started
-                cpu_after_s = procstat.tree_cpu_s(pid)
+                usage.stop()
                 # Let allocations settle; a server may finish per-connection work after the last reply.
                 time.sleep(1.0)
                 pss = rss = 0
@@ -543,8 +534,8 @@ class IdleConnections(Workload):
         return Measurement(
             pss / MIB,
             count / 1000,
-            cpu_after_s - cpu_before_s,
-            sampler.peak_bytes,
+            usage.cpu_s,
+            usage.peak_bytes,
             {
                 "connections": count,
                 "rss_MiB": rss / MIB,
@@ -740,9 +731,8 @@ class LeaseReread(Workload):
             # Not timed: the share's first lease (smbsrv then starts its change feed, once per server).
             warm_id, _ = connection.open_leased("lease-reread.bin", os.urandom(16))
             connection.close_file(warm_id)
-            cpu_before_s = procstat.tree_cpu_s(pid)
             round_trips = 0
-            with procstat.PeakRssSampler(pid) as sampler:
+            with procstat.ServerUsage(pid) as usage:
                 started = time.perf_counter()
                 file_id, state = connection.open_leased("lease-reread.bin", os.urandom(16))
                 cache = connection.read(file_id, self._SIZE)
@@ -760,7 +750,6 @@ class LeaseReread(Workload):
                     if data != expected:
                         raise WorkloadError("re-read returned other data")
                 elapsed_s = time.perf_counter() - started
-                cpu_after_s = procstat.tree_cpu_s(pid)
             if cached:
                 connection.close_file(file_id)
             connection.logoff()
@@ -768,7 +757,7 @@ class LeaseReread(Workload):
             connection.close()
             raise WorkloadError(f"lease re-read failed: {e}") from e
         rate = count / elapsed_s
-        return Measurement(rate, count / 1000, cpu_after_s - cpu_before_s, sampler.peak_bytes, {
+        return Measurement(rate, count / 1000, usage.cpu_s, usage.peak_bytes, {
             "elapsed_s": elapsed_s, "lease_state": state, "server_round_trips": round_trips,
             "uncached_per_s": uncached_per_s, "gain": rate / uncached_per_s})
 

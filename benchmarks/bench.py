@@ -1,12 +1,16 @@
 """smbsrv versus Debian's Samba on this machine: one command, alternating runs, medians and ratios.
 
 Usage: scripts/bench [--quick] [--json out.json] [--only w1,w2] [--rounds N] [--servers smbsrv,samba]
-                     [--signing default|required|both] [--server-arg TEXT]
+                     [--signing default|required|both] [--server-arg TEXT] [--account NAME]
 
 For each signing variant the benchmark starts both servers on 127.0.0.1 (free ports, sibling share
 directories on one filesystem), then for every round runs every workload against smbsrv and then Samba
 (A B A B ...). It prints a table and writes JSON. Everything it started is stopped by PID in finally blocks,
 and SIGTERM is turned into an exception so those blocks also run when the benchmark itself is stopped.
+
+Both servers serve the same ordinary Unix account (`smbsrv_bench`, created for the run when it is missing),
+as real deployments map SMB users to such accounts: acting as an unprivileged user costs a server identity
+switches and permission checks that root never pays. `--account root` measures the root-mapped case.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from benchmarks.workloads import (
 )
 
 SERVER_ORDER = ["smbsrv", "samba"]
+BENCH_ACCOUNT = "smbsrv_bench"
 MIN_FULL_ROUNDS = 3
 
 
@@ -92,6 +97,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tmpdir", type=Path, help="parent of the share directories (default: system temp)")
     parser.add_argument(
+        "--account",
+        help=f"Unix account the SMB user is on both servers (default {BENCH_ACCOUNT}, created when missing; "
+        "the invoking user when not run as root)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directories (logs) afterwards"
     )
     args = parser.parse_args(argv)
@@ -111,6 +121,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.iperf_seconds = args.iperf_seconds or (1 if args.quick else 3)
     args.variants = ["default", "required"] if args.signing == "both" else [args.signing]
     return args
+
+
+def _served_account(requested: str | None) -> tuple[str, bool]:
+    """The Unix account both servers serve, and whether this run created it (and removes it afterwards)."""
+    if os.geteuid() != 0:
+        return requested or pwd.getpwuid(os.geteuid()).pw_name, False
+    name = requested or BENCH_ACCOUNT
+    try:
+        pwd.getpwnam(name)
+        return name, False
+    except KeyError:
+        if requested:
+            raise SystemExit(f"bench: no Unix account {requested!r}") from None
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
+    return name, True
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Give the prepared share to the served account, as a share's files belong to its users."""
+    if os.geteuid() != 0:
+        return
+    os.chown(root, uid, gid)
+    for directory, subdirs, files in os.walk(root):
+        for name in subdirs + files:
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -141,11 +177,13 @@ class Benchmark:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.sizes: Sizes = QUICK_SIZES if args.quick else FULL_SIZES
-        # Samba's tdbsam needs an existing Unix account; the one running the benchmark (smbd needs root).
-        self.username = pwd.getpwuid(os.geteuid()).pw_name
+        # Samba's tdbsam needs an existing Unix account, and smbsrv's --user maps a name to the account of that
+        # name: the SMB user is the served account on both servers.
+        self.username, self.created_account = _served_account(args.account)
         # Letters, digits, - and _ only: the password travels on command lines and in USER:PASS syntax.
         self.password = secrets.token_urlsafe(12)
         self.base = Path(tempfile.mkdtemp(prefix="smbsrv-bench-", dir=args.tmpdir))
+        self.base.chmod(0o755)  # the served account reaches its share directory through it
         shm = Path("/dev/shm")
         self.fixtures_root = Path(
             tempfile.mkdtemp(prefix="smbsrv-bench-", dir=shm if shm.is_dir() else self.base)
@@ -171,6 +209,9 @@ class Benchmark:
             share_dir.mkdir()
             for workload in self.args.workloads:
                 workload.prepare(share_dir, self.sizes, fixtures)
+        account = pwd.getpwnam(self.username)
+        for share_dir in self.share_dirs.values():
+            _chown_tree(share_dir, account.pw_uid, account.pw_gid)
         # Write the prepared files back now, so background writeback does not land inside a timed run.
         os.sync()
         return fixtures
@@ -266,6 +307,8 @@ class Benchmark:
             self.progress(f"kept {self.base}")
         else:
             shutil.rmtree(self.base, ignore_errors=True)
+        if self.created_account:
+            subprocess.run(["userdel", self.username], capture_output=True, check=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,6 +317,7 @@ class Benchmark:
             "quick": self.args.quick,
             "rounds": self.args.rounds,
             "servers": self.args.server_names,
+            "account": self.username,
             "signing_variants": self.args.variants,
             "sizes": dataclasses.asdict(self.sizes),
             "machine": machine_info(),

@@ -180,9 +180,12 @@ def read_at(dir_fd: int, name: str, st: os.stat_result) -> DosInfo | None:
 
 def write(fd: int, info: DosInfo) -> None:
     """Store `info` on a regular file or directory (at create, and on SET_INFO FileBasicInformation)."""
-    xattr.set(fd, DOS_XATTR_NAME, info.encode())
-    st = os.fstat(fd)
-    _cache.pop((st.st_dev, st.st_ino), None)
+    value = info.encode()
+    xattr.set(fd, DOS_XATTR_NAME, value)
+    # The cache keeps what was just written, for the ctime the write left: the reply of the CREATE or SET_INFO
+    # that wrote it then reads no xattr. (Dropping the entry instead cost every create a getxattr.) A local
+    # change between the setxattr and this fstat is the cache's limit above, in a window of microseconds.
+    _remember(os.fstat(fd), DosInfo.decode(value))
 
 
 def initialise(fd: int, attributes: int, st: os.stat_result) -> None:

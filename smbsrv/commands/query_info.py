@@ -146,7 +146,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         mode=open_.mode_flags,
         access_flags=open_.granted_access,
         streams=None if not open_.is_directory else [],
-        volume_serial_number=volume.volume_serial(ctx.tree),
+        volume_serial_number=volume.volume_serial(ctx.tree) if info_class == C.FileIdInformation else 0,
         posix_with_file_type=volume.posix_type_bits(ctx.tree),
     )
 

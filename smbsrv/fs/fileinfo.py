@@ -29,3 +29,11 @@ class FileInfo:
     @property
     def is_directory(self) -> bool:
         return self.attributes & 0x10 != 0
+
+    def copy(self) -> "FileInfo":
+        """A copy a caller may change (the shown LastWriteTime, EaSize) while the original is kept for reuse
+        (fs/handle.py FileHandle.info). Positional: several times cheaper than dataclasses.replace."""
+        return FileInfo(self.creation_time, self.last_access_time, self.last_write_time, self.change_time,
+                        self.end_of_file, self.allocation_size, self.attributes, self.index_number,
+                        self.number_of_links, self.reparse_tag, self.ea_size, self.mode, self.uid, self.gid,
+                        self.dev, self.rdev)

@@ -119,14 +119,17 @@ def handle(ctx: RequestContext, request: wire.CreateRequest) -> bytes:
 def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: bool) -> bytes:
     tree = ctx.tree
     assert tree is not None and ctx.session is not None
-    if durable_handles.check_contexts(ctx, request):
+    # Most opens carry no create context (cifs.ko's stat, smbclient, every plain open): the durable-handle
+    # steps, which only look for theirs, are skipped for them.
+    with_contexts = bool(request.contexts)
+    if with_contexts and durable_handles.check_contexts(ctx, request):
         # DHnC/DH2C: no name validation, no open execution ([MS-SMB2] 3.3.5.9.7, 3.3.5.9.12; Samba checks the
         # impersonation level on real opens only). A handle the server does not keep: OBJECT_NAME_NOT_FOUND.
         open_ = durable_handles.reconnect(ctx, request)
         return _reply(ctx, request, open_, open_.handle.stat(), FILE_OPENED, open_.granted_access, None)
     _check_request(request)
     _check_system_security(request, ctx.session.uid)
-    replay = durable_handles.replayed(ctx, request, first_attempt)
+    replay = durable_handles.replayed(ctx, request, first_attempt) if with_contexts else None
     if replay is not None:
         open_, action = replay  # [MS-SMB2] 3.3.5.9.10: the replayed create's open, as it is now
         return _reply(ctx, request, open_, open_.handle.stat(), action, open_.granted_access, None,
@@ -590,7 +593,8 @@ def _reply(ctx: RequestContext, request: wire.CreateRequest, open_: Open, st: os
         oplock_level, lease_context = replayed_level, None
     if lease_context is not None:
         contexts.append(lease_context)
-    contexts.extend(durable_handles.reply_contexts(ctx, request, open_, action))
+    if request.contexts:  # a durable handle is only ever asked for with a context (see _handle)
+        contexts.extend(durable_handles.reply_contexts(ctx, request, open_, action))
     flags = SMB2_CREATE_FLAG_REPARSEPOINT if info.reparse_tag else 0
     return wire.encode_response(
         oplock_level=oplock_level, flags=flags, create_action=action,

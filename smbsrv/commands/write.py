@@ -8,6 +8,7 @@ from typing import Any
 
 from smbsrv.commands import oplock_break
 from smbsrv.files import write_time
+from smbsrv.fs import backend
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.bulk import BULK_IO_BYTES
@@ -87,8 +88,12 @@ async def _write_in_thread(ctx: RequestContext, open_: Open, request: wire.Write
     lock = open_.write_lock
     if lock is None:
         lock = open_.write_lock = asyncio.Lock()
+    # The thread writes through a duplicate of the fd (FileHandle.borrowed_fd): a CLOSE of this open from
+    # another channel, or a session or tree teardown, may run while it writes, and must not leave it writing
+    # to whatever file reuses the fd number.
     async with lock:
-        written = await loop.run_in_executor(None, open_.handle.write, request.data, offset)
+        with open_.handle.borrowed_fd() as fd:
+            written = await loop.run_in_executor(None, backend.pwrite_all, fd, request.data, offset)
     return _finish(ctx, open_, request, written)
 
 

@@ -393,6 +393,13 @@ _FIEMAP_EXTENT_LAST = 0x1
 _FIEMAP_BATCH = 32
 
 
+def allocation_is_blocks(st: os.stat_result) -> bool:
+    """Whether data_allocation() answers st_blocks (in bytes) without looking at the file: anything but a regular
+    file, and a regular file whose blocks are no more than its size rounded up to blocks (the common case)."""
+    block_size = st.st_blksize or 4096
+    return not stat.S_ISREG(st.st_mode) or st.st_blocks * 512 <= -(-st.st_size // block_size) * block_size
+
+
 def data_allocation(fd: int, st: os.stat_result) -> int:
     """AllocationSize of a regular file: the bytes of its data blocks, preallocated ones beyond EOF included.
 
@@ -404,8 +411,7 @@ def data_allocation(fd: int, st: os.stat_result) -> int:
     costs no system call. Without an fd (-1) or without FIEMAP (tmpfs) st_blocks stands, as Samba reports.
     """
     blocks = st.st_blocks * 512
-    block_size = st.st_blksize or 4096
-    if fd < 0 or not stat.S_ISREG(st.st_mode) or blocks <= -(-st.st_size // block_size) * block_size:
+    if fd < 0 or allocation_is_blocks(st):
         return blocks
     total, start = 0, 0
     request = bytearray(_FIEMAP.size + _FIEMAP_EXTENT.size * _FIEMAP_BATCH)

@@ -17,17 +17,17 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from smbsrv.fs import backend, dos_attrs, identity, nt_acl, presented
 from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.errno_map import raise_for_oserror
-from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc import attributes as fattr
 
 if TYPE_CHECKING:
     from smbsrv.config import ShareConfig
+    from smbsrv.fs.fileinfo import FileInfo
     from smbsrv.fs.reparse_store import ReparseStore
     from smbsrv.fscc.security import SecurityDescriptor
 
@@ -38,8 +38,6 @@ class FileHandle:
     parent_fd: int = -1  # taken over from the resolver; the handle closes it
     name: str = ""
     key: tuple[int, int] = (0, 0)  # (st_dev, st_ino): what FileTable, share modes and locks are keyed on
-    # The last FileInfo info() built, with what it was built from (see info()).
-    _shown: tuple[object, FileInfo] | None = field(default=None, repr=False)
 
     # -- lifetime ---------------------------------------------------------------------------------------------
 
@@ -236,32 +234,11 @@ class FileHandle:
 
     def info(self, share: ShareConfig, reparse_store: ReparseStore | None, components: tuple[str, ...],
              st: os.stat_result | None = None) -> FileInfo:
-        """The file as SMB clients see it (attributes, times, sizes, reparse tag): a FileInfo of the caller's own.
-
-        A Linux client's stat asks twice within microseconds (the CREATE's reply, then QUERY_INFO
-        FileAllInformation), and an unchanged file gives the same answer: the FileInfo of a regular file or
-        directory is a function of its stat, its DOS xattr, its name and the share's settings. The last one
-        built is reused while all of those are as they were: every stat field it reads (the fd names one
-        inode, so st_ino, st_dev and st_rdev are fixed), the DosInfo object (dos_attrs hands out one per
-        ctime it read or wrote, so any change of the xattr through the server or visible in ctime gives a
-        new one), the name (a rename through any handle) and the ShareConfig. Files with a client-set
-        reparse point (a second xattr) and special files (a link's target) are always built anew."""
+        """The file as SMB clients see it (attributes, times, sizes, reparse tag): a FileInfo of the caller's own
+        (fs/presented.py reuses one built before while the file is unchanged)."""
         if st is None:
             st = self.stat()
-        mode = st.st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            return presented.open_info(self.fd, self.parent_fd, self.name, st, share, reparse_store, components)
-        dos = dos_attrs.read(self.fd, st)
-        built_from = (st.st_ctime_ns, st.st_mtime_ns, st.st_atime_ns, st.st_size, st.st_blocks, st.st_nlink,
-                      mode, st.st_uid, st.st_gid, dos, self.name, share)
-        shown = self._shown
-        if shown is not None and shown[0] == built_from:
-            return shown[1].copy()
-        info = presented.open_info(self.fd, self.parent_fd, self.name, st, share, reparse_store, components)
-        if dos is None or not dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT:
-            self._shown = (built_from, info)
-            return info.copy()
-        return info
+        return presented.open_info(self.fd, self.parent_fd, self.name, st, share, reparse_store, components)
 
     def reparse_buffer(self, share: ShareConfig, reparse_store: ReparseStore | None,
                        components: tuple[str, ...]) -> bytes | None:

@@ -23,6 +23,7 @@ from smbsrv.reparse import synthesized
 
 if TYPE_CHECKING:
     from smbsrv.config import ShareConfig
+    from smbsrv.fs.dos_attrs import DosInfo
     from smbsrv.fs.reparse_store import ReparseStore
 
 
@@ -40,10 +41,47 @@ def share_real_path(share: ShareConfig) -> str:
     return _real_path(share.path)
 
 
+# FileInfo of open files by (st_dev, st_ino), with what each was built from. A Linux client's stat opens the file,
+# asks for FileAllInformation and closes it (and `ls -l`, `git status` or a build stat the same files again and
+# again), so the same answer is built twice per stat. The FileInfo of a regular file or directory is a function
+# of its stat, its DOS xattr, its name and the share's settings, plus the file's extents where st_blocks says
+# more than its data (data_allocation, which also depends on the kind of fd then: those are never kept). An
+# entry is used while all of them are as they were: every stat field file_info reads (st_dev and st_ino are
+# the key, st_rdev and st_blksize are fixed for an inode), the DosInfo object (dos_attrs hands out one per ctime
+# it read or wrote, so a change of the xattr through this server, or one visible in ctime, gives a new one),
+# the name (a rename, or another hard link) and the ShareConfig. Files with a client-set reparse point (a
+# second xattr) and special files (a link's target) are always built anew. The limit of the DOS-attribute
+# cache holds too: a change behind the server's back within one ctime tick that leaves every stat field as it
+# was is not seen until the file changes again. Bounded: dropped whole when full.
+_shown: dict[tuple[int, int], tuple[tuple[object, ...], FileInfo]] = {}
+_SHOWN_LIMIT = 4096
+
+
 def open_info(fd: int, parent_fd: int, name: str, st: os.stat_result, share: ShareConfig,
               reparse_store: ReparseStore | None, components: tuple[str, ...]) -> FileInfo:
-    """The FileInfo of an open file: `fd` its fd, `name` its name in `parent_fd`, `st` its fstat."""
+    """The FileInfo of an open file, the caller's own to change: `fd` its fd, `name` its name in `parent_fd`,
+    `st` its fstat."""
+    mode = st.st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return _open_info(fd, parent_fd, name, st, share, reparse_store, components, dos_attrs.read(fd, st))
     dos = dos_attrs.read(fd, st)
+    key = (st.st_dev, st.st_ino)
+    built_from = (st.st_ctime_ns, st.st_mtime_ns, st.st_atime_ns, st.st_size, st.st_blocks, st.st_nlink, mode,
+                  st.st_uid, st.st_gid, dos, name, share)
+    shown = _shown.get(key)
+    if shown is not None and shown[0] == built_from:
+        return shown[1].copy()
+    info = _open_info(fd, parent_fd, name, st, share, reparse_store, components, dos)
+    if (dos is None or not dos.attributes & fattr.FILE_ATTRIBUTE_REPARSE_POINT) and backend.allocation_is_blocks(st):
+        if len(_shown) >= _SHOWN_LIMIT:
+            _shown.clear()
+        _shown[key] = (built_from, info)
+        return info.copy()
+    return info
+
+
+def _open_info(fd: int, parent_fd: int, name: str, st: os.stat_result, share: ShareConfig,
+               reparse_store: ReparseStore | None, components: tuple[str, ...], dos: DosInfo | None) -> FileInfo:
     info = backend.file_info(st, dos, reparse_tag=reparse_tag_for(st, share), name=name,
                              hide_dot_files=share.hide_dot_files, fd=fd)
     if stat.S_ISLNK(st.st_mode):

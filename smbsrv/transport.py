@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smbsrv.dispatch import HANDLERS
-from smbsrv.protocol.bulk import BULK_IO_BYTES
+from smbsrv.protocol.bulk import BULK_IO_BYTES, READ_BUFFERS, ReadBuffer
 from smbsrv.protocol.connection import Buffers, Connection
 from smbsrv.protocol.errors import ProtocolViolation
 from smbsrv.protocol.reply import FileRange
@@ -229,6 +229,8 @@ class Outbox:
             if sent < size:
                 return [memoryview(buffer).cast("B")[sent:], *buffers[index + 1:]]  # type: ignore[arg-type]
             sent -= size
+            if type(buffer) is ReadBuffer:
+                READ_BUFFERS.give(buffer)
         return []
 
     def _push(self) -> bool:
@@ -253,6 +255,8 @@ class Outbox:
                     if sent >= len(view):
                         sent -= len(view)
                         self.items.popleft()
+                        if type(view.obj) is ReadBuffer:
+                            READ_BUFFERS.give(view.obj)
                     else:
                         self.items[0] = view[sent:]
                         sent = 0

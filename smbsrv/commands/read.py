@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+from smbsrv.fs.errno_map import raise_for_oserror
 from smbsrv.hsm import access as hsm_access
-from smbsrv.protocol.bulk import BULK_IO_BYTES
+from smbsrv.protocol.bulk import BULK_IO_BYTES, READ_BUFFERS
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.credits import check_credit_charge
 from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
 from smbsrv.protocol.reply import FileRange, Reply
 from smbsrv.wire import readwrite as wire
 from smbsrv.wire.constants import FILE_EXECUTE, FILE_READ_DATA
@@ -54,7 +58,25 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
         if count == 0 or count < request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(wire.encode_read_response_header(count), FileRange(open_.handle.dup(), request.offset, count))
-    data = open_.handle.read(request.length, request.offset)
+    if request.length >= BULK_IO_BYTES:
+        data: bytes | bytearray = _read_into_buffer(open_, request)
+    else:
+        data = open_.handle.read(request.length, request.offset)
     if not data or len(data) < request.minimum_count:
         raise SmbError(NtStatus.STATUS_END_OF_FILE)
     return Reply(wire.encode_read_response_header(len(data)), data)
+
+
+def _read_into_buffer(open_: Open, request: wire.ReadRequest) -> bytearray:
+    """A large read that must pass through memory lands in a reused ReadBuffer (protocol/bulk.py). A short
+    read (the end of the file) keeps only what it got, in a plain bytearray, so the buffer keeps its size."""
+    buffer = READ_BUFFERS.take(request.length)
+    try:
+        count = os.preadv(open_.handle.fd, [buffer], request.offset)
+    except OSError as exc:
+        READ_BUFFERS.give(buffer)
+        raise_for_oserror(exc)
+    if count == len(buffer):
+        return buffer
+    READ_BUFFERS.give(buffer)
+    return bytearray(memoryview(buffer)[:count])

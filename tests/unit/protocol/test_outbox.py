@@ -1,6 +1,6 @@
 """transport.Outbox on a real loopback TCP connection: responses leave in the order they were posted, a client
 that does not read holds the sender back at the outbox limit, and a connection that queues bulk data gets a
-send buffer large enough for a whole READ response."""
+send buffer large enough for a whole READ response; a READ's data buffer is reused once all of it left."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from smbsrv import transport
+from smbsrv.protocol import bulk
 from smbsrv.protocol.bulk import BULK_IO_BYTES
 
 MIB = 1024 * 1024
@@ -100,3 +103,45 @@ def test_send_waits_while_a_client_that_does_not_read_has_the_outbox_full() -> N
         assert len(response) >= BULK_IO_BYTES
 
     _run(body)
+
+
+def test_a_read_buffer_goes_back_for_reuse_only_once_all_of_it_left() -> None:
+    async def body(outbox: transport.Outbox, client: socket.socket) -> None:
+        bulk.READ_BUFFERS.free.clear()
+        small = bulk.READ_BUFFERS.take(BULK_IO_BYTES)
+        small[:] = b"s" * BULK_IO_BYTES
+        outbox.post([b"h1", small])  # the socket takes all of it at once
+        assert bulk.READ_BUFFERS.free == [small]
+        assert bulk.READ_BUFFERS.take(BULK_IO_BYTES) is small  # the next READ of that length reuses it
+        large = bulk.READ_BUFFERS.take(16 * MIB)
+        large[:] = b"L" * (16 * MIB)
+        outbox.post([b"h2", large])  # more than the socket takes: the rest waits in the outbox
+        assert outbox.items and large not in bulk.READ_BUFFERS.free
+        received = await _drain(client, 2 + BULK_IO_BYTES + 2 + 16 * MIB)
+        assert received == b"h1" + b"s" * BULK_IO_BYTES + b"h2" + b"L" * (16 * MIB)
+        for _ in range(100):  # the flusher pops the last piece once the client has read it
+            if not outbox.items:
+                break
+            await asyncio.sleep(0.01)
+        assert bulk.READ_BUFFERS.free == [large]
+
+    _run(body)
+
+
+def test_read_buffers_keep_a_few_and_drop_them_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "_IDLE_S", 0.2)
+    pool = bulk._ReadBuffers(2)
+    first, second, third = (pool.take(BULK_IO_BYTES) for _ in range(3))
+    assert len({id(first), id(second), id(third)}) == 3
+
+    async def main() -> None:
+        for buffer in (first, second, third):
+            pool.give(buffer)
+        assert pool.free == [second, third]  # the oldest went
+        assert pool.take(2 * BULK_IO_BYTES) not in (second, third)  # another length: a new buffer
+        await asyncio.sleep(0.3)  # used within the period (checked at 0.2 s): kept
+        assert pool.free == [second, third]
+        await asyncio.sleep(0.3)  # a whole period without a take (checked at 0.4 s): dropped
+        assert pool.free == []
+
+    asyncio.run(main())

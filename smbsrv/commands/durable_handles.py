@@ -256,9 +256,11 @@ def request_on(ctx: RequestContext, open_: Open) -> None:
     """Every request that acts on an open (the dispatcher's and IOCTL's lookups): its ChannelSequence is
     checked, and the open's CREATE can no longer be replayed (Samba's SMBXSRV_OPEN_NEED_REPLAY_CACHE;
     smbtorture smb2.replay.replay6)."""
-    if ctx.connection.dialect >= 0x0300:
+    connection = ctx.connection
+    # The sequence is nearly always the open's own: only a change needs the full check.
+    if connection.dialect >= 0x0300 and ctx.header.channel_sequence & 0xFFFF != open_.channel_sequence:
         check_channel_sequence(ctx, open_)
-    durable = ctx.connection.server.files.durable
+    durable = connection.server.files.durable
     if durable.replayable:
         durable.used(open_)
 

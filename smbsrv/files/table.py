@@ -58,9 +58,6 @@ class FileTable:
         self.leases: dict[tuple[bytes, bytes], oplocks.Lease] = {}
         self.local_changes: Any = None  # commands.oplock_break.LocalChanges once something was cached
         self.directory_changes: Any = None  # commands.oplock_break.DirectoryChanges once a directory was leased
-        # Opens below each directory, by (share root, path components of the directory): how many opens
-        # lie somewhere beneath it, so that has_open_below() is one lookup instead of a scan of every open.
-        self._below: dict[tuple[Any, tuple[str, ...]], int] = {}
         # Every change to the shares (files/notify.py), and the CHANGE_NOTIFY watches of directory opens.
         self.changes = ChangeFeed()
         self.watches = Watches(self.changes)
@@ -82,8 +79,17 @@ class FileTable:
 
     def has_open_below(self, open_: Open) -> bool:
         """Whether any open of the same share lies inside the directory `open_` names (a rename of the
-        directory is refused then)."""
-        return self._below.get((open_.tree.share_root, open_.path_components), 0) > 0
+        directory is refused then). A scan of every open, as Samba's have_file_open_below walks its open
+        files: a directory rename is rare and an open is not, so nothing is kept up to date per open for it
+        (a per-directory count cost every CREATE and CLOSE ~2 us)."""
+        root, directory = open_.tree.share_root, open_.path_components
+        depth = len(directory)
+        for state in self._files.values():
+            for other in state.opens:
+                components = other.path_components
+                if len(components) > depth and components[:depth] == directory and other.tree.share_root is root:
+                    return True
+        return False
 
     # -- operations -----------------------------------------------------------------------------------------
 
@@ -94,7 +100,6 @@ class FileTable:
             state = self._files[open_.handle.key] = FileState(open_.handle.key)
         state.opens.append(open_)
         open_.file = state
-        self._index(open_, 1)
         return state
 
     def close(self, open_: Open) -> CloseEffects:
@@ -141,9 +146,7 @@ class FileTable:
         """Every open of the file now has the path `components`; returns those opens."""
         opens = self.opens(key)
         for other in opens:
-            self._index(other, -1)
             other.path_components = components
-            self._index(other, 1)
         return opens
 
     def rekey(self, open_: Open, new_key: FileKey) -> None:
@@ -160,19 +163,6 @@ class FileTable:
         opens = state.opens
         if open_ in opens:
             opens.remove(open_)
-            self._index(open_, -1)
         if not opens:
             del self._files[open_.handle.key]
         return state
-
-    def _index(self, open_: Open, delta: int) -> None:
-        root = open_.tree.share_root
-        components = open_.path_components
-        below = self._below
-        for depth in range(len(components)):
-            key = (root, components[:depth])
-            count = below.get(key, 0) + delta
-            if count:
-                below[key] = count
-            else:
-                del below[key]

@@ -1,4 +1,4 @@
-"""FileTable: what close() tells the caller to do, and the index behind has_open_below()."""
+"""FileTable: what close() tells the caller to do, and has_open_below()."""
 
 from __future__ import annotations
 

@@ -572,30 +572,26 @@ def file_info(
     """
     is_dir = stat.S_ISDIR(st.st_mode)
     creation = dos.creation_time if dos is not None and dos.creation_time else 0
+    # Positional, in FileInfo's field order: a keyword call of the 16-field dataclass costs three times as much
+    # (0.7 against 0.2 us), on every open's reply, every QUERY_INFO and every listing entry.
     return FileInfo(
-        creation_time=creation or dos_attrs.derived_creation_time(st),
-        last_access_time=unix_ns_to_filetime(st.st_atime_ns),
-        last_write_time=unix_ns_to_filetime(st.st_mtime_ns),
-        change_time=dos_attrs.change_time(dos, st),
-        end_of_file=0 if is_dir else st.st_size,
-        allocation_size=0 if is_dir else data_allocation(fd, st),
-        attributes=file_attributes(
-            st,
-            dos,
-            reparse_tag=reparse_tag,
-            name=name,
-            hide_dot_files=hide_dot_files,
-            map_readonly=map_readonly,
-        ),
-        index_number=st.st_ino,
-        number_of_links=st.st_nlink,
-        reparse_tag=reparse_tag,
-        ea_size=ea_size,
-        mode=st.st_mode,
-        uid=st.st_uid,
-        gid=st.st_gid,
-        dev=st.st_dev,
-        rdev=st.st_rdev,
+        creation or dos_attrs.derived_creation_time(st),  # creation_time
+        unix_ns_to_filetime(st.st_atime_ns),  # last_access_time
+        unix_ns_to_filetime(st.st_mtime_ns),  # last_write_time
+        dos_attrs.change_time(dos, st),  # change_time
+        0 if is_dir else st.st_size,  # end_of_file
+        0 if is_dir else data_allocation(fd, st),  # allocation_size
+        file_attributes(st, dos, reparse_tag=reparse_tag, name=name, hide_dot_files=hide_dot_files,
+                        map_readonly=map_readonly),  # attributes
+        st.st_ino,  # index_number
+        st.st_nlink,  # number_of_links
+        reparse_tag,
+        ea_size,
+        st.st_mode,  # mode
+        st.st_uid,  # uid
+        st.st_gid,  # gid
+        st.st_dev,  # dev
+        st.st_rdev,  # rdev
     )
 
 

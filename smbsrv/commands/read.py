@@ -58,7 +58,9 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
         if count == 0 or count < request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(wire.encode_read_response_header(count), FileRange(open_.handle.dup(), request.offset, count))
-    if request.length >= BULK_IO_BYTES:
+    if request.length >= BULK_IO_BYTES and not ctx.encrypted:
+        # Sealed responses are joined into their transform, which copies the data: the buffer could not go back
+        # to the pool, and a fresh one is zeroed, which os.pread's bytes are not.
         data: bytes | bytearray = _read_into_buffer(open_, request)
     else:
         data = open_.handle.read(request.length, request.offset)

@@ -9,6 +9,7 @@ required`) answers. The ordinary share next to it stays usable without encryptio
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,14 @@ def test_smbprotocol_reads_and_writes_encrypted(server: SmbServer, dialect: int,
         data = bytes(range(256)) * 300
         assert handle.write(data, 0) == len(data)
         assert handle.read(0, len(data)) == data
+        # A bulk READ (at least protocol/bulk.py's BULK_IO_BYTES) sealed: read into memory, not sent with
+        # sendfile, not from the signed READs' buffer pool; and one that ends at the end of the file.
+        bulk = os.urandom(1024 * 1024 + 1234)
+        assert handle.write(bulk, len(data)) == len(bulk)
+        assert handle.read(len(data), len(bulk)) == bulk
+        assert handle.read(len(data) + 1024 * 1024, 1024 * 1024) == bulk[1024 * 1024:]
         handle.close()
+        data += bulk
         # Everything the server sent for the share's requests was a transform, never a plain SMB2 message.
         after = received[before:]
         assert after and all(prefix == TRANSFORM for prefix in after), after

@@ -52,7 +52,6 @@ from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
     from smbsrv.protocol.objects import Session
-    from smbsrv.state import ServerState
 
 
 @dataclass(frozen=True)
@@ -136,20 +135,20 @@ async def dispatch(ctx: RequestContext) -> bytes | Reply:
     if type(result) is bytes or type(result) is Reply or not inspect.isawaitable(result):
         return result  # type: ignore[no-any-return]
     if session is not None and inspect.iscoroutine(result):
-        return await _StepsActingAs(result, connection.server, session)  # type: ignore[no-any-return]
+        return await _StepsActingAs(result, session)  # type: ignore[no-any-return]
     identity.become_root()
     return await result  # type: ignore[no-any-return]
 
 
 class _StepsActingAs:
-    """Awaits a handler's coroutine one step at a time, each step as the session's user: between two steps
-    the event loop serves other connections, and it does that as the server (fs/identity.py)."""
+    """Awaits a handler's coroutine, or an async request's completion (Handlers.acting_as), one step at a time,
+    each step as the session's user: between two steps the event loop serves other connections, and it does
+    that as the server (fs/identity.py)."""
 
-    __slots__ = ("_coroutine", "_server", "_session")
+    __slots__ = ("_coroutine", "_session")
 
-    def __init__(self, coroutine: Coroutine[Any, Any, Any], server: ServerState, session: Session) -> None:
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], session: Session) -> None:
         self._coroutine = coroutine
-        self._server = server
         self._session = session
 
     def __await__(self) -> Generator[Any, Any, Any]:
@@ -157,7 +156,7 @@ class _StepsActingAs:
         value: Any = None
         error: BaseException | None = None
         while True:
-            with self._server.acting_as(self._session):
+            with _acting_as(self._session):
                 try:
                     yielded = coroutine.send(value) if error is None else coroutine.throw(error)
                 except StopIteration as done:
@@ -166,11 +165,15 @@ class _StepsActingAs:
             try:
                 value = yield yielded
             except GeneratorExit:
-                with self._server.acting_as(self._session):
+                with _acting_as(self._session):
                     coroutine.close()
                 raise
             except BaseException as exc:  # noqa: BLE001  (cancellation or an error sent in: the coroutine handles it)
                 error = exc
+
+
+def _acting_as(session: Session) -> identity.acting_as:
+    return identity.acting_as(session.uid, session.gid, session.groups)
 
 
 def _find_session(ctx: RequestContext) -> None:
@@ -235,4 +238,5 @@ dispatch = observed(dispatch)  # type: ignore[assignment]
 
 # What a Connection calls into (protocol/connection.py Handlers): passed in by the transport, never imported by
 # protocol/.
-HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate, identity.become_root)
+HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate, identity.become_root,
+                    _StepsActingAs)

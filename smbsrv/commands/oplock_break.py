@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from smbsrv.files import oplocks
 from smbsrv.files.change import Change
-from smbsrv.fs import backend
+from smbsrv.fs import backend, identity
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
@@ -114,9 +114,12 @@ def _closed_disconnected(server: ServerState, brk: oplocks.Break) -> bool:
     opens = list(brk.lease.opens) if brk.lease is not None else [brk.open_]
     if not opens or not all(durable.is_disconnected(open_) for open_ in opens):
         return False
-    for open_ in opens:
-        log.debug("break for disconnected durable open of %s: closed", "/".join(open_.path_components))
-        server.close_open(open_)
+    # As the server, like every other teardown (connection loss, the durable scavenger): whichever user's
+    # request caused the break, a pending delete of the closed open was checked when it was set.
+    with identity.as_server():
+        for open_ in opens:
+            log.debug("break for disconnected durable open of %s: closed", "/".join(open_.path_components))
+            server.close_open(open_)
     return True
 
 
@@ -193,18 +196,16 @@ def check_rename(ctx: RequestContext, open_: Open) -> None:
 
 
 def retry_after_breaks(ctx: RequestContext, state: FileState, attempt: Callable[[], bytes]) -> GoAsync:
-    """The request goes async ([MS-SMB2] 3.3.4.2) and `attempt` runs again, as the session's user, each time
-    a break of the file is acknowledged, its holder closes, or a break times out."""
-    session = ctx.session
-    assert session is not None
+    """The request goes async ([MS-SMB2] 3.3.4.2) and `attempt` runs again each time a break of the file is
+    acknowledged, its holder closes, or a break times out: as the session's user, like every step of an async
+    request's completion (Connection._as_requester)."""
 
     async def retry() -> bytes:
         waiting = state
         while True:
             await wait_for_breaks(ctx, waiting)
             try:
-                with ctx.connection.server.acting_as(session):
-                    return attempt()
+                return attempt()
             except MustWait as again:
                 waiting = again.state
 

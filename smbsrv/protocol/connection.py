@@ -10,10 +10,11 @@ the `send` callback the transport provides.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,9 @@ class Handlers:
     dispatch: Callable[[RequestContext], Awaitable[Any]]
     smb1_negotiate: Callable[[Connection, memoryview], bytes]
     end_of_message: Callable[[], None] = lambda: None
+    # Runs an async request's completion (GoAsync) with each of its steps as the session's user, as the
+    # dispatcher runs a handler's coroutine: the event loop itself runs as the server.
+    acting_as: Callable[[Coroutine[Any, Any, Any], Session], Awaitable[Any]] = lambda coroutine, _session: coroutine
 
 
 @dataclass(slots=True)
@@ -343,7 +347,7 @@ class Connection:
         # CANCEL cancels `work`, and a separate task answers: a CANCEL read in the same turn as the request
         # (both in one segment) cancels `work` before its first step, and a coroutine cancelled before it
         # starts never reaches its own except clauses; awaiting the cancelled task does raise, here.
-        work = loop.create_task(pending.completion())
+        work = loop.create_task(self._as_requester(ctx.session, pending.completion))
         if pending.ended is not None:
             ended = pending.ended
             work.add_done_callback(lambda _work: ended())
@@ -380,6 +384,16 @@ class Connection:
         answer_task.add_done_callback(self._answering.discard)
         ctx.async_answer = answer_task
         return error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
+
+    async def _as_requester(self, session: Session | None,
+                            completion: Callable[[], Awaitable[bytes | Reply]]) -> bytes | Reply:
+        """An async request's completion, each step as the user whose request it answers, whatever the
+        command: none has to remember to switch. It is made here, inside the task, so that a request cancelled
+        before the task's first step leaves no coroutine that was never awaited."""
+        work = completion()
+        if session is not None and inspect.iscoroutine(work):
+            work = self.handlers.acting_as(work, session)
+        return await work
 
     # -- responses -----------------------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ class SocketChannel:
         self.fd = sock.fileno()
         self._ahead = bytearray(_READ_AHEAD_BYTES)
         self._ahead_view = memoryview(self._ahead)
+        self.waited = False  # a read had to wait for the event loop since the owner last cleared this
         self._start = 0  # the unread part of the read-ahead buffer is [_start, _end)
         self._end = 0
 
@@ -113,6 +114,7 @@ class SocketChannel:
         view = self.read_ready(view, on_data)
         if not view:
             return
+        self.waited = True
         if timeout_s is None:
             await self._read_rest(view, on_data)
         else:
@@ -455,6 +457,13 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
                 task.result()
             if outbox.broken:
                 break
+            if not channel.waited:
+                # Fairness: a client whose next request is always there already (one that pipelines, or just
+                # answers quickly) would never make this task wait, and without a turn of the event loop no
+                # other connection's request, and no timer, runs until it pauses (a CHANGE_NOTIFY of one
+                # connection waited behind five round trips of another, smbtorture smb2.notify.basedir).
+                await asyncio.sleep(0)
+            channel.waited = False
     except ConnectionClosed:
         pass
     except (ConnectionResetError, BrokenPipeError):

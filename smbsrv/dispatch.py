@@ -238,5 +238,4 @@ dispatch = observed(dispatch)  # type: ignore[assignment]
 
 # What a Connection calls into (protocol/connection.py Handlers): passed in by the transport, never imported by
 # protocol/.
-HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate, identity.become_root,
-                    _StepsActingAs)
+HANDLERS = Handlers(dispatch, negotiate.handle_smb1_negotiate, identity.become_root, _StepsActingAs)

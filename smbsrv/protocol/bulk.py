@@ -28,7 +28,7 @@ class ReadBuffer(bytearray):
 
 class _ReadBuffers:
     """A few ReadBuffers for reuse, shared by every connection (only the event loop thread uses them). They are
-    dropped once a whole _IDLE_S period passed without a large READ (5-10 s after the last), and the heap
+    dropped once a whole _IDLE_S period passed without a large READ (1-2 s after the last), and the heap
     trimmed, so an idle server does not keep them for nothing."""
 
     def __init__(self, keep: int) -> None:
@@ -78,7 +78,10 @@ def _return_free_heap() -> None:
         pass
 
 
-_IDLE_S = 5.0
+# Short: a client reading continuously keeps the buffers, and making two again costs ~1-2 ms of page faults,
+# while a server that just served a burst of large READs otherwise held ~30 MiB more for seconds (scripts/bench
+# idle_conns right after parallel_read: 67-97 MiB with 5 s, 50 with 0.5 s; 55 before the pool).
+_IDLE_S = 1.0
 # Two 8 MiB READs' worth. Page faults in 4 s of 8 parallel readers: 212,000 with no reuse, 74,000 keeping 2
 # buffers, 39,000 keeping 4; throughput and server CPU did not differ beyond noise between 2 and 4 (A/B, 6
 # rounds each), and 4 kept 16 MiB more resident after every bulk transfer.

@@ -30,7 +30,13 @@ from smbsrv.fscc.attributes import IO_REPARSE_TAG_SYMLINK
 from smbsrv.fscc.ea import EaEntry, decode_ea_list_to_set
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.fscc.reparse import reparse_tag_of
-from smbsrv.fscc.security import SecurityDescriptor, parse_descriptor
+from smbsrv.fscc.security import (
+    DACL_SECURITY_INFORMATION,
+    GROUP_SECURITY_INFORMATION,
+    OWNER_SECURITY_INFORMATION,
+    SecurityDescriptor,
+    parse_descriptor,
+)
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open, Session, TreeConnect
@@ -85,7 +91,7 @@ _MAX_SYMLINK_HOPS = 40
 _WINDOWS_FILE_MODE = 0o744
 _WINDOWS_DIRECTORY_MODE = 0o755
 # What a CREATE's security descriptor sets: owner, group and DACL (a SACL needs a privilege nobody has here).
-_DESCRIPTOR_PARTS = nt_acl.OWNER_SECURITY_INFORMATION | nt_acl.GROUP_SECURITY_INFORMATION | nt_acl.DACL_SECURITY_INFORMATION
+_DESCRIPTOR_PARTS = OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION
 # cifs.ko's ACL_NO_MODE (a POSIX create without a mode): what a 022 umask gives.
 _NO_MODE = 0xFFFF
 _NO_MODE_FILE_MODE = 0o644

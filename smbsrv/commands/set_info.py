@@ -14,7 +14,13 @@ from smbsrv.fs.share_modes import check_share_access
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
-from smbsrv.fscc.security import SE_DACL_PRESENT, parse_descriptor
+from smbsrv.fscc.security import (
+    DACL_SECURITY_INFORMATION,
+    GROUP_SECURITY_INFORMATION,
+    OWNER_SECURITY_INFORMATION,
+    SE_DACL_PRESENT,
+    parse_descriptor,
+)
 from smbsrv.fscc.times import FILETIME_RESUME_UPDATES, FILETIME_STOP_UPDATES, filetime_to_unix_ns, time_to_set
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.context import RequestContext
@@ -300,11 +306,11 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
 def _set_security(ctx: RequestContext, open_: Open, request: wire.SetInfoRequest) -> None:
     descriptor = parse_descriptor(request.buffer)
     additional = request.additional_information
-    if additional & 0x3:
+    if additional & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION):
         _require(open_, WRITE_OWNER)
-    if additional & 0x4 and descriptor.control & SE_DACL_PRESENT:
+    if additional & DACL_SECURITY_INFORMATION and descriptor.control & SE_DACL_PRESENT:
         _require(open_, WRITE_DAC)
     open_.handle.set_security(descriptor, additional)
-    if additional & 0x7:
+    if additional & (OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION):
         _changed(ctx, open_, Filter.SECURITY)
 

@@ -29,13 +29,16 @@ from smbsrv.fscc.security import (
     ACCESS_ALLOWED_ACE_TYPE,
     ACCESS_DENIED_ACE_TYPE,
     CONTAINER_INHERIT_ACE,
+    DACL_SECURITY_INFORMATION,
     FILE_ALL_ACCESS,
     FILE_GENERIC_EXECUTE,
     FILE_GENERIC_READ,
     FILE_GENERIC_WRITE,
+    GROUP_SECURITY_INFORMATION,
     INHERIT_ONLY_ACE,
     INHERITED_ACE,
     OBJECT_INHERIT_ACE,
+    OWNER_SECURITY_INFORMATION,
     SE_DACL_PRESENT,
     SID_EVERYONE,
     UNIX_GROUP,
@@ -395,9 +398,6 @@ def dacl_from_posix(st: os.stat_result, access: tuple[Entry, ...] | None,
 
 
 # -- on the file ---------------------------------------------------------------------------------------------
-
-OWNER_SECURITY_INFORMATION, GROUP_SECURITY_INFORMATION, DACL_SECURITY_INFORMATION = 0x1, 0x2, 0x4
-
 
 def apply_descriptor(fd: int, descriptor: SecurityDescriptor, parts: int) -> None:
     """Keep the `parts` (OWNER/GROUP/DACL_SECURITY_INFORMATION) of a client's descriptor on the file open as

@@ -127,7 +127,7 @@ class SmbConnection:
         self.signing_key: bytes | None = None
         self.dialect = 0
         self.server_signing_required = False
-        self._cmac_template: CMAC | None = None
+        self._cmac_template: tuple[bytes, CMAC] | None = None  # (signing key, its keyed CMAC)
 
     # -- framing ---------------------------------------------------------------------------------------
 
@@ -181,14 +181,18 @@ class SmbConnection:
         return header
 
     def _sign(self, message: bytearray) -> None:
-        """[MS-SMB2] 3.1.4.1: AES-128-CMAC over the message with the flag set and the signature zeroed."""
+        """[MS-SMB2] 3.1.4.1: AES-128-CMAC over the message with the flag set and the signature zeroed. The AES
+        key schedule is done once per signing key, as a kernel client keeps it: the client's own cost stays
+        small next to the server's on two shared cores."""
         assert self.signing_key is not None
+        if self._cmac_template is None or self._cmac_template[0] != self.signing_key:
+            self._cmac_template = (self.signing_key, CMAC(algorithms.AES(self.signing_key)))
         flags = struct.unpack_from("<I", message, _FLAGS_OFFSET)[0] | SMB2_FLAGS_SIGNED
         struct.pack_into("<I", message, _FLAGS_OFFSET, flags)
         message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = bytes(16)
-        mac = CMAC(algorithms.AES(self.signing_key))
+        mac = self._cmac_template[1].copy()
         mac.update(bytes(message))
-        message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = mac.finalize()[:16]
+        message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = mac.finalize()
 
     # -- the steps of a connect ------------------------------------------------------------------------
 
@@ -308,7 +312,7 @@ class SmbConnection:
             struct.pack_into("<I", element, _FLAGS_OFFSET, SMB2_FLAGS_RELATED_OPERATIONS)
         if self.signing_required or self.server_signing_required:
             for element in (create, query, close):
-                self._sign_fast(element)
+                self._sign(element)
         self._send(create + query + close)
         _, response = self._recv()
         position = 0
@@ -319,19 +323,6 @@ class SmbConnection:
             if not fields[7]:
                 break
             position += fields[7]
-
-    def _sign_fast(self, message: bytearray) -> None:
-        """_sign() with the AES key schedule done once per connection, as a kernel client keeps it: the
-        client's own cost stays small next to the server's on two shared cores."""
-        if self._cmac_template is None:
-            assert self.signing_key is not None
-            self._cmac_template = CMAC(algorithms.AES(self.signing_key))
-        flags = struct.unpack_from("<I", message, _FLAGS_OFFSET)[0] | SMB2_FLAGS_SIGNED
-        struct.pack_into("<I", message, _FLAGS_OFFSET, flags)
-        message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = bytes(16)
-        mac = self._cmac_template.copy()
-        mac.update(message)
-        message[_SIGNATURE_OFFSET : _SIGNATURE_OFFSET + 16] = mac.finalize()
 
     def logoff(self) -> None:
         """Send LOGOFF (signed, which is always allowed once a session has a key) and close the socket."""

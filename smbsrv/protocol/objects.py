@@ -152,6 +152,9 @@ class Open:
     write_lock: Any = None  # asyncio.Lock serialising this handle's large writes (commands/write.py)
     ea_index: int = 0  # the next EA a FileFullEaInformation query continues from ([MS-FSCC] 2.4.15)
     user_set_change_time: bool = False  # Open.UserSetChangeTime ([MS-FSA] 2.1.5.14.2)
+    # Open.LockSequenceArray ([MS-SMB2] 3.3.1.10): 64 entries of a LockSequenceNumber or 0xFF (none), made on
+    # the first verified LOCK (commands/lock.py); it stays with the open across a durable reconnect.
+    lock_sequences: bytearray | None = None
 
     def info(self, st: os.stat_result | None = None) -> FileInfo:
         """The file as this open's client sees it (fs/presented.py); `st` when the caller has just taken it."""

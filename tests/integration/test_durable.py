@@ -102,6 +102,16 @@ def lock(c: b.Client, file_id: tuple[int, int], offset: int, length: int) -> int
                      session_id=c.session_id).status
 
 
+
+EXCLUSIVE = b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY
+SMB2_GLOBAL_CAP_MULTI_CHANNEL = 0x8
+
+
+def lock_sequenced(c: b.Client, file_id: tuple[int, int], flags: int, lock_sequence: int) -> int:
+    """One LOCK of bytes 100-199 with the given flags and LockSequence ([MS-SMB2] 2.2.26: index << 4 | number)."""
+    return c.request(b.SMB2_LOCK, b.lock_body(file_id, [(100, 100, flags)], lock_sequence), tree_id=c.tree_id,
+                     session_id=c.session_id).status
+
 def test_dh2q_lease_open_survives_a_dropped_connection(server: SmbServer) -> None:
     guid, create_guid, key = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
     first = connect(server, guid)
@@ -332,3 +342,57 @@ def test_a_create_waiting_for_a_break_cannot_be_replayed_yet(server: SmbServer) 
         holder.close_file(held)
     finally:
         holder.close()
+
+
+def test_locks_resent_after_a_reconnect_are_not_applied_twice(server: SmbServer) -> None:
+    """[MS-SMB2] 3.3.5.14: on a durable open, a LOCK whose LockSequence entry (index 1-64) holds its number was
+    done already. A client that lost the answers with its connection resends both requests after the reconnect:
+    neither is applied again (the unlock would fail, and the lock would take back a range the client released).
+    Samba 4.17 does the same (smbtorture smb2.lock.replay_smb3_specification_durable)."""
+    guid, create_guid, key = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
+    first = connect(server, guid)
+    response = create(first, "locked.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2q(create_guid)))
+    assert response.status == b.STATUS_SUCCESS
+    file_id = b.create_file_id(response.body)
+    assert lock_sequenced(first, file_id, EXCLUSIVE, 0x11) == b.STATUS_SUCCESS
+    assert lock_sequenced(first, file_id, b.SMB2_LOCKFLAG_UNLOCK, 0x21) == b.STATUS_SUCCESS
+    first.close()
+    time.sleep(0.3)
+    with connect(server, guid) as second:
+        response = create(second, "locked.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2c(file_id, create_guid)))
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, 0x21) == b.STATUS_SUCCESS
+        assert lock_sequenced(second, file_id, EXCLUSIVE, 0x11) == b.STATUS_SUCCESS
+        # Neither was applied: the range is not locked (an unlock with a new number is checked and fails).
+        assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, 0x22) == b.STATUS_RANGE_NOT_LOCKED
+        # A new number in the lock's entry is a new request: it locks, and its own resend does not lock twice.
+        assert lock_sequenced(second, file_id, EXCLUSIVE, 0x12) == b.STATUS_SUCCESS
+        assert lock_sequenced(second, file_id, EXCLUSIVE, 0x12) == b.STATUS_SUCCESS
+        assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, 0x23) == b.STATUS_SUCCESS
+        assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, 0x24) == b.STATUS_RANGE_NOT_LOCKED
+        # Index 0 (and anything above 64) names no entry: never treated as a resend.
+        for sequence in (0x001, 0x411):
+            assert lock_sequenced(second, file_id, EXCLUSIVE, sequence) == b.STATUS_SUCCESS
+            assert lock_sequenced(second, file_id, EXCLUSIVE, sequence) == b.STATUS_LOCK_NOT_GRANTED
+            assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, sequence) == b.STATUS_SUCCESS
+            assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, sequence) == b.STATUS_RANGE_NOT_LOCKED
+        assert second.close_file(file_id) == b.STATUS_SUCCESS
+
+
+@pytest.mark.parametrize("multichannel", [False, True], ids=["plain", "multichannel"])
+def test_lock_sequences_of_an_open_that_is_not_durable(server: SmbServer, multichannel: bool) -> None:
+    """Without a durable handle, LockSequence is verified only on a 3.x connection that negotiated multichannel
+    ([MS-SMB2] 3.3.5.14; Samba 4.17 alike, smbtorture smb2.lock.replay_smb3_specification_multi): elsewhere a
+    resend is a new request, and a second lock of the same range conflicts with the first."""
+    with b.Client(server.host, server.port).connect() as client:
+        capabilities = SMB2_GLOBAL_CAP_MULTI_CHANNEL if multichannel else 0
+        assert client.negotiate(capabilities=capabilities).status == b.STATUS_SUCCESS
+        assert client.session_setup(USER, PASSWORD) == b.STATUS_SUCCESS
+        assert client.tree_connect("share").status == b.STATUS_SUCCESS
+        response = create(client, "plain.txt", LEVEL_NONE, b"")
+        assert response.status == b.STATUS_SUCCESS
+        file_id = b.create_file_id(response.body)
+        assert lock_sequenced(client, file_id, EXCLUSIVE, 0x11) == b.STATUS_SUCCESS
+        expected = b.STATUS_SUCCESS if multichannel else b.STATUS_LOCK_NOT_GRANTED
+        assert lock_sequenced(client, file_id, EXCLUSIVE, 0x11) == expected
+        assert client.close_file(file_id) == b.STATUS_SUCCESS

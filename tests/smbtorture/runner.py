@@ -53,7 +53,6 @@ RUNS = (
 # --option=torture:...; ea: reads Samba's acl_xattr_name option) are simply not in RUNS.
 EXCLUDED = {
     "smb2.create.bench-path-contention-shared": "a 10 s benchmark, no verdict",
-    "smb2.lock.replay_": "lock sequence replay needs durable/resilient handles",
     "smb2.lock.ctdb-delrec-deadlock": "exercises Samba's clustered (ctdb) lock database",
     "smb2.ioctl.bug14769": "uses Samba's private FSCTL_SMBTORTURE_FSP_ASYNC_SLEEP",
     # Each waits out the 35 s break timeout (Samba's too); tests/integration/test_oplocks.py tests the timeout

@@ -25,13 +25,17 @@ try:
 except ImportError:  # the plain random loop of tests/fuzz/run.py needs none of it
     atheris = None
 
+import spnego
+
+from tests import builders as b
+
 if atheris is not None:
     with atheris.instrument_imports(include=["smbsrv"]):
         from tests.fuzz import requests as hostile
-        from tests.fuzz.sans_io import Peer, SansIoServer
+        from tests.fuzz.sans_io import PASSWORD, USER, Peer, SansIoServer
 else:
     from tests.fuzz import requests as hostile
-    from tests.fuzz.sans_io import Peer, SansIoServer
+    from tests.fuzz.sans_io import PASSWORD, USER, Peer, SansIoServer
 
 # The runner points this at a directory it removes afterwards (libFuzzer may end the process with _exit).
 WORKDIR_ENV = "SMBSRV_FUZZ_DIR"
@@ -74,6 +78,58 @@ def raw_message(src: hostile.Source, peer: Peer) -> bytes:
     return bytes(data)
 
 
+def bind_attempt(src: hostile.Source, peer: Peer) -> None:
+    """A second connection binds to the peer's session ([MS-SMB2] 3.3.5.5.2): SESSION_SETUP with the BINDING
+    flag (or not), signed with the session's key (or not, or damaged), carrying a real NTLM exchange or
+    hostile tokens, on the same dialect or another; then hostile requests of that session on the new
+    connection, bound or not."""
+    binder = Peer(server())
+    try:
+        dialect = hostile.choice(src, (peer.dialect, peer.dialect, 0x0311, 0x0302, 0x0210))
+        server().loop.run_until_complete(binder.set_up_negotiate(dialect))
+        binder.builder.session_id = peer.session_id
+        session = peer.connection.sessions.get(peer.session_id)
+        auth = spnego.client(USER, PASSWORD, protocol="ntlm")
+        token = auth.step() or b""
+        for _ in range(src.integer(1, 3)):
+            if binder.dropped:
+                return
+            body = b.session_setup_body(token if src.integer(0, 3) else src.raw(120),
+                                        flags=hostile.choice(src, (1, 1, 0, hostile.value(src, 8))),
+                                        previous_session_id=hostile.choice(src, (0, peer.session_id)))
+            message, _ = binder.builder.build(b.Req(b.SMB2_SESSION_SETUP, body, flags=b.SMB2_FLAGS_SIGNED),
+                                              sign=False)
+            if session is not None and session.signer is not None and src.integer(0, 3):
+                session.signer.sign(message)
+                if src.integer(0, 5) == 0:
+                    message[48 + src.integer(0, 15)] ^= 1
+            outcome = binder.feed(message)
+            if outcome.dropped or not outcome.responses:
+                return
+            response = outcome.responses[0]
+            if response.status != b.STATUS_MORE_PROCESSING_REQUIRED:
+                break
+            offset, length = struct.unpack_from("<HH", response.body, 4)
+            try:
+                token = auth.step(response.body[offset - 64:offset - 64 + length]) or b""
+            except Exception:  # noqa: BLE001 - the server's challenge may be what the input damaged
+                token = src.raw(60)
+        handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
+                                  peer.ipc_tree_id)
+        for _ in range(src.integer(0, 2)):
+            if binder.dropped:
+                return
+            binder.feed(hostile.message(src, handles, binder.builder))
+    finally:
+        # Dropped, not settled: requests of the session that went async on this channel live on while the
+        # session has another channel (Connection.connection_lost), and the peer's own pending requests are
+        # no business of this connection; the peer's close settles them all.
+        if not binder.dropped:
+            binder._drop()
+        binder.later.clear()
+        server().check_logs()
+
+
 def one_input(data: bytes) -> None:
     src = source_for(data)
     dialect = hostile.choice(src, (0x0311, 0x0311, 0x0302, 0x0210, 0x0202))
@@ -83,10 +139,22 @@ def one_input(data: bytes) -> None:
         for _ in range(src.integer(1, 3)):
             if peer.dropped:
                 break
-            if src.integer(0, 3) == 0:
-                peer.feed(raw_message(src, peer))
+            kind = src.integer(0, 8)
+            if kind == 8:
+                bind_attempt(src, peer)
+                continue
+            if kind <= 1:
+                messages = [raw_message(src, peer)]
+            elif kind == 2:
+                messages = hostile.async_chain(src, handles, peer.builder)
             else:
-                peer.feed(hostile.message(src, handles, peer.builder))
+                messages = [hostile.message(src, handles, peer.builder)]
+            # Now and then inside transforms of the session's keys ([MS-SMB2] 3.3.5.2.1.1), damaged or not.
+            sealed = peer.cipher is not None and src.integer(0, 3) == 0
+            for message in messages:
+                if peer.dropped:
+                    break
+                peer.feed(hostile.seal(src, message, peer.seal, peer.session_id) if sealed else message)
 
 
 def main() -> None:

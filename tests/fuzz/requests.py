@@ -29,7 +29,10 @@ SMB2_TREE_CONNECT_FLAG_EXTENSION_PRESENT = 0x4
 FSCTLS = (0x00060194, 0x000601B0, 0x0011400C, 0x00110018, 0x0011C017, 0x001440F2, 0x001480F2, 0x00144064,
           0x00140078, 0x001441BB, 0x001401D4, 0x001401FC, 0x00140204, 0x000900A4, 0x000900A8, 0x000900AC,
           0x000900C0, 0x000900C4, 0x000980C8, 0x000940CF, 0x00098344, 0x0009003C, 0x0009C040, 0x0009027C,
-          0x00090284, 0x00090064)
+          0x00090284, 0x00090064,
+          # object ids, DUPLICATE_EXTENTS_EX, trims, integrity, volume queries and ones no server here knows
+          0x0009009C, 0x00090098, 0x000900A0, 0x000900BC, 0x000983E8, 0x00098208, 0x0009C280, 0x00090078,
+          0x0009013C, 0x00090060, 0x00090073, 0x00094264, 0x00090300, 0x000900FC, 0x00090194)
 CONTEXT_NAMES = (b"ExtA", b"SecD", b"DHnQ", b"DHnC", b"AlSi", b"MxAc", b"TWrp", b"QFid", b"RqLs", b"DH2Q",
                  b"DH2C", b.POSIX_EXTENSIONS_GUID, b"AAPL", b"")
 NAMES = ("", "data.bin", "dir", "dir\\entry1.txt", "new.txt", "..\\x", "\\", "a:b", "data.bin:s:$DATA",
@@ -327,8 +330,16 @@ def change_notify_body(src: Source, handles: Handles) -> bytes:
 
 def query_info_body(src: Source, handles: Handles) -> bytes:
     info_type = choice(src, (1, 2, 3, 4, value(src, 8)))
-    info_class = choice(src, (1, 4, 5, 6, 7, 8, 9, 14, 15, 18, 21, 22, 28, 34, 35, 48, 59, 100, value(src, 8)))
-    input_buffer = src.raw(64) if src.integer(0, 2) == 0 else b""
+    info_class = choice(src, (1, 4, 5, 6, 7, 8, 9, 14, 15, 18, 21, 22, 28, 34, 35, 48, 59, 100, value(src, 8),
+                              # [MS-FSCC] 2.4: mode, alignment, pipe, object id, quota, valid data length,
+                              # hard links, remote protocol, case sensitivity, stat; 2.5: FS classes 1-11
+                              16, 17, 23, 24, 25, 29, 32, 33, 39, 40, 46, 54, 55, 58, 68, 70, 71, 2, 3, 10, 11))
+    if info_type == 4 and src.integer(0, 1):  # SMB2_QUERY_QUOTA_INFO ([MS-SMB2] 2.2.37.1), lengths that may lie
+        sid_list = src.raw(40)
+        input_buffer = struct.pack("<BBHII", src.integer(0, 1), src.integer(0, 1), 0,
+                                   value(src, 32, (len(sid_list),)), value(src, 32, (0, 8))) + sid_list
+    else:
+        input_buffer = src.raw(64) if src.integer(0, 2) == 0 else b""
     body = bytearray(b.query_info_body(file_id(src, handles), info_type, info_class,
                                        output_length=value(src, 32, (0, 1, 8, 24, 65536)),
                                        additional_information=value(src), input_buffer=input_buffer,
@@ -339,6 +350,8 @@ def query_info_body(src: Source, handles: Handles) -> bytes:
 
 
 def _set_info_buffer(src: Source, info_class: int) -> bytes:
+    if info_class in (13, 64):  # FileDispositionInformation(Ex): a flag byte or Flags(4)
+        return struct.pack("<I", choice(src, (0, 1, 2, 3, 0x10, 0x13, value(src))))[:choice(src, (1, 4, 4))]
     if info_class in (10, 11, 65):  # rename/link: ReplaceIfExists, RootDirectory, FileNameLength that may lie
         name = b.utf16(choice(src, ("renamed", "dir\\x", "..\\escape", "", "data.bin", "\\abs", "a:b")))
         return struct.pack("<B7sQI", src.integer(0, 1), bytes(7), value(src, 64, (0,)),
@@ -357,7 +370,10 @@ def _set_info_buffer(src: Source, info_class: int) -> bytes:
 
 def set_info_body(src: Source, handles: Handles) -> bytes:
     info_type = choice(src, (1, 1, 1, 2, 3, 4, value(src, 8)))
-    info_class = choice(src, (4, 10, 11, 13, 14, 15, 19, 20, 64, 65, 100, value(src, 8)))
+    info_class = choice(src, (4, 10, 11, 13, 14, 15, 19, 20, 64, 65, 100, value(src, 8),
+                              # mode, pipe, object id, valid data length, short name, case sensitivity;
+                              # FS: label, control, object id; security (class 0)
+                              16, 23, 29, 39, 40, 71, 2, 6, 8, 0))
     buffer = _set_info_buffer(src, info_class) if info_type == 1 else src.raw(120)
     body = bytearray(b.set_info_body(file_id(src, handles), info_type, info_class, buffer,
                                      additional_information=value(src)))
@@ -366,6 +382,18 @@ def set_info_body(src: Source, handles: Handles) -> bytes:
     if src.integer(0, 3) == 0:  # BufferLength, BufferOffset that lie
         struct.pack_into("<IH", body, 4, value(src, 32, (len(buffer),)), value(src, 16, (96, len(body) + 64)))
     return bytes(body)
+
+
+def oplock_break_body(src: Source, handles: Handles) -> bytes:
+    """[MS-SMB2] 2.2.24.1 oplock break acknowledgment (StructureSize 24) or 2.2.24.2 lease break
+    acknowledgment (36), for a handle or lease key that may exist, with any level or state."""
+    if src.integer(0, 1):
+        return struct.pack("<HBBI16s", choice(src, (24, 36, value(src, 16))),
+                           choice(src, (0, 1, 8, 9, 0xFF, value(src, 8))), 0, value(src),
+                           b.file_id_bytes(file_id(src, handles)))
+    return struct.pack("<HHI16sIQ", choice(src, (36, 24, value(src, 16))), 0, value(src),
+                       choice(src, (bytes(16), b"\x01" * 16, src.raw(16).ljust(16, b"\0"))),
+                       choice(src, (0, 1, 3, 5, 7, value(src))), value(src, 64))
 
 
 def small_body(src: Source, handles: Handles) -> bytes:
@@ -383,7 +411,7 @@ BODIES: dict[int, Callable[[Source, Handles], bytes]] = {
     b.SMB2_CLOSE: close_body, b.SMB2_FLUSH: flush_body, b.SMB2_READ: read_body, b.SMB2_WRITE: write_body,
     b.SMB2_LOCK: lock_body, b.SMB2_IOCTL: ioctl_body, b.SMB2_CANCEL: small_body, b.SMB2_ECHO: small_body,
     b.SMB2_QUERY_DIRECTORY: query_directory_body, b.SMB2_CHANGE_NOTIFY: change_notify_body,
-    b.SMB2_QUERY_INFO: query_info_body, b.SMB2_SET_INFO: set_info_body, SMB2_OPLOCK_BREAK: random_body,
+    b.SMB2_QUERY_INFO: query_info_body, b.SMB2_SET_INFO: set_info_body, SMB2_OPLOCK_BREAK: oplock_break_body,
 }
 # Commands that end a session or tree come rarely: after them everything else only meets a closed door.
 _COMMAND_WEIGHTS = [command for command in BODIES for _ in range(
@@ -460,3 +488,75 @@ def _element_starts(data: bytearray) -> list[int]:
         position += next_command
         starts.append(position)
     return starts
+
+
+# -- async requests and their CANCEL ------------------------------------------------------------------------
+
+def async_chain(src: Source, handles: Handles, builder: b.Client) -> list[bytes]:
+    """Messages that leave requests pending ([MS-SMB2] 3.3.4.2) and then end them: a CHANGE_NOTIFY on the
+    directory, or a byte-range lock followed by a conflicting one that waits, or a CREATE of the file with
+    a lease while it is open; after it a CANCEL by MessageId or by AsyncId (which count from 1 per
+    connection, 3.3.5.16), a CLOSE of the handle, a TREE_DISCONNECT or LOGOFF, or nothing (the connection's
+    end cancels it)."""
+    kind = src.integer(0, 2)
+    reqs: list[b.Req] = []
+    if kind == 0:
+        reqs.append(b.Req(b.SMB2_CHANGE_NOTIFY, struct.pack(
+            "<HHI16sII", 32, src.integer(0, 1), choice(src, (0, 16, 4096, value(src))),
+            b.file_id_bytes(handles.dir_id), choice(src, (0xFFF, 1, 0x10, value(src))), 0)))
+    elif kind == 1:
+        offset, length = value(src, 64, (0, 10)), value(src, 64, (1, 10))
+        reqs.append(b.Req(b.SMB2_LOCK, b.lock_body(handles.file_id, [(offset, length, 0x12)])))
+        reqs.append(b.Req(b.SMB2_LOCK, b.lock_body(handles.file_id, [(offset, length, choice(src, (1, 2)))])))
+    else:
+        lease = b.create_context(b"RqLs", struct.pack("<16sIIQ", src.raw(16).ljust(16, b"\0"), 7, 0, 0))
+        reqs.append(b.Req(b.SMB2_CREATE, b.create_body("data.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                                       oplock=choice(src, (0xFF, 9, 8)), contexts=lease)))
+        reqs.append(b.Req(b.SMB2_CREATE, b.create_body("data.bin", desired_access=b.GENERIC_WRITE,
+                                                       disposition=choice(src, (1, 5, 0)))))
+    if src.integer(0, 1):  # the waiting requests in one compound, or one message each
+        messages = [bytes(builder.build(*reqs, sign=False)[0])]
+        last_id = builder.next_message_id - 1
+    else:
+        messages = [bytes(builder.build(req, sign=False)[0]) for req in reqs]
+        last_id = builder.next_message_id - 1
+    end = src.integer(0, 5)
+    if end in (0, 1):
+        cancel = b.Req(b.SMB2_CANCEL, b.cancel_body(),
+                       message_id=choice(src, (last_id, last_id - 1, value(src, 64))) if end == 0 else 0,
+                       async_id=choice(src, (1, 2, 3, value(src, 64))) if end == 1 else None)
+        if src.integer(0, 2) == 0:  # the CANCEL inside the same message as what it cancels
+            messages[-1] = bytes(builder.build(*reqs[-1:], cancel, sign=False)[0])
+        else:
+            messages.append(bytes(builder.build(cancel, sign=False)[0]))
+    elif end == 2:
+        messages.append(bytes(builder.build(b.Req(b.SMB2_CLOSE, b.close_body(
+            choice(src, (handles.file_id, handles.dir_id)))), sign=False)[0]))
+    elif end == 3:
+        messages.append(bytes(builder.build(b.Req(choice(src, (b.SMB2_TREE_DISCONNECT, b.SMB2_LOGOFF)),
+                                                  small_body(src, handles)), sign=False)[0]))
+    return messages
+
+
+# -- transforms ([MS-SMB2] 2.2.41, 3.3.5.2.1.1) -------------------------------------------------------------------
+
+def seal(src: Source, message: bytes, encrypt: Callable[[bytes, int], bytes], session_id: int) -> bytes:
+    """`message` in a transform of the session's keys, then maybe damaged: another SessionId, Flags, an
+    OriginalMessageSize that lies, a flipped tag or ciphertext bit, a truncation, a transform inside the
+    transform, or an SMB1 or empty plaintext."""
+    kind = src.integer(0, 9)
+    if kind == 0:
+        message = choice(src, (b"", b"\xffSMB" + src.raw(60), b"\xfcSMB" + src.raw(60), src.raw(80)))
+    elif kind == 1:
+        message = encrypt(message, session_id)
+    sealed = bytearray(encrypt(message, choice(src, (session_id, session_id, 0, value(src, 64)))
+                                         if kind == 2 else session_id))
+    if kind == 3:
+        struct.pack_into("<H", sealed, 42, choice(src, (0, 2, value(src, 16))))  # Flags
+    elif kind == 4:
+        struct.pack_into("<I", sealed, 36, value(src, 32, (len(sealed) - 52,)))  # OriginalMessageSize
+    elif kind == 5 and len(sealed) > 4:
+        sealed[src.integer(4, len(sealed) - 1)] ^= 1 << src.integer(0, 7)
+    elif kind == 6:
+        del sealed[src.integer(0, len(sealed)):]
+    return bytes(sealed)

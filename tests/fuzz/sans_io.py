@@ -35,6 +35,7 @@ import spnego
 
 from smbsrv.auth.users import UserDB
 from smbsrv.config import ServerConfig, ShareConfig
+from smbsrv.crypto import encryption, kdf
 from smbsrv.dispatch import HANDLERS
 from smbsrv.protocol.connection import Connection
 from smbsrv.protocol.errors import ProtocolViolation
@@ -81,9 +82,10 @@ class Outcome:
         return [response.status for response in self.responses]
 
 
-def parse_buffers(buffers: list[Any]) -> list[b.Response]:
+def parse_buffers(buffers: list[Any], cipher: Any = None) -> list[b.Response]:
     """Join what handle_message (or the send callback) produced and split it into response elements; a
-    FileRange is read (which also closes its duplicated fd, as the transport would after sendfile)."""
+    FileRange is read (which also closes its duplicated fd, as the transport would after sendfile). An
+    encrypted answer is opened with `cipher` (the client's side of the session's keys), when there is one."""
     parts = [buffer.read() if isinstance(buffer, FileRange) else bytes(buffer) for buffer in buffers]
     if not parts or len(parts[0]) != 4:
         raise Finding(f"response does not start with a 4-byte Direct TCP prefix: {parts[:1]!r}")
@@ -92,7 +94,14 @@ def parse_buffers(buffers: list[Any]) -> list[b.Response]:
     if length != len(message) or length > 0xFFFFFF:
         raise Finding(f"Direct TCP length {length} but {len(message)} bytes follow")
     if message[:4] == b"\xfdSMB":
-        return []  # an encrypted answer: not looked into
+        if cipher is None:
+            return []  # an encrypted answer of a session whose keys the client side does not have
+        try:
+            _, message = cipher.decrypt(message)
+        except Exception as exc:  # noqa: BLE001 - any failure to open the server's transform is the finding
+            raise Finding(f"encrypted response does not decrypt: {type(exc).__name__}: {exc}") from None
+        if message[:4] != b"\xfeSMB":
+            raise Finding(f"encrypted response carries {message[:4].hex()}, not an SMB2 message")
     responses = []
     position = 0
     while True:
@@ -157,6 +166,24 @@ def check_one_response_per_element(message: bytes, responses: list[b.Response]) 
             raise Finding(f"{finals} final responses to MessageId {message_id}, which {count} element(s) carry")
         if finals + interims < count:
             raise Finding(f"{count} element(s) with MessageId {message_id} got {finals + interims} responses")
+
+
+class _ClientCipher:
+    """A client's transform cipher: seals with the client-to-server key, opens with the server-to-client one;
+    `decrypt_as_server` opens what it sealed itself (to count the elements of a sealed request)."""
+
+    def __init__(self, cipher_id: int, server_to_client: bytes, client_to_server: bytes) -> None:
+        self._client = encryption.make_cipher(cipher_id, client_to_server, server_to_client)
+        self._server = encryption.make_cipher(cipher_id, server_to_client, client_to_server)
+
+    def encrypt(self, session_id: int, message: bytes) -> bytearray:
+        return self._client.encrypt(session_id, message)
+
+    def decrypt(self, transform: bytes) -> tuple[int, bytes]:
+        return self._client.decrypt(transform)
+
+    def decrypt_as_server(self, transform: bytes) -> bytes:
+        return self._server.decrypt(transform)[1]
 
 
 class SansIoServer:
@@ -244,6 +271,24 @@ class Peer:
         self.file_id = (0, 0)
         self.dir_id = (0, 0)
         self.pipe_id = (0, 0)
+        # The client's side of the session's transform keys ([MS-SMB2] 3.2.5.3.1): it seals with the key the
+        # server decrypts with and opens with the one the server encrypts with. None when no cipher was agreed.
+        self.cipher: Any = None
+
+    def seal(self, message: bytes, session_id: int | None = None) -> bytes:
+        """`message` inside a transform of this peer's session ([MS-SMB2] 2.2.41), as a client encrypts."""
+        assert self.cipher is not None
+        return bytes(self.cipher.encrypt(self.session_id if session_id is None else session_id, message))
+
+    def opened(self, message: bytes) -> bytes:
+        """The SMB2 message inside a transform this peer sealed (the message itself when it is not one, or
+        when it does not open: the server drops such a connection and nothing is counted)."""
+        if message[:4] != b"\xfdSMB" or self.cipher is None:
+            return message
+        try:
+            return bytes(self.cipher.decrypt_as_server(message))
+        except Exception:  # noqa: BLE001 - damaged on purpose
+            return message
 
     # -- feeding -----------------------------------------------------------------------------------------
 
@@ -267,18 +312,18 @@ class Peer:
         # The server's log names the exception, so it is checked before the responses are.
         self.server.check_logs()
         if buffers:
-            outcome.responses = parse_buffers(buffers)
+            outcome.responses = parse_buffers(buffers, self.cipher)
         outcome.sent_later = self._take_later()
-        # parse_buffers answers nothing for an encrypted reply, which then cannot be counted.
+        # parse_buffers answers nothing for an encrypted reply it cannot open, which then cannot be counted.
         encrypted = bool(buffers) and not outcome.responses
         if not outcome.dropped and not encrypted:
-            check_one_response_per_element(message, outcome.responses + outcome.sent_later)
+            check_one_response_per_element(self.opened(message), outcome.responses + outcome.sent_later)
         return outcome
 
     def _take_later(self) -> list[b.Response]:
         responses = []
         while self.later:
-            responses += parse_buffers(self.later.pop(0))
+            responses += parse_buffers(self.later.pop(0), self.cipher)
         return responses
 
     def _drop(self) -> None:
@@ -352,8 +397,13 @@ class Peer:
         return outcome.responses[0]
 
     async def set_up_negotiate(self, dialect: int) -> None:
-        contexts = [b.preauth_context(), b.signing_context((1,))] if dialect == 0x0311 else None
-        response = await self._one(b.Req(b.SMB2_NEGOTIATE, b.negotiate_body((dialect,), contexts)))
+        # An encryption cipher too (AES-128-GCM on 3.1.1, the ENCRYPTION capability's AES-128-CCM on 3.0.x), so
+        # that hostile requests can also arrive inside transforms ([MS-SMB2] 2.2.3.1.2, 3.3.5.4).
+        contexts = [b.preauth_context(), b.signing_context((1,)),
+                    b.negotiate_context(2, struct.pack("<HH", 1, 2))] if dialect == 0x0311 else None
+        capabilities = 0x40 if dialect in (0x0300, 0x0302) else 0
+        response = await self._one(b.Req(b.SMB2_NEGOTIATE, b.negotiate_body((dialect,), contexts,
+                                                                           capabilities=capabilities)))
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
         self.dialect = dialect
 
@@ -370,6 +420,7 @@ class Peer:
             offset, length = struct.unpack_from("<HH", response.body, 4)
             token = auth.step(response.body[offset - b.HEADER_SIZE:offset - b.HEADER_SIZE + length]) or b""
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        self.cipher = self._client_cipher()
         response = await self._one(b.Req(b.SMB2_TREE_CONNECT, b.tree_connect_body("\\\\fuzz\\IPC$"), tree_id=0))
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
         self.ipc_tree_id = response.header.tree_id
@@ -382,6 +433,17 @@ class Peer:
                                         desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE)
         self.dir_id = await self._open(DIR_NAME, self.tree_id, desired_access=b.GENERIC_READ,
                                        options=b.FILE_DIRECTORY_FILE)
+
+    def _client_cipher(self) -> Any:
+        """The session's keys as the client derives them ([MS-SMB2] 3.2.5.3.1), from the session key and the
+        preauth hash the logon ended with, with the two directions swapped."""
+        session = self.connection.sessions[self.session_id]
+        if not self.connection.cipher_id or session.session_key is None:
+            return None
+        keys = kdf.derive_session_keys(self.dialect, session.session_key,
+                                       session.preauth_hash if self.dialect == 0x0311 else None,
+                                       self.connection.cipher_id)
+        return _ClientCipher(self.connection.cipher_id, keys.encryption_key, keys.decryption_key)
 
     async def _open(self, name: str, tree_id: int, **kwargs: Any) -> tuple[int, int]:
         response = await self._one(b.Req(b.SMB2_CREATE, b.create_body(name, **kwargs), tree_id=tree_id))

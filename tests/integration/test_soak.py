@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from smbprotocol.connection import Connection
@@ -125,7 +126,7 @@ class SoakClient(b.Client):
     """The raw client, acknowledging every oplock and lease break as soon as it arrives ([MS-SMB2] 3.2.5.19):
     a client that is waiting for its own answer must not hold up another client's open for the break timeout."""
 
-    acks: int = 0
+    acks: ClassVar[list[int]] = [0, 0]  # breaks acknowledged, breaks seen (all clients)
     _ack_ids: set[int] = field(default_factory=set)
 
     def receive_message(self) -> list[b.Response]:
@@ -147,6 +148,7 @@ class SoakClient(b.Client):
 
     def _acknowledge(self, notification: b.Response) -> None:
         body = notification.body
+        SoakClient.acks[1] += 1
         (structure_size,) = struct.unpack_from("<H", body, 0)
         if structure_size == 44:  # lease break notification, 2.2.23.2: ack only when asked
             _, _, flags, key, _, new_state = struct.unpack_from("<HHI16sII", body, 0)
@@ -155,7 +157,7 @@ class SoakClient(b.Client):
             ack = struct.pack("<HHI16sIQ", 36, 0, 0, key, new_state, 0)
         else:  # oplock break notification, 2.2.23.1: the ack names the level it was broken to
             ack = struct.pack("<HBBI16s", 24, body[2], 0, 0, body[8:24])
-        self.acks += 1
+        SoakClient.acks[0] += 1
         (message_id,) = self.send(b.Req(SMB2_OPLOCK_BREAK, ack))
         self._ack_ids.add(message_id)
 
@@ -221,6 +223,8 @@ class RawWorker:
         self.own_lease_key = uuid.uuid4().bytes
         self.own_id = self._open_own(FILE_CREATE)
         self.common_model = bytearray(RANGE)
+        self.common_lease_key = uuid.uuid4().bytes
+        self.common_id: tuple[int, int] | None = None
         self.extra: list[b.Client] = []
 
     # -- own file --------------------------------------------------------------------------------------
@@ -286,6 +290,7 @@ class RawWorker:
         """Close the socket with requests outstanding (a WRITE that rewrites what is there, a CHANGE_NOTIFY, a
         LOCK that waits), then take the durable handle back on a new connection ([MS-SMB2] 3.3.5.9.12)."""
         client = self.client
+        self.common_id = None  # goes with the connection (or stays durable until its timeout)
         requests = []
         if self.own_model:
             offset = self.rng.randrange(0, len(self.own_model))
@@ -327,15 +332,22 @@ class RawWorker:
     # -- the common file -------------------------------------------------------------------------------
 
     def write_common(self) -> None:
-        lease = self.rng.random() < 0.5
-        response = self.client.create(f"{DIRECTORY}\\common.dat", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
-                                      share_access=b.FILE_SHARE_ALL,
-                                      oplock=SMB2_OPLOCK_LEVEL_LEASE if lease else SMB2_OPLOCK_LEVEL_BATCH,
-                                      contexts=lease_context(uuid.uuid4().bytes, LEASE_RWH) if lease else b"")
-        if response.status != b.STATUS_SUCCESS:
-            self.findings.add(f"raw{self.index}: open common: {b.status_name(response.status)}")
-            return
-        file_id = b.create_file_id(response.body)
+        """A WRITE to this client's slice of the file everyone writes, through a handle kept open under an
+        RWH lease (one key per client) or a batch oplock: every other client's open and write breaks it."""
+        if self.common_id is None or self.rng.random() < 0.2:
+            if self.common_id is not None:
+                self.client.close_file(self.common_id)
+                self.common_id = None
+            lease = self.rng.random() < 0.7
+            response = self.client.create(f"{DIRECTORY}\\common.dat", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                          share_access=b.FILE_SHARE_ALL,
+                                          oplock=SMB2_OPLOCK_LEVEL_LEASE if lease else SMB2_OPLOCK_LEVEL_BATCH,
+                                          contexts=lease_context(self.common_lease_key, LEASE_RWH) if lease else b"")
+            if response.status != b.STATUS_SUCCESS:
+                self.findings.add(f"raw{self.index}: open common: {b.status_name(response.status)}")
+                return
+            self.common_id = b.create_file_id(response.body)
+        file_id = self.common_id
         offset = self.rng.randrange(0, RANGE)
         length = self.rng.randint(1, RANGE - offset)
         self.generation += 1
@@ -346,7 +358,6 @@ class RawWorker:
             self.findings.count("write common")
         else:
             self.findings.add(f"raw{self.index}: WRITE common: {b.status_name(response.status)}")
-        self.client.close_file(file_id)
 
     # -- chaos on shared names -------------------------------------------------------------------------
 
@@ -459,6 +470,11 @@ class RawWorker:
                 requests.append(b.Req(b.SMB2_CHANGE_NOTIFY, notify_body(b.create_file_id(directory.body))))
             for req in requests:
                 client.send(req)
+            ending = rng.randrange(4)
+            if ending == 0:  # the session or the tree goes while all of it is outstanding
+                client.send(b.Req(b.SMB2_LOGOFF, b.echo_body()))
+            elif ending == 1:
+                client.send(b.Req(b.SMB2_TREE_DISCONNECT, b.echo_body()))
             if rng.random() < 0.5:
                 time.sleep(rng.random() * 0.02)
             client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -489,6 +505,8 @@ class RawWorker:
 
     def finish(self) -> None:
         assert self.client.close_file(self.own_id) == b.STATUS_SUCCESS
+        if self.common_id is not None:
+            assert self.client.close_file(self.common_id) == b.STATUS_SUCCESS
         self.client.close()
 
 
@@ -688,7 +706,7 @@ def test_concurrent_soak(tmp_path: Path, second_account: str | None) -> None:
         after = settled_usage(server.process.pid, baseline, 20)
         print(f"soak seed {seed}: {SECONDS} s, {RAW_CLIENTS} raw + {SMBPROTOCOL_CLIENTS} smbprotocol clients, "
               f"{len(users)} account(s); operations {dict(sorted(findings.counts.items()))}; "
-              f"breaks acknowledged {sum(w.client.acks for w in workers if isinstance(w, RawWorker))}; "
+              f"breaks seen {SoakClient.acks[1]}, acknowledged {SoakClient.acks[0]}; "
               f"baseline {baseline}, after {after}")
 
         problems = list(findings.items)

@@ -108,7 +108,10 @@ def create_at(
         fd = open_at(parent_fd, name, flags | os.O_CREAT | os.O_EXCL, mode)
     if posix_mode:
         try:
-            os.fchmod(fd, mode & 0o7777)
+            # A directory made in a setgid directory is setgid itself (mkdir(2) on Linux, whatever the mode
+            # asked for); the exact mode must not take that away.
+            inherited = os.fstat(fd).st_mode & stat.S_ISGID if directory else 0
+            os.fchmod(fd, (mode & 0o7777) | inherited)
         except OSError as exc:
             os.close(fd)
             raise_for_oserror(exc)

@@ -412,7 +412,17 @@ def apply_descriptor(fd: int, descriptor: SecurityDescriptor, parts: int) -> Non
         if mode is None:
             set_dacl(fd, backend.fstat(fd), descriptor.dacl)  # any other DACL becomes the POSIX ACL (docs/access.md)
         else:
-            backend.fchmod(fd, mode & 0o777)  # the permission bits only, as Samba applies them
+            backend.fchmod(fd, mode & _chmod_bits(backend.fstat(fd)))
+
+
+def _chmod_bits(st: os.stat_result) -> int:
+    """The bits a POSIX chmod (the S-1-5-88-3 ACE) may set: the permissions and the sticky bit, and on a
+    directory setgid too (its new entries take its group), as chmod(2) sets them for the owner; the kernel
+    still clears setgid for a caller outside the group. Never setuid, nor setgid on a file: a client does not
+    plant set-id programs on the server. (Samba keeps the 0777 bits only, protocol-notes 11.4.)"""
+    if stat_module.S_ISDIR(st.st_mode):
+        return 0o3777
+    return 0o1777
 
 
 def _owner_id(sid: Sid | None, kind: int) -> int | None:

@@ -361,10 +361,13 @@ def posix_file_type(info: FileInfo, nfs_type: int | None = None) -> int:
 
 def posix_mode(info: FileInfo, with_file_type: bool = True, nfs_type: int | None = None) -> int:
     """PosixMode: permission bits 07777, plus the type enum in bits 12-15 when `with_file_type` (Samba 4.22,
-    cifs.ko 6.13 and later understand it; older peers expect permissions only)."""
-    perms = info.mode & 0o7777
+    cifs.ko 6.13 and later understand it; older peers expect permissions only). A symlink shows 0777, as
+    lstat(2) of one on Linux does: a symlink a client made is a regular file here (the reparse blob in an
+    xattr), and that file's own mode (0644) is no mode of the link."""
+    file_type = posix_file_type(info, nfs_type)
+    perms = 0o777 if file_type == POSIX_TYPE_SYMLINK else info.mode & 0o7777
     if with_file_type:
-        return perms | (posix_file_type(info, nfs_type) << POSIX_TYPE_SHIFT)
+        return perms | (file_type << POSIX_TYPE_SHIFT)
     return perms
 
 

@@ -487,6 +487,20 @@ def test_create_mode_within_share_masks(connect_posix: PosixClientFactory, work:
     _check_created(client, response, directory_path / "new", directory, expected)
 
 
+@pytest.mark.parametrize(("directory", "expected"), [(True, 0o2750), (False, 0o640)], ids=["dir", "file"])
+def test_create_in_a_setgid_directory_keeps_linux_inheritance(pc: b.Client, work: Work, directory: bool,
+                                                              expected: int) -> None:
+    # mkdir(2) in a setgid directory makes a setgid directory whatever the mode asked for; a file only takes
+    # the group. The exact mode of the POSIX create must not clear the inherited bit (cifs.ko posix sweep).
+    parent = work.path() / "shared"
+    parent.mkdir()
+    serve_as_test_account(parent)
+    os.chmod(parent, 0o2775)
+    response = _posix_create_new(pc, work.posix("shared/new"), 0o750 if directory else 0o640, directory)
+    _check_created(pc, response, parent / "new", directory, expected)
+    assert os.stat(parent / "new").st_gid == os.stat(parent).st_gid
+
+
 @pytest.mark.parametrize("disposition", [b.FILE_OPEN, b.FILE_OPEN_IF, b.FILE_OVERWRITE_IF],
                          ids=["open", "open-if", "overwrite-if"])
 def test_create_mode_leaves_existing_objects_alone(pc: b.Client, work: Work, disposition: int) -> None:
@@ -996,7 +1010,8 @@ def test_chmod_descriptor_matches_smbprotocol() -> None:
 
 @pytest.mark.parametrize(("kind", "mode", "expected"), [
     ("file", 0o640, 0o640), ("file", 0o000, 0o000), ("file", 0o777, 0o777), ("file", 0o4755, 0o755),
-    ("file", 0o1704, 0o704), ("dir", 0o750, 0o750), ("dir", 0o3777, 0o777),
+    ("file", 0o2755, 0o755), ("file", 0o1704, 0o1704), ("dir", 0o750, 0o750), ("dir", 0o3777, 0o3777),
+    ("dir", 0o1777, 0o1777), ("dir", 0o4755, 0o755),
 ])
 def test_posix_chmod(pc: b.Client, work: Work, kind: str, mode: int, expected: int) -> None:
     path = work.path() / kind

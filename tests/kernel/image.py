@@ -46,6 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "vm"
 LOCKTEST_SOURCE = Path(__file__).resolve().parent / "locktest.c"
 FILETEST_SOURCE = Path(__file__).resolve().parent / "filetest.c"
+POSIXCHECK_SOURCE = Path(__file__).resolve().parent / "posixcheck.c"
 
 # Bump when the content of the base archive changes, so old caches are not reused.
 IMAGE_RECIPE = 1
@@ -103,6 +104,7 @@ class VmImage:
     initrd: Path
     locktest: Path
     filetest: Path | None = None  # copy_file_range, FICLONE, hole punching, SEEK_DATA/SEEK_HOLE
+    posixcheck: Path | None = None  # the POSIX semantics sweep (test_cifs_posix_sweep.py)
 
 
 class ImageBuildError(RuntimeError):
@@ -347,8 +349,9 @@ def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True,
     initrd = image_dir / "initramfs-base.cpio"
     locktest = _build_locktest(cache_dir)
     filetest = _build_locktest(cache_dir, FILETEST_SOURCE)
+    posixcheck = _build_locktest(cache_dir, POSIXCHECK_SOURCE)
     if kernel.exists() and initrd.exists():
-        return VmImage(kernel_version, kernel, initrd, locktest, filetest)
+        return VmImage(kernel_version, kernel, initrd, locktest, filetest, posixcheck)
 
     debs_dir = cache_dir / "debs"
     kernel_debs = [_download(apt, package, debs_dir)
@@ -372,7 +375,7 @@ def build_image(cache_dir: Path = DEFAULT_CACHE_DIR, install_tools: bool = True,
         initrd_tmp.write_bytes(archive)
         kernel_tmp.rename(kernel)
         initrd_tmp.rename(initrd)
-    return VmImage(kernel_version, kernel, initrd, locktest, filetest)
+    return VmImage(kernel_version, kernel, initrd, locktest, filetest, posixcheck)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,6 +151,8 @@ def _run_layer(image: VmImage, script: str, server_port: int, env: dict[str, str
     layer.add_path("bin/locktest", image.locktest, perm=0o755)
     if image.filetest is not None:
         layer.add_path("bin/filetest", image.filetest, perm=0o755)
+    if image.posixcheck is not None:
+        layer.add_path("bin/posixcheck", image.posixcheck, perm=0o755)
     layer.add_file("test.sh", script.encode(), perm=0o755)
     layer.add_file("run-env.sh", _run_env(server_port, env))
     return layer.finish()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import random
 import socket
 import struct
@@ -64,8 +65,9 @@ from tests.conftest import (
 from tests.integration.notify_helpers import notify_body
 
 SECONDS = float(os.environ.get("SMBSRV_SOAK_SECONDS", "20"))
-RAW_CLIENTS = 4
-SMBPROTOCOL_CLIENTS = 2
+# SMBSRV_SOAK_CLIENTS=N runs N raw and N/2 smbprotocol clients.
+RAW_CLIENTS = int(os.environ.get("SMBSRV_SOAK_CLIENTS", "4"))
+SMBPROTOCOL_CLIENTS = max(1, RAW_CLIENTS // 2)
 RANGE = 64 * 1024  # each client's slice of the common file
 OWN_SIZE = 256 * 1024
 POOL = [f"pool{index}" for index in range(6)]
@@ -90,6 +92,10 @@ EXPECTED = {
     0x0000010B,  # STATUS_NOTIFY_CLEANUP: a watch whose handle closed
     0x0000010C,  # STATUS_NOTIFY_ENUM_DIR
     0xC000003B,  # STATUS_OBJECT_PATH_SYNTAX_BAD ("..")
+    b.STATUS_DIRECTORY_NOT_EMPTY, b.STATUS_NOT_SUPPORTED,
+    # A pool name may be a directory: overwriting dispositions (Samba's open_directory), READ, WRITE and LOCK
+    # on it, and a listing buffer too small for one entry.
+    b.STATUS_INVALID_PARAMETER, b.STATUS_INVALID_DEVICE_REQUEST, b.STATUS_INFO_LENGTH_MISMATCH,
 }
 
 
@@ -406,6 +412,9 @@ class RawWorker:
                 client.close_file(file_id)
                 self.findings.check("notify closed", client.receive(message_id).status)
             return
+        if kind == 3:  # pool names as directories: children, tree watches, renames and deletes around them
+            self.directory_chaos(name)
+            return
         # An open of a pool name with random disposition, sharing, access, caching and options.
         access = rng.choice((b.GENERIC_READ, READ_WRITE_DELETE, b.DELETE | b.FILE_READ_ATTRIBUTES,
                              b.GENERIC_WRITE, b.MAXIMUM_ALLOWED))
@@ -445,6 +454,43 @@ class RawWorker:
                 status = b.STATUS_SUCCESS
             self.findings.check(f"pool step {step}", status)
         self.findings.check("pool close", client.close_file(file_id))
+
+    def directory_chaos(self, name: str) -> None:
+        rng, client = self.rng, self.client
+        response = client.create(name, desired_access=READ_WRITE_DELETE, disposition=rng.choice((1, 2, 3)),
+                                 options=b.FILE_DIRECTORY_FILE, share_access=rng.choice((7, 7, 3, 1)))
+        if self.findings.check("dir open", response.status) != b.STATUS_SUCCESS:
+            return
+        directory = b.create_file_id(response.body)
+        watch = None
+        if rng.random() < 0.5:  # a tree watch that the changes below (or the close) answer
+            (watch,) = client.send(b.Req(b.SMB2_CHANGE_NOTIFY, notify_body(directory, flags=1)))
+        children = []
+        for _ in range(rng.randint(0, 3)):
+            child = f"{name}\\{rng.choice(('a', 'b', 'sub'))}"
+            response = client.create(child, desired_access=READ_WRITE_DELETE, disposition=rng.choice((2, 3, 5)),
+                                     options=b.FILE_DIRECTORY_FILE if child.endswith("sub") else 0,
+                                     oplock=rng.choice((0, SMB2_OPLOCK_LEVEL_BATCH)))
+            if self.findings.check("dir child", response.status) == b.STATUS_SUCCESS:
+                children.append(b.create_file_id(response.body))
+        for _ in range(rng.randint(1, 3)):
+            step = rng.randrange(4)
+            if step == 0:  # renaming a directory with open files below it
+                status = client.set_info(directory, 1, b.FILE_RENAME_INFORMATION,
+                                         b.rename_info(f"{DIRECTORY}\\{rng.choice(POOL)}", rng.random() < 0.3)).status
+            elif step == 1:
+                status = client.set_info(directory, 1, b.FILE_DISPOSITION_INFORMATION, b.disposition_info()).status
+            elif step == 2 and children:
+                status = client.set_info(rng.choice(children), 1, b.FILE_DISPOSITION_INFORMATION,
+                                         b.disposition_info()).status
+            else:
+                status = client.query_directory(directory, "*", output_length=rng.choice((100, 65536))).status
+            self.findings.check(f"dir step {step}", status)
+        for child in children:
+            self.findings.check("dir child close", client.close_file(child))
+        self.findings.check("dir close", client.close_file(directory))
+        if watch is not None:
+            self.findings.check("dir watch", client.receive(watch).status)
 
     def abandon(self) -> None:
         """Another connection of the same user that leaves everything behind: a durable leased open, a blocked
@@ -722,6 +768,15 @@ def test_concurrent_soak(tmp_path: Path, second_account: str | None) -> None:
                 on_disk = (shared / f"sp{worker.index}.dat").read_bytes()
                 if on_disk != bytes(worker.model):
                     problems.append(f"sp{worker.index}: file on disk differs from what was written")
+        if account is not None:
+            # Every name the clients made belongs to one of the two accounts: a step that ran as the server
+            # (root) would have left a root-owned file.
+            owners = {account.pw_uid} | ({pwd.getpwnam(second_account).pw_uid} if second_account else set())
+            for directory, dirs, files in os.walk(share):
+                for entry in dirs + files:
+                    st = os.lstat(os.path.join(directory, entry))
+                    if st.st_uid not in owners:
+                        problems.append(f"{os.path.join(directory, entry)} is owned by uid {st.st_uid}")
         if tree_snapshot(outside) != outside_before:
             problems.append("the directory outside the share changed")
         if sorted(p.name for p in tmp_path.iterdir()) != ["outside", "server.log", "share"]:

@@ -227,7 +227,9 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         if existing is not None and not same_file:
             if not replace:
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
-            if stat.S_ISDIR(existing.st_mode):
+            if stat.S_ISDIR(existing.st_mode) and not (posix_semantics and open_.is_directory):
+                # [MS-FSA] 2.1.5.14.11: a directory is never replaced. A POSIX rename(2) replaces an empty
+                # directory with a directory, atomically; renameat2 refuses a non-empty one (ENOTEMPTY).
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
             if server.files.opens((existing.st_dev, existing.st_ino)) and not posix_semantics:
                 # Windows refuses to replace a file that is open; POSIX semantics allow it.

@@ -791,6 +791,37 @@ def test_posix_rename_over_an_open_target(pc: b.Client, work: Work, how: str) ->
     assert (work.path() / "target").read_bytes() == b"new data"
 
 
+@pytest.mark.parametrize(("posix", "target_entry", "expected"), [
+    (True, None, "STATUS_SUCCESS"),
+    (True, "left", "STATUS_DIRECTORY_NOT_EMPTY"),
+    (False, None, "STATUS_ACCESS_DENIED"),
+], ids=["posix-empty", "posix-not-empty", "windows"])
+def test_rename_of_a_directory_over_a_directory(pc: b.Client, work: Work, posix: bool, target_entry: str | None,
+                                                expected: str) -> None:
+    # rename(2) replaces an empty directory in one step (cifs.ko otherwise falls back to rmdir, then rename);
+    # Windows never replaces a directory ([MS-FSA] 2.1.5.14.11).
+    (work.path() / "source").mkdir()
+    (work.path() / "source" / "inner").write_bytes(b"moved")
+    (work.path() / "target").mkdir()
+    if target_entry is not None:
+        (work.path() / "target" / target_entry).write_bytes(b"stays")
+    serve_as_test_account(work.path())
+    if posix:
+        mover = p.posix_open(pc, work.posix("source"), desired_access=b.DELETE, options=b.FILE_DIRECTORY_FILE)
+    else:
+        mover = pc.open(work.windows("source"), desired_access=b.DELETE, options=b.FILE_DIRECTORY_FILE)
+    response = pc.set_info(mover, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                           b.rename_info(work.posix("target") if posix else work.windows("target"),
+                                         replace_if_exists=True))
+    assert _status(response) == expected
+    pc.close_file(mover)
+    if expected == "STATUS_SUCCESS":
+        assert sorted(os.listdir(work.path())) == ["target"]
+        assert (work.path() / "target" / "inner").read_bytes() == b"moved"
+    else:
+        assert sorted(os.listdir(work.path() / "target")) == ([target_entry] if target_entry else [])
+
+
 def test_posix_rename_target_is_a_posix_name(pc: b.Client, work: Work) -> None:
     # The target of a rename on a POSIX open is in POSIX syntax: '/' separates, '\\' and ':' are characters.
     (work.path() / "sub").mkdir()

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define BIG_DIR_COUNT 300
+#define UNLINK_DIR_COUNT 1000
 
 static void report(const char *name, const char *fmt, ...)
 {
@@ -546,6 +547,48 @@ static void check_readdir(void)
 		closedir(dir);
 		report("rewinddir_sees_new_entry", "%d", after - before);
 	}
+}
+
+/* rm -r's pattern: read a big directory (several QUERY_DIRECTORY responses on SMB) and remove each name read
+ * so far before reading on. Every name must come exactly once; none may be skipped. */
+static void check_readdir_while_unlinking(void)
+{
+	static char seen[UNLINK_DIR_COUNT];
+	char name[300];
+	size_t listed = 0, dups = 0, strays = 0, unlink_failures = 0;
+
+	mkdir("r_unlink", 0755);
+	for (int i = 0; i < UNLINK_DIR_COUNT; i++) {
+		snprintf(name, sizeof(name), "r_unlink/n%04d-a-long-enough-name-to-need-several-responses", i);
+		put_file(name, "", 0644);
+	}
+	DIR *dir = opendir("r_unlink");
+	if (dir == NULL) {
+		report("readdir_while_unlinking", "%s", rc(-1));
+		return;
+	}
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL) {
+		int index;
+		if (entry->d_name[0] == '.')
+			continue;
+		if (sscanf(entry->d_name, "n%d-", &index) != 1 || index < 0 || index >= UNLINK_DIR_COUNT) {
+			strays++;
+			continue;
+		}
+		dups += seen[index];
+		seen[index] = 1;
+		listed++;
+		snprintf(name, sizeof(name), "r_unlink/%s", entry->d_name);
+		unlink_failures += unlink(name) < 0;
+	}
+	closedir(dir);
+	size_t missing = 0;
+	for (int i = 0; i < UNLINK_DIR_COUNT; i++)
+		missing += !seen[i];
+	report("readdir_while_unlinking", "listed=%zu dups=%zu missing=%zu strays=%zu unlink_failures=%zu", listed,
+	       dups, missing, strays, unlink_failures);
+	report("rmdir_after_unlinking_all", "%s", rc(rmdir("r_unlink")));
 }
 
 /* ---- rename -------------------------------------------------------------------------------------------------- */
@@ -1339,6 +1382,7 @@ int main(int argc, char **argv)
 	check_modes();
 	check_directories();
 	check_readdir();
+	check_readdir_while_unlinking();
 	check_rename();
 	check_links();
 	check_symlinks();

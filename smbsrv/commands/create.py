@@ -64,6 +64,7 @@ from smbsrv.wire.constants import (
     FILE_READ_DATA,
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
+    FILE_WRITE_ATTRIBUTES,
     FILE_WRITE_DATA,
     SMB2_CREATE_ALLOCATION_SIZE,
     SMB2_CREATE_EA_BUFFER,
@@ -440,9 +441,16 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
                              read_only_share=tree.read_only,
                              may_delete=_may_delete_in(resolution, st, session, parent_stat),
                              acl=_posix_acl(resolution, st, session.uid))
-    read_only_file = not target.is_directory and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY)
+    # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification and delete-on-close to everyone.
+    # Not on a POSIX open: there the mode is all there is, as on Linux (a file cifs.ko created with mode 0444
+    # carries READONLY, and must still take writes once chmod made it writable, and be unlinked at any time).
+    read_only_file = (posix_mode is None and not target.is_directory
+                      and bool(target.attributes & fattr.FILE_ATTRIBUTE_READONLY))
+    if posix_mode is not None and st.st_uid == session.uid and not tree.read_only:
+        # Linux lets a file's owner set its times (and mode) whatever the mode: tar and cp -p set a read-only
+        # file's times after its mode. Samba's mapping gives WRITE_ATTRIBUTES with the owner's `w` bit only.
+        maximum |= FILE_WRITE_ATTRIBUTES
     if read_only_file:
-        # [MS-FSA] 2.1.5.1.2.1: the READONLY attribute refuses data modification to everyone.
         maximum &= ~(FILE_WRITE_DATA | FILE_APPEND_DATA)
     granted = resolve_desired_access(request.desired_access, maximum)
     disposition = request.create_disposition
@@ -527,14 +535,19 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     granted = resolve_desired_access(request.desired_access, 0x1F01FF)
     ea_entries = _ea_context(request)
     descriptor = _security_context(request)
-    if request.create_options & FILE_DELETE_ON_CLOSE and request.file_attributes & fattr.FILE_ATTRIBUTE_READONLY:
-        # [MS-FSA] 2.1.5.1.1: a new read-only file cannot be delete-on-close.
+    if (request.create_options & FILE_DELETE_ON_CLOSE and request.file_attributes & fattr.FILE_ATTRIBUTE_READONLY
+            and posix_mode is None):
+        # [MS-FSA] 2.1.5.1.1: a new read-only file cannot be delete-on-close (a POSIX O_TMPFILE of mode 0444 can).
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     fd = backend.create_at(resolution.parent_fd, resolution.name, mode, directory=directory,
                            posix_mode=posix_mode is not None)
     try:
         # SPARSE comes with FSCTL_SET_SPARSE only, never from CREATE (smbtorture smb2.ioctl.sparse_file_attr).
         attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE)
+        if posix_mode is not None:
+            # cifs.ko sends READONLY for a mode without write bits; on a POSIX create the mode says it, and a
+            # stored READONLY would outlive the next chmod (Windows clients could then never write the file).
+            attributes &= ~fattr.FILE_ATTRIBUTE_READONLY
         attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY if directory else fattr.FILE_ATTRIBUTE_ARCHIVE
         dos_attrs.initialise(fd, attributes, backend.fstat(fd))
         if ea_entries:

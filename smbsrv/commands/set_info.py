@@ -290,7 +290,9 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
     if not disposition.delete_pending:
         files.set_delete_pending(open_, False)
         return
-    if open_.info().attributes & FILE_ATTRIBUTE_READONLY and not disposition.flags & classes.FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE:
+    if (open_.info().attributes & FILE_ATTRIBUTE_READONLY and not open_.posix
+            and not disposition.flags & classes.FILE_DISPOSITION_IGNORE_READONLY_ATTRIBUTE):
+        # [MS-FSA] 2.1.5.15.3; a POSIX open unlinks as unlink(2) does, whatever the file's own mode.
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     if open_.is_directory and open_.handle.has_entries(bool(open_.granted_access & FILE_READ_DATA)):
         raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)

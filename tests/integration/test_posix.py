@@ -501,6 +501,75 @@ def test_create_in_a_setgid_directory_keeps_linux_inheritance(pc: b.Client, work
     assert os.stat(parent / "new").st_gid == os.stat(parent).st_gid
 
 
+def test_posix_create_does_not_store_readonly(pc: b.Client, work: Work) -> None:
+    # cifs.ko sends FILE_ATTRIBUTE_READONLY with a mode that has no write bits; the mode says it already, and a
+    # stored READONLY would outlive a chmod to 0644 (posix sweep: write_after_chmod_0444_to_0644).
+    response = p.posix_create(pc, work.posix("ro"), 0o444, desired_access=b.GENERIC_WRITE,
+                              disposition=b.FILE_CREATE, file_attributes=b.FILE_ATTRIBUTE_READONLY)
+    assert _status(response) == "STATUS_SUCCESS"
+    assert struct.unpack_from("<I", response.body, 56)[0] & b.FILE_ATTRIBUTE_READONLY == 0
+    pc.close_file(b.create_file_id(response.body))
+    os.chmod(work.path() / "ro", 0o644)
+    writer = pc.open(work.windows("ro"), desired_access=b.GENERIC_WRITE)  # a Windows client may write it now
+    pc.close_file(writer)
+
+
+def _readonly_file(pc: b.Client, work: Work, name: str) -> Path:
+    """A 0644 file of the serving account that carries FILE_ATTRIBUTE_READONLY (set by a Windows client)."""
+    response = pc.create(work.windows(name), desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,
+                         file_attributes=b.FILE_ATTRIBUTE_READONLY)
+    assert _status(response) == "STATUS_SUCCESS"
+    pc.close_file(b.create_file_id(response.body))
+    path = work.path() / name
+    os.chmod(path, 0o644)
+    return path
+
+
+def _create_as(pc: b.Client, work: Work, name: str, posix: bool, **kwargs: object) -> b.Response:
+    if posix:
+        return p.posix_create(pc, work.posix(name), **kwargs)
+    return pc.create(work.windows(name), **kwargs)
+
+
+@pytest.mark.parametrize("posix", [True, False], ids=["posix", "windows"])
+def test_readonly_attribute_and_posix_opens(pc: b.Client, work: Work, posix: bool) -> None:
+    # [MS-FSA] 2.1.5.1.2.1 and 2.1.5.15.3: READONLY refuses writes and deletion; a POSIX open follows the mode,
+    # as open(2) and unlink(2) do on Linux.
+    path = _readonly_file(pc, work, "ro")
+    response = _create_as(pc, work, "ro", posix, desired_access=b.GENERIC_WRITE)
+    assert _status(response) == ("STATUS_SUCCESS" if posix else "STATUS_ACCESS_DENIED")
+    deleter = b.create_file_id(_create_as(pc, work, "ro", posix, desired_access=b.DELETE).body)
+    response = pc.set_info(deleter, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
+    assert _status(response) == ("STATUS_SUCCESS" if posix else "STATUS_CANNOT_DELETE")
+    pc.close_file(deleter)
+    assert path.exists() != posix
+    path = _readonly_file(pc, work, "ro2")
+    response = _create_as(pc, work, "ro2", posix, desired_access=b.DELETE, options=b.FILE_DELETE_ON_CLOSE)
+    assert _status(response) == ("STATUS_SUCCESS" if posix else "STATUS_CANNOT_DELETE")
+    if posix:
+        pc.close_file(b.create_file_id(response.body))
+    assert path.exists() != posix
+
+
+@pytest.mark.parametrize("posix", [True, False], ids=["posix", "windows"])
+def test_owner_sets_times_of_a_read_only_file_on_posix_opens(pc: b.Client, work: Work, posix: bool) -> None:
+    # utimensat(2) lets the owner set a 0444 file's times; tar and cp -p do it after setting the mode.
+    path = work.path() / "ro"
+    path.write_bytes(b"ro")
+    serve_as_test_account(path)
+    os.chmod(path, 0o444)
+    response = _create_as(pc, work, "ro", posix, desired_access=b.FILE_WRITE_ATTRIBUTES | b.FILE_READ_ATTRIBUTES)
+    assert _status(response) == ("STATUS_SUCCESS" if posix else "STATUS_ACCESS_DENIED")
+    if not posix:
+        return
+    file_id = b.create_file_id(response.body)
+    mtime = 116444736000000000 + 1234567890 * 10_000_000  # 2009-02-13 23:31:30 as a FILETIME
+    basic = struct.pack("<QQQQII", 0, 0, mtime, 0, 0, 0)
+    assert _status(pc.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, basic)) == "STATUS_SUCCESS"
+    pc.close_file(file_id)
+    assert os.stat(path).st_mtime == 1234567890
+
+
 @pytest.mark.parametrize("disposition", [b.FILE_OPEN, b.FILE_OPEN_IF, b.FILE_OVERWRITE_IF],
                          ids=["open", "open-if", "overwrite-if"])
 def test_create_mode_leaves_existing_objects_alone(pc: b.Client, work: Work, disposition: int) -> None:

@@ -420,6 +420,69 @@ static void check_modes(void)
 	report("stat_in_0644_dir", "%s", rc(access("m_ro_dir/inside", F_OK)));
 	chmod("m_ro_dir", 0755);
 
+	/* Permission bits of the file itself do not guard its name: the directory's do (SMB's READONLY attribute
+	 * would refuse the delete and the rename). */
+	put_file("m_readonly", "ro", 0444);
+	chmod("m_readonly", 0444);
+	report("rename_0444_file", "%s", rc(rename("m_readonly", "m_readonly2")));
+	report("unlink_0444_file", "%s", rc(unlink("m_readonly2")));
+	put_file("m_readonly", "ro", 0444);
+	chmod("m_readonly", 0444);
+	report("truncate_0444_file", "%s", rc(truncate("m_readonly", 0)));
+	report("link_0444_file", "%s", rc(link("m_readonly", "m_readonly_link")));
+	begin("unlink_0444_file_with_two_links");
+	add("%s", rc(unlink("m_readonly")));
+	add(" nlink=%ld", nlink_of("m_readonly_link"));
+	end();
+	/* Created read-only, then made writable: the mode is all there is to it. */
+	put_file("m_was_readonly", "ro", 0444);
+	chmod("m_was_readonly", 0644);
+	fd = open("m_was_readonly", O_WRONLY | O_APPEND);
+	begin("write_after_chmod_0444_to_0644");
+	add("%s", rc(fd));
+	add(" %s", rc(fd >= 0 ? write(fd, "+w", 2) : -1));
+	close_quietly(fd);
+	add(" content=%s", content_of("m_was_readonly"));
+	end();
+	fd = open("m_tmp_readonly", O_RDWR | O_CREAT | O_EXCL, 0444);
+	begin("creat_0444_then_unlink_while_open");
+	add("%s", rc(fd));
+	add(" %s", rc(unlink("m_tmp_readonly")));
+	add(" %s", rc(fd >= 0 ? write(fd, "x", 1) : -1));
+	end();
+	close_quietly(fd);
+	mkdir("m_dir_000", 0755);
+	chmod("m_dir_000", 0);
+	report("rmdir_000_dir", "%s", rc(rmdir("m_dir_000")));
+	mkdir("m_dir_555", 0755);
+	chmod("m_dir_555", 0555);
+	report("rename_0555_dir", "%s", rc(rename("m_dir_555", "m_dir_555b")));
+	report("rmdir_0555_dir", "%s", rc(rmdir("m_dir_555b")));
+	mkdir("m_ro_parent", 0755);
+	put_file("m_ro_parent/f", "old", 0644);
+	chmod("m_ro_parent", 0555);
+	fd = open("m_ro_parent/f", O_WRONLY | O_TRUNC);
+	begin("write_in_0555_dir");
+	add("%s", rc(fd));
+	add(" %s", rc(fd >= 0 ? write(fd, "new", 3) : -1));
+	close_quietly(fd);
+	add(" content=%s", content_of("m_ro_parent/f"));
+	end();
+	chmod("m_ro_parent", 0755);
+
+	/* 64-bit offsets: one byte past 5 GiB. */
+	fd = open("m_far", O_RDWR | O_CREAT, 0644);
+	begin("write_past_5gib");
+	add("%s", rc(pwrite(fd, "F", 1, 5LL << 30)));
+	struct stat far;
+	add(" size=%lld", fstat(fd, &far) == 0 ? (long long)far.st_size : -1LL);
+	char back = '-';
+	add(" read=%zd", pread(fd, &back, 1, 5LL << 30));
+	add(":%c", back);
+	end();
+	close_quietly(fd);
+	unlink("m_far");
+
 	report("chown_self", "%s", rc(chown("m_chmod", getuid(), getgid())));
 	report("chown_other_uid", "%s", rc(chown("m_chmod", getuid() + 1, (gid_t)-1)));
 	report("chown_other_gid", "%s", rc(chown("m_chmod", (uid_t)-1, getgid() + 1)));
@@ -1014,6 +1077,16 @@ static void check_times(void)
 	unlink("t_dir/new");
 	stat("t_dir", &st);
 	report("unlink_updates_dir_mtime", "%s", labs(st.st_mtim.tv_sec - now) < 120 ? "now" : time_of(&st.st_mtim));
+
+	/* The owner sets a read-only file's times, as tar and cp -p do after setting its mode. */
+	put_file("t_readonly", "x", 0644);
+	chmod("t_readonly", 0444);
+	times[0] = times[1] = (struct timespec){ 1234567890, 0 };
+	begin("utimensat_0444_own_file");
+	add("%s", rc(utimensat(AT_FDCWD, "t_readonly", times, 0)));
+	add(" mtime=%s", stat("t_readonly", &st) == 0 ? time_of(&st.st_mtim) : rc(-1));
+	end();
+	report("utimensat_now_0444_own_file", "%s", rc(utimensat(AT_FDCWD, "t_readonly", NULL, 0)));
 
 	symlink("t_file", "t_link");
 	times[0] = times[1] = (struct timespec){ 1500000000, 0 };

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -27,6 +28,24 @@ log = logging.getLogger(__name__)
 
 _SHUTDOWN_GRACE_S = 10.0
 _ACCEPT_RETRY_S = 0.1
+
+
+# What the soft limit is raised to when the hard limit is unlimited: Linux's default fs.nr_open.
+_NOFILE_WHEN_UNLIMITED = 1 << 20
+
+
+def _raise_descriptor_limit() -> None:
+    """Every open, watch, durable handle and connection holds a descriptor, so the soft RLIMIT_NOFILE (1024 for
+    most daemons started without systemd's LimitNOFILE) would let one client's opens use up the table and
+    refuse every other client. Raise it to the hard limit, as smbd does at start (source3/smbd/files.c,
+    file_init_global: set_maxfiles); a hard limit that cannot be reached is left as it is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _NOFILE_WHEN_UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, exc)
 
 
 def _listening_socket(address: str, port: int) -> socket.socket:
@@ -54,6 +73,7 @@ async def run(config: ServerConfig, state: ServerState, reload_source: ReloadSou
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    _raise_descriptor_limit()
     listeners = [_listening_socket(address, config.port) for address in config.listen]
     connections: set[asyncio.Task[None]] = set()
 

@@ -226,11 +226,11 @@ class ShareRoot:
         """
         comps = path.components
         if not comps:
-            fd = os.dup(self._root_fd)
+            fd = self._dup_root()
             return Resolution(fd, ".", os.fstat(fd), ())
         ci = case_insensitive and not self.case_sensitive
         if len(comps) == 1:
-            return self._finish(os.dup(self._root_fd), (), comps[0], ci)
+            return self._finish(self._dup_root(), (), comps[0], ci)
         # One directory below the root (the common "dir\\file"): the walk's single openat(O_NOFOLLOW|O_DIRECTORY)
         # of one validated component is as safe as openat2 and costs half of its ctypes call.
         if _openat2_usable and len(comps) > 2:
@@ -238,6 +238,14 @@ class ShareRoot:
             if parent_fd >= 0:
                 return self._finish(parent_fd, comps[:-1], comps[-1], ci)
         return self._walk(comps, ci)
+
+    def _dup_root(self) -> int:
+        """A descriptor of the root the Resolution owns. Out of descriptors (EMFILE, ENFILE: one client's
+        opens can use up the process's table) is STATUS_TOO_MANY_OPENED_FILES as for any other open."""
+        try:
+            return os.dup(self._root_fd)
+        except OSError as exc:
+            raise_for_oserror(exc)
 
     def _finish(self, parent_fd: int, parents: tuple[str, ...], last: str, ci: bool) -> Resolution:
         """Look up the last component in the (owned) parent_fd and build the Resolution."""

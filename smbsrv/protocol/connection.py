@@ -10,6 +10,7 @@ the `send` callback the transport provides.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import itertools
 import logging
@@ -239,9 +240,8 @@ class Connection:
                     body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
             except ProtocolViolation:
                 raise
-            except Exception:  # a handler bug: answer it, never drop the connection over it
-                self.log.exception("internal error in %s", _command_name(header.command))
-                status = NtStatus.STATUS_INTERNAL_ERROR
+            except Exception as exc:  # noqa: BLE001 - a handler bug (logged): answer it, never drop the connection
+                status = _unexpected(self.log, exc, _command_name(header.command))
                 body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
             responses.append(self._build_response(ctx, status, body))
             if log.isEnabledFor(logging.DEBUG):
@@ -363,9 +363,8 @@ class Connection:
             except asyncio.CancelledError:
                 status = NtStatus.STATUS_CANCELLED
                 body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
-            except Exception:
-                self.log.exception("internal error in async %s", _command_name(ctx.header.command))
-                status = NtStatus.STATUS_INTERNAL_ERROR
+            except Exception as exc:  # noqa: BLE001 - a handler bug, logged by _unexpected
+                status = _unexpected(self.log, exc, f"async {_command_name(ctx.header.command)}")
                 body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
             finally:
                 self.async_requests.pop(async_id, None)
@@ -529,6 +528,19 @@ class Connection:
             else:
                 task.cancel()
         self.server.end_connection(self)
+
+
+def _unexpected(log: logging.LoggerAdapter[logging.Logger], exc: Exception, what: str) -> NtStatus:
+    """The answer to an exception a handler did not turn into an SmbError: a bug (logged with its traceback,
+    STATUS_INTERNAL_ERROR), except running out of file descriptors. One client's opens can use up the
+    process's table (RLIMIT_NOFILE), and then any step that makes a descriptor fails (a dup, a pipe, the first
+    import of a module): that is the server's state, not a bug, and the client gets Samba's answer to EMFILE
+    and ENFILE (source3/lib/errmap_unix.c), STATUS_TOO_MANY_OPENED_FILES, as for a failed open."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        log.warning("%s: %s", what, exc)
+        return NtStatus.STATUS_TOO_MANY_OPENED_FILES
+    log.error("internal error in %s", what, exc_info=exc)
+    return NtStatus.STATUS_INTERNAL_ERROR
 
 
 def _command_name(command: int) -> str:

@@ -234,7 +234,9 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             if server.files.opens((existing.st_dev, existing.st_ino)) and not posix_semantics:
                 # Windows refuses to replace a file that is open; POSIX semantics allow it.
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-        if open_.is_directory and server.files.has_open_below(open_):
+        # Windows refuses to move a directory with opens inside; rename(2) moves it, and the opens follow.
+        moves_opens = open_.is_directory and server.files.has_open_below(open_)
+        if moves_opens and not posix_semantics:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         old_components = open_.path_components
         open_.handle.rename_to(target.parent_fd, new_name, replace=replace and not same_file)
@@ -246,6 +248,8 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
                                      open_.is_directory, origin=open_)
         for other in server.files.renamed(open_.handle.key, target.components[:-1] + (new_name,)):
             other.handle.moved(target.parent_fd, new_name)
+        if moves_opens:
+            server.files.moved_below(open_, old_components)
 
 
 def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation) -> bytes:

@@ -149,6 +149,17 @@ class FileTable:
             other.path_components = components
         return opens
 
+    def moved_below(self, directory: Open, old_components: tuple[str, ...]) -> None:
+        """A POSIX rename moved the directory `directory` (now at its path_components) from `old_components`
+        with opens inside it: their paths follow, as their fds already do. The same scan as has_open_below."""
+        root, depth, new = directory.tree.share_root, len(old_components), directory.path_components
+        for state in self._files.values():
+            for other in state.opens:
+                components = other.path_components
+                if (len(components) > depth and components[:depth] == old_components
+                        and other.tree.share_root is root):
+                    other.path_components = new + components[depth:]
+
     def rekey(self, open_: Open, new_key: FileKey) -> None:
         """The handle now refers to another file (a placeholder replaced by the real object)."""
         self._remove(open_)

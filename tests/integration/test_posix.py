@@ -891,6 +891,34 @@ def test_rename_of_a_directory_over_a_directory(pc: b.Client, work: Work, posix:
         assert sorted(os.listdir(work.path() / "target")) == ([target_entry] if target_entry else [])
 
 
+@pytest.mark.parametrize("posix", [True, False], ids=["posix", "windows"])
+def test_rename_of_a_directory_with_an_open_file_inside(pc: b.Client, work: Work, posix: bool) -> None:
+    # rename(2) moves a directory whose files are open and their descriptors follow (an editor keeps a file of
+    # a project directory open while it is renamed); Windows refuses.
+    (work.path() / "project").mkdir()
+    (work.path() / "project" / "file").write_bytes(b"old")
+    serve_as_test_account(work.path())
+    inner = p.posix_open(pc, work.posix("project/file"), desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+    mover = _create_as(pc, work, "project", posix, desired_access=b.DELETE, options=b.FILE_DIRECTORY_FILE)
+    target = work.posix("renamed") if posix else work.windows("renamed")
+    response = pc.set_info(b.create_file_id(mover.body), b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                           b.rename_info(target))
+    assert _status(response) == ("STATUS_SUCCESS" if posix else "STATUS_ACCESS_DENIED")
+    pc.close_file(b.create_file_id(mover.body))
+    if not posix:
+        assert (work.path() / "project" / "file").exists()
+        pc.close_file(inner)
+        return
+    assert _status(pc.write(inner, 0, b"new")) == "STATUS_SUCCESS"
+    assert (work.path() / "renamed" / "file").read_bytes() == b"new"
+    # The open's path followed: the directory can be moved again only with it counted inside, and its name
+    # is the new one (FILE_ALL_INFORMATION ends with FileNameLength and the name).
+    response = pc.query_info(inner, b.SMB2_0_INFO_FILE, b.FILE_ALL_INFORMATION)
+    name = b.output_buffer(response)[100:].decode("utf-16-le")
+    assert name.replace("\\", "/").endswith("renamed/file"), name
+    pc.close_file(inner)
+
+
 def test_posix_rename_target_is_a_posix_name(pc: b.Client, work: Work) -> None:
     # The target of a rename on a POSIX open is in POSIX syntax: '/' separates, '\\' and ':' are characters.
     (work.path() / "sub").mkdir()

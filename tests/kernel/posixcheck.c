@@ -483,6 +483,27 @@ static void check_modes(void)
 	close_quietly(fd);
 	unlink("m_far");
 
+	/* What a directory's own bits allow: no write, no read, no search. */
+	mkdir("m_w_dir", 0755);
+	put_file("m_w_dir/f", "f", 0644);
+	put_file("m_outside", "o", 0644);
+	chmod("m_w_dir", 0555);
+	report("mkdir_in_0555_dir", "%s", rc(mkdir("m_w_dir/sub", 0755)));
+	report("link_into_0555_dir", "%s", rc(link("m_outside", "m_w_dir/l")));
+	report("symlink_in_0555_dir", "%s", rc(symlink("x", "m_w_dir/s")));
+	report("rename_into_0555_dir", "%s", rc(rename("m_outside", "m_w_dir/moved")));
+	report("rename_out_of_0555_dir", "%s", rc(rename("m_w_dir/f", "m_out")));
+	chmod("m_w_dir", 0311);
+	DIR *unreadable = opendir("m_w_dir");
+	report("opendir_0311_dir", "%s", unreadable != NULL ? "ok" : rc(-1));
+	if (unreadable != NULL)
+		closedir(unreadable);
+	report("open_known_name_in_0311_dir", "%s", content_of("m_w_dir/f"));
+	chmod("m_w_dir", 0);
+	report("chmod_in_0000_dir", "%s", rc(chmod("m_w_dir/f", 0600)));
+	report("stat_0000_dir_itself", "%s", mode_of("m_w_dir"));
+	chmod("m_w_dir", 0755);
+
 	report("chown_self", "%s", rc(chown("m_chmod", getuid(), getgid())));
 	report("chown_other_uid", "%s", rc(chown("m_chmod", getuid() + 1, (gid_t)-1)));
 	report("chown_other_gid", "%s", rc(chown("m_chmod", (uid_t)-1, getgid() + 1)));
@@ -731,6 +752,20 @@ static void check_rename(void)
 	close_quietly(fd);
 	lstat("n_moved", &after);
 	report("rename_keeps_inode", "%s", before.st_ino == after.st_ino ? "same" : "changed");
+
+	/* A directory whose files are open can be renamed; the descriptors follow. */
+	mkdir("n_busy_dir", 0755);
+	put_file("n_busy_dir/f", "abc", 0644);
+	fd = open("n_busy_dir/f", O_RDWR);
+	begin("rename_dir_with_open_file");
+	add("%s", rc(rename("n_busy_dir", "n_busy_moved")));
+	add(" %s", rc(fd >= 0 ? pwrite(fd, "XYZ", 3, 0) : -1));
+	add(" content=%s", content_of("n_busy_moved/f"));
+	end();
+	close_quietly(fd);
+	int dir_fd = open("n_busy_moved", O_RDONLY | O_DIRECTORY);
+	report("rename_open_dir", "%s", rc(rename("n_busy_moved", "n_busy_moved2")));
+	close_quietly(dir_fd);
 
 	/* Moving between directories. */
 	mkdir("n_a", 0755);

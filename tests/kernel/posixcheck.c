@@ -1419,6 +1419,50 @@ static void check_locks(void)
 	fcntl_lock(one, F_SETLK, F_UNLCK, 0, 0);
 	close(one);
 
+	/* What SQLite does with one descriptor: read lock, upgrade to write, downgrade, unlock the middle of a
+	 * range (it splits), locks past EOF and at 1 GiB (its PENDING_BYTE). */
+	one = open("k_file", O_RDWR);
+	begin("fcntl_upgrade_read_to_write");
+	add("%s", rc(fcntl_lock(one, F_SETLK, F_RDLCK, 0, 8)));
+	add(" %s", rc(fcntl_lock(one, F_SETLK, F_WRLCK, 0, 8)));
+	add(" child=%s", child_sees("k_file", 0, 8));
+	end();
+	begin("fcntl_downgrade_write_to_read");
+	add("%s", rc(fcntl_lock(one, F_SETLK, F_RDLCK, 0, 8)));
+	add(" child_write=%s", child_sees("k_file", 0, 8));
+	end();
+	fcntl_lock(one, F_SETLK, F_UNLCK, 0, 0);
+	fcntl_lock(one, F_SETLK, F_WRLCK, 0, 30);
+	begin("fcntl_unlock_middle_splits");
+	add("%s", rc(fcntl_lock(one, F_SETLK, F_UNLCK, 10, 10)));
+	add(" head=%s", child_sees("k_file", 0, 10));
+	add(" middle=%s", child_sees("k_file", 12, 4));
+	add(" tail=%s", child_sees("k_file", 20, 10));
+	end();
+	fcntl_lock(one, F_SETLK, F_UNLCK, 0, 0);
+	begin("fcntl_lock_past_eof_and_1gib");
+	add("%s", rc(fcntl_lock(one, F_SETLK, F_WRLCK, 1LL << 30, 1)));
+	add(" %s", rc(fcntl_lock(one, F_SETLK, F_RDLCK, (1LL << 30) + 2, 510)));
+	add(" child=%s", child_sees("k_file", 1LL << 30, 1));
+	end();
+	fcntl_lock(one, F_SETLK, F_UNLCK, 0, 0);
+	begin("fcntl_whole_file_lock");
+	add("%s", rc(fcntl_lock(one, F_SETLK, F_WRLCK, 0, 0)));
+	add(" child_far=%s", child_sees("k_file", 1LL << 40, 1));
+	end();
+	fcntl_lock(one, F_SETLK, F_UNLCK, 0, 0);
+	close(one);
+
+	/* flock: shared to exclusive and back on one descriptor. */
+	one = open("k_file", O_RDWR);
+	begin("flock_convert");
+	add("%s", rc(flock(one, LOCK_SH | LOCK_NB)));
+	add(" %s", rc(flock(one, LOCK_EX | LOCK_NB)));
+	add(" %s", rc(flock(one, LOCK_SH | LOCK_NB)));
+	end();
+	flock(one, LOCK_UN);
+	close(one);
+
 	/* OFD locks belong to the open file description: two descriptors of one process conflict. */
 	one = open("k_file", O_RDWR);
 	two = open("k_file", O_RDWR);

@@ -81,7 +81,9 @@ mknod_fifo mknod_chr_unprivileged mknod_reg fifo_io fifo_unlink fifo_rename sock
 mmap_write_read_other_fd write_seen_in_mmap fsync fdatasync sync_file_range fsync_dir statfs statfs_sane
 statfs_namelen xattr_set xattr_get xattr_get_missing xattr_create_existing xattr_replace_missing xattr_case
 xattr_remove xattr_remove_missing fcntl_same_process_two_fds fcntl_child_conflicts fcntl_child_other_range
-fcntl_unlock fcntl_close_other_fd_releases fcntl_getlk_own fcntl_read_lock_child_write ofd_lock_two_fds
+fcntl_unlock fcntl_close_other_fd_releases fcntl_getlk_own fcntl_read_lock_child_write fcntl_upgrade_read_to_write
+fcntl_downgrade_write_to_read fcntl_unlock_middle_splits fcntl_lock_past_eof_and_1gib fcntl_whole_file_lock flock_convert
+ofd_lock_two_fds
 flock_two_fds flock_shared_two_fds flock_dup_shares_lock flock_after_close fcntl_lock_is_advisory done
 """
 CHECKS = tuple(_CHECK_NAMES.split())
@@ -133,6 +135,13 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
     "ofd_lock_two_fds": ("ok EACCES", _LOCKS),
     "flock_two_fds": ("ok EACCES", _LOCKS),
     "flock_dup_shares_lock": ("EACCES", _LOCKS),
+    "fcntl_upgrade_read_to_write": ("ok EACCES child=locked", _LOCKS + "; an exclusive lock conflicts with the "
+                                                              "same open's shared one"),
+    "flock_convert": ("ok EACCES ok", _LOCKS + "; an exclusive lock conflicts with the same open's shared one"),
+    "fcntl_unlock_middle_splits": ("ok head=locked middle=locked tail=locked",
+                                   ("SMB2 UNLOCK releases a range only as it was locked ([MS-FSA] 2.1.5.8), so a "
+                                   "lock cannot be split; cifs.ko smb2_unlock_range sends only the locks that lie "
+                                   "wholly inside the range unlocked, here none")),
 }
 
 

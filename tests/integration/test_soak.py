@@ -83,6 +83,7 @@ SMB2_OPLOCK_LEVEL_II, SMB2_OPLOCK_LEVEL_BATCH, SMB2_OPLOCK_LEVEL_LEASE = 0x01, 0
 FILE_SUPERSEDE, FILE_OPEN, FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE, FILE_OVERWRITE_IF = range(6)
 SHARED_LOCK, EXCLUSIVE_LOCK, UNLOCK, FAIL_IMMEDIATELY = 1, 2, 4, 0x10
 READ_WRITE_DELETE = b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE
+FSCTL_SRV_REQUEST_RESUME_KEY, FSCTL_SRV_COPYCHUNK_WRITE = 0x00140078, 0x001480F2
 
 # What an operation of the chaos part may be answered with; anything else is a finding.
 EXPECTED = {
@@ -124,7 +125,7 @@ class Findings:
             self.counts[what] = self.counts.get(what, 0) + 1
 
     def check(self, what: str, status: int) -> int:
-        self.count(what)
+        self.count(what if status == b.STATUS_SUCCESS else f"{what} refused")
         if status not in EXPECTED:
             self.add(f"{what}: {b.status_name(status)}")
         return status
@@ -442,7 +443,7 @@ class RawWorker:
             return
         file_id = b.create_file_id(response.body)
         for _ in range(rng.randint(0, 4)):
-            step = rng.randrange(6)
+            step = rng.randrange(10)
             if step == 0:
                 status = client.write(file_id, rng.randrange(0, 1 << 20), rng.randbytes(rng.randint(1, 5000))).status
             elif step == 1:
@@ -463,12 +464,37 @@ class RawWorker:
             elif step == 4:
                 status = client.set_info(file_id, 1, b.FILE_DISPOSITION_INFORMATION,
                                          b.disposition_info(rng.random() < 0.7)).status
+            elif step == 6:  # a hard link under another pool name ([MS-FSCC] 2.4.27)
+                status = client.set_info(file_id, 1, b.FILE_LINK_INFORMATION,
+                                         b.rename_info(f"{DIRECTORY}\\{rng.choice(POOL)}", rng.random() < 0.5)).status
+            elif step == 7:  # an extended attribute ([MS-FSCC] 2.4.15)
+                value = rng.randbytes(rng.randint(0, 300))
+                status = client.set_info(file_id, 1, 15, struct.pack("<IBBH", 0, 0, 4, len(value)) + b"user\0" + value).status
+            elif step == 8:  # a server-side copy of this client's own file into the pool file ([MS-SMB2] 3.3.5.15.6)
+                status = self._copy_own_into(file_id)
             else:
                 status = client.query_info(file_id, 1, rng.choice((4, 5, 18, 34, 35))).status
             if status == 0x80000005:  # STATUS_BUFFER_OVERFLOW of a long FileAllInformation
                 status = b.STATUS_SUCCESS
             self.findings.check(f"pool step {step}", status)
         self.findings.check("pool close", client.close_file(file_id))
+
+    def _copy_own_into(self, target: tuple[int, int]) -> int:
+        response = self.client.request(b.SMB2_IOCTL, b.ioctl_body(self.own_id, FSCTL_SRV_REQUEST_RESUME_KEY,
+                                                                  max_output=32))
+        if response.status != b.STATUS_SUCCESS:
+            return response.status
+        (output_offset,) = struct.unpack_from("<I", response.body, 32)  # [MS-SMB2] 2.2.32 OutputOffset
+        key = response.body[output_offset - b.HEADER_SIZE:][:24]
+        chunks = b"".join(struct.pack("<QQII", self.rng.randrange(0, 1 << 20), self.rng.randrange(0, 1 << 20),
+                                      self.rng.randint(1, 300000), 0) for _ in range(self.rng.randint(1, 3)))
+        copy = key + struct.pack("<II", len(chunks) // 24, 0) + chunks
+        status = self.client.request(b.SMB2_IOCTL, b.ioctl_body(target, FSCTL_SRV_COPYCHUNK_WRITE, copy,
+                                                                max_output=12)).status
+        # A chunk past the end of the source (STATUS_INVALID_VIEW_SIZE, 3.3.5.15.6), or a target opened without
+        # read access: refusals the request may get.
+        refusals = (0xC000001F, b.STATUS_END_OF_FILE, b.STATUS_ACCESS_DENIED)
+        return b.STATUS_SUCCESS if status in refusals else status
 
     def directory_chaos(self, name: str) -> None:
         rng, client = self.rng, self.client

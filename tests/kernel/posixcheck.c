@@ -1326,6 +1326,22 @@ static void check_mmap_sync(void)
 		report("write_seen_in_mmap", "%.8s", map);
 		munmap(map, 8192);
 	}
+	int source = open("y_copy_src", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int target = open("y_copy_dst", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	static char pattern[200000];
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (char)(i * 31 + 7);
+	write(source, pattern, sizeof(pattern));
+	loff_t in_offset = 1000, out_offset = 5;
+	begin("copy_file_range");
+	add("%zd", copy_file_range(source, &in_offset, target, &out_offset, 150000, 0));
+	static char copied[150000];
+	ssize_t got_back = pread(target, copied, sizeof(copied), 5);
+	add(" read=%zd", got_back);
+	add(" %s", got_back == sizeof(copied) && memcmp(copied, pattern + 1000, sizeof(copied)) == 0 ? "same" : "differs");
+	end();
+	close_quietly(source);
+	close_quietly(target);
 	report("fsync", "%s", rc(fsync(fd)));
 	report("fdatasync", "%s", rc(fdatasync(fd)));
 	report("sync_file_range", "%s", rc(sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)));
@@ -1357,6 +1373,31 @@ static void check_mmap_sync(void)
 	report("xattr_create_existing", "%s", rc(setxattr("x_file", "user.smbsrv_test", "v", 1, XATTR_CREATE)));
 	report("xattr_replace_missing", "%s", rc(setxattr("x_file", "user.other", "v", 1, XATTR_REPLACE)));
 	report("xattr_case", "%s", rc(setxattr("x_file", "user.SMBSRV_TEST", "upper", 5, XATTR_CREATE)));
+	char names[256];
+	ssize_t listed = listxattr("x_file", names, sizeof(names));
+	int found = 0;
+	for (ssize_t at = 0; listed > 0 && at < listed; at += strlen(names + at) + 1)
+		found += strcmp(names + at, "user.smbsrv_test") == 0;
+	report("xattr_list", "%s found=%d", rc(listed), found);
+	mkdir("x_dir", 0755);
+	begin("xattr_on_dir");
+	add("%s", rc(setxattr("x_dir", "user.d", "dv", 2, 0)));
+	add(" %s", rc(getxattr("x_dir", "user.d", value, sizeof(value))));
+	end();
+	symlink("x_file", "x_link");
+	report("xattr_on_symlink_nofollow", "%s", rc(lsetxattr("x_link", "user.l", "lv", 2, 0)));
+	static char big[3000];
+	memset(big, 'b', sizeof(big));
+	begin("xattr_3000_bytes");
+	add("%s", rc(setxattr("x_file", "user.big", big, sizeof(big), 0)));
+	add(" %s", rc(getxattr("x_file", "user.big", NULL, 0)));
+	ssize_t size = getxattr("x_file", "user.big", NULL, 0);
+	add(" size=%zd", size);
+	end();
+	begin("xattr_empty_value");
+	add("%s", rc(setxattr("x_file", "user.empty", "", 0, 0)));
+	add(" size=%zd", getxattr("x_file", "user.empty", NULL, 0));
+	end();
 	report("xattr_remove", "%s", rc(removexattr("x_file", "user.smbsrv_test")));
 	report("xattr_remove_missing", "%s", rc(removexattr("x_file", "user.smbsrv_test")));
 }

@@ -78,8 +78,9 @@ name_dos_device_ext name_stream_syntax case_distinct_create case_distinct_conten
 case_lookup_wrong_case case_rename_case_only case_mkdir_other_case name_255_bytes name_256_bytes
 stat_256_bytes mkdir_256_bytes name_255_bytes_utf8 name_256_bytes_utf8 deep_path mkfifo mkfifo_existing
 mknod_fifo mknod_chr_unprivileged mknod_reg fifo_io fifo_unlink fifo_rename socket_bind socket_unlink
-mmap_write_read_other_fd write_seen_in_mmap fsync fdatasync sync_file_range fsync_dir statfs statfs_sane
-statfs_namelen xattr_set xattr_get xattr_get_missing xattr_create_existing xattr_replace_missing xattr_case
+mmap_write_read_other_fd write_seen_in_mmap copy_file_range fsync fdatasync sync_file_range fsync_dir statfs statfs_sane
+statfs_namelen xattr_set xattr_get xattr_get_missing xattr_create_existing xattr_replace_missing xattr_case xattr_list xattr_on_dir xattr_on_symlink_nofollow xattr_3000_bytes
+xattr_empty_value
 xattr_remove xattr_remove_missing fcntl_same_process_two_fds fcntl_child_conflicts fcntl_child_other_range
 fcntl_unlock fcntl_close_other_fd_releases fcntl_getlk_own fcntl_read_lock_child_write fcntl_upgrade_read_to_write
 fcntl_downgrade_write_to_read fcntl_unlock_middle_splits fcntl_lock_past_eof_and_1gib fcntl_whole_file_lock flock_convert
@@ -131,6 +132,8 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
     "xattr_create_existing": ("ok", ("SMB sets EAs without create/replace semantics ([MS-FSCC] 2.4.15); cifs.ko "
                                     "drops XATTR_CREATE")),
     "xattr_replace_missing": ("ok", "as xattr_create_existing, for XATTR_REPLACE"),
+    "xattr_empty_value": ("ok size=-1", "an EA whose value is empty is removed ([MS-FSA] 2.1.5.15.5: only an Ea "
+                                        "with a non-zero EaValueLength is added)"),
     "fcntl_same_process_two_fds": ("ok EACCES", _LOCKS),
     "ofd_lock_two_fds": ("ok EACCES", _LOCKS),
     "flock_two_fds": ("ok EACCES", _LOCKS),

@@ -132,8 +132,8 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
     "xattr_create_existing": ("ok", ("SMB sets EAs without create/replace semantics ([MS-FSCC] 2.4.15); cifs.ko "
                                     "drops XATTR_CREATE")),
     "xattr_replace_missing": ("ok", "as xattr_create_existing, for XATTR_REPLACE"),
-    "xattr_empty_value": ("ok size=-1", "an EA whose value is empty is removed ([MS-FSA] 2.1.5.15.5: only an Ea "
-                                        "with a non-zero EaValueLength is added)"),
+    "xattr_empty_value": ("ok size=-1", ("an EA whose value is empty is removed ([MS-FSA] 2.1.5.15.5: only an Ea "
+                                        "with a non-zero EaValueLength is added)")),
     "fcntl_same_process_two_fds": ("ok EACCES", _LOCKS),
     "ofd_lock_two_fds": ("ok EACCES", _LOCKS),
     "flock_two_fds": ("ok EACCES", _LOCKS),

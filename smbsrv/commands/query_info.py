@@ -133,6 +133,8 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         raise SmbError(NtStatus.STATUS_INVALID_INFO_CLASS)
     st = open_.handle.stat()
     info = open_.info(st)
+    if open_.posix:
+        info.attributes = file_classes.posix_attributes(info)  # SPARSE for a file with holes (fscc/file_info.py)
     if info_class in (C.FileEaInformation, C.FileAllInformation):
         info.ea_size = eas.cached_size(open_.handle.fd, st)  # info_for_open built `info` for this request alone
     # The normalized name has no leading separator (the share root's is empty); the others start with one.

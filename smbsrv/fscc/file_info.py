@@ -17,6 +17,7 @@ from smbsrv.errors import SmbError
 from smbsrv.fs.fileinfo import FileInfo
 from smbsrv.fscc.attributes import (
     FILE_ATTRIBUTE_REPARSE_POINT,
+    FILE_ATTRIBUTE_SPARSE_FILE,
     IO_REPARSE_TAG_AF_UNIX,
     IO_REPARSE_TAG_LX_BLK,
     IO_REPARSE_TAG_LX_CHR,
@@ -371,6 +372,18 @@ def posix_mode(info: FileInfo, with_file_type: bool = True, nfs_type: int | None
     return perms
 
 
+def posix_attributes(info: FileInfo) -> int:
+    """FileAttributes for a POSIX client: a file with holes (fewer bytes allocated than its size) is SPARSE.
+    On Linux any file may have holes and SEEK_DATA/SEEK_HOLE find them; cifs.ko asks the server for the
+    allocated ranges (FSCTL_QUERY_ALLOCATED_RANGES) only for a file marked sparse (smb3_llseek). Windows views
+    keep SPARSE for FSCTL_SET_SPARSE alone ([MS-FSCC] 2.3.64; smbtorture smb2.ioctl.sparse_file_attr)."""
+    attributes = info.attributes
+    if (stat.S_ISREG(info.mode) and not attributes & FILE_ATTRIBUTE_REPARSE_POINT
+            and info.allocation_size < info.end_of_file):
+        attributes |= FILE_ATTRIBUTE_SPARSE_FILE
+    return attributes
+
+
 def encode_posix(info: FileInfo, with_file_type: bool = True, nfs_type: int | None = None) -> bytes:
     """[POSIX-FSCC] FilePosixInformation (QUERY_INFO class 100): 80 fixed bytes, then owner S-1-22-1-uid and
     group S-1-22-2-gid. DeviceId is st_dev, as Samba sends it (protocol-notes 16, question 1)."""
@@ -382,7 +395,7 @@ def encode_posix(info: FileInfo, with_file_type: bool = True, nfs_type: int | No
             info.change_time,
             info.end_of_file,
             info.allocation_size,
-            info.attributes,
+            posix_attributes(info),
             info.index_number,
             info.dev & 0xFFFFFFFF,
             0,

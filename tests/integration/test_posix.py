@@ -514,6 +514,34 @@ def test_posix_create_does_not_store_readonly(pc: b.Client, work: Work) -> None:
     pc.close_file(writer)
 
 
+@pytest.mark.parametrize("posix", [True, False], ids=["posix", "windows"])
+def test_holes_of_a_file_never_marked_sparse(pc: b.Client, work: Work, posix: bool) -> None:
+    # On Linux every file may have holes and SEEK_DATA/SEEK_HOLE find them; cifs.ko asks for the allocated
+    # ranges only of a file whose attributes say SPARSE (smb3_llseek). A Windows open keeps [MS-FSA]
+    # 2.1.5.10.22: a file not marked sparse is allocated over the whole range, and not SPARSE.
+    path = work.path() / "holey"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b"E", 8 << 20)
+    finally:
+        os.close(fd)
+    serve_as_test_account(path)
+    file_id = b.create_file_id(_create_as(pc, work, "holey", posix, desired_access=b.GENERIC_READ).body)
+    response = pc.query_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_ALL_INFORMATION)
+    sparse = struct.unpack_from("<I", b.output_buffer(response), 32)[0] & 0x200  # FILE_ATTRIBUTE_SPARSE_FILE
+    assert bool(sparse) == posix
+    if posix:
+        posix_info = p.describe_posix_information(_query_posix(pc, file_id))
+        assert int(str(posix_info["FileAttributes"]), 16) & 0x200
+    request = b.ioctl_body(file_id, 0x000940CF, struct.pack("<qq", 0, (8 << 20) + 1), max_output=4096)
+    response = pc.request(b.SMB2_IOCTL, request)  # FSCTL_QUERY_ALLOCATED_RANGES
+    assert _status(response) == "STATUS_SUCCESS"
+    out_offset, out_count = struct.unpack_from("<II", response.body, 32)
+    ranges = [struct.unpack_from("<qq", response.raw, out_offset + index) for index in range(0, out_count, 16)]
+    assert ranges == ([(8 << 20, 1)] if posix else [(0, (8 << 20) + 1)]), ranges
+    pc.close_file(file_id)
+
+
 def _readonly_file(pc: b.Client, work: Work, name: str) -> Path:
     """A 0644 file of the serving account that carries FILE_ATTRIBUTE_READONLY (set by a Windows client)."""
     response = pc.create(work.windows(name), desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,

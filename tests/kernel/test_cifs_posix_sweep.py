@@ -115,9 +115,6 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
                               ("cifs.ko serves the next open of the name from the handle it still holds on the "
                               "replaced file: no CREATE reaches the server after the rename (server log), whose "
                               "file under that name holds the new content")),
-    "seek_data": ("0", ("cifs.ko smb3_llseek treats a file without FILE_ATTRIBUTE_SPARSE_FILE as all data; that "
-                       "attribute comes from FSCTL_SET_SPARSE only, as on Windows ([MS-FSCC] 2.3.64)")),
-    "seek_hole": ("8388609", "as seek_data"),
     "utimensat_100ns_atime": ("1100000000.987654300", _ATIME),
     "utimensat_omit_atime": ("atime=1200000000.000000000 mtime=1200000000.000000000", _ATIME),
     "utimensat_now_mtime": ("atime=now mtime=now", _ATIME),

@@ -87,10 +87,10 @@ def query_allocated_ranges(ctx: RequestContext, open_: Open, request: wire.Ioctl
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     end = min(start + length, open_.handle.size())
     ranges: list[bytes] = []
-    if start < end and not open_.info().attributes & FILE_ATTRIBUTE_SPARSE_FILE:
+    if start < end and not open_.posix and not open_.info().attributes & FILE_ATTRIBUTE_SPARSE_FILE:
         # A file not marked sparse is reported allocated over the whole range, holes or not ([MS-FSA]
         # 2.1.5.10.22; Windows and Samba: smbtorture smb2.ioctl.sparse_punch zeroes a range of a non-sparse
-        # file and still finds it allocated).
+        # file and still finds it allocated). A POSIX open sees the holes, as SEEK_DATA/SEEK_HOLE do on Linux.
         ranges.append(_RANGE.pack(start, end - start))
         start = end
     ranges.extend(_RANGE.pack(offset, size) for offset, size in open_.handle.data_ranges(start, end))

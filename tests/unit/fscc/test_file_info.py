@@ -261,3 +261,21 @@ def test_fixed_sizes_match_encodings() -> None:
     for info_class, size in fi.FIXED_SIZE.items():
         data = fi.encode(info_class, info)
         assert len(data) >= size, info_class
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sparse"),
+    [
+        ({"end_of_file": 8 << 20, "allocation_size": 4096}, True),  # a hole: fewer bytes allocated than the size
+        ({"end_of_file": 5000, "allocation_size": 8192}, False),
+        ({"end_of_file": 8 << 20, "allocation_size": 4096, "mode": stat.S_IFLNK | 0o777}, False),
+        ({"end_of_file": 8 << 20, "allocation_size": 0, "attributes": 0x20 | FILE_ATTRIBUTE_REPARSE_POINT,
+          "reparse_tag": IO_REPARSE_TAG_SYMLINK}, False),
+    ],
+)
+def test_posix_information_marks_files_with_holes_sparse(overrides: dict[str, int], sparse: bool) -> None:
+    # cifs.ko asks for allocated ranges (SEEK_DATA/SEEK_HOLE) only of a file marked sparse; the Windows classes
+    # keep the stored attributes.
+    info = make_info(**overrides)
+    assert bool(u32(fi.encode(C.FilePosixInformation, info), 48) & 0x200) == sparse
+    assert u32(fi.encode(C.FileBasicInformation, info), 32) & 0x200 == 0

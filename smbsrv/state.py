@@ -100,13 +100,18 @@ class ServerState:
     def end_session(self, connection: Connection, session: Session, *, keep_signer: bool = False) -> None:
         """Close every open and tree connect of the session and forget it (LOGOFF, a failed re-authentication,
         a PreviousSessionId). The LOGOFF response itself is still signed with the session's key, hence
-        `keep_signer`."""
+        `keep_signer`. Its CREATEs still pending (on any channel) are cancelled first (Connection.cancel_creates)."""
+        for channel in {connection, *session.channel_connections()}:
+            channel.cancel_creates(session)
         self.release_opens(list(session.opens.values()))
         self._forget_session(connection, session, keep_signer)
 
     def end_tree_connect(self, session: Session, tree: TreeConnect) -> None:
         """TREE_DISCONNECT ([MS-SMB2] 3.3.5.8): the tree connect's opens are closed, durable ones too (Samba
-        4.17's file_close_conn; smbtorture smb2.durable-open.reopen3)."""
+        4.17's file_close_conn; smbtorture smb2.durable-open.reopen3). Its CREATEs still pending are cancelled
+        first (Connection.cancel_creates)."""
+        for channel in session.channel_connections():
+            channel.cancel_creates(session, tree)
         for open_ in [open_ for open_ in session.opens.values() if open_.tree is tree]:
             session.opens.pop(open_.file_id[1], None)
             self.close_open(open_)

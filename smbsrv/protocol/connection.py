@@ -302,6 +302,21 @@ class Connection:
         session = self.sessions.get(session_id)
         return session is not None and session.state in ("valid", "expired")
 
+    def cancel_creates(self, session: Session, tree: Any = None) -> None:
+        """The session (or its tree connect `tree`) ends: its CREATEs still waiting (for a break) on this
+        connection end first, with STATUS_CANCELLED, before the opens of [MS-SMB2] 3.3.5.6 and 3.3.5.8 are
+        closed, as Samba 4.17's LOGOFF and TREE_DISCONNECT cancel their pending requests
+        (smbXsrv_session.c smb2srv_session_shutdown_send, smb2_tcon.c smbd_smb2_tdis_send). Otherwise such a
+        CREATE completes afterwards into an open of a session or tree that is gone, which nothing ever closes:
+        its descriptor and its share mode stay for the server's lifetime. A pending LOCK or CHANGE_NOTIFY
+        needs nothing here: it ends with its handle (STATUS_RANGE_NOT_LOCKED, STATUS_NOTIFY_CLEANUP, Samba's
+        answers too)."""
+        for task in list(self.async_requests.values()):
+            if getattr(task, "smb_command", None) == Command.CREATE and \
+                    getattr(task, "smb_session", None) is session and \
+                    (tree is None or getattr(task, "smb_tree", None) is tree):
+                task.cancel()
+
     def _handle_cancel(self, header: Header) -> None:
         """CANCEL has no response of its own; the cancelled request answers STATUS_CANCELLED."""
         key = header.async_id if header.is_async else None
@@ -378,6 +393,8 @@ class Connection:
 
         work.smb_message_id = ctx.header.message_id  # type: ignore[attr-defined]
         work.smb_session = ctx.session  # type: ignore[attr-defined]
+        work.smb_tree = ctx.tree  # type: ignore[attr-defined]
+        work.smb_command = ctx.header.command  # type: ignore[attr-defined]
         self.async_requests[async_id] = work
         self._answering.add(answer_task := loop.create_task(answer()))
         answer_task.add_done_callback(self._answering.discard)

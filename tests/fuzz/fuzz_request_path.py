@@ -155,6 +155,7 @@ def one_input(data: bytes) -> None:
                 if peer.dropped:
                     break
                 peer.feed(hostile.seal(src, message, peer.seal, peer.session_id) if sealed else message)
+    server().check_released()
 
 
 def main() -> None:

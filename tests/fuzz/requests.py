@@ -509,10 +509,14 @@ def async_chain(src: Source, handles: Handles, builder: b.Client) -> list[bytes]
         reqs.append(b.Req(b.SMB2_LOCK, b.lock_body(handles.file_id, [(offset, length, 0x12)])))
         reqs.append(b.Req(b.SMB2_LOCK, b.lock_body(handles.file_id, [(offset, length, choice(src, (1, 2)))])))
     else:
+        # A name the set-up holds no handle of ("new.txt") gets the batch oplock or RWH lease asked for, so
+        # that the second CREATE waits for its break (nobody acknowledges it).
+        name = choice(src, ("new.txt", "new.txt", "data.bin"))
         lease = b.create_context(b"RqLs", struct.pack("<16sIIQ", src.raw(16).ljust(16, b"\0"), 7, 0, 0))
-        reqs.append(b.Req(b.SMB2_CREATE, b.create_body("data.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
-                                                       oplock=choice(src, (0xFF, 9, 8)), contexts=lease)))
-        reqs.append(b.Req(b.SMB2_CREATE, b.create_body("data.bin", desired_access=b.GENERIC_WRITE,
+        reqs.append(b.Req(b.SMB2_CREATE, b.create_body(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                                       disposition=3, oplock=choice(src, (0xFF, 9, 8)),
+                                                       contexts=lease)))
+        reqs.append(b.Req(b.SMB2_CREATE, b.create_body(name, desired_access=b.GENERIC_WRITE,
                                                        disposition=choice(src, (1, 5, 0)))))
     if src.integer(0, 1):  # the waiting requests in one compound, or one message each
         messages = [bytes(builder.build(*reqs, sign=False)[0])]

@@ -229,6 +229,16 @@ static void check_open(void)
 		report("open_append", "%s", rc(-1));
 	}
 
+	/* Two descriptors appending in turn (two processes writing one log): nothing is overwritten. */
+	int first = open("o_log", O_WRONLY | O_CREAT | O_APPEND, 0644), second = open("o_log", O_WRONLY | O_APPEND);
+	for (int round = 0; round < 3; round++) {
+		write(first, round == 0 ? "a" : round == 1 ? "c" : "e", 1);
+		write(second, round == 0 ? "b" : round == 1 ? "d" : "f", 1);
+	}
+	close_quietly(first);
+	close_quietly(second);
+	report("append_two_fds", "%s", content_of("o_log"));
+
 	fd = open("o_file", O_RDONLY | O_DIRECTORY);
 	report("open_directory_on_file", "%s", rc(fd));
 	close_quietly(fd);

@@ -36,7 +36,7 @@ _CHECK_LINE = re.compile(r"^(tmpfs|cifs) CHECK (\S+) ?(.*)$")
 
 # Every check posixcheck.c makes; a check added there is added here too.
 _CHECK_NAMES = """
-uid open_excl_existing open_excl_existing_dir open_excl_new open_trunc open_append open_directory_on_file
+uid open_excl_existing open_excl_existing_dir open_excl_new open_trunc open_append append_two_fds open_directory_on_file
 open_directory_on_dir open_dir_for_write open_creat_on_dir open_missing open_below_file
 open_creat_in_missing_dir stat_file_trailing_slash stat_dir_trailing_slash creat_readonly_mode_write
 open_readonly_file_for_write open_0200_for_read open_0200_for_write open_tmpfile pread_after_write

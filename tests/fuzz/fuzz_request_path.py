@@ -14,10 +14,13 @@ Run with atheris (`python -m tests.fuzz.fuzz_request_path -max_total_time=20`) o
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import random
+import resource
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 try:
@@ -151,11 +154,29 @@ def one_input(data: bytes) -> None:
                 messages = [hostile.message(src, handles, peer.builder)]
             # Now and then inside transforms of the session's keys ([MS-SMB2] 3.3.5.2.1.1), damaged or not.
             sealed = peer.cipher is not None and src.integer(0, 3) == 0
-            for message in messages:
-                if peer.dropped:
-                    break
-                peer.feed(hostile.seal(src, message, peer.seal, peer.session_id) if sealed else message)
+            # And now and then with the process out of descriptors but for a few: every step that makes one
+            # must answer (STATUS_TOO_MANY_OPENED_FILES) and leave nothing behind (check_released).
+            with tight_descriptors(src.integer(0, 4) if src.integer(0, 7) == 0 else None):
+                for message in messages:
+                    if peer.dropped:
+                        break
+                    peer.feed(hostile.seal(src, message, peer.seal, peer.session_id) if sealed else message)
     server().check_released()
+
+
+@contextlib.contextmanager
+def tight_descriptors(spare: int | None) -> Iterator[None]:
+    """RLIMIT_NOFILE lowered to the descriptors in use plus `spare` (None: unchanged) while the block runs."""
+    if spare is None:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use + spare, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def main() -> None:

@@ -671,8 +671,8 @@ class MultichannelWorker(RawWorker):
 
 
 class SmbprotocolWorker:
-    """One smbprotocol client (its own receiver thread, credits and signing): a file of its own written in
-    known patterns and read back, and opens and listings of the pool names."""
+    """One smbprotocol client (its own receiver thread, credits, signing or encryption): a file of its own
+    written in known patterns and read back, and opens and listings of the pool names."""
 
     def __init__(self, index: int, server: SmbServer, user: str, password: str, seed: int,
                  findings: Findings) -> None:
@@ -680,7 +680,9 @@ class SmbprotocolWorker:
         self.rng = random.Random(seed * 1000 + 500 + index)
         self.connection = Connection(uuid.uuid4(), server.host, server.port, require_signing=index % 2 == 0)
         self.connection.connect(timeout=30)
-        self.session = Session(self.connection, user, password, auth_protocol="ntlm")
+        # Every other client seals its messages ([MS-SMB2] 3.1.4.3): transforms under concurrency too.
+        self.session = Session(self.connection, user, password, auth_protocol="ntlm",
+                               require_encryption=index % 2 == 1)
         self.session.connect()
         self.tree = TreeConnect(self.session, f"\\\\{server.host}\\{server.share}")
         self.tree.connect()

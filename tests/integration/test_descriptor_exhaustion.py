@@ -5,7 +5,10 @@ Then every request that needs a descriptor must fail the way a failed open does,
 (Samba's answer to EMFILE/ENFILE, source3/lib/errmap_unix.c), not STATUS_INTERNAL_ERROR with a traceback: the
 open of a name at the share root (the resolver's dup of the root), of a directory, of a named pipe (whose
 module is imported on the first IPC open), and the others; and once the opens are closed everything works
-again. The daemon raises its soft RLIMIT_NOFILE to the hard limit at start, as smbd does (source3/smbd/files.c,
+again. Samba 4.17 out of descriptors the same way (prlimit on the smbd of a connection; benchmarks/servers.py
+SambaServer) answers 0xC000011F to the same opens, of the root and of a new directory alike.
+
+The daemon raises its soft RLIMIT_NOFILE to the hard limit at start, as smbd does (source3/smbd/files.c,
 file_init_global), so that the 1024 of a daemon started without systemd's LimitNOFILE is not the limit.
 """
 

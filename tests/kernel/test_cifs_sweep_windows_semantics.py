@@ -95,8 +95,9 @@ DIFFERENCES: dict[str, tuple[str | None, str | None, str]] = {
                                  ("Samba 4.17 reports the last write time as ChangeTime (source3/smbd/dosmode.c "
                                   "get_change_timespec); smbsrv reports st_ctime, which utimensat sets to now")),
     "name_dos_device": ("ok listed=1 content=dos_device", "ok listed=0 content=dos_device",
-                        ("Samba's \"mangled names = illegal\" lists a reserved DOS device name (CON) only by a "
-                         "mangled 8.3 name (mangle_hash2.c must_mangle, is_reserved_name); smbsrv lists the name")),
+                        ("Samba's \"mangled names = illegal\" lists a reserved DOS device name only by a mangled "
+                         "8.3 name (mangle_hash2.c must_mangle, is_reserved_name; smbclient ls of CON and aux.txt "
+                         "shows CSHOFG~F and AHY9U3~9.TXT); smbsrv lists the name, as tmpfs does")),
     "name_dos_device_ext": ("ok listed=1 content=dos_device_ext", "ok listed=0 content=dos_device_ext",
                             "as name_dos_device, for aux.txt"),
 }

@@ -344,6 +344,18 @@ def create_context(name: bytes, data: bytes) -> bytes:
     return blob
 
 
+def chain_contexts(*contexts: bytes) -> bytes:
+    """Contexts made by create_context, chained ([MS-SMB2] 2.2.13.2: each 8-byte aligned, Next set on all but
+    the last)."""
+    out = b""
+    for index, context in enumerate(contexts):
+        if index < len(contexts) - 1:
+            context = context + bytes(-len(context) % 8)
+            context = struct.pack("<I", len(context)) + context[4:]
+        out += context
+    return out
+
+
 def close_body(file_id: tuple[int, int], flags: int = 0) -> bytes:
     """[MS-SMB2] 2.2.15."""
     return struct.pack("<HHI", 24, flags, 0) + file_id_bytes(file_id)

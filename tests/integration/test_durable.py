@@ -64,17 +64,6 @@ def lease(key: bytes, state: int) -> bytes:
     return b.create_context(b"RqLs", struct.pack("<16sIIQ16sHH", key, state, 0, 0, bytes(16), 0, 0))
 
 
-def chain(*contexts: bytes) -> bytes:
-    """Contexts made by b.create_context, chained (each 8-byte aligned, Next set on all but the last)."""
-    out = b""
-    for index, context in enumerate(contexts):
-        if index < len(contexts) - 1:
-            context = context + bytes(-len(context) % 8)
-            context = struct.pack("<I", len(context)) + context[4:]
-        out += context
-    return out
-
-
 def response_contexts(body: bytes) -> dict[bytes, bytes]:
     offset, length = struct.unpack_from("<II", body, 80)
     blob = body[offset - b.HEADER_SIZE:offset - b.HEADER_SIZE + length] if length else b""
@@ -115,7 +104,7 @@ def lock_sequenced(c: b.Client, file_id: tuple[int, int], flags: int, lock_seque
 def test_dh2q_lease_open_survives_a_dropped_connection(server: SmbServer) -> None:
     guid, create_guid, key = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
     first = connect(server, guid)
-    response = create(first, "kept.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2q(create_guid)))
+    response = create(first, "kept.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H), dh2q(create_guid)))
     assert response.status == b.STATUS_SUCCESS
     granted = response_contexts(response.body)
     assert struct.unpack("<II", granted[b"DH2Q"]) == (60_000, 0)  # Timeout 0 asks for the server's default
@@ -126,7 +115,7 @@ def test_dh2q_lease_open_survives_a_dropped_connection(server: SmbServer) -> Non
     time.sleep(0.3)
     with connect(server, guid) as second:
         # With QFid beside it, as cifs.ko sends every reconnect (Samba refuses that; docs/durable.md).
-        response = create(second, "kept.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2c(file_id, create_guid),
+        response = create(second, "kept.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H), dh2c(file_id, create_guid),
                                                                  b.create_context(b"QFid", b"")))
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
         assert b.create_file_id(response.body) == file_id
@@ -172,10 +161,10 @@ def test_reconnect_to_an_unknown_or_connected_handle(server: SmbServer, tag: byt
             assert create(c, "open.txt", LEVEL_BATCH, b.create_context(tag, data)).status == \
                 b.STATUS_OBJECT_NAME_NOT_FOUND
         # A reconnect with another context than a lease beside it fails the same way ([MS-SMB2] 3.3.5.9.7).
-        assert create(c, "open.txt", LEVEL_BATCH, chain(b.create_context(b"DHnC", struct.pack("<QQ", *file_id)),
+        assert create(c, "open.txt", LEVEL_BATCH, b.chain_contexts(b.create_context(b"DHnC", struct.pack("<QQ", *file_id)),
                                                         b.create_context(b"MxAc", b""))).status == \
             b.STATUS_OBJECT_NAME_NOT_FOUND
-        both = chain(b.create_context(b"DHnC", struct.pack("<QQ", *file_id)), dh2q(uuid.uuid4().bytes))
+        both = b.chain_contexts(b.create_context(b"DHnC", struct.pack("<QQ", *file_id)), dh2q(uuid.uuid4().bytes))
         assert create(c, "open.txt", LEVEL_BATCH, both).status == STATUS_INVALID_PARAMETER
         assert c.close_file(file_id) == b.STATUS_SUCCESS
 
@@ -228,7 +217,7 @@ def test_conflicting_open_closes_a_disconnected_durable_open(server: SmbServer) 
     smb2.durable-open.open2-lease)."""
     guid, create_guid, key = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
     first = connect(server, guid)
-    response = create(first, "contended.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2q(create_guid)),
+    response = create(first, "contended.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H), dh2q(create_guid)),
                       share_access=0)
     file_id = b.create_file_id(response.body)
     first.close()
@@ -239,7 +228,7 @@ def test_conflicting_open_closes_a_disconnected_durable_open(server: SmbServer) 
         assert response.status == b.STATUS_SUCCESS and time.monotonic() - started < 5
         assert other.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
     with connect(server, guid) as back:
-        response = create(back, "contended.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2c(file_id, create_guid)))
+        response = create(back, "contended.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H), dh2c(file_id, create_guid)))
         assert response.status == b.STATUS_OBJECT_NAME_NOT_FOUND
 
 
@@ -351,7 +340,7 @@ def test_locks_resent_after_a_reconnect_are_not_applied_twice(server: SmbServer)
     Samba 4.17 does the same (smbtorture smb2.lock.replay_smb3_specification_durable)."""
     guid, create_guid, key = uuid.uuid4().bytes, uuid.uuid4().bytes, uuid.uuid4().bytes
     first = connect(server, guid)
-    response = create(first, "locked.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2q(create_guid)))
+    response = create(first, "locked.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H), dh2q(create_guid)))
     assert response.status == b.STATUS_SUCCESS
     file_id = b.create_file_id(response.body)
     assert lock_sequenced(first, file_id, EXCLUSIVE, 0x11) == b.STATUS_SUCCESS
@@ -359,7 +348,7 @@ def test_locks_resent_after_a_reconnect_are_not_applied_twice(server: SmbServer)
     first.close()
     time.sleep(0.3)
     with connect(server, guid) as second:
-        response = create(second, "locked.txt", LEVEL_LEASE, chain(lease(key, R | W | H), dh2c(file_id, create_guid)))
+        response = create(second, "locked.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H), dh2c(file_id, create_guid)))
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
         assert lock_sequenced(second, file_id, b.SMB2_LOCKFLAG_UNLOCK, 0x21) == b.STATUS_SUCCESS
         assert lock_sequenced(second, file_id, EXCLUSIVE, 0x11) == b.STATUS_SUCCESS

@@ -204,16 +204,6 @@ def reconnect_context(file_id: tuple[int, int], create_guid: bytes) -> bytes:
     return b.create_context(b"DH2C", struct.pack("<QQ16sI", *file_id, create_guid, 0))
 
 
-def chain(*contexts: bytes) -> bytes:
-    out = b""
-    for index, context in enumerate(contexts):
-        if index < len(contexts) - 1:
-            context = context + bytes(-len(context) % 8)
-            context = struct.pack("<I", len(context)) + context[4:]
-        out += context
-    return out
-
-
 class RawWorker:
     """One raw client: its own durable, leased file (model in memory), its slice of the common file, and chaos
     on the pool names."""
@@ -246,7 +236,7 @@ class RawWorker:
     # -- own file --------------------------------------------------------------------------------------
 
     def _open_own(self, disposition: int, reconnect: tuple[int, int] | None = None) -> tuple[int, int]:
-        contexts = chain(reconnect_context(reconnect, self.own_create_guid) if reconnect else
+        contexts = b.chain_contexts(reconnect_context(reconnect, self.own_create_guid) if reconnect else
                          durable_context(self.own_create_guid, 2000), lease_context(self.own_lease_key, LEASE_RWH))
         response = self.client.create(self.own_name, desired_access=READ_WRITE_DELETE, disposition=disposition,
                                       share_access=b.FILE_SHARE_ALL,
@@ -334,7 +324,7 @@ class RawWorker:
         while True:
             response = self.client.create(
                 self.own_name, desired_access=READ_WRITE_DELETE, disposition=FILE_OPEN, oplock=SMB2_OPLOCK_LEVEL_LEASE,
-                contexts=chain(reconnect_context(old_id, self.own_create_guid),
+                contexts=b.chain_contexts(reconnect_context(old_id, self.own_create_guid),
                                lease_context(self.own_lease_key, LEASE_RWH)))
             if response.status == b.STATUS_SUCCESS:
                 self.own_id = b.create_file_id(response.body)
@@ -542,7 +532,7 @@ class RawWorker:
             name = f"{DIRECTORY}\\{rng.choice(POOL)}"
             response = client.create(name, desired_access=READ_WRITE_DELETE, disposition=FILE_OPEN_IF,
                                      oplock=SMB2_OPLOCK_LEVEL_LEASE,
-                                     contexts=chain(durable_context(uuid.uuid4().bytes, 1000),
+                                     contexts=b.chain_contexts(durable_context(uuid.uuid4().bytes, 1000),
                                                     lease_context(uuid.uuid4().bytes, LEASE_RWH)))
             self.findings.check("abandon open", response.status)
             requests = []

@@ -32,7 +32,6 @@ pytestmark = pytest.mark.kernel
 GUEST_SCRIPT = Path(__file__).resolve().parent / "guest" / "posix_sweep.sh"
 GUEST_TIMEOUT_S = 420.0
 STEPS = ("sweep/tmpfs", "sweep/mount", "sweep/cifs", "sweep/umount")
-_CHECK_LINE = re.compile(r"^(tmpfs|cifs) CHECK (\S+) ?(.*)$")
 
 # Every check posixcheck.c makes; a check added there is added here too.
 _CHECK_NAMES = """
@@ -145,18 +144,26 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
 }
 
 
+def parse_checks(output: str, runs: tuple[str, ...]) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    """The guest's `RUN CHECK NAME VALUE` lines of the given runs: each run's values by check name, and the
+    names in the order they came (also used by test_cifs_sweep_windows_semantics.py)."""
+    line = re.compile(rf"^({'|'.join(runs)}) CHECK (\S+) ?(.*)$")
+    lines: dict[str, dict[str, str]] = {run: {} for run in runs}
+    order: dict[str, list[str]] = {run: [] for run in runs}
+    for raw in output.splitlines():
+        match = line.match(raw.strip("\r\n\x00 "))
+        if match is not None:
+            run, name, value = match.groups()
+            lines[run][name] = value
+            order[run].append(name)
+    return lines, order
+
+
 class SweepRun:
     def __init__(self, result: GuestResult, server_log: str) -> None:
         self.result = result
         self.server_log = server_log
-        self.lines: dict[str, dict[str, str]] = {"tmpfs": {}, "cifs": {}}
-        self.order: dict[str, list[str]] = {"tmpfs": [], "cifs": []}
-        for raw in result.output.splitlines():
-            match = _CHECK_LINE.match(raw.strip("\r\n\x00 "))
-            if match is not None:
-                run, name, value = match.groups()
-                self.lines[run][name] = value
-                self.order[run].append(name)
+        self.lines, self.order = parse_checks(result.output, ("tmpfs", "cifs"))
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from tests.kernel.image import SID, build_image
 from tests.kernel.kernel_log import check_kernel_log, format_lines
 from tests.kernel.netns import TcpRelay
 from tests.kernel.servers import samba_server, smbsrv_available, smbsrv_server
-from tests.kernel.test_cifs_posix_sweep import CHECKS
+from tests.kernel.test_cifs_posix_sweep import CHECKS, parse_checks
 from tests.kernel.vm import GuestResult, run_guest
 
 pytestmark = pytest.mark.kernel
@@ -40,7 +40,6 @@ GUEST_SCRIPT = Path(__file__).resolve().parent / "guest" / "windows_sweep.sh"
 GUEST_TIMEOUT_S = 420.0
 STEPS = ("sweep/tmpfs", "sweep/mount-smbsrv", "sweep/smbsrv", "sweep/mount-samba", "sweep/samba")
 RUNS = ("tmpfs", "smbsrv", "samba")
-_CHECK_LINE = re.compile(r"^(tmpfs|smbsrv|samba) CHECK (\S+) ?(.*)$")
 
 # Printed alike for both servers during the sweep: cifs.ko found a directory inode that still has a dentry
 # under another name (inode.c cifs_find_inode marks CIFS_FATTR_INO_COLLISION for a directory with aliases) and
@@ -111,14 +110,7 @@ SMBSRV_AS_TMPFS = frozenset(DIFFERENCES) - {
 class SweepRun:
     def __init__(self, result: GuestResult) -> None:
         self.result = result
-        self.lines: dict[str, dict[str, str]] = {run: {} for run in RUNS}
-        self.order: dict[str, list[str]] = {run: [] for run in RUNS}
-        for raw in result.output.splitlines():
-            match = _CHECK_LINE.match(raw.strip("\r\n\x00 "))
-            if match is not None:
-                run, name, value = match.groups()
-                self.lines[run][name] = value
-                self.order[run].append(name)
+        self.lines, self.order = parse_checks(result.output, RUNS)
 
 
 @pytest.fixture(scope="module")

@@ -16,29 +16,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.conftest import SmbServer
 from tests.integration.notify_helpers import notify_body
 
 SMB2_OPLOCK_LEVEL_BATCH = 0x09
 STATUS_NOTIFY_CLEANUP = 0x0000010B
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[SmbServer]:
-    share = tmp_path / "share"
-    share.mkdir()
-    started = start_server(share, tmp_path / "server.log")
-    try:
-        yield started
-    finally:
-        stop_server(started.process)
-    assert_no_server_bugs(started)
 
 
 def _connect(server: SmbServer) -> b.Client:
@@ -63,10 +50,10 @@ def _share_fds(fds: str, share: Path) -> int:
 
 
 @pytest.mark.parametrize("ending", [b.SMB2_LOGOFF, b.SMB2_TREE_DISCONNECT], ids=["logoff", "tree_disconnect"])
-def test_pending_requests_end_with_their_session_or_tree(server: SmbServer, ending: int) -> None:
-    fds = f"/proc/{server.process.pid}/fd"
-    with _connect(server) as holder, _connect(server) as client:
-        before = _share_fds(fds, server.share_path)
+def test_pending_requests_end_with_their_session_or_tree(smb_server: SmbServer, ending: int) -> None:
+    fds = f"/proc/{smb_server.process.pid}/fd"
+    with _connect(smb_server) as holder, _connect(smb_server) as client:
+        before = _share_fds(fds, smb_server.share_path)
         # The holder's batch oplock is never acknowledged: the client's CREATE of the same file waits.
         held = holder.open("data.bin", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
                            disposition=b.FILE_OPEN_IF, oplock=SMB2_OPLOCK_LEVEL_BATCH)
@@ -90,6 +77,6 @@ def test_pending_requests_end_with_their_session_or_tree(server: SmbServer, endi
         assert holder.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
         # Nor a descriptor of a file in the share.
         deadline = time.monotonic() + 5
-        while _share_fds(fds, server.share_path) > before and time.monotonic() < deadline:
+        while _share_fds(fds, smb_server.share_path) > before and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _share_fds(fds, server.share_path) <= before
+        assert _share_fds(fds, smb_server.share_path) <= before

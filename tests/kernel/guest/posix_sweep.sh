@@ -20,13 +20,6 @@
 
 MNT=/mnt
 
-t_tmpfs() {
-    mkdir /tmp/sweep
-    chown "$SWEEP_UID:$SWEEP_GID" /tmp/sweep
-    posixcheck /tmp/sweep "$SWEEP_UID" "$SWEEP_GID" >/tmp/tmpfs.out
-    rm -rf /tmp/sweep
-}
-
 t_mount() {
     echo 0 >/sys/module/cifs/parameters/enable_oplocks
     mount -t cifs "//$SERVER_IP/$SMB_SHARE" "$MNT" \
@@ -45,7 +38,7 @@ t_umount() {
     umount "$MNT"
 }
 
-step sweep/tmpfs t_tmpfs
+step sweep/tmpfs sweep_tmpfs
 step sweep/mount t_mount
 step sweep/cifs t_cifs
 step sweep/umount t_umount

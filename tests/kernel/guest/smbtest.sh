@@ -62,3 +62,12 @@ drop_caches() {
     sync
     echo 3 >/proc/sys/vm/drop_caches
 }
+
+# sweep_tmpfs: the POSIX sweep (tests/kernel/posixcheck.c) on the guest's own tmpfs, as SWEEP_UID:SWEEP_GID, into
+# /tmp/tmpfs.out: what Linux itself answers, the reference both cifs.ko sweeps compare with.
+sweep_tmpfs() {
+    mkdir /tmp/sweep
+    chown "$SWEEP_UID:$SWEEP_GID" /tmp/sweep
+    posixcheck /tmp/sweep "$SWEEP_UID" "$SWEEP_GID" >/tmp/tmpfs.out
+    rm -rf /tmp/sweep
+}

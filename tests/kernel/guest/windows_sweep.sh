@@ -9,13 +9,6 @@
 
 . /lib/smbtest.sh
 
-t_tmpfs() {
-    mkdir /tmp/sweep
-    chown "$SWEEP_UID:$SWEEP_GID" /tmp/sweep
-    posixcheck /tmp/sweep "$SWEEP_UID" "$SWEEP_GID" >/tmp/tmpfs.out
-    rm -rf /tmp/sweep
-}
-
 # t_mount NAME PORT: mounts the server at /mnt/NAME and makes the sweep's directory there.
 t_mount() {
     echo 0 >/sys/module/cifs/parameters/enable_oplocks
@@ -34,7 +27,7 @@ t_sweep() {
     umount "/mnt/$1"
 }
 
-step sweep/tmpfs t_tmpfs
+step sweep/tmpfs sweep_tmpfs
 step sweep/mount-smbsrv t_mount smbsrv "$SERVER_PORT"
 step sweep/smbsrv t_sweep smbsrv
 step sweep/mount-samba t_mount samba "$SAMBA_PORT"

@@ -8,6 +8,7 @@ the file, send breaks). This is the one seam a multi-process or clustered implem
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,14 +83,7 @@ class FileTable:
         directory is refused then). A scan of every open, as Samba's have_file_open_below walks its open
         files: a directory rename is rare and an open is not, so nothing is kept up to date per open for it
         (a per-directory count cost every CREATE and CLOSE ~2 us)."""
-        root, directory = open_.tree.share_root, open_.path_components
-        depth = len(directory)
-        for state in self._files.values():
-            for other in state.opens:
-                components = other.path_components
-                if len(components) > depth and components[:depth] == directory and other.tree.share_root is root:
-                    return True
-        return False
+        return any(self._opens_below(open_.tree.share_root, open_.path_components))
 
     # -- operations -----------------------------------------------------------------------------------------
 
@@ -151,14 +145,19 @@ class FileTable:
 
     def moved_below(self, directory: Open, old_components: tuple[str, ...]) -> None:
         """A POSIX rename moved the directory `directory` (now at its path_components) from `old_components`
-        with opens inside it: their paths follow, as their fds already do. The same scan as has_open_below."""
-        root, depth, new = directory.tree.share_root, len(old_components), directory.path_components
+        with opens inside it: their paths follow, as their fds already do."""
+        depth, new = len(old_components), directory.path_components
+        for other in list(self._opens_below(directory.tree.share_root, old_components)):
+            other.path_components = new + other.path_components[depth:]
+
+    def _opens_below(self, root: Any, directory: tuple[str, ...]) -> Iterator[Open]:
+        """The opens of the share `root` that lie inside `directory` (path components), at any depth."""
+        depth = len(directory)
         for state in self._files.values():
             for other in state.opens:
                 components = other.path_components
-                if (len(components) > depth and components[:depth] == old_components
-                        and other.tree.share_root is root):
-                    other.path_components = new + components[depth:]
+                if len(components) > depth and components[:depth] == directory and other.tree.share_root is root:
+                    yield other
 
     def rekey(self, open_: Open, new_key: FileKey) -> None:
         """The handle now refers to another file (a placeholder replaced by the real object)."""

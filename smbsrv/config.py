@@ -119,6 +119,9 @@ class ServerConfig:
     max_sessions_per_connection: int = 32
     max_tree_connects_per_session: int = 256
     max_opens_per_session: int = 16384
+    # Opens one SMB user may hold over all its sessions and connections; 0: a quarter of the process's descriptor
+    # limit (ServerState.max_opens_per_user says why).
+    max_opens_per_user: int = 0
     max_async_requests_per_connection: int = 512
     max_compound_requests: int = 64
     # A client must finish NEGOTIATE and SESSION_SETUP within this time, and send each message's body within
@@ -247,6 +250,9 @@ def check_values(config: ServerConfig) -> None:
                 "handshake_timeout_s", "message_timeout_s"):
         if getattr(config, key) < 1:
             raise ConfigError(f"server.{key}: must be at least 1, got {getattr(config, key)}")
+    if config.max_opens_per_user < 0:
+        raise ConfigError(f"server.max_opens_per_user: must be 0 (derived) or more, "
+                          f"got {config.max_opens_per_user}")
     if not 65536 <= config.max_io_size <= 8 * 1024 * 1024:
         raise ConfigError(f"server.max_io_size: must be between 65536 and 8388608, got {config.max_io_size}")
     if not 65536 <= config.max_write_size <= 8 * 1024 * 1024:

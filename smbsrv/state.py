@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import itertools
 import logging
 import os
+import resource
 import time
 import uuid
 from collections.abc import Callable
@@ -52,6 +54,21 @@ class ServerState:
         self.connections: set[Any] = set()
         self.running_as_root = identity.running_as_root()
         self.guest_identity = self._lookup_guest(config.guest_account)
+
+    @functools.cached_property
+    def max_opens_per_user(self) -> int:
+        """The opens one SMB user may hold over all its sessions and connections (server.max_opens_per_user).
+        Every client shares this process's descriptor table (Samba's clients each have a process and table of
+        their own), and an open holds up to two descriptors, its own and its directory's. So the default, a
+        quarter of the table, leaves at least half of it to the other users while one holds all it may. Worked
+        out at the first CREATE, after the daemon raised its limit (daemon._raise_descriptor_limit), and again
+        after a reload."""
+        if self.config.max_opens_per_user:
+            return self.config.max_opens_per_user
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            soft = 1 << 20  # Linux's default fs.nr_open, what the daemon raises an unlimited soft limit to
+        return max(1, soft // 4)
 
     @staticmethod
     def _lookup_guest(account: str) -> tuple[int, int]:
@@ -210,6 +227,7 @@ class ServerState:
         self.config = config
         self.users = users
         self.shares = new_shares
+        self.__dict__.pop("max_opens_per_user", None)  # worked out again from the new configuration
         self.guest_identity = self._lookup_guest(config.guest_account)
         self.authenticator = Authenticator(users, config.server_name,
                                            allow_guest=any(s.guest_ok for s in config.shares),

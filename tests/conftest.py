@@ -226,6 +226,21 @@ def assert_no_server_bugs(server: SmbServer) -> None:
 
 
 @pytest.fixture
+def second_account() -> Iterator[str | None]:
+    """A second ordinary Unix account, removed afterwards; None when the tests do not run as root."""
+    if serving_account() is None:
+        yield None
+        return
+    name = f"smbsrv_s{os.getpid()}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+@pytest.fixture
 def share_dir(tmp_path: Path) -> Path:
     path = tmp_path / "share"
     path.mkdir()

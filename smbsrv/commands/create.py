@@ -141,7 +141,9 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
         open_, action = replay  # [MS-SMB2] 3.3.5.9.10: the replayed create's open, as it is now
         return _reply(ctx, request, open_, open_.handle.stat(), action, open_.granted_access, None,
                       replayed_level=request.requested_oplock_level)
-    if len(ctx.session.opens) >= ctx.connection.server.config.max_opens_per_session:
+    server = ctx.connection.server
+    if (len(ctx.session.opens) >= server.config.max_opens_per_session
+            or server.files.held_by(ctx.session) >= server.max_opens_per_user):
         raise SmbError(NtStatus.STATUS_TOO_MANY_OPENED_FILES)
     if tree.is_ipc:
         from smbsrv.commands.pipe import open_pipe

@@ -18,7 +18,7 @@ from smbsrv.files.locks import ByteRangeLocks
 from smbsrv.files.notify import ChangeFeed, Watches
 
 if TYPE_CHECKING:
-    from smbsrv.protocol.objects import Open
+    from smbsrv.protocol.objects import Open, Session
 
 FileKey = tuple[int, int]
 
@@ -64,6 +64,9 @@ class FileTable:
         self.watches = Watches(self.changes)
         # Durable opens and the DH2Q replay cache (files/durable.py).
         self.durable = DurableOpens()
+        # Registered opens by the SMB user holding them, over all its sessions and connections, disconnected
+        # durable opens included (each still holds its descriptors): what server.max_opens_per_user limits.
+        self._held: dict[str, int] = {}
 
     # -- lookups --------------------------------------------------------------------------------------------
 
@@ -77,6 +80,10 @@ class FileTable:
     def is_delete_pending(self, key: FileKey) -> bool:
         state = self._files.get(key)
         return state is not None and state.delete_pending
+
+    def held_by(self, session: Session) -> int:
+        """How many registered opens the session's user holds, on this and every other session of it."""
+        return self._held.get(_holder(session), 0)
 
     def has_open_below(self, open_: Open) -> bool:
         """Whether any open of the same share lies inside the directory `open_` names (a rename of the
@@ -94,6 +101,8 @@ class FileTable:
             state = self._files[open_.handle.key] = FileState(open_.handle.key)
         state.opens.append(open_)
         open_.file = state
+        holder = _holder(open_.session)
+        self._held[holder] = self._held.get(holder, 0) + 1
         return state
 
     def close(self, open_: Open) -> CloseEffects:
@@ -173,6 +182,18 @@ class FileTable:
         opens = state.opens
         if open_ in opens:
             opens.remove(open_)
+            holder = _holder(open_.session)
+            if self._held[holder] == 1:
+                del self._held[holder]
+            else:
+                self._held[holder] -= 1
         if not opens:
             del self._files[open_.handle.key]
         return state
+
+
+def _holder(session: Session) -> str:
+    """Whose opens these are for server.max_opens_per_user: the SMB user, which a durable reconnect keeps
+    ([MS-SMB2] 3.3.5.9.7 requires the same user); guest and anonymous sessions share one count."""
+    user = session.user
+    return user.name if user is not None else ""

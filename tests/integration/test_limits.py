@@ -2,7 +2,8 @@
 counts, compound length and the credit window ([MS-SMB2] 2.1, 3.3.5.2, 3.3.5.2.3, 3.3.5.5, 3.3.5.7, 3.3.5.9).
 
 The limits come from smbsrv.config (max_connections, max_sessions_per_connection, max_tree_connects_per_session,
-max_opens_per_session, max_compound_requests, max_credits, handshake_timeout_s, message_timeout_s). Each test
+max_opens_per_session, max_opens_per_user, max_compound_requests, max_credits, handshake_timeout_s,
+message_timeout_s). Each test
 starts its own server from a small TOML file, so one test's connections cannot eat another test's quota, and
 stops it again also when the test fails. Every test ends with a well-behaved client being served.
 """
@@ -23,7 +24,7 @@ import pytest
 import spnego
 
 from tests import builders as b
-from tests.conftest import SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.conftest import PASSWORD, USER, SmbServer, assert_no_server_bugs, start_server, stop_server
 
 # [MS-ERREF] 2.3; not in tests/builders.py.
 STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
@@ -48,15 +49,15 @@ _CREDIT_REQUEST_AT = 14  # CreditRequest within the SMB2 header ([MS-SMB2] 2.2.1
 # -- servers ------------------------------------------------------------------------------------------------------
 
 @contextmanager
-def _server(tmp: Path, **limits: int) -> Iterator[SmbServer]:
-    """A server whose [server] table carries `limits`, serving tmp/share as "share"."""
+def _server(tmp: Path, users: tuple[tuple[str, str], ...] = ((USER, PASSWORD),), **limits: int) -> Iterator[SmbServer]:
+    """A server whose [server] table carries `limits`, serving tmp/share as "share" to `users`."""
     share = tmp / "share"
     share.mkdir(exist_ok=True)
     settings = "".join(f"{key} = {value}\n" for key, value in limits.items())
     config = tmp / "smbsrv.toml"
     config.write_text(f'[server]\nusers_file = "{tmp / "users"}"\n{settings}\n'
                       f'[shares.share]\npath = "{share}"\n')
-    server = start_server(share, tmp / "server.log", config=config)
+    server = start_server(share, tmp / "server.log", config=config, users=users)
     try:
         yield server
         assert server.process.poll() is None, "the server process died"
@@ -362,6 +363,46 @@ def test_max_opens_per_session(server: SmbServer) -> None:
         for index, file_id in enumerate(file_ids):
             tree = first_tree if index < 2 else client.tree_id
             assert client.request(b.SMB2_CLOSE, b.close_body(file_id), tree_id=tree).status == b.STATUS_SUCCESS
+
+
+def test_max_opens_per_user(tmp_path: Path, second_account: str | None) -> None:
+    """One user's opens over all its connections stop at max_opens_per_user with STATUS_TOO_MANY_OPENED_FILES
+    (all clients share the daemon's descriptor table); another user still opens, and a close or a dropped
+    connection gives the user room again."""
+    second = second_account or "bob"  # not root: both users act as the server's own account
+    share = tmp_path / "share"
+    share.mkdir()
+    for index in range(4):
+        (share / f"f{index}").write_bytes(b"x")
+        os.chmod(share / f"f{index}", 0o644)
+
+    def full(client: b.Client) -> bool:
+        status = client.create("f3").status
+        assert status in (b.STATUS_SUCCESS, STATUS_TOO_MANY_OPENED_FILES), b.status_name(status)
+        return status == STATUS_TOO_MANY_OPENED_FILES
+
+    with _server(tmp_path, users=((USER, PASSWORD), (second, "second-secret")), max_opens_per_user=3) as server:
+        first = b.connect(server.host, server.port, USER, PASSWORD)
+        with b.connect(server.host, server.port, USER, PASSWORD) as other, \
+                b.connect(server.host, server.port, second, "second-secret") as stranger:
+            held = [first.open("f0"), first.open("f1"), other.open("f2")]  # two connections, one user
+            assert full(first) and full(other)
+            # Another user is not refused while the first holds all it may, and has a limit of its own.
+            theirs = [stranger.open(f"f{index}") for index in range(3)]
+            assert full(stranger)
+            assert other.close_file(held.pop()) == b.STATUS_SUCCESS
+            held.append(other.open("f3"))
+            assert full(other)
+            # A connection that drops closes its opens, and their count goes with them (once the server has
+            # seen the drop: until then the CREATE is refused).
+            first.close()
+            deadline = time.monotonic() + GOOD_CLIENT_SECONDS
+            while full(other) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            other.open("f1")
+            assert full(other)
+            for file_id in theirs:
+                assert stranger.close_file(file_id) == b.STATUS_SUCCESS
 
 
 def test_max_compound_requests(server: SmbServer) -> None:

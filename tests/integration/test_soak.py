@@ -30,17 +30,14 @@ import pwd
 import random
 import socket
 import struct
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
 
-import pytest
 from smbprotocol.connection import Connection
 from smbprotocol.exceptions import SMBException, SMBResponseException
 from smbprotocol.open import (
@@ -782,21 +779,6 @@ def tree_snapshot(root: Path) -> dict[str, tuple[int, int, int, str]]:
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() and not path.is_symlink() else ""
             found[str(path.relative_to(root))] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
     return found
-
-
-@pytest.fixture
-def second_account() -> Iterator[str | None]:
-    """A second ordinary Unix account, removed afterwards; None when the tests do not run as root."""
-    if serving_account() is None:
-        yield None
-        return
-    name = f"smbsrv_s{os.getpid()}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                   check=True, capture_output=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, check=False)
 
 
 def run_workers(workers: list[RawWorker | SmbprotocolWorker], seconds: float, findings: Findings) -> None:

@@ -13,7 +13,7 @@ from smbsrv.files import FileTable
 from smbsrv.files.durable import Durable, v2_timeout_ms
 from smbsrv.files.oplocks import H, Lease, R
 from smbsrv.fs.handle import FileHandle
-from smbsrv.protocol.objects import Open
+from smbsrv.protocol.objects import Open, Session
 from smbsrv.state import ServerState
 
 BATCH, LEVEL_II = 9, 1
@@ -21,7 +21,7 @@ TREE = SimpleNamespace(share_root=object(), share=SimpleNamespace(name="share"))
 
 
 def make_open(table: FileTable, persistent: int, oplock: int, *, timeout_ms: int = 60_000, fd: int = -1) -> Open:
-    open_ = Open(file_id=(persistent, persistent), tree=TREE, session=None,  # type: ignore[arg-type]
+    open_ = Open(file_id=(persistent, persistent), tree=TREE, session=Session(session_id=1),  # type: ignore[arg-type]
                  granted_access=0x1F01FF, share_access=7, create_options=0, path_components=(f"f{persistent}",),
                  handle=FileHandle(fd=fd, key=(1, persistent)))
     table.add(open_)

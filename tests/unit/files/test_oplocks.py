@@ -10,7 +10,7 @@ from smbsrv.files import FileTable, oplocks
 from smbsrv.files.oplocks import H, R, W
 from smbsrv.fs.handle import FileHandle
 from smbsrv.protocol.errors import SmbError
-from smbsrv.protocol.objects import Open
+from smbsrv.protocol.objects import Open, Session
 from smbsrv.wire.constants import (
     SMB2_OPLOCK_LEVEL_BATCH,
     SMB2_OPLOCK_LEVEL_EXCLUSIVE,
@@ -28,7 +28,7 @@ GUID_A, GUID_B = b"A" * 16, b"B" * 16
 
 
 def add_open(table: FileTable, access: int = READ_WRITE) -> Open:
-    open_ = Open(file_id=(1, 1), tree=TREE, session=None, granted_access=access,  # type: ignore[arg-type]
+    open_ = Open(file_id=(1, 1), tree=TREE, session=Session(session_id=1), granted_access=access,  # type: ignore[arg-type]
                  share_access=7, create_options=0, path_components=("f",), handle=FileHandle(key=KEY))
     table.add(open_)
     return open_

@@ -1,19 +1,20 @@
-"""FileTable: what close() tells the caller to do, and has_open_below()."""
+"""FileTable: what close() tells the caller to do, has_open_below(), and the opens each user holds."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+from smbsrv.auth.users import User
 from smbsrv.files import FileTable
 from smbsrv.fs.handle import FileHandle
-from smbsrv.protocol.objects import Open
+from smbsrv.protocol.objects import Open, Session
 
 ROOT = object()
 TREE = SimpleNamespace(share_root=ROOT)
 
 
 def make_open(key: tuple[int, int], *components: str, posix: bool = False, delete: bool = False) -> Open:
-    return Open(file_id=(1, 1), tree=TREE, session=None, granted_access=0x1F01FF,  # type: ignore[arg-type]
+    return Open(file_id=(1, 1), tree=TREE, session=Session(session_id=1), granted_access=0x1F01FF,  # type: ignore[arg-type]
                 share_access=7, create_options=0, path_components=components, handle=FileHandle(key=key), posix=posix,
                 delete_on_close=delete)
 
@@ -90,3 +91,30 @@ def test_has_open_below_follows_adds_closes_and_renames() -> None:
     assert table.has_open_below(make_open((1, 4)))  # the directory itself
     table.close(directory)
     assert not table.has_open_below(make_open((1, 4)))
+
+
+def _session(user: User | None) -> Session:
+    session = Session(session_id=1)
+    session.user = user
+    return session
+
+
+def test_opens_are_counted_per_user_over_sessions() -> None:
+    alice, bob = (User(name, b"\0" * 16, name, 1000 + index, 1000, ()) for index, name in enumerate(("alice", "bob")))
+    first, second, guest = _session(alice), _session(alice), _session(None)
+    table = FileTable()
+    opens = [make_open((1, 5), "a"), make_open((1, 6), "b"), make_open((1, 6), "b")]
+    for open_, session in zip(opens, (first, second, guest)):
+        open_.session = session
+        table.add(open_)
+    assert table.held_by(first) == table.held_by(second) == 2  # both sessions of alice
+    assert table.held_by(_session(bob)) == 0
+    assert table.held_by(_session(None)) == 1  # guests and anonymous sessions share one count
+    table.rekey(opens[0], (1, 7))  # the same open on another file
+    assert table.held_by(first) == 2
+    table.close(opens[1])
+    table.close(opens[1])  # a second close of the same open counts nothing
+    assert table.held_by(first) == 1
+    table.close(opens[0])
+    table.close(opens[2])
+    assert table.held_by(first) == table.held_by(guest) == 0

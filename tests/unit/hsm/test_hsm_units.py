@@ -18,6 +18,7 @@ from smbsrv.hsm.hydrate import Hydration, hydrate_fd
 from smbsrv.hsm.providers import ProviderError, ProviderUnavailable
 from smbsrv.hsm.providers.directory import DirectoryProvider
 from smbsrv.hsm.release import ReleaseRefused, policy_candidates, release_file
+from smbsrv.protocol.objects import Session
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need CAP_SYS_ADMIN")
 
@@ -170,7 +171,7 @@ def test_hydration_is_registered_on_the_file_state(tmp_path: Path) -> None:
     class _Open:
         def __init__(self, fd: int, key: tuple[int, int]) -> None:
             self.handle, self.path_components = FileHandle(fd, key=key), ("reg.bin",)
-            self.tree, self.file = _Tree(), None
+            self.tree, self.file, self.session = _Tree(), None, Session(session_id=1)
 
     async def drive() -> None:
         fd = os.open(share / "reg.bin", os.O_RDONLY)

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tests.conftest import serving_account
@@ -170,19 +170,24 @@ SAMBA_CONF = """\
 
 
 @contextlib.contextmanager
-def samba_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
+def samba_server(base: Path, share_path: Path, *, users: Sequence[tuple[str, str]] | None = None,
+                 share_options: str = "") -> Iterator[RunningServer]:
+    """users: (Unix account, password) pairs, each its own SMB user of the same name, instead of TEST_USER as
+    the serving account; share_options: smb.conf lines added to the share's section."""
     ensure_host_tools({"smbd": "samba", "pdbedit": "samba-common-bin"})
     port = free_port()
     for directory in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
         (base / directory).mkdir()
     account = hand_share_roots_to_account(share_path)
-    (base / "usermap").write_text(f"{account} = {TEST_USER}\n")
+    (base / "usermap").write_text("" if users else f"{account} = {TEST_USER}\n")
     conf = base / "smb.conf"
-    conf.write_text(SAMBA_CONF.format(port=port, base=base, share=SHARE_NAME, share_path=share_path))
-    subprocess.run(
-        ["pdbedit", "-s", str(conf), "-a", "-t", "-u", account],
-        input=f"{TEST_PASSWORD}\n{TEST_PASSWORD}\n", text=True, capture_output=True, check=True,
-    )
+    conf.write_text(SAMBA_CONF.format(port=port, base=base, share=SHARE_NAME, share_path=share_path)
+                    + "".join(f"    {line}\n" for line in share_options.splitlines()))
+    for name, password in users or [(account, TEST_PASSWORD)]:
+        subprocess.run(
+            ["pdbedit", "-s", str(conf), "-a", "-t", "-u", name],
+            input=f"{password}\n{password}\n", text=True, capture_output=True, check=True,
+        )
     log_path = base / "smbd.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -212,29 +217,32 @@ def smbsrv_server(base: Path, share_path: Path) -> Iterator[RunningServer]:
 
 
 @contextlib.contextmanager
-def smbsrv_server_with_config(base: Path, config_toml: str, share_path: Path) -> Iterator[RunningServer]:
+def smbsrv_server_with_config(base: Path, config_toml: str, share_path: Path,
+                              users: Sequence[tuple[str, str]] = ((TEST_USER, TEST_PASSWORD),)
+                              ) -> Iterator[RunningServer]:
     """smbsrv started from a TOML config (written to base/smbsrv.toml) instead of --share flags.
 
     The config supplies the shares and any option the flags do not cover (special_files, posix_file_type_bits,
     ...); the listening address, port and the test user still come from the command line, so the config must
     not set [server] listen, port or users_file. share_path is the share RunningServer reports (the one named
-    SHARE_NAME in the config).
+    SHARE_NAME in the config). users: the --user NAME:PASSWORD pairs (a NAME that is a Unix account acts as it).
     """
     config_path = base / "smbsrv.toml"
     config_path.write_text(config_toml)
-    with _smbsrv(base, share_path, ["--config", str(config_path)]) as server:
+    with _smbsrv(base, share_path, ["--config", str(config_path)], users) as server:
         yield server
 
 
 @contextlib.contextmanager
-def _smbsrv(base: Path, share_path: Path, share_args: list[str]) -> Iterator[RunningServer]:
-    """`smbsrv serve` with `share_args` (--share or --config), the test user, on a free port of 127.0.0.1."""
+def _smbsrv(base: Path, share_path: Path, share_args: list[str],
+            users: Sequence[tuple[str, str]] = ((TEST_USER, TEST_PASSWORD),)) -> Iterator[RunningServer]:
+    """`smbsrv serve` with `share_args` (--share or --config), the users, on a free port of 127.0.0.1."""
     hand_share_roots_to_account(*_share_paths(share_args))
     port = free_port()
     log_path = base / "smbsrv.log"
     argv = [
         sys.executable, "-m", "smbsrv", "serve", *share_args,
-        "--user", f"{TEST_USER}:{TEST_PASSWORD}",
+        *[flag for name, password in users for flag in ("--user", f"{name}:{password}")],
         "--listen", "127.0.0.1",
         "--port", str(port),
     ]

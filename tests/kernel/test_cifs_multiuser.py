@@ -1,0 +1,354 @@
+"""Several local users over one `multiuser` cifs mount, each with its own SMB identity: smbsrv against Samba 4.17.
+
+Linux desktops and servers mount a share once as root with `-o multiuser`; every local uid that touches the mount
+then gets an SMB session of its own, with the credentials `cifscreds add` stored in its keyring, on the mount's one
+connection. The server must act as each session's own Unix account: one boot of Debian unstable's kernel runs
+tests/kernel/multiuser.c as several uids on a mount of smbsrv and then of Samba 4.17 (guest/multiuser.sh):
+
+- root mounts with the credentials of the mount user (the suite's serving account);
+- uid A (key of SMB user A) creates a private file and a directory; uid B (key of B) may see but not read, write,
+  truncate, delete or rename A's file, nor create in A's directory, and creates its own; A cannot read B's;
+- a uid without a key, and one whose key has a wrong password, can do nothing at all (no fallback to the mount's
+  session);
+- root itself acts as the mount user.
+
+Three Unix accounts on the host: the mount user is the suite's serving account, A and B are made here (useradd)
+and removed afterwards; each SMB user is the account of the same name, on both servers. The share is a 1777
+directory owned by root with a create mask of 0600 on both servers: a public drop/scratch share (as /tmp), where
+everyone may create, the sticky bit keeps users from deleting or renaming each other's files, and new files are
+private to their creator. The mask is what makes them private: on a mount without `posix` (Samba 4.17 has no SMB3
+POSIX extensions) cifs.ko sends no mode, and a new file gets the server's default (0744 on both) within the mask.
+
+Each check is one test: smbsrv's result must be the one in EXPECTED, and Samba's must equal smbsrv's except for
+DIFFERENCES (each with its cause; a listed difference that disappears fails). After the boot the owners and modes
+of what the users made are checked on the host: each file belongs to the account of the session that made it.
+
+Run: `SMBSRV_KERNEL_TESTS=1 python3 -m pytest tests/kernel/test_cifs_multiuser.py` (root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pwd
+import re
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import serving_account
+from tests.kernel.conftest import CONSOLE_LOG_DIR
+from tests.kernel.cpio import CpioWriter
+from tests.kernel.image import DEFAULT_CACHE_DIR, SID, VmImage, _build_locktest, build_image
+from tests.kernel.kernel_log import check_kernel_log, format_lines
+from tests.kernel.netns import TcpRelay
+from tests.kernel.servers import SHARE_NAME, samba_server, smbsrv_available, smbsrv_server_with_config
+from tests.kernel.test_cifs_posix_sweep import parse_checks
+from tests.kernel.vm import GuestResult, run_guest
+
+pytestmark = pytest.mark.kernel
+
+KERNEL_DIR = Path(__file__).resolve().parent
+GUEST_SCRIPT = KERNEL_DIR / "guest" / "multiuser.sh"
+MULTIUSER_SOURCE = KERNEL_DIR / "multiuser.c"
+GUEST_TIMEOUT_S = 300.0
+RUNS = ("smbsrv", "samba")
+STEPS = tuple(f"multiuser/{step}-{run}" if step != "run" else f"multiuser/{run}"
+              for run in RUNS for step in ("mount", "run", "umount"))
+PASSWORDS = {"mount": "Mount-pass-1", "a": "Alpha-pass-2", "b": "Bravo-pass-3"}
+NOKEY_UID = 4242
+BADPASS_UID = 4343
+# What the users make, and what the refused ones must not have made.
+HOST_NAMES = ("a.txt", "a.dir", "a.dir/inner", "b.txt", "root.txt", "c.txt", "c.dir", "b-moved.txt",
+              "a.dir/from-b", "b-link.txt")
+
+
+@dataclasses.dataclass
+class MultiuserRun:
+    result: GuestResult
+    lines: dict[str, dict[str, str]]
+    order: dict[str, list[str]]
+    on_disk: dict[str, dict[str, str]]  # run -> name -> "owner:group mode" (role names) or "missing"
+    smbsrv_log: str
+
+
+def _remove_accounts_of_dead_runs() -> None:
+    for entry in pwd.getpwall():
+        match = re.fullmatch(r"smbsrv_m[ab](\d+)", entry.pw_name)
+        if match is None:
+            continue
+        with contextlib.suppress(PermissionError):
+            try:
+                os.kill(int(match.group(1)), 0)
+            except ProcessLookupError:
+                subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def accounts() -> Iterator[dict[str, pwd.struct_passwd]]:
+    """mount: the serving account; a, b: two ordinary accounts made for this module (as tests/conftest.py's
+    second_account does), removed afterwards."""
+    mount_account = serving_account()
+    if mount_account is None:
+        pytest.fail("the cifs.ko guest tests need root (network namespaces, Unix accounts)")
+    _remove_accounts_of_dead_runs()
+    made: list[str] = []
+    try:
+        for role in ("a", "b"):
+            name = f"smbsrv_m{role}{os.getpid()}"
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                           check=True, capture_output=True)
+            made.append(name)
+        yield {"mount": mount_account, "a": pwd.getpwnam(made[0]), "b": pwd.getpwnam(made[1])}
+    finally:
+        for name in made:
+            subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+def _image_with_multiuser(image: VmImage, scratch: Path) -> VmImage:
+    """The image with /bin/multiuser added (one more newc archive after the base one, as vm.py adds its layer)."""
+    binary = _build_locktest(DEFAULT_CACHE_DIR, MULTIUSER_SOURCE)
+    layer = CpioWriter()
+    layer.add_path("bin/multiuser", binary, perm=0o755)
+    initrd = scratch / "initrd-multiuser.cpio"
+    initrd.write_bytes(image.initrd.read_bytes() + layer.finish())
+    return dataclasses.replace(image, initrd=initrd)
+
+
+def _on_disk(share: Path, roles: dict[int, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in HOST_NAMES:
+        try:
+            st = (share / name).lstat()
+        except FileNotFoundError:
+            found[name] = "missing"
+            continue
+        owner = roles.get(st.st_uid, str(st.st_uid))
+        group = roles.get(st.st_gid, str(st.st_gid))  # each account's group has its uid's number here
+        found[name] = f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"
+        if stat.S_ISREG(st.st_mode):
+            found[name] += f" {(share / name).read_text(errors='replace')} nlink={st.st_nlink}"
+    return found
+
+
+def _final_log(path: Path) -> str:
+    """smbsrv's whole log once it has stopped (its stderr is copied to the file by a thread, in 4 KiB pieces)."""
+    deadline = time.monotonic() + 5.0
+    text = path.read_text(errors="replace")
+    while "INFO smbsrv.daemon: stopped" not in text and time.monotonic() < deadline:
+        time.sleep(0.05)
+        text = path.read_text(errors="replace")
+    return text
+
+
+SMBSRV_CONFIG = """\
+[server]
+state_dir = "{state}"
+
+[shares.{share}]
+path = "{path}"
+create_mask = 0o600
+"""
+
+
+@pytest.fixture(scope="module")
+def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
+    if not smbsrv_available():
+        pytest.fail("`python -m smbsrv serve --help` fails: the smbsrv server is not usable")
+    users = [(accounts[role].pw_name, PASSWORDS[role]) for role in ("mount", "a", "b")]
+    relays: list[TcpRelay] = []
+    with tempfile.TemporaryDirectory(prefix="smbsrv-kernel-multiuser-") as scratch_name:
+        scratch = Path(scratch_name)
+        image = _image_with_multiuser(build_image(suite=SID), scratch)
+        shares = {kind: scratch / kind / "share" for kind in RUNS}
+        for share in shares.values():
+            share.mkdir(parents=True)
+        config = SMBSRV_CONFIG.format(state=scratch / "smbsrv" / "state", share=SHARE_NAME, path=shares["smbsrv"])
+        with smbsrv_server_with_config(scratch / "smbsrv", config, shares["smbsrv"], users) as server, \
+                samba_server(scratch / "samba", shares["samba"], users=users,
+                             share_options="create mask = 0600") as samba:
+            for share in shares.values():
+                # The servers' start handed the roots to the serving account; the drop share belongs to root.
+                os.chown(share, 0, 0)
+                os.chmod(share, 0o1777)
+
+            def relay_samba_too(relay: TcpRelay) -> None:
+                extra = TcpRelay(relay.namespace, samba.port, samba.port)
+                relays.append(extra)
+                extra.start()
+
+            env = {
+                "SMB_SHARE": SHARE_NAME, "SAMBA_PORT": str(samba.port),
+                "MOUNT_USER": users[0][0], "MOUNT_PASS": users[0][1],
+                "USER_A": users[1][0], "PASS_A": users[1][1],
+                "UID_A": str(accounts["a"].pw_uid), "GID_A": str(accounts["a"].pw_gid),
+                "USER_B": users[2][0], "PASS_B": users[2][1],
+                "UID_B": str(accounts["b"].pw_uid), "GID_B": str(accounts["b"].pw_gid),
+                "NOKEY_UID": str(NOKEY_UID), "BADPASS_UID": str(BADPASS_UID),
+            }
+            try:
+                result = run_guest(GUEST_SCRIPT.read_text(), server.port, GUEST_TIMEOUT_S, env=env, image=image,
+                                   on_relay=relay_samba_too)
+            finally:
+                for relay in relays:
+                    relay.stop()
+        smbsrv_log = _final_log(server.log_path)
+        roles = {0: "root", **{entry.pw_uid: role for role, entry in accounts.items()}}
+        roles.update({entry.pw_gid: role for role, entry in accounts.items()})
+        on_disk = {kind: _on_disk(share, roles) for kind, share in shares.items()}
+    CONSOLE_LOG_DIR.mkdir(parents=True, exist_ok=True)
+    (CONSOLE_LOG_DIR / "multiuser.log").write_text(result.output)
+    marks = result.guest_marks_s
+    print(f"\n[kernel] {image.kernel_version} multiuser: wall {result.wall_s:.1f}s, booted at "
+          f"{marks.get('BOOTED', -1):.1f}s, steps {result.steps}", file=sys.stderr)
+    lines, order = parse_checks(result.output, RUNS)
+    yield MultiuserRun(result, lines, order, on_disk, smbsrv_log)
+
+
+# Each check's result on smbsrv (multiuser.c's CHECK lines, "<role>_<check>"); Samba's must be the same except for
+# DIFFERENCES. A refusal the server makes is EACCES (STATUS_ACCESS_DENIED).
+EXPECTED: dict[str, str] = {
+    "first_key": "ok",
+    "first_create_private": "ok",
+    "first_read_own": "secret-of-a",
+    "first_set_xattr_own": "ok",
+    "first_utimens_own": "ok",
+    "first_mkdir": "ok",
+    "first_create_in_own_dir": "ok",
+    "second_key": "ok",
+    # The listing and the attributes are readable (the share root and FILE_READ_ATTRIBUTES), the data is not. The
+    # mode is cifs.ko's file_mode (no posix, no cifsacl).
+    "second_stat_other": "ok size=11 mode=0755",
+    "second_read_other": "EACCES",
+    "second_write_other": "EACCES",
+    "second_truncate_other": "EACCES",
+    # cifs.ko tries to set READONLY (chmod without write bits on a mount without posix) and, for a mode change,
+    # reports success whatever the server answered (fs/smb/client/inode.c cifs_setattr_nounix: "if ((rc) &&
+    # (attrs->ia_valid & (ATTR_MODE | ...))) rc = 0"); first_again_stat_own and the host show nothing changed.
+    "second_chmod_other": "ok",
+    "second_utimens_other": "EACCES",
+    "second_get_xattr_other": "EACCES",
+    "second_set_xattr_other": "EACCES",
+    "second_link_other": "EACCES",
+    # The sticky bit of the share root.
+    "second_unlink_other": "EACCES",
+    "second_rename_other": "EACCES",
+    "second_list_other_dir": "inner",
+    "second_create_in_other_dir": "EACCES",
+    "second_create_private": "ok",
+    "second_read_own": "secret-of-b",
+    "second_list_share": "a.dir,a.txt,b.txt",
+    "second_rename_over_other": "EACCES",
+    "first_again_key": "ok",
+    "first_again_read_other": "EACCES",
+    "first_again_read_own": "secret-of-a",
+    "first_again_get_xattr_own": "from-a",
+    "first_again_stat_own": "ok size=11 mode=0755",
+    "first_again_unlink_other": "EACCES",
+    # No key: cifs.ko cannot build this uid's session (request_key finds nothing in its keyrings) and fails every
+    # lookup, with ENOENT in this guest; no request reaches the server as anyone (host: no c.txt; smbsrv's log:
+    # no session for it).
+    "nokey_list_share": "ENOENT",
+    "nokey_stat_other": "ENOENT",
+    "nokey_read_other": "ENOENT",
+    "nokey_create": "ENOENT",
+    "nokey_mkdir": "ENOENT",
+    # A key with a wrong password: SESSION_SETUP answers STATUS_LOGON_FAILURE and cifs.ko refuses with EACCES.
+    "badpass_key": "ok",
+    "badpass_list_share": "EACCES",
+    "badpass_stat_other": "EACCES",
+    "badpass_read_other": "EACCES",
+    "badpass_create": "EACCES",
+    "badpass_mkdir": "EACCES",
+    # Root is the mount user on the server, not a superuser.
+    "root_create": "ok",
+    "root_read_first": "EACCES",
+    "root_list_share": "a.dir,a.txt,b.txt,root.txt",
+}
+# check -> (smbsrv's line, Samba's line, why they differ). None so far: both servers answer every check alike.
+DIFFERENCES: dict[str, tuple[str, str, str]] = {}
+
+# What is on the host's disk afterwards, on both servers: "owner:group mode [content nlink=N]" by role (mount, a,
+# b). Each user's files belong to its own account, the mount session's to the mount user; new files are 0600 (the
+# create mask), directories 0755 (Windows-semantics mkdir); nothing of the refused uids exists.
+ON_DISK: dict[str, str] = {
+    "a.txt": "a:a 0600 secret-of-a nlink=1",
+    "a.dir": "a:a 0755",
+    "a.dir/inner": "a:a 0600 inner-of-a nlink=1",
+    "b.txt": "b:b 0600 secret-of-b nlink=1",
+    "root.txt": "mount:mount 0600 from-the-mount-session nlink=1",
+    "c.txt": "missing",
+    "c.dir": "missing",
+    "b-moved.txt": "missing",
+    "a.dir/from-b": "missing",
+    "b-link.txt": "missing",
+}
+
+# cifs.ko's log line for the session of the wrong password (SESSION_SETUP refused, -EACCES).
+_REFUSED_SESSION = re.compile(r"CIFS: VFS: \\\\\S+ failed to create a new SMB session with RawNTLMSSP: -13$")
+_LOGGED_ON = re.compile(r"session [0-9a-f]+: (\S+) logged on")
+
+
+def test_guest_finished(run: MultiuserRun) -> None:
+    result = run.result
+    assert not result.timed_out, "guest timed out; console tail:\n" + result.output[-3000:]
+    assert "SMBTEST-SUITE-DONE" in result.output, "suite did not finish; console tail:\n" + result.output[-3000:]
+    failed = {name: result.failure_logs.get(name) for name, passed in result.steps.items() if not passed}
+    assert set(result.steps) == set(STEPS) and not failed, (sorted(result.steps), failed)
+
+
+@pytest.mark.parametrize("kind", RUNS)
+def test_every_check_reported_once(run: MultiuserRun, kind: str) -> None:
+    assert run.order[kind] == list(EXPECTED), set(run.order[kind]) ^ set(EXPECTED)
+
+
+@pytest.mark.parametrize("check", list(EXPECTED))
+def test_check(run: MultiuserRun, check: str) -> None:
+    ours, samba = run.lines["smbsrv"].get(check), run.lines["samba"].get(check)
+    assert ours == EXPECTED[check], f"{check}: smbsrv {ours!r}, expected {EXPECTED[check]!r} (Samba {samba!r})"
+    if check in DIFFERENCES:
+        expected_ours, expected_samba, reason = DIFFERENCES[check]
+        assert (ours, samba) == (expected_ours, expected_samba), (
+            f"{check}: smbsrv {ours!r}, Samba {samba!r}; expected the known difference {expected_ours!r} vs "
+            f"{expected_samba!r} ({reason})")
+        return
+    assert samba == ours, f"{check}: smbsrv {ours!r}, Samba {samba!r}"
+
+
+def test_differences_are_checks() -> None:
+    assert set(DIFFERENCES) <= set(EXPECTED), set(DIFFERENCES) - set(EXPECTED)
+
+
+@pytest.mark.parametrize("kind", RUNS)
+def test_files_belong_to_their_creators(run: MultiuserRun, kind: str) -> None:
+    assert run.on_disk[kind] == ON_DISK, {name: (run.on_disk[kind].get(name), want)
+                                          for name, want in ON_DISK.items() if run.on_disk[kind].get(name) != want}
+
+
+def test_smbsrv_sessions(run: MultiuserRun, accounts: dict[str, pwd.struct_passwd]) -> None:
+    """One session per user that had a key (the mount's, A's and B's, on the mount's one connection per server),
+    none for the uid without a key, a refused logon for the wrong password, and no handler bug."""
+    logged_on = sorted(_LOGGED_ON.findall(run.smbsrv_log))
+    assert logged_on == sorted(accounts[role].pw_name for role in ("mount", "a", "b")), run.smbsrv_log[-4000:]
+    assert "logon failure" in run.smbsrv_log, run.smbsrv_log[-4000:]
+    for marker in ("internal error", "Traceback (most recent call last)"):
+        assert marker not in run.smbsrv_log, run.smbsrv_log[run.smbsrv_log.index(marker) - 2000:][:6000]
+
+
+@pytest.mark.parametrize("kind", RUNS)
+def test_no_cifs_errors_in_kernel_log(run: MultiuserRun, kind: str) -> None:
+    assert run.result.dmesg, "guest printed no kernel log"
+    problems, _ = check_kernel_log(run.result.dmesg, kind)
+    # This server's steps (multiuser/mount-KIND, multiuser/KIND, ...); in the stretch of the refused uids only the
+    # wrong password's failed session is expected.
+    unexpected = [entry for entry in problems if entry.step is None or entry.step.endswith(kind)]
+    unexpected = [entry for entry in unexpected
+                  if not (entry.reason.endswith("multiuser_refused") and _REFUSED_SESSION.search(entry.line))]
+    assert not unexpected, "cifs.ko errors:\n" + format_lines(unexpected)

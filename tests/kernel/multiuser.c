@@ -10,7 +10,9 @@
  *   multiuser ROLE DIR UID GID [SERVER_IP USER:PASSWORD]
  *
  * ROLE: first (creates a.txt and a.dir), second (tries the first user's files, creates b.txt), first_again (tries
- * b.txt), nokey (no credentials), badpass (a wrong password), root (stays uid 0: the mount's own session).
+ * b.txt), nokey (no credentials), badpass (a wrong password), root (stays uid 0: the mount's own session),
+ * burst_a/burst_b (40 new files each, run at the same time), hold_a/hold_b (a file held open across a cut
+ * connection), after_cut_a/after_cut_b (a new file once the connection is back).
  *
  * The key: cifs.ko (fs/smb/client/connect.c cifs_set_cifscreds) calls request_key() for a "logon" key described
  * "cifs:a:<server IPv4 in dotted quad>" in the calling task's keyrings and splits its payload at the first ':'
@@ -34,6 +36,8 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#define BURST_FILES 40
 
 static const char *role;
 static const char *dir;
@@ -259,6 +263,63 @@ static void first_again(void)
 	report("unlink_other", "%s", rc(unlink(path("b.txt"))));
 }
 
+/* Many creates in a row, while the other user does the same on the same connection: "ok N" or the first errno. */
+static void burst(void)
+{
+	char name[64];
+	int made;
+
+	for (made = 0; made < BURST_FILES; made++) {
+		const char *result;
+
+		snprintf(name, sizeof(name), "%s-%02d", role, made);
+		result = put_file(name, role);
+		if (strcmp(result, "ok")) {
+			report("created", "%s after %d", result, made);
+			return;
+		}
+	}
+	report("created", "ok %d", made);
+}
+
+static void wait_for(const char *flag)
+{
+	for (int tenths = 0; tenths < 600 && access(flag, F_OK) < 0; tenths++)
+		usleep(100000);
+}
+
+/* A file held open for writing across the cut of the mount's TCP connection: the host cuts it once every holder
+ * has written (guest/multiuser.sh), and the second write needs cifs.ko to set this user's session up again and
+ * reopen the file as this user. */
+static void hold(void)
+{
+	char name[64], flag[64];
+	int fd;
+
+	snprintf(name, sizeof(name), "%s.txt", role);
+	fd = open(path(name), O_WRONLY | O_CREAT | O_EXCL, 0600);
+	report("open", "%s", rc(fd));
+	if (fd < 0)
+		return;
+	report("write_before", "%s", rc(write(fd, "before-cut,", 11)));
+	report("fsync_before", "%s", rc(fsync(fd)));
+	snprintf(flag, sizeof(flag), "/tmp/%s.ready", role);
+	close(open(flag, O_WRONLY | O_CREAT, 0644));
+	wait_for("/tmp/cut.done");
+	report("write_after", "%s", rc(write(fd, "after-cut", 9)));
+	report("close", "%s", rc(close(fd)));
+	report("content", "%s", content_of(name));
+}
+
+/* A new file after the reconnect: the re-established session must still be this user's. */
+static void after_cut(void)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s.txt", role);
+	report("create", "%s", put_file(name, role));
+}
+
 /* A uid without credentials, or with a wrong password: none of this may act as anyone. */
 static void refused(void)
 {
@@ -285,6 +346,8 @@ int main(int argc, char **argv)
 	} roles[] = {
 		{"first", first}, {"second", second}, {"first_again", first_again},
 		{"nokey", refused}, {"badpass", refused}, {"root", mounter},
+		{"burst_a", burst}, {"burst_b", burst}, {"hold_a", hold}, {"hold_b", hold},
+		{"after_cut_a", after_cut}, {"after_cut_b", after_cut},
 	};
 
 	if (argc != 5 && argc != 7) {

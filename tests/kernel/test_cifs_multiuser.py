@@ -10,7 +10,10 @@ tests/kernel/multiuser.c as several uids on a mount of smbsrv and then of Samba 
   truncate, delete or rename A's file, nor create in A's directory, and creates its own; A cannot read B's;
 - a uid without a key, and one whose key has a wrong password, can do nothing at all (no fallback to the mount's
   session);
-- root itself acts as the mount user.
+- root itself acts as the mount user;
+- A and B create 40 files each at the same time (their requests interleaved on the one connection), and each
+  holds a file open for writing while the host cuts the mount's TCP connection: cifs.ko sets every user's
+  session up again, the writes go on, and what each user creates afterwards is still its own.
 
 Three Unix accounts on the host: the mount user is the suite's serving account, A and B are made here (useradd)
 and removed afterwards; each SMB user is the account of the same name, on both servers. The share is a 1777
@@ -61,13 +64,14 @@ MULTIUSER_SOURCE = KERNEL_DIR / "multiuser.c"
 GUEST_TIMEOUT_S = 300.0
 RUNS = ("smbsrv", "samba")
 STEPS = tuple(f"multiuser/{step}-{run}" if step != "run" else f"multiuser/{run}"
-              for run in RUNS for step in ("mount", "run", "umount"))
+              for run in RUNS for step in ("mount", "run", "burst", "cut", "umount"))
 PASSWORDS = {"mount": "Mount-pass-1", "a": "Alpha-pass-2", "b": "Bravo-pass-3"}
 NOKEY_UID = 4242
 BADPASS_UID = 4343
 # What the users make, and what the refused ones must not have made.
 HOST_NAMES = ("a.txt", "a.dir", "a.dir/inner", "b.txt", "root.txt", "c.txt", "c.dir", "b-moved.txt",
-              "a.dir/from-b", "b-link.txt")
+              "a.dir/from-b", "b-link.txt", "hold_a.txt", "hold_b.txt", "after_cut_a.txt", "after_cut_b.txt")
+BURSTS = ("burst_a", "burst_b")
 
 
 @dataclasses.dataclass
@@ -77,6 +81,20 @@ class MultiuserRun:
     order: dict[str, list[str]]
     on_disk: dict[str, dict[str, str]]  # run -> name -> "owner:group mode" (role names) or "missing"
     smbsrv_log: str
+    cut_sockets: dict[str, int]  # run -> sockets the relay closed at the guest's mark
+
+
+class Cutter:
+    """Cuts the relayed connections of one server when the guest prints its mark ("SMBTEST-MARK cut-KIND")."""
+
+    def __init__(self) -> None:
+        self.relays: dict[str, TcpRelay] = {}
+        self.cut_sockets: dict[str, int] = {}
+
+    def on_line(self, line: str) -> None:
+        for kind, relay in self.relays.items():
+            if f"SMBTEST-MARK cut-{kind}" in line and kind not in self.cut_sockets:
+                self.cut_sockets[kind] = relay.cut()
 
 
 def _remove_accounts_of_dead_runs() -> None:
@@ -122,19 +140,26 @@ def _image_with_multiuser(image: VmImage, scratch: Path) -> VmImage:
     return dataclasses.replace(image, initrd=initrd)
 
 
+def _describe(path: Path, roles: dict[int, str]) -> str:
+    """"owner:group mode" by role name, and for a file its content and link count; "missing"."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return "missing"
+    owner = roles.get(st.st_uid, str(st.st_uid))
+    group = roles.get(st.st_gid, str(st.st_gid))
+    found = f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"
+    if stat.S_ISREG(st.st_mode):
+        found += f" {path.read_text(errors='replace')} nlink={st.st_nlink}"
+    return found
+
+
 def _on_disk(share: Path, roles: dict[int, str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name in HOST_NAMES:
-        try:
-            st = (share / name).lstat()
-        except FileNotFoundError:
-            found[name] = "missing"
-            continue
-        owner = roles.get(st.st_uid, str(st.st_uid))
-        group = roles.get(st.st_gid, str(st.st_gid))  # each account's group has its uid's number here
-        found[name] = f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"
-        if stat.S_ISREG(st.st_mode):
-            found[name] += f" {(share / name).read_text(errors='replace')} nlink={st.st_nlink}"
+    found = {name: _describe(share / name, roles) for name in HOST_NAMES}
+    for burst in BURSTS:
+        # All of a burst's files alike: "<count> x <description>", or each distinct description.
+        kinds = sorted({_describe(path, roles) for path in share.glob(f"{burst}-*")})
+        found[f"{burst}-*"] = f"{len(list(share.glob(f'{burst}-*')))} x {' | '.join(kinds)}"
     return found
 
 
@@ -163,7 +188,7 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
     if not smbsrv_available():
         pytest.fail("`python -m smbsrv serve --help` fails: the smbsrv server is not usable")
     users = [(accounts[role].pw_name, PASSWORDS[role]) for role in ("mount", "a", "b")]
-    relays: list[TcpRelay] = []
+    cutter = Cutter()
     with tempfile.TemporaryDirectory(prefix="smbsrv-kernel-multiuser-") as scratch_name:
         scratch = Path(scratch_name)
         image = _image_with_multiuser(build_image(suite=SID), scratch)
@@ -180,8 +205,9 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
                 os.chmod(share, 0o1777)
 
             def relay_samba_too(relay: TcpRelay) -> None:
+                # run_guest relays only SERVER_PORT into the guest's namespace; Samba's port goes the same way.
                 extra = TcpRelay(relay.namespace, samba.port, samba.port)
-                relays.append(extra)
+                cutter.relays.update(smbsrv=relay, samba=extra)
                 extra.start()
 
             env = {
@@ -195,10 +221,10 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
             }
             try:
                 result = run_guest(GUEST_SCRIPT.read_text(), server.port, GUEST_TIMEOUT_S, env=env, image=image,
-                                   on_relay=relay_samba_too)
+                                   on_line=cutter.on_line, on_relay=relay_samba_too)
             finally:
-                for relay in relays:
-                    relay.stop()
+                if "samba" in cutter.relays:
+                    cutter.relays["samba"].stop()
         smbsrv_log = _final_log(server.log_path)
         roles = {0: "root", **{entry.pw_uid: role for role, entry in accounts.items()}}
         roles.update({entry.pw_gid: role for role, entry in accounts.items()})
@@ -209,7 +235,7 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
     print(f"\n[kernel] {image.kernel_version} multiuser: wall {result.wall_s:.1f}s, booted at "
           f"{marks.get('BOOTED', -1):.1f}s, steps {result.steps}", file=sys.stderr)
     lines, order = parse_checks(result.output, RUNS)
-    yield MultiuserRun(result, lines, order, on_disk, smbsrv_log)
+    yield MultiuserRun(result, lines, order, on_disk, smbsrv_log, dict(cutter.cut_sockets))
 
 
 # Each check's result on smbsrv (multiuser.c's CHECK lines, "<role>_<check>"); Samba's must be the same except for
@@ -271,6 +297,32 @@ EXPECTED: dict[str, str] = {
     "root_create": "ok",
     "root_read_first": "EACCES",
     "root_list_share": "a.dir,a.txt,b.txt,root.txt",
+    # A and B create 40 files each at the same time: their requests interleave on the mount's one connection.
+    "burst_a_key": "ok",
+    "burst_a_created": "ok 40",
+    "burst_b_key": "ok",
+    "burst_b_created": "ok 40",
+    # A and B each hold a file open across the cut connection: cifs.ko sets up the mount's, A's and B's sessions
+    # again with each one's credentials and reopens each file by name as its user (no oplocks here, so no durable
+    # handles), and the writes go on.
+    "hold_a_key": "ok",
+    "hold_a_open": "ok",
+    "hold_a_write_before": "ok",
+    "hold_a_fsync_before": "ok",
+    "hold_a_write_after": "ok",
+    "hold_a_close": "ok",
+    "hold_a_content": "before-cut,after-cut",
+    "hold_b_key": "ok",
+    "hold_b_open": "ok",
+    "hold_b_write_before": "ok",
+    "hold_b_fsync_before": "ok",
+    "hold_b_write_after": "ok",
+    "hold_b_close": "ok",
+    "hold_b_content": "before-cut,after-cut",
+    "after_cut_a_key": "ok",
+    "after_cut_a_create": "ok",
+    "after_cut_b_key": "ok",
+    "after_cut_b_create": "ok",
 }
 # check -> (smbsrv's line, Samba's line, why they differ). None so far: both servers answer every check alike.
 DIFFERENCES: dict[str, tuple[str, str, str]] = {}
@@ -289,6 +341,12 @@ ON_DISK: dict[str, str] = {
     "b-moved.txt": "missing",
     "a.dir/from-b": "missing",
     "b-link.txt": "missing",
+    "hold_a.txt": "a:a 0600 before-cut,after-cut nlink=1",
+    "hold_b.txt": "b:b 0600 before-cut,after-cut nlink=1",
+    "after_cut_a.txt": "a:a 0600 after_cut_a nlink=1",
+    "after_cut_b.txt": "b:b 0600 after_cut_b nlink=1",
+    "burst_a-*": "40 x a:a 0600 burst_a nlink=1",
+    "burst_b-*": "40 x b:b 0600 burst_b nlink=1",
 }
 
 # cifs.ko's log line for the session of the wrong password (SESSION_SETUP refused, -EACCES).
@@ -333,10 +391,12 @@ def test_files_belong_to_their_creators(run: MultiuserRun, kind: str) -> None:
 
 
 def test_smbsrv_sessions(run: MultiuserRun, accounts: dict[str, pwd.struct_passwd]) -> None:
-    """One session per user that had a key (the mount's, A's and B's, on the mount's one connection per server),
-    none for the uid without a key, a refused logon for the wrong password, and no handler bug."""
+    """One session per user that had a key (the mount's, A's and B's, on the mount's one connection), and the same
+    three again on the new connection after the cut; none for the uid without a key, a refused logon for the
+    wrong password, and no handler bug."""
+    assert run.cut_sockets == {"smbsrv": 2, "samba": 2}  # both ends of each mount's one connection
     logged_on = sorted(_LOGGED_ON.findall(run.smbsrv_log))
-    assert logged_on == sorted(accounts[role].pw_name for role in ("mount", "a", "b")), run.smbsrv_log[-4000:]
+    assert logged_on == sorted(2 * [accounts[role].pw_name for role in ("mount", "a", "b")]), run.smbsrv_log[-4000:]
     assert "logon failure" in run.smbsrv_log, run.smbsrv_log[-4000:]
     for marker in ("internal error", "Traceback (most recent call last)"):
         assert marker not in run.smbsrv_log, run.smbsrv_log[run.smbsrv_log.index(marker) - 2000:][:6000]

@@ -4,8 +4,9 @@
 # Root mounts once with the mount user's credentials (MOUNT_USER); every other uid that touches the mount gets a
 # session of its own from the "cifs:a:<server address>" logon key in its session keyring (tests/kernel/multiuser.c
 # adds it, as `cifscreds add` does). The users: UID_A and UID_B, each with its own SMB user's key, one uid without a
-# key (NOKEY_UID) and one whose key has a wrong password (BADPASS_UID). Each `multiuser` run prints CHECK lines; the
-# console gets them prefixed with the server's name ("smbsrv CHECK ...").
+# key (NOKEY_UID) and one whose key has a wrong password (BADPASS_UID). Then A and B create files at the same time,
+# and hold a file open each while the host cuts the connection ("SMBTEST-MARK cut-NAME" on the console). Each
+# `multiuser` run prints CHECK lines; the console gets them prefixed with the server's name ("smbsrv CHECK ...").
 #
 # Mount options: multiuser with sec=ntlmssp (the keyring credentials are NTLM ones; cifs.ko builds each user's
 # session with the mount's sectype); no oplocks or leases and actimeo=0, so that every check asks the server as
@@ -17,11 +18,13 @@
 
 . /lib/smbtest.sh
 
+exec 9>&1  # the console, also inside a step (for the host's cut mark)
+
 t_mount() {
     echo 0 >/sys/module/cifs/parameters/enable_oplocks
     mkdir -p "/mnt/$1"
     mount -t cifs "//$SERVER_IP/$SMB_SHARE" "/mnt/$1" \
-        -o "ip=$SERVER_IP,port=$2,username=$MOUNT_USER,password=$MOUNT_PASS,vers=3.1.1,multiuser,sec=ntlmssp,actimeo=0"
+        -o "ip=$SERVER_IP,port=$2,username=$MOUNT_USER,password=$MOUNT_PASS,vers=3.1.1,multiuser,sec=ntlmssp,actimeo=0,echo_interval=1"
 }
 
 # t_users NAME: the users one after the other on /mnt/NAME, into /tmp/NAME.out.
@@ -38,15 +41,68 @@ t_users() {
     multiuser root "/mnt/$1" 0 0 >>"$out"
 }
 
+# as_a ROLE NAME / as_b ROLE NAME: multiuser as user A or B on /mnt/NAME.
+as_a() {
+    multiuser "$1" "/mnt/$2" "$UID_A" "$GID_A" "$SERVER_IP" "$USER_A:$PASS_A"
+}
+
+as_b() {
+    multiuser "$1" "/mnt/$2" "$UID_B" "$GID_B" "$SERVER_IP" "$USER_B:$PASS_B"
+}
+
+# t_burst NAME: both users create 40 files each at the same time, their requests interleaved on one connection.
+t_burst() {
+    as_a burst_a "$1" >/tmp/burst_a.out &
+    pid_a=$!
+    as_b burst_b "$1" >/tmp/burst_b.out &
+    pid_b=$!
+    wait "$pid_a"
+    wait "$pid_b"
+    cat /tmp/burst_a.out /tmp/burst_b.out >>"/tmp/$1.out"
+}
+
+# t_cut NAME: A and B each hold a file open for writing; the host cuts the mount's TCP connection at the mark,
+# cifs.ko reconnects and sets each user's session up again; then both write, close, and create a new file.
+t_cut() {
+    rm -f /tmp/hold_a.ready /tmp/hold_b.ready /tmp/cut.done
+    as_a hold_a "$1" >/tmp/hold_a.out &
+    pid_a=$!
+    as_b hold_b "$1" >/tmp/hold_b.out &
+    pid_b=$!
+    tries=0
+    while [ ! -f /tmp/hold_a.ready ] || [ ! -f /tmp/hold_b.ready ]; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 300 ] || fail "the holders did not get ready"
+        sleep 0.1
+    done
+    echo "SMBTEST-MARK cut-$1" >&9
+    # The host cuts when it reads the mark; cifs.ko sees the connection go at once (echo_interval=1 otherwise).
+    sleep 3
+    touch /tmp/cut.done
+    wait "$pid_a"
+    wait "$pid_b"
+    cat /tmp/hold_a.out /tmp/hold_b.out >>"/tmp/$1.out"
+    as_a after_cut_a "$1" >>"/tmp/$1.out"
+    as_b after_cut_b "$1" >>"/tmp/$1.out"
+}
+
 t_umount() {
     umount "/mnt/$1"
 }
 
 step multiuser/mount-smbsrv t_mount smbsrv "$SERVER_PORT"
 step multiuser/smbsrv t_users smbsrv
+step multiuser/burst-smbsrv t_burst smbsrv
+expect_kernel_errors_begin "multiuser_cut"
+step multiuser/cut-smbsrv t_cut smbsrv
+expect_kernel_errors_end "multiuser_cut"
 step multiuser/umount-smbsrv t_umount smbsrv
 step multiuser/mount-samba t_mount samba "$SAMBA_PORT"
 step multiuser/samba t_users samba
+step multiuser/burst-samba t_burst samba
+expect_kernel_errors_begin "multiuser_cut"
+step multiuser/cut-samba t_cut samba
+expect_kernel_errors_end "multiuser_cut"
 step multiuser/umount-samba t_umount samba
 for run in smbsrv samba; do
     [ -f "/tmp/$run.out" ] && sed "s/^/$run /" "/tmp/$run.out"

@@ -17,6 +17,7 @@ from tests.conftest import PASSWORD, USER, serve_as_test_account
 from tests.integration.operations_helpers import ops_server, write_users
 
 NEW_PASSWORD = "Other-456"
+STATUS_TOO_MANY_OPENED_FILES = 0xC000011F  # [MS-ERREF] 2.3
 
 
 def test_reload_keeps_connected_client_and_applies_shares_and_passwords(tmp_path: Path) -> None:
@@ -105,3 +106,22 @@ def test_sighup_reloads_and_names_what_needs_a_restart(tmp_path: Path) -> None:
         # Reported by `smbsrv reload` too.
         result = ops.smbsrv("reload", "-c", str(ops.config), check=True)
         assert result.stdout.splitlines() == ["not applied until a restart: state_dir, metrics_port", "reloaded"]
+
+
+def test_reload_applies_a_new_max_opens_per_user(tmp_path: Path) -> None:
+    """The per-user limit is worked out again after a reload: lowered below what the user holds, the next
+    CREATE is refused (the opens held stay); raised, it is allowed again."""
+    share = tmp_path / "share"
+    with ops_server(tmp_path, max_opens_per_user=3) as ops:
+        server = ops.server
+        with b.connect(server.host, server.port, USER, PASSWORD) as client:
+            held = [client.open(f"f{index}", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                disposition=b.FILE_OPEN_IF) for index in range(2)]
+            ops.rewrite({"share": share}, max_opens_per_user=2)
+            ops.smbsrv("reload", "-c", str(ops.config), check=True)
+            assert client.create("f2", disposition=b.FILE_OPEN_IF).status == STATUS_TOO_MANY_OPENED_FILES
+            assert all(client.close_file(file_id) == b.STATUS_SUCCESS for file_id in held)
+            ops.rewrite({"share": share}, max_opens_per_user=0)  # derived from the descriptor limit
+            ops.smbsrv("reload", "-c", str(ops.config), check=True)
+            held = [client.open(f"f{index}", disposition=b.FILE_OPEN_IF) for index in range(4)]
+            assert all(client.close_file(file_id) == b.STATUS_SUCCESS for file_id in held)

@@ -11,9 +11,10 @@ tests/kernel/multiuser.c as several uids on a mount of smbsrv and then of Samba 
 - a uid without a key, and one whose key has a wrong password, can do nothing at all (no fallback to the mount's
   session);
 - root itself acts as the mount user;
-- A and B create 40 files each at the same time (their requests interleaved on the one connection), and each
-  holds a file open for writing while the host cuts the mount's TCP connection: cifs.ko sets every user's
-  session up again, the writes go on, and what each user creates afterwards is still its own.
+- A and B create 40 files each at the same time (their requests interleaved on the one connection);
+- on a second mount, with leases, A and B each hold a file open for writing while the host cuts the mount's TCP
+  connection: cifs.ko sets every user's session up again, takes each file's durable handle back in its user's
+  session, the writes go on, and what each user creates afterwards is still its own.
 
 Three Unix accounts on the host: the mount user is the suite's serving account, A and B are made here (useradd)
 and removed afterwards; each SMB user is the account of the same name, on both servers. The share is a 1777
@@ -26,7 +27,8 @@ Each check is one test: smbsrv's result must be the one in EXPECTED, and Samba's
 DIFFERENCES (each with its cause; a listed difference that disappears fails). After the boot the owners and modes
 of what the users made are checked on the host: each file belongs to the account of the session that made it.
 
-Run: `SMBSRV_KERNEL_TESTS=1 python3 -m pytest tests/kernel/test_cifs_multiuser.py` (root).
+The boot takes about 13 s of wall time here (the first 2.5 s are the boot, 2 x 3 s wait for the cut); the whole
+module about 16 s. Run: `SMBSRV_KERNEL_TESTS=1 python3 -m pytest tests/kernel/test_cifs_multiuser.py` (root).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ MULTIUSER_SOURCE = KERNEL_DIR / "multiuser.c"
 GUEST_TIMEOUT_S = 300.0
 RUNS = ("smbsrv", "samba")
 STEPS = tuple(f"multiuser/{step}-{run}" if step != "run" else f"multiuser/{run}"
-              for run in RUNS for step in ("mount", "run", "burst", "cut", "umount"))
+              for run in RUNS for step in ("mount", "run", "burst", "umount", "mount-leases", "cut", "umount-leases"))
 PASSWORDS = {"mount": "Mount-pass-1", "a": "Alpha-pass-2", "b": "Bravo-pass-3"}
 NOKEY_UID = 4242
 BADPASS_UID = 4343
@@ -176,6 +178,8 @@ def _final_log(path: Path) -> str:
 SMBSRV_CONFIG = """\
 [server]
 state_dir = "{state}"
+# DEBUG: the log names each durable reconnect and each refused one (commands/durable_handles.py).
+log_level = "DEBUG"
 
 [shares.{share}]
 path = "{path}"
@@ -302,9 +306,9 @@ EXPECTED: dict[str, str] = {
     "burst_a_created": "ok 40",
     "burst_b_key": "ok",
     "burst_b_created": "ok 40",
-    # A and B each hold a file open across the cut connection: cifs.ko sets up the mount's, A's and B's sessions
-    # again with each one's credentials and reopens each file by name as its user (no oplocks here, so no durable
-    # handles), and the writes go on.
+    # A and B each hold a file open across the cut connection (on a mount with leases): cifs.ko sets up the
+    # mount's, A's and B's sessions again with each one's credentials and takes each file's durable handle back in
+    # its user's session (DH2C), and the writes go on.
     "hold_a_key": "ok",
     "hold_a_open": "ok",
     "hold_a_write_before": "ok",
@@ -391,13 +395,18 @@ def test_files_belong_to_their_creators(run: MultiuserRun, kind: str) -> None:
 
 
 def test_smbsrv_sessions(run: MultiuserRun, accounts: dict[str, pwd.struct_passwd]) -> None:
-    """One session per user that had a key (the mount's, A's and B's, on the mount's one connection), and the same
-    three again on the new connection after the cut; none for the uid without a key, a refused logon for the
-    wrong password, and no handler bug."""
-    assert run.cut_sockets == {"smbsrv": 2, "samba": 2}  # both ends of each mount's one connection
+    """One session per user that had a key (the mount's, A's and B's, on the mount's one connection), the same
+    three on the mount with leases and again on its new connection after the cut; none for the uid without a
+    key, a refused logon for the wrong password, and no handler bug."""
+    # Both ends of the mount's connection at least (the relay may still hold the first mount's closed pair).
+    assert set(run.cut_sockets) == {"smbsrv", "samba"} and min(run.cut_sockets.values()) >= 2, run.cut_sockets
     logged_on = sorted(_LOGGED_ON.findall(run.smbsrv_log))
-    assert logged_on == sorted(2 * [accounts[role].pw_name for role in ("mount", "a", "b")]), run.smbsrv_log[-4000:]
+    assert logged_on == sorted(3 * [accounts[role].pw_name for role in ("mount", "a", "b")]), run.smbsrv_log[-4000:]
     assert "logon failure" in run.smbsrv_log, run.smbsrv_log[-4000:]
+    # Each user's durable handle came back in that user's new session ([MS-SMB2] 3.3.5.9.7 refuses another user).
+    for name in ("hold_a.txt", "hold_b.txt"):
+        assert f"durable open of {name} reconnected" in run.smbsrv_log, run.smbsrv_log[-4000:]
+    assert "durable reconnect refused" not in run.smbsrv_log, run.smbsrv_log[-4000:]
     for marker in ("internal error", "Traceback (most recent call last)"):
         assert marker not in run.smbsrv_log, run.smbsrv_log[run.smbsrv_log.index(marker) - 2000:][:6000]
 

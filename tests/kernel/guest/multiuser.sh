@@ -11,7 +11,8 @@
 # Mount options: multiuser with sec=ntlmssp (the keyring credentials are NTLM ones; cifs.ko builds each user's
 # session with the mount's sectype); no oplocks or leases and actimeo=0, so that every check asks the server as
 # the uid making it, instead of answering from attributes or a handle cached for another user's session (cifs.ko
-# keeps one inode per file for all users of the mount).
+# keeps one inode per file for all users of the mount). The cut runs on a second mount with leases (cifs.ko asks
+# for durable handles only with a lease), so each user's file comes back through its durable handle.
 #
 # Settings (from /run-env.sh): SERVER_IP SERVER_PORT SAMBA_PORT SMB_SHARE MOUNT_USER MOUNT_PASS USER_A PASS_A UID_A
 # GID_A USER_B PASS_B UID_B GID_B NOKEY_UID BADPASS_UID.
@@ -20,8 +21,9 @@
 
 exec 9>&1  # the console, also inside a step (for the host's cut mark)
 
+# t_mount NAME PORT OPLOCKS: OPLOCKS 0 for the checks, 1 for the cut (durable handles come with leases only).
 t_mount() {
-    echo 0 >/sys/module/cifs/parameters/enable_oplocks
+    echo "$3" >/sys/module/cifs/parameters/enable_oplocks
     mkdir -p "/mnt/$1"
     mount -t cifs "//$SERVER_IP/$SMB_SHARE" "/mnt/$1" \
         -o "ip=$SERVER_IP,port=$2,username=$MOUNT_USER,password=$MOUNT_PASS,vers=3.1.1,multiuser,sec=ntlmssp,actimeo=0,echo_interval=1"
@@ -90,20 +92,20 @@ t_umount() {
     umount "/mnt/$1"
 }
 
-step multiuser/mount-smbsrv t_mount smbsrv "$SERVER_PORT"
-step multiuser/smbsrv t_users smbsrv
-step multiuser/burst-smbsrv t_burst smbsrv
-expect_kernel_errors_begin "multiuser_cut"
-step multiuser/cut-smbsrv t_cut smbsrv
-expect_kernel_errors_end "multiuser_cut"
-step multiuser/umount-smbsrv t_umount smbsrv
-step multiuser/mount-samba t_mount samba "$SAMBA_PORT"
-step multiuser/samba t_users samba
-step multiuser/burst-samba t_burst samba
-expect_kernel_errors_begin "multiuser_cut"
-step multiuser/cut-samba t_cut samba
-expect_kernel_errors_end "multiuser_cut"
-step multiuser/umount-samba t_umount samba
+for run in smbsrv samba; do
+    port=$SERVER_PORT
+    [ "$run" = smbsrv ] || port=$SAMBA_PORT
+    step "multiuser/mount-$run" t_mount "$run" "$port" 0
+    step "multiuser/$run" t_users "$run"
+    step "multiuser/burst-$run" t_burst "$run"
+    step "multiuser/umount-$run" t_umount "$run"
+    # A new connection with leases, hence durable handles, for the cut.
+    step "multiuser/mount-leases-$run" t_mount "$run" "$port" 1
+    expect_kernel_errors_begin "multiuser_cut"
+    step "multiuser/cut-$run" t_cut "$run"
+    expect_kernel_errors_end "multiuser_cut"
+    step "multiuser/umount-leases-$run" t_umount "$run"
+done
 for run in smbsrv samba; do
     [ -f "/tmp/$run.out" ] && sed "s/^/$run /" "/tmp/$run.out"
 done

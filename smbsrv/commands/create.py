@@ -141,6 +141,8 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
         open_, action = replay  # [MS-SMB2] 3.3.5.9.10: the replayed create's open, as it is now
         return _reply(ctx, request, open_, open_.handle.stat(), action, open_.granted_access, None,
                       replayed_level=request.requested_oplock_level)
+    # Either limit answers as running out of descriptors does (cifs.ko: EMFILE). Samba 4.17 answers its
+    # per-connection open table's limit with INSUFFICIENT_RESOURCES, which cifs.ko turns into EAGAIN.
     server = ctx.connection.server
     if (len(ctx.session.opens) >= server.config.max_opens_per_session
             or server.files.held_by(ctx.session) >= server.max_opens_per_user):

@@ -125,6 +125,23 @@ static const char *open_for_write(const char *name)
 	return "ok";
 }
 
+static const char *append_to(const char *name, const char *content)
+{
+	int fd = open(path(name), O_WRONLY | O_APPEND);
+	ssize_t done;
+
+	if (fd < 0)
+		return rc(-1);
+	done = write(fd, content, strlen(content));
+	if (done < 0) {
+		const char *failed = rc(-1);
+
+		close(fd);
+		return failed;
+	}
+	return rc(close(fd));
+}
+
 static int by_name(const void *left, const void *right)
 {
 	return strcmp(*(char *const *)left, *(char *const *)right);
@@ -231,6 +248,10 @@ static void first(void)
 	report("utimens_own", "%s", rc(set_times("a.txt")));
 	report("mkdir", "%s", rc(mkdir(path("a.dir"), 0700)));
 	report("create_in_own_dir", "%s", put_file("a.dir/inner", "inner-of-a"));
+	/* team/ is 2770 root:team and A and B are members (supplementary groups): notes.txt is 0660 root:team. */
+	report("team_list", "%s", listing("team"));
+	report("team_read", "%s", content_of("team/notes.txt"));
+	report("team_create", "%s", put_file("team/a-plan.txt", "plan-of-a"));
 }
 
 static void second(void)
@@ -248,6 +269,9 @@ static void second(void)
 	report("rename_other", "%s", rc(rename(path("a.txt"), path("b-moved.txt"))));
 	report("list_other_dir", "%s", listing("a.dir"));
 	report("create_in_other_dir", "%s", put_file("a.dir/from-b", "b-was-here"));
+	report("team_list", "%s", listing("team"));
+	report("team_append", "%s", append_to("team/notes.txt", "+b"));
+	report("team_read_other", "%s", content_of("team/a-plan.txt"));
 	report("create_private", "%s", put_file("b.txt", "secret-of-b"));
 	report("read_own", "%s", content_of("b.txt"));
 	report("list_share", "%s", listing(""));
@@ -335,6 +359,8 @@ static void mounter(void)
 {
 	report("create", "%s", put_file("root.txt", "from-the-mount-session"));
 	report("read_first", "%s", content_of("a.txt"));
+	report("team_list", "%s", listing("team"));
+	report("team_read", "%s", content_of("team/notes.txt"));
 	report("list_share", "%s", listing(""));
 }
 

@@ -10,6 +10,8 @@ tests/kernel/multiuser.c as several uids on a mount of smbsrv and then of Samba 
   truncate, delete or rename A's file, nor create in A's directory, and creates its own; A cannot read B's;
 - a uid without a key, and one whose key has a wrong password, can do nothing at all (no fallback to the mount's
   session);
+- A and B work in a team directory (2770, setgid) through their supplementary group, which the mount user is not
+  in;
 - root itself acts as the mount user;
 - A and B create 40 files each at the same time (their requests interleaved on the one connection);
 - on a second mount, with leases, A and B each hold a file open for writing while the host cuts the mount's TCP
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import grp
 import os
 import pwd
 import re
@@ -68,10 +71,12 @@ RUNS = ("smbsrv", "samba")
 STEPS = tuple(f"multiuser/{step}-{run}" if step != "run" else f"multiuser/{run}"
               for run in RUNS for step in ("mount", "run", "burst", "umount", "mount-leases", "cut", "umount-leases"))
 PASSWORDS = {"mount": "Mount-pass-1", "a": "Alpha-pass-2", "b": "Bravo-pass-3"}
+TEAM_GROUP = f"smbsrv_mg{os.getpid()}"
 NOKEY_UID = 4242
 BADPASS_UID = 4343
 # What the users make, and what the refused ones must not have made.
-HOST_NAMES = ("a.txt", "a.dir", "a.dir/inner", "b.txt", "root.txt", "c.txt", "c.dir", "b-moved.txt",
+HOST_NAMES = ("a.txt", "a.dir", "a.dir/inner", "b.txt", "root.txt", "c.txt", "c.dir", "b-moved.txt", "team",
+              "team/notes.txt", "team/a-plan.txt",
               "a.dir/from-b", "b-link.txt", "hold_a.txt", "hold_b.txt", "after_cut_a.txt", "after_cut_b.txt")
 BURSTS = ("burst_a", "burst_b")
 
@@ -100,36 +105,41 @@ class Cutter:
 
 
 def _remove_accounts_of_dead_runs() -> None:
-    for entry in pwd.getpwall():
-        match = re.fullmatch(r"smbsrv_m[ab](\d+)", entry.pw_name)
+    """Accounts and groups left by runs killed before their teardown (the pid in the name is gone)."""
+    leftovers = [("userdel", entry.pw_name) for entry in pwd.getpwall()]
+    leftovers += [("groupdel", entry.gr_name) for entry in grp.getgrall()]
+    for command, name in leftovers:
+        match = re.fullmatch(r"smbsrv_m[abg](\d+)", name)
         if match is None:
             continue
         with contextlib.suppress(PermissionError):
             try:
                 os.kill(int(match.group(1)), 0)
             except ProcessLookupError:
-                subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+                subprocess.run([command, name], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[dict[str, pwd.struct_passwd]]:
     """mount: the serving account; a, b: two ordinary accounts made for this module (as tests/conftest.py's
-    second_account does), removed afterwards."""
+    second_account does), both members of the group TEAM_GROUP; all removed afterwards."""
     mount_account = serving_account()
     if mount_account is None:
         pytest.fail("the cifs.ko guest tests need root (network namespaces, Unix accounts)")
     _remove_accounts_of_dead_runs()
     made: list[str] = []
     try:
+        subprocess.run(["groupadd", "--system", TEAM_GROUP], check=True, capture_output=True)
         for role in ("a", "b"):
             name = f"smbsrv_m{role}{os.getpid()}"
-            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                           check=True, capture_output=True)
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            "--groups", TEAM_GROUP, name], check=True, capture_output=True)
             made.append(name)
         yield {"mount": mount_account, "a": pwd.getpwnam(made[0]), "b": pwd.getpwnam(made[1])}
     finally:
         for name in made:
             subprocess.run(["userdel", name], capture_output=True, check=False)
+        subprocess.run(["groupdel", TEAM_GROUP], capture_output=True, check=False)
 
 
 def _image_with_multiuser(image: VmImage, scratch: Path) -> VmImage:
@@ -203,10 +213,18 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
         with smbsrv_server_with_config(scratch / "smbsrv", config, shares["smbsrv"], users) as server, \
                 samba_server(scratch / "samba", shares["samba"], users=users,
                              share_options="create mask = 0600") as samba:
+            team_gid = grp.getgrnam(TEAM_GROUP).gr_gid
             for share in shares.values():
                 # The servers' start handed the roots to the serving account; the drop share belongs to root.
                 os.chown(share, 0, 0)
                 os.chmod(share, 0o1777)
+                # A team directory: setgid, the group's members (A and B) may work in it, nobody else.
+                (share / "team").mkdir()
+                os.chown(share / "team", 0, team_gid)
+                os.chmod(share / "team", 0o2770)
+                (share / "team" / "notes.txt").write_text("team-notes")
+                os.chown(share / "team" / "notes.txt", 0, team_gid)
+                os.chmod(share / "team" / "notes.txt", 0o660)
 
             def relay_samba_too(relay: TcpRelay) -> None:
                 # run_guest relays only SERVER_PORT into the guest's namespace; Samba's port goes the same way.
@@ -232,6 +250,7 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
         smbsrv_log = _final_log(server.log_path)
         roles = {0: "root", **{entry.pw_uid: role for role, entry in accounts.items()}}
         roles.update({entry.pw_gid: role for role, entry in accounts.items()})
+        roles[grp.getgrnam(TEAM_GROUP).gr_gid] = "team"
         on_disk = {kind: _on_disk(share, roles) for kind, share in shares.items()}
     CONSOLE_LOG_DIR.mkdir(parents=True, exist_ok=True)
     (CONSOLE_LOG_DIR / "multiuser.log").write_text(result.output)
@@ -252,6 +271,10 @@ EXPECTED: dict[str, str] = {
     "first_utimens_own": "ok",
     "first_mkdir": "ok",
     "first_create_in_own_dir": "ok",
+    # team/ (2770 root:team) and its notes.txt (0660 root:team) through A's supplementary group.
+    "first_team_list": "notes.txt",
+    "first_team_read": "team-notes",
+    "first_team_create": "ok",
     "second_key": "ok",
     # The listing and the attributes are readable (the share root and FILE_READ_ATTRIBUTES), the data is not. The
     # mode is cifs.ko's file_mode (no posix, no cifsacl).
@@ -272,9 +295,12 @@ EXPECTED: dict[str, str] = {
     "second_rename_other": "EACCES",
     "second_list_other_dir": "inner",
     "second_create_in_other_dir": "EACCES",
+    "second_team_list": "a-plan.txt,notes.txt",
+    "second_team_append": "ok",
+    "second_team_read_other": "EACCES",  # A's new file there is 0600 (the mask), group team (setgid)
     "second_create_private": "ok",
     "second_read_own": "secret-of-b",
-    "second_list_share": "a.dir,a.txt,b.txt",
+    "second_list_share": "a.dir,a.txt,b.txt,team",
     "second_rename_over_other": "EACCES",
     "first_again_key": "ok",
     "first_again_read_other": "EACCES",
@@ -300,7 +326,9 @@ EXPECTED: dict[str, str] = {
     # Root is the mount user on the server, not a superuser.
     "root_create": "ok",
     "root_read_first": "EACCES",
-    "root_list_share": "a.dir,a.txt,b.txt,root.txt",
+    "root_team_list": "EACCES",  # the mount user is not in the team group
+    "root_team_read": "EACCES",
+    "root_list_share": "a.dir,a.txt,b.txt,root.txt,team",
     # A and B create 40 files each at the same time: their requests interleave on the mount's one connection.
     "burst_a_key": "ok",
     "burst_a_created": "ok 40",
@@ -332,8 +360,9 @@ EXPECTED: dict[str, str] = {
 DIFFERENCES: dict[str, tuple[str, str, str]] = {}
 
 # What is on the host's disk afterwards, on both servers: "owner:group mode [content nlink=N]" by role (mount, a,
-# b). Each user's files belong to its own account, the mount session's to the mount user; new files are 0600 (the
-# create mask), directories 0755 (Windows-semantics mkdir); nothing of the refused uids exists.
+# b, team). Each user's files belong to its own account, the mount session's to the mount user; new files are 0600
+# (the create mask), directories 0755 (Windows-semantics mkdir), and in the setgid team/ of group team; nothing of
+# the refused uids exists.
 ON_DISK: dict[str, str] = {
     "a.txt": "a:a 0600 secret-of-a nlink=1",
     "a.dir": "a:a 0755",
@@ -345,6 +374,9 @@ ON_DISK: dict[str, str] = {
     "b-moved.txt": "missing",
     "a.dir/from-b": "missing",
     "b-link.txt": "missing",
+    "team": "root:team 2770",
+    "team/notes.txt": "root:team 0660 team-notes+b nlink=1",
+    "team/a-plan.txt": "a:team 0600 plan-of-a nlink=1",
     "hold_a.txt": "a:a 0600 before-cut,after-cut nlink=1",
     "hold_b.txt": "b:b 0600 before-cut,after-cut nlink=1",
     "after_cut_a.txt": "a:a 0600 after_cut_a nlink=1",

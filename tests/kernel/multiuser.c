@@ -317,21 +317,30 @@ static void wait_for(const char *flag)
  * reopen the file as this user. */
 static void hold(void)
 {
+	/* Each holder's bytes of team/shared.txt (16 dots, 0660 root:team): before and after the cut. */
+	const int offset = strcmp(role, "hold_a") ? 8 : 0;
+	const char *mine = strcmp(role, "hold_a") ? "BBbb" : "AAaa";
 	char name[64], flag[64];
-	int fd;
+	int fd, shared;
 
 	snprintf(name, sizeof(name), "%s.txt", role);
 	fd = open(path(name), O_WRONLY | O_CREAT | O_EXCL, 0600);
 	report("open", "%s", rc(fd));
 	if (fd < 0)
 		return;
+	shared = open(path("team/shared.txt"), O_WRONLY);
+	report("open_shared", "%s", rc(shared));
 	report("write_before", "%s", rc(write(fd, "before-cut,", 11)));
 	report("fsync_before", "%s", rc(fsync(fd)));
+	report("write_shared_before", "%s", rc(pwrite(shared, mine, 2, offset)));
+	report("fsync_shared_before", "%s", rc(fsync(shared)));
 	snprintf(flag, sizeof(flag), "/tmp/%s.ready", role);
 	close(open(flag, O_WRONLY | O_CREAT, 0644));
 	wait_for("/tmp/cut.done");
 	report("write_after", "%s", rc(write(fd, "after-cut", 9)));
 	report("close", "%s", rc(close(fd)));
+	report("write_shared_after", "%s", rc(pwrite(shared, mine + 2, 2, offset + 4)));
+	report("close_shared", "%s", rc(close(shared)));
 	report("content", "%s", content_of(name));
 }
 

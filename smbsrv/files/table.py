@@ -101,7 +101,7 @@ class FileTable:
             state = self._files[open_.handle.key] = FileState(open_.handle.key)
         state.opens.append(open_)
         open_.file = state
-        holder = _holder(open_.session)
+        holder = open_.held_by = _holder(open_.session)
         self._held[holder] = self._held.get(holder, 0) + 1
         return state
 
@@ -182,7 +182,7 @@ class FileTable:
         opens = state.opens
         if open_ in opens:
             opens.remove(open_)
-            holder = _holder(open_.session)
+            holder = open_.held_by  # its session may have re-authenticated as another user since
             if self._held[holder] == 1:
                 del self._held[holder]
             else:
@@ -193,7 +193,7 @@ class FileTable:
 
 
 def _holder(session: Session) -> str:
-    """Whose opens these are for server.max_opens_per_user: the SMB user, which a durable reconnect keeps
-    ([MS-SMB2] 3.3.5.9.7 requires the same user); guest and anonymous sessions share one count."""
+    """Whose opens these are for server.max_opens_per_user: the SMB user of the session that makes the open;
+    guest and anonymous sessions share one count."""
     user = session.user
     return user.name if user is not None else ""

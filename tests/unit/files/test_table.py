@@ -115,6 +115,7 @@ def test_opens_are_counted_per_user_over_sessions() -> None:
     table.close(opens[1])
     table.close(opens[1])  # a second close of the same open counts nothing
     assert table.held_by(first) == 1
+    first.user = bob  # a re-authentication as another user: the open stays in alice's count until closed
     table.close(opens[0])
     table.close(opens[2])
-    assert table.held_by(first) == table.held_by(guest) == 0
+    assert table.held_by(second) == table.held_by(guest) == table.held_by(first) == 0

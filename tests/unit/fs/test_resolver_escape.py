@@ -231,9 +231,15 @@ def test_directory_swapped_for_symlink_mid_walk(share: ShareRoot, share_dir: Pat
     top_fd = os.open(top, os.O_PATH | os.O_DIRECTORY)
     swapper = _Swapper(top_fd, "swap", "link")
     outcomes = {"inside": 0, "symlink": 0, "not_found": 0}
+    attempts = 0
+    # As in the final-component race below: on a loaded machine the swapper thread may run too seldom for
+    # 3,000 tries to meet both states, so keep trying (up to 20 s) until each outcome and 100 swaps were seen.
+    deadline = time.monotonic() + 20
     swapper.start()
     try:
-        for _ in range(3000):
+        while (attempts < 3000 or not (outcomes["inside"] and outcomes["symlink"] and swapper.swaps > 100)) \
+                and time.monotonic() < deadline:
+            attempts += 1
             try:
                 res = share.resolve(parse("top\\swap\\inner\\secret"), case_insensitive=True)
             except SymlinkMet as met:

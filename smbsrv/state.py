@@ -67,7 +67,7 @@ class ServerState:
             return self.config.max_opens_per_user
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY:
-            soft = 1 << 20  # Linux's default fs.nr_open, what the daemon raises an unlimited soft limit to
+            soft = 1 << 20  # Linux's default fs.nr_open: no process may have more descriptors than that
         return max(1, soft // 4)
 
     @staticmethod

@@ -29,8 +29,8 @@ Each check is one test: smbsrv's result must be the one in EXPECTED, and Samba's
 DIFFERENCES (each with its cause; a listed difference that disappears fails). After the boot the owners and modes
 of what the users made are checked on the host: each file belongs to the account of the session that made it.
 
-The boot takes about 13 s of wall time here (the first 2.5 s are the boot, 2 x 3 s wait for the cut); the whole
-module about 16 s. Run: `SMBSRV_KERNEL_TESTS=1 python3 -m pytest tests/kernel/test_cifs_multiuser.py` (root).
+The boot takes about 11.5 s of wall time here (the first 2.5 s are the boot, 2 x 2 s let the reconnect after
+the cut settle); the whole module about 14 s. Run: `SMBSRV_KERNEL_TESTS=1 python3 -m pytest tests/kernel/test_cifs_multiuser.py` (root).
 """
 
 from __future__ import annotations
@@ -311,14 +311,14 @@ EXPECTED: dict[str, str] = {
     "first_again_get_xattr_own": "from-a",
     "first_again_stat_own": "ok size=11 mode=0755",
     "first_again_unlink_other": "EACCES",
-    # No key: cifs.ko cannot build this uid's session (request_key finds nothing in its keyrings) and fails every
-    # lookup, with ENOENT in this guest; no request reaches the server as anyone (host: no c.txt; smbsrv's log:
-    # no session for it).
-    "nokey_list_share": "ENOENT",
-    "nokey_stat_other": "ENOENT",
-    "nokey_read_other": "ENOENT",
-    "nokey_create": "ENOENT",
-    "nokey_mkdir": "ENOENT",
+    # No key: cifs.ko cannot build this uid's session (request_key finds nothing in its keyrings and the
+    # request-key helper has no rule) and refuses: EACCES first, then ENOKEY (the refused key is remembered); no
+    # request reaches the server as anyone (host: no c.txt; smbsrv's log: no session for it).
+    "nokey_list_share": "EACCES",
+    "nokey_stat_other": "ENOKEY",
+    "nokey_read_other": "ENOKEY",
+    "nokey_create": "ENOKEY",
+    "nokey_mkdir": "ENOKEY",
     # A key with a wrong password: SESSION_SETUP answers STATUS_LOGON_FAILURE and cifs.ko refuses with EACCES.
     "badpass_key": "ok",
     "badpass_list_share": "EACCES",

@@ -177,8 +177,11 @@ def request(path: str, command: str, timeout_s: float = 30.0) -> dict[str, Any]:
 def format_status(status: dict[str, Any]) -> str:
     """The text `smbsrv status` prints: one table per kind, like smbstatus."""
     server = status["server"]
+    per_user = server["opens_per_user"]
+    held = ", ".join(f"{name} {count}" for name, count in per_user["held"].items()) or "-"
     lines = [(f"smbsrv pid {server['pid']}: {server['connections']} connection(s), "
-              f"shares: {', '.join(server['shares']) or '-'}"), ""]
+              f"shares: {', '.join(server['shares']) or '-'}"),
+             f"opens per user (limit {per_user['limit']}): {held}", ""]
     lines.append(f"{'Session':<18} {'User':<16} {'Client':<24} {'Dialect':<8} {'Signing':<9} "
                  f"{'Encryption':<10} Trees")
     for session in status["sessions"]:

@@ -286,6 +286,10 @@ class ServerState:
                                   "exclusive": lock.exclusive} for lock in held)
         return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
                            "connections": len(self.connections),
-                           "shares": sorted(share.name for share in self.shares.values())},
+                           "shares": sorted(share.name for share in self.shares.values()),
+                           # What max_opens_per_user is checked against: disconnected durable opens count too.
+                           "opens_per_user": {"limit": self.max_opens_per_user,
+                                              "held": {name or "guest": count for name, count
+                                                       in sorted(self.files.held_by_user().items())}}},
                 "sessions": sessions, "open_files": opens, "locks": locks,
                 "breaks": oplocks.breaks_in_flight(self.files, listed, now)}

@@ -85,6 +85,10 @@ class FileTable:
         """How many registered opens the session's user holds, on this and every other session of it."""
         return self._held.get(_holder(session), 0)
 
+    def held_by_user(self) -> dict[str, int]:
+        """Every user's count of registered opens (`smbsrv status`); guest and anonymous sessions under ""."""
+        return dict(self._held)
+
     def has_open_below(self, open_: Open) -> bool:
         """Whether any open of the same share lies inside the directory `open_` names (a rename of the
         directory is refused then). A scan of every open, as Samba's have_file_open_below walks its open

@@ -254,20 +254,23 @@ class SansIoServer:
 
     def check_released(self) -> None:
         """Once every connection is gone (and the durable opens it left have timed out), the server holds
-        nothing of them: no open in the FileTable, no lease, no durable or replay record, no connection. An
-        open that outlives its session (a CREATE completing after LOGOFF) keeps a descriptor and a share
-        mode for the server's lifetime."""
+        nothing of them: no open in the FileTable, no lease, no durable or replay record, no connection, and no
+        open in any user's max_opens_per_user count. An open that outlives its session (a CREATE completing
+        after LOGOFF) keeps a descriptor and a share mode for the server's lifetime; a count that outlives its
+        open refuses the user's opens for good once enough of them leaked."""
         state = self.state
         state.scavenge(state.clock() + 1e9)
         files = state.files
         opens = [open_ for key in list(files._files) for open_ in files.opens(key)]
         left = {"opens": len(opens), "leases": len(files.leases), "durable": len(files.durable),
-                "pending durable creates": len(files.durable.pending), "connections": len(state.connections)}
+                "pending durable creates": len(files.durable.pending), "connections": len(state.connections),
+                "counted opens": sum(files._held.values())}
         if any(left.values()):
             names = sorted({"/".join(open_.path_components) for open_ in opens})
             for open_ in opens:  # the next input starts clean
                 state.close_open(open_)
             files.leases.clear()
+            files._held.clear()
             state.connections.clear()
             raise Finding(f"left after the connection ended: {left}, opens of {names}")
 

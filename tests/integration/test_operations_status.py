@@ -83,8 +83,12 @@ def test_status_lists_sessions_trees_opens_and_locks(tmp_path: Path) -> None:
                                 "file_id": handle[1], "offset": 10, "length": 10, "exclusive": True}]
     assert status["breaks"] == []
     assert status["server"]["shares"] == ["share"] and status["server"]["connections"] == 2
+    # The two opens count against the user's limit (by default a quarter of the daemon's descriptor limit).
+    limit = status["server"]["opens_per_user"]["limit"]
+    assert status["server"]["opens_per_user"]["held"] == {USER: 2} and limit > 2
     # The text form has one row per session, open and lock.
     rows = text.splitlines()
+    assert rows[1] == f"opens per user (limit {limit}): {USER} 2"
     assert any(row.startswith(sid) and "127.0.0.1:" + str(local_port) in row and "3.1.1" in row for row in rows)
     assert any(row.startswith(sid) and row.endswith("share        locked.txt") and " RW- " in row for row in rows)
     assert any(row.startswith(sid) and " EX " in row and row.endswith("share/locked.txt") for row in rows)

@@ -152,21 +152,29 @@ def _image_with_multiuser(image: VmImage, scratch: Path) -> VmImage:
     return dataclasses.replace(image, initrd=initrd)
 
 
-def _describe(path: Path, roles: dict[int, str]) -> str:
+@dataclasses.dataclass(frozen=True)
+class Roles:
+    """Role names of the accounts' uids and of their groups' gids (the two number spaces overlap)."""
+
+    users: dict[int, str]
+    groups: dict[int, str]
+
+
+def _describe(path: Path, roles: Roles) -> str:
     """"owner:group mode" by role name, and for a file its content and link count; "missing"."""
     try:
         st = path.lstat()
     except FileNotFoundError:
         return "missing"
-    owner = roles.get(st.st_uid, str(st.st_uid))
-    group = roles.get(st.st_gid, str(st.st_gid))
+    owner = roles.users.get(st.st_uid, str(st.st_uid))
+    group = roles.groups.get(st.st_gid, str(st.st_gid))
     found = f"{owner}:{group} {stat.S_IMODE(st.st_mode):04o}"
     if stat.S_ISREG(st.st_mode):
         found += f" {path.read_text(errors='replace')} nlink={st.st_nlink}"
     return found
 
 
-def _on_disk(share: Path, roles: dict[int, str]) -> dict[str, str]:
+def _on_disk(share: Path, roles: Roles) -> dict[str, str]:
     found = {name: _describe(share / name, roles) for name in HOST_NAMES}
     for burst in BURSTS:
         # All of a burst's files alike: "<count> x <description>", or each distinct description.
@@ -251,9 +259,9 @@ def run(accounts: dict[str, pwd.struct_passwd]) -> Iterator[MultiuserRun]:
                 if "samba" in cutter.relays:
                     cutter.relays["samba"].stop()
         smbsrv_log = _final_log(server.log_path)
-        roles = {0: "root", **{entry.pw_uid: role for role, entry in accounts.items()}}
-        roles.update({entry.pw_gid: role for role, entry in accounts.items()})
-        roles[grp.getgrnam(TEAM_GROUP).gr_gid] = "team"
+        roles = Roles({0: "root", **{entry.pw_uid: role for role, entry in accounts.items()}},
+                      {0: "root", **{entry.pw_gid: role for role, entry in accounts.items()},
+                       grp.getgrnam(TEAM_GROUP).gr_gid: "team"})
         on_disk = {kind: _on_disk(share, roles) for kind, share in shares.items()}
     CONSOLE_LOG_DIR.mkdir(parents=True, exist_ok=True)
     (CONSOLE_LOG_DIR / "multiuser.log").write_text(result.output)

@@ -29,20 +29,6 @@ t_mount() {
         -o "ip=$SERVER_IP,port=$2,username=$MOUNT_USER,password=$MOUNT_PASS,vers=3.1.1,multiuser,sec=ntlmssp,actimeo=0,echo_interval=1"
 }
 
-# t_users NAME: the users one after the other on /mnt/NAME, into /tmp/NAME.out.
-t_users() {
-    out="/tmp/$1.out"
-    : >"$out"
-    multiuser first "/mnt/$1" "$UID_A" "$GID_A" "$SERVER_IP" "$USER_A:$PASS_A" >>"$out"
-    multiuser second "/mnt/$1" "$UID_B" "$GID_B" "$SERVER_IP" "$USER_B:$PASS_B" >>"$out"
-    multiuser first_again "/mnt/$1" "$UID_A" "$GID_A" "$SERVER_IP" "$USER_A:$PASS_A" >>"$out"
-    expect_kernel_errors_begin "multiuser_refused"
-    multiuser nokey "/mnt/$1" "$NOKEY_UID" "$NOKEY_UID" >>"$out"
-    multiuser badpass "/mnt/$1" "$BADPASS_UID" "$BADPASS_UID" "$SERVER_IP" "$USER_A:wrong-$PASS_A" >>"$out"
-    expect_kernel_errors_end "multiuser_refused"
-    multiuser root "/mnt/$1" 0 0 >>"$out"
-}
-
 # as_a ROLE NAME / as_b ROLE NAME: multiuser as user A or B on /mnt/NAME.
 as_a() {
     multiuser "$1" "/mnt/$2" "$UID_A" "$GID_A" "$SERVER_IP" "$USER_A:$PASS_A"
@@ -50,6 +36,20 @@ as_a() {
 
 as_b() {
     multiuser "$1" "/mnt/$2" "$UID_B" "$GID_B" "$SERVER_IP" "$USER_B:$PASS_B"
+}
+
+# t_users NAME: the users one after the other on /mnt/NAME, into /tmp/NAME.out.
+t_users() {
+    out="/tmp/$1.out"
+    : >"$out"
+    as_a first "$1" >>"$out"
+    as_b second "$1" >>"$out"
+    as_a first_again "$1" >>"$out"
+    expect_kernel_errors_begin "multiuser_refused"
+    multiuser nokey "/mnt/$1" "$NOKEY_UID" "$NOKEY_UID" >>"$out"
+    multiuser badpass "/mnt/$1" "$BADPASS_UID" "$BADPASS_UID" "$SERVER_IP" "$USER_A:wrong-$PASS_A" >>"$out"
+    expect_kernel_errors_end "multiuser_refused"
+    multiuser root "/mnt/$1" 0 0 >>"$out"
 }
 
 # t_burst NAME: both users create 40 files each at the same time, their requests interleaved on one connection.

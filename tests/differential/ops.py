@@ -1,0 +1,126 @@
+"""Seeded sequences of ordinary SMB2 file operations over a tiny namespace ([MS-SMB2] 2.2.13-2.2.39).
+
+A sequence works inside one fresh directory of the share, on the names "a", "b", "d" and "d\\x" (so "d" may
+become a directory holding "x", or a file, and "d\\x" then fails with a path error), through three handle
+slots spread over two connections of the same user: share modes, delete-pending and byte-range locks meet
+between handles and sessions. No oplocks or leases are asked for (their breaks would make the two servers'
+runs differ in timing), every LOCK fails immediately instead of waiting, and no timestamps are set.
+
+An Op names a slot, not a FileId: the runner keeps each slot's handle (and its connection) per server, so one
+sequence replays identically against both. A CREATE into a busy slot closes the old handle first.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields
+
+from tests import builders as b
+
+NAMES = ("a", "b", "d", "d\\x")
+SLOTS = 3
+CONNECTIONS = 2
+
+FILE_ATTRIBUTE_HIDDEN = 0x2
+FILE_ATTRIBUTE_SYSTEM = 0x4
+FILE_ATTRIBUTE_ARCHIVE = 0x20
+
+ACCESS_MASKS = (
+    b.GENERIC_READ, b.GENERIC_WRITE, b.GENERIC_READ | b.GENERIC_WRITE, b.GENERIC_ALL, b.MAXIMUM_ALLOWED,
+    b.FILE_READ_ATTRIBUTES, b.FILE_READ_ATTRIBUTES | b.FILE_WRITE_ATTRIBUTES, b.DELETE | b.FILE_READ_ATTRIBUTES,
+    b.GENERIC_READ | b.DELETE, b.FILE_READ_DATA, b.FILE_WRITE_DATA | b.DELETE, b.FILE_APPEND_DATA,
+    b.READ_CONTROL, b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE,
+)
+CREATE_ATTRIBUTES = (0, 0, b.FILE_ATTRIBUTE_NORMAL, b.FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_HIDDEN,
+                     FILE_ATTRIBUTE_SYSTEM, FILE_ATTRIBUTE_ARCHIVE, FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM)
+SET_ATTRIBUTES = (0, b.FILE_ATTRIBUTE_NORMAL, b.FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_HIDDEN,
+                  FILE_ATTRIBUTE_ARCHIVE, b.FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_HIDDEN,
+                  b.FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE)
+# FileBasic, FileStandard, FileNetworkOpen, FileAttributeTag ([MS-FSCC] 2.4)
+QUERY_CLASSES = (4, 5, 34, 35)
+LOCK_FLAGS = (b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY,
+              b.SMB2_LOCKFLAG_SHARED_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY, b.SMB2_LOCKFLAG_UNLOCK)
+
+KINDS = ("create", "close", "write", "read", "rename", "disposition", "basic", "eof", "query", "querydir",
+         "lock", "flush")
+WEIGHTS = (30, 7, 10, 8, 6, 7, 6, 5, 12, 5, 6, 2)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One step. Fields a kind does not use keep their defaults and are not shown."""
+
+    kind: str
+    slot: int = 0
+    conn: int = 0  # create: the connection the slot's handle lives on
+    name: str = ""  # create: the file; rename: the target
+    access: int = 0
+    share: int = 0
+    disposition: int = 0
+    options: int = 0
+    attributes: int = 0  # create and basic
+    offset: int = 0  # write, read, lock, eof (the new size)
+    length: int = 0  # read, lock
+    data: bytes = b""  # write
+    flag: int = 0  # rename: ReplaceIfExists; disposition: DeletePending; lock: flags; querydir: flags
+    info_class: int = 0  # query
+    pattern: str = ""  # querydir
+
+    def describe(self) -> str:
+        shown = [f"{field.name}={_shown(field.name, getattr(self, field.name))}"
+                 for field in fields(self)[1:] if getattr(self, field.name) != field.default or field.name == "slot"]
+        return f"{self.kind}(" + ", ".join(shown) + ")"
+
+
+def _shown(name: str, value: object) -> str:
+    if isinstance(value, int) and name in ("access", "options", "attributes", "flag"):
+        return hex(value)
+    return repr(value)
+
+
+def _create(rng: random.Random) -> Op:
+    options = rng.choice((0, 0, b.FILE_DIRECTORY_FILE, b.FILE_NON_DIRECTORY_FILE))
+    if rng.random() < 0.15:
+        options |= b.FILE_DELETE_ON_CLOSE
+    disposition = rng.choice((b.FILE_OPEN, b.FILE_OPEN, b.FILE_CREATE, b.FILE_OPEN_IF, b.FILE_OPEN_IF,
+                              b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF, b.FILE_SUPERSEDE))
+    share = rng.choice((b.FILE_SHARE_ALL, b.FILE_SHARE_ALL, rng.randrange(8)))
+    return Op("create", slot=rng.randrange(SLOTS), conn=rng.randrange(CONNECTIONS), name=rng.choice(NAMES),
+              access=rng.choice(ACCESS_MASKS), share=share, disposition=disposition, options=options,
+              attributes=rng.choice(CREATE_ATTRIBUTES))
+
+
+def random_op(rng: random.Random) -> Op:
+    kind = rng.choices(KINDS, WEIGHTS)[0]
+    slot = rng.randrange(SLOTS)
+    if kind == "create":
+        return _create(rng)
+    if kind == "write":
+        return Op(kind, slot=slot, offset=rng.choice((0, 0, 1, 5, 100)),
+                  data=bytes(rng.randrange(256) for _ in range(rng.randint(1, 20))))
+    if kind == "read":
+        return Op(kind, slot=slot, offset=rng.choice((0, 0, 3, 50, 200)), length=rng.choice((0, 1, 10, 64)))
+    if kind == "rename":
+        return Op(kind, slot=slot, name=rng.choice(NAMES), flag=rng.randrange(2))
+    if kind == "disposition":
+        return Op(kind, slot=slot, flag=rng.choice((1, 1, 1, 0)))
+    if kind == "basic":
+        return Op(kind, slot=slot, attributes=rng.choice(SET_ATTRIBUTES))
+    if kind == "eof":
+        return Op(kind, slot=slot, offset=rng.choice((0, 3, 10, 100)))
+    if kind == "query":
+        return Op(kind, slot=slot, info_class=rng.choice(QUERY_CLASSES))
+    if kind == "querydir":
+        return Op(kind, slot=slot, pattern=rng.choice(("*", "*", "x", "a", "?")),
+                  flag=rng.choice((0, b.SMB2_RESTART_SCANS)))
+    if kind == "lock":
+        return Op(kind, slot=slot, offset=rng.choice((0, 2, 10)), length=rng.choice((1, 5)),
+                  flag=rng.choice(LOCK_FLAGS))
+    return Op(kind, slot=slot)
+
+
+def sequence(seed: int, length: int | None = None) -> list[Op]:
+    """The sequence of one seed: 8-30 operations, a CREATE first so that something happens."""
+    rng = random.Random(seed)
+    count = length if length is not None else rng.randint(8, 30)
+    return [_create(rng)] + [random_op(rng) for _ in range(count - 1)]

@@ -1,0 +1,437 @@
+"""Run the same random operation sequences against Samba 4.17 and smbsrv and report where the answers differ.
+
+    python -m tests.differential.run --sequences 2000 --seed 1        # as root: both servers, one new account
+
+Both servers run as root serving the same fresh non-root Unix account (tests/smbtorture/compare.py's
+unix_account), each from its own share directory. Every sequence (tests/differential/ops.py) gets a new
+directory in both shares, made on disk and owned by the account; the runner replays it step by step on two
+connections per server and records per step the NTSTATUS and what a client may rely on of the answer (create
+action, attributes, sizes, link count, delete-pending, directory flag, data read, names listed), never
+timestamps, file ids or allocation sizes. After the last step every handle still open is closed and the
+directory's contents on disk (names, types, modes, sizes, data) are recorded too.
+
+The first step where the two records differ ends the comparison of a sequence (the servers' states may part
+from there). A difference on tests/differential/allowed.py's list is counted as allowed; any other is
+minimised (steps dropped while the same difference remains) and printed with the operations that reproduce it.
+Exit status 0 when no difference outside the list was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.servers import HOST, SHARE_NAME, SambaServer, SmbsrvServer
+from smbsrv.wire.status import NtStatus
+from tests import builders as b
+from tests.differential import allowed
+from tests.differential.ops import CONNECTIONS, Op, sequence
+
+PASSWORD = "Differential-1"
+Record = tuple  # (label, status, (("field", value), ...))
+
+
+def status_text(status: int) -> str:
+    try:
+        return NtStatus(status).name
+    except ValueError:
+        return f"0x{status:08X}"
+
+
+@dataclass
+class Side:
+    """One server as the runner drives it: two logged-on connections and the share directory on disk."""
+
+    name: str
+    port: int
+    user: str
+    password: str
+    share_dir: Path
+    owner: tuple[int, int] | None
+    clients: list[b.Client] = field(default_factory=list)
+
+    def connect(self) -> None:
+        self.disconnect()
+        self.clients = [b.connect(HOST, self.port, self.user, self.password, SHARE_NAME, sign=True)
+                        for _ in range(CONNECTIONS)]
+
+    def disconnect(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.clients = []
+
+    def fresh_directory(self, base: str) -> Path:
+        path = self.share_dir / base
+        path.mkdir(mode=0o755)
+        path.chmod(0o755)
+        if self.owner is not None:
+            os.chown(path, *self.owner)
+        return path
+
+
+class Dropped(Exception):
+    """A server closed a connection or did not answer in time: recorded as the step's result."""
+
+
+# -- one step ---------------------------------------------------------------------------------------------
+
+def _request(client: b.Client, command: int, body: bytes) -> b.Response:
+    try:
+        return client.request(command, body)
+    except (b.ConnectionDropped, OSError) as exc:  # TimeoutError is an OSError
+        raise Dropped(type(exc).__name__) from exc
+
+
+def _create_detail(body: bytes) -> tuple:
+    """CreateAction@4, EndofFile@48, FileAttributes@56 ([MS-SMB2] 2.2.14)."""
+    (action,) = struct.unpack_from("<I", body, 4)
+    (eof,) = struct.unpack_from("<Q", body, 48)
+    (attributes,) = struct.unpack_from("<I", body, 56)
+    return (("action", action), ("attributes", hex(attributes)), ("eof", eof))
+
+
+def _query_detail(info_class: int, data: bytes) -> tuple:
+    """The parts of [MS-FSCC] 2.4.7, 2.4.41, 2.4.29 and 2.4.6 that are not times, ids or allocation."""
+    if info_class == 4:  # FileBasicInformation: FileAttributes@32
+        return (("attributes", hex(struct.unpack_from("<I", data, 32)[0])),)
+    if info_class == 5:  # FileStandardInformation: EndOfFile@8, NumberOfLinks@16, DeletePending@20, Directory@21
+        eof, links = struct.unpack_from("<QI", data, 8)
+        return (("eof", eof), ("links", links), ("delete_pending", data[20]), ("directory", data[21]))
+    if info_class == 34:  # FileNetworkOpenInformation: EndOfFile@40, FileAttributes@48
+        return (("eof", struct.unpack_from("<Q", data, 40)[0]),
+                ("attributes", hex(struct.unpack_from("<I", data, 48)[0])))
+    if info_class == 35:  # FileAttributeTagInformation: FileAttributes@0, ReparseTag@4
+        attributes, tag = struct.unpack_from("<II", data, 0)
+        return (("attributes", hex(attributes)), ("tag", hex(tag)))
+    raise ValueError(info_class)
+
+
+def _directory_detail(buffer: bytes) -> tuple:
+    """FileDirectoryInformation entries ([MS-FSCC] 2.4.10), sorted: name, attributes, and EndOfFile of files."""
+    entries = []
+    position = 0
+    while buffer:
+        (next_offset,) = struct.unpack_from("<I", buffer, position)
+        (eof,) = struct.unpack_from("<Q", buffer, position + 40)
+        attributes, name_length = struct.unpack_from("<II", buffer, position + 56)
+        name = buffer[position + 64:position + 64 + name_length].decode("utf-16-le")
+        directory = attributes & b.FILE_ATTRIBUTE_DIRECTORY
+        entries.append((name, hex(attributes), 0 if directory else eof))
+        if not next_offset:
+            break
+        position += next_offset
+    return (("entries", tuple(sorted(entries))),)
+
+
+def _set_info(client: b.Client, file_id: tuple[int, int], info_class: int, buffer: bytes) -> b.Response:
+    return _request(client, b.SMB2_SET_INFO, b.set_info_body(file_id, b.SMB2_0_INFO_FILE, info_class, buffer))
+
+
+def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op, base: str) -> Record:
+    """Carry out one operation; its record."""
+    if op.kind == "create":
+        before = ()
+        if op.slot in slots:
+            client, file_id = slots.pop(op.slot)
+            before = (("closed_first", status_text(_request(client, b.SMB2_CLOSE, b.close_body(file_id)).status)),)
+        client = side.clients[op.conn]
+        body = b.create_body(f"{base}\\{op.name}", desired_access=op.access, disposition=op.disposition,
+                             options=op.options, share_access=op.share, file_attributes=op.attributes)
+        response = _request(client, b.SMB2_CREATE, body)
+        if response.status != b.STATUS_SUCCESS:
+            return (op.kind, status_text(response.status), before)
+        slots[op.slot] = (client, b.create_file_id(response.body))
+        return (op.kind, "STATUS_SUCCESS", before + _create_detail(response.body))
+    if op.slot not in slots:
+        return (op.kind, "no-handle", ())
+    client, file_id = slots[op.slot]
+    detail: tuple = ()
+    if op.kind == "close":
+        del slots[op.slot]
+        response = _request(client, b.SMB2_CLOSE, b.close_body(file_id))
+    elif op.kind == "write":
+        response = _request(client, b.SMB2_WRITE, b.write_body(file_id, op.offset, op.data))
+        if response.status == b.STATUS_SUCCESS:
+            detail = (("count", struct.unpack_from("<I", response.body, 4)[0]),)
+    elif op.kind == "read":
+        response = _request(client, b.SMB2_READ, b.read_body(file_id, op.offset, op.length))
+        if response.status == b.STATUS_SUCCESS:
+            detail = (("data", b.read_data(response).hex()),)
+    elif op.kind == "rename":
+        response = _set_info(client, file_id, b.FILE_RENAME_INFORMATION,
+                             b.rename_info(f"{base}\\{op.name}", bool(op.flag)))
+    elif op.kind == "disposition":
+        response = _set_info(client, file_id, b.FILE_DISPOSITION_INFORMATION, b.disposition_info(bool(op.flag)))
+    elif op.kind == "basic":
+        # Zero times leave them as they are ([MS-FSCC] 2.4.7); only FileAttributes changes.
+        response = _set_info(client, file_id, b.FILE_BASIC_INFORMATION, bytes(32) + struct.pack("<II", op.attributes, 0))
+    elif op.kind == "eof":
+        response = _set_info(client, file_id, b.FILE_END_OF_FILE_INFORMATION, struct.pack("<Q", op.offset))
+    elif op.kind == "query":
+        response = _request(client, b.SMB2_QUERY_INFO,
+                            b.query_info_body(file_id, b.SMB2_0_INFO_FILE, op.info_class, output_length=4096))
+        if response.status == b.STATUS_SUCCESS:
+            detail = _query_detail(op.info_class, b.output_buffer(response))
+    elif op.kind == "querydir":
+        response = _request(client, b.SMB2_QUERY_DIRECTORY,
+                            b.query_directory_body(file_id, op.pattern, info_class=b.FILE_DIRECTORY_INFORMATION,
+                                                   flags=op.flag))
+        if response.status == b.STATUS_SUCCESS:
+            detail = _directory_detail(b.output_buffer(response))
+    elif op.kind == "lock":
+        response = _request(client, b.SMB2_LOCK, b.lock_body(file_id, [(op.offset, op.length, op.flag)]))
+    elif op.kind == "flush":
+        response = _request(client, b.SMB2_FLUSH, b.flush_body(file_id))
+    else:
+        raise ValueError(op.kind)
+    return (op.kind, status_text(response.status), detail)
+
+
+def disk_contents(root: Path) -> tuple:
+    """Every name below `root` with its type, permission bits, and for files the size and data."""
+    entries = []
+    for directory, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            path = Path(directory) / name
+            st = path.lstat()
+            kind = "dir" if path.is_dir() and not path.is_symlink() else "file" if path.is_file() else "other"
+            data = path.read_bytes().hex() if kind == "file" else ""
+            entries.append((str(path.relative_to(root)), kind, oct(st.st_mode & 0o7777), st.st_size if data else 0,
+                            data))
+    return tuple(sorted(entries))
+
+
+def execute(side: Side, ops: list[Op], base: str) -> list[Record]:
+    """The records of one sequence on one server, ending with the closes of what stayed open and the disk."""
+    if not side.clients:
+        side.connect()
+    directory = side.fresh_directory(base)
+    slots: dict[int, tuple[b.Client, tuple[int, int]]] = {}
+    records: list[Record] = []
+    try:
+        for op in ops:
+            records.append(step(side, slots, op, base))
+        for slot in sorted(slots):
+            client, file_id = slots.pop(slot)
+            response = _request(client, b.SMB2_CLOSE, b.close_body(file_id))
+            records.append(("final-close", status_text(response.status), (("slot", slot),)))
+    except Dropped as exc:
+        records.append(("dropped", str(exc), ()))
+        side.disconnect()  # the next sequence logs on again
+    records.append(("disk", "", (("contents", disk_contents(directory)),)))
+    shutil.rmtree(directory, ignore_errors=True)
+    return records
+
+
+# -- comparing ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Difference:
+    index: int
+    op: Op | None  # None for the records after the operations (final closes, disk contents)
+    samba: Record
+    smbsrv: Record
+
+    @property
+    def signature(self) -> tuple:
+        """What kind of difference this is: the step's kind and both statuses, and the first differing field
+        when the statuses agree. Two differences with one signature are one finding."""
+        label, samba_status, samba_detail = self.samba
+        _, smbsrv_status, smbsrv_detail = self.smbsrv
+        if samba_status != smbsrv_status or label != self.smbsrv[0]:
+            return (label, samba_status, self.smbsrv[0], smbsrv_status)
+        samba_fields, smbsrv_fields = dict(samba_detail), dict(smbsrv_detail)
+        differing = sorted(key for key in samba_fields.keys() | smbsrv_fields.keys()
+                           if samba_fields.get(key) != smbsrv_fields.get(key))
+        return (label, samba_status, smbsrv_status, tuple(differing))
+
+
+def first_difference(ops: list[Op], samba: list[Record], smbsrv: list[Record]) -> Difference | None:
+    for index, (left, right) in enumerate(zip(samba, smbsrv, strict=False)):
+        if left != right:
+            return Difference(index, ops[index] if index < len(ops) else None, left, right)
+    if len(samba) != len(smbsrv):
+        index = min(len(samba), len(smbsrv))
+        missing = ("(none)", "", ())
+        return Difference(index, None, samba[index] if index < len(samba) else missing,
+                          smbsrv[index] if index < len(smbsrv) else missing)
+    return None
+
+
+@dataclass
+class Runner:
+    samba: Side
+    smbsrv: Side
+    counter: int = 0
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2))
+
+    def compare(self, ops: list[Op]) -> Difference | None:
+        """Run `ops` on both servers at once (each in a new directory) and return their first difference."""
+        self.counter += 1
+        base = f"q{self.counter}"
+        samba = self.pool.submit(execute, self.samba, ops, base)
+        smbsrv = self.pool.submit(execute, self.smbsrv, ops, base)
+        return first_difference(ops, samba.result(), smbsrv.result())
+
+    def minimise(self, ops: list[Op], difference: Difference) -> tuple[list[Op], Difference]:
+        """Drop steps (last first) while the same kind of difference remains; steps after it go at once."""
+        ops = ops[:difference.index + 1]
+        changed = True
+        while changed:
+            changed = False
+            for index in reversed(range(len(ops))):
+                candidate = ops[:index] + ops[index + 1:]
+                found = self.compare(candidate) if candidate else None
+                if found is not None and found.signature == difference.signature:
+                    ops, difference, changed = candidate[:found.index + 1], found, True
+        return ops, difference
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.samba.disconnect()
+        self.smbsrv.disconnect()
+
+
+@dataclass
+class Report:
+    sequences: int = 0
+    steps: int = 0
+    allowed: dict[str, int] = field(default_factory=dict)
+    findings: dict[tuple, tuple[int, list[Op], Difference]] = field(default_factory=dict)
+    counts: dict[tuple, int] = field(default_factory=dict)
+
+
+def run_sequences(runner: Runner, seeds: range, minimise: bool = True, progress: bool = False) -> Report:
+    report = Report()
+    for seed in seeds:
+        ops = sequence(seed)
+        report.sequences += 1
+        report.steps += len(ops)
+        difference = runner.compare(ops)
+        if difference is None:
+            continue
+        reason = allowed.reason(difference.op, difference.samba, difference.smbsrv)
+        if reason is not None:
+            report.allowed[reason] = report.allowed.get(reason, 0) + 1
+            continue
+        signature = difference.signature
+        report.counts[signature] = report.counts.get(signature, 0) + 1
+        if signature not in report.findings:
+            shown = runner.minimise(ops, difference) if minimise else (ops[:difference.index + 1], difference)
+            report.findings[signature] = (seed, *shown)
+            if progress:
+                print(describe_finding(signature, report), file=sys.stderr, flush=True)
+        if progress and report.sequences % 100 == 0:
+            print(f"{report.sequences} sequences, {len(report.findings)} findings", file=sys.stderr, flush=True)
+    return report
+
+
+def describe_finding(signature: tuple, report: Report) -> str:
+    seed, ops, difference = report.findings[signature]
+    lines = [f"DIFFERENCE {signature} (seen {report.counts[signature]}x, first in seed {seed}); reproduces with:"]
+    lines += [f"  {index}: {op.describe()}" for index, op in enumerate(ops)]
+    lines.append(f"  samba:  {difference.samba}")
+    lines.append(f"  smbsrv: {difference.smbsrv}")
+    return "\n".join(lines)
+
+
+def summary(report: Report) -> str:
+    lines = [(f"{report.sequences} sequences, {report.steps} operations, "
+              f"{len(report.findings)} distinct differences not allowed, "
+              f"{sum(report.allowed.values())} sequences ended on an allowed difference")]
+    lines += [f"  allowed {count}x: {reason}" for reason, count in sorted(report.allowed.items())]
+    lines += [describe_finding(signature, report) for signature in report.findings]
+    return "\n".join(lines)
+
+
+# -- the two servers ----------------------------------------------------------------------------------------
+
+@contextmanager
+def servers(account: str, owner: tuple[int, int] | None) -> Iterator[Runner]:
+    """Samba and smbsrv, each serving its own new share directory to `account` (SMB user of the same name)."""
+    with tempfile.TemporaryDirectory(prefix="differential-") as tmp:
+        top = Path(tmp)
+        top.chmod(0o755)  # both servers reach the shares as the account
+        started: list = []
+        try:
+            sides = []
+            for kind in ("samba", "smbsrv"):
+                share, workdir = top / f"share-{kind}", top / f"work-{kind}"
+                share.mkdir(mode=0o755)
+                workdir.mkdir()
+                if owner is not None:
+                    os.chown(share, *owner)
+                server = (SambaServer(workdir, share, account, PASSWORD, False) if kind == "samba" else
+                          SmbsrvServer(workdir, share, account, PASSWORD, False, server_args="--signing desired"))
+                server.start()
+                started.append(server)
+                sides.append(Side(kind, server.port, account, PASSWORD, share, owner))
+            runner = Runner(*sides)
+            try:
+                yield runner
+            finally:
+                runner.close()
+            for marker in ("Traceback (most recent call last)", "internal error"):
+                assert marker not in started[1].log_path.read_text(errors="replace"), f"smbsrv logged {marker!r}"
+        finally:
+            for server in started:
+                server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sequences", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1, help="first seed; sequence i uses seed + i")
+    parser.add_argument("--no-minimise", action="store_true")
+    parser.add_argument("--show", action="store_true", help="print each sequence's operations and both records")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("run it as root: both servers run as root and act as a new Unix account", file=sys.stderr)
+        return 2
+    if shutil.which("smbd") is None:
+        print("smbd is not installed (apt-get install samba)", file=sys.stderr)
+        return 2
+    from tests.smbtorture.compare import unix_account
+
+    started = time.monotonic()
+    with unix_account() as account, servers(account, _ids(account)) as runner:
+        seeds = range(args.seed, args.seed + args.sequences)
+        if args.show:
+            for seed in seeds:
+                show(runner, seed)
+            return 0
+        report = run_sequences(runner, seeds, minimise=not args.no_minimise, progress=True)
+    print(summary(report))
+    print(f"wall {time.monotonic() - started:.1f} s")
+    return 1 if report.findings else 0
+
+
+def show(runner: Runner, seed: int) -> None:
+    ops = sequence(seed)
+    runner.counter += 1
+    base = f"q{runner.counter}"
+    samba, smbsrv = execute(runner.samba, ops, base), execute(runner.smbsrv, ops, base)
+    print(f"seed {seed}")
+    for index, (left, right) in enumerate(zip(samba, smbsrv, strict=False)):
+        op = ops[index].describe() if index < len(ops) else ""
+        print(f"  {index}: {op}\n      samba:  {left}" + ("" if left == right else f"\n      smbsrv: {right}"))
+
+
+def _ids(account: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(account)
+    return entry.pw_uid, entry.pw_gid
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ from typing import Any
 from smbsrv.commands import oplock_break
 from smbsrv.files import write_time
 from smbsrv.fs import backend
+from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.hsm import access as hsm_access
 from smbsrv.protocol.bulk import BULK_IO_BYTES
@@ -104,7 +105,18 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
         open_.handle.sync(data_only=True)
     # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
     # burst of writes coalesce in each watch's buffer.
+    if not open_.wrote and not open_.posix:
+        _mark_archive(open_)
     open_.wrote = True  # its close breaks the directory's leases (commands/oplock_break.py DirectoryChanges)
     ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
                                                 Filter.LAST_WRITE | Filter.SIZE, origin=open_)
     return wire.encode_write_response(written)
+
+
+def _mark_archive(open_: Open) -> None:
+    """The first write through a Windows handle sets FILE_ATTRIBUTE_ARCHIVE when it is clear, so backup tools
+    see the file as changed (Windows; Samba's mark_file_modified). A file with no stored attributes shows
+    ARCHIVE already."""
+    info = open_.handle.dos_info()
+    if info is not None and not info.attributes & fattr.FILE_ATTRIBUTE_ARCHIVE:
+        open_.handle.set_dos_info(info.attributes | fattr.FILE_ATTRIBUTE_ARCHIVE, None, info.change_time or None)

@@ -16,6 +16,7 @@ from smbsrv.files import oplocks
 from smbsrv.files.durable import DurableOpens
 from smbsrv.files.locks import ByteRangeLocks
 from smbsrv.files.notify import ChangeFeed, Watches
+from smbsrv.wire.constants import FILE_DELETE_ON_CLOSE
 
 if TYPE_CHECKING:
     from smbsrv.protocol.objects import Open, Session
@@ -143,8 +144,10 @@ class FileTable:
 
     def set_delete_pending(self, open_: Open, pending: bool) -> None:
         """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.14.3): the handle deletes on close, and
-        the file is delete-pending for every other opener (or no longer is)."""
-        open_.delete_on_close = pending
+        the file is delete-pending for every other opener (or no longer is). Clearing it does not undo a
+        FILE_DELETE_ON_CLOSE the handle was created with: its close makes the file delete-pending again
+        (Windows: clearing "has no effect" on such a handle; Samba's initial_delete_on_close)."""
+        open_.delete_on_close = pending or bool(open_.create_options & FILE_DELETE_ON_CLOSE)
         state = self._files.get(open_.handle.key)
         if state is not None:
             state.delete_pending = pending

@@ -199,8 +199,11 @@ def encode_basic(info: FileInfo) -> bytes:
 
 def _links(info: FileInfo, delete_pending: bool) -> int:
     """NumberOfLinks counts the names that stay: the one a pending delete will remove is not among them
-    (Windows, and Samba's smbd_do_qfilepathinfo; smbtorture smb2.setinfo reads 0 for a single-link file)."""
-    return max(info.number_of_links - 1, 0) if delete_pending else info.number_of_links
+    (Windows, and Samba's smbd_do_qfilepathinfo; smbtorture smb2.setinfo reads 0 for a single-link file).
+    A directory has one link whatever st_nlink counts (its "." and its subdirectories' ".."), as on NTFS and
+    in Samba 4.17 (tests/differential found the 2 of an empty directory)."""
+    links = 1 if info.is_directory and info.number_of_links else info.number_of_links
+    return max(links - 1, 0) if delete_pending else links
 
 
 def encode_standard(info: FileInfo, delete_pending: bool = False) -> bytes:

@@ -1,0 +1,131 @@
+"""smbsrv against Samba 4.17 over the same random operation sequences (tests/differential), and the regression
+tests of what those runs found.
+
+One Samba and one smbsrv serve the same non-root account (conftest's serving_account) for the whole module.
+The fixed seeds below must produce no difference outside tests/differential/allowed.py; longer runs:
+`python -m tests.differential.run --sequences 5000 --seed N` (as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+
+import pytest
+
+from tests import builders as b
+from tests.conftest import serving_account
+from tests.differential import allowed
+from tests.differential.run import Runner, Side, run_sequences, servers, summary
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="both servers run as root serving a non-root account"),
+]
+SEEDS = range(1, 2001)
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[Runner]:
+    account = serving_account()
+    assert account is not None
+    with servers(account.pw_name, (account.pw_uid, account.pw_gid)) as pair:
+        yield pair
+
+
+def test_random_sequences_answer_as_samba(runner: Runner) -> None:
+    report = run_sequences(runner, SEEDS)
+    assert not report.findings, summary(report)
+    # The runs must get somewhere: most sequences reach their end without an accepted difference.
+    assert sum(report.allowed.values()) < len(SEEDS) * 0.75, summary(report)
+
+
+def test_allowed_entries_say_why() -> None:
+    for entry in allowed.ALLOWED:
+        assert entry.reason.startswith(("spec: ", "samba: ")), entry
+    for entry in allowed.KNOWN:
+        assert entry.reason.startswith(("BUG: ", "check: ")), entry
+
+
+# -- regressions found by the differential runs; each runs on both servers and wants the same answer --------
+
+def _both(runner: Runner) -> list[tuple[Side, b.Client, str]]:
+    sides = []
+    for side in (runner.samba, runner.smbsrv):
+        if not side.clients:
+            side.connect()
+        runner.counter += 1
+        base = f"r{runner.counter}"
+        side.fresh_directory(base)
+        sides.append((side, side.clients[0], base))
+    return sides
+
+
+def _standard(client: b.Client, file_id: tuple[int, int]) -> tuple[int, int, int]:
+    """NumberOfLinks, DeletePending and Directory of FileStandardInformation ([MS-FSCC] 2.4.41)."""
+    response = client.query_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_STANDARD_INFORMATION)
+    assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+    links, pending, directory = struct.unpack_from("<IBB", b.output_buffer(response), 16)
+    return links, pending, directory
+
+
+def test_directory_has_one_link(runner: Runner) -> None:
+    """An empty directory has st_nlink 2 and one with a subdirectory 3; both servers answer 1, as NTFS does."""
+    for side, client, base in _both(runner):
+        outer = client.open(f"{base}\\outer", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                            options=b.FILE_DIRECTORY_FILE)
+        assert _standard(client, outer) == (1, 0, 1), side.name
+        inner = client.open(f"{base}\\outer\\inner", desired_access=b.GENERIC_READ | b.DELETE,
+                            disposition=b.FILE_CREATE, options=b.FILE_DIRECTORY_FILE)
+        assert _standard(client, outer) == (1, 0, 1), side.name
+        response = client.set_info(inner, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
+        assert response.status == b.STATUS_SUCCESS
+        assert _standard(client, inner) == (0, 1, 1), side.name  # the pending delete takes the one link
+        assert client.close_file(inner) == b.STATUS_SUCCESS
+        assert client.close_file(outer) == b.STATUS_SUCCESS
+
+
+def test_clearing_disposition_keeps_delete_on_close(runner: Runner) -> None:
+    """FILE_DELETE_ON_CLOSE from the CREATE outlives a FileDispositionInformation of 0 through the same handle:
+    the close deletes the file (Windows; Samba 4.17). smbsrv kept it."""
+    for side, client, base in _both(runner):
+        file_id = client.open(f"{base}\\doomed", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE,
+                              disposition=b.FILE_CREATE, options=b.FILE_NON_DIRECTORY_FILE | b.FILE_DELETE_ON_CLOSE)
+        other = client.open(f"{base}\\doomed", desired_access=b.FILE_READ_ATTRIBUTES)
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION,
+                                   b.disposition_info(False))
+        assert response.status == b.STATUS_SUCCESS, side.name
+        assert _standard(client, other)[1] == 0, side.name  # not delete-pending while the handle is open
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+        # Its close made the file delete-pending: the other open still works, a new open is refused.
+        assert _standard(client, other)[1] == 1, side.name
+        assert client.create(f"{base}\\doomed").status == b.STATUS_DELETE_PENDING, side.name
+        assert client.close_file(other) == b.STATUS_SUCCESS
+        assert not (side.share_dir / base / "doomed").exists(), side.name
+
+
+def _attributes(client: b.Client, file_id: tuple[int, int]) -> int:
+    response = client.query_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION)
+    assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+    return struct.unpack_from("<I", b.output_buffer(response), 32)[0]
+
+
+def test_first_write_sets_archive(runner: Runner) -> None:
+    """A write through a handle sets FILE_ATTRIBUTE_ARCHIVE again after a client cleared it (Windows; Samba's
+    mark_file_modified); a handle that does not write leaves it clear."""
+    for side, client, base in _both(runner):
+        file_id = client.open(f"{base}\\f", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                              disposition=b.FILE_CREATE, file_attributes=0x2)
+        assert _attributes(client, file_id) == 0x22, side.name  # HIDDEN | ARCHIVE
+        basic = bytes(32) + struct.pack("<II", 0x2, 0)
+        assert client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_BASIC_INFORMATION, basic).status == 0
+        assert _attributes(client, file_id) == 0x2, side.name
+        reader = client.open(f"{base}\\f", desired_access=b.GENERIC_READ)
+        assert client.read(reader, 0, 1).status == b.STATUS_END_OF_FILE
+        assert _attributes(client, reader) == 0x2, side.name
+        assert client.write(file_id, 0, b"data").status == b.STATUS_SUCCESS
+        assert _attributes(client, reader) == 0x22, side.name
+        assert client.close_file(reader) == b.STATUS_SUCCESS
+        assert client.close_file(file_id) == b.STATUS_SUCCESS

@@ -68,7 +68,8 @@ class Op:
 
     def describe(self) -> str:
         shown = [f"{field.name}={_shown(field.name, getattr(self, field.name))}"
-                 for field in fields(self)[1:] if getattr(self, field.name) != field.default or field.name == "slot"]
+                 for field in fields(self)[1:] if getattr(self, field.name) != field.default
+                 or field.name == "slot" or (self.kind == "create" and field.name == "disposition")]
         return f"{self.kind}(" + ", ".join(shown) + ")"
 
 
@@ -80,13 +81,18 @@ def _shown(name: str, value: object) -> str:
 
 def _create(rng: random.Random) -> Op:
     options = rng.choice((0, 0, b.FILE_DIRECTORY_FILE, b.FILE_NON_DIRECTORY_FILE))
+    access = rng.choice(ACCESS_MASKS)
     if rng.random() < 0.15:
         options |= b.FILE_DELETE_ON_CLOSE
+        if rng.random() < 0.8:  # without DELETE it ends at once (allowed.py): mostly ask for it
+            access |= b.DELETE
     disposition = rng.choice((b.FILE_OPEN, b.FILE_OPEN, b.FILE_CREATE, b.FILE_OPEN_IF, b.FILE_OPEN_IF,
                               b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF, b.FILE_SUPERSEDE))
+    if options & b.FILE_DIRECTORY_FILE and rng.random() < 0.8:  # the others are refused at once: fewer of them
+        disposition = rng.choice((b.FILE_OPEN, b.FILE_CREATE, b.FILE_OPEN_IF))
     share = rng.choice((b.FILE_SHARE_ALL, b.FILE_SHARE_ALL, rng.randrange(8)))
     return Op("create", slot=rng.randrange(SLOTS), conn=rng.randrange(CONNECTIONS), name=rng.choice(NAMES),
-              access=rng.choice(ACCESS_MASKS), share=share, disposition=disposition, options=options,
+              access=access, share=share, disposition=disposition, options=options,
               attributes=rng.choice(CREATE_ATTRIBUTES))
 
 

@@ -22,6 +22,7 @@ import argparse
 import os
 import pwd
 import shutil
+import stat
 import struct
 import sys
 import tempfile
@@ -145,6 +146,8 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
         if op.slot in slots:
             client, file_id = slots.pop(op.slot)
             before = (("closed_first", status_text(_request(client, b.SMB2_CLOSE, b.close_body(file_id)).status)),)
+        # What the name is on disk before the CREATE: allowed.py's conditions need it, and equal runs agree.
+        before += (("target", _kind_on_disk(side.share_dir / base / op.name.replace("\\", "/"))),)
         client = side.clients[op.conn]
         body = b.create_body(f"{base}\\{op.name}", desired_access=op.access, disposition=op.disposition,
                              options=op.options, share_access=op.share, file_attributes=op.attributes)
@@ -196,6 +199,14 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
     else:
         raise ValueError(op.kind)
     return (op.kind, status_text(response.status), detail)
+
+
+def _kind_on_disk(path: Path) -> str:
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "none"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
 
 
 def disk_contents(root: Path) -> tuple:
@@ -257,9 +268,21 @@ class Difference:
         return (label, samba_status, smbsrv_status, tuple(differing))
 
 
-def first_difference(ops: list[Op], samba: list[Record], smbsrv: list[Record]) -> Difference | None:
+    def context(self, ops: list[Op], samba: list[Record]) -> allowed.Context:
+        """The difference as allowed.py's conditions see it: with the CREATE that opened the step's handle."""
+        handle_op = handle_record = None
+        if self.op is not None and self.op.kind != "create":
+            for index in reversed(range(self.index)):
+                if ops[index].kind == "create" and ops[index].slot == self.op.slot:
+                    handle_op, handle_record = ops[index], samba[index]
+                    break
+        return allowed.Context(self.op, handle_op, handle_record, self.samba, self.smbsrv, tuple(ops[:self.index]),
+                               tuple(samba[:self.index]))
+
+
+def first_difference(ops: list[Op], samba: list[Record], smbsrv: list[Record], start: int = 0) -> Difference | None:
     for index, (left, right) in enumerate(zip(samba, smbsrv, strict=False)):
-        if left != right:
+        if index >= start and left != right:
             return Difference(index, ops[index] if index < len(ops) else None, left, right)
     if len(samba) != len(smbsrv):
         index = min(len(samba), len(smbsrv))
@@ -269,11 +292,26 @@ def first_difference(ops: list[Op], samba: list[Record], smbsrv: list[Record]) -
     return None
 
 
+def _both_refused(difference: Difference) -> bool:
+    """An operation both servers refused (with different statuses) changed nothing on either."""
+    samba, smbsrv = difference.samba, difference.smbsrv
+    if samba[0] != smbsrv[0] or samba[0] in ("close", "final-close", "disk", "dropped", "(none)"):
+        return False
+    if samba[0] == "eof" or {samba[1], smbsrv[1]} & {"STATUS_NO_MEMORY", "STATUS_INVALID_HANDLE"}:
+        # Samba 4.17's handle is not itself after these (its later CLOSE fails, its connection may drop).
+        return False
+    if "STATUS_SUCCESS" in (samba[1], smbsrv[1]):
+        return False
+    return dict(samba[2]).get("closed_first") == dict(smbsrv[2]).get("closed_first")
+
+
 @dataclass
 class Runner:
     samba: Side
     smbsrv: Side
     counter: int = 0
+    last_context: allowed.Context | None = None  # of the last difference compare() found
+    passed: list[str] = field(default_factory=list)  # allowed differences compare() went past
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2))
 
     def compare(self, ops: list[Op]) -> Difference | None:
@@ -282,7 +320,22 @@ class Runner:
         base = f"q{self.counter}"
         samba = self.pool.submit(execute, self.samba, ops, base)
         smbsrv = self.pool.submit(execute, self.smbsrv, ops, base)
-        return first_difference(ops, samba.result(), smbsrv.result())
+        samba_records, smbsrv_records = samba.result(), smbsrv.result()
+        self.passed = []
+        start = 0
+        while True:
+            difference = first_difference(ops, samba_records, smbsrv_records, start)
+            if difference is None:
+                return None
+            context = difference.context(ops, samba_records)
+            reason = allowed.reason(context)
+            if reason is not None and _both_refused(difference):
+                # Nothing changed on either server: the sequence goes on comparing.
+                self.passed.append(reason)
+                start = difference.index + 1
+                continue
+            self.last_context = context
+            return difference
 
     def minimise(self, ops: list[Op], difference: Difference) -> tuple[list[Op], Difference]:
         """Drop steps (last first) while the same kind of difference remains; steps after it go at once."""
@@ -307,7 +360,8 @@ class Runner:
 class Report:
     sequences: int = 0
     steps: int = 0
-    allowed: dict[str, int] = field(default_factory=dict)
+    allowed: dict[str, int] = field(default_factory=dict)  # sequences that ended on an allowed difference
+    passed: dict[str, int] = field(default_factory=dict)  # allowed differences both servers refused, passed over
     findings: dict[tuple, tuple[int, list[Op], Difference]] = field(default_factory=dict)
     counts: dict[tuple, int] = field(default_factory=dict)
 
@@ -319,9 +373,12 @@ def run_sequences(runner: Runner, seeds: range, minimise: bool = True, progress:
         report.sequences += 1
         report.steps += len(ops)
         difference = runner.compare(ops)
+        for reason in runner.passed:
+            report.passed[reason] = report.passed.get(reason, 0) + 1
         if difference is None:
             continue
-        reason = allowed.reason(difference.op, difference.samba, difference.smbsrv)
+        assert runner.last_context is not None
+        reason = allowed.reason(runner.last_context)
         if reason is not None:
             report.allowed[reason] = report.allowed.get(reason, 0) + 1
             continue
@@ -350,7 +407,9 @@ def summary(report: Report) -> str:
     lines = [(f"{report.sequences} sequences, {report.steps} operations, "
               f"{len(report.findings)} distinct differences not allowed, "
               f"{sum(report.allowed.values())} sequences ended on an allowed difference")]
-    lines += [f"  allowed {count}x: {reason}" for reason, count in sorted(report.allowed.items())]
+    reasons = sorted(report.allowed.keys() | report.passed.keys())
+    lines += [f"  allowed {report.allowed.get(reason, 0)}x ended, {report.passed.get(reason, 0)}x passed: {reason}"
+              for reason in reasons]
     lines += [describe_finding(signature, report) for signature in report.findings]
     return "\n".join(lines)
 

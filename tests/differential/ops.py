@@ -91,9 +91,14 @@ def _create(rng: random.Random) -> Op:
     if options & b.FILE_DIRECTORY_FILE and rng.random() < 0.8:  # the others are refused at once: fewer of them
         disposition = rng.choice((b.FILE_OPEN, b.FILE_CREATE, b.FILE_OPEN_IF))
     share = rng.choice((b.FILE_SHARE_ALL, b.FILE_SHARE_ALL, rng.randrange(8)))
+    attributes = rng.choice(CREATE_ATTRIBUTES)
+    if options & b.FILE_DIRECTORY_FILE:
+        # READONLY means nothing on a Windows directory and much on Samba's (allowed.py); a directory created
+        # so would end or blur most sequences it appears in.
+        attributes &= ~b.FILE_ATTRIBUTE_READONLY
     return Op("create", slot=rng.randrange(SLOTS), conn=rng.randrange(CONNECTIONS), name=rng.choice(NAMES),
               access=access, share=share, disposition=disposition, options=options,
-              attributes=rng.choice(CREATE_ATTRIBUTES))
+              attributes=attributes)
 
 
 def random_op(rng: random.Random) -> Op:

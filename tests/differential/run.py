@@ -300,6 +300,11 @@ def _both_refused(difference: Difference) -> bool:
     if samba[0] == "eof" or {samba[1], smbsrv[1]} & {"STATUS_NO_MEMORY", "STATUS_INVALID_HANDLE"}:
         # Samba 4.17's handle is not itself after these (its later CLOSE fails, its connection may drop).
         return False
+    op = difference.op
+    if op is not None and op.kind == "create" and op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE,
+                                                                     b.FILE_OVERWRITE_IF):
+        # Samba 4.17 may have truncated the file before refusing the open (CANNOT_DELETE after the overwrite).
+        return False
     if "STATUS_SUCCESS" in (samba[1], smbsrv[1]):
         return False
     return dict(samba[2]).get("closed_first") == dict(smbsrv[2]).get("closed_first")

@@ -154,12 +154,20 @@ def _closed_non_empty_directory(c: Context) -> bool:
 def _renamed_after_disposition(c: Context) -> bool:
     """A rename after something made a file delete-pending (a disposition, or a FILE_DELETE_ON_CLOSE open)."""
     pending = False
-    for op in c.history:
+    for op, done in _succeeded(c):
+        if not done:
+            continue
         if op.kind == "disposition" and op.flag or op.kind == "create" and op.options & b.FILE_DELETE_ON_CLOSE:
             pending = True
         elif op.kind == "rename" and pending:
             return True
     return False
+
+
+def _succeeded(c: Context) -> list[tuple[Op, bool]]:
+    """The operations before the step, each with whether Samba carried it out."""
+    return [(op, index < len(c.samba_history) and c.samba_history[index][1] == "STATUS_SUCCESS")
+            for index, op in enumerate(c.history)]
 
 
 def _rename_to_own_name(c: Context) -> bool:
@@ -188,6 +196,17 @@ def _into_open_directory(c: Context) -> bool:
         return False
     parent = c.op.name.split("\\")[0]
     return any(op.kind == "create" and op.name == parent for op in c.history)
+
+
+def _read_only_after_delete_on_close(c: Context) -> bool:
+    """A FILE_DELETE_ON_CLOSE open carried out, then FileBasicInformation made a file READONLY."""
+    doc = False
+    for op, done in _succeeded(c):
+        if done and op.kind == "create" and op.options & b.FILE_DELETE_ON_CLOSE:
+            doc = True
+        elif done and doc and op.kind == "basic" and op.attributes & b.FILE_ATTRIBUTE_READONLY:
+            return True
+    return False
 
 
 def _restarted(c: Context) -> bool:
@@ -386,6 +405,11 @@ KNOWN: tuple[Allowed, ...] = (
             "smbsrv does not"),
     Allowed("query", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _archive_back_after_rename,
             "check: as above, in QUERY_INFO"),
+    Allowed("create", ("STATUS_ACCESS_DENIED", "STATUS_SUCCESS", "STATUS_OBJECT_NAME_COLLISION"),
+            ("STATUS_DELETE_PENDING", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),
+            _read_only_after_delete_on_close,
+            "check: a FILE_DELETE_ON_CLOSE handle whose file was made READONLY meanwhile: its close makes the "
+            "file delete-pending on smbsrv ([MS-FSA] checks READONLY at the open only), not on Samba 4.17"),
     Allowed("flush", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _overwrite_handle,
             "check: as above, FLUSH ([MS-SMB2] 3.3.5.11 wants write access) through an overwriting handle"),
     Allowed("lock", ("STATUS_INVALID_HANDLE",), ("STATUS_SUCCESS",), _lock_without_fd_mode,
@@ -442,10 +466,12 @@ NON_EMPTY_DIRECTORY_DELETE_ON_CLOSE = (
 
 def _delete_on_close_of_non_empty_directory(context: Context) -> bool:
     child_seen = False
-    for op in context.history:
-        if op.kind == "create" and "\\" in op.name:
+    for op, done in _succeeded(context):
+        if not done or op.kind != "create":
+            continue
+        if "\\" in op.name:
             child_seen = True
-        elif op.kind == "create" and op.options & b.FILE_DELETE_ON_CLOSE and child_seen and op.name == "d":
+        elif op.options & b.FILE_DELETE_ON_CLOSE and child_seen and op.name == "d":
             return True
     return False
 

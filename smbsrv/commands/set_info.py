@@ -239,7 +239,14 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         if moves_opens and not posix_semantics:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         old_components = open_.path_components
-        open_.handle.rename_to(target.parent_fd, new_name, replace=replace and not same_file)
+        try:
+            open_.handle.rename_to(target.parent_fd, new_name, replace=replace and not same_file)
+        except SmbError as exc:
+            if exc.status != NtStatus.STATUS_NOT_A_DIRECTORY or posix_semantics:
+                raise
+            # A directory over a file (rename(2): ENOTDIR). Samba 4.17 answers OBJECT_NAME_COLLISION, as for a
+            # name that is taken; a POSIX client gets ENOTDIR as from rename(2).
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION) from None
         if existing is not None and not same_file:
             oplock_break.break_replaced(server, (existing.st_dev, existing.st_ino))
         ctx.tree.share_root.note_removed(source_parent, source_name)

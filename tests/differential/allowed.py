@@ -393,9 +393,6 @@ KNOWN: tuple[Allowed, ...] = (
     Allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",), _overwrite,
             "check: FILE_DELETE_ON_CLOSE with an overwrite of a READONLY file: Samba 4.17 answers CANNOT_DELETE, "
             "smbsrv refuses the overwrite first ([MS-FSA] 2.1.5.1.2.1 order)"),
-    Allowed("rename", ("STATUS_OBJECT_NAME_COLLISION",), ("STATUS_NOT_A_DIRECTORY",), _replacing_rename,
-            "BUG: a directory renamed over a file with ReplaceIfExists answers NOT_A_DIRECTORY (renameat2's "
-            "ENOTDIR); Samba 4.17 answers OBJECT_NAME_COLLISION, Windows' answer to be checked"),
     Allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_CANNOT_DELETE", "STATUS_ACCESS_DENIED"),
             _delete_on_close_or_overwrite,
             "check: order of the sharing check and the READONLY/HIDDEN/SYSTEM checks of an overwrite or a "

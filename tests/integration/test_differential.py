@@ -129,3 +129,17 @@ def test_first_write_sets_archive(runner: Runner) -> None:
         assert _attributes(client, reader) == 0x22, side.name
         assert client.close_file(reader) == b.STATUS_SUCCESS
         assert client.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_directory_renamed_over_a_file_is_a_name_collision(runner: Runner) -> None:
+    """A directory renamed over a file with ReplaceIfExists: rename(2) refuses with ENOTDIR, which smbsrv passed
+    on as NOT_A_DIRECTORY; Samba 4.17 answers OBJECT_NAME_COLLISION, and both keep the file."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\file", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+        directory = client.open(f"{base}\\dir", desired_access=b.GENERIC_READ | b.DELETE, disposition=b.FILE_CREATE,
+                                options=b.FILE_DIRECTORY_FILE)
+        response = client.set_info(directory, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                   b.rename_info(f"{base}\\file", replace_if_exists=True))
+        assert b.status_name(response.status) == "STATUS_OBJECT_NAME_COLLISION", side.name
+        assert client.close_file(directory) == b.STATUS_SUCCESS
+        assert (side.share_dir / base / "file").is_file() and (side.share_dir / base / "dir").is_dir(), side.name

@@ -75,9 +75,10 @@ static const char *path(const char *name)
 	return buffer;
 }
 
-static const char *put_file(const char *name, const char *content)
+/* Writes content through a new open with `flags`: "ok", "short", or the errno of the open, write or close. */
+static const char *write_through(const char *name, const char *content, int flags)
 {
-	int fd = open(path(name), O_WRONLY | O_CREAT | O_EXCL, 0600);
+	int fd = open(path(name), flags, 0600);
 	ssize_t done;
 
 	if (fd < 0)
@@ -92,6 +93,16 @@ static const char *put_file(const char *name, const char *content)
 	if (close(fd) < 0)
 		return rc(-1);
 	return done == (ssize_t)strlen(content) ? "ok" : "short";
+}
+
+static const char *put_file(const char *name, const char *content)
+{
+	return write_through(name, content, O_WRONLY | O_CREAT | O_EXCL);
+}
+
+static const char *append_to(const char *name, const char *content)
+{
+	return write_through(name, content, O_WRONLY | O_APPEND);
 }
 
 /* The file's content (printable text only in these tests), or the errno of the open or read. */
@@ -123,23 +134,6 @@ static const char *open_for_write(const char *name)
 		return rc(-1);
 	close(fd);
 	return "ok";
-}
-
-static const char *append_to(const char *name, const char *content)
-{
-	int fd = open(path(name), O_WRONLY | O_APPEND);
-	ssize_t done;
-
-	if (fd < 0)
-		return rc(-1);
-	done = write(fd, content, strlen(content));
-	if (done < 0) {
-		const char *failed = rc(-1);
-
-		close(fd);
-		return failed;
-	}
-	return rc(close(fd));
 }
 
 static int by_name(const void *left, const void *right)

@@ -467,8 +467,12 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
                                                                   | fattr.FILE_ATTRIBUTE_SYSTEM)
         if missing:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-        granted |= FILE_WRITE_DATA
-    if target.is_special and granted & _DATA_ACCESS:
+    # An overwrite conflicts with other opens as a writer (smbtorture smb2.acls.OVERWRITE_READ_ONLY_FILE: a second
+    # FILE_READ_DATA open with an overwrite disposition is SHARING_VIOLATION on Windows), but the handle gets only
+    # what it asked for: Windows' file systems add FILE_WRITE_DATA for the sharing check and take it back after
+    # the truncation (the WDK fastfat sample's AddedAccess; Samba's open_access_mask vs fsp->access_mask).
+    conflicts_as = granted | FILE_WRITE_DATA if overwrite else granted
+    if target.is_special and conflicts_as & _DATA_ACCESS:
         # Symlinks, fifos, sockets and devices on the server are never opened for data (protocol notes 8.7).
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
     if request.create_options & FILE_DELETE_ON_CLOSE:
@@ -483,13 +487,13 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         violation = False
     else:
         try:
-            check_share_access(file_state.opens, granted, request.share_access)
+            check_share_access(file_state.opens, conflicts_as, request.share_access)
             violation = False
         except SmbError:
             violation = True
         # Holders of what this open conflicts with are told to give it up; on a sharing violation a holder of
         # a handle lease may close its handle and let this open through ([MS-SMB2] 3.3.5.9; Samba 4.17).
-        oplock_break.check_breaks(ctx, file_state, access=granted, sharing_violation=violation,
+        oplock_break.check_breaks(ctx, file_state, access=conflicts_as, sharing_violation=violation,
                                   overwrite=overwrite, lease=lease, first_attempt=first_attempt)
     fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
                                  is_directory=target.is_directory, is_special=target.is_special,

@@ -100,12 +100,6 @@ def _overwrite_dropping_hidden_or_system(c: Context) -> bool:
             and (c.op.attributes & 0x6) != 0x6)
 
 
-def _overwrite_handle(c: Context) -> bool:
-    return (c.handle_op is not None and c.handle_op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE,
-                                                                    b.FILE_OVERWRITE_IF)
-            and not c.handle_asked_for(b.FILE_WRITE_DATA))
-
-
 def _lock_without_fd_mode(c: Context) -> bool:
     if c.op is None:
         return False
@@ -238,10 +232,9 @@ def _pattern_changed_on_restart(c: Context) -> bool:
     return False
 
 
-def _after_overwrite_without_data_access(c: Context) -> bool:
-    return any(op.kind == "create" and op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF)
-               and not op.access & (b.FILE_WRITE_DATA | b.GENERIC_WRITE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED)
-               for op in c.history)
+def _overwrite_without_write_data(c: Context) -> bool:
+    return _overwrite(c) and not c.op.access & (  # type: ignore[union-attr]
+        b.FILE_WRITE_DATA | b.GENERIC_WRITE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED)
 
 
 def _on_directory(c: Context) -> bool:
@@ -377,19 +370,14 @@ ALLOWED: tuple[Allowed, ...] = (
     Allowed("create", ("STATUS_SUCCESS",), ("STATUS_CANNOT_DELETE",), _new_read_only_delete_on_close,
             "spec: [MS-FSA] 2.1.5.1.1: a new file or directory asked to be READONLY and DELETE_ON_CLOSE at "
             "once is CANNOT_DELETE; Samba 4.17 creates a directory so"),
+    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _overwrite_without_write_data,
+            "spec: an overwrite conflicts with other opens as a writer even when it asks for no data access "
+            "(Windows: smbtorture smb2.acls.OVERWRITE_READ_ONLY_FILE, a second FILE_READ_DATA open with an "
+            "overwrite disposition is SHARING_VIOLATION; the handle itself gets only what it asked for); "
+            "Samba 4.17 skips it (Samba bug 15732)"),
 )
 
 KNOWN: tuple[Allowed, ...] = (
-    Allowed("write", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_FILE_LOCK_CONFLICT"), _overwrite_handle,
-            "check: an overwriting CREATE adds FILE_WRITE_DATA to the handle's granted access "
-            "(commands/create.py _open_existing), so it may WRITE without asking for it; Samba 4.17 grants "
-            "only what was asked"),
-    Allowed("eof", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _overwrite_handle,
-            "check: as above, FileEndOfFileInformation through an overwriting handle that did not ask for "
-            "FILE_WRITE_DATA"),
-    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _after_overwrite_without_data_access,
-            "check: as above, the FILE_WRITE_DATA an overwriting handle got without asking then takes part in "
-            "the sharing checks of later opens"),
     Allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",), _overwrite,
             "check: FILE_DELETE_ON_CLOSE with an overwrite of a READONLY file: Samba 4.17 answers CANNOT_DELETE, "
             "smbsrv refuses the overwrite first ([MS-FSA] 2.1.5.1.2.1 order)"),
@@ -407,14 +395,9 @@ KNOWN: tuple[Allowed, ...] = (
             _read_only_after_delete_on_close,
             "check: a FILE_DELETE_ON_CLOSE handle whose file was made READONLY meanwhile: its close makes the "
             "file delete-pending on smbsrv ([MS-FSA] checks READONLY at the open only), not on Samba 4.17"),
-    Allowed("flush", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _overwrite_handle,
-            "check: as above, FLUSH ([MS-SMB2] 3.3.5.11 wants write access) through an overwriting handle"),
     Allowed("lock", ("STATUS_INVALID_HANDLE",), ("STATUS_SUCCESS",), _lock_without_fd_mode,
             "check: a shared LOCK through a handle without read access, or an exclusive one without write "
             "access: Samba 4.17's fcntl lock fails (EBADF, INVALID_HANDLE), smbsrv locks (Windows?)"),
-    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _overwrite,
-            "check: an overwriting CREATE asking for no data access: smbsrv checks sharing with the "
-            "FILE_WRITE_DATA it adds, Samba 4.17 skips the sharing check ([MS-FSA] 2.1.5.1.2)"),
 
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_NOT_A_DIRECTORY",
                                                   "STATUS_OBJECT_NAME_COLLISION", "STATUS_DELETE_PENDING"),

@@ -143,3 +143,21 @@ def test_directory_renamed_over_a_file_is_a_name_collision(runner: Runner) -> No
         assert b.status_name(response.status) == "STATUS_OBJECT_NAME_COLLISION", side.name
         assert client.close_file(directory) == b.STATUS_SUCCESS
         assert (side.share_dir / base / "file").is_file() and (side.share_dir / base / "dir").is_dir(), side.name
+
+
+def test_overwrite_grants_only_what_was_asked(runner: Runner) -> None:
+    """An overwriting CREATE that asks for FILE_READ_DATA only truncates the file, but its handle may not WRITE or
+    FLUSH (ACCESS_DENIED), and a later open that shares only reading is not refused for it (Windows' file systems
+    add FILE_WRITE_DATA for the sharing check only; Samba 4.17). smbsrv granted the handle FILE_WRITE_DATA."""
+    for side, client, base in _both(runner):
+        client.write_file(f"{base}\\f", b"data")
+        file_id = client.open(f"{base}\\f", desired_access=b.FILE_READ_DATA, disposition=b.FILE_OVERWRITE,
+                              share_access=b.FILE_SHARE_READ)
+        assert (side.share_dir / base / "f").stat().st_size == 0, side.name
+        assert b.status_name(client.write(file_id, 0, b"x").status) == "STATUS_ACCESS_DENIED", side.name
+        flushed = client.request(b.SMB2_FLUSH, b.flush_body(file_id))
+        assert b.status_name(flushed.status) == "STATUS_ACCESS_DENIED", side.name
+        reader = client.create(f"{base}\\f", desired_access=b.FILE_READ_DATA, share_access=b.FILE_SHARE_READ)
+        assert b.status_name(reader.status) == "STATUS_SUCCESS", side.name
+        assert client.close_file(b.create_file_id(reader.body)) == b.STATUS_SUCCESS
+        assert client.close_file(file_id) == b.STATUS_SUCCESS

@@ -107,6 +107,14 @@ def _lock_without_fd_mode(c: Context) -> bool:
     return not c.handle_asked_for(needs)
 
 
+def _lock_without_data_access(c: Context) -> bool:
+    return _lock_without_fd_mode(c) and not c.handle_asked_for(b.FILE_READ_DATA | b.FILE_WRITE_DATA)
+
+
+def _lock_with_other_data_access(c: Context) -> bool:
+    return _lock_without_fd_mode(c) and c.handle_asked_for(b.FILE_READ_DATA | b.FILE_WRITE_DATA)
+
+
 def _maximum_allowed(c: Context) -> bool:
     return c.op is not None and bool(c.op.access & b.MAXIMUM_ALLOWED)
 
@@ -375,9 +383,24 @@ ALLOWED: tuple[Allowed, ...] = (
             "(Windows: smbtorture smb2.acls.OVERWRITE_READ_ONLY_FILE, a second FILE_READ_DATA open with an "
             "overwrite disposition is SHARING_VIOLATION; the handle itself gets only what it asked for); "
             "Samba 4.17 skips it (Samba bug 15732)"),
+    Allowed("create", ("STATUS_ACCESS_DENIED", "STATUS_SUCCESS", "STATUS_OBJECT_NAME_COLLISION"),
+            ("STATUS_DELETE_PENDING", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),
+            _read_only_after_delete_on_close,
+            "spec: [MS-FSA] 2.1.5.5 Phase 1: the close of an open with FILE_DELETE_ON_CLOSE sets Open.Link.IsDeleted "
+            "with no READONLY check (READONLY refuses FILE_DELETE_ON_CLOSE at the open, 2.1.5.1.2.1, and a "
+            "disposition, 2.1.5.15.3), so the file goes even if it became READONLY meanwhile; Samba 4.17 keeps it"),
+    Allowed("lock", ("STATUS_INVALID_HANDLE",), ("STATUS_SUCCESS",), _lock_with_other_data_access,
+            "spec: [MS-FSA] 2.1.5.8 (byte-range lock) validates only a directory and the range, and [MS-SMB2] "
+            "3.3.5.14 checks no access, so a shared lock through a handle with write access only, or an exclusive "
+            "one with read access only, is granted; Samba 4.17's fcntl on an fd opened without that mode fails "
+            "(EBADF, INVALID_HANDLE)"),
 )
 
 KNOWN: tuple[Allowed, ...] = (
+    Allowed("lock", ("STATUS_INVALID_HANDLE",), ("STATUS_SUCCESS",), _lock_without_data_access,
+            "check: a LOCK through a handle with neither FILE_READ_DATA nor FILE_WRITE_DATA: [MS-FSA] 2.1.5.8 and "
+            "[MS-SMB2] 3.3.5.14 check no access; Windows' NtLockFile refuses such a user-mode handle "
+            "(ACCESS_DENIED), whether srv2 does is not documented; Samba 4.17 answers INVALID_HANDLE"),
     Allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",), _overwrite,
             "check: FILE_DELETE_ON_CLOSE with an overwrite of a READONLY file: Samba 4.17 answers CANNOT_DELETE, "
             "smbsrv refuses the overwrite first ([MS-FSA] 2.1.5.1.2.1 order)"),
@@ -390,15 +413,6 @@ KNOWN: tuple[Allowed, ...] = (
             "smbsrv does not"),
     Allowed("query", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _archive_back_after_rename,
             "check: as above, in QUERY_INFO"),
-    Allowed("create", ("STATUS_ACCESS_DENIED", "STATUS_SUCCESS", "STATUS_OBJECT_NAME_COLLISION"),
-            ("STATUS_DELETE_PENDING", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),
-            _read_only_after_delete_on_close,
-            "check: a FILE_DELETE_ON_CLOSE handle whose file was made READONLY meanwhile: its close makes the "
-            "file delete-pending on smbsrv ([MS-FSA] checks READONLY at the open only), not on Samba 4.17"),
-    Allowed("lock", ("STATUS_INVALID_HANDLE",), ("STATUS_SUCCESS",), _lock_without_fd_mode,
-            "check: a shared LOCK through a handle without read access, or an exclusive one without write "
-            "access: Samba 4.17's fcntl lock fails (EBADF, INVALID_HANDLE), smbsrv locks (Windows?)"),
-
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_NOT_A_DIRECTORY",
                                                   "STATUS_OBJECT_NAME_COLLISION", "STATUS_DELETE_PENDING"),
             _maximum_allowed_delete_on_close,
@@ -440,8 +454,9 @@ RENAMED_DELETE_PENDING = ("check: a delete-pending file renamed: Samba 4.17 forg
 # (open_directory takes can_set_delete_on_close's DIRECTORY_NOT_EMPTY as "no delete on close"), so the
 # directory stays even when it is empty at the close; smbsrv deletes it then, as Windows deletes at the close.
 NON_EMPTY_DIRECTORY_DELETE_ON_CLOSE = (
-    "check: FILE_DELETE_ON_CLOSE on a directory that had entries then: Samba 4.17 drops the flag, smbsrv deletes "
-    "the directory if it is empty at the close; the rest is not compared")
+    "spec: FILE_DELETE_ON_CLOSE on a directory that had entries then: [MS-FSA] 2.1.5.5 Phase 1 deletes a "
+    "directory at the close of such an open when Open.File.DirectoryList is empty then, and smbsrv does; "
+    "Samba 4.17 drops the flag at the open; the rest is not compared")
 
 
 def _delete_on_close_of_non_empty_directory(context: Context) -> bool:

@@ -394,6 +394,24 @@ ALLOWED: tuple[Allowed, ...] = (
             "3.3.5.14 checks no access, so a shared lock through a handle with write access only, or an exclusive "
             "one with read access only, is granted; Samba 4.17's fcntl on an fd opened without that mode fails "
             "(EBADF, INVALID_HANDLE)"),
+    # The order of the checks on an existing file: [MS-FSA] 2.1.5.1.2.1 refuses write access to a READONLY
+    # file (ACCESS_DENIED) before FILE_DELETE_ON_CLOSE on it (CANNOT_DELETE), and the access checks of 2.1.5.1.2.1
+    # come before the sharing check of 2.1.5.1.2.2; Windows' fastfat (the WDK sample, FatOpenExistingFcb) adds
+    # the overwrite's implied access, checks it against READONLY, then FILE_DELETE_ON_CLOSE, then HIDDEN/SYSTEM,
+    # and only then IoCheckShareAccess.
+    Allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",), _overwrite,
+            "spec: [MS-FSA] 2.1.5.1.2.1: an overwrite's implied FILE_WRITE_DATA on a READONLY file is ACCESS_DENIED "
+            "before FILE_DELETE_ON_CLOSE on it is CANNOT_DELETE (fastfat FatOpenExistingFcb); Samba 4.17 answers "
+            "CANNOT_DELETE"),
+    Allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_CANNOT_DELETE", "STATUS_ACCESS_DENIED"),
+            _delete_on_close_or_overwrite,
+            "spec: [MS-FSA] 2.1.5.1.2: the READONLY checks of an overwrite or a FILE_DELETE_ON_CLOSE open "
+            "(2.1.5.1.2.1) come before the sharing check (2.1.5.1.2.2), as in fastfat; Samba 4.17 checks sharing "
+            "first"),
+    Allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_ACCESS_DENIED",), _overwrite_dropping_hidden_or_system,
+            "spec: the HIDDEN/SYSTEM check of an overwrite comes before the sharing check (fastfat "
+            "FatOpenExistingFcb, before IoCheckShareAccess; [MS-FSA] 2.1.5.1.2.1 before 2.1.5.1.2.2); Samba "
+            "4.17 checks sharing first"),
 )
 
 KNOWN: tuple[Allowed, ...] = (
@@ -401,13 +419,6 @@ KNOWN: tuple[Allowed, ...] = (
             "check: a LOCK through a handle with neither FILE_READ_DATA nor FILE_WRITE_DATA: [MS-FSA] 2.1.5.8 and "
             "[MS-SMB2] 3.3.5.14 check no access; Windows' NtLockFile refuses such a user-mode handle "
             "(ACCESS_DENIED), whether srv2 does is not documented; Samba 4.17 answers INVALID_HANDLE"),
-    Allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",), _overwrite,
-            "check: FILE_DELETE_ON_CLOSE with an overwrite of a READONLY file: Samba 4.17 answers CANNOT_DELETE, "
-            "smbsrv refuses the overwrite first ([MS-FSA] 2.1.5.1.2.1 order)"),
-    Allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_CANNOT_DELETE", "STATUS_ACCESS_DENIED"),
-            _delete_on_close_or_overwrite,
-            "check: order of the sharing check and the READONLY/HIDDEN/SYSTEM checks of an overwrite or a "
-            "FILE_DELETE_ON_CLOSE open ([MS-FSA] 2.1.5.1.2): smbsrv refuses for the attributes first"),
     Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _archive_back_after_rename,
             "check: after a client cleared ARCHIVE and renamed the file, Samba 4.17 shows ARCHIVE again, "
             "smbsrv does not"),
@@ -423,8 +434,6 @@ KNOWN: tuple[Allowed, ...] = (
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_INVALID_PARAMETER",), _overwrite,
             "check: overwriting a READONLY directory: smbsrv refuses the disposition for a directory first, "
             "Samba 4.17 the access"),
-    Allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_ACCESS_DENIED",), _overwrite_dropping_hidden_or_system,
-            "check: order of the sharing check and the overwrite check of HIDDEN/SYSTEM ([MS-FSA] 2.1.5.1.2.1)"),
 )
 
 

@@ -188,7 +188,7 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
     with resolution:
         parent_stat = _refuse_reparse_parent(tree, resolution, path)
         target = _classify(tree, resolution)
-        _check_disposition(request, target)
+        _check_disposition(request, target, posix=posix)
         if target.exists:
             return _open_existing(ctx, request, target, posix_mode, parent_stat, lease, first_attempt)
         return _create_new(ctx, request, target, posix_mode, lease)
@@ -355,10 +355,15 @@ def _classify(tree: TreeConnect, resolution: Resolution) -> _Target:
     return target
 
 
-def _check_disposition(request: wire.CreateRequest, target: _Target) -> None:
+def _check_disposition(request: wire.CreateRequest, target: _Target, *, posix: bool) -> None:
     disposition = request.create_disposition
     options = request.create_options
     if target.exists:
+        # A directory is refused to FILE_NON_DIRECTORY_FILE before FILE_CREATE finds the name taken (Windows'
+        # fastfat FatCommonCreate answers FILE_IS_A_DIRECTORY before FatOpenExistingDcb; Samba 4.17 too). A
+        # POSIX open keeps Linux's answer, EEXIST, for open(O_CREAT|O_EXCL) of a directory.
+        if target.is_directory and options & FILE_NON_DIRECTORY_FILE and not posix:
+            raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
         if disposition == FILE_CREATE:
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
         if target.is_directory and options & FILE_NON_DIRECTORY_FILE:

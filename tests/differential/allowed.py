@@ -130,10 +130,6 @@ def _maximum_allowed_delete_on_close(c: Context) -> bool:
     return _maximum_allowed(c) and bool(c.op.options & b.FILE_DELETE_ON_CLOSE)  # type: ignore[union-attr]
 
 
-def _create_non_directory(c: Context) -> bool:
-    return c.op is not None and c.op.disposition == b.FILE_CREATE and bool(c.op.options & b.FILE_NON_DIRECTORY_FILE)
-
-
 def _target(c: Context) -> str:
     return str(dict(c.samba[2]).get("target", ""))
 
@@ -428,9 +424,6 @@ KNOWN: tuple[Allowed, ...] = (
                                                   "STATUS_OBJECT_NAME_COLLISION", "STATUS_DELETE_PENDING"),
             _maximum_allowed_delete_on_close,
             "check: FILE_DELETE_ON_CLOSE with MAXIMUM_ALLOWED|DELETE on an existing file: Samba 4.17 refuses"),
-    Allowed("create", ("STATUS_FILE_IS_A_DIRECTORY",), ("STATUS_OBJECT_NAME_COLLISION",), _create_non_directory,
-            "check: FILE_CREATE with FILE_NON_DIRECTORY_FILE on an existing directory: order of the two checks "
-            "([MS-FSA] 2.1.5.1.2)"),
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_INVALID_PARAMETER",), _overwrite,
             "check: overwriting a READONLY directory: smbsrv refuses the disposition for a directory first, "
             "Samba 4.17 the access"),

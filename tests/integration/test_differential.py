@@ -161,3 +161,16 @@ def test_overwrite_grants_only_what_was_asked(runner: Runner) -> None:
         assert b.status_name(reader.status) == "STATUS_SUCCESS", side.name
         assert client.close_file(b.create_file_id(reader.body)) == b.STATUS_SUCCESS
         assert client.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_create_of_a_file_over_a_directory_is_file_is_a_directory(runner: Runner) -> None:
+    """FILE_CREATE with FILE_NON_DIRECTORY_FILE where a directory has the name: FILE_IS_A_DIRECTORY comes before
+    OBJECT_NAME_COLLISION (Windows' fastfat checks the type first; Samba 4.17). smbsrv answered the collision."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                                      options=b.FILE_DIRECTORY_FILE))
+        response = client.create(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                                  options=b.FILE_NON_DIRECTORY_FILE)
+        assert b.status_name(response.status) == "STATUS_FILE_IS_A_DIRECTORY", side.name
+        response = client.create(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE)
+        assert b.status_name(response.status) == "STATUS_OBJECT_NAME_COLLISION", side.name

@@ -274,6 +274,10 @@ def _overwrite(c: Context) -> bool:
     return c.op is not None and c.op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF)
 
 
+def _overwrite_of_directory(c: Context) -> bool:
+    return _overwrite(c) and _target(c) == "dir"
+
+
 def _new_read_only_delete_on_close(c: Context) -> bool:
     return (c.op is not None and bool(c.op.options & b.FILE_DELETE_ON_CLOSE)
             and bool(c.op.attributes & b.FILE_ATTRIBUTE_READONLY) and dict(c.samba[2]).get("action") == 2)
@@ -408,6 +412,10 @@ ALLOWED: tuple[Allowed, ...] = (
             "spec: the HIDDEN/SYSTEM check of an overwrite comes before the sharing check (fastfat "
             "FatOpenExistingFcb, before IoCheckShareAccess; [MS-FSA] 2.1.5.1.2.1 before 2.1.5.1.2.2); Samba "
             "4.17 checks sharing first"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_INVALID_PARAMETER",), _overwrite_of_directory,
+            "spec: [MS-FSA] 2.1.5.1.2: for an existing directory the access checks of 2.1.5.1.2.1 run only \"If "
+            "CreateDisposition is FILE_OPEN or FILE_OPEN_IF\", so an overwrite of a (READONLY) directory is "
+            "refused for its disposition before any access check; Samba 4.17 refuses the access first"),
 )
 
 KNOWN: tuple[Allowed, ...] = (
@@ -416,17 +424,17 @@ KNOWN: tuple[Allowed, ...] = (
             "[MS-SMB2] 3.3.5.14 check no access; Windows' NtLockFile refuses such a user-mode handle "
             "(ACCESS_DENIED), whether srv2 does is not documented; Samba 4.17 answers INVALID_HANDLE"),
     Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _archive_back_after_rename,
-            "check: after a client cleared ARCHIVE and renamed the file, Samba 4.17 shows ARCHIVE again, "
-            "smbsrv does not"),
+            "check: after a client cleared ARCHIVE and renamed the file, Samba 4.17 shows ARCHIVE again (its "
+            "rename_internals_fsp sets it on every rename), smbsrv does not; [MS-FSA] 2.1.5.15.11 and smbtorture say "
+            "nothing found about ARCHIVE on rename"),
     Allowed("query", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _archive_back_after_rename,
             "check: as above, in QUERY_INFO"),
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_NOT_A_DIRECTORY",
                                                   "STATUS_OBJECT_NAME_COLLISION", "STATUS_DELETE_PENDING"),
             _maximum_allowed_delete_on_close,
-            "check: FILE_DELETE_ON_CLOSE with MAXIMUM_ALLOWED|DELETE on an existing file: Samba 4.17 refuses"),
-    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_INVALID_PARAMETER",), _overwrite,
-            "check: overwriting a READONLY directory: smbsrv refuses the disposition for a directory first, "
-            "Samba 4.17 the access"),
+            "check: FILE_DELETE_ON_CLOSE with MAXIMUM_ALLOWED|DELETE on an existing file: Samba 4.17 refuses "
+            "(ACCESS_DENIED), smbsrv opens; [MS-FSA] 2.1.5.1.2.1 grants MAXIMUM_ALLOWED every right the descriptor "
+            "allows and needs only DELETE for FILE_DELETE_ON_CLOSE, why Samba refuses is not found yet"),
 )
 
 

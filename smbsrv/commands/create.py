@@ -599,7 +599,10 @@ def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution:
                  delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE), reparse_tag=target.reparse_tag)
     session.opens[open_.file_id[1]] = open_
     server.files.add(open_)
-    oplock_break.grant(ctx, open_, request.requested_oplock_level, lease, existed)
+    # An overwrite is no stat open, though its handle may hold no data access: it wrote the file (Samba's
+    # is_oplock_stat_open looks at open_access_mask, which has the FILE_WRITE_DATA of the truncation).
+    truncated = request.create_disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
+    oplock_break.grant(ctx, open_, request.requested_oplock_level, lease, existed and not truncated)
     ctx.open = open_
     ctx.created_file_id = open_.file_id
     return open_

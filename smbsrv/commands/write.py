@@ -103,11 +103,11 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
     if (request.flags & SMB2_WRITEFLAG_WRITE_THROUGH or open_.create_options & FILE_WRITE_THROUGH
             or ctx.tree.share.sync_always):
         open_.handle.sync(data_only=True)
-    # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
-    # burst of writes coalesce in each watch's buffer.
     if not open_.wrote and not open_.posix:
         _mark_archive(open_)
     open_.wrote = True  # its close breaks the directory's leases (commands/oplock_break.py DirectoryChanges)
+    # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
+    # burst of writes coalesce in each watch's buffer.
     ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
                                                 Filter.LAST_WRITE | Filter.SIZE, origin=open_)
     return wire.encode_write_response(written)

@@ -21,7 +21,7 @@ from smbsrv.auth.users import UserDB, UserDBError
 from smbsrv.config import ConfigError, ServerConfig
 from smbsrv.control import ControlServer
 from smbsrv.fs import identity
-from smbsrv.state import ServerState
+from smbsrv.state import NOFILE_WHEN_UNLIMITED, ServerState
 from smbsrv.transport import serve_connection
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,6 @@ _SHUTDOWN_GRACE_S = 10.0
 _ACCEPT_RETRY_S = 0.1
 
 
-# What the soft limit is raised to when the hard limit is unlimited: Linux's default fs.nr_open.
-_NOFILE_WHEN_UNLIMITED = 1 << 20
 
 
 def _raise_descriptor_limit() -> None:
@@ -40,7 +38,7 @@ def _raise_descriptor_limit() -> None:
     refuse every other client. Raise it to the hard limit, as smbd does at start (source3/smbd/files.c,
     file_init_global: set_maxfiles); a hard limit that cannot be reached is left as it is."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = _NOFILE_WHEN_UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    target = NOFILE_WHEN_UNLIMITED if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# An unlimited descriptor limit counts as Linux's default fs.nr_open, the most one process may have: what the
+# daemon raises its soft limit to when the hard limit is unlimited, and what max_opens_per_user derives from.
+NOFILE_WHEN_UNLIMITED = 1 << 20
+
 
 class ServerState:
     def __init__(self, config: ServerConfig, users: UserDB) -> None:
@@ -67,7 +71,7 @@ class ServerState:
             return self.config.max_opens_per_user
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY:
-            soft = 1 << 20  # Linux's default fs.nr_open: no process may have more descriptors than that
+            soft = NOFILE_WHEN_UNLIMITED
         return max(1, soft // 4)
 
     @staticmethod

@@ -433,8 +433,7 @@ def _step_report(run: ExtraRun, expected: tuple[str, ...]) -> str | None:
 
 def test_guest_finished(extra_run: ExtraRun) -> None:
     result = extra_run.result
-    assert not result.timed_out, "guest timed out; console tail:\n" + result.output[-3000:]
-    assert "SMBTEST-SUITE-DONE" in result.output, "suite did not finish; console tail:\n" + result.output[-3000:]
+    result.assert_finished()
     known = {name for names in STEP_GROUPS.values() for name in names}
     unknown = sorted(set(result.steps) - known)
     assert not unknown, f"steps this module does not know (update STEP_GROUPS): {unknown}"

@@ -105,8 +105,7 @@ def test_failing_mounts(guest_suite_run: GuestSuiteRun, kernel_server: RunningSe
 @pytest.mark.parametrize("vers", DIALECTS)
 def test_guest_finished(guest_suite_run: GuestSuiteRun, vers: str) -> None:
     result = _run_for(guest_suite_run, vers)
-    assert not result.timed_out, "guest timed out; console tail:\n" + result.output[-3000:]
-    assert "SMBTEST-SUITE-DONE" in result.output, "suite did not finish; console tail:\n" + result.output[-3000:]
+    result.assert_finished()
     assert result.dmesg, "guest printed no kernel log"
     assert result.exit_code == 0 or result.failed_steps, f"suite exit code {result.exit_code} without failed steps"
 

@@ -127,8 +127,7 @@ def _print_summary(image: VmImage, result: GuestResult) -> None:
 
 def test_guest_finished(modern_run: ModernRun) -> None:
     result = modern_run.result
-    assert not result.timed_out, "guest timed out; console tail:\n" + result.output[-3000:]
-    assert "SMBTEST-SUITE-DONE" in result.output, "suite did not finish; console tail:\n" + result.output[-3000:]
+    result.assert_finished()
     assert set(result.steps) == set(STEPS), sorted(set(result.steps) ^ set(STEPS))
 
 

@@ -415,9 +415,8 @@ _LOGGED_ON = re.compile(r"session [0-9a-f]+: (\S+) logged on")
 
 def test_guest_finished(run: MultiuserRun) -> None:
     result = run.result
-    assert not result.timed_out, "guest timed out; console tail:\n" + result.output[-3000:]
-    assert "SMBTEST-SUITE-DONE" in result.output, "suite did not finish; console tail:\n" + result.output[-3000:]
-    failed = {name: result.failure_logs.get(name) for name, passed in result.steps.items() if not passed}
+    result.assert_finished()
+    failed = {name: result.failure_logs.get(name) for name in result.failed_steps}
     assert set(result.steps) == set(STEPS) and not failed, (sorted(result.steps), failed)
 
 

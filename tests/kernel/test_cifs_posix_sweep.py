@@ -191,9 +191,8 @@ def sweep() -> Iterator[SweepRun]:
 
 def test_guest_finished(sweep: SweepRun) -> None:
     result = sweep.result
-    assert not result.timed_out, "guest timed out; console tail:\n" + result.output[-3000:]
-    assert "SMBTEST-SUITE-DONE" in result.output, "suite did not finish; console tail:\n" + result.output[-3000:]
-    failed = {name: result.failure_logs.get(name) for name, passed in result.steps.items() if not passed}
+    result.assert_finished()
+    failed = {name: result.failure_logs.get(name) for name in result.failed_steps}
     assert set(result.steps) == set(STEPS) and not failed, (sorted(result.steps), failed, sweep.server_log)
 
 

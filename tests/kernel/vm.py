@@ -93,6 +93,11 @@ class GuestResult:
     def failed_steps(self) -> list[str]:
         return [name for name, passed in self.steps.items() if not passed]
 
+    def assert_finished(self) -> None:
+        """The guest ran its suite to the end: no timeout, and the script's last mark was printed."""
+        assert not self.timed_out, "guest timed out; console tail:\n" + self.output[-3000:]
+        assert "SMBTEST-SUITE-DONE" in self.output, "suite did not finish; console tail:\n" + self.output[-3000:]
+
 
 def strip_terminal_control(text: str) -> str:
     return _TERMINAL_CONTROL.sub("", text)

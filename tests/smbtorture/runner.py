@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,14 +195,17 @@ def run_subtest(target: Target, name: str, label: str | None = None) -> Outcome:
             "-U", f"{target.user}%{target.password}", "--format=subunit", "--fullname",
             f"--option=torture:localdir={target.share_path}", name]
     started = time.monotonic()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        raw, _ = process.communicate(timeout=TIMEOUTS_S.get(name, TIMEOUT_S))
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        process.kill()  # our own child, by PID
-        raw, _ = process.communicate()
-        timed_out = True
+    # smbtorture makes an "smbtortureXXXXXX" directory in its working directory and leaves it behind when it
+    # is killed or fails: give it one of its own, removed whatever happened.
+    with tempfile.TemporaryDirectory(prefix="smbtorture-cwd-") as cwd:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd)
+        try:
+            raw, _ = process.communicate(timeout=TIMEOUTS_S.get(name, TIMEOUT_S))
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            process.kill()  # our own child, by PID
+            raw, _ = process.communicate()
+            timed_out = True
     seconds = time.monotonic() - started
     output = raw.decode(errors="replace")
     log_text = ""

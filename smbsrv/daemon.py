@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.handlers
 import os
 import resource
 import signal
@@ -191,10 +192,18 @@ async def _start_operations(config: ServerConfig, state: ServerState, reload_sou
     return operations
 
 
+class _AuditFile(logging.handlers.WatchedFileHandler):
+    """The audit log at its path: when logrotate (or an administrator) moves the file away, the next line goes
+    to a new file at that path, not on into the moved one. Created 0640, as it names users and files."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def _open_audit_log(path: str) -> None:
-    # Created 0640 (it names users and files), appended to, written as the server whatever thread logs.
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640))
-    handler = logging.FileHandler(path)
+    # Appended to and written as the server, whatever thread logs.
+    handler = _AuditFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     audit = logging.getLogger("smbsrv.audit")
     audit.addHandler(identity.ServerIdentityHandler(handler))

@@ -90,6 +90,27 @@ def test_audit_log_records_create_write_rename_delete_per_user(tmp_path: Path) -
     assert (st.st_mode & 0o777, st.st_uid) == (0o640, os.geteuid())  # written as the server, not the user
 
 
+def test_audit_log_follows_its_path_when_rotated(tmp_path: Path) -> None:
+    """logrotate renames the file and the server writes on: the next line starts a new file at the configured
+    path, mode 0640 again, and the rotated file keeps what was written before."""
+    audit = tmp_path / "audit.log"
+    rotated = tmp_path / "audit.log.1"
+    with ops_server(tmp_path, audit_log=str(audit)) as ops:
+        with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:
+            client.write_file("before.txt", b"x")
+            os.rename(audit, rotated)
+            client.write_file("after.txt", b"y")
+            os.rename(audit, tmp_path / "audit.log.2")  # a second rotation, with no line between
+            os.unlink(tmp_path / "audit.log.2")
+            client.write_file("last.txt", b"z")
+        ops.wait_log("event=tree_connect")
+    assert "path=before.txt" in rotated.read_text() and "after.txt" not in rotated.read_text()
+    lines = audit.read_text()
+    assert "path=last.txt" in lines and "path=after.txt" not in lines and "before.txt" not in lines
+    st = os.stat(audit)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o640, os.geteuid())
+
+
 def test_audit_log_is_off_by_default(tmp_path: Path) -> None:
     with ops_server(tmp_path) as ops:
         with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:

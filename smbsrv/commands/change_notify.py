@@ -3,6 +3,8 @@
 The watch itself (filter, WATCH_TREE, buffered changes) is per-file state in files/notify.py; this module checks
 the request, registers the watch on the open's first request and goes async with an interim response until a
 change, CLOSE (STATUS_NOTIFY_CLEANUP), CANCEL (STATUS_CANCELLED) or the end of the session or connection.
+A request that would wait while other requests follow it in a compound fails with STATUS_INTERNAL_ERROR
+instead, as on Windows, and leaves no watch behind (protocol/connection.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)  # as Samba; the directory is about to go
     watches = files.watches
     watch = watches.get(open_)
-    if watch is None:
+    created = watch is None
+    if created:
         # The first request fixes the filter, WATCH_TREE and the buffer kept between requests (Windows and
         # Samba; later requests' values only bound their own response).
         watch = watches.watch(open_, request.completion_filter, bool(request.flags & SMB2_WATCH_TREE), length)
@@ -61,7 +64,14 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
                 watch.waiters.remove(entry)
                 break
 
-    raise GoAsync(completion, ended)
+    def withdraw() -> None:
+        # Refused before it went async (in the middle of a compound, Connection._answer_smb2): the request
+        # never existed for the watch, and a watch it made would buffer changes for a request nobody sent.
+        ended()
+        if created:
+            watches.forget(open_)
+
+    raise GoAsync(completion, ended, withdraw=withdraw)
 
 
 def _answer(result: object) -> Reply:

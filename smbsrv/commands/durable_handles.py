@@ -205,7 +205,12 @@ def pending_while(ctx: RequestContext, request: wire.CreateRequest, waiting: GoA
         finally:
             pending.discard(key)
 
-    return GoAsync(answered)
+    def withdraw() -> None:  # refused before it went async (too many async requests): `answered` never runs
+        if waiting.withdraw is not None:
+            waiting.withdraw()
+        pending.discard(key)
+
+    return GoAsync(answered, waiting.ended, holds_chain=waiting.holds_chain, withdraw=withdraw)
 
 
 # -- granting (3.3.5.9.6, 3.3.5.9.10) -------------------------------------------------------------------------

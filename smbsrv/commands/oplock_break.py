@@ -209,7 +209,9 @@ def retry_after_breaks(ctx: RequestContext, state: FileState, attempt: Callable[
             except MustWait as again:
                 waiting = again.state
 
-    return GoAsync(retry)
+    # An end in sight (the break times out at the latest): in the middle of a compound the request still goes
+    # async and the related requests after it wait (Connection._answer_smb2).
+    return GoAsync(retry, holds_chain=True)
 
 
 async def wait_for_breaks(ctx: RequestContext, state: FileState) -> None:

@@ -12,6 +12,8 @@ the data is there), so a slow provider never holds the connection's other reques
   FILE_OPEN_NO_RECALL: the requested range is fetched from the provider and answered at once; the whole file
   hydrates in the background (not for NO_RECALL, which must not recall, [MS-SMB2] 2.2.13);
 - everything else waits for the one hydration of the file, then runs as if the file had always been local.
+Also in the middle of a compound, where requests that may wait for ever fail with STATUS_INTERNAL_ERROR
+(GoAsync.holds_chain, protocol/connection.py): the related requests after it wait for its answer.
 CREATE never hydrates, and neither does any metadata operation: they do not call in here.
 
 A provider that cannot be reached answers STATUS_CLOUD_FILE_PROVIDER_NOT_RUNNING, one that answers wrongly (object
@@ -155,7 +157,7 @@ def _hydrate_then(open_: Open, mark: marks.Mark, provider: Provider,
             result = await result
         return result  # type: ignore[no-any-return]
 
-    return GoAsync(completion)
+    return GoAsync(completion, holds_chain=True)  # a fetch ends: in a compound the requests after it wait
 
 
 def before_data_access(ctx: RequestContext, open_: Open, resume: Callable[[], Any]) -> None:
@@ -224,7 +226,7 @@ def before_read(ctx: RequestContext, open_: Open, offset: int, length: int, mini
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(encode_read_response_header(len(data)), data)
 
-    raise GoAsync(ranged)
+    raise GoAsync(ranged, holds_chain=True)
 
 
 def before_write(ctx: RequestContext, open_: Open, request: Any, handle: Callable[[Any, Any], Any]) -> None:

@@ -216,6 +216,7 @@ class Connection:
                 create_error = None
             body: bytes | Reply
             status: NtStatus
+            held = False  # went async, and the related requests after it wait for its answer
             try:
                 if related and not self._live_session(ctx.header.session_id):
                     # [MS-SMB2] 3.3.5.2.7.2: a related request whose inherited session is unusable (it starts
@@ -232,12 +233,31 @@ class Connection:
                 body = error_wire.encode_error_response(exc.error_data, dialect=self.dialect,
                                                         wrap_in_context=exc.wrap_in_context)
             except GoAsync as pending:
-                try:
-                    body = self._start_async(ctx, pending)
-                    status = NtStatus.STATUS_PENDING
-                except SmbError as exc:
-                    status = exc.status
-                    body = error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
+                if next_command and not pending.holds_chain:
+                    # [MS-SMB2] 3.3.5.2.7: "The server MAY<262> fail requests in a compound chain which require
+                    # asynchronous processing." <262>: "In Windows Vista and later, and Windows Server 2008 and
+                    # later, when an operation in a compound request requires asynchronous processing,
+                    # Windows-based servers fail them with STATUS_INTERNAL_ERROR except for the following two
+                    # cases: when a create request in the compound request triggers an oplock break, or when
+                    # the operation is last in the compound request." A CHANGE_NOTIFY or a blocking LOCK
+                    # followed by any request (related or not: Samba 4.17 tests the same, "req->in.vector_count
+                    # > req->current_idx + SMBD_SMB2_NUM_IOV_PER_REQ") would hold the compound until a change
+                    # or an unlock that may never come: it fails at once, with nothing left behind, and the
+                    # rest of the chain runs as usual (smbtorture smb2.compound.interim2). Samba 4.17 cancels
+                    # such a request instead (a CHANGE_NOTIFY answers STATUS_CANCELLED). Exempt
+                    # (GoAsync.holds_chain): a wait with an end in sight, on an oplock or lease break (a
+                    # CREATE; a rename, which Windows completes in the middle of a compound too, smbtorture
+                    # smb2.compound_async.rename_middle of Samba 4.22) or on a placeholder's hydration (cifs.ko
+                    # compounds CREATE + SET_INFO(EndOfFile) + CLOSE for truncate(2) of a path, macOS CREATE +
+                    # READ + CLOSE: they must not fail because the data is with a provider, docs/hsm.md).
+                    status, body = self._refused(pending, NtStatus.STATUS_INTERNAL_ERROR)
+                else:
+                    try:
+                        body = self._start_async(ctx, pending)
+                        status = NtStatus.STATUS_PENDING
+                        held = pending.holds_chain
+                    except SmbError as exc:
+                        status, body = self._refused(pending, exc.status)
             except ProtocolViolation:
                 raise
             except Exception as exc:  # noqa: BLE001 - a handler bug (logged): answer it, never drop the connection
@@ -253,13 +273,10 @@ class Connection:
             if not next_command:
                 break
             position += next_command
-            if status == NtStatus.STATUS_PENDING and header.command == Command.CREATE and \
-                    ctx.async_answer is not None and \
-                    decode_header(view, position).flags & SMB2_FLAGS_RELATED_OPERATIONS:
-                # A CREATE waiting for an oplock break inside a compound: the related requests after it act on
-                # its handle, so they run once it is answered (Samba; [MS-SMB2] 3.3.5.2.7, note <206>). Any
-                # other request that goes async (CHANGE_NOTIFY, a blocking LOCK) may never finish: the rest
-                # of the compound goes on at once (smbtorture smb2.compound.interim2, Samba alike).
+            if held and decode_header(view, position).flags & SMB2_FLAGS_RELATED_OPERATIONS:
+                # A request waiting for a break or a hydration inside a compound (see above): the related
+                # requests after it act on its handle, so they run once it is answered (Samba does so for a
+                # CREATE; [MS-SMB2] 3.3.5.2.7, <262>). Unrelated ones go on at once.
                 self._continue_after(ctx, bytes(view[position:]), encrypted_by)
                 break
         if not responses:
@@ -339,9 +356,11 @@ class Connection:
                 return
             if self.closed:
                 return
+            # Only a failed CREATE fails the related requests after it (_answer_smb2).
+            failed = status != NtStatus.STATUS_SUCCESS and ctx.header.command == Command.CREATE
             try:
                 buffers = await self._handle_smb2(memoryview(rest), encrypted_by, previous=ctx,
-                                                  create_error=None if status == NtStatus.STATUS_SUCCESS else status)
+                                                  create_error=status if failed else None)
             except ProtocolViolation as exc:
                 self.log.warning("rest of an async compound refused: %s", exc)
                 return
@@ -351,6 +370,13 @@ class Connection:
         task = asyncio.get_running_loop().create_task(go_on())
         self._answering.add(task)
         task.add_done_callback(self._answering.discard)
+
+    def _refused(self, pending: GoAsync, status: NtStatus) -> tuple[NtStatus, bytes]:
+        """A request that may not go async is answered `status` now; what its handler set up for the wait (a
+        watch, a queued waiter) is undone, as its completion never runs."""
+        if pending.withdraw is not None:
+            pending.withdraw()
+        return status, error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
 
     def _start_async(self, ctx: RequestContext, pending: GoAsync) -> bytes:
         if len(self.async_requests) >= self.server.config.max_async_requests_per_connection:

@@ -46,10 +46,24 @@ class GoAsync(Exception):
     """Raised by a handler whose answer will come later ([MS-SMB2] 3.3.4.2): the dispatcher sends an interim
     STATUS_PENDING response and awaits `completion`, which returns the final body or raises SmbError.
     `ended`, when given, runs once the work is over however it ended: also when a CANCEL stopped it before its
-    first step, where the coroutine's own finally clauses never run."""
+    first step, where the coroutine's own finally clauses never run.
+
+    Not every request may go async where it stands: in the middle of a compound only a wait whose end is in
+    sight does (`holds_chain`: an oplock or lease break, a placeholder's hydration; the related requests after
+    it run once it is answered). Any other (a CHANGE_NOTIFY, a blocking LOCK, which may wait for ever) is
+    answered STATUS_INTERNAL_ERROR at once instead (protocol/connection.py, [MS-SMB2] 3.3.5.2.7), and so is a
+    request over the connection's async limit (STATUS_INSUFFICIENT_RESOURCES). Then the completion is never
+    made, and `withdraw` (by default `ended`) undoes what the handler set up for the wait."""
 
     def __init__(self, completion: Callable[[], Awaitable[bytes | Reply]],
-                 ended: Callable[[], None] | None = None) -> None:
+                 ended: Callable[[], None] | None = None, *, holds_chain: bool = False,
+                 withdraw: Callable[[], None] | None = None) -> None:
         super().__init__("async")
         self.completion = completion
         self.ended = ended
+        self.holds_chain = holds_chain
+        self.withdraw = withdraw if withdraw is not None else ended
+
+    def wrapped(self, completion: Callable[[], Awaitable[bytes | Reply]]) -> GoAsync:
+        """The same wait answered by another completion (a caller that finishes the answer itself)."""
+        return GoAsync(completion, self.ended, holds_chain=self.holds_chain, withdraw=self.withdraw)

@@ -88,7 +88,7 @@ def handle(ctx: RequestContext, request: wire.IoctlRequest) -> bytes | Reply | C
         result = file_control(ctx, open_, request)
     except GoAsync as pending:  # e.g. a placeholder hydrating first (docs/hsm.md): the answer comes later
         completion = pending.completion
-        raise GoAsync(lambda: _finish_later(completion(), request, open_)) from None  # type: ignore[arg-type]
+        raise pending.wrapped(lambda: _finish_later(completion(), request, open_)) from None  # type: ignore[arg-type]
     if inspect.iscoroutine(result):
         return _finish_later(result, request, open_)
     return _finish(result, request, open_)  # type: ignore[arg-type]

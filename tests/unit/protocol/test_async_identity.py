@@ -18,7 +18,7 @@ from smbsrv.fs import identity
 from smbsrv.protocol.reply import GoAsync
 from smbsrv.wire.constants import Command
 from tests import builders as b
-from tests.fuzz.sans_io import Peer, SansIoServer
+from tests.fuzz.sans_io import Peer, SansIoServer, parse_buffers
 
 STATUS_PENDING = 0x00000103
 
@@ -85,9 +85,22 @@ def test_a_completion_cancelled_before_its_first_step_never_runs(peer: Peer,
 
     echo = dispatch.TABLE[Command.ECHO]
     monkeypatch.setitem(dispatch.TABLE, Command.ECHO, dataclasses.replace(echo, handle=goes_async))
-    # The CANCEL names the ECHO's MessageId and arrives in the same message, so it is handled in the same turn
-    # of the loop, before the completion's task had a first step.
-    outcome = peer.request(b.Req(b.SMB2_ECHO, b.echo_body()), b.Req(b.SMB2_CANCEL, b.cancel_body()))
+    # The CANCEL names the ECHO's MessageId and arrives right behind it (one TCP segment, two messages), so it
+    # is handled in the same turn of the loop, before the completion's task had a first step. (In one
+    # compound the ECHO would not be last and would fail at once: Connection._answer_smb2.)
+    echo_message, (message_id,) = peer.builder.build(b.Req(b.SMB2_ECHO, b.echo_body()), sign=False)
+    cancel_message, _ = peer.builder.build(b.Req(b.SMB2_CANCEL, b.cancel_body(), message_id=message_id),
+                                           sign=False)
 
+    async def both() -> list[b.Response]:
+        answered = parse_buffers(await peer.connection.handle_message(bytearray(echo_message)))
+        assert await peer.connection.handle_message(bytearray(cancel_message)) is None
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return answered
+
+    responses = peer.server.loop.run_until_complete(both())
     assert ran == []
-    assert [r.status for r in outcome.responses + outcome.sent_later] == [STATUS_PENDING, b.STATUS_CANCELLED]
+    later = [response for buffers in peer.later for response in parse_buffers(buffers)]
+    peer.later.clear()
+    assert [r.status for r in responses + later] == [STATUS_PENDING, b.STATUS_CANCELLED]

@@ -165,9 +165,12 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
     lease = oplock_break.lease_request(ctx, request.requested_oplock_level, request.contexts)
     case_insensitive = not posix and not tree.share.case_sensitive
     follow = tree.share.follow_symlinks and not posix
+    # A disposition that may make the file lets a drop box (write without list permission) take a new name
+    # (fs/resolver.py resolve, Samba's UCF_PREP_CREATEFILE).
+    may_create = request.create_disposition in (FILE_SUPERSEDE, FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE_IF)
     for _ in range(_MAX_SYMLINK_HOPS):
         try:
-            resolution = tree.share_root.resolve(path, case_insensitive=case_insensitive)
+            resolution = tree.share_root.resolve(path, case_insensitive=case_insensitive, may_create=may_create)
         except SymlinkMet as met:
             inside = _followable(tree, met.target, met.link_name_components) if follow else None
             if inside is None:

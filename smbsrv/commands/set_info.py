@@ -284,11 +284,18 @@ def _check_target_directory(server, parent_fd: int, is_directory: bool) -> None:
 def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> None:
     if open_.is_directory:
         raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
+    server = ctx.connection.server
     target, _ = _target(ctx, open_, link.file_name)
     with target:
-        if target.stat is not None:
+        existing = target.stat
+        if existing is not None:
             if not (link.replace_if_exists or link.flags & 1):
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+            # The name a link replaces goes as a replaced rename target does ([MS-FSA] 2.1.5.15.6 and
+            # 2.1.5.15.11): never a directory, never a file that is open. A name of this very file is such a
+            # file (this open): unlinking it first lost the file when it was its only name.
+            if stat.S_ISDIR(existing.st_mode) or server.files.opens((existing.st_dev, existing.st_ino)):
+                raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
             backend.unlink_at(target.parent_fd, target.name)
         open_.handle.link_to(target.parent_fd, target.name)
         ctx.tree.share_root.note_created(target.parent_fd, target.name)

@@ -80,6 +80,12 @@ def _is_valid_utf8(name: str) -> bool:
     return True
 
 
+def _listing_fd(dir_fd: int) -> int:
+    """A readable descriptor of the directory, opened as the acting user (PermissionError if they may not list
+    it); listdir needs one, and reopening '.' through the O_PATH fd names the same inode, race-free."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
 class NameIndexCache:
     """Per-directory case-insensitive indexes, shared by all threads of one share."""
 
@@ -90,7 +96,12 @@ class NameIndexCache:
         self.scans = 0  # full directory scans done; the tests and the benchmark read it
 
     def lookup(self, dir_fd: int, name: str) -> str | None:
-        """The on-disk name in the directory `dir_fd` (any fd, O_PATH is fine) that equals `name` ignoring case."""
+        """The on-disk name in the directory `dir_fd` (any fd, O_PATH is fine) that equals `name` ignoring case.
+
+        Raises PermissionError when the acting user may not list the directory (0711, a 0733 drop box), also
+        when the index is cached from someone who could: finding a name by another spelling is reading the
+        directory, so such a user meets only the exact spelling, and anything else is refused, as on Samba
+        4.17 (its get_real_filename_at lists the directory as the user: ACCESS_DENIED)."""
         dir_st = os.fstat(dir_fd)
         key = (dir_st.st_dev, dir_st.st_ino)
         wanted = fold(name)
@@ -99,7 +110,12 @@ class NameIndexCache:
             entry = self._indexes.get(key)
             if entry is not None and self._still_valid(entry, dir_st, now):
                 self._indexes.move_to_end(key)
-                return entry.names.get(wanted)
+                found = entry.names.get(wanted)
+            else:
+                entry = None
+        if entry is not None:
+            os.close(_listing_fd(dir_fd))  # the same permission check as a scan, for this user
+            return found
         entry = self._scan(dir_fd, dir_st, now)
         with self._lock:
             self._indexes[key] = entry
@@ -132,8 +148,7 @@ class NameIndexCache:
         return not entry.tentative or now - entry.scanned_at < TENTATIVE_TRUST_S
 
     def _scan(self, dir_fd: int, dir_st: os.stat_result, now: float) -> _DirIndex:
-        # listdir needs a readable fd; reopening '.' through the O_PATH fd names the same inode, race-free.
-        list_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+        list_fd = _listing_fd(dir_fd)
         try:
             entries = os.listdir(list_fd)
         finally:

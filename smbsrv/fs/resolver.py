@@ -218,11 +218,15 @@ class ShareRoot:
         if not self.case_sensitive:
             self.name_index.note_removed(parent_fd, name)
 
-    def resolve(self, path: SmbPath, *, case_insensitive: bool) -> Resolution:
+    def resolve(self, path: SmbPath, *, case_insensitive: bool, may_create: bool = False) -> Resolution:
         """Walk `path` from the root. Raises SymlinkMet for a symlink before the last component and SmbError
         (STATUS_OBJECT_PATH_NOT_FOUND, STATUS_ACCESS_DENIED, ...) when the walk cannot reach the parent.
 
-        `case_insensitive` is the caller's wish (non-POSIX opens); a case-sensitive share ignores it.
+        `case_insensitive` is the caller's wish (non-POSIX opens); a case-sensitive share ignores it. A last
+        component missing in its exact spelling is looked for in other cases by listing its directory; when
+        the user may not list it, that is STATUS_ACCESS_DENIED, unless `may_create` (a CREATE whose
+        disposition may make the file): then the name counts as missing, so a drop box (0733) takes new
+        files, as on Samba 4.17 (filename.c: UCF_PREP_CREATEFILE turns the refused listing into "not found").
         """
         comps = path.components
         if not comps:
@@ -230,14 +234,14 @@ class ShareRoot:
             return Resolution(fd, ".", os.fstat(fd), ())
         ci = case_insensitive and not self.case_sensitive
         if len(comps) == 1:
-            return self._finish(self._dup_root(), (), comps[0], ci)
+            return self._finish(self._dup_root(), (), comps[0], ci, may_create)
         # One directory below the root (the common "dir\\file"): the walk's single openat(O_NOFOLLOW|O_DIRECTORY)
         # of one validated component is as safe as openat2 and costs half of its ctypes call.
         if _openat2_usable and len(comps) > 2:
             parent_fd = _openat2_dir(self._root_fd_arg, os.fsencode("/".join(comps[:-1])))
             if parent_fd >= 0:
-                return self._finish(parent_fd, comps[:-1], comps[-1], ci)
-        return self._walk(comps, ci)
+                return self._finish(parent_fd, comps[:-1], comps[-1], ci, may_create)
+        return self._walk(comps, ci, may_create)
 
     def _dup_root(self) -> int:
         """A descriptor of the root the Resolution owns. Out of descriptors (EMFILE, ENFILE: one client's
@@ -247,12 +251,18 @@ class ShareRoot:
         except OSError as exc:
             raise_for_oserror(exc)
 
-    def _finish(self, parent_fd: int, parents: tuple[str, ...], last: str, ci: bool) -> Resolution:
+    def _finish(self, parent_fd: int, parents: tuple[str, ...], last: str, ci: bool,
+                may_create: bool) -> Resolution:
         """Look up the last component in the (owned) parent_fd and build the Resolution."""
         try:
             st = _lstat_at(parent_fd, last)
             if st is None and ci:
-                on_disk = self.name_index.lookup(parent_fd, last)
+                try:
+                    on_disk = self.name_index.lookup(parent_fd, last)
+                except PermissionError as exc:
+                    if not may_create:
+                        raise_for_oserror(exc)
+                    on_disk = None
                 if on_disk is not None and on_disk != last:
                     st = _lstat_at(parent_fd, on_disk)
                     if st is not None:
@@ -264,7 +274,7 @@ class ShareRoot:
             raise
         return Resolution(parent_fd, last, st, parents + (last,))
 
-    def _walk(self, comps: tuple[str, ...], ci: bool) -> Resolution:
+    def _walk(self, comps: tuple[str, ...], ci: bool, may_create: bool) -> Resolution:
         """`comps` has at least two components; the walk starts at the root fd, which it never closes."""
         cur_fd = self._root_fd
         resolved: list[str] = []
@@ -279,7 +289,7 @@ class ShareRoot:
             if cur_fd != self._root_fd:
                 os.close(cur_fd)
             raise
-        return self._finish(cur_fd, tuple(resolved), comps[-1], ci)
+        return self._finish(cur_fd, tuple(resolved), comps[-1], ci, may_create)
 
     def _step(
         self, dir_fd: int, comps: tuple[str, ...], index: int, resolved: list[str], ci: bool
@@ -307,13 +317,20 @@ class ShareRoot:
     def _other_spellings(self, dir_fd: int, component: str) -> Iterator[str]:
         """On-disk names a Windows-semantics component that does not exist may stand for, tried in turn: the
         same name in another case, then the long name of a short one (looked for only if the first fails)."""
-        on_disk = self.name_index.lookup(dir_fd, component)
+        on_disk = self._index_lookup(dir_fd, component)
         if on_disk is not None and on_disk != component:
             yield on_disk
         if self.short_names is not None:
             long_name, st = self._long_name(dir_fd, component)
             if st is not None:
                 yield long_name
+
+    def _index_lookup(self, dir_fd: int, name: str) -> str | None:
+        """name_index.lookup; a directory the user may not list is STATUS_ACCESS_DENIED (errno_map)."""
+        try:
+            return self.name_index.lookup(dir_fd, name)
+        except PermissionError as exc:
+            raise_for_oserror(exc)
 
     def _long_name(self, dir_fd: int, component: str) -> tuple[str, os.stat_result | None]:
         """A component that does not exist may be a short name: (the name to use, its lstat). The long name a
@@ -324,7 +341,7 @@ class ShareRoot:
             return component, None
         st = _lstat_at(dir_fd, long_name)
         if st is None:
-            on_disk = self.name_index.lookup(dir_fd, long_name)
+            on_disk = self._index_lookup(dir_fd, long_name)
             if on_disk is not None:
                 st = _lstat_at(dir_fd, on_disk)
                 if st is not None:

@@ -1,10 +1,15 @@
 """Seeded sequences of ordinary SMB2 file operations over a tiny namespace ([MS-SMB2] 2.2.13-2.2.39).
 
 A sequence works inside one fresh directory of the share, on the names "a", "b", "d" and "d\\x" (so "d" may
-become a directory holding "x", or a file, and "d\\x" then fails with a path error), through three handle
-slots spread over two connections of the same user: share modes, delete-pending and byte-range locks meet
-between handles and sessions. No oplocks or leases are asked for (their breaks would make the two servers'
-runs differ in timing), every LOCK fails immediately instead of waiting, and no timestamps are set.
+become a directory holding "x", or a file, and "d\\x" then fails with a path error), now and then on a deeper
+"d\\e\\x" and on case variants ("A", "D\\X") of those names, through three handle slots spread over four
+connections: two of the first user, one of a second user who shares the first user's group, one of a third
+user who shares no group with either (USERS). Share modes, delete-pending and byte-range locks meet between
+handles and sessions, and Unix permissions between users: a "chmod" step (done on disk as root, the same on
+both servers, as an administrator would) gives the sequence's directory and its names the modes a Windows
+client cannot choose. Hard links (FileLinkInformation) and extended attributes (FileFullEaInformation) are
+made and read back. No oplocks or leases are asked for (their breaks would make the two servers' runs differ
+in timing), every LOCK fails immediately instead of waiting, and no timestamps are set.
 
 An Op names a slot, not a FileId: the runner keeps each slot's handle (and its connection) per server, so one
 sequence replays identically against both. A CREATE into a busy slot closes the old handle first.
@@ -18,8 +23,17 @@ from dataclasses import dataclass, fields
 from tests import builders as b
 
 NAMES = ("a", "b", "d", "d\\x")
+# Drawn in a quarter of the draws, so the four names above keep most of them.
+DEEP_NAMES = ("d\\e", "d\\e\\x", "A", "D\\X", "d\\E\\X")
 SLOTS = 3
-CONNECTIONS = 2
+# The user each connection is logged on as: 0 the first user (twice), 1 the second (in the first user's group),
+# 2 the third (in no group of theirs). CONNECTION_WEIGHTS keep most handles the first user's.
+USERS = (0, 0, 1, 2)
+CONNECTIONS = len(USERS)
+CONNECTION_WEIGHTS = (35, 25, 20, 20)
+# What the "chmod" step sets (on disk, as root): the directory's and the names' modes other users meet.
+MODES = (0o755, 0o750, 0o700, 0o711, 0o770, 0o777, 0o1777, 0o644, 0o640, 0o600, 0o660, 0o666, 0o604, 0o444,
+         0o000, 0o200, 0o744, 0o733)
 
 FILE_ATTRIBUTE_HIDDEN = 0x2
 FILE_ATTRIBUTE_SYSTEM = 0x4
@@ -36,14 +50,22 @@ CREATE_ATTRIBUTES = (0, 0, b.FILE_ATTRIBUTE_NORMAL, b.FILE_ATTRIBUTE_READONLY, F
 SET_ATTRIBUTES = (0, b.FILE_ATTRIBUTE_NORMAL, b.FILE_ATTRIBUTE_READONLY, FILE_ATTRIBUTE_HIDDEN,
                   FILE_ATTRIBUTE_ARCHIVE, b.FILE_ATTRIBUTE_READONLY | FILE_ATTRIBUTE_HIDDEN,
                   b.FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_SYSTEM | FILE_ATTRIBUTE_ARCHIVE)
-# FileBasic, FileStandard, FileNetworkOpen, FileAttributeTag ([MS-FSCC] 2.4)
-QUERY_CLASSES = (4, 5, 34, 35)
+# FileBasic, FileStandard, FileNetworkOpen, FileAttributeTag, and now and then FileAccess ([MS-FSCC] 2.4)
+QUERY_CLASSES = (4, 5, 34, 35, 4, 5, 34, 35, 8, 8)
+FILE_ACCESS_INFORMATION = 8
+FILE_EA_INFORMATION = 7
+FILE_FULL_EA_INFORMATION = 15
+# What an "ea" step sets: (EaName, EaValue) lists; an empty value removes the EA ([MS-FSCC] 2.4.15). The names
+# differ in case on purpose: EA names are case-insensitive ([MS-FSCC] 2.4.15).
+EA_LISTS = (((b"Alpha", b"1"),), ((b"beta", b"two"),), ((b"ALPHA", b"three"),), ((b"alpha", b""),),
+            ((b"Alpha", b"1"), (b"Gamma", b"xyz")), ((b"beta", b""), (b"gamma", b"")))
 LOCK_FLAGS = (b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY,
               b.SMB2_LOCKFLAG_SHARED_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY, b.SMB2_LOCKFLAG_UNLOCK)
 
+# The first twelve kept their weights when chmod, link, ea and queryea came (9 of 113 draws go to those).
 KINDS = ("create", "close", "write", "read", "rename", "disposition", "basic", "eof", "query", "querydir",
-         "lock", "flush")
-WEIGHTS = (30, 7, 10, 8, 6, 7, 6, 5, 12, 5, 6, 2)
+         "lock", "flush", "chmod", "link", "ea", "queryea")
+WEIGHTS = (30, 7, 10, 8, 6, 7, 6, 5, 12, 5, 6, 2, 3, 3, 2, 1)
 
 
 @dataclass(frozen=True)
@@ -53,17 +75,18 @@ class Op:
     kind: str
     slot: int = 0
     conn: int = 0  # create: the connection the slot's handle lives on
-    name: str = ""  # create: the file; rename: the target
+    name: str = ""  # create and chmod: the file ("" in chmod: the sequence's directory); rename, link: the target
     access: int = 0
     share: int = 0
     disposition: int = 0
     options: int = 0
-    attributes: int = 0  # create and basic
+    attributes: int = 0  # create and basic; chmod: the mode
     offset: int = 0  # write, read, lock, eof (the new size)
     length: int = 0  # read, lock
     data: bytes = b""  # write
-    flag: int = 0  # rename: ReplaceIfExists; disposition: DeletePending; lock: flags; querydir: flags
-    info_class: int = 0  # query
+    # rename, link: ReplaceIfExists; disposition: DeletePending; lock, querydir: flags; ea: index in EA_LISTS
+    flag: int = 0
+    info_class: int = 0  # query, queryea
     pattern: str = ""  # querydir
 
     def describe(self) -> str:
@@ -77,6 +100,10 @@ def _shown(name: str, value: object) -> str:
     if isinstance(value, int) and name in ("access", "options", "attributes", "flag"):
         return hex(value)
     return repr(value)
+
+
+def _name(rng: random.Random) -> str:
+    return rng.choice(DEEP_NAMES) if rng.random() < 0.25 else rng.choice(NAMES)
 
 
 def _create(rng: random.Random) -> Op:
@@ -96,7 +123,8 @@ def _create(rng: random.Random) -> Op:
         # READONLY means nothing on a Windows directory and much on Samba's (allowed.py); a directory created
         # so would end or blur most sequences it appears in.
         attributes &= ~b.FILE_ATTRIBUTE_READONLY
-    return Op("create", slot=rng.randrange(SLOTS), conn=rng.randrange(CONNECTIONS), name=rng.choice(NAMES),
+    conn = rng.choices(range(CONNECTIONS), CONNECTION_WEIGHTS)[0]
+    return Op("create", slot=rng.randrange(SLOTS), conn=conn, name=_name(rng),
               access=access, share=share, disposition=disposition, options=options,
               attributes=attributes)
 
@@ -112,7 +140,15 @@ def random_op(rng: random.Random) -> Op:
     if kind == "read":
         return Op(kind, slot=slot, offset=rng.choice((0, 0, 3, 50, 200)), length=rng.choice((0, 1, 10, 64)))
     if kind == "rename":
-        return Op(kind, slot=slot, name=rng.choice(NAMES), flag=rng.randrange(2))
+        return Op(kind, slot=slot, name=_name(rng), flag=rng.randrange(2))
+    if kind == "link":
+        return Op(kind, slot=slot, name=_name(rng), flag=rng.randrange(2))
+    if kind == "chmod":
+        return Op(kind, slot=0, name=rng.choice(("", "", "d", "d\\e") + NAMES), attributes=rng.choice(MODES))
+    if kind == "ea":
+        return Op(kind, slot=slot, flag=rng.randrange(len(EA_LISTS)))
+    if kind == "queryea":
+        return Op(kind, slot=slot, info_class=rng.choice((FILE_EA_INFORMATION, FILE_FULL_EA_INFORMATION)))
     if kind == "disposition":
         return Op(kind, slot=slot, flag=rng.choice((1, 1, 1, 0)))
     if kind == "basic":

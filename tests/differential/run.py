@@ -2,13 +2,16 @@
 
     python -m tests.differential.run --sequences 2000 --seed 1        # as root: both servers, one new account
 
-Both servers run as root serving the same fresh non-root Unix account (tests/smbtorture/compare.py's
-unix_account), each from its own share directory. Every sequence (tests/differential/ops.py) gets a new
-directory in both shares, made on disk and owned by the account; the runner replays it step by step on two
-connections per server and records per step the NTSTATUS and what a client may rely on of the answer (create
-action, attributes, sizes, link count, delete-pending, directory flag, data read, names listed), never
-timestamps, file ids or allocation sizes. After the last step every handle still open is closed and the
-directory's contents on disk (names, types, modes, sizes, data) are recorded too.
+Both servers run as root serving the same three non-root Unix accounts (ops.USERS): a fresh first account
+(tests/smbtorture/compare.py's unix_account), a second one in the first one's group and a third in no group
+of theirs (other_accounts), each SMB user acting as the account of its name, each server from its own share
+directory with Samba's default create and directory masks (0744, 0755) on both. Every sequence
+(tests/differential/ops.py) gets a new directory in both shares, made on disk and owned by the first account;
+the runner replays it step by step on four connections per server and records per step the NTSTATUS and what
+a client may rely on of the answer (create action, attributes, sizes, link count, delete-pending, directory
+flag, granted access, EAs, data read, names listed), never timestamps, file ids or allocation sizes. After
+the last step every handle still open is closed and the directory's contents on disk (names, types, owners,
+modes, link counts, sizes, data) are recorded too.
 
 The first step where the two records differ ends the comparison of a sequence (the servers' states may part
 from there). A difference on tests/differential/allowed.py's list is counted as allowed; any other is
@@ -19,11 +22,14 @@ Exit status 0 when no difference outside the list was found.
 from __future__ import annotations
 
 import argparse
+import grp
 import os
 import pwd
+import re
 import shutil
 import stat
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +43,7 @@ from benchmarks.servers import HOST, SHARE_NAME, SambaServer, SmbsrvServer
 from smbsrv.wire.status import NtStatus
 from tests import builders as b
 from tests.differential import allowed
-from tests.differential.ops import CONNECTIONS, Op, sequence
+from tests.differential.ops import EA_LISTS, FILE_ACCESS_INFORMATION, FILE_EA_INFORMATION, USERS, Op, sequence
 
 PASSWORD = "Differential-1"
 Record = tuple  # (label, status, (("field", value), ...))
@@ -52,20 +58,22 @@ def status_text(status: int) -> str:
 
 @dataclass
 class Side:
-    """One server as the runner drives it: two logged-on connections and the share directory on disk."""
+    """One server as the runner drives it: a logged-on connection per entry of ops.USERS (users[i] is user i)
+    and the share directory on disk."""
 
     name: str
     port: int
-    user: str
+    users: tuple[str, ...]
     password: str
     share_dir: Path
     owner: tuple[int, int] | None
+    log_path: Path | None = None
     clients: list[b.Client] = field(default_factory=list)
 
     def connect(self) -> None:
         self.disconnect()
-        self.clients = [b.connect(HOST, self.port, self.user, self.password, SHARE_NAME, sign=True)
-                        for _ in range(CONNECTIONS)]
+        self.clients = [b.connect(HOST, self.port, self.users[user], self.password, SHARE_NAME, sign=True)
+                        for user in USERS]
 
     def disconnect(self) -> None:
         for client in self.clients:
@@ -115,7 +123,42 @@ def _query_detail(info_class: int, data: bytes) -> tuple:
     if info_class == 35:  # FileAttributeTagInformation: FileAttributes@0, ReparseTag@4
         attributes, tag = struct.unpack_from("<II", data, 0)
         return (("attributes", hex(attributes)), ("tag", hex(tag)))
+    if info_class == FILE_ACCESS_INFORMATION:  # AccessFlags@0 ([MS-FSCC] 2.4.1): what the open was granted
+        return (("granted", hex(struct.unpack_from("<I", data, 0)[0])),)
     raise ValueError(info_class)
+
+
+FILE_FULL_EA_INFORMATION = 15
+_FULL_EA = struct.Struct("<IBBH")  # NextEntryOffset, Flags, EaNameLength, EaValueLength ([MS-FSCC] 2.4.15)
+
+
+def full_ea_list(entries: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    """FILE_FULL_EA_INFORMATION entries, each but the last padded to 4 bytes, names NUL-terminated."""
+    out = bytearray()
+    for index, (name, value) in enumerate(entries):
+        entry = _FULL_EA.pack(0, 0, len(name), len(value)) + name + b"\0" + value
+        if index != len(entries) - 1:
+            entry += bytes(-len(entry) % 4)
+            entry = struct.pack("<I", len(entry)) + entry[4:]
+        out += entry
+    return bytes(out)
+
+
+def _ea_detail(info_class: int, data: bytes) -> tuple:
+    """FileEaInformation's EaSize, or the FileFullEaInformation entries as (flags, name, value), sorted."""
+    if info_class == FILE_EA_INFORMATION:
+        return (("ea_size", struct.unpack_from("<I", data, 0)[0]),)
+    entries = []
+    position = 0
+    while position < len(data):
+        next_offset, flags, name_length, value_length = _FULL_EA.unpack_from(data, position)
+        name = data[position + 8:position + 8 + name_length].decode("ascii", "replace")
+        value = data[position + 9 + name_length:position + 9 + name_length + value_length].hex()
+        entries.append((flags, name, value))
+        if not next_offset:
+            break
+        position += next_offset
+    return (("eas", tuple(sorted(entries))),)
 
 
 def _directory_detail(buffer: bytes) -> tuple:
@@ -147,7 +190,7 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
             client, file_id = slots.pop(op.slot)
             before = (("closed_first", status_text(_request(client, b.SMB2_CLOSE, b.close_body(file_id)).status)),)
         # What the name is on disk before the CREATE: allowed.py's conditions need it, and equal runs agree.
-        before += (("target", _kind_on_disk(side.share_dir / base / op.name.replace("\\", "/"))),)
+        before += (("target", _kind_on_disk(side.share_dir / base, op.name)),)
         client = side.clients[op.conn]
         body = b.create_body(f"{base}\\{op.name}", desired_access=op.access, disposition=op.disposition,
                              options=op.options, share_access=op.share, file_attributes=op.attributes)
@@ -156,6 +199,14 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
             return (op.kind, status_text(response.status), before)
         slots[op.slot] = (client, b.create_file_id(response.body))
         return (op.kind, "STATUS_SUCCESS", before + _create_detail(response.body))
+    if op.kind == "chmod":
+        # An administrator's chmod on the server, not an SMB request: the same on both disks.
+        path = side.share_dir / base / op.name.replace("\\", "/")
+        try:
+            os.chmod(path, op.attributes, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return (op.kind, "none", ())
+        return (op.kind, "done", ())
     if op.slot not in slots:
         return (op.kind, "no-handle", ())
     client, file_id = slots[op.slot]
@@ -174,6 +225,17 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
     elif op.kind == "rename":
         response = _set_info(client, file_id, b.FILE_RENAME_INFORMATION,
                              b.rename_info(f"{base}\\{op.name}", bool(op.flag)))
+    elif op.kind == "link":
+        # FileLinkInformation has FileRenameInformation's SMB2 layout ([MS-FSCC] 2.4.21.2).
+        response = _set_info(client, file_id, b.FILE_LINK_INFORMATION,
+                             b.rename_info(f"{base}\\{op.name}", bool(op.flag)))
+    elif op.kind == "ea":
+        response = _set_info(client, file_id, FILE_FULL_EA_INFORMATION, full_ea_list(EA_LISTS[op.flag]))
+    elif op.kind == "queryea":
+        response = _request(client, b.SMB2_QUERY_INFO,
+                            b.query_info_body(file_id, b.SMB2_0_INFO_FILE, op.info_class, output_length=4096))
+        if response.status == b.STATUS_SUCCESS:
+            detail = _ea_detail(op.info_class, b.output_buffer(response))
     elif op.kind == "disposition":
         response = _set_info(client, file_id, b.FILE_DISPOSITION_INFORMATION, b.disposition_info(bool(op.flag)))
     elif op.kind == "basic":
@@ -201,16 +263,24 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
     return (op.kind, status_text(response.status), detail)
 
 
-def _kind_on_disk(path: Path) -> str:
-    try:
-        st = path.lstat()
-    except (FileNotFoundError, NotADirectoryError):
-        return "none"
-    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
+def _kind_on_disk(directory: Path, name: str) -> str:
+    """What `name` (backslashes between components) names below `directory`, each component matched ignoring
+    case as both servers match it; "none" when nothing does."""
+    path = directory
+    for component in name.split("\\"):
+        try:
+            matches = sorted(entry for entry in os.listdir(path) if entry.upper() == component.upper())
+        except (FileNotFoundError, NotADirectoryError):
+            return "none"
+        if not matches:
+            return "none"
+        path = path / (component if component in matches else matches[0])
+    return "dir" if stat.S_ISDIR(path.lstat().st_mode) else "file"
 
 
 def disk_contents(root: Path) -> tuple:
-    """Every name below `root` with its type, permission bits, and for files the size and data."""
+    """Every name below `root` with its type, owner, permission bits, and for files the link count, size and
+    data. The owner is a uid: both servers serve the same accounts."""
     entries = []
     for directory, dirs, files in os.walk(root):
         for name in sorted(dirs + files):
@@ -218,8 +288,8 @@ def disk_contents(root: Path) -> tuple:
             st = path.lstat()
             kind = "dir" if path.is_dir() and not path.is_symlink() else "file" if path.is_file() else "other"
             data = path.read_bytes().hex() if kind == "file" else ""
-            entries.append((str(path.relative_to(root)), kind, oct(st.st_mode & 0o7777), st.st_size if data else 0,
-                            data))
+            entries.append((str(path.relative_to(root)), kind, st.st_uid, oct(st.st_mode & 0o7777),
+                            st.st_nlink if kind == "file" else 0, st.st_size if data else 0, data))
     return tuple(sorted(entries))
 
 
@@ -241,7 +311,9 @@ def execute(side: Side, ops: list[Op], base: str) -> list[Record]:
         records.append(("dropped", str(exc), ()))
         side.disconnect()  # the next sequence logs on again
     records.append(("disk", "", (("contents", disk_contents(directory)),)))
-    shutil.rmtree(directory, ignore_errors=True)
+    # The directory stays until the run ends: removed now, its inode would come back as a later sequence's
+    # directory, and Samba 4.17 keeps the real-case spellings of names per directory inode (its
+    # GETREALFILENAME_CACHE, source3/smbd/files.c): a later "a" would be created as an earlier sequence's "A".
     return records
 
 
@@ -304,6 +376,9 @@ def _both_refused(difference: Difference) -> bool:
     if op is not None and op.kind == "create" and op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE,
                                                                      b.FILE_OVERWRITE_IF):
         # Samba 4.17 may have truncated the file before refusing the open (CANNOT_DELETE after the overwrite).
+        return False
+    if op is not None and op.kind == "link" and op.flag and samba[1] == "STATUS_OBJECT_NAME_COLLISION":
+        # Samba 4.17 may have removed the open target before it gave up (allowed.py).
         return False
     if "STATUS_SUCCESS" in (samba[1], smbsrv[1]):
         return False
@@ -422,11 +497,35 @@ def summary(report: Report) -> str:
 # -- the two servers ----------------------------------------------------------------------------------------
 
 @contextmanager
+def other_accounts(first: str) -> Iterator[tuple[str, str]]:
+    """The second and third users' Unix accounts, made for this block: the second a member of the first
+    account's primary group, the third in no group of theirs (each has a group of its own)."""
+    for entry in pwd.getpwall():  # accounts left by runs killed before their end (the pid is gone)
+        match = re.fullmatch(r"smbsrv_d[gs](\d+)", entry.pw_name)
+        if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+    group = grp.getgrgid(pwd.getpwnam(first).pw_gid).gr_name
+    names = (f"smbsrv_dg{os.getpid()}", f"smbsrv_ds{os.getpid()}")
+    made = []
+    try:
+        for name, groups in zip(names, (["--groups", group], []), strict=True):
+            subprocess.run(["useradd", "--system", "--no-create-home", "--user-group", "--shell",
+                            "/usr/sbin/nologin", *groups, name], check=True, capture_output=True)
+            made.append(name)
+        yield names
+    finally:
+        for name in made:
+            subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+@contextmanager
 def servers(account: str, owner: tuple[int, int] | None) -> Iterator[Runner]:
-    """Samba and smbsrv, each serving its own new share directory to `account` (SMB user of the same name)."""
-    with tempfile.TemporaryDirectory(prefix="differential-") as tmp:
+    """Samba and smbsrv, each serving its own new share directory to `account` and the two other_accounts (SMB
+    users of the same names)."""
+    with tempfile.TemporaryDirectory(prefix="differential-") as tmp, other_accounts(account) as others:
+        users = (account, *others)
         top = Path(tmp)
-        top.chmod(0o755)  # both servers reach the shares as the account
+        top.chmod(0o755)  # both servers reach the shares as the accounts
         started: list = []
         try:
             sides = []
@@ -436,11 +535,18 @@ def servers(account: str, owner: tuple[int, int] | None) -> Iterator[Runner]:
                 workdir.mkdir()
                 if owner is not None:
                     os.chown(share, *owner)
+                extra = " ".join(f"--user {name}:{PASSWORD}" for name in others)
                 server = (SambaServer(workdir, share, account, PASSWORD, False) if kind == "samba" else
-                          SmbsrvServer(workdir, share, account, PASSWORD, False, server_args="--signing desired"))
+                          SmbsrvServer(workdir, share, account, PASSWORD, False,
+                                       server_args=f"--signing desired {extra}"))
                 server.start()
                 started.append(server)
-                sides.append(Side(kind, server.port, account, PASSWORD, share, owner))
+                if kind == "samba":
+                    for name in others:
+                        subprocess.run(["smbpasswd", "-a", "-s", "-c", str(workdir / "smb.conf"), name],
+                                       input=f"{PASSWORD}\n{PASSWORD}\n".encode(), check=True,
+                                       capture_output=True)
+                sides.append(Side(kind, server.port, users, PASSWORD, share, owner, server.log_path))
             runner = Runner(*sides)
             try:
                 yield runner

@@ -174,3 +174,59 @@ def test_create_of_a_file_over_a_directory_is_file_is_a_directory(runner: Runner
         assert b.status_name(response.status) == "STATUS_FILE_IS_A_DIRECTORY", side.name
         response = client.create(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE)
         assert b.status_name(response.status) == "STATUS_OBJECT_NAME_COLLISION", side.name
+
+
+def test_other_spelling_in_a_directory_the_user_may_not_list(runner: Runner) -> None:
+    """A name in another case, in a directory the user may traverse but not list: finding it is listing the
+    directory, so an open is ACCESS_DENIED even when the name exists, and a create in a drop box (0733) makes the
+    name as spelled (Samba 4.17's filename.c, UCF_PREP_CREATEFILE). smbsrv failed with STATUS_INTERNAL_ERROR (the
+    name index's listing raised EACCES), or found the file through an index another user had built."""
+    for side, owner, base in _both(runner):
+        stranger = side.clients[3]  # the third user, in no group of the owner's
+        directory = side.share_dir / base / "d"
+        owner.close_file(owner.open(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                                    options=b.FILE_DIRECTORY_FILE))
+        owner.close_file(owner.open(f"{base}\\d\\x", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+        # The owner's case-insensitive open builds smbsrv's index of d.
+        owner.close_file(owner.open(f"{base}\\D\\X", desired_access=b.FILE_READ_ATTRIBUTES))
+        directory.chmod(0o711)
+        for name, disposition in (("X", b.FILE_OPEN), ("X", b.FILE_OPEN_IF), ("y", b.FILE_OPEN)):
+            response = stranger.create(f"{base}\\d\\{name}", desired_access=b.FILE_READ_ATTRIBUTES,
+                                       disposition=disposition)
+            assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, name, disposition)
+        exact = stranger.create(f"{base}\\d\\x", desired_access=b.FILE_READ_ATTRIBUTES)
+        assert b.status_name(exact.status) == "STATUS_SUCCESS", side.name
+        assert stranger.close_file(b.create_file_id(exact.body)) == b.STATUS_SUCCESS
+        directory.chmod(0o733)
+        response = stranger.create(f"{base}\\d\\X", desired_access=b.FILE_READ_ATTRIBUTES, disposition=b.FILE_OPEN)
+        assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", side.name
+        response = stranger.create(f"{base}\\d\\X", desired_access=b.GENERIC_WRITE, disposition=b.FILE_OPEN_IF)
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        assert struct.unpack_from("<I", response.body, 4)[0] == 2, side.name  # FILE_CREATED
+        assert stranger.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
+        assert sorted(path.name for path in directory.iterdir()) == ["X", "x"], side.name
+
+
+def test_link_over_its_own_name_keeps_the_file(runner: Runner) -> None:
+    """FileLinkInformation with ReplaceIfExists naming the file's own name, or another link of it: the name to
+    replace belongs to a file that is open (this handle), so nothing is replaced ([MS-FSA] 2.1.5.15.6 as
+    2.1.5.15.11; Samba 4.17 refuses too, with SHARING_VIOLATION). smbsrv unlinked the name first and then failed
+    to link the file it had just removed: OBJECT_NAME_NOT_FOUND, and the file was gone."""
+    for side, client, base in _both(runner):
+        file_id = client.open(f"{base}\\f", desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=b.FILE_CREATE)
+        assert client.write(file_id, 0, b"kept").status == b.STATUS_SUCCESS
+        for name in ("f", "F"):
+            response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
+                                       b.rename_info(f"{base}\\{name}", replace_if_exists=True))
+            assert b.status_name(response.status) in ("STATUS_ACCESS_DENIED", "STATUS_SHARING_VIOLATION"), side.name
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
+                                   b.rename_info(f"{base}\\g", replace_if_exists=False))
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        assert _standard(client, file_id)[0] == 2, side.name
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
+                                   b.rename_info(f"{base}\\g", replace_if_exists=True))
+        assert b.status_name(response.status) in ("STATUS_ACCESS_DENIED", "STATUS_SHARING_VIOLATION"), side.name
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+        for name in ("f", "g"):
+            path = side.share_dir / base / name
+            assert path.read_bytes() == b"kept" and path.stat().st_nlink == 2, (side.name, name)

@@ -1,5 +1,5 @@
-"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv status`, `smbsrv reload`, `smbsrv user ...`,
-`smbsrv hsm release|status`."""
+"""Command line: `smbsrv serve`, `smbsrv check-config`, `smbsrv status`, `smbsrv reload`, `smbsrv close-session`,
+`smbsrv close-file`, `smbsrv user ...`, `smbsrv hsm release|status`."""
 
 from __future__ import annotations
 
@@ -62,13 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     for name, text in (("status", "sessions, tree connects, open files and locks of the running server"),
-                       ("reload", "make the running server re-read its config and users file")):
+                       ("reload", "make the running server re-read its config and users file"),
+                       ("close-session", "close the matching sessions of the running server, with their opens"),
+                       ("close-file", "close open files of the running server by the FileId status shows")):
         control = commands.add_parser(name, help=text)
         control.add_argument("-c", "--config", default=os.environ.get("SMBSRV_CONFIG"),
                              help="the server's config file, to find its control socket (default $SMBSRV_CONFIG)")
         control.add_argument("-s", "--socket", help="the control socket (default: from the config)")
         if name == "status":
             control.add_argument("--json", action="store_true", help="print JSON")
+        if name == "close-session":
+            control.add_argument("--session", help="a session id (0x... as status shows it)")
+            control.add_argument("--user", help="every session of this user")
+            control.add_argument("--client", help="every session from this address (with or without :port)")
+        if name == "close-file":
+            control.add_argument("file_ids", nargs="+", type=int, metavar="FILEID")
     add_user_parser(commands, default_users_file=ServerConfig.users_file)
     add_hsm_parser(commands)
     return parser
@@ -152,11 +160,11 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _control_request(args: argparse.Namespace, command: str) -> dict[str, object] | None:
+def _control_request(args: argparse.Namespace, command: str, **arguments: object) -> dict[str, object] | None:
     from smbsrv.control import ControlError, request
 
     try:
-        return request(args.socket or _control_socket_of(args.config), command)
+        return request(args.socket or _control_socket_of(args.config), command, **arguments)
     except (ConfigError, ControlError) as exc:
         print(f"smbsrv {command}: {exc}", file=sys.stderr)
         return None
@@ -209,6 +217,39 @@ def reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def close_session(args: argparse.Namespace) -> int:
+    if args.session is None and args.user is None and args.client is None:
+        print("smbsrv close-session: name the sessions: --session, --user or --client", file=sys.stderr)
+        return 2
+    arguments = {key: value for key, value in (("session", args.session), ("user", args.user),
+                                                ("client", args.client)) if value is not None}
+    reply = _control_request(args, "close-session", **arguments)
+    if reply is None:
+        return 1
+    closed: list[dict[str, object]] = reply["closed"]  # type: ignore[assignment]
+    for entry in closed:
+        print(f"closed session {entry['session_id']} of {entry['user']} from {entry['client']} "
+              f"({entry['opens_closed']} open(s))")
+    if not closed:
+        print("smbsrv close-session: no session matched", file=sys.stderr)
+        return 1
+    return 0
+
+
+def close_file(args: argparse.Namespace) -> int:
+    reply = _control_request(args, "close-file", file_ids=args.file_ids)
+    if reply is None:
+        return 1
+    closed: list[dict[str, object]] = reply["closed"]  # type: ignore[assignment]
+    for entry in closed:
+        print(f"closed FileId {entry['file_id']}: {entry['share']}/{entry['path']} (session {entry['session_id']})")
+    missing = sorted(set(args.file_ids) - {entry["file_id"] for entry in closed})
+    if missing:
+        print(f"smbsrv close-file: no open with FileId {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.file)
@@ -231,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         return status(args)
     if args.command == "reload":
         return reload(args)
+    if args.command == "close-session":
+        return close_session(args)
+    if args.command == "close-file":
+        return close_file(args)
     return int(args.func(args))
 
 

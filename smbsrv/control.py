@@ -5,8 +5,9 @@ group `control_group`. The file mode is the first gate; the second is the peer's
 which the kernel fills in at connect time and a client cannot forge): root, the server's own uid, or a member of
 control_group. Samba's smbcontrol/smbstatus and ksmbd.control are the analogues.
 
-Protocol: JSON lines. The client sends one object `{"command": "status" | "reload"}` and reads one object back:
-`{"ok": true, ...}` or `{"ok": false, "error": "..."}`. Everything here runs on the event loop, as the server.
+Protocol: JSON lines. The client sends one object, `{"command": "status" | "reload" | "close-session" |
+"close-file", ...arguments}`, and reads one object back: `{"ok": true, ...}` or `{"ok": false, "error": "..."}`.
+Everything here runs on the event loop, as the server.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _MAX_REQUEST = 4096
 _REQUEST_TIMEOUT_S = 10.0
 
-Handler = Callable[[str], Awaitable[dict[str, Any]]]
+Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]  # (command, the whole request)
 
 
 class ControlError(Exception):
@@ -138,7 +139,7 @@ class ControlServer:
             return {"ok": False, "error": "expected a JSON object with a command"}
         if not isinstance(command, str):
             return {"ok": False, "error": "command must be a string"}
-        return await self.handler(command)
+        return await self.handler(command, request)
 
 
 def _answers(path: str) -> bool:
@@ -150,13 +151,14 @@ def _answers(path: str) -> bool:
     return True
 
 
-def request(path: str, command: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    """Send one command to the daemon and return its answer; ControlError when it cannot be had."""
+def request(path: str, command: str, timeout_s: float = 30.0, **arguments: Any) -> dict[str, Any]:
+    """Send one command (with its arguments) to the daemon and return its answer; ControlError when it cannot be
+    had."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         try:
             sock.connect(path)
-            sock.sendall(json.dumps({"command": command}).encode() + b"\n")
+            sock.sendall(json.dumps({"command": command, **arguments}).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = sock.recv(65536)

@@ -132,12 +132,46 @@ class _Operations:
         self.control: ControlServer | None = None
         self.metrics_server: Any = None
 
-    async def handle(self, command: str) -> dict[str, Any]:
+    async def handle(self, command: str, request: dict[str, Any]) -> dict[str, Any]:
         if command == "status":
             return {"ok": True, "status": self.state.status_snapshot()}
         if command == "reload":
             return self.reload()
-        return {"ok": False, "error": f"unknown command {command!r} (status, reload)"}
+        if command == "close-session":
+            return self.close_sessions(request)
+        if command == "close-file":
+            return self.close_files(request)
+        return {"ok": False, "error": f"unknown command {command!r} (status, reload, close-session, close-file)"}
+
+    def close_sessions(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Close the sessions that match every criterion given: "session" (its id, 0x... as status shows it),
+        "user", "client" (an address, with or without the port). At least one is needed."""
+        session_id, user, client = request.get("session"), request.get("user"), request.get("client")
+        if session_id is None and user is None and client is None:
+            return {"ok": False, "error": "name the sessions to close: session, user or client"}
+        if not all(value is None or isinstance(value, str) and value for value in (session_id, user, client)):
+            return {"ok": False, "error": "session, user and client must be non-empty strings"}
+        try:
+            number = int(session_id, 0) if session_id is not None else None
+        except ValueError:
+            return {"ok": False, "error": f"not a session id: {session_id!r}"}
+        closed = self.state.close_sessions(number, user, client)
+        for entry in closed:
+            log.warning("administrator closed session %s of %s from %s (%d open(s) closed)", entry["session_id"],
+                        entry["user"], entry["client"], entry["opens_closed"])
+        return {"ok": True, "closed": closed}
+
+    def close_files(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Close the opens named by "file_ids" (the FileIds status shows)."""
+        file_ids = request.get("file_ids")
+        if not isinstance(file_ids, list) or not file_ids or \
+                not all(isinstance(value, int) and not isinstance(value, bool) for value in file_ids):
+            return {"ok": False, "error": "file_ids must be a non-empty list of FileIds"}
+        closed = self.state.close_files(file_ids)
+        for entry in closed:
+            log.warning("administrator closed FileId %d (%s/%s, session %s)", entry["file_id"], entry["share"],
+                        entry["path"], entry["session_id"])
+        return {"ok": True, "closed": closed}
 
     def reload(self) -> dict[str, Any]:
         """Re-read the configuration and users file; a bad one is refused and the running one stays."""

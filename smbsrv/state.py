@@ -208,6 +208,60 @@ class ServerState:
         for other in session.channel_connections():
             other.sessions.pop(session.session_id, None)
 
+    # -- an administrator closes sessions and files ([MS-SMB2] 3.3.4.12, 3.3.4.17; `smbsrv close-session`,
+    # `smbsrv close-file`, as Windows' Close-SmbSession and Close-SmbOpenFile) ---------------------------------
+
+    def close_sessions(self, session_id: int | None = None, user: str | None = None,
+                       client: str | None = None) -> list[dict[str, Any]]:
+        """Close every session that matches all the criteria given ([MS-SMB2] 3.3.4.12): its opens are closed,
+        durable ones too, so their locks, share modes and leases go with them; its tree connects end; its
+        pending requests are cancelled. The client's next request on the session gets
+        STATUS_USER_SESSION_DELETED, and a client that still has credentials the server takes sets up a new
+        session (so revoking a user is removing it from the users file, reloading, then closing its sessions).
+        `client` is an address as `smbsrv status` shows it, with or without its port."""
+        closed: list[dict[str, Any]] = []
+        for connection in list(self.connections):
+            for session in list(connection.sessions.values()):
+                if session.state != "valid":
+                    continue  # being set up, or closed already through another channel
+                if session_id is not None and session.session_id != session_id:
+                    continue
+                if user is not None and _user_name(session).lower() != user.lower():
+                    continue
+                if client is not None and client not in (connection.peer, _address_of(connection.peer)):
+                    continue
+                for channel in {connection, *session.channel_connections()}:
+                    channel.cancel_creates(session)
+                opens = [open_ for open_ in session.opens.values() if not open_.closed]
+                for open_ in opens:
+                    self.close_open(open_)
+                events.session_ended(connection, session, "closed_by_administrator")
+                self._forget_session(connection, session, False)
+                closed.append({"session_id": f"{session.session_id:#x}", "user": _user_name(session),
+                               "client": connection.peer, "opens_closed": len(opens)})
+        return closed
+
+    def close_files(self, file_ids: list[int]) -> list[dict[str, Any]]:
+        """Close the opens with these FileIds (the volatile id `smbsrv status` shows), held by a session or
+        kept disconnected for a durable reconnect ([MS-SMB2] 3.3.4.17). A client that goes on using one gets
+        STATUS_FILE_CLOSED; one that tries to reconnect it finds nothing."""
+        wanted = set(file_ids)
+        closed: list[dict[str, Any]] = []
+        for connection in list(self.connections):
+            for session in list(connection.sessions.values()):
+                for open_ in [open_ for open_ in session.opens.values() if open_.file_id[1] in wanted]:
+                    session.opens.pop(open_.file_id[1], None)
+                    if not open_.closed:
+                        closed.append(_closed_file(open_, f"{session.session_id:#x}"))
+                    self.close_open(open_)
+        for record in self.files.durable.disconnected():
+            if record.open_.file_id[1] in wanted and not record.open_.closed:
+                closed.append(_closed_file(record.open_, "-"))
+                self.close_open(record.open_)
+        if closed:
+            self._schedule_scavenger()
+        return closed
+
     # -- operations (control socket: `smbsrv status`, `smbsrv reload`) ---------------------------------------
 
     # What a reload cannot change in a running server: the sockets are bound and the state store is open.
@@ -254,8 +308,7 @@ class ServerState:
                 if session.state != "valid" or session.session_id in seen:
                     continue
                 seen.add(session.session_id)
-                user = session.user.name if session.user is not None else (
-                    "guest" if session.is_guest else "anonymous")
+                user = _user_name(session)
                 sessions.append({
                     "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
                     "connection_id": connection.connection_id, "dialect": f"{connection.dialect >> 8}."
@@ -288,6 +341,18 @@ class ServerState:
                                   "share": opens[-1]["share"], "path": opens[-1]["path"],
                                   "file_id": open_.file_id[1], "offset": lock.offset, "length": lock.length,
                                   "exclusive": lock.exclusive} for lock in held)
+        for record in self.files.durable.disconnected():
+            # Kept for a reconnect, with its share modes, locks and lease, until the deadline (close-file ends it).
+            open_ = record.open_
+            opens.append({
+                "session_id": "-", "user": record.owner[1], "client": "disconnected",
+                "share": open_.tree.share.name, "path": "/".join(open_.path_components),
+                "file_id": open_.file_id[1], "access_mask": f"{open_.granted_access:#010x}",
+                "share_access": open_.share_access, "directory": open_.is_directory,
+                "delete_on_close": open_.delete_on_close,
+                "reconnect_within_s": round((record.deadline or 0.0) - self.clock(), 1),
+                **oplocks.caching_status(open_, now),
+            })
         return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
                            "connections": len(self.connections),
                            "shares": sorted(share.name for share in self.shares.values()),
@@ -297,3 +362,21 @@ class ServerState:
                                                        in sorted(self.files.held_by_user().items())}}},
                 "sessions": sessions, "open_files": opens, "locks": locks,
                 "breaks": oplocks.breaks_in_flight(self.files, listed, now)}
+
+
+def _user_name(session: Session) -> str:
+    """The user a session acts for, as `smbsrv status` names it."""
+    if session.user is not None:
+        return str(session.user.name)
+    return "guest" if session.is_guest else "anonymous"
+
+
+def _address_of(peer: str) -> str:
+    """The address of a peer as the daemon names it: "192.0.2.7:50122" -> "192.0.2.7", "::1:50122" -> "::1"."""
+    return peer.rpartition(":")[0]
+
+
+def _closed_file(open_: Open, session: str) -> dict[str, Any]:
+    return {"file_id": open_.file_id[1], "session_id": session,
+            "share": "IPC$" if open_.tree.is_ipc else open_.tree.share.name,
+            "path": "/".join(open_.path_components)}

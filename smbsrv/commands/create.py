@@ -468,7 +468,10 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
     disposition = request.create_disposition
     overwrite = disposition in (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
     if overwrite:
-        if tree.read_only or read_only_file:
+        # [MS-FSA] 2.1.5.1.2.1: the overwrite's implied FILE_WRITE_DATA is checked with the access, before the
+        # sharing check of 2.1.5.1.2.2 (fastfat's AddedAccess; Samba's open_access_mask): a user who may not
+        # write the file gets ACCESS_DENIED, not the SHARING_VIOLATION of an open it could not have had.
+        if tree.read_only or read_only_file or not maximum & FILE_WRITE_DATA:
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         # [MS-FSA] 2.1.5.1.2.1: overwriting a HIDDEN or SYSTEM file must keep saying so.
         missing = target.attributes & ~request.file_attributes & (fattr.FILE_ATTRIBUTE_HIDDEN

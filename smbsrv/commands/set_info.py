@@ -293,8 +293,10 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
                 raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
             # The name a link replaces goes as a replaced rename target does ([MS-FSA] 2.1.5.15.6 and
             # 2.1.5.15.11): never a directory, never a file that is open. A name of this very file is such a
-            # file (this open): unlinking it first lost the file when it was its only name.
-            if stat.S_ISDIR(existing.st_mode) or server.files.opens((existing.st_dev, existing.st_ino)):
+            # file (this open): unlinking it first lost the file when it was its only name. Nor a READONLY file
+            # (Windows refuses to replace one: ACCESS_DENIED; Samba 4.17 answers CANNOT_DELETE).
+            if (stat.S_ISDIR(existing.st_mode) or server.files.opens((existing.st_dev, existing.st_ino))
+                    or dos_attrs.is_read_only(target.parent_fd, target.name, existing)):
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
             backend.unlink_at(target.parent_fd, target.name)
         open_.handle.link_to(target.parent_fd, target.name)

@@ -27,12 +27,14 @@ FileKey = tuple[int, int]
 class FileState:
     """Everything that belongs to one file rather than to one handle ([MS-FSA] 2.1.1.5 Stream/File)."""
 
-    __slots__ = ("delete_pending", "hydration", "key", "locks", "opens", "oplocks", "write_time")
+    __slots__ = ("delete_pending", "deleter", "hydration", "key", "locks", "opens", "oplocks", "write_time")
 
     def __init__(self, key: FileKey) -> None:
         self.key = key
         self.opens: list[Open] = []
         self.delete_pending = False
+        # Who made the delete pending, and through which name: the open that set it last (Deleter).
+        self.deleter: Deleter | None = None
         self.locks = ByteRangeLocks()
         self.oplocks: Any = None  # files.oplocks.OplockWaiters once a CREATE waited for a break
         # hsm.hydrate.Hydration while the placeholder's content is being fetched (set and cleared by
@@ -42,15 +44,34 @@ class FileState:
         self.write_time: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class Deleter:
+    """The name a pending delete removes and the user who asked for it ([MS-FSA] 2.1.5.15.3 marks the link
+    the open was made through, Open.Link.IsDeleted; Samba keeps the setter's delete token with the name). The
+    last close of the file may come through another hard link, and from another user who may not delete in
+    that directory; the name marked goes, with the credentials of the user who marked it."""
+
+    path_components: tuple[str, ...]
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+    @classmethod
+    def of(cls, open_: Open) -> Deleter:
+        session = open_.session
+        return cls(open_.path_components, session.uid, session.gid, session.groups)
+
+
 @dataclass(slots=True)
 class CloseEffects:
-    """What the caller of FileTable.close must do: remove the file's name now (delete on close)."""
+    """What the caller of FileTable.close must do: remove the file's name now (delete on close): the name
+    `deleter` marked, as its user, whoever closes last and from wherever (a teardown runs as the server)."""
 
     delete_now: bool = False
+    deleter: Deleter | None = None
 
 
 _NO_EFFECTS = CloseEffects()
-_DELETE = CloseEffects(True)
 
 
 class FileTable:
@@ -123,18 +144,20 @@ class FileTable:
         if open_.lease is not None:
             oplocks.release(self, open_)
         if state is None:
-            return _DELETE if open_.delete_on_close else _NO_EFFECTS
+            return CloseEffects(True, Deleter.of(open_)) if open_.delete_on_close else _NO_EFFECTS
         if state.oplocks is not None:
             state.oplocks.wake()  # a CREATE waiting for this open's break may go on
         opens = state.opens
         if open_.delete_on_close:
             if open_.posix and all(other.posix for other in opens):
                 state.delete_pending = False
-                return _DELETE
+                return CloseEffects(True, Deleter.of(open_))
             state.delete_pending = True
+            state.deleter = Deleter.of(open_)
         if state.delete_pending and not opens:
             state.delete_pending = False
-            return _DELETE
+            deleter, state.deleter = state.deleter or Deleter.of(open_), None
+            return CloseEffects(True, deleter)
         return _NO_EFFECTS
 
     def disconnect(self, open_: Open, now: float) -> bool:
@@ -151,6 +174,7 @@ class FileTable:
         state = self._files.get(open_.handle.key)
         if state is not None:
             state.delete_pending = pending
+            state.deleter = Deleter.of(open_) if pending else None
 
     def renamed(self, key: FileKey, components: tuple[str, ...]) -> list[Open]:
         """Every open of the file now has the path `components`; returns those opens."""

@@ -176,6 +176,25 @@ def as_server() -> Generator[None, None, None]:
             _switch(*saved)
 
 
+@contextmanager
+def acting_for(uid: int, gid: int, groups: Sequence[int]) -> Generator[None, None, None]:
+    """Run the block as uid/gid/groups, then return to the identity the thread had: as_server() for another
+    user (the delete on close a user asked for, carried out at another user's close: files/closing.py)."""
+    wanted = (uid, gid, tuple(groups))
+    saved = _state.current
+    if not running_as_root() or uid < 0 or saved == wanted:
+        yield
+        return
+    _switch(*wanted)
+    try:
+        yield
+    finally:
+        if saved is None or _is_server(saved):
+            become_root()
+        else:
+            _switch(*saved)
+
+
 def current() -> tuple[int, int, tuple[int, ...]] | None:
     """The identity this thread last switched to through this module (None: never switched, or unknown)."""
     return _state.current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -96,6 +97,11 @@ def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, g
         else:
             bits = st_mode & 7
         access = _rights_of_mode_bits(bits) | FILE_READ_ATTRIBUTES
+        if not stat.S_ISDIR(st_mode):
+            # A file's DELETE comes from its directory only (unlink(2) asks nothing of the file): rwx is
+            # 0x1E01FF on a file, as Samba 4.17 maps it (docs/access.md). With it from rwx, a group member
+            # or anyone on a 0777 file was granted DELETE in a directory they may not write.
+            access &= ~DELETE
         if st_uid == uid:
             access |= READ_CONTROL | WRITE_DAC
         if may_delete:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
 from tests.conftest import serving_account
 from tests.differential import allowed
@@ -226,7 +228,105 @@ def test_link_over_its_own_name_keeps_the_file(runner: Runner) -> None:
         response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
                                    b.rename_info(f"{base}\\g", replace_if_exists=True))
         assert b.status_name(response.status) in ("STATUS_ACCESS_DENIED", "STATUS_SHARING_VIOLATION"), side.name
+        # A READONLY name that no one has open is not replaced either (Windows: ACCESS_DENIED; Samba 4.17:
+        # CANNOT_DELETE); smbsrv replaced it.
+        client.close_file(client.open(f"{base}\\r", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,
+                                      file_attributes=b.FILE_ATTRIBUTE_READONLY))
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
+                                   b.rename_info(f"{base}\\r", replace_if_exists=True))
+        assert b.status_name(response.status) in ("STATUS_ACCESS_DENIED", "STATUS_CANNOT_DELETE"), side.name
         assert client.close_file(file_id) == b.STATUS_SUCCESS
         for name in ("f", "g"):
             path = side.share_dir / base / name
             assert path.read_bytes() == b"kept" and path.stat().st_nlink == 2, (side.name, name)
+        assert (side.share_dir / base / "r").stat().st_nlink == 1, side.name
+
+
+def test_delete_on_close_of_one_user_done_at_another_users_close(runner: Runner) -> None:
+    """A file the first user opened with FILE_DELETE_ON_CLOSE goes when a third user, who may not delete in the
+    directory, closes the last handle: the delete is the first user's (Samba 4.17's delete token; Windows deletes
+    whoever closes last). smbsrv unlinked as the closing user, the kernel refused, and the file stayed."""
+    for side, owner, base in _both(runner):
+        stranger = side.clients[3]
+        file_id = owner.open(f"{base}\\f", desired_access=b.GENERIC_READ | b.DELETE, disposition=b.FILE_CREATE,
+                             options=b.FILE_DELETE_ON_CLOSE)
+        other = stranger.open(f"{base}\\f", desired_access=b.FILE_READ_ATTRIBUTES)
+        assert owner.close_file(file_id) == b.STATUS_SUCCESS
+        assert (side.share_dir / base / "f").exists(), side.name
+        assert stranger.close_file(other) == b.STATUS_SUCCESS
+        assert not (side.share_dir / base / "f").exists(), side.name
+
+
+def test_disposition_through_one_link_removes_that_name(runner: Runner) -> None:
+    """A disposition set through a handle of the hard link "c" removes "c", not the name "b" of the handle that
+    closes last ([MS-FSA] 2.1.5.5 Phase 1, Open.Link.IsDeleted; Samba 4.17). smbsrv unlinked the name of the last
+    handle: "b" went and "c" stayed."""
+    for side, client, base in _both(runner):
+        first = client.open(f"{base}\\b", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE,
+                            disposition=b.FILE_CREATE)
+        response = client.set_info(first, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION, b.rename_info(f"{base}\\c"))
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        second = client.open(f"{base}\\c", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES)
+        response = client.set_info(second, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        assert client.close_file(second) == b.STATUS_SUCCESS
+        assert client.close_file(first) == b.STATUS_SUCCESS
+        assert sorted(path.name for path in (side.share_dir / base).iterdir()) == ["b"], side.name
+
+
+def test_rwx_of_a_file_grants_no_delete_in_a_directory_the_user_may_not_write(runner: Runner) -> None:
+    """SECURITY. A member of the file's group holds rwx on the file (0770) but may not write the directory
+    (0755, the owner's): no DELETE (Samba 4.17 grants 0x1E01FF, DELETE only from the directory). smbsrv granted
+    DELETE with rwx, so FILE_DELETE_ON_CLOSE was accepted, and when the member's connection dropped, the
+    teardown (running as the server) removed the owner's file."""
+    for side, owner, base in _both(runner):
+        member = b.connect(HOST, side.port, side.users[1], side.password, SHARE_NAME, sign=True)
+        try:
+            owner.close_file(owner.open(f"{base}\\f", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+            (side.share_dir / base / "f").chmod(0o770)
+            granted = member.open(f"{base}\\f", desired_access=b.MAXIMUM_ALLOWED)
+            access = member.query_info(granted, b.SMB2_0_INFO_FILE, 8)  # FileAccessInformation
+            assert struct.unpack_from("<I", b.output_buffer(access), 0)[0] == 0x1E01FF, side.name
+            assert member.close_file(granted) == b.STATUS_SUCCESS
+            for options in (0, b.FILE_DELETE_ON_CLOSE):
+                response = member.create(f"{base}\\f", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES,
+                                         options=options)
+                assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, options)
+        finally:
+            member.close()  # a dropped connection: its opens end in the server's teardown
+        time.sleep(0.2)
+        assert (side.share_dir / base / "f").exists(), side.name
+
+
+def test_delete_on_close_at_teardown_is_done_as_its_user(runner: Runner) -> None:
+    """SECURITY. A delete on close that a dropped connection's teardown carries out runs as the user who asked
+    for it, not as the server: the user's DELETE was granted at the open, but a chmod of the directory since then
+    took the permission away, and the file stays (as on Samba 4.17, which deletes with the user's token)."""
+    for side, owner, base in _both(runner):
+        member = b.connect(HOST, side.port, side.users[1], side.password, SHARE_NAME, sign=True)
+        directory = side.share_dir / base
+        try:
+            directory.chmod(0o777)
+            owner.close_file(owner.open(f"{base}\\f", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+            response = member.create(f"{base}\\f", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES,
+                                     options=b.FILE_DELETE_ON_CLOSE)
+            assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+            directory.chmod(0o755)
+        finally:
+            member.close()
+        time.sleep(0.2)
+        assert (directory / "f").exists(), side.name
+
+
+def test_overwrite_by_a_user_who_may_not_write_is_access_denied(runner: Runner) -> None:
+    """An overwrite by a user who may not write the file, while another open shares no writing: the overwrite's
+    implied FILE_WRITE_DATA fails the access check before the sharing check ([MS-FSA] 2.1.5.1.2.1 before
+    2.1.5.1.2.2; Samba 4.17). smbsrv answered SHARING_VIOLATION, telling a stranger the file was open."""
+    for side, owner, base in _both(runner):
+        stranger = side.clients[3]
+        file_id = owner.open(f"{base}\\f", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                             share_access=b.FILE_SHARE_READ)
+        for disposition in (b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF, b.FILE_SUPERSEDE):
+            response = stranger.create(f"{base}\\f", desired_access=b.READ_CONTROL, disposition=disposition)
+            assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, disposition)
+        assert owner.close_file(file_id) == b.STATUS_SUCCESS

@@ -1,7 +1,7 @@
 """CHANGE_NOTIFY against the daemon with raw requests ([MS-SMB2] 2.2.35/2.2.36, 3.3.5.19; [MS-FSA] 2.1.5.10):
 the interim response, the records and their relative paths for tree watches, the bounded buffer
-(STATUS_NOTIFY_ENUM_DIR), STATUS_NOTIFY_CLEANUP on CLOSE/TREE_DISCONNECT/LOGOFF, CANCEL, refusals, changes made
-by local processes (the kernel feed), and what a watcher must never learn."""
+(STATUS_NOTIFY_ENUM_DIR), STATUS_NOTIFY_CLEANUP on CLOSE/TREE_DISCONNECT/LOGOFF, CANCEL, refusals (also in the
+middle of a compound), changes made by local processes (the kernel feed), and what a watcher must never learn."""
 
 from __future__ import annotations
 

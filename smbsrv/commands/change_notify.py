@@ -40,7 +40,7 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
     watches = files.watches
     watch = watches.get(open_)
     created = watch is None
-    if created:
+    if watch is None:
         # The first request fixes the filter, WATCH_TREE and the buffer kept between requests (Windows and
         # Samba; later requests' values only bound their own response).
         watch = watches.watch(open_, request.completion_filter, bool(request.flags & SMB2_WATCH_TREE), length)

@@ -313,6 +313,12 @@ def _directory_granted_read_attributes(c: Context) -> bool:
             and int(samba, 16) == int(smbsrv, 16) | 0x80)
 
 
+def _names_differ_in_case_only(c: Context) -> bool:
+    samba, smbsrv = dict(c.samba[2])["contents"], dict(c.smbsrv[2])["contents"]
+    folded = [sorted((entry[0].upper(),) + entry[1:] for entry in side) for side in (samba, smbsrv)]
+    return samba != smbsrv and folded[0] == folded[1]
+
+
 def _mode_reset_by_overwrite(c: Context) -> bool:
     """The disks differ only in the mode of files, after a chmod and a later overwriting CREATE."""
     if c.samba[0] != "disk" or not any(op.kind == "chmod" for op in c.history):
@@ -483,11 +489,21 @@ ALLOWED: tuple[Allowed, ...] = (
             "spec: FileEndOfFileInformation needs FILE_WRITE_DATA in the handle's granted access ([MS-SMB2] "
             "3.3.5.21.1), and MAXIMUM_ALLOWED on another user's 0744 file grants reading only; Samba 4.17 answers "
             "SUCCESS for the size the file already has without checking"),
-    Allowed("link", ("STATUS_NO_SUCH_FILE",), ("STATUS_SUCCESS",),
-            lambda c: c.handle_op is not None and c.handle_op.name != c.handle_op.name.lower(),
-            "samba: a hard link of a file opened by another case of its name (\"D\\\\X\" for d\\x): Samba 4.17 "
-            "links the name as the client spelled it, which is not on disk (NO_SUCH_FILE); the open names the file, "
-            "whatever the spelling ([MS-FSA] 2.1.5.15.6 links Open.File)"),
+    Allowed("link", ("STATUS_NO_SUCH_FILE",), ("STATUS_SUCCESS",), _link_replacing,
+            "samba: a link with ReplaceIfExists onto a HIDDEN or SYSTEM file that is not open: Samba 4.17 answers "
+            "NO_SUCH_FILE and keeps the file, though a rename with ReplaceIfExists replaces the same file; [MS-FSA] "
+            "2.1.5.15.6 replaces it (no attribute but READONLY refuses)"),
+    Allowed("basic", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _chmod_after_handle,
+            "spec: FILE_WRITE_ATTRIBUTES is checked against the handle's granted access ([MS-SMB2] 3.3.5.21.1), "
+            "granted at its open; Samba 4.17 asks the kernel again after the chmod"),
+    Allowed("disposition", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",),
+            lambda c: c.op is not None and not c.op.flag and _maximum_allowed_handle(c),
+            "spec: FileDispositionInformation needs DELETE on the handle whatever its value ([MS-FSCC] 2.4.11, "
+            "[MS-SMB2] 3.3.5.21.1), and MAXIMUM_ALLOWED granted none; Samba 4.17 checks DELETE only when setting it"),
+    Allowed("disk", ("",), ("",), _names_differ_in_case_only,
+            "samba: Samba 4.17 remembers the case of a name per directory inode (GETREALFILENAME_CACHE, "
+            "source3/smbd/files.c) after that name is gone, so a later create of \"a\" makes \"A\"; smbsrv "
+            "stores the name as the client spelled it"),
     Allowed("disposition", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _chmod_after_handle,
             "spec: DELETE is checked against the handle's granted access ([MS-FSCC] 2.4.11, [MS-SMB2] 3.3.5.21.1), "
             "granted at its open; Samba 4.17 asks again by path (can_delete_file_in_directory) after the chmod"),

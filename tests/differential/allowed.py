@@ -20,6 +20,7 @@ from tests.differential.ops import USERS, Op
 
 Record = tuple
 FILE_WRITE_ATTRIBUTES = 0x100
+FILE_WRITE_EA = 0x10
 FILE_LIST_DIRECTORY = b.FILE_READ_DATA
 # What the generic rights and MAXIMUM_ALLOWED stand for, as far as these checks go ([MS-SMB2] 2.2.13.1.1).
 _GENERIC_READ = b.FILE_READ_DATA | b.FILE_READ_ATTRIBUTES | b.FILE_READ_EA | b.READ_CONTROL
@@ -313,6 +314,38 @@ def _directory_granted_read_attributes(c: Context) -> bool:
             and int(samba, 16) == int(smbsrv, 16) | 0x80)
 
 
+def _ea_context_without_write_ea(c: Context) -> bool:
+    return c.op is not None and bool(c.op.flag >> 1) and not c.op.access & (
+        FILE_WRITE_EA | b.GENERIC_WRITE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED)
+
+
+def _mxac_without_read_only_cut(c: Context) -> bool:
+    samba, smbsrv = dict(c.samba[2]), dict(c.smbsrv[2])
+    if "mxac" not in samba or "mxac" not in smbsrv or int(samba.get("attributes", "0"), 16) & 0x11 != 0x1:
+        return False
+    rest_equal = {k: v for k, v in samba.items() if k != "mxac"} == {k: v for k, v in smbsrv.items() if k != "mxac"}
+    left, right = (int(value.split()[1], 16) for value in (samba["mxac"], smbsrv["mxac"]))
+    return rest_equal and right == left & ~0x6
+
+
+def _only_mxac_differs(c: Context) -> bool:
+    samba, smbsrv = dict(c.samba[2]), dict(c.smbsrv[2])
+    return "mxac" in samba and {k: v for k, v in samba.items() if k != "mxac"} == {
+        k: v for k, v in smbsrv.items() if k != "mxac"}
+
+
+def _typed_open(c: Context) -> bool:
+    return c.op is not None and bool(c.op.options & (b.FILE_DIRECTORY_FILE | b.FILE_NON_DIRECTORY_FILE))
+
+
+def _create_of_existing_name(c: Context) -> bool:
+    return c.op is not None and c.op.disposition == b.FILE_CREATE and _target(c) in ("file", "dir")
+
+
+def _other_case_after_chmod(c: Context) -> bool:
+    return c.op is not None and _chmod_before(c) and c.op.name != c.op.name.lower()
+
+
 def _names_differ_in_case_only(c: Context) -> bool:
     samba, smbsrv = dict(c.samba[2])["contents"], dict(c.smbsrv[2])["contents"]
     folded = [sorted((entry[0].upper(),) + entry[1:] for entry in side) for side in (samba, smbsrv)]
@@ -500,6 +533,35 @@ ALLOWED: tuple[Allowed, ...] = (
             lambda c: c.op is not None and not c.op.flag and _maximum_allowed_handle(c),
             "spec: FileDispositionInformation needs DELETE on the handle whatever its value ([MS-FSCC] 2.4.11, "
             "[MS-SMB2] 3.3.5.21.1), and MAXIMUM_ALLOWED granted none; Samba 4.17 checks DELETE only when setting it"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION",
+                                                  "STATUS_DELETE_PENDING", "STATUS_CANNOT_DELETE"),
+            _ea_context_without_write_ea,
+            "samba: an ExtA create context with a DesiredAccess that names no FILE_WRITE_EA: Samba 4.17 answers "
+            "ACCESS_DENIED, and a file or directory it created for the request stays on disk; [MS-SMB2] 3.3.5.9.2 "
+            "and [MS-FSA] 2.1.5.1 apply the EAs of a create with no such access check (the creator sets them)"),
+    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",),
+            lambda c: _overwrite(c) and _chmod_before(c) and _only_mxac_differs(c),
+            "samba: the MxAc of an overwritten file after a chmod: Samba 4.17 has set the mode back to 0744 "
+            "(as above) and reports full access; smbsrv kept the mode and reports what it grants"),
+    Allowed("disposition", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",), _maximum_allowed_handle,
+            "spec: DELETE on the handle is checked first ([MS-SMB2] 3.3.5.21.1), before the READONLY check of "
+            "[MS-FSA] 2.1.5.15.3, and MAXIMUM_ALLOWED granted another user none; Samba 4.17 checks READONLY first"),
+    Allowed("rename", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",),
+            lambda c: _maximum_allowed_handle(c) and _rename_to_own_name(c),
+            "spec: a rename needs DELETE in the handle's granted access ([MS-SMB2] 3.3.5.21.1), also to the name "
+            "the file has; MAXIMUM_ALLOWED granted another user none; Samba 4.17 returns SUCCESS before looking"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_NOT_A_DIRECTORY", "STATUS_FILE_IS_A_DIRECTORY"), _typed_open,
+            "spec: [MS-FSA] 2.1.5.1.2 compares FILE_DIRECTORY_FILE / FILE_NON_DIRECTORY_FILE with the existing file "
+            "before the access checks of 2.1.5.1.2.1; Samba 4.17 checks the access first"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_OBJECT_NAME_COLLISION",), _create_of_existing_name,
+            "spec: [MS-FSA] 2.1.5.1: FILE_CREATE of a name that exists is OBJECT_NAME_COLLISION; the parent's "
+            "access check belongs to the creation of a new file (2.1.5.1.1), which does not happen; Samba 4.17 "
+            "checks the parent first"),
+    Allowed("create", ("STATUS_SHARING_VIOLATION", "STATUS_SUCCESS", "STATUS_ACCESS_DENIED"),
+            ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_NOT_FOUND"), _other_case_after_chmod,
+            "samba: another spelling of a name in a directory a chmod made unlistable for the user: each smbd "
+            "process remembers the spellings it met while it could list (GETREALFILENAME_CACHE), so Samba 4.17 "
+            "still finds the file; smbsrv answers as for a directory the user cannot list (fs/resolver.py)"),
     Allowed("disk", ("",), ("",), _names_differ_in_case_only,
             "samba: Samba 4.17 remembers the case of a name per directory inode (GETREALFILENAME_CACHE, "
             "source3/smbd/files.c) after that name is gone, so a later create of \"a\" makes \"A\"; smbsrv "
@@ -540,6 +602,14 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 
 KNOWN: tuple[Allowed, ...] = (
+    Allowed("queryea", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), lambda c: c.op is not None and c.op.info_class == 7,
+            "check: FileEaInformation's EaSize: Samba 4.17 counts the FILE_FULL_EA_INFORMATION list without the last "
+            "entry's padding (fill_ea_chained_buffer), smbsrv pads every entry to 4 bytes (fs/eas.py size); "
+            "[MS-FSCC] 2.4.12 says \"the combined length\"; Windows to be checked"),
+    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _mxac_without_read_only_cut,
+            "check: the MxAc maximal access of a READONLY file: Samba 4.17 reports what the mode grants "
+            "(0x1F01FF), smbsrv takes FILE_WRITE_DATA and FILE_APPEND_DATA away as [MS-FSA] 2.1.5.1.2.1 does for "
+            "MAXIMUM_ALLOWED; [MS-SMB2] 3.3.5.9.5 says only \"the maximal access\"; Windows to be checked"),
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",),
             lambda c: _overwrite(c) and bool(c.op.attributes & 0x6) and USERS[c.op.conn] != 0,  # type: ignore[union-attr]
             "check: another user who may write the file overwrites it asking for HIDDEN or SYSTEM, with a handle "

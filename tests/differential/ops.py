@@ -53,6 +53,9 @@ SET_ATTRIBUTES = (0, b.FILE_ATTRIBUTE_NORMAL, b.FILE_ATTRIBUTE_READONLY, FILE_AT
 # FileBasic, FileStandard, FileNetworkOpen, FileAttributeTag, and now and then FileAccess ([MS-FSCC] 2.4)
 QUERY_CLASSES = (4, 5, 34, 35, 4, 5, 34, 35, 8, 8)
 FILE_ACCESS_INFORMATION = 8
+FILE_WRITE_EA = 0x10
+# A CREATE asks for the maximal access (the MxAc context, [MS-SMB2] 2.2.13.2.5) in a third of the draws.
+CREATE_MXAC = 1
 FILE_EA_INFORMATION = 7
 FILE_FULL_EA_INFORMATION = 15
 # What an "ea" step sets: (EaName, EaValue) lists; an empty value removes the EA ([MS-FSCC] 2.4.15). The names
@@ -84,7 +87,8 @@ class Op:
     offset: int = 0  # write, read, lock, eof (the new size)
     length: int = 0  # read, lock
     data: bytes = b""  # write
-    # rename, link: ReplaceIfExists; disposition: DeletePending; lock, querydir: flags; ea: index in EA_LISTS
+    # rename, link: ReplaceIfExists; disposition: DeletePending; lock, querydir: flags; ea: index in EA_LISTS;
+    # create: CREATE_MXAC, and above it 1 + the index in EA_LISTS of an ExtA context's EAs (0: none)
     flag: int = 0
     info_class: int = 0  # query, queryea
     pattern: str = ""  # querydir
@@ -124,7 +128,12 @@ def _create(rng: random.Random) -> Op:
         # so would end or blur most sequences it appears in.
         attributes &= ~b.FILE_ATTRIBUTE_READONLY
     conn = rng.choices(range(CONNECTIONS), CONNECTION_WEIGHTS)[0]
-    return Op("create", slot=rng.randrange(SLOTS), conn=conn, name=_name(rng),
+    contexts = CREATE_MXAC if rng.random() < 0.3 else 0
+    if rng.random() < 0.05:
+        contexts |= (1 + rng.randrange(len(EA_LISTS))) << 1
+        if rng.random() < 0.8:  # Samba 4.17 refuses EAs without it (allowed.py): mostly ask for it
+            access |= FILE_WRITE_EA
+    return Op("create", slot=rng.randrange(SLOTS), conn=conn, name=_name(rng), flag=contexts,
               access=access, share=share, disposition=disposition, options=options,
               attributes=attributes)
 

@@ -43,7 +43,15 @@ from benchmarks.servers import HOST, SHARE_NAME, SambaServer, SmbsrvServer
 from smbsrv.wire.status import NtStatus
 from tests import builders as b
 from tests.differential import allowed
-from tests.differential.ops import EA_LISTS, FILE_ACCESS_INFORMATION, FILE_EA_INFORMATION, USERS, Op, sequence
+from tests.differential.ops import (
+    CREATE_MXAC,
+    EA_LISTS,
+    FILE_ACCESS_INFORMATION,
+    FILE_EA_INFORMATION,
+    USERS,
+    Op,
+    sequence,
+)
 
 PASSWORD = "Differential-1"
 Record = tuple  # (label, status, (("field", value), ...))
@@ -108,6 +116,34 @@ def _create_detail(body: bytes) -> tuple:
     (eof,) = struct.unpack_from("<Q", body, 48)
     (attributes,) = struct.unpack_from("<I", body, 56)
     return (("action", action), ("attributes", hex(attributes)), ("eof", eof))
+
+
+def _create_contexts(flag: int) -> bytes:
+    """The MxAc request ([MS-SMB2] 2.2.13.2.5, no timestamp) and an ExtA context ([MS-SMB2] 2.2.13.2.1) the
+    create's flag asks for."""
+    contexts = []
+    if flag & CREATE_MXAC:
+        contexts.append(b.create_context(b"MxAc", b""))
+    if flag >> 1:
+        contexts.append(b.create_context(b"ExtA", full_ea_list(EA_LISTS[(flag >> 1) - 1])))
+    return b.chain_contexts(*contexts) if contexts else b""
+
+
+def _maximal_access(body: bytes) -> tuple:
+    """The MxAc response's QueryStatus and MaximalAccess ([MS-SMB2] 2.2.14.2.5), when there is one:
+    CreateContextsOffset@80 and Length@84 count from the header."""
+    offset, length = struct.unpack_from("<II", body, 80)
+    position, end = offset - b.HEADER_SIZE, offset - b.HEADER_SIZE + length
+    while length and position < end:
+        next_offset, name_offset, name_length, _, data_offset, data_length = struct.unpack_from(
+            "<IHHHHI", body, position)
+        if body[position + name_offset:position + name_offset + name_length] == b"MxAc" and data_length >= 8:
+            status, maximal = struct.unpack_from("<II", body, position + data_offset)
+            return (("mxac", f"{status_text(status)} {maximal:#x}"),)
+        if not next_offset:
+            break
+        position += next_offset
+    return ()
 
 
 def _query_detail(info_class: int, data: bytes) -> tuple:
@@ -193,12 +229,13 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
         before += (("target", _kind_on_disk(side.share_dir / base, op.name)),)
         client = side.clients[op.conn]
         body = b.create_body(f"{base}\\{op.name}", desired_access=op.access, disposition=op.disposition,
-                             options=op.options, share_access=op.share, file_attributes=op.attributes)
+                             options=op.options, share_access=op.share, file_attributes=op.attributes,
+                             contexts=_create_contexts(op.flag))
         response = _request(client, b.SMB2_CREATE, body)
         if response.status != b.STATUS_SUCCESS:
             return (op.kind, status_text(response.status), before)
         slots[op.slot] = (client, b.create_file_id(response.body))
-        return (op.kind, "STATUS_SUCCESS", before + _create_detail(response.body))
+        return (op.kind, "STATUS_SUCCESS", before + _create_detail(response.body) + _maximal_access(response.body))
     if op.kind == "chmod":
         # An administrator's chmod on the server, not an SMB request: the same on both disks.
         path = side.share_dir / base / op.name.replace("\\", "/")

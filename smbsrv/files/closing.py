@@ -52,11 +52,13 @@ def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
         # teardown (logoff, a dropped connection) runs as, so that the kernel's permission check still holds.
         components = deleter.path_components
         with identity.acting_for(deleter.uid, deleter.gid, deleter.groups):
+            if components != open_.path_components:
+                is_dir = _unlink_other_link(open_, components)
+                if is_dir is None and handle.stat().st_nlink == 1:
+                    components = open_.path_components  # the file's one name is the handle's after all
             if components == open_.path_components:
                 # None: no name to remove, or the name now belongs to another file (ours is already gone).
                 is_dir = handle.unlink_if_same()
-            else:
-                is_dir = _unlink_other_link(open_, components)
     except SmbError as exc:
         # CREATE and SET_INFO checked what they could; a failure here (a concurrent local change) cannot be
         # reported to the client any more, so it is at least logged.

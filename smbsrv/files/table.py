@@ -8,6 +8,7 @@ the file, send breaks). This is the one seam a multi-process or clustered implem
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -177,10 +178,14 @@ class FileTable:
             state.deleter = Deleter.of(open_) if pending else None
 
     def renamed(self, key: FileKey, components: tuple[str, ...]) -> list[Open]:
-        """Every open of the file now has the path `components`; returns those opens."""
+        """Every open of the file now has the path `components`, and so has a delete pending on it; returns those
+        opens."""
         opens = self.opens(key)
         for other in opens:
             other.path_components = components
+        state = self._files.get(key)
+        if state is not None and state.deleter is not None:
+            state.deleter = dataclasses.replace(state.deleter, path_components=components)
         return opens
 
     def moved_below(self, directory: Open, old_components: tuple[str, ...]) -> None:
@@ -189,6 +194,10 @@ class FileTable:
         depth, new = len(old_components), directory.path_components
         for other in list(self._opens_below(directory.tree.share_root, old_components)):
             other.path_components = new + other.path_components[depth:]
+            deleter = other.file.deleter if other.file is not None else None
+            if deleter is not None and deleter.path_components[:depth] == old_components:
+                other.file.deleter = dataclasses.replace(
+                    deleter, path_components=new + deleter.path_components[depth:])
 
     def _opens_below(self, root: Any, directory: tuple[str, ...]) -> Iterator[Open]:
         """The opens of the share `root` that lie inside `directory` (path components), at any depth."""

@@ -566,7 +566,8 @@ ALLOWED: tuple[Allowed, ...] = (
             "samba: Samba 4.17 remembers the case of a name per directory inode (GETREALFILENAME_CACHE, "
             "source3/smbd/files.c) after that name is gone, so a later create of \"a\" makes \"A\"; smbsrv "
             "stores the name as the client spelled it"),
-    Allowed("disposition", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _chmod_after_handle,
+    Allowed("disposition", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_DIRECTORY_NOT_EMPTY"),
+            _chmod_after_handle,
             "spec: DELETE is checked against the handle's granted access ([MS-FSCC] 2.4.11, [MS-SMB2] 3.3.5.21.1), "
             "granted at its open; Samba 4.17 asks again by path (can_delete_file_in_directory) after the chmod"),
     Allowed("queryea", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _chmod_after_handle,

@@ -24,7 +24,9 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from smbsrv.fs import identity
 
 TENTATIVE_TRUST_S = 1.0
 MAX_CACHED_DIRECTORIES = 512
@@ -68,6 +70,9 @@ class _DirIndex:
     ctime_ns: int
     scanned_at: float  # time.monotonic() of the last full scan
     tentative: bool
+    # The identities (fs/identity.current()) that may list the directory, valid with the index: a chmod or a
+    # changed ACL changes the ctime, which ends both.
+    listers: set[object] = field(default_factory=set)
 
 
 def _is_valid_utf8(name: str) -> bool:
@@ -114,9 +119,13 @@ class NameIndexCache:
             else:
                 entry = None
         if entry is not None:
-            os.close(_listing_fd(dir_fd))  # the same permission check as a scan, for this user
+            me = identity.current()
+            if me not in entry.listers:
+                os.close(_listing_fd(dir_fd))  # the same permission check as a scan, for this user
+                entry.listers.add(me)
             return found
         entry = self._scan(dir_fd, dir_st, now)
+        entry.listers.add(identity.current())
         with self._lock:
             self._indexes[key] = entry
             self._indexes.move_to_end(key)

@@ -5,7 +5,7 @@
 # the mount's user. The server closes the session's opens (durable ones too) and answers the next request on it
 # STATUS_USER_SESSION_DELETED: cifs.ko must set the session up again by itself, reopen the held file by name
 # (its durable reconnect finds nothing) and go on, with nothing lost. Settings (from /run-env.sh): SERVER_IP
-# SERVER_PORT SMB_USER SMB_PASS SMB_SHARE.
+# SERVER_PORT SMB_USER SMB_PASS SMB_SHARE ADMIN_MODE.
 
 . /lib/smbtest.sh
 
@@ -39,10 +39,37 @@ across_close() {
     expect_eq "the held file" "$(cat "$MNT/held.txt")" "$(printf 'one\ntwo')"
 }
 
+# ADMIN_MODE=revoke: the host has removed the user from the users file and reloaded before it closes the
+# session. cifs.ko's new logon is refused (STATUS_LOGON_FAILURE): every operation must fail at once, with
+# EHOSTDOWN as cifs.ko reports a session it cannot set up, and none may hang or reach the share.
+revoked() {
+    echo "SMBTEST-MARK close-session" >&9
+    sleep 3
+    for attempt in read list create; do
+        start=$(uptime_s)
+        rc=0
+        case $attempt in
+            read) out=$(timeout 30 cat "$MNT/before.txt" 2>&1) || rc=$? ;;
+            list) out=$(timeout 30 ls "$MNT" 2>&1) || rc=$? ;;
+            create) out=$(timeout 30 touch "$MNT/after-revoke.txt" 2>&1) || rc=$? ;;
+        esac
+        took=$(awk -v a="$start" -v b="$(uptime_s)" 'BEGIN { printf "%d", b - a }')
+        [ "$rc" -ne 0 ] || fail "$attempt succeeded for a revoked user: $out"
+        [ "$rc" -ne 124 ] || fail "$attempt hung for 30 s"
+        [ "$took" -lt 10 ] || fail "$attempt took $took s"
+        case $out in *"Host is down"*) ;; *) fail "$attempt: $out" ;; esac
+    done
+}
+
 step mount mount_cifs
 step prepare prepare
-expect_kernel_errors_begin admin-close
-step across_close across_close
-expect_kernel_errors_end admin-close
-step umount umount "$MNT"
+if [ "${ADMIN_MODE:-}" = revoke ]; then
+    expect_kernel_errors_begin admin_revoke
+    step revoked revoked
+    step umount umount -f "$MNT"
+    expect_kernel_errors_end admin_revoke
+else
+    step across_close across_close
+    step umount umount "$MNT"
+fi
 echo "SMBTEST-SUITE-DONE failures=$STEP_FAILURES"

@@ -70,9 +70,10 @@ class _DirIndex:
     ctime_ns: int
     scanned_at: float  # time.monotonic() of the last full scan
     tentative: bool
-    # The identities (fs/identity.current()) that may list the directory, valid with the index: a chmod or a
-    # changed ACL changes the ctime, which ends both.
+    # The identities (fs/identity.current()) that may list the directory, while its mode and owner are `perm`
+    # (our own creates stamp the index valid again after a chmod's ctime, so the ctime cannot tell).
     listers: set[object] = field(default_factory=set)
+    perm: tuple[int, int, int] = (0, 0, 0)
 
 
 def _is_valid_utf8(name: str) -> bool:
@@ -116,16 +117,23 @@ class NameIndexCache:
             if entry is not None and self._still_valid(entry, dir_st, now):
                 self._indexes.move_to_end(key)
                 found = entry.names.get(wanted)
-            else:
+            elif entry is not None:
+                # Out of date: gone now, so that our next create's note_created cannot stamp it valid again
+                # (with the names and listers of before a chmod) when the scan below is refused.
+                del self._indexes[key]
                 entry = None
         if entry is not None:
             me = identity.current()
+            perm = (dir_st.st_mode, dir_st.st_uid, dir_st.st_gid)
+            if entry.perm != perm:
+                entry.listers, entry.perm = set(), perm
             if me not in entry.listers:
                 os.close(_listing_fd(dir_fd))  # the same permission check as a scan, for this user
                 entry.listers.add(me)
             return found
         entry = self._scan(dir_fd, dir_st, now)
         entry.listers.add(identity.current())
+        entry.perm = (dir_st.st_mode, dir_st.st_uid, dir_st.st_gid)
         with self._lock:
             self._indexes[key] = entry
             self._indexes.move_to_end(key)

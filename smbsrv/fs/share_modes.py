@@ -12,6 +12,7 @@ from smbsrv.wire.constants import (
     DELETE,
     FILE_ALL_ACCESS,
     FILE_APPEND_DATA,
+    FILE_DELETE_CHILD,
     FILE_EXECUTE,
     FILE_GENERIC_EXECUTE,
     FILE_GENERIC_READ,
@@ -97,7 +98,10 @@ def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, g
         else:
             bits = st_mode & 7
         access = _rights_of_mode_bits(bits) | FILE_READ_ATTRIBUTES
-        if not stat.S_ISDIR(st_mode):
+        if stat.S_ISDIR(st_mode):
+            if bits & 2:
+                access |= FILE_DELETE_CHILD  # as Samba maps `w` of a directory (posix_acls.c): w is unlink(2)'s
+        else:
             # A file's DELETE comes from its directory only (unlink(2) asks nothing of the file): rwx is
             # 0x1E01FF on a file, as Samba 4.17 maps it (docs/access.md). With it from rwx, a group member
             # or anyone on a 0777 file was granted DELETE in a directory they may not write.

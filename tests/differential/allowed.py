@@ -195,8 +195,8 @@ def _directory_with_open_below(c: Context) -> bool:
 def _into_open_directory(c: Context) -> bool:
     if c.op is None or "\\" not in c.op.name:
         return False
-    parent = c.op.name.split("\\")[0]
-    return any(op.kind == "create" and op.name == parent for op in c.history)
+    parent = c.op.name.split("\\")[0].lower()
+    return any(op.kind == "create" and op.name.lower() == parent for op in c.history)
 
 
 def _read_only_after_delete_on_close(c: Context) -> bool:

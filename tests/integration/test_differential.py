@@ -332,3 +332,31 @@ def test_overwrite_by_a_user_who_may_not_write_is_access_denied(runner: Runner) 
             response = stranger.create(f"{base}\\f", desired_access=b.READ_CONTROL, disposition=disposition)
             assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, disposition)
         assert owner.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_other_spelling_after_the_directory_became_unlistable(runner: Runner) -> None:
+    """A user who could list a directory, which a chmod then made a drop box (0733) for them: another spelling of
+    a name is ACCESS_DENIED from then on, also right after their own create there (Samba 4.17). smbsrv's name
+    index of before the chmod, stamped valid again by that create, still found the name."""
+    for side, owner, base in _both(runner):
+        member = side.clients[2]  # the second user, in the owner's group
+        directory = side.share_dir / base
+        directory.chmod(0o777)
+        member.close_file(member.open(f"{base}\\b", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+        directory.chmod(0o733)
+        member.close_file(member.open(f"{base}\\c", desired_access=b.GENERIC_WRITE, disposition=b.FILE_OPEN_IF))
+        response = member.create(f"{base}\\B", desired_access=b.FILE_READ_ATTRIBUTES)
+        assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", side.name
+
+
+def test_write_bit_of_a_directory_grants_delete_child(runner: Runner) -> None:
+    """MAXIMUM_ALLOWED on the owner's rw- (0644) directory: `w` of a directory maps to FILE_GENERIC_WRITE and
+    FILE_DELETE_CHILD (Samba 4.17's mapping of the mode); smbsrv left FILE_DELETE_CHILD out."""
+    for side, owner, base in _both(runner):
+        owner.close_file(owner.open(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                                    options=b.FILE_DIRECTORY_FILE))
+        (side.share_dir / base / "d").chmod(0o644)
+        handle = owner.open(f"{base}\\d", desired_access=b.MAXIMUM_ALLOWED)
+        access = owner.query_info(handle, b.SMB2_0_INFO_FILE, 8)  # FileAccessInformation
+        assert struct.unpack_from("<I", b.output_buffer(access), 0)[0] == 0x1701DF, side.name
+        assert owner.close_file(handle) == b.STATUS_SUCCESS

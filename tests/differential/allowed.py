@@ -537,7 +537,8 @@ ALLOWED: tuple[Allowed, ...] = (
                                                   "STATUS_DELETE_PENDING", "STATUS_CANNOT_DELETE"),
             _ea_context_without_write_ea,
             "samba: an ExtA create context with a DesiredAccess that names no FILE_WRITE_EA: Samba 4.17 answers "
-            "ACCESS_DENIED, and a file or directory it created for the request stays on disk; [MS-SMB2] 3.3.5.9.2 "
+            "ACCESS_DENIED (open.c create_file_unixpath: set_ea after the file is made, whose fail path keeps "
+            "it), and a file or directory it created for the request stays on disk; [MS-SMB2] 3.3.5.9.2 "
             "and [MS-FSA] 2.1.5.1 apply the EAs of a create with no such access check (the creator sets them)"),
     Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",),
             lambda c: _overwrite(c) and _chmod_before(c) and _only_mxac_differs(c),
@@ -597,7 +598,8 @@ ALLOWED: tuple[Allowed, ...] = (
             "spec: [MS-SMB2] 3.3.5.10: the CLOSE of a valid handle succeeds (as above; the close before a CREATE "
             "into a busy slot)"),
     Allowed("disk", ("",), ("",), _mode_reset_by_overwrite,
-            "samba: Samba 4.17 sets an overwritten file's mode back to its create mode (0744: an administrator's "
+            "samba: Samba 4.17 sets an overwritten file's mode back to its create mode (open.c open_file_ntcreate: "
+            "file_set_dosmode on FILE_WAS_OVERWRITTEN, which chmods to unix_mode(); 0744: an administrator's "
             "0600 becomes readable by everyone); smbsrv leaves the mode alone, an overwrite replaces data and "
             "attributes ([MS-FSA] 2.1.5.1.2.1), not the file's security"),
 )

@@ -15,7 +15,7 @@ from smbsrv.fs.path import SmbPath
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.errors import SmbError
 from smbsrv.protocol.objects import Open, Session
-from smbsrv.protocol.reply import GoAsync, Reply
+from smbsrv.protocol.reply import GoAsync
 from smbsrv.wire import create as wire
 from smbsrv.wire import create_contexts as contexts_wire
 from smbsrv.wire import oplock as oplock_wire
@@ -197,20 +197,20 @@ def pending_while(ctx: RequestContext, request: wire.CreateRequest, waiting: GoA
     key = (ctx.connection.client_guid, contexts_wire.decode_durable_request_v2(data).create_guid)
     pending = ctx.connection.server.files.durable.pending
     pending.add(key)
-    completion = waiting.completion
 
-    async def answered() -> bytes | Reply:
-        try:
-            return await completion()
-        finally:
-            pending.discard(key)
+    def ended() -> None:
+        # Not a finally clause of the completion: a CANCEL read right behind the CREATE (or a LOGOFF, a lost
+        # connection in that turn) cancels its task before the first step, and the completion never starts.
+        if waiting.ended is not None:
+            waiting.ended()
+        pending.discard(key)
 
-    def withdraw() -> None:  # refused before it went async (too many async requests): `answered` never runs
+    def withdraw() -> None:  # refused before it went async (too many async requests): `ended` never runs
         if waiting.withdraw is not None:
             waiting.withdraw()
         pending.discard(key)
 
-    return GoAsync(answered, waiting.ended, holds_chain=waiting.holds_chain, withdraw=withdraw)
+    return GoAsync(waiting.completion, ended, holds_chain=waiting.holds_chain, withdraw=withdraw)
 
 
 # -- granting (3.3.5.9.6, 3.3.5.9.10) -------------------------------------------------------------------------

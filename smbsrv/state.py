@@ -236,7 +236,10 @@ class ServerState:
                 for open_ in opens:
                     self.close_open(open_)
                 events.session_ended(connection, session, "closed_by_administrator")
-                self._forget_session(connection, session, False)
+                # The key stays with the session object, as after a LOGOFF: the answers of its requests still
+                # waiting (CANCELLED, NOTIFY_CLEANUP, RANGE_NOT_LOCKED, sent in a later turn) are signed as the
+                # requests were ([MS-SMB2] 3.3.4.1.1); the session is gone from every channel all the same.
+                self._forget_session(connection, session, True)
                 closed.append({"session_id": f"{session.session_id:#x}", "user": _user_name(session),
                                "client": connection.peer, "opens_closed": len(opens)})
         return closed

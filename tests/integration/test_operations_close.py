@@ -37,6 +37,7 @@ OTHER_USER, OTHER_PASSWORD = "bob", "Other-Pass-456"
 STATUS_FILE_CLOSED = 0xC0000128
 STATUS_NOTIFY_CLEANUP = 0x0000010B
 STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
+STATUS_RANGE_NOT_LOCKED = 0xC000007E
 STATUS_SHARING_VIOLATION = 0xC0000043
 STATUS_USER_SESSION_DELETED = 0xC0000203
 
@@ -158,3 +159,26 @@ def test_close_file_of_a_session_and_a_disconnected_durable_open(tmp_path: Path)
             response = create(back, "durable.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H),
                                                                                   dh2c(durable, create_guid)))
             assert response.status == STATUS_OBJECT_NAME_NOT_FOUND, b.status_name(response.status)
+
+
+def test_the_closed_sessions_waiting_requests_are_answered_signed(tmp_path: Path) -> None:
+    """The requests the closed session still had waiting (a CHANGE_NOTIFY, a blocking LOCK) end with their
+    handles, and their final answers are signed with the session's key as the request was ([MS-SMB2] 3.3.4.1.1),
+    as after a LOGOFF: a client that requires signing takes no unsigned answer to a signed request."""
+    with _servers(tmp_path) as ops, connect(ops.server, uuid.uuid4().bytes) as alice:
+        alice.sign_requests = True  # every request signed (the server requires signing by default too)
+        first = b.create_file_id(create(alice, "locked.txt", 0, b"", access=READ_WRITE).body)
+        second = b.create_file_id(create(alice, "locked.txt", 0, b"", access=READ_WRITE).body)
+        assert lock(alice, first, 0, 10) == b.STATUS_SUCCESS
+        (blocked,) = alice.send(b.Req(b.SMB2_LOCK, b.lock_body(second, [(0, 10, b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK)])))
+        assert alice.receive(blocked, skip_pending=False).status == b.STATUS_PENDING
+        root = alice.open("", desired_access=b.GENERIC_READ, options=b.FILE_DIRECTORY_FILE)
+        watch = send_notify(alice, root)
+        assert alice.receive(watch, skip_pending=False).status == b.STATUS_PENDING
+
+        ops.smbsrv("close-session", "-c", str(ops.config), "--session", f"{alice.session_id:#x}", check=True)
+
+        for message_id, status in ((watch, STATUS_NOTIFY_CLEANUP), (blocked, STATUS_RANGE_NOT_LOCKED)):
+            answer = alice.receive(message_id)  # a signed one is verified by the client
+            assert answer.status == status, b.status_name(answer.status)
+            assert answer.header.flags & b.SMB2_FLAGS_SIGNED, b.status_name(answer.status)

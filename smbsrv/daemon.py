@@ -230,9 +230,28 @@ class _AuditFile(logging.handlers.WatchedFileHandler):
     """The audit log at its path: when logrotate (or an administrator) moves the file away, the next line goes
     to a new file at that path, not on into the moved one. Created 0640, as it names users and files."""
 
+    _failing = False  # the file could not be (re)opened: said once, until it can be again
+
     def _open(self) -> Any:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # The base class reopens outside its error handling: an OSError (the directory gone after a rotation,
+        # a full file system) would reach the logging call, and fail the request whose work it records.
+        try:
+            self.reopenIfNeeded()
+            if self.stream is None:
+                self.stream = self._open()
+                self._statstream()
+        except OSError as exc:
+            if not self._failing:
+                self._failing = True
+                log.error("cannot write the audit log %s: %s; its lines are lost until it can be created",
+                          self.baseFilename, exc.strerror or exc)
+            return
+        self._failing = False
+        logging.StreamHandler.emit(self, record)
 
 
 def _open_audit_log(path: str) -> None:

@@ -111,6 +111,30 @@ def test_audit_log_follows_its_path_when_rotated(tmp_path: Path) -> None:
     assert (st.st_mode & 0o777, st.st_uid) == (0o640, os.geteuid())
 
 
+def test_audit_log_that_cannot_be_reopened_fails_no_request(tmp_path: Path) -> None:
+    """The audit log's directory goes away after a rotation (or its file system fills): the server cannot start
+    the new file, and says so once, but the requests whose lines are lost still succeed; once the directory is
+    back, the next line starts the new file there, 0640 again."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    audit = logs / "audit.log"
+    with ops_server(tmp_path, audit_log=str(audit)) as ops:
+        with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:
+            client.write_file("before.txt", b"x")
+            audit.unlink()
+            logs.rmdir()
+            client.write_file("lost.txt", b"y")  # asserts SUCCESS for the CREATE, WRITE and CLOSE
+            client.write_file("lost2.txt", b"y")
+            logs.mkdir()
+            client.write_file("after.txt", b"z")
+        ops.wait_log("cannot write the audit log")
+    assert ops.server.log_text().count("cannot write the audit log") == 1
+    lines = audit.read_text()
+    assert "path=after.txt" in lines and "lost" not in lines
+    st = os.stat(audit)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o640, os.geteuid())
+
+
 def test_audit_log_is_off_by_default(tmp_path: Path) -> None:
     with ops_server(tmp_path) as ops:
         with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:

@@ -233,7 +233,10 @@ class _AuditFile(logging.handlers.WatchedFileHandler):
     _failing = False  # the file could not be (re)opened: said once, until it can be again
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        # O_NOFOLLOW: the file is opened again after every rotation, by root; a symlink someone put at the path
+        # meanwhile must not make the server append to the file it points at.
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o640)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -135,6 +135,26 @@ def test_audit_log_that_cannot_be_reopened_fails_no_request(tmp_path: Path) -> N
     assert (st.st_mode & 0o777, st.st_uid) == (0o640, os.geteuid())
 
 
+def test_audit_log_reopened_after_rotation_never_follows_a_symlink(tmp_path: Path) -> None:
+    """Between a rotation and the next line, a symlink put at the audit log's path (the directory may be
+    writable by others) must not make the server, which writes the log as root, append to its target."""
+    audit = tmp_path / "audit.log"
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    with ops_server(tmp_path, audit_log=str(audit)) as ops:
+        with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:
+            client.write_file("before.txt", b"x")
+            os.rename(audit, tmp_path / "audit.log.1")
+            os.symlink(victim, audit)
+            client.write_file("after.txt", b"y")  # its audit line is lost, the request is not
+            os.unlink(audit)
+            client.write_file("last.txt", b"z")
+        ops.wait_log("cannot write the audit log")
+    assert victim.read_text() == "untouched\n"
+    assert (ops.server.share_path / "after.txt").read_bytes() == b"y"
+    assert "path=last.txt" in audit.read_text() and not audit.is_symlink()
+
+
 def test_audit_log_is_off_by_default(tmp_path: Path) -> None:
     with ops_server(tmp_path) as ops:
         with b.connect(ops.server.host, ops.server.port, USER, PASSWORD) as client:

@@ -14,11 +14,12 @@ in any command module:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from smbsrv.protocol.errors import ProtocolViolation, SmbError
@@ -114,9 +115,10 @@ def observed(dispatch: Callable[[RequestContext], Coroutine[Any, Any, _Result]]
         except SmbError as exc:
             observer.done(ctx, exc.status, time.perf_counter() - started if timed else 0.0, None, seen)
             raise
-        except GoAsync:
-            observer.done(ctx, NtStatus.STATUS_PENDING, time.perf_counter() - started if timed else 0.0, None,
-                          seen)
+        except GoAsync as pending:
+            # Seen when it is answered: a CREATE that waited for an oplock break, a rename after a lease break,
+            # a WRITE after a hydration get their audit line and their final status (never STATUS_PENDING).
+            pending.completion = _observed_completion(pending.completion, ctx, started, seen)
             raise
         except ProtocolViolation:
             raise
@@ -128,6 +130,31 @@ def observed(dispatch: Callable[[RequestContext], Coroutine[Any, Any, _Result]]
         return result
 
     return _observed_dispatch
+
+
+def _observed_completion(completion: Callable[[], Awaitable[bytes | Reply]], ctx: RequestContext, started: float,
+                         seen: Any) -> Callable[[], Coroutine[Any, Any, bytes | Reply]]:
+    """The completion of a request that went async, observed as _observed_dispatch observes the others. A
+    request that never completes (refused before it went async, or dropped with its connection) is not seen."""
+    async def _observed() -> bytes | Reply:
+        observer = OBSERVER
+        try:
+            result = await completion()
+        except SmbError as exc:
+            observer.done(ctx, exc.status, _since(started), None, seen)
+            raise
+        except asyncio.CancelledError:
+            observer.done(ctx, NtStatus.STATUS_CANCELLED, _since(started), None, seen)
+            raise
+        status = result.status if isinstance(result, Reply) else NtStatus.STATUS_SUCCESS
+        observer.done(ctx, status, _since(started), result, seen)
+        return result
+
+    return _observed
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started if started else 0.0  # 0.0: not timed (metrics off)
 
 
 def _lifecycle(ctx: RequestContext, command: int, status: int, seen: Any) -> None:

@@ -13,7 +13,9 @@ from tests import builders as b
 from tests.conftest import PASSWORD, USER
 from tests.integration.operations_helpers import ops_server
 
-_EMPTY_BODY = struct.pack("<HH", 4, 0)  # LOGOFF and TREE_DISCONNECT requests ([MS-SMB2] 2.2.7, 2.2.11)
+_EMPTY_BODY = struct.pack("<HH", 4, 0)
+READ_WRITE = 0x0012019F
+LEVEL_BATCH = 9  # LOGOFF and TREE_DISCONNECT requests ([MS-SMB2] 2.2.7, 2.2.11)
 
 
 def _events(log: str) -> list[str]:
@@ -153,6 +155,29 @@ def test_audit_log_reopened_after_rotation_never_follows_a_symlink(tmp_path: Pat
     assert victim.read_text() == "untouched\n"
     assert (ops.server.share_path / "after.txt").read_bytes() == b"y"
     assert "path=last.txt" in audit.read_text() and not audit.is_symlink()
+
+
+def test_audit_log_records_a_create_that_waited_for_an_oplock_break(tmp_path: Path) -> None:
+    """An overwrite that had to wait for another client's batch oplock to break goes async; its line comes when
+    it is answered (it had none: the observer saw only the interim STATUS_PENDING)."""
+    audit = tmp_path / "audit.log"
+    with ops_server(tmp_path, audit_log=str(audit), metrics=False) as ops:
+        server = ops.server
+        with b.connect(server.host, server.port, USER, PASSWORD) as holder, \
+                b.connect(server.host, server.port, USER, PASSWORD) as other:
+            held = holder.request(b.SMB2_CREATE, b.create_body("contested.txt", desired_access=READ_WRITE,
+                                                               disposition=b.FILE_OPEN_IF, oplock=LEVEL_BATCH),
+                                  tree_id=holder.tree_id, session_id=holder.session_id)
+            assert held.status == b.STATUS_SUCCESS and held.body[2] == LEVEL_BATCH
+            (waiting,) = other.send(b.Req(b.SMB2_CREATE, b.create_body(
+                "contested.txt", desired_access=READ_WRITE, disposition=b.FILE_OVERWRITE_IF)))
+            assert other.receive(waiting, skip_pending=False).status == b.STATUS_PENDING
+            assert holder.close_file(b.create_file_id(held.body)) == b.STATUS_SUCCESS  # the break ends
+            assert other.receive(waiting).status == b.STATUS_SUCCESS
+            address = f"127.0.0.1:{other.sock.getsockname()[1]}"
+        ops.wait_log("event=tree_connect", count=2)
+    lines = [line.split(" ", 2)[2] for line in audit.read_text().splitlines()]
+    assert f"op=overwrite user={USER} client={address} share=share path=contested.txt" in lines, lines
 
 
 def test_audit_log_is_off_by_default(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@ disposition, and security (POSIX chmod, ownership)."""
 
 from __future__ import annotations
 
+import secrets
 import stat
 
 from smbsrv.commands import oplock_break
 from smbsrv.files import write_time
 from smbsrv.fs import backend, dos_attrs, eas
+from smbsrv.fs.name_index import fold
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
 from smbsrv.fs.share_modes import check_share_access
@@ -220,6 +222,11 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         _check_target_directory(server, target.parent_fd, open_.is_directory)
         existing = target.stat
         same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.handle.key
+        if same_file and not _own_name(target.parent_fd, target.name, source_parent, source_name):
+            # Another hard link of this file, not its own name in another case: a name that is taken (without
+            # ReplaceIfExists), or one of a file that is open (this one), which a rename does not replace
+            # ([MS-FSA] 2.1.5.15.11; Samba 4.17 answers ACCESS_DENIED too). rename(2) would do nothing.
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED if replace else NtStatus.STATUS_OBJECT_NAME_COLLISION)
         # The new name as the client spelled it: a rename that changes only the case must store that case.
         new_name = requested_name if same_file else target.name
         if same_file and new_name == source_name:
@@ -257,6 +264,14 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             other.handle.moved(target.parent_fd, new_name)
         if moves_opens:
             server.files.moved_below(open_, old_components)
+
+
+def _own_name(parent_fd: int, name: str, own_parent_fd: int, own_name: str) -> bool:
+    """Whether parent_fd/name is the open's own name (in whatever case), not another hard link of its file."""
+    if fold(name) != fold(own_name):
+        return False
+    a, b = backend.fstat(parent_fd), backend.fstat(own_parent_fd)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation) -> bytes:
@@ -298,8 +313,18 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
             if (stat.S_ISDIR(existing.st_mode) or server.files.opens((existing.st_dev, existing.st_ino))
                     or dos_attrs.is_read_only(target.parent_fd, target.name, existing)):
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-            backend.unlink_at(target.parent_fd, target.name)
-        open_.handle.link_to(target.parent_fd, target.name)
+            # The new link under a temporary name first, then renamed over the old one (atomic): unlinking the
+            # old name first lost it whenever the link then failed (a file the kernel will not let this user
+            # link: protected_hardlinks).
+            temporary = f".smbsrv-link-{secrets.token_hex(8)}"
+            open_.handle.link_to(target.parent_fd, temporary)
+            try:
+                backend.rename_at(target.parent_fd, temporary, target.parent_fd, target.name, replace=True)
+            except SmbError:
+                backend.unlink_at(target.parent_fd, temporary)
+                raise
+        else:
+            open_.handle.link_to(target.parent_fd, target.name)
         ctx.tree.share_root.note_created(target.parent_fd, target.name)
         ctx.connection.server.files.changes.changed(ctx.tree, target.components, Action.ADDED, Filter.FILE_NAME,
                                                     origin=open_)

@@ -346,6 +346,29 @@ def _other_case_after_chmod(c: Context) -> bool:
     return c.op is not None and _chmod_before(c) and c.op.name != c.op.name.lower()
 
 
+def _write_only_file(c: Context) -> bool:
+    """A chmod made the step's name write-only for its owner (0200) before."""
+    return c.op is not None and any(op.kind == "chmod" and op.attributes == 0o200 and op.name.lower()
+                                    == c.op.name.lower() for op in c.history)
+
+
+def _only_closed_first_differs_after_chmod(c: Context) -> bool:
+    samba, smbsrv = dict(c.samba[2]), dict(c.smbsrv[2])
+    return (_chmod_before(c) and c.samba[1] == c.smbsrv[1] and samba.get("closed_first") == "STATUS_ACCESS_DENIED"
+            and smbsrv.get("closed_first") == "STATUS_SUCCESS"
+            and {k: v for k, v in samba.items() if k != "closed_first"}
+            == {k: v for k, v in smbsrv.items() if k != "closed_first"})
+
+
+def _target_kept_after_failed_link(c: Context) -> bool:
+    """The disks differ only in names smbsrv still has that a failed replacing link named."""
+    if c.samba[0] != "disk":
+        return False
+    failed = {op.name.lower() for op, done in _succeeded(c) if op.kind == "link" and op.flag and not done}
+    samba, smbsrv = set(dict(c.samba[2])["contents"]), set(dict(c.smbsrv[2])["contents"])
+    return bool(failed) and samba < smbsrv and all(entry[0].lower() in failed for entry in smbsrv - samba)
+
+
 def _names_differ_in_case_only(c: Context) -> bool:
     samba, smbsrv = dict(c.samba[2])["contents"], dict(c.smbsrv[2])["contents"]
     folded = [sorted((entry[0].upper(),) + entry[1:] for entry in side) for side in (samba, smbsrv)]
@@ -563,6 +586,16 @@ ALLOWED: tuple[Allowed, ...] = (
             "samba: another spelling of a name in a directory a chmod made unlistable for the user: each smbd "
             "process remembers the spellings it met while it could list (GETREALFILENAME_CACHE), so Samba 4.17 "
             "still finds the file; smbsrv answers as for a directory the user cannot list (fs/resolver.py)"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION"), _write_only_file,
+            "samba: a write-only (0200) file of the owner: Samba 4.17 refuses MAXIMUM_ALLOWED and overwrites of it "
+            "(ACCESS_DENIED), smbsrv grants what the mode allows (docs/access.md, the one known difference)"),
+    Allowed("create", ("*",), _SAMBA_ANY, _only_closed_first_differs_after_chmod,
+            "spec: [MS-SMB2] 3.3.5.10: the CLOSE of a valid handle succeeds, also when its delete on close fails "
+            "after a chmod (the close before a CREATE into a busy slot; both keep the file)"),
+    Allowed("disk", ("",), ("",), _target_kept_after_failed_link,
+            "samba: a link with ReplaceIfExists that the kernel refuses (protected_hardlinks: another user's file): "
+            "Samba 4.17 has removed the target name before it tried, and it is lost; smbsrv links under a "
+            "temporary name and renames that over the target, so a failed link changes nothing"),
     Allowed("disk", ("",), ("",), _names_differ_in_case_only,
             "samba: Samba 4.17 remembers the case of a name per directory inode (GETREALFILENAME_CACHE, "
             "source3/smbd/files.c) after that name is gone, so a later create of \"a\" makes \"A\"; smbsrv "
@@ -624,10 +657,6 @@ KNOWN: tuple[Allowed, ...] = (
             "directory open's access (open.c open_directory, \"According to Samba4 ... always granted\") but not to "
             "a file's over SMB2 (its comment cites a Microsoft test); smbsrv reports what was granted; Windows "
             "to be checked"),
-    Allowed("rename", ("STATUS_ACCESS_DENIED",), ("STATUS_OBJECT_NAME_COLLISION",), _replacing_rename,
-            "check: a rename with ReplaceIfExists onto another hard link of the same file: Samba 4.17 refuses "
-            "(ACCESS_DENIED), smbsrv's renameat2 without replace finds the name taken; [MS-FSA] 2.1.5.15.11 on "
-            "a target that is the same file not found yet"),
     Allowed("lock", ("STATUS_INVALID_HANDLE",), ("STATUS_SUCCESS",), _lock_without_data_access,
             "check: a LOCK through a handle with neither FILE_READ_DATA nor FILE_WRITE_DATA: [MS-FSA] 2.1.5.8 and "
             "[MS-SMB2] 3.3.5.14 check no access; Windows' NtLockFile refuses such a user-mode handle "

@@ -23,6 +23,8 @@ from dataclasses import dataclass, fields
 from tests import builders as b
 
 NAMES = ("a", "b", "d", "d\\x")
+# The sequence directory's mode to begin with, in three sequences of five (else it stays 0755).
+SHARED_DIRECTORY_MODES = (0o775, 0o770, 0o777, 0o1777, 0o2775)
 # Drawn in a quarter of the draws, so the four names above keep most of them.
 DEEP_NAMES = ("d\\e", "d\\e\\x", "A", "D\\X", "d\\E\\X")
 SLOTS = 3
@@ -176,7 +178,13 @@ def random_op(rng: random.Random) -> Op:
 
 
 def sequence(seed: int, length: int | None = None) -> list[Op]:
-    """The sequence of one seed: 8-30 operations, a CREATE first so that something happens."""
+    """The sequence of one seed: 8-30 operations, a CREATE first so that something happens (after, in most, a
+    chmod that lets the other users create in the sequence's directory)."""
     rng = random.Random(seed)
     count = length if length is not None else rng.randint(8, 30)
-    return [_create(rng)] + [random_op(rng) for _ in range(count - 1)]
+    ops = [_create(rng)] + [random_op(rng) for _ in range(count - 1)]
+    if rng.random() < 0.6:
+        # The other users may create in the sequence's directory too (its group, or everyone), so that their
+        # files meet the first user's: drawn last, the operations above are those the seed always had.
+        ops.insert(0, Op("chmod", name="", attributes=rng.choice(SHARED_DIRECTORY_MODES)))
+    return ops

@@ -360,3 +360,41 @@ def test_write_bit_of_a_directory_grants_delete_child(runner: Runner) -> None:
         access = owner.query_info(handle, b.SMB2_0_INFO_FILE, 8)  # FileAccessInformation
         assert struct.unpack_from("<I", b.output_buffer(access), 0)[0] == 0x1701DF, side.name
         assert owner.close_file(handle) == b.STATUS_SUCCESS
+
+
+def test_failed_replacing_link_keeps_the_target(runner: Runner) -> None:
+    """A link with ReplaceIfExists of another user's file, which the kernel refuses (protected_hardlinks: the
+    user neither owns it nor may write it): ACCESS_DENIED on both servers, and the target name must stay. smbsrv
+    (and Samba 4.17, whose loss this test records) removed the target first, so it was gone."""
+    for side, owner, base in _both(runner):
+        stranger = side.clients[3]
+        (side.share_dir / base).chmod(0o777)
+        stranger.close_file(stranger.open(f"{base}\\b", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+        owner.write_file(f"{base}\\d", b"keep")
+        file_id = owner.open(f"{base}\\b", desired_access=b.GENERIC_READ)
+        response = owner.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
+                                  b.rename_info(f"{base}\\d", replace_if_exists=True))
+        assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", side.name
+        assert owner.close_file(file_id) == b.STATUS_SUCCESS
+        kept = (side.share_dir / base / "d").exists()
+        assert kept == (side.name == "smbsrv"), side.name  # Samba 4.17 loses it (allowed.py)
+        assert sorted(p.name for p in (side.share_dir / base).iterdir() if p.name.startswith(".smbsrv")) == []
+
+
+def test_rename_onto_another_link_of_the_same_file(runner: Runner) -> None:
+    """A rename onto another hard link of the same file is refused, as onto any name that is taken (without
+    ReplaceIfExists: OBJECT_NAME_COLLISION) or of a file that is open (with it: ACCESS_DENIED); Samba 4.17 the
+    same. smbsrv renamed "b" to "A" beside the link "a", so two names differing only in case named one file."""
+    for side, client, base in _both(runner):
+        file_id = client.open(f"{base}\\b", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE,
+                              disposition=b.FILE_CREATE)
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION, b.rename_info(f"{base}\\a"))
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        for name, replace, expected in (("A", True, "STATUS_ACCESS_DENIED"), ("a", False, "STATUS_OBJECT_NAME_COLLISION")):
+            response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                       b.rename_info(f"{base}\\{name}", replace))
+            assert b.status_name(response.status) == expected, (side.name, name)
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION, b.rename_info(f"{base}\\B"))
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name  # its own name in another case
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+        assert sorted(p.name for p in (side.share_dir / base).iterdir()) == ["B", "a"], side.name

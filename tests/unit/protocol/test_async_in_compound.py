@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,22 +15,11 @@ from smbsrv import dispatch
 from smbsrv.protocol.reply import GoAsync
 from smbsrv.wire.constants import Command
 from tests import builders as b
-from tests.fuzz.sans_io import Peer, SansIoServer, parse_buffers, refusable_elements
+from tests.fuzz.sans_io import Peer, parse_buffers, refusable_elements
 
 STATUS_PENDING = 0x00000103
 STATUS_INTERNAL_ERROR = 0xC00000E5
 _LOCK_RESPONSE = b"\x04\x00\x00\x00"
-
-
-@pytest.fixture()
-def peer() -> Iterator[Peer]:
-    server = SansIoServer()
-    peer = server.connect()
-    try:
-        yield peer
-    finally:
-        peer.close()
-        server.close()
 
 
 class _Waits:

@@ -5,27 +5,13 @@ connection goes back to the server's identity before the event loop runs anythin
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from smbsrv.fs import identity
 from tests import builders as b
-from tests.fuzz.sans_io import FILE_NAME, Peer, SansIoServer
+from tests.fuzz.sans_io import FILE_NAME, Peer
 
 FF = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
-
-
-@pytest.fixture()
-def peer() -> Iterator[Peer]:
-    server = SansIoServer()
-    peer = server.connect()
-    try:
-        yield peer
-    finally:
-        peer.close()
-        server.close()
 
 
 def _record(peer: Peer) -> list[str]:

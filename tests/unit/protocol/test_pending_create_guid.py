@@ -8,27 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import Iterator
-
-import pytest
 
 from tests import builders as b
-from tests.fuzz.sans_io import Peer, SansIoServer, parse_buffers
+from tests.fuzz.sans_io import Peer, parse_buffers
 
 STATUS_PENDING = 0x00000103
 FILE_OPEN_IF = 3
 OPLOCK_BATCH = 0x09
-
-
-@pytest.fixture()
-def peer() -> Iterator[Peer]:
-    server = SansIoServer()
-    peer = server.connect()
-    try:
-        yield peer
-    finally:
-        peer.close()
-        server.close()
 
 
 def _dh2q(create_guid: bytes) -> bytes:

@@ -506,6 +506,9 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         # a handle lease may close its handle and let this open through ([MS-SMB2] 3.3.5.9; Samba 4.17).
         oplock_break.check_breaks(ctx, file_state, access=conflicts_as, sharing_violation=violation,
                                   overwrite=overwrite, lease=lease, first_attempt=first_attempt)
+    # An overwrite applies the ExtA context's EAs too ([MS-FSA] 2.1.5.1.2.1; Samba's set_ea on
+    # FILE_WAS_OVERWRITTEN), checked before anything changes.
+    ea_entries = _ea_context(request) if overwrite else []
     fd = backend.open_for_access(resolution.parent_fd, resolution.name, granted,
                                  is_directory=target.is_directory, is_special=target.is_special,
                                  truncate=overwrite)
@@ -515,6 +518,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             dos_attrs.initialise(fd, (request.file_attributes | fattr.FILE_ATTRIBUTE_ARCHIVE)
                                          & ~(fattr.FILE_ATTRIBUTE_DIRECTORY | fattr.FILE_ATTRIBUTE_NORMAL
                                              | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
+            if ea_entries:
+                eas.apply(fd, backend.fstat(fd), ea_entries)
             if not target.is_directory:
                 _allocate(request, fd)
             st = backend.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is

@@ -369,6 +369,17 @@ def _target_kept_after_failed_link(c: Context) -> bool:
     return bool(failed) and samba < smbsrv and all(entry[0].lower() in failed for entry in smbsrv - samba)
 
 
+def _truncated_by_refused_overwrite(c: Context) -> bool:
+    """The disks differ only in a file's size and data, after an overwriting CREATE that Samba refused."""
+    if c.samba[0] != "disk":
+        return False
+    refused = any(op.kind == "create" and op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF)
+                  and not done for op, done in _succeeded(c))
+    samba, smbsrv = dict(c.samba[2])["contents"], dict(c.smbsrv[2])["contents"]
+    return refused and len(samba) == len(smbsrv) and all(
+        left[:5] == right[:5] for left, right in zip(samba, smbsrv, strict=True))
+
+
 def _names_differ_in_case_only(c: Context) -> bool:
     samba, smbsrv = dict(c.samba[2])["contents"], dict(c.smbsrv[2])["contents"]
     folded = [sorted((entry[0].upper(),) + entry[1:] for entry in side) for side in (samba, smbsrv)]
@@ -596,6 +607,10 @@ ALLOWED: tuple[Allowed, ...] = (
             "samba: a link with ReplaceIfExists that the kernel refuses (protected_hardlinks: another user's file): "
             "Samba 4.17 has removed the target name before it tried, and it is lost; smbsrv links under a "
             "temporary name and renames that over the target, so a failed link changes nothing"),
+    Allowed("disk", ("",), ("",), _truncated_by_refused_overwrite,
+            "samba: Samba 4.17 truncates a file it then refuses to overwrite (O_TRUNC at the open, the refusal "
+            "after it: an ExtA context without FILE_WRITE_EA, a HIDDEN attribute not named); the refused open "
+            "changes nothing on smbsrv"),
     Allowed("disk", ("",), ("",), _names_differ_in_case_only,
             "samba: Samba 4.17 remembers the case of a name per directory inode (GETREALFILENAME_CACHE, "
             "source3/smbd/files.c) after that name is gone, so a later create of \"a\" makes \"A\"; smbsrv "
@@ -647,8 +662,8 @@ KNOWN: tuple[Allowed, ...] = (
             "(0x1F01FF), smbsrv takes FILE_WRITE_DATA and FILE_APPEND_DATA away as [MS-FSA] 2.1.5.1.2.1 does for "
             "MAXIMUM_ALLOWED; [MS-SMB2] 3.3.5.9.5 says only \"the maximal access\"; Windows to be checked"),
     Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",),
-            lambda c: _overwrite(c) and bool(c.op.attributes & 0x6) and USERS[c.op.conn] != 0,  # type: ignore[union-attr]
-            "check: another user who may write the file overwrites it asking for HIDDEN or SYSTEM, with a handle "
+            lambda c: _overwrite(c) and bool(c.op.attributes & 0x7) and USERS[c.op.conn] != 0,  # type: ignore[union-attr]
+            "check: another user who may write the file overwrites it asking for READONLY, HIDDEN or SYSTEM, with a handle "
             "that asks no FILE_WRITE_ATTRIBUTES: Samba 4.17 refuses (ACCESS_DENIED; the same overwrite asking no "
             "such attribute succeeds), smbsrv overwrites (the writer holds FILE_WRITE_ATTRIBUTES, the access the "
             "WDK's IRP_MJ_CREATE notes add for an overwrite); which check of Samba's refuses is not found yet"),
@@ -728,14 +743,8 @@ DELETE_PENDING_PER_FILE = (
 
 
 def _linked_then_delete_pending(c: Context) -> bool:
-    linked = False
-    for op, done in _succeeded(c):
-        if done and op.kind == "link":
-            linked = True
-        elif linked and done and (op.kind == "disposition" and op.flag or op.kind == "create"
-                                  and op.options & b.FILE_DELETE_ON_CLOSE):
-            return True
-    return False
+    """A hard link was made and a delete made pending, in either order."""
+    return any(done and op.kind == "link" for op, done in _succeeded(c)) and _delete_pending_before(c)
 
 
 def reason(context: Context) -> str | None:

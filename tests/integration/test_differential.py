@@ -20,7 +20,7 @@ from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
 from tests.conftest import serving_account
 from tests.differential import allowed
-from tests.differential.run import Runner, Side, run_sequences, servers, summary
+from tests.differential.run import Runner, Side, full_ea_list, run_sequences, servers, summary
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
@@ -398,3 +398,22 @@ def test_rename_onto_another_link_of_the_same_file(runner: Runner) -> None:
         assert b.status_name(response.status) == "STATUS_SUCCESS", side.name  # its own name in another case
         assert client.close_file(file_id) == b.STATUS_SUCCESS
         assert sorted(p.name for p in (side.share_dir / base).iterdir()) == ["B", "a"], side.name
+
+
+def test_overwrite_applies_the_ea_context(runner: Runner) -> None:
+    """An overwriting CREATE with an ExtA context sets those EAs on the file, beside the ones it had (Samba
+    4.17's set_ea on FILE_WAS_OVERWRITTEN; [MS-SMB2] 2.2.13.2.1). smbsrv applied ExtA to new files only."""
+    for side, client, base in _both(runner):
+        contexts = b.create_context(b"ExtA", full_ea_list(((b"First", b"1"),)))
+        client.close_file(b.create_file_id(client.request(b.SMB2_CREATE, b.create_body(
+            f"{base}\\f", desired_access=b.GENERIC_WRITE | 0x10, disposition=b.FILE_CREATE, contexts=contexts)).body))
+        contexts = b.create_context(b"ExtA", full_ea_list(((b"Second", b"2"),)))
+        response = client.request(b.SMB2_CREATE, b.create_body(
+            f"{base}\\f", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | 0x10, disposition=b.FILE_OVERWRITE,
+            contexts=contexts))
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        file_id = b.create_file_id(response.body)
+        listed = client.query_info(file_id, b.SMB2_0_INFO_FILE, 15)  # FileFullEaInformation
+        assert b.status_name(listed.status) == "STATUS_SUCCESS", side.name
+        assert b"Second" in b.output_buffer(listed), side.name
+        assert client.close_file(file_id) == b.STATUS_SUCCESS

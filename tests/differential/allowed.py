@@ -551,11 +551,10 @@ ALLOWED: tuple[Allowed, ...] = (
             "spec: FILE_WRITE_EA is checked against the handle's granted access ([MS-SMB2] 3.3.5.21.1), granted at "
             "its open; a later chmod does not take it from the handle (Windows: a changed ACL leaves open handles "
             "alone); Samba 4.17 writes the xattr as the user and the kernel refuses"),
-    Allowed("eof", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",),
-            lambda c: _maximum_allowed_handle(c) and USERS[c.handle_op.conn] != 0,  # type: ignore[union-attr]
+    Allowed("eof", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",), _maximum_allowed_handle,
             "spec: FileEndOfFileInformation needs FILE_WRITE_DATA in the handle's granted access ([MS-SMB2] "
-            "3.3.5.21.1), and MAXIMUM_ALLOWED on another user's 0744 file grants reading only; Samba 4.17 answers "
-            "SUCCESS for the size the file already has without checking"),
+            "3.3.5.21.1), and MAXIMUM_ALLOWED on another user's 0744 file or 0755 directory grants reading only; "
+            "Samba 4.17 answers SUCCESS for the size the file already has (or a directory) without checking"),
     Allowed("link", ("STATUS_NO_SUCH_FILE",), ("STATUS_SUCCESS",), _link_replacing,
             "samba: a link with ReplaceIfExists onto a HIDDEN or SYSTEM file that is not open: Samba 4.17 answers "
             "NO_SUCH_FILE and keeps the file, though a rename with ReplaceIfExists replaces the same file; [MS-FSA] "

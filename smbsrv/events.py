@@ -38,7 +38,7 @@ audit_log = logging.getLogger("smbsrv.audit")
 _Result = TypeVar("_Result")
 
 _LIFECYCLE = frozenset((Command.SESSION_SETUP, Command.LOGOFF, Command.TREE_CONNECT, Command.TREE_DISCONNECT))
-_AUDITED = frozenset((Command.CREATE, Command.CLOSE, Command.SET_INFO, Command.WRITE))
+_AUDITED = frozenset((Command.CREATE, Command.SET_INFO, Command.WRITE))  # deletes: deleted(), from files/closing
 _CREATE_ACTIONS = {FILE_SUPERSEDED: "supersede", FILE_CREATED: "create", FILE_OVERWRITTEN: "overwrite"}
 _SMB2_0_INFO_FILE = 1
 _FILE_RENAME_INFORMATION = 10  # [MS-FSCC] 2.4.42
@@ -89,8 +89,6 @@ class Observer:
             open_ = session.opens.get(ctx.created_file_id[1]) if ctx.created_file_id else None
             if action in _CREATE_ACTIONS and open_ is not None:
                 _audit_line(ctx, _CREATE_ACTIONS[action], open_)
-        elif command == Command.CLOSE and ctx.open is not None and ctx.open.delete_on_close:
-            _audit_line(ctx, "delete", ctx.open)
         elif command == Command.SET_INFO and seen is not None and ctx.open is not None:
             _audit_line(ctx, "rename", ctx.open, f" from={_quote(seen)}")
         elif command == Command.WRITE and ctx.open is not None and ctx.open not in self._written:
@@ -166,36 +164,44 @@ def _lifecycle(ctx: RequestContext, command: int, status: int, seen: Any) -> Non
             keys = "-" if session.signer is None else ("required" if session.signing_required else "client")
             dialect = connection.dialect
             log.info("event=%s client=%s user=%s session=%#x dialect=%d.%d.%d signing=%s encryption=%s",
-                     "reauth" if seen else "session_setup", client, _user(session), session.session_id,
+                     "reauth" if seen else "session_setup", client, user_name(session), session.session_id,
                      dialect >> 8, (dialect >> 4) & 0xF, dialect & 0xF, keys, "required" if session.encrypt_data else
                      ("available" if session.cipher is not None else "off"))
         elif status == NtStatus.STATUS_LOGON_FAILURE:
             log.info("event=auth_failure client=%s session=%#x", client, ctx.header.session_id)
     elif command == Command.LOGOFF and status == NtStatus.STATUS_SUCCESS and session is not None:
-        log.info("event=logoff client=%s user=%s session=%#x", client, _user(session), session.session_id)
+        log.info("event=logoff client=%s user=%s session=%#x", client, user_name(session), session.session_id)
     elif command == Command.TREE_CONNECT and session is not None:
         if status == NtStatus.STATUS_SUCCESS and ctx.tree is not None:
             log.info("event=tree_connect client=%s user=%s session=%#x tree=%d share=%s", client,
-                     _user(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
+                     user_name(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
         else:
             log.info("event=tree_connect_refused client=%s user=%s session=%#x status=%s", client,
-                     _user(session), session.session_id, _status_name(status))
+                     user_name(session), session.session_id, _status_name(status))
     elif command == Command.TREE_DISCONNECT and status == NtStatus.STATUS_SUCCESS and session is not None \
             and ctx.tree is not None:
         log.info("event=tree_disconnect client=%s user=%s session=%#x tree=%d share=%s", client,
-                 _user(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
+                 user_name(session), session.session_id, ctx.tree.tree_id, _share(ctx.tree))
 
 
 def session_ended(connection: Any, session: Any, reason: str, durable_kept: int = 0) -> None:
     """A session ended without a LOGOFF (the connection dropped): the same key=value shape as event=logoff, so
     every session_setup line has a matching end; `durable` counts its opens kept for a reconnect."""
     log.info("event=session_end client=%s user=%s session=%#x reason=%s durable=%d", connection.peer,
-             _user(session), session.session_id, reason, durable_kept)
+             user_name(session), session.session_id, reason, durable_kept)
+
+
+def deleted(user: str, client: str, tree: Any, components: tuple[str, ...]) -> None:
+    """A delete on close carried out (files/closing.py), in the name of the user who asked for it: at that
+    user's CLOSE, at another handle's last close, or at a logoff or a dropped connection alike."""
+    if OBSERVER.audit:
+        audit_log.info("op=delete user=%s client=%s share=%s path=%s", user, client, _share(tree),
+                       _quote("/".join(components)))
 
 
 def _audit_line(ctx: RequestContext, operation: str, open_: Open, extra: str = "") -> None:
     assert ctx.session is not None
-    audit_log.info("op=%s user=%s client=%s share=%s path=%s%s", operation, _user(ctx.session),
+    audit_log.info("op=%s user=%s client=%s share=%s path=%s%s", operation, user_name(ctx.session),
                    ctx.connection.peer, _share(open_.tree), _quote("/".join(open_.path_components)), extra)
 
 
@@ -214,7 +220,8 @@ def _set_info_rename_target(ctx: RequestContext) -> Open | None:
     return session.opens.get(volatile)
 
 
-def _user(session: Any) -> str:
+def user_name(session: Any) -> str:
+    """The user a session acts for, as the log lines, the audit log and `smbsrv status` name it."""
     if session.user is not None:
         return str(session.user.name)
     return "guest" if session.is_guest else "anonymous"

@@ -226,7 +226,7 @@ class ServerState:
                     continue  # being set up, or closed already through another channel
                 if session_id is not None and session.session_id != session_id:
                     continue
-                if user is not None and _user_name(session).lower() != user.lower():
+                if user is not None and events.user_name(session).lower() != user.lower():
                     continue
                 if client is not None and client not in (connection.peer, _address_of(connection.peer)):
                     continue
@@ -240,7 +240,7 @@ class ServerState:
                 # waiting (CANCELLED, NOTIFY_CLEANUP, RANGE_NOT_LOCKED, sent in a later turn) are signed as the
                 # requests were ([MS-SMB2] 3.3.4.1.1); the session is gone from every channel all the same.
                 self._forget_session(connection, session, True)
-                closed.append({"session_id": f"{session.session_id:#x}", "user": _user_name(session),
+                closed.append({"session_id": f"{session.session_id:#x}", "user": events.user_name(session),
                                "client": connection.peer, "opens_closed": len(opens)})
         return closed
 
@@ -311,7 +311,7 @@ class ServerState:
                 if session.state != "valid" or session.session_id in seen:
                     continue
                 seen.add(session.session_id)
-                user = _user_name(session)
+                user = events.user_name(session)
                 sessions.append({
                     "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
                     "connection_id": connection.connection_id, "dialect": f"{connection.dialect >> 8}."
@@ -365,13 +365,6 @@ class ServerState:
                                                        in sorted(self.files.held_by_user().items())}}},
                 "sessions": sessions, "open_files": opens, "locks": locks,
                 "breaks": oplocks.breaks_in_flight(self.files, listed, now)}
-
-
-def _user_name(session: Session) -> str:
-    """The user a session acts for, as `smbsrv status` names it."""
-    if session.user is not None:
-        return str(session.user.name)
-    return "guest" if session.is_guest else "anonymous"
 
 
 def _address_of(peer: str) -> str:

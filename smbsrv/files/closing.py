@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from smbsrv import events
 from smbsrv.errors import SmbError
 from smbsrv.files import write_time
 from smbsrv.fs import backend, identity
@@ -70,6 +71,7 @@ def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
         open_.tree.share_root.note_removed(parent_fd, name)
     files.changes.changed(open_.tree, components, Action.REMOVED,
                           Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir, origin=open_)
+    events.deleted(deleter.user, deleter.client, open_.tree, components)
 
 
 def _unlink_other_link(open_: Open, components: tuple[str, ...]) -> bool | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smbsrv import events
 from smbsrv.files import oplocks
 from smbsrv.files.durable import DurableOpens
 from smbsrv.files.locks import ByteRangeLocks
@@ -56,11 +57,15 @@ class Deleter:
     uid: int
     gid: int
     groups: tuple[int, ...]
+    user: str  # for the audit log (events.deleted): the SMB user and the client address it asked from
+    client: str
 
     @classmethod
     def of(cls, open_: Open) -> Deleter:
         session = open_.session
-        return cls(open_.path_components, session.uid, session.gid, session.groups)
+        client = open_.connection.peer if open_.connection is not None else "-"
+        return cls(open_.path_components, session.uid, session.gid, session.groups, events.user_name(session),
+                   client)
 
 
 @dataclass(slots=True)

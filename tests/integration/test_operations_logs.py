@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import time
 from pathlib import Path
 
 from tests import builders as b
@@ -178,6 +179,26 @@ def test_audit_log_records_a_create_that_waited_for_an_oplock_break(tmp_path: Pa
         ops.wait_log("event=tree_connect", count=2)
     lines = [line.split(" ", 2)[2] for line in audit.read_text().splitlines()]
     assert f"op=overwrite user={USER} client={address} share=share path=contested.txt" in lines, lines
+
+
+def test_audit_log_records_a_delete_carried_out_at_teardown(tmp_path: Path) -> None:
+    """A delete on close happens when the file's last handle goes, which may be no CLOSE at all: the client's
+    connection drops. The line is written where the name is removed, for the user who asked for it."""
+    audit = tmp_path / "audit.log"
+    with ops_server(tmp_path, audit_log=str(audit)) as ops:
+        server = ops.server
+        client = b.connect(server.host, server.port, USER, PASSWORD)
+        address = f"127.0.0.1:{client.sock.getsockname()[1]}"
+        client.open("doomed.txt", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE,
+                    disposition=b.FILE_CREATE, options=b.FILE_DELETE_ON_CLOSE)
+        client.close()  # no CLOSE: the teardown closes the handle, and the file goes
+        deadline = time.monotonic() + 10
+        while (server.share_path / "doomed.txt").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    lines = [line.split(" ", 2)[2] for line in audit.read_text().splitlines()]
+    prefix = f"user={USER} client={address} share=share"
+    assert lines == [f"op=create {prefix} path=doomed.txt", f"op=delete {prefix} path=doomed.txt"]
 
 
 def test_audit_log_is_off_by_default(tmp_path: Path) -> None:

@@ -204,7 +204,8 @@ class ByteRangeLocks:
             await self._changed.wait()
             return
         try:
-            await asyncio.wait_for(self._changed.wait(), POSIX_RETRY_S)
+            async with asyncio.timeout(POSIX_RETRY_S):  # not wait_for: see OplockWaiters.wait (files/oplocks.py)
+                await self._changed.wait()
         except TimeoutError:
             pass
 

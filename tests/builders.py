@@ -18,7 +18,7 @@ import os
 import socket
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -333,6 +333,23 @@ def create_body(name: str | bytes, desired_access: int = GENERIC_READ, dispositi
                         file_attributes, share_access, disposition, options, HEADER_SIZE + 56, len(raw_name),
                         contexts_offset, len(contexts))
     return fixed + buffer
+
+
+# NextEntryOffset, Flags, EaNameLength, EaValueLength ([MS-FSCC] 2.4.15 FILE_FULL_EA_INFORMATION)
+FULL_EA_HEADER = struct.Struct("<IBBH")
+
+
+def full_ea_list(entries: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """FILE_FULL_EA_INFORMATION entries (Flags 0), each but the last padded to 4 bytes, names NUL-terminated:
+    the buffer of SET_INFO FileFullEaInformation and of the ExtA create context."""
+    out = bytearray()
+    for index, (name, value) in enumerate(entries):
+        entry = FULL_EA_HEADER.pack(0, 0, len(name), len(value)) + name + b"\0" + value
+        if index != len(entries) - 1:
+            entry += bytes(-len(entry) % 4)
+            entry = struct.pack("<I", len(entry)) + entry[4:]
+        out += entry
+    return bytes(out)
 
 
 def create_context(name: bytes, data: bytes) -> bytes:

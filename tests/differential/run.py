@@ -125,7 +125,7 @@ def _create_contexts(flag: int) -> bytes:
     if flag & CREATE_MXAC:
         contexts.append(b.create_context(b"MxAc", b""))
     if flag >> 1:
-        contexts.append(b.create_context(b"ExtA", full_ea_list(EA_LISTS[(flag >> 1) - 1])))
+        contexts.append(b.create_context(b"ExtA", b.full_ea_list(EA_LISTS[(flag >> 1) - 1])))
     return b.chain_contexts(*contexts) if contexts else b""
 
 
@@ -165,19 +165,6 @@ def _query_detail(info_class: int, data: bytes) -> tuple:
 
 
 FILE_FULL_EA_INFORMATION = 15
-_FULL_EA = struct.Struct("<IBBH")  # NextEntryOffset, Flags, EaNameLength, EaValueLength ([MS-FSCC] 2.4.15)
-
-
-def full_ea_list(entries: tuple[tuple[bytes, bytes], ...]) -> bytes:
-    """FILE_FULL_EA_INFORMATION entries, each but the last padded to 4 bytes, names NUL-terminated."""
-    out = bytearray()
-    for index, (name, value) in enumerate(entries):
-        entry = _FULL_EA.pack(0, 0, len(name), len(value)) + name + b"\0" + value
-        if index != len(entries) - 1:
-            entry += bytes(-len(entry) % 4)
-            entry = struct.pack("<I", len(entry)) + entry[4:]
-        out += entry
-    return bytes(out)
 
 
 def _ea_detail(info_class: int, data: bytes) -> tuple:
@@ -187,7 +174,7 @@ def _ea_detail(info_class: int, data: bytes) -> tuple:
     entries = []
     position = 0
     while position < len(data):
-        next_offset, flags, name_length, value_length = _FULL_EA.unpack_from(data, position)
+        next_offset, flags, name_length, value_length = b.FULL_EA_HEADER.unpack_from(data, position)
         name = data[position + 8:position + 8 + name_length].decode("ascii", "replace")
         value = data[position + 9 + name_length:position + 9 + name_length + value_length].hex()
         entries.append((flags, name, value))
@@ -267,7 +254,7 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
         response = _set_info(client, file_id, b.FILE_LINK_INFORMATION,
                              b.rename_info(f"{base}\\{op.name}", bool(op.flag)))
     elif op.kind == "ea":
-        response = _set_info(client, file_id, FILE_FULL_EA_INFORMATION, full_ea_list(EA_LISTS[op.flag]))
+        response = _set_info(client, file_id, FILE_FULL_EA_INFORMATION, b.full_ea_list(EA_LISTS[op.flag]))
     elif op.kind == "queryea":
         response = _request(client, b.SMB2_QUERY_INFO,
                             b.query_info_body(file_id, b.SMB2_0_INFO_FILE, op.info_class, output_length=4096))

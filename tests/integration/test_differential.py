@@ -20,7 +20,7 @@ from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
 from tests.conftest import serving_account
 from tests.differential import allowed
-from tests.differential.run import Runner, Side, full_ea_list, run_sequences, servers, summary
+from tests.differential.run import Runner, Side, run_sequences, servers, summary
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
@@ -404,10 +404,10 @@ def test_overwrite_applies_the_ea_context(runner: Runner) -> None:
     """An overwriting CREATE with an ExtA context sets those EAs on the file, beside the ones it had (Samba
     4.17's set_ea on FILE_WAS_OVERWRITTEN; [MS-SMB2] 2.2.13.2.1). smbsrv applied ExtA to new files only."""
     for side, client, base in _both(runner):
-        contexts = b.create_context(b"ExtA", full_ea_list(((b"First", b"1"),)))
+        contexts = b.create_context(b"ExtA", b.full_ea_list(((b"First", b"1"),)))
         client.close_file(b.create_file_id(client.request(b.SMB2_CREATE, b.create_body(
             f"{base}\\f", desired_access=b.GENERIC_WRITE | 0x10, disposition=b.FILE_CREATE, contexts=contexts)).body))
-        contexts = b.create_context(b"ExtA", full_ea_list(((b"Second", b"2"),)))
+        contexts = b.create_context(b"ExtA", b.full_ea_list(((b"Second", b"2"),)))
         response = client.request(b.SMB2_CREATE, b.create_body(
             f"{base}\\f", desired_access=b.GENERIC_READ | b.GENERIC_WRITE | 0x10, disposition=b.FILE_OVERWRITE,
             contexts=contexts))

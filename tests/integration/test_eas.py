@@ -31,24 +31,11 @@ STATUS_NO_EAS_ON_FILE = 0xC0000052
 Ea = tuple[bytes, bytes]  # (EaName, EaValue); Flags is always 0 here
 WSL: list[Ea] = [(b"$LXUID", b"\xe8\x03\x00\x00"), (b"$LXMOD", b"\xa4\x21\x00\x00"),
                  (b"$LXDEV", b"\x01\x00\x00\x00\x03\x00\x00\x00")]
-_FULL_EA = struct.Struct("<IBBH")  # NextEntryOffset, Flags, EaNameLength, EaValueLength ([MS-FSCC] 2.4.15)
 _GET_EA = struct.Struct("<IB")  # NextEntryOffset, EaNameLength ([MS-FSCC] 2.4.15.1)
 
 
 def _name(status: int) -> str:
     return b.status_name(status)
-
-
-def full_ea_list(entries: list[Ea]) -> bytes:
-    """FILE_FULL_EA_INFORMATION entries, each but the last padded to 4 bytes; the name is NUL-terminated."""
-    out = bytearray()
-    for index, (name, value) in enumerate(entries):
-        entry = _FULL_EA.pack(0, 0, len(name), len(value)) + name + b"\0" + value
-        if index != len(entries) - 1:
-            entry += bytes(-len(entry) % 4)
-            entry = struct.pack("<I", len(entry)) + entry[4:]
-        out += entry
-    return bytes(out)
 
 
 def get_ea_list(names: list[bytes]) -> bytes:
@@ -69,11 +56,11 @@ def parse_full_ea_list(data: bytes) -> list[Ea]:
     entries: list[Ea] = []
     position = 0
     while True:
-        next_offset, flags, name_length, value_length = _FULL_EA.unpack_from(data, position)
-        end = position + _FULL_EA.size + name_length + 1 + value_length
+        next_offset, flags, name_length, value_length = b.FULL_EA_HEADER.unpack_from(data, position)
+        end = position + b.FULL_EA_HEADER.size + name_length + 1 + value_length
         assert end <= len(data), f"entry at {position} runs past the buffer"
         assert flags == 0, f"Flags {flags:#x}"
-        name_start = position + _FULL_EA.size
+        name_start = position + b.FULL_EA_HEADER.size
         assert data[name_start + name_length] == 0, "EaName not NUL-terminated"
         entries.append((data[name_start:name_start + name_length],
                         data[name_start + name_length + 1:end]))
@@ -92,7 +79,7 @@ def client(module_server: SmbServer) -> Iterator[b.Client]:
 
 def _new(client: b.Client, eas: list[Ea] | None = None) -> tuple[str, tuple[int, int]]:
     name = f"ea-{uuid.uuid4().hex[:10]}"
-    contexts = b.create_context(b"ExtA", full_ea_list(eas)) if eas else b""
+    contexts = b.create_context(b"ExtA", b.full_ea_list(eas)) if eas else b""
     response = client.create(name, desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=b.FILE_CREATE,
                               contexts=contexts)
     assert response.status == b.STATUS_SUCCESS, _name(response.status)
@@ -121,10 +108,10 @@ def test_set_replace_delete_and_names_fold_case(client: b.Client) -> None:
     _, file_id = _new(client)
     assert _query(client, file_id).status == STATUS_NO_EAS_ON_FILE
     assert client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION,
-                           full_ea_list([(b"user.Colour", b"blue"), (b"B", b"1")])
+                           b.full_ea_list([(b"user.Colour", b"blue"), (b"B", b"1")])
                            ).status == b.STATUS_SUCCESS
     assert client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION,
-                           full_ea_list([(b"USER.COLOUR", b"red"), (b"b", b"")])
+                           b.full_ea_list([(b"USER.COLOUR", b"red"), (b"b", b"")])
                            ).status == b.STATUS_SUCCESS
     assert _entries(_query(client, file_id)) == [(b"user.Colour", b"red")]
     size = client.query_info(file_id, b.SMB2_0_INFO_FILE, FILE_EA_INFORMATION)
@@ -150,7 +137,7 @@ def test_query_by_name_single_entry_and_index(client: b.Client) -> None:
 
 def test_small_buffers(client: b.Client) -> None:
     _, file_id = _new(client, WSL)
-    first = len(full_ea_list(WSL[:1]))
+    first = len(b.full_ea_list(WSL[:1]))
     assert _query(client, file_id, output_length=first - 1).status == b.STATUS_BUFFER_TOO_SMALL
     partial = _query(client, file_id, output_length=first + 8)
     assert partial.status == b.STATUS_BUFFER_OVERFLOW
@@ -162,14 +149,14 @@ def test_small_buffers(client: b.Client) -> None:
 def test_invalid_names(client: b.Client, bad_name: bytes) -> None:
     _, file_id = _new(client)
     response = client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION,
-                               full_ea_list([(bad_name, b"v")]))
+                               b.full_ea_list([(bad_name, b"v")]))
     assert response.status == STATUS_INVALID_EA_NAME
     client.close_file(file_id)
 
 
 def test_inconsistent_list_and_rights(client: b.Client) -> None:
     _, file_id = _new(client)
-    broken = bytearray(full_ea_list([(b"A", b"v")]))
+    broken = bytearray(b.full_ea_list([(b"A", b"v")]))
     broken[0] = 3  # NextEntryOffset not a multiple of 4
     response = client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION, bytes(broken))
     assert response.status == STATUS_EA_LIST_INCONSISTENT
@@ -179,7 +166,7 @@ def test_inconsistent_list_and_rights(client: b.Client) -> None:
     read_only = client.open(name, desired_access=b.FILE_READ_DATA)
     assert _query(client, read_only).status == b.STATUS_ACCESS_DENIED
     response = client.set_info(read_only, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION,
-                               full_ea_list([(b"A", b"v")]))
+                               b.full_ea_list([(b"A", b"v")]))
     assert response.status == b.STATUS_ACCESS_DENIED
     client.close_file(read_only)
 
@@ -187,7 +174,7 @@ def test_inconsistent_list_and_rights(client: b.Client) -> None:
 def test_create_with_bad_ea_name_creates_nothing(module_server: SmbServer, client: b.Client) -> None:
     name = f"ea-{uuid.uuid4().hex[:10]}"
     response = client.create(name, desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,
-                             contexts=b.create_context(b"ExtA", full_ea_list([(b"a?b", b"v")])))
+                             contexts=b.create_context(b"ExtA", b.full_ea_list([(b"a?b", b"v")])))
     assert response.status == STATUS_INVALID_EA_NAME
     assert not (module_server.share_path / name).exists()
 
@@ -195,6 +182,6 @@ def test_create_with_bad_ea_name_creates_nothing(module_server: SmbServer, clien
 def test_too_large_for_the_inode(client: b.Client) -> None:
     _, file_id = _new(client)
     huge = [(b"BIG%d" % i, os.urandom(60000)) for i in range(2)]
-    response = client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION, full_ea_list(huge))
+    response = client.set_info(file_id, b.SMB2_0_INFO_FILE, FILE_FULL_EA_INFORMATION, b.full_ea_list(huge))
     assert response.status == STATUS_EA_TOO_LARGE
     client.close_file(file_id)

@@ -255,11 +255,11 @@ class ServerState:
                 for open_ in [open_ for open_ in session.opens.values() if open_.file_id[1] in wanted]:
                     session.opens.pop(open_.file_id[1], None)
                     if not open_.closed:
-                        closed.append(_closed_file(open_, f"{session.session_id:#x}"))
+                        closed.append(_open_names(open_, f"{session.session_id:#x}"))
                     self.close_open(open_)
         for record in self.files.durable.disconnected():
             if record.open_.file_id[1] in wanted and not record.open_.closed:
-                closed.append(_closed_file(record.open_, "-"))
+                closed.append(_open_names(record.open_, "-"))
                 self.close_open(record.open_)
         if closed:
             self._schedule_scavenger()
@@ -330,14 +330,7 @@ class ServerState:
                 for open_ in list(session.opens.values()):
                     if open_.closed:
                         continue
-                    opens.append({
-                        "session_id": f"{session.session_id:#x}", "user": user, "client": connection.peer,
-                        "share": "IPC$" if open_.tree.is_ipc else open_.tree.share.name,
-                        "path": "/".join(open_.path_components), "file_id": open_.file_id[1],
-                        "access_mask": f"{open_.granted_access:#010x}", "share_access": open_.share_access,
-                        "directory": open_.is_directory, "delete_on_close": open_.delete_on_close,
-                        **oplocks.caching_status(open_, now),
-                    })
+                    opens.append(_open_status(open_, f"{session.session_id:#x}", user, connection.peer, now))
                     listed.append(open_)
                     held = open_.file.locks.owned_by(open_) if open_.file is not None else ()
                     locks.extend({"session_id": f"{session.session_id:#x}", "user": user,
@@ -347,15 +340,8 @@ class ServerState:
         for record in self.files.durable.disconnected():
             # Kept for a reconnect, with its share modes, locks and lease, until the deadline (close-file ends it).
             open_ = record.open_
-            opens.append({
-                "session_id": "-", "user": record.owner[1], "client": "disconnected",
-                "share": open_.tree.share.name, "path": "/".join(open_.path_components),
-                "file_id": open_.file_id[1], "access_mask": f"{open_.granted_access:#010x}",
-                "share_access": open_.share_access, "directory": open_.is_directory,
-                "delete_on_close": open_.delete_on_close,
-                "reconnect_within_s": round((record.deadline or 0.0) - self.clock(), 1),
-                **oplocks.caching_status(open_, now),
-            })
+            opens.append({**_open_status(open_, "-", record.owner[1], "disconnected", now),
+                          "reconnect_within_s": round((record.deadline or 0.0) - self.clock(), 1)})
         return {"server": {"pid": os.getpid(), "started_ns": self.start_time_ns,
                            "connections": len(self.connections),
                            "shares": sorted(share.name for share in self.shares.values()),
@@ -372,7 +358,15 @@ def _address_of(peer: str) -> str:
     return peer.rpartition(":")[0]
 
 
-def _closed_file(open_: Open, session: str) -> dict[str, Any]:
-    return {"file_id": open_.file_id[1], "session_id": session,
-            "share": "IPC$" if open_.tree.is_ipc else open_.tree.share.name,
-            "path": "/".join(open_.path_components)}
+def _open_names(open_: Open, session_id: str) -> dict[str, Any]:
+    """How `smbsrv status` and `smbsrv close-file` name an open: its session, share, path and FileId."""
+    return {"session_id": session_id, "share": "IPC$" if open_.tree.is_ipc else open_.tree.share.name,
+            "path": "/".join(open_.path_components), "file_id": open_.file_id[1]}
+
+
+def _open_status(open_: Open, session_id: str, user: str, client: str, now: float) -> dict[str, Any]:
+    """An open as `smbsrv status` lists it: its names, access, share access and oplock or lease."""
+    return {**_open_names(open_, session_id), "user": user, "client": client,
+            "access_mask": f"{open_.granted_access:#010x}", "share_access": open_.share_access,
+            "directory": open_.is_directory, "delete_on_close": open_.delete_on_close,
+            **oplocks.caching_status(open_, now)}

@@ -116,7 +116,8 @@ class ControlServer:
                                                             _PEERCRED.size))
             # The request is read either way (and only parsed for an allowed peer), so that a refused client
             # gets the answer instead of a broken pipe.
-            line = await asyncio.wait_for(reader.readline(), _REQUEST_TIMEOUT_S)
+            async with asyncio.timeout(_REQUEST_TIMEOUT_S):
+                line = await reader.readline()
             if not peer_allowed(uid, gid, self.group):
                 log.warning("control socket: refused pid %d uid %d gid %d", pid, uid, gid)
                 reply: dict[str, Any] = {"ok": False, "error": "permission denied"}

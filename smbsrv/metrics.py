@@ -181,7 +181,8 @@ class MetricsServer:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HTTP_TIMEOUT_S)
+            async with asyncio.timeout(_HTTP_TIMEOUT_S):
+                head = await reader.readuntil(b"\r\n\r\n")
             method, _, rest = head.partition(b" ")
             path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
             if method == b"GET" and path == b"/metrics":

@@ -118,7 +118,8 @@ class SocketChannel:
         if timeout_s is None:
             await self._read_rest(view, on_data)
         else:
-            await asyncio.wait_for(self._read_rest(view, on_data), timeout=timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._read_rest(view, on_data)
 
     async def _read_rest(self, view: memoryview, on_data: Callable[[memoryview], None] | None) -> None:
         # read_ready() left the read-ahead buffer empty.
@@ -311,7 +312,8 @@ class Outbox:
         """Let queued responses leave (up to `timeout_s`), then drop the rest."""
         if self.flusher is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self.flusher), timeout=timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.shield(self.flusher)
             except (TimeoutError, asyncio.CancelledError):
                 self.flusher.cancel()
         self._break()
@@ -436,8 +438,8 @@ async def serve_connection(server: ServerState, sock: socket.socket, peer: str,
             message = memoryview(buffer)[:length]
             streamed = None
             if length >= BULK_IO_BYTES and logged_on:
-                streamed = await asyncio.wait_for(_read_signed(channel, connection, message),
-                                                  config.message_timeout_s)
+                async with asyncio.timeout(config.message_timeout_s):
+                    streamed = await _read_signed(channel, connection, message)
             else:
                 await channel.read_exact(message, config.message_timeout_s)
             if _is_bulk_write(message):

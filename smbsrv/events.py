@@ -117,6 +117,9 @@ def observed(dispatch: Callable[[RequestContext], Coroutine[Any, Any, _Result]]
             # Seen when it is answered: a CREATE that waited for an oplock break, a rename after a lease break,
             # a WRITE after a hydration get their audit line and their final status (never STATUS_PENDING).
             pending.completion = _observed_completion(pending.completion, ctx, started, seen)
+            # Or when it is refused instead (a blocking LOCK or CHANGE_NOTIFY in the middle of a compound,
+            # one over the connection's async limit): its completion never runs.
+            pending.refused = lambda status: observer.done(ctx, status, _since(started), None, seen)
             raise
         except ProtocolViolation:
             raise
@@ -133,7 +136,7 @@ def observed(dispatch: Callable[[RequestContext], Coroutine[Any, Any, _Result]]
 def _observed_completion(completion: Callable[[], Awaitable[bytes | Reply]], ctx: RequestContext, started: float,
                          seen: Any) -> Callable[[], Coroutine[Any, Any, bytes | Reply]]:
     """The completion of a request that went async, observed as _observed_dispatch observes the others. A
-    request that never completes (refused before it went async, or dropped with its connection) is not seen."""
+    request dropped with its connection is not seen."""
     async def _observed() -> bytes | Reply:
         observer = OBSERVER
         try:

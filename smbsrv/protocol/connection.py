@@ -376,6 +376,8 @@ class Connection:
         watch, a queued waiter) is undone, as its completion never runs."""
         if pending.withdraw is not None:
             pending.withdraw()
+        if pending.refused is not None:
+            pending.refused(status)
         return status, error_wire.encode_error_response(b"", dialect=self.dialect, wrap_in_context=False)
 
     def _start_async(self, ctx: RequestContext, pending: GoAsync) -> bytes:

@@ -53,7 +53,8 @@ class GoAsync(Exception):
     it run once it is answered). Any other (a CHANGE_NOTIFY, a blocking LOCK, which may wait for ever) is
     answered STATUS_INTERNAL_ERROR at once instead (protocol/connection.py, [MS-SMB2] 3.3.5.2.7), and so is a
     request over the connection's async limit (STATUS_INSUFFICIENT_RESOURCES). Then the completion is never
-    made, and `withdraw` (by default `ended`) undoes what the handler set up for the wait."""
+    made, `withdraw` (by default `ended`) undoes what the handler set up for the wait, and `refused` (set by
+    the observer, events.py) learns the status the request was answered with."""
 
     def __init__(self, completion: Callable[[], Awaitable[bytes | Reply]],
                  ended: Callable[[], None] | None = None, *, holds_chain: bool = False,
@@ -63,7 +64,10 @@ class GoAsync(Exception):
         self.ended = ended
         self.holds_chain = holds_chain
         self.withdraw = withdraw if withdraw is not None else ended
+        self.refused: Callable[[int], None] | None = None
 
     def wrapped(self, completion: Callable[[], Awaitable[bytes | Reply]]) -> GoAsync:
         """The same wait answered by another completion (a caller that finishes the answer itself)."""
-        return GoAsync(completion, self.ended, holds_chain=self.holds_chain, withdraw=self.withdraw)
+        wait = GoAsync(completion, self.ended, holds_chain=self.holds_chain, withdraw=self.withdraw)
+        wait.refused = self.refused
+        return wait

@@ -115,6 +115,32 @@ def test_connection_limit_is_counted(tmp_path: Path) -> None:
             assert _value(_scrape(url), "smbsrv_limit_hits_total", limit="connections") == 1
 
 
+def test_a_request_refused_instead_of_going_async_is_counted(tmp_path: Path) -> None:
+    """A blocking LOCK in the middle of a compound is answered STATUS_INTERNAL_ERROR at once (protocol/
+    connection.py, [MS-SMB2] 3.3.5.2.7) and never completes: it is counted with that status all the same."""
+    exclusive, fail_immediately, unlock = 0x02, 0x10, 0x04
+    related = (0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
+    with ops_server(tmp_path, metrics=True, metrics_port=0) as ops:
+        server = ops.server
+        port = ops.wait_log(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1)
+        with b.connect(server.host, server.port, USER, PASSWORD) as holder, \
+                b.connect(server.host, server.port, USER, PASSWORD) as client:
+            held = holder.open("locked", desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=b.FILE_CREATE)
+            assert holder.request(b.SMB2_LOCK, b.lock_body(held, [(0, 10, exclusive | fail_immediately)])).status == 0
+            ids = client.send(
+                b.Req(b.SMB2_CREATE, b.create_body("locked", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                                   disposition=b.FILE_OPEN)),
+                b.Req(b.SMB2_LOCK, b.lock_body(related, [(0, 10, exclusive)]), related=True),
+                b.Req(b.SMB2_CLOSE, b.close_body(related), related=True))
+            statuses = [client.receive(message_id, skip_pending=False).status for message_id in ids]
+            assert statuses == [0, 0xC00000E5, 0]  # STATUS_INTERNAL_ERROR for the LOCK
+            assert holder.request(b.SMB2_LOCK, b.lock_body(held, [(0, 10, unlock)])).status == 0
+            samples = _scrape(f"http://127.0.0.1:{port}/metrics")
+    assert _value(samples, "smbsrv_requests_total", command="LOCK", status="STATUS_INTERNAL_ERROR") == 1
+    assert _value(samples, "smbsrv_request_duration_seconds_count", command="LOCK") == 3  # with the holder's two
+    assert _value(samples, "smbsrv_requests_total", command="LOCK", status="STATUS_SUCCESS") == 2
+
+
 def test_metrics_are_off_unless_configured_and_404_elsewhere(tmp_path: Path) -> None:
     with ops_server(tmp_path) as ops:
         assert "metrics on" not in ops.server.log_text()

@@ -236,11 +236,17 @@ def close_session(args: argparse.Namespace) -> int:
     return 0
 
 
+# FileIds per control request: each is up to 20 digits, and a request line is at most 4 KiB (control.py).
+_FILE_IDS_PER_REQUEST = 150
+
+
 def close_file(args: argparse.Namespace) -> int:
-    reply = _control_request(args, "close-file", file_ids=args.file_ids)
-    if reply is None:
-        return 1
-    closed: list[dict[str, object]] = reply["closed"]  # type: ignore[assignment]
+    closed: list[dict[str, object]] = []
+    for start in range(0, len(args.file_ids), _FILE_IDS_PER_REQUEST):
+        reply = _control_request(args, "close-file", file_ids=args.file_ids[start:start + _FILE_IDS_PER_REQUEST])
+        if reply is None:
+            return 1
+        closed += reply["closed"]  # type: ignore[arg-type]
     for entry in closed:
         print(f"closed FileId {entry['file_id']}: {entry['share']}/{entry['path']} (session {entry['session_id']})")
     missing = sorted(set(args.file_ids) - {entry["file_id"] for entry in closed})

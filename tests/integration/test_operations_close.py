@@ -152,8 +152,10 @@ def test_close_file_of_a_session_and_a_disconnected_durable_open(tmp_path: Path)
             assert 0 < listed["reconnect_within_s"] <= 60
             assert ops.smbsrv("close-file", "-c", str(ops.config), str(durable[1]), check=True).stdout == \
                 f"closed FileId {durable[1]}: share/durable.txt (session -)\n"
-            missing = ops.smbsrv("close-file", "-c", str(ops.config), str(durable[1]), "999999")
-            missing_ids = ", ".join(map(str, sorted((durable[1], 999999))))
+            # More FileIds than one control request holds (20 digits each): the command sends them in parts.
+            bogus = [10**19 + index for index in range(400)]
+            missing = ops.smbsrv("close-file", "-c", str(ops.config), str(durable[1]), *map(str, bogus))
+            missing_ids = ", ".join(map(str, sorted((durable[1], *bogus))))
             assert (missing.returncode, missing.stderr) == (1, f"smbsrv close-file: no open with FileId {missing_ids}\n")
         with connect(smb, guid) as back:
             response = create(back, "durable.txt", LEVEL_LEASE, b.chain_contexts(lease(key, R | W | H),

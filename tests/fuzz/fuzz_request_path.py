@@ -34,9 +34,11 @@ from tests import builders as b
 
 if atheris is not None:
     with atheris.instrument_imports(include=["smbsrv"]):
+        from tests.fuzz import payloads
         from tests.fuzz import requests as hostile
         from tests.fuzz.sans_io import PASSWORD, USER, Peer, SansIoServer
 else:
+    from tests.fuzz import payloads
     from tests.fuzz import requests as hostile
     from tests.fuzz.sans_io import PASSWORD, USER, Peer, SansIoServer
 
@@ -133,23 +135,65 @@ def bind_attempt(src: hostile.Source, peer: Peer) -> None:
         server().check_logs()
 
 
+def logon_attempt(src: hostile.Source, peer: Peer) -> None:
+    """A second session on the peer's connection ([MS-SMB2] 3.3.5.5.1): a real NTLM NEGOTIATE, the server's
+    CHALLENGE, then the client's real AUTHENTICATE with one kind of damage (payloads.damage_ntlm_authenticate),
+    raw or in a SPNEGO wrapper whose DER lengths may lie; or the right one, for the logon to succeed. Then a
+    hostile request of that session."""
+    auth = spnego.client(USER, hostile.choice(src, (PASSWORD, PASSWORD, "wrong")), protocol="ntlm")
+    token = auth.step() or b""
+    session_id = 0
+    for step in range(2):
+        if step and src.integer(0, 3):
+            token = payloads.damage_ntlm_authenticate(src, token)
+        if src.integer(0, 3) == 0:
+            token = payloads.spnego_response(src, token)
+        body = b.session_setup_body(token, previous_session_id=hostile.choice(src, (0, 0, peer.session_id)))
+        outcome = peer.feed(peer.builder.build(b.Req(b.SMB2_SESSION_SETUP, body, session_id=session_id),
+                                               sign=False)[0])
+        if outcome.dropped or not outcome.responses:
+            return
+        response = outcome.responses[0]
+        session_id = response.header.session_id
+        if response.status != b.STATUS_MORE_PROCESSING_REQUIRED:
+            break
+        offset, length = struct.unpack_from("<HH", response.body, 4)
+        try:
+            token = auth.step(response.body[offset - 64:offset - 64 + length]) or b""
+        except Exception:  # noqa: BLE001 - the challenge may be refused by the client library: damage on
+            token = src.raw(200)
+    if session_id and not peer.dropped:
+        handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, session_id, peer.tree_id,
+                                  peer.ipc_tree_id, peer.resume_key)
+        request = hostile.element(src, handles)
+        request.session_id = session_id
+        peer.feed(peer.builder.build(request, sign=False)[0])
+
+
 def one_input(data: bytes) -> None:
     src = source_for(data)
     dialect = hostile.choice(src, (0x0311, 0x0311, 0x0302, 0x0210, 0x0202))
     with server().connect(dialect) as peer:
         handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
-                                  peer.ipc_tree_id)
+                                  peer.ipc_tree_id, peer.resume_key)
         for _ in range(src.integer(1, 3)):
             if peer.dropped:
                 break
-            kind = src.integer(0, 8)
+            kind = src.integer(0, 11)
             if kind == 8:
                 bind_attempt(src, peer)
+                continue
+            if kind == 11:
+                logon_attempt(src, peer)
                 continue
             if kind <= 1:
                 messages = [raw_message(src, peer)]
             elif kind == 2:
                 messages = hostile.async_chain(src, handles, peer.builder)
+            elif kind == 9:
+                messages = hostile.pipe_chain(src, handles, peer.builder)
+            elif kind == 10:
+                messages = hostile.related_chain(src, handles, peer.builder)
             else:
                 messages = [hostile.message(src, handles, peer.builder)]
             # Now and then inside transforms of the session's keys ([MS-SMB2] 3.3.5.2.1.1), damaged or not.
@@ -162,6 +206,7 @@ def one_input(data: bytes) -> None:
                         break
                     peer.feed(hostile.seal(src, message, peer.seal, peer.session_id) if sealed else message)
     server().check_released()
+    server().check_contained()
 
 
 @contextlib.contextmanager

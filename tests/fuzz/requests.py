@@ -13,14 +13,14 @@ one generator.
 
 from __future__ import annotations
 
-import random
 import struct
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
 
 from tests import builders as b
+from tests.fuzz import payloads
+from tests.fuzz.source import HypothesisSource, ProviderSource, RandomSource, Source, choice, value
 
-T = TypeVar("T")
+__all__ = ["HypothesisSource", "ProviderSource", "RandomSource", "Source", "choice", "value"]
 
 SMB2_OPLOCK_BREAK = 0x12
 SMB2_FLAGS_ASYNC_COMMAND = 0x2
@@ -38,73 +38,6 @@ CONTEXT_NAMES = (b"ExtA", b"SecD", b"DHnQ", b"DHnC", b"AlSi", b"MxAc", b"TWrp", 
 NAMES = ("", "data.bin", "dir", "dir\\entry1.txt", "new.txt", "..\\x", "\\", "a:b", "data.bin:s:$DATA",
          "dir\\..\\data.bin", "*", "a\x00b", "x" * 300, "\\\\?\\c:\\", "con", "dir\\", "dir\\\\x", ":", "::$DATA",
          "\ud800", "srvsvc", "lsarpc")
-_SPECIAL_32 = (0, 1, 2, 7, 8, 15, 16, 63, 64, 65, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000,
-               0x10001, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF8, 0xFFFFFFFF)
-_SPECIAL_64 = _SPECIAL_32 + (0x100000000, 0x7FFFFFFFFFFFFFFF, 0x8000000000000000, 0xFFFFFFFFFFFFFFFF,
-                             0xFFFFFFFFFFFFFFFE, 0x7FFFFFFFFFFFF000)
-
-
-class Source(Protocol):
-    def integer(self, low: int, high: int) -> int: ...
-
-    def raw(self, max_size: int) -> bytes: ...
-
-
-class HypothesisSource:
-    def __init__(self, data: Any) -> None:
-        from hypothesis import strategies as st
-
-        self._st = st
-        self._data = data
-
-    def integer(self, low: int, high: int) -> int:
-        return int(self._data.draw(self._st.integers(low, high)))
-
-    def raw(self, max_size: int) -> bytes:
-        return bytes(self._data.draw(self._st.binary(max_size=max_size)))
-
-
-class ProviderSource:
-    """atheris.FuzzedDataProvider: once the input is used up every choice is the lowest one."""
-
-    def __init__(self, provider: Any) -> None:
-        self._provider = provider
-
-    def integer(self, low: int, high: int) -> int:
-        return int(self._provider.ConsumeIntInRange(low, high))
-
-    def raw(self, max_size: int) -> bytes:
-        return bytes(self._provider.ConsumeBytes(self._provider.ConsumeIntInRange(0, max_size)))
-
-
-class RandomSource:
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-
-    def integer(self, low: int, high: int) -> int:
-        return self._rng.randint(low, high)
-
-    def raw(self, max_size: int) -> bytes:
-        return self._rng.randbytes(self._rng.randint(0, max_size))
-
-
-def choice(src: Source, options: Sequence[T]) -> T:
-    return options[src.integer(0, len(options) - 1)]
-
-
-def value(src: Source, bits: int = 32, near: Sequence[int] = ()) -> int:
-    """A field value: special (boundaries), near a given length or offset (off by a little), or any."""
-    limit = (1 << bits) - 1
-    kind = src.integer(0, 3)
-    if kind == 0:
-        return choice(src, [v for v in (_SPECIAL_64 if bits == 64 else _SPECIAL_32) if v <= limit])
-    if kind == 1 and near:
-        return max(0, min(limit, choice(src, near) + src.integer(-9, 9)))
-    if kind == 2:
-        return src.integer(0, min(4096, limit))
-    return src.integer(0, limit)
-
-
 # -- bodies ------------------------------------------------------------------------------------------------------
 
 class Handles:
@@ -112,9 +45,11 @@ class Handles:
 
     def __init__(self, file_id: tuple[int, int] = (1, 1), dir_id: tuple[int, int] = (2, 2),
                  pipe_id: tuple[int, int] = (3, 3), session_id: int = 1, tree_id: int = 1,
-                 ipc_tree_id: int = 2) -> None:
+                 ipc_tree_id: int = 2, resume_key: bytes = bytes(24)) -> None:
         self.file_id, self.dir_id, self.pipe_id = file_id, dir_id, pipe_id
         self.session_id, self.tree_id, self.ipc_tree_id = session_id, tree_id, ipc_tree_id
+        # FSCTL_SRV_REQUEST_RESUME_KEY of file_id: the source key of a copychunk that gets past the lookup.
+        self.resume_key = resume_key
 
 
 def file_id(src: Source, handles: Handles) -> tuple[int, int]:
@@ -129,7 +64,7 @@ def file_id(src: Source, handles: Handles) -> tuple[int, int]:
         return b.RELATED_FILE_ID
     if kind == 5:  # a volatile id that exists with the wrong persistent half, or the reverse
         return (handles.file_id[0] ^ 1, handles.file_id[1]) if src.integer(0, 1) else (
-            handles.file_id[0], handles.file_id[1] + 1000)
+            handles.file_id[0], (handles.file_id[1] + 1000) & 0xFFFFFFFFFFFFFFFF)
     return (value(src, 64), value(src, 64))
 
 
@@ -180,6 +115,8 @@ def session_setup_body(src: Source, handles: Handles) -> bytes:
         token = b""
     else:
         token = _ntlm_negotiate(src)
+    if src.integer(0, 2) == 0:
+        token = payloads.spnego_response(src, token)
     body = bytearray(b.session_setup_body(token, security_mode=src.integer(0, 3), flags=src.integer(0, 0xFF),
                                           previous_session_id=choice(src, (0, handles.session_id, value(src, 64)))))
     if src.integer(0, 3) == 0:
@@ -203,9 +140,9 @@ def tree_connect_body(src: Source, handles: Handles) -> bytes:
     return bytes(body)
 
 
-def _create_context(src: Source) -> bytes:
+def _create_context(src: Source, handles: Handles) -> bytes:
     name = choice(src, CONTEXT_NAMES)
-    data = src.raw(80)
+    data = payloads.create_context_data(src, name, handles)
     shape = src.integer(0, 3)
     blob = bytearray(b.create_context(name or src.raw(8), data))
     if shape == 0:  # lie about one of NameOffset, NameLength, DataOffset, DataLength
@@ -217,9 +154,9 @@ def _create_context(src: Source) -> bytes:
 
 def create_body(src: Source, handles: Handles) -> bytes:
     contexts = b""
-    count = src.integer(0, 3)
+    count = choice(src, (0, 1, 1, 2, 3, 4, 8))
     for index in range(count):
-        context = _create_context(src)
+        context = _create_context(src, handles)
         if index != count - 1:
             context += bytes(-len(context) % 8)
             context = struct.pack("<I", len(context)) + context[4:]
@@ -256,8 +193,9 @@ def read_body(src: Source, handles: Handles) -> bytes:
 
 
 def write_body(src: Source, handles: Handles) -> bytes:
-    data = src.raw(300)
-    body = bytearray(b.write_body(file_id(src, handles), value(src, 64, (0, 65536)), data))
+    target = file_id(src, handles)
+    data = payloads.rpc_pdu(src) if target == handles.pipe_id and src.integer(0, 2) else src.raw(300)
+    body = bytearray(b.write_body(target, value(src, 64, (0, 65536)), data))
     if src.integer(0, 2) == 0:  # DataOffset and Length that lie
         struct.pack_into("<HI", body, 2, value(src, 16, (112, len(body) + 64)), value(src, 32, (len(data),)))
     if src.integer(0, 3) == 0:  # Channel, WriteChannelInfoOffset/Length, Flags
@@ -267,8 +205,11 @@ def write_body(src: Source, handles: Handles) -> bytes:
 
 def lock_body(src: Source, handles: Handles) -> bytes:
     flags = (1, 2, 4, 0x11, 0x12, 0x14, 0, 3, 6, 0x10, 0x15)
-    locks = [(value(src, 64, (0, 100)), value(src, 64, (1, 100)), choice(src, flags + (value(src),)))
-             for _ in range(src.integer(0, 4))]
+    if src.integer(0, 1):
+        locks = payloads.lock_array(src)
+    else:
+        locks = [(value(src, 64, (0, 100)), value(src, 64, (1, 100)), choice(src, flags + (value(src),)))
+                 for _ in range(src.integer(0, 4))]
     body = bytearray(b.lock_body(file_id(src, handles), locks, lock_sequence=value(src)))
     if not locks:
         body += bytes(24)  # the one element StructureSize 48 counts
@@ -289,16 +230,18 @@ def _reparse_buffer(src: Source) -> bytes:
 
 def ioctl_body(src: Source, handles: Handles) -> bytes:
     ctl_code = choice(src, FSCTLS + (value(src),))
-    if ctl_code in (0x000900A4, 0x000900AC):
-        input_data = _reparse_buffer(src)
-    elif ctl_code == 0x00140204:  # VALIDATE_NEGOTIATE_INFO: Capabilities, Guid, SecurityMode, DialectCount
-        input_data = struct.pack("<I16sHH", value(src), bytes(16), src.integer(0, 3), value(src, 16, (1, 2))) + \
-            src.raw(12)
-    elif ctl_code in (0x001440F2, 0x001480F2):  # COPYCHUNK: SourceKey(24), ChunkCount, Reserved, chunks
-        input_data = src.raw(24).ljust(24, b"\0") + struct.pack("<II", value(src, 32, (1, 2)), 0) + b"".join(
-            struct.pack("<QQII", value(src, 64), value(src, 64), value(src), 0) for _ in range(src.integer(0, 3)))
-    elif ctl_code in (0x000980C8, 0x000940CF):  # FileOffset, BeyondFinalZero / Length
-        input_data = struct.pack("<QQ", value(src, 64), value(src, 64))
+    if ctl_code in (0x000900A4, 0x000900AC):  # SET_REPARSE_POINT, DELETE_REPARSE_POINT
+        input_data = payloads.reparse_buffer(src) if src.integer(0, 3) else _reparse_buffer(src)
+    elif ctl_code == 0x00140204:  # VALIDATE_NEGOTIATE_INFO
+        input_data = payloads.validate_negotiate_input(src)
+    elif ctl_code in (0x001440F2, 0x001480F2):  # SRV_COPYCHUNK(_WRITE)
+        input_data = payloads.copychunk_input(src, handles)
+    elif ctl_code in (0x000980C8, 0x000940CF):  # SET_ZERO_DATA, QUERY_ALLOCATED_RANGES
+        input_data = payloads.range_input(src)
+    elif ctl_code == 0x0011C017:  # PIPE_TRANSCEIVE: a DCE/RPC PDU for srvsvc
+        input_data = payloads.rpc_pdu(src)
+    elif ctl_code == 0x000900C4:  # SET_SPARSE: an optional SetSparse byte ([MS-FSCC] 2.3.64)
+        input_data = choice(src, (b"", b"\x01", b"\x00", b"\x02", b"\x01\x00\x00\x00"))
     else:
         input_data = src.raw(100)
     body = bytearray(b.ioctl_body(file_id(src, handles), ctl_code, input_data,
@@ -312,14 +255,17 @@ def ioctl_body(src: Source, handles: Handles) -> bytes:
 
 
 def query_directory_body(src: Source, handles: Handles) -> bytes:
-    pattern = choice(src, ("*", "", "entry?.txt", "<", "\"*", "a" * 300, "*.*", "\\"))
+    pattern = payloads.directory_pattern(src)
     body = bytearray(b.query_directory_body(
-        file_id(src, handles), pattern, info_class=choice(src, (1, 2, 3, 0x0C, 0x25, 0x26, 0x3C, 0x64,
+        file_id(src, handles), "*", info_class=choice(src, (1, 2, 3, 0x0C, 0x25, 0x26, 0x3C, 0x64,
                                                                 value(src, 8))),
         flags=choice(src, (0, 1, 2, 4, 0x10, value(src, 8))), output_length=value(src, 32, (0, 1, 65536)),
         file_index=value(src)))
+    # The pattern as bytes (maybe invalid UTF-16); an empty one leaves the offset and length zero.
+    struct.pack_into("<HH", body, 24, 96 if pattern else 0, len(pattern))
+    body[32:] = pattern or b"\0"
     if src.integer(0, 3) == 0:
-        struct.pack_into("<HH", body, 24, value(src, 16, (96,)), value(src, 16, (len(pattern) * 2,)))
+        struct.pack_into("<HH", body, 24, value(src, 16, (96,)), value(src, 16, (len(pattern),)))
     return bytes(body)
 
 
@@ -353,7 +299,7 @@ def _set_info_buffer(src: Source, info_class: int) -> bytes:
     if info_class in (13, 64):  # FileDispositionInformation(Ex): a flag byte or Flags(4)
         return struct.pack("<I", choice(src, (0, 1, 2, 3, 0x10, 0x13, value(src))))[:choice(src, (1, 4, 4))]
     if info_class in (10, 11, 65):  # rename/link: ReplaceIfExists, RootDirectory, FileNameLength that may lie
-        name = b.utf16(choice(src, ("renamed", "dir\\x", "..\\escape", "", "data.bin", "\\abs", "a:b")))
+        name = payloads.link_name(src)
         return struct.pack("<B7sQI", src.integer(0, 1), bytes(7), value(src, 64, (0,)),
                            value(src, 32, (len(name),))) + name
     if info_class == 15:  # FileFullEaInformation: NextEntryOffset, Flags, EaNameLength, EaValueLength
@@ -362,6 +308,8 @@ def _set_info_buffer(src: Source, info_class: int) -> bytes:
                            value(src, 16, (4,))) + name + b"\0" + src.raw(10)
     if info_class in (19, 20):  # allocation / end of file
         return struct.pack("<Q", value(src, 64, (0, 65536)))
+    if info_class == 100:  # SMB2 POSIX: FILE_POSIX_INFORMATION's mode is what a set may carry
+        return struct.pack("<I", choice(src, (0o644, 0o7777, 0o170755, 0xFFFFFFFF, value(src)))) + src.raw(8)
     if info_class == 4:  # FileBasicInformation: four times, attributes
         return struct.pack("<QQQQII", value(src, 64), value(src, 64), value(src, 64), value(src, 64),
                            value(src), 0)
@@ -374,7 +322,16 @@ def set_info_body(src: Source, handles: Handles) -> bytes:
                               # mode, pipe, object id, valid data length, short name, case sensitivity;
                               # FS: label, control, object id; security (class 0)
                               16, 23, 29, 39, 40, 71, 2, 6, 8, 0))
-    buffer = _set_info_buffer(src, info_class) if info_type == 1 else src.raw(120)
+    if info_type == 1:
+        buffer = _set_info_buffer(src, info_class)
+    elif info_type == 3 and src.integer(0, 3):  # SMB2_0_INFO_SECURITY: a self-relative descriptor
+        buffer = payloads.security_descriptor(src)
+    elif info_type == 4 and src.integer(0, 1):  # SMB2_0_INFO_QUOTA: FILE_QUOTA_INFORMATION ([MS-FSCC] 2.4.41)
+        sid = payloads.sid(src)
+        buffer = struct.pack("<IIqqq", value(src, 32, (0, 48)), value(src, 32, (len(sid),)), 0,
+                             value(src, 64) - (1 << 63), value(src, 64) - (1 << 63)) + sid
+    else:
+        buffer = src.raw(120)
     body = bytearray(b.set_info_body(file_id(src, handles), info_type, info_class, buffer,
                                      additional_information=value(src)))
     if not buffer:
@@ -488,6 +445,64 @@ def _element_starts(data: bytearray) -> list[int]:
         position += next_command
         starts.append(position)
     return starts
+
+
+# -- sequences that need state: a bound pipe, a related open ---------------------------------------------------
+
+def pipe_chain(src: Source, handles: Handles, builder: b.Client) -> list[bytes]:
+    """A DCE/RPC BIND on the srvsvc pipe, then one or two REQUESTs with hostile NDR stubs, so that the stubs
+    reach the srvsvc decoder ([MS-SRVS] 3.1.4): through FSCTL_PIPE_TRANSCEIVE, or WRITE and READ; one message
+    each or all in one compound."""
+    pdus = [payloads.rpc_bind(src, call_id=1)] + [payloads.rpc_request(src, call_id=2 + index)
+                                                  for index in range(src.integer(1, 2))]
+    reqs = []
+    for pdu in pdus:
+        if src.integer(0, 2):
+            reqs.append(b.Req(b.SMB2_IOCTL, b.ioctl_body(handles.pipe_id, 0x0011C017, pdu,
+                                                         max_output=choice(src, (4280, 65536, 0, 16)),
+                                                         flags=1), tree_id=handles.ipc_tree_id))
+        else:
+            reqs.append(b.Req(b.SMB2_WRITE, b.write_body(handles.pipe_id, 0, pdu), tree_id=handles.ipc_tree_id))
+            reqs.append(b.Req(b.SMB2_READ, b.read_body(handles.pipe_id, 0, choice(src, (4280, 65536, 1, 0))),
+                              tree_id=handles.ipc_tree_id))
+    if src.integer(0, 1):
+        return [bytes(builder.build(*reqs, sign=False)[0])]
+    return [bytes(builder.build(req, sign=False)[0]) for req in reqs]
+
+
+# What a related element after a CREATE may be: the commands that take a handle.
+_RELATED_COMMANDS = (b.SMB2_SET_INFO, b.SMB2_SET_INFO, b.SMB2_QUERY_INFO, b.SMB2_IOCTL, b.SMB2_IOCTL, b.SMB2_LOCK,
+                     b.SMB2_QUERY_DIRECTORY, b.SMB2_READ, b.SMB2_WRITE, b.SMB2_FLUSH, b.SMB2_CHANGE_NOTIFY,
+                     b.SMB2_CLOSE)
+
+
+def related_chain(src: Source, handles: Handles, builder: b.Client) -> list[bytes]:
+    """A compound of a CREATE (hostile name, contexts and options) and related elements on the handle it
+    opens ([MS-SMB2] 3.3.5.2.7.2): set-info (renames, links, dispositions), IOCTLs, locks, queries, then
+    maybe a CLOSE; the handle dies with the connection if nothing closes it."""
+    if src.integer(0, 3):  # a CREATE that opens something, so that the related elements meet a handle
+        contexts = b.chain_contexts(*(_create_context(src, handles) for _ in range(choice(src, (0, 0, 1, 2)))))
+        create = b.Req(b.SMB2_CREATE, b.create_body(
+            choice(src, ("new.txt", "new.txt", "data.bin", "dir", "dir\\entry1.txt", "sub", "data.bin:s")),
+            desired_access=choice(src, (b.GENERIC_ALL, b.MAXIMUM_ALLOWED, 0x13019F, b.GENERIC_READ | b.DELETE)),
+            disposition=choice(src, (1, 2, 3, 5)), share_access=7,
+            options=choice(src, (0, 0, b.FILE_DIRECTORY_FILE, b.FILE_NON_DIRECTORY_FILE, b.FILE_DELETE_ON_CLOSE)),
+            oplock=choice(src, (0, 0, 8, 9, 0xFF)), contexts=contexts))
+    else:
+        create = element(src, handles, b.SMB2_CREATE)
+        create.related = False
+    related = Handles(b.RELATED_FILE_ID, b.RELATED_FILE_ID, handles.pipe_id, handles.session_id,
+                      handles.tree_id, handles.ipc_tree_id, handles.resume_key)
+    reqs = [create]
+    for _ in range(src.integer(1, 4)):
+        follower = element(src, related, choice(src, _RELATED_COMMANDS))
+        follower.related = bool(src.integer(0, 5))
+        if src.integer(0, 3):  # the header of the chain, not a made-up one
+            follower.tree_id = follower.session_id = follower.async_id = None
+        reqs.append(follower)
+    if src.integer(0, 1):
+        reqs.append(b.Req(b.SMB2_CLOSE, b.close_body(b.RELATED_FILE_ID), related=True))
+    return [bytes(builder.build(*reqs, sign=False)[0])]
 
 
 # -- async requests and their CANCEL ------------------------------------------------------------------------

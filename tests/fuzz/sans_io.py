@@ -49,6 +49,7 @@ from tests import builders as b
 USER = "fuzzer"
 PASSWORD = "Fuzz-Pass-1"
 STATUS_INTERNAL_ERROR = 0xC00000E5
+FSCTL_SRV_REQUEST_RESUME_KEY = 0x00140078
 FILE_NAME = "data.bin"
 DIR_NAME = "dir"
 FILE_DATA = bytes(range(256)) * 256  # 64 KiB
@@ -285,6 +286,19 @@ class SansIoServer:
             state.connections.clear()
             raise Finding(f"left after the connection ended: {left}, opens of {names}")
 
+    def check_contained(self) -> None:
+        """Nothing a request did landed next to the share: the share's parent holds what the set-up made
+        ([MS-FSA] 2.1.5.1: a name resolves below the share root, or the request fails)."""
+        left = sorted(set(os.listdir(self.root)) - {"share", "state", "trash"})
+        if left:
+            for name in left:  # the next input starts clean
+                path = self.root / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
+            raise Finding(f"created outside the share: {left}")
+
     def check_logs(self) -> None:
         if self.errors.records:
             record = self.errors.records[0]
@@ -312,6 +326,7 @@ class Peer:
         self.file_id = (0, 0)
         self.dir_id = (0, 0)
         self.pipe_id = (0, 0)
+        self.resume_key = bytes(24)  # FSCTL_SRV_REQUEST_RESUME_KEY of file_id ([MS-SMB2] 3.3.5.15.5)
         # The client's side of the session's transform keys ([MS-SMB2] 3.2.5.3.1): it seals with the key the
         # server decrypts with and opens with the one the server encrypts with. None when no cipher was agreed.
         self.cipher: Any = None
@@ -476,6 +491,10 @@ class Peer:
                                         desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE)
         self.dir_id = await self._open(DIR_NAME, self.tree_id, desired_access=b.GENERIC_READ,
                                        options=b.FILE_DIRECTORY_FILE)
+        response = await self._one(b.Req(b.SMB2_IOCTL, b.ioctl_body(self.file_id, FSCTL_SRV_REQUEST_RESUME_KEY,
+                                                                    max_output=32)))
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        self.resume_key = b.output_buffer(response)[:24]
 
     def _client_cipher(self) -> Any:
         """The session's keys as the client derives them ([MS-SMB2] 3.2.5.3.1), from the session key and the

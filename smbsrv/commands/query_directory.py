@@ -7,14 +7,25 @@ kept on the open, so listing 10,000 entries costs one getdents pass and one fsta
 from __future__ import annotations
 
 import os
+import stat
+import struct
 from dataclasses import dataclass
 
 from smbsrv.commands import volume
 from smbsrv.commands.query_info import max_transact_size
 from smbsrv.files import write_time
-from smbsrv.fs import backend, mangle, presented
-from smbsrv.fscc.directory import entry_encoder, fill_buffer
+from smbsrv.fs import backend, dos_attrs, mangle, presented
+from smbsrv.fs.dos_attrs import STORED_ATTRIBUTES_MASK
+from smbsrv.fscc.attributes import (
+    FILE_ATTRIBUTE_ARCHIVE,
+    FILE_ATTRIBUTE_DIRECTORY,
+    FILE_ATTRIBUTE_HIDDEN,
+    FILE_ATTRIBUTE_NORMAL,
+    FILE_ATTRIBUTE_REPARSE_POINT,
+)
+from smbsrv.fscc.directory import ENTRY_FIXED_SIZE, entry_encoder, row_packer
 from smbsrv.fscc.file_info import FileInformationClass
+from smbsrv.fscc.times import FILETIME_UNIX_EPOCH
 from smbsrv.fscc.wildcard import compile_pattern
 from smbsrv.protocol.context import RequestContext
 from smbsrv.protocol.credits import check_credit_charge
@@ -30,6 +41,12 @@ from smbsrv.wire.constants import (
     SMB2_RETURN_SINGLE_ENTRY,
 )
 from smbsrv.wire.status import NtStatus
+
+_S_IFREG = stat.S_IFREG
+_S_IFDIR = stat.S_IFDIR
+# st_*time_ns from which a FILETIME is positive: earlier times are 0 (times.unix_ns_to_filetime), slow path.
+_MIN_NS = -FILETIME_UNIX_EPOCH * 100
+_U32 = struct.Struct("<I")
 
 
 @dataclass(slots=True)
@@ -95,38 +112,99 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     recheck = not first and _version(open_.handle.stat()) != enumeration.version
     # "." is the directory itself; ".." its parent (the share root's ".." is the root: nothing outside).
     own_fds = {".": dir_fd, "..": open_.handle.parent_fd if open_.path_components else dir_fd}
-    yielded: list[int] = []
-    files = ctx.connection.server.files
-
-    def infos():  # type: ignore[no-untyped-def]
-        for index in range(enumeration.position, len(entries)):
-            name, st = entries[index]
-            if recheck and name not in own_fds:
-                now = backend.stat_at(dir_fd, name)
-                if now is None:
-                    continue
-                st = now
+    info_class = request.file_information_class
+    fixed = ENTRY_FIXED_SIZE[info_class]
+    packer = row_packer(info_class, short_names is not None)
+    # Zero-filled, and no larger than what the remaining entries could fill (a name is at most 255 UTF-16
+    # units), so a small directory listed into a large buffer allocates little.
+    buf = bytearray(min(max_length, (len(entries) - enumeration.position) * (fixed + 7 + 510)))
+    share = tree.share
+    hide_dot_files = share.hide_dot_files
+    files_get = ctx.connection.server.files.get
+    single_entry = request.flags & SMB2_RETURN_SINGLE_ENTRY
+    index = enumeration.position
+    end = 0  # where the last packed entry ends
+    previous = 0  # where it starts
+    count = 0
+    too_large = False
+    while index < len(entries):
+        name, st = entries[index]
+        index += 1
+        if recheck and name not in own_fds:
+            now = backend.stat_at(dir_fd, name)
+            if now is None:
+                continue
+            st = now
+        name16 = name.encode("utf-16-le", "surrogatepass")
+        start = (end + 7) & ~7 if count else 0
+        fmt = st.st_mode & 0o170000
+        # The fast path packs the fields of presented.entry_info + backend.file_info straight from the stat
+        # for what most entries are: a regular file or directory without a client reparse point, not open
+        # (an open file shows its opens' LastWriteTime), with times after 1601. The rest goes through FileInfo.
+        # tests/unit/commands/test_query_directory_rows.py holds the two paths equal for every class.
+        dos = None
+        fast = packer is not None and (fmt == _S_IFREG or fmt == _S_IFDIR) and name not in own_fds
+        if fast:
             try:
-                info = presented.entry_info(dir_fd, name, st, tree.share, tree.reparse_store, own_fds.get(name, -1),
-                                            open_.path_components)
+                dos = dos_attrs.read_at(dir_fd, name, st)
             except SmbError:
                 continue  # removed since the scan started: Windows and Samba skip it too
+            access_ns, write_ns, change_ns = st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns
+            fast = (dos is None or not dos.attributes & FILE_ATTRIBUTE_REPARSE_POINT) \
+                and access_ns >= _MIN_NS and write_ns >= _MIN_NS and change_ns >= _MIN_NS \
+                and files_get((st.st_dev, st.st_ino)) is None
+        if fast:
+            if start + fixed + len(name16) > max_length:
+                too_large = True
+                break
+            is_dir = fmt == _S_IFDIR
+            if dos is None:
+                attributes = FILE_ATTRIBUTE_DIRECTORY if is_dir else FILE_ATTRIBUTE_ARCHIVE
+                creation = (min(change_ns, write_ns)) // 100 + FILETIME_UNIX_EPOCH
+                change = change_ns // 100 + FILETIME_UNIX_EPOCH
+            else:
+                attributes = dos.attributes & STORED_ATTRIBUTES_MASK
+                if is_dir:
+                    attributes |= FILE_ATTRIBUTE_DIRECTORY
+                creation = dos.creation_time or \
+                    (min(change_ns, write_ns)) // 100 + FILETIME_UNIX_EPOCH
+                change = dos_attrs.change_time(dos, st)
+            if hide_dot_files and name[0] == ".":
+                attributes |= FILE_ATTRIBUTE_HIDDEN
+            new_end = packer(buf, start, creation, access_ns // 100 + FILETIME_UNIX_EPOCH,
+                             write_ns // 100 + FILETIME_UNIX_EPOCH, change, 0 if is_dir else st.st_size,
+                             0 if is_dir else st.st_blocks * 512, attributes or FILE_ATTRIBUTE_NORMAL,
+                             st.st_ino, name16)
+        else:
+            try:
+                info = presented.entry_info(dir_fd, name, st, share, tree.reparse_store, own_fds.get(name, -1),
+                                            open_.path_components)
+            except SmbError:
+                continue  # removed since the scan started
             # An open file shows the LastWriteTime its opens see (files/write_time.py).
-            write_time.shown_for(files.get((st.st_dev, st.st_ino)), info)
-            yielded.append(index)
-            yield info, name.encode("utf-16-le", "surrogatepass"), 0
-
-    output, count = fill_buffer(encoder, infos(), max_length,
-                                bool(request.flags & SMB2_RETURN_SINGLE_ENTRY))
+            write_time.shown_for(files_get((st.st_dev, st.st_ino)), info)
+            entry = encoder(info, name16, 0)
+            new_end = start + len(entry)
+            if new_end > max_length:
+                too_large = True
+                break
+            buf[start:new_end] = entry
+        if count:
+            _U32.pack_into(buf, previous, start - previous)  # NextEntryOffset of the entry before
+        previous = start
+        end = new_end
+        count += 1
+        if single_entry:
+            break
     if count == 0:
-        if len(yielded) == 0:
+        if not too_large:
             enumeration.position = len(entries)
             raise SmbError(NtStatus.STATUS_NO_SUCH_FILE if first and not entries
                            else NtStatus.STATUS_NO_MORE_FILES)
         raise SmbError(NtStatus.STATUS_INFO_LENGTH_MISMATCH)
-    # fill_buffer pulled one entry more than it used, unless the listing ran out.
-    enumeration.position = yielded[count] if count < len(yielded) else yielded[-1] + 1
-    return Reply(wire.encode_output_response(output))
+    # The entry that did not fit is the next query's first.
+    enumeration.position = index - 1 if too_large else index
+    return Reply(wire.encode_output_response(memoryview(buf)[:end]))
 
 
 def _start(ctx: RequestContext, open_: Open, pattern: str) -> Enumeration:
@@ -141,6 +219,8 @@ def _start(ctx: RequestContext, open_: Open, pattern: str) -> Enumeration:
         # name of a large directory for each lookup pattern would cost more than it is worth.
         entries = [(name, st) for name, st in listing
                    if matches(name) or not mangle.is_8_3(name) and matches(short_names.short_name(name))]
+    elif pattern == "*":
+        entries = listing  # every name (no name is empty): what clients list with
     else:
         entries = [(name, st) for name, st in listing if matches(name)]
     return Enumeration(pattern, entries, version=_version(listing[0][1]))

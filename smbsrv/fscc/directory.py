@@ -5,8 +5,10 @@
 2.4.22 FileIdExtdDirectoryInformation, [POSIX-FSCC] SMB2_FIND_POSIX_INFORMATION (0x64); [MS-SMB2] 3.3.5.18
 (entries 8-byte aligned, the last NextEntryOffset 0, never a split entry). Protocol-notes section 10.
 
-This is the hot path of a directory listing, so an encoder is a closure over one precompiled Struct: one pack
-call per entry plus the name. Entries come out unpadded with NextEntryOffset 0; `fill_buffer` links them.
+This is the hot path of a directory listing. Most entries (regular files and directories without a reparse
+point) are written by a `row_packer` straight into the response buffer from stat fields, with no FileInfo; the
+rest go through an encoder, a closure over one precompiled Struct that takes a FileInfo. Entries come out
+unpadded with NextEntryOffset 0; the caller (commands/query_directory.py, or `fill_buffer`) links them.
 """
 
 import struct
@@ -259,6 +261,72 @@ def entry_encoder(info_class: int, posix_with_file_type: bool = True,
 def encode_entry(info_class: int, info: FileInfo, name: str, file_index: int = 0) -> bytes:
     """One entry of `info_class` (convenience form of entry_encoder)."""
     return entry_encoder(info_class)(info, name.encode("utf-16-le", "surrogatepass"), file_index)
+
+
+# --- the listing's fast path: fixed fields packed straight into the response buffer --------------------------
+
+# (buffer, offset, CreationTime, LastAccessTime, LastWriteTime, ChangeTime, EndOfFile, AllocationSize,
+# FileAttributes, FileId, UTF-16LE name) -> the offset after the entry. For entries that are no reparse point
+# and report no EAs, so EaSize (and IdExtd's ReparsePointTag) is 0, FileIndex 0 and NextEntryOffset left for
+# the caller to link. The buffer is zero-filled, so the short name, reserved fields and padding need no writes.
+RowPacker = Callable[[bytearray, int, int, int, int, int, int, int, int, int, bytes], int]
+
+
+def _row_packer(layout: struct.Struct, tail: int) -> RowPacker:
+    """A packer for the classes that start with _DIRECTORY's fields; `tail` is FileId's offset, 0 for none."""
+    pack_into = _DIRECTORY.pack_into
+    fixed = layout.size
+    if tail:
+        pack_id = struct.Struct("<Q").pack_into
+
+        def pack_with_id(buf: bytearray, offset: int, creation: int, access: int, write: int, change: int,
+                         eof: int, allocation: int, attributes: int, file_id: int, name: bytes) -> int:
+            pack_into(buf, offset, 0, 0, creation, access, write, change, eof, allocation, attributes, len(name))
+            pack_id(buf, offset + tail, file_id)
+            start = offset + fixed
+            end = start + len(name)
+            buf[start:end] = name
+            return end
+
+        return pack_with_id
+
+    def pack(buf: bytearray, offset: int, creation: int, access: int, write: int, change: int, eof: int,
+             allocation: int, attributes: int, file_id: int, name: bytes) -> int:
+        pack_into(buf, offset, 0, 0, creation, access, write, change, eof, allocation, attributes, len(name))
+        start = offset + fixed
+        end = start + len(name)
+        buf[start:end] = name
+        return end
+
+    return pack
+
+
+def _names_row(buf: bytearray, offset: int, creation: int, access: int, write: int, change: int, eof: int,
+               allocation: int, attributes: int, file_id: int, name: bytes) -> int:
+    _NAMES.pack_into(buf, offset, 0, 0, len(name))
+    start = offset + _NAMES.size
+    end = start + len(name)
+    buf[start:end] = name
+    return end
+
+
+_ROW_PACKERS: dict[int, RowPacker] = {
+    C.FileDirectoryInformation: _row_packer(_DIRECTORY, 0),
+    C.FileFullDirectoryInformation: _row_packer(_FULL_DIRECTORY, 0),
+    C.FileBothDirectoryInformation: _row_packer(_BOTH_DIRECTORY, 0),
+    C.FileNamesInformation: _names_row,
+    C.FileIdBothDirectoryInformation: _row_packer(_ID_BOTH_DIRECTORY, _ID_BOTH_DIRECTORY.size - 8),
+    C.FileIdFullDirectoryInformation: _row_packer(_ID_FULL_DIRECTORY, _ID_FULL_DIRECTORY.size - 8),
+    C.FileIdExtdDirectoryInformation: _row_packer(_ID_EXTD_DIRECTORY, _ID_EXTD_DIRECTORY.size - 16),
+}
+
+
+def row_packer(info_class: int, short_names: bool = False) -> RowPacker | None:
+    """The fast-path packer of a class (see RowPacker), None where entries need more than those fields: the
+    POSIX class, and the two Both classes when they carry short names."""
+    if short_names and info_class in (C.FileBothDirectoryInformation, C.FileIdBothDirectoryInformation):
+        return None
+    return _ROW_PACKERS.get(info_class)
 
 
 def fill_buffer(

@@ -115,9 +115,11 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
     info_class = request.file_information_class
     fixed = ENTRY_FIXED_SIZE[info_class]
     packer = row_packer(info_class, short_names is not None)
-    # Zero-filled, and no larger than what the remaining entries could fill (a name is at most 255 UTF-16
-    # units), so a small directory listed into a large buffer allocates little.
-    buf = bytearray(min(max_length, (len(entries) - enumeration.position) * (fixed + 7 + 510)))
+    # Zero-filled (padding and reserved fields need no writes), at most 64 KiB and no larger than what the
+    # remaining entries could fill (a name is at most 255 UTF-16 units); doubled while entries still fit in
+    # max_length. bytearray(n) writes all n bytes: a client's 8 MiB OutputBufferLength must not cost 8 MiB.
+    room = min(max_length, 65536, (len(entries) - enumeration.position) * (fixed + 7 + 510))
+    buf = bytearray(room)
     share = tree.share
     hide_dot_files = share.hide_dot_files
     files_get = ctx.connection.server.files.get
@@ -154,9 +156,13 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
                 and access_ns >= _MIN_NS and write_ns >= _MIN_NS and change_ns >= _MIN_NS \
                 and files_get((st.st_dev, st.st_ino)) is None
         if fast:
-            if start + fixed + len(name16) > max_length:
-                too_large = True
-                break
+            need = start + fixed + len(name16)
+            if need > room:
+                if need > max_length:
+                    too_large = True
+                    break
+                room = min(max_length, max(need, 2 * room))
+                buf.extend(bytes(room - len(buf)))
             is_dir = fmt == _S_IFDIR
             if dos is None:
                 attributes = FILE_ATTRIBUTE_DIRECTORY if is_dir else FILE_ATTRIBUTE_ARCHIVE
@@ -185,9 +191,12 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
             write_time.shown_for(files_get((st.st_dev, st.st_ino)), info)
             entry = encoder(info, name16, 0)
             new_end = start + len(entry)
-            if new_end > max_length:
-                too_large = True
-                break
+            if new_end > room:
+                if new_end > max_length:
+                    too_large = True
+                    break
+                room = min(max_length, max(new_end, 2 * room))
+                buf.extend(bytes(room - len(buf)))
             buf[start:new_end] = entry
         if count:
             _U32.pack_into(buf, previous, start - previous)  # NextEntryOffset of the entry before

@@ -56,7 +56,7 @@ def peer() -> Iterator[Peer]:
     os.utime(old, ns=(-2_000_000_000_000_000_000, -1_000_000_000_000_000_000))  # 1906 and 1938
     os.symlink("plain.txt", root / "link")
     os.mkfifo(root / "fifo")
-    for index in range(200):  # enough for several small responses
+    for index in range(600):  # more than 64 KiB of entries: the buffer grows within one response
         (root / "subdir" / f"entry-{index:03d}-{'n' * (index % 40)}").write_bytes(b"")
     try:
         yield peer
@@ -79,10 +79,11 @@ def _listing(peer: Peer, directory: str, info_class: int, output_length: int, fl
     out = []
     first = True
     try:
-        while len(out) < 1000:
+        while len(out) < 2000:
             body = b.query_directory_body(file_id, info_class=info_class, output_length=output_length,
                                           flags=flags | (SMB2_RESTART_SCANS if first else 0))
-            response = _send(peer, b.Req(b.SMB2_QUERY_DIRECTORY, body))[0]
+            charge = (output_length + 65535) // 65536
+            response = _send(peer, b.Req(b.SMB2_QUERY_DIRECTORY, body, credit_charge=charge))[0]
             first = False
             out.append(struct.pack("<I", response.status) + response.body)
             if response.status != 0:
@@ -94,8 +95,8 @@ def _listing(peer: Peer, directory: str, info_class: int, output_length: int, fl
 
 @pytest.mark.parametrize("info_class", CLASSES)
 @pytest.mark.parametrize(("directory", "output_length", "flags"), [
-    ("", 65536, 0), ("subdir", 65536, 0), ("subdir", 700, 0), ("", 300, 0), ("subdir", 65536,
-                                                                               SMB2_RETURN_SINGLE_ENTRY)])
+    ("", 65536, 0), ("subdir", 65536, 0), ("subdir", 700, 0), ("", 300, 0), ("subdir", 1 << 20, 0),
+    ("subdir", 65536, SMB2_RETURN_SINGLE_ENTRY)])
 def test_the_fast_path_packs_what_fileinfo_packs(peer: Peer, monkeypatch: pytest.MonkeyPatch, info_class: int,
                                                   directory: str, output_length: int, flags: int) -> None:
     # The open data.bin and dir (the harness holds them) go through write_time and the slow path in both runs.
@@ -107,3 +108,6 @@ def test_the_fast_path_packs_what_fileinfo_packs(peer: Peer, monkeypatch: pytest
     assert fast == slow
     assert struct.unpack_from("<I", fast[-1])[0] == STATUS_NO_MORE_FILES
     assert len(fast) > (2 if output_length < 1000 or flags else 1)
+    if output_length > 65536 and directory:
+        assert len(fast) == 2  # all in one response, larger than the first buffer but for names only
+        assert len(fast[0]) > 65536 or info_class == C.FileNamesInformation

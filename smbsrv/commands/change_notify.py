@@ -35,7 +35,7 @@ def handle(ctx: RequestContext, request: wire.ChangeNotifyRequest) -> Reply:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # [MS-SMB2] 3.3.5.19 (smb2.notify.valid-req)
     check_credit_charge(ctx, length)
     files = ctx.connection.server.files
-    if files.is_delete_pending(open_.handle.key):
+    if files.is_delete_pending(open_):
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)  # as Samba; the directory is about to go
     watches = files.watches
     watch = watches.get(open_)

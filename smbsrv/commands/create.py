@@ -447,7 +447,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise reparse.refuse_open(target.reparse_tag, _reparse_buffer(tree, target))
     key = (st.st_dev, st.st_ino)
     server = ctx.connection.server
-    if server.files.is_delete_pending(key):
+    if server.files.is_name_delete_pending(key, tree.share_root, resolution.components):  # this name only
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,

@@ -143,7 +143,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         info_class, info,
         file_name=path if info_class == C.FileNormalizedNameInformation else "\\" + path,
         short_name=_alternate_name(ctx, open_) if info_class == C.FileAlternateNameInformation else "",
-        delete_pending=open_.file.delete_pending,
+        delete_pending=open_.link.delete_pending,  # its name's ([MS-FSA] Open.Link.IsDeleted)
         current_offset=open_.position,
         mode=open_.mode_flags,
         access_flags=open_.granted_access,

@@ -260,7 +260,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
         ctx.tree.share_root.note_created(target.parent_fd, new_name)
         server.files.changes.renamed(ctx.tree, old_components, target.components[:-1] + (new_name,),
                                      open_.is_directory, origin=open_)
-        for other in server.files.renamed(open_.handle.key, target.components[:-1] + (new_name,)):
+        for other in server.files.renamed(open_, target.components[:-1] + (new_name,)):
             other.handle.moved(target.parent_fd, new_name)
         if moves_opens:
             server.files.moved_below(open_, old_components)

@@ -115,7 +115,7 @@ class DurableOpens:
         record = self.of(open_)
         if record is None or not record.durable or not may_be_durable(open_):
             return False
-        if open_.delete_on_close or open_.file is not None and open_.file.delete_pending:
+        if open_.delete_on_close or open_.link is not None and open_.link.delete_pending:
             return False
         if open_.lease is not None and open_.lease.breaking or open_.oplock_breaking_to >= 0:
             # A break was sent on the lost connection and nobody is left to acknowledge it: kept, the open

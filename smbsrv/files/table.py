@@ -1,14 +1,14 @@
 """The per-file state of the server: the object store of [MS-FSA] 2.1.1 (Samba's source3/locking).
 
 One `FileState` per file, keyed by (st_dev, st_ino), exists while the file has an open: its opens with their
-access and sharing, delete-pending, byte-range locks, and the oplocks and leases granted on it. Commands do
-not edit this state; they call `FileTable` operations, which return what the caller must do next (delete
-the file, send breaks). This is the one seam a multi-process or clustered implementation would stand behind.
+access and sharing, the names they were made through (`Link`, each with its own delete-pending), byte-range
+locks, and the oplocks and leases granted on it. Commands do not edit this state; they call `FileTable`
+operations, which return what the caller must do next (delete a name, send breaks). This is the one seam a
+multi-process or clustered implementation would stand behind.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,14 +29,12 @@ FileKey = tuple[int, int]
 class FileState:
     """Everything that belongs to one file rather than to one handle ([MS-FSA] 2.1.1.5 Stream/File)."""
 
-    __slots__ = ("delete_pending", "deleter", "hydration", "key", "locks", "opens", "oplocks", "write_time")
+    __slots__ = ("hydration", "key", "links", "locks", "opens", "oplocks", "write_time")
 
     def __init__(self, key: FileKey) -> None:
         self.key = key
         self.opens: list[Open] = []
-        self.delete_pending = False
-        # Who made the delete pending, and through which name: the open that set it last (Deleter).
-        self.deleter: Deleter | None = None
+        self.links: list[Link] = []  # the names the opens were made through; one unless the file has hard links
         self.locks = ByteRangeLocks()
         self.oplocks: Any = None  # files.oplocks.OplockWaiters once a CREATE waited for a break
         # hsm.hydrate.Hydration while the placeholder's content is being fetched (set and cleared by
@@ -46,14 +44,37 @@ class FileState:
         self.write_time: Any = None
 
 
+class Link:
+    """One name of a file as opens were made through it ([MS-FSA] 2.1.1 Link, Open.Link): delete-pending
+    belongs here, not to the file ([MS-FSA] 2.1.5.14.3 sets Open.Link.IsDeleted, 2.1.5.1 refuses an open
+    of a deleted link with STATUS_DELETE_PENDING, 2.1.5.5 removes the link at the close of its last open;
+    Samba 4.17 keeps its delete tokens by name hash). Opens through the file's other hard links neither see
+    the delete nor hold it up.
+
+    A Link lives while an open made through it is registered. Its name is its opens' path (they are kept
+    equal: an open joins the link of its path at FileTable.add, and a rename through one of them moves them
+    all, FileTable.renamed), in the share of their tree."""
+
+    __slots__ = ("delete_pending", "deleter", "opens")
+
+    def __init__(self) -> None:
+        self.opens: list[Open] = []
+        self.delete_pending = False
+        self.deleter: Deleter | None = None  # who made the delete pending: the open that set it last
+
+    def names(self, root: Any, components: tuple[str, ...]) -> bool:
+        """Whether this is the name `components` in the share `root`."""
+        first = self.opens[0]
+        return first.path_components == components and first.tree.share_root is root
+
+
 @dataclass(frozen=True, slots=True)
 class Deleter:
-    """The name a pending delete removes and the user who asked for it ([MS-FSA] 2.1.5.15.3 marks the link
-    the open was made through, Open.Link.IsDeleted; Samba keeps the setter's delete token with the name). The
-    last close of the file may come through another hard link, and from another user who may not delete in
-    that directory; the name marked goes, with the credentials of the user who marked it."""
+    """The user who asked for a pending delete ([MS-FSA] 2.1.5.14.3; Samba keeps the setter's delete token
+    with the name). The last close through the name may come from another user, who may not delete in that
+    directory, or from a teardown running as the server; the name goes with the credentials of the user who
+    marked it."""
 
-    path_components: tuple[str, ...]
     uid: int
     gid: int
     groups: tuple[int, ...]
@@ -64,14 +85,13 @@ class Deleter:
     def of(cls, open_: Open) -> Deleter:
         session = open_.session
         client = open_.connection.peer if open_.connection is not None else "-"
-        return cls(open_.path_components, session.uid, session.gid, session.groups, events.user_name(session),
-                   client)
+        return cls(session.uid, session.gid, session.groups, events.user_name(session), client)
 
 
 @dataclass(slots=True)
 class CloseEffects:
-    """What the caller of FileTable.close must do: remove the file's name now (delete on close): the name
-    `deleter` marked, as its user, whoever closes last and from wherever (a teardown runs as the server)."""
+    """What the caller of FileTable.close must do: remove the closing open's name now (delete on close), as
+    the user `deleter`, whoever closes last and from wherever (a teardown runs as the server)."""
 
     delete_now: bool = False
     deleter: Deleter | None = None
@@ -105,9 +125,19 @@ class FileTable:
         state = self._files.get(key)
         return state.opens if state is not None else []
 
-    def is_delete_pending(self, key: FileKey) -> bool:
+    def is_delete_pending(self, open_: Open) -> bool:
+        """Whether the name `open_` was made through is delete-pending (FileStandardInformation.DeletePending
+        is the link's: Open.Link.IsDeleted in [MS-FSA])."""
+        link = open_.link
+        return link is not None and link.delete_pending
+
+    def is_name_delete_pending(self, key: FileKey, root: Any, components: tuple[str, ...]) -> bool:
+        """Whether the name `components` (in the share `root`) of the file `key` is delete-pending: a new
+        open through it fails with STATUS_DELETE_PENDING ([MS-FSA] 2.1.5.1), one through another hard link
+        of the file does not."""
         state = self._files.get(key)
-        return state is not None and state.delete_pending
+        return state is not None and any(link.delete_pending and link.names(root, components)
+                                         for link in state.links)
 
     def held_by(self, session: Session) -> int:
         """How many registered opens the session's user holds, on this and every other session of it."""
@@ -133,15 +163,23 @@ class FileTable:
             state = self._files[open_.handle.key] = FileState(open_.handle.key)
         state.opens.append(open_)
         open_.file = state
+        root, components = open_.tree.share_root, open_.path_components
+        link = next((link for link in state.links if link.names(root, components)), None)
+        if link is None:
+            link = Link()
+            state.links.append(link)
+        link.opens.append(open_)
+        open_.link = link
         holder = open_.held_by = _holder(open_.session)
         self._held[holder] = self._held.get(holder, 0) + 1
         return state
 
     def close(self, open_: Open) -> CloseEffects:
-        """Forget the open: its byte-range locks go (waiters are woken), and the answer says whether the file
-        must be deleted now ([MS-FSA] 2.1.5.4): this was the last open of a delete-pending file, or a POSIX
-        handle asked for delete and only POSIX handles remain (the name goes, the others keep the data, as
-        on a local filesystem; Samba does the same when no Windows open remains)."""
+        """Forget the open: its byte-range locks go (waiters are woken), and the answer says whether its name
+        must be deleted now ([MS-FSA] 2.1.5.5): this was the last open made through a delete-pending name (opens
+        through the file's other hard links do not count), or a POSIX handle asked for delete and only POSIX
+        handles remain on the name (it goes, the others keep the data, as on a local filesystem; Samba does the
+        same when no Windows open of the name remains)."""
         self.watches.forget(open_)  # a waiting CHANGE_NOTIFY completes with STATUS_NOTIFY_CLEANUP
         self.durable.forget(open_)
         state = self._remove(open_)
@@ -149,20 +187,23 @@ class FileTable:
             self.directory_changes.closed(open_)  # a handle that wrote changes its directory's entry now
         if open_.lease is not None:
             oplocks.release(self, open_)
-        if state is None:
+        link = open_.link
+        if state is None or link is None:
             return CloseEffects(True, Deleter.of(open_)) if open_.delete_on_close else _NO_EFFECTS
         if state.oplocks is not None:
             state.oplocks.wake()  # a CREATE waiting for this open's break may go on
-        opens = state.opens
         if open_.delete_on_close:
-            if open_.posix and all(other.posix for other in opens):
-                state.delete_pending = False
+            # [MS-FSA] 2.1.5.5 Phase 1: the close of a handle that deletes on close marks its link.
+            if open_.posix and all(other.posix for other in link.opens):
+                link.delete_pending, link.deleter = False, None
                 return CloseEffects(True, Deleter.of(open_))
-            state.delete_pending = True
-            state.deleter = Deleter.of(open_)
-        if state.delete_pending and not opens:
-            state.delete_pending = False
-            deleter, state.deleter = state.deleter or Deleter.of(open_), None
+            link.delete_pending = True
+            link.deleter = Deleter.of(open_)
+        if link.delete_pending and not link.opens:
+            # Phase 3: the last open of a deleted link is gone, the name goes (the file lives on while its
+            # other names have opens or exist).
+            deleter = link.deleter or Deleter.of(open_)
+            link.delete_pending, link.deleter = False, None
             return CloseEffects(True, deleter)
         return _NO_EFFECTS
 
@@ -173,36 +214,33 @@ class FileTable:
 
     def set_delete_pending(self, open_: Open, pending: bool) -> None:
         """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.14.3): the handle deletes on close, and
-        the file is delete-pending for every other opener (or no longer is). Clearing it does not undo a
-        FILE_DELETE_ON_CLOSE the handle was created with: its close makes the file delete-pending again
-        (Windows: clearing "has no effect" on such a handle; Samba's initial_delete_on_close)."""
+        the name it was opened through is delete-pending for every other opener of that name (or no longer
+        is); the file's other hard links are not. Clearing it does not undo a FILE_DELETE_ON_CLOSE the handle
+        was created with: its close makes the name delete-pending again (Windows: clearing "has no effect" on
+        such a handle; Samba's initial_delete_on_close)."""
         open_.delete_on_close = pending or bool(open_.create_options & FILE_DELETE_ON_CLOSE)
-        state = self._files.get(open_.handle.key)
-        if state is not None:
-            state.delete_pending = pending
-            state.deleter = Deleter.of(open_) if pending else None
+        link = open_.link
+        if link is not None:
+            link.delete_pending = pending
+            link.deleter = Deleter.of(open_) if pending else None
 
-    def renamed(self, key: FileKey, components: tuple[str, ...]) -> list[Open]:
-        """Every open of the file now has the path `components`, and so has a delete pending on it; returns those
-        opens."""
-        opens = self.opens(key)
+    def renamed(self, open_: Open, components: tuple[str, ...]) -> list[Open]:
+        """A rename through `open_` moved its name to the path `components`: every open made through that name
+        follows it, and so does a delete pending on it (the Link moves, [MS-FSA] 2.1.5.14.11); opens through
+        the file's other hard links keep their names (Samba 4.17's rename_open_files, by name hash). Returns
+        the opens that moved."""
+        link = open_.link
+        opens = link.opens if link is not None else [open_]
         for other in opens:
             other.path_components = components
-        state = self._files.get(key)
-        if state is not None and state.deleter is not None:
-            state.deleter = dataclasses.replace(state.deleter, path_components=components)
         return opens
 
     def moved_below(self, directory: Open, old_components: tuple[str, ...]) -> None:
         """A POSIX rename moved the directory `directory` (now at its path_components) from `old_components`
-        with opens inside it: their paths follow, as their fds already do."""
+        with opens inside it: their paths follow, as their fds already do (and so do their links' names)."""
         depth, new = len(old_components), directory.path_components
         for other in list(self._opens_below(directory.tree.share_root, old_components)):
             other.path_components = new + other.path_components[depth:]
-            deleter = other.file.deleter if other.file is not None else None
-            if deleter is not None and deleter.path_components[:depth] == old_components:
-                other.file.deleter = dataclasses.replace(
-                    deleter, path_components=new + deleter.path_components[depth:])
 
     def _opens_below(self, root: Any, directory: tuple[str, ...]) -> Iterator[Open]:
         """The opens of the share `root` that lie inside `directory` (path components), at any depth."""
@@ -214,10 +252,14 @@ class FileTable:
                     yield other
 
     def rekey(self, open_: Open, new_key: FileKey) -> None:
-        """The handle now refers to another file (a placeholder replaced by the real object)."""
+        """The handle now refers to another file (a placeholder replaced by the real object), by the same
+        name: a delete pending on that name stays pending."""
+        old = open_.link
         self._remove(open_)
         open_.handle.key = new_key
         self.add(open_)
+        if old is not None and old.delete_pending:
+            open_.link.delete_pending, open_.link.deleter = True, old.deleter
 
     def _remove(self, open_: Open) -> FileState | None:
         state = self._files.get(open_.handle.key)
@@ -227,6 +269,11 @@ class FileTable:
         opens = state.opens
         if open_ in opens:
             opens.remove(open_)
+            link = open_.link
+            if link is not None and open_ in link.opens:
+                link.opens.remove(open_)
+                if not link.opens:
+                    state.links.remove(link)
             holder = open_.held_by  # its session may have re-authenticated as another user since
             if self._held[holder] == 1:
                 del self._held[holder]

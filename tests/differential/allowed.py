@@ -733,25 +733,10 @@ def _delete_on_close_of_non_empty_directory(context: Context) -> bool:
     return False
 
 
-# Found with hard links, not fixed yet (files/table.py keeps delete-pending per file).
-DELETE_PENDING_PER_FILE = (
-    "BUG: delete-pending is kept per file, not per link: after a hard link, a disposition through one name makes "
-    "the file delete-pending for the opens through its other names too, and the marked name goes at the file's "
-    "last close instead of the last close through that name ([MS-FSA] 2.1.5.5 Phase 1 and 3, Open.Link.IsDeleted; "
-    "Samba 4.17 keeps it per name); the rest is not compared")
-
-
-def _linked_then_delete_pending(c: Context) -> bool:
-    """A hard link was made and a delete made pending, in either order."""
-    return any(done and op.kind == "link" for op, done in _succeeded(c)) and _delete_pending_before(c)
-
-
 def reason(context: Context) -> str | None:
     """The reason this difference is accepted, or None."""
     if _samba_handle_broken(context):
         return SAMBA_BROKEN_HANDLE
-    if _linked_then_delete_pending(context):
-        return DELETE_PENDING_PER_FILE
     if _delete_on_close_of_non_empty_directory(context):
         return NON_EMPTY_DIRECTORY_DELETE_ON_CLOSE
     if _renamed_after_disposition(context):

@@ -25,9 +25,9 @@ def test_delete_waits_for_the_last_open() -> None:
     table.add(first)
     table.add(second)
     table.set_delete_pending(first, True)
-    assert table.is_delete_pending((1, 5))
+    assert table.is_delete_pending(second)
     assert not table.close(first).delete_now
-    assert table.is_delete_pending((1, 5))  # the other opener still sees it
+    assert table.is_delete_pending(second)  # the other opener still sees it
     assert table.close(second).delete_now
     assert table.get((1, 5)) is None
 
@@ -39,7 +39,7 @@ def test_undeleting_clears_the_file_state() -> None:
     table.add(second)
     table.set_delete_pending(first, True)
     table.set_delete_pending(first, False)
-    assert not table.is_delete_pending((1, 5))
+    assert not table.is_delete_pending(second)
     assert not table.close(first).delete_now
     assert not table.close(second).delete_now
 
@@ -80,11 +80,11 @@ def test_has_open_below_follows_adds_closes_and_renames() -> None:
     assert table.has_open_below(directory)
     assert table.has_open_below(make_open((1, 3), "d", "e"))
     assert table.has_open_below(make_open((1, 4)))  # the share root
-    table.renamed((1, 2), ("g",))
+    table.renamed(child, ("g",))
     assert not table.has_open_below(directory)
     other_share = make_open((1, 9), "d")
     other_share.tree = SimpleNamespace(share_root=object())
-    table.renamed((1, 2), ("d", "x"))
+    table.renamed(child, ("d", "x"))
     assert not table.has_open_below(other_share)
     table.close(child)
     assert not table.has_open_below(directory)

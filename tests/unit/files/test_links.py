@@ -1,0 +1,105 @@
+"""FileTable keeps delete-pending per name of a file (table.Link, [MS-FSA] Open.Link.IsDeleted), not per file:
+the opens through a file's other hard links neither see a pending delete nor hold it up."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from smbsrv.files import FileTable
+from tests.unit.files.test_table import make_open
+
+KEY = (1, 40)
+
+
+def test_a_disposition_marks_only_its_name() -> None:
+    table = FileTable()
+    through_a, through_b = make_open(KEY, "a"), make_open(KEY, "b")
+    table.add(through_a)
+    table.add(through_b)
+    table.set_delete_pending(through_a, True)
+    assert table.is_delete_pending(through_a)
+    assert not table.is_delete_pending(through_b)
+    root = through_a.tree.share_root
+    assert table.is_name_delete_pending(KEY, root, ("a",))
+    assert not table.is_name_delete_pending(KEY, root, ("b",))
+    assert not table.is_name_delete_pending(KEY, object(), ("a",))  # the same path in another share
+    assert not table.is_name_delete_pending((1, 41), root, ("a",))  # another file
+    effects = table.close(through_a)  # the last open through a: a goes, b's open stays
+    assert effects.delete_now and effects.deleter is not None
+    assert not table.close(through_b).delete_now
+    assert table.get(KEY) is None
+
+
+def test_the_name_waits_for_its_own_last_open_only() -> None:
+    table = FileTable()
+    first_a, second_a, through_b = make_open(KEY, "a"), make_open(KEY, "a"), make_open(KEY, "b")
+    for open_ in (first_a, through_b, second_a):
+        table.add(open_)
+    assert first_a.link is second_a.link is not through_b.link
+    table.set_delete_pending(through_b, True)
+    assert not table.close(first_a).delete_now
+    assert not table.close(second_a).delete_now  # a was never marked
+    assert table.close(through_b).delete_now
+
+
+def test_delete_on_close_marks_the_name_at_close() -> None:
+    table = FileTable()
+    doomed, other_a, through_b = make_open(KEY, "a", delete=True), make_open(KEY, "a"), make_open(KEY, "b")
+    for open_ in (doomed, other_a, through_b):
+        table.add(open_)
+    assert not table.is_delete_pending(other_a)
+    assert not table.close(doomed).delete_now  # other_a still holds a
+    assert table.is_delete_pending(other_a) and not table.is_delete_pending(through_b)
+    assert table.close(other_a).delete_now
+    assert not table.close(through_b).delete_now
+
+
+def test_a_rename_moves_only_the_opens_of_its_name_with_the_pending_delete() -> None:
+    table = FileTable()
+    first_a, second_a, through_b = make_open(KEY, "a"), make_open(KEY, "a"), make_open(KEY, "b")
+    for open_ in (first_a, second_a, through_b):
+        table.add(open_)
+    table.set_delete_pending(first_a, True)
+    moved = table.renamed(first_a, ("d", "c"))
+    assert moved == [first_a, second_a]
+    assert through_b.path_components == ("b",) and second_a.path_components == ("d", "c")
+    root = first_a.tree.share_root
+    assert table.is_name_delete_pending(KEY, root, ("d", "c"))
+    assert not table.is_name_delete_pending(KEY, root, ("a",))
+    joined = make_open(KEY, "d", "c")  # an open of the new name joins the moved link
+    table.add(joined)
+    assert joined.link is first_a.link
+    directory = make_open((1, 50), "d")
+    directory.path_components = ("e",)  # a POSIX rename moved d to e: the name's opens follow
+    table.moved_below(directory, ("d",))
+    assert table.is_name_delete_pending(KEY, root, ("e", "c"))
+
+
+def test_posix_delete_counts_only_the_opens_of_its_name() -> None:
+    table = FileTable()
+    posix = make_open(KEY, "p", posix=True, delete=True)
+    windows_other_name = make_open(KEY, "q")
+    table.add(posix)
+    table.add(windows_other_name)
+    assert table.close(posix).delete_now  # a Windows open of another name does not hold p
+    assert not table.close(windows_other_name).delete_now
+
+
+def test_rekey_keeps_the_pending_delete_of_the_name() -> None:
+    table = FileTable()
+    open_ = make_open(KEY, "h")
+    table.add(open_)
+    table.set_delete_pending(open_, True)
+    table.rekey(open_, (1, 60))
+    assert table.get(KEY) is None
+    assert table.is_name_delete_pending((1, 60), open_.tree.share_root, ("h",))
+    assert table.close(open_).delete_now
+
+
+def test_other_shares_have_their_own_names() -> None:
+    table = FileTable()
+    here, there = make_open(KEY, "a"), make_open(KEY, "a")
+    there.tree = SimpleNamespace(share_root=object())
+    table.add(here)
+    table.add(there)
+    assert here.link is not there.link

@@ -476,6 +476,43 @@ _RELATED_COMMANDS = (b.SMB2_SET_INFO, b.SMB2_SET_INFO, b.SMB2_QUERY_INFO, b.SMB2
                      b.SMB2_CLOSE)
 
 
+def _well_formed_follower(src: Source, handles: Handles) -> b.Req:
+    """A related element whose framing is right and whose payload is the hostile part: a rename or link to a
+    name of payloads.link_name, an end of file or allocation anywhere, a disposition, a reparse point, a lock
+    array, a query of everything, a directory pattern."""
+    rid = b.RELATED_FILE_ID
+    kind = src.integer(0, 7)
+    if kind <= 1:
+        name = payloads.link_name(src)
+        buffer = struct.pack("<B7sQI", src.integer(0, 1), bytes(7), 0, len(name)) + name
+        body = b.set_info_body(rid, 1, choice(src, (10, 11, 65)), buffer)
+        return b.Req(b.SMB2_SET_INFO, body, related=True)
+    if kind == 2:
+        info_class = choice(src, (19, 20, 13, 64))
+        return b.Req(b.SMB2_SET_INFO, b.set_info_body(rid, 1, info_class, _set_info_buffer(src, info_class)),
+                     related=True)
+    if kind == 3:
+        return b.Req(b.SMB2_IOCTL, b.ioctl_body(rid, choice(src, (0x000900A4, 0x000900A4, 0x000900AC)),
+                                                payloads.reparse_buffer(src), max_output=0), related=True)
+    if kind == 4:
+        return b.Req(b.SMB2_LOCK, b.lock_body(rid, payloads.lock_array(src)), related=True)
+    if kind == 5:
+        return b.Req(b.SMB2_QUERY_INFO, b.query_info_body(rid, choice(src, (1, 1, 3)), choice(src, (18, 0, 34, 100)),
+                                                          additional_information=choice(src, (0, 7, 0xF))),
+                     related=True)
+    if kind == 6:
+        body = b.ioctl_body(rid, choice(src, (0x000940CF, 0x000980C8, 0x001480F2)),
+                            choice(src, (payloads.range_input(src), payloads.copychunk_input(src, handles))),
+                            max_output=choice(src, (65536, 12, 16)))
+        return b.Req(b.SMB2_IOCTL, body, related=True)
+    pattern = payloads.directory_pattern(src)
+    body = bytearray(b.query_directory_body(rid, "*", info_class=choice(src, (1, 2, 3, 0x0C, 0x25, 0x26, 0x3C)),
+                                            flags=choice(src, (0, 1, 0x10))))
+    struct.pack_into("<HH", body, 24, 96 if pattern else 0, len(pattern))
+    body[32:] = pattern or b"\0"
+    return b.Req(b.SMB2_QUERY_DIRECTORY, bytes(body), related=True)
+
+
 def related_chain(src: Source, handles: Handles, builder: b.Client) -> list[bytes]:
     """A compound of a CREATE (hostile name, contexts and options) and related elements on the handle it
     opens ([MS-SMB2] 3.3.5.2.7.2): set-info (renames, links, dispositions), IOCTLs, locks, queries, then
@@ -495,6 +532,9 @@ def related_chain(src: Source, handles: Handles, builder: b.Client) -> list[byte
                       handles.tree_id, handles.ipc_tree_id, handles.resume_key)
     reqs = [create]
     for _ in range(src.integer(1, 4)):
+        if src.integer(0, 1):
+            reqs.append(_well_formed_follower(src, handles))
+            continue
         follower = element(src, related, choice(src, _RELATED_COMMANDS))
         follower.related = bool(src.integer(0, 5))
         if src.integer(0, 3):  # the header of the chain, not a made-up one

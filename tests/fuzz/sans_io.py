@@ -494,7 +494,9 @@ class Peer:
         response = await self._one(b.Req(b.SMB2_IOCTL, b.ioctl_body(self.file_id, FSCTL_SRV_REQUEST_RESUME_KEY,
                                                                     max_output=32)))
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
-        self.resume_key = b.output_buffer(response)[:24]
+        output_offset, output_count = struct.unpack_from("<II", response.body, 32)  # [MS-SMB2] 2.2.32
+        assert output_count >= 24, output_count
+        self.resume_key = response.body[output_offset - b.HEADER_SIZE:][:24]
 
     def _client_cipher(self) -> Any:
         """The session's keys as the client derives them ([MS-SMB2] 3.2.5.3.1), from the session key and the

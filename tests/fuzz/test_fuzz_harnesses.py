@@ -11,6 +11,7 @@ the real server answers and fail when an answer is missing or doubled.
 from __future__ import annotations
 
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -20,8 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests import builders as b
+from tests.fuzz import payloads
+from tests.fuzz import requests as hostile
 from tests.fuzz.run import atheris_available
-from tests.fuzz.sans_io import Finding, SansIoServer, check_one_response_per_element
+from tests.fuzz.sans_io import Finding, Peer, SansIoServer, check_one_response_per_element
+
+FSCTL_SRV_COPYCHUNK_WRITE = 0x001480F2
 
 REPO = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("SMBSRV_FUZZ_SECONDS", "15"))
@@ -94,3 +99,43 @@ def test_check_catches_a_missing_or_doubled_answer() -> None:
         check_one_response_per_element(message, [_response(0), _response(1), _response(1), _response(2)])
     # A CANCEL has no response of its own.
     check_one_response_per_element(_message(b.SMB2_ECHO, b.SMB2_CANCEL), [_response(0)])
+
+
+# -- the generator reaches what it is meant to ----------------------------------------------------------------------
+
+def _statuses(peer: Peer, messages: list[bytes]) -> list[tuple[int, int]]:
+    """(Command, Status) of every answer to `messages`, fed in order until the connection drops."""
+    answers = []
+    for message in messages:
+        if peer.dropped:
+            break
+        outcome = peer.feed(message)
+        answers += [(response.header.command, response.status) for response in outcome.responses + outcome.sent_later]
+    return answers
+
+
+def test_generated_sequences_get_past_the_first_check(sans_io: SansIoServer) -> None:
+    """Over 60 seeds, each sequence of tests/fuzz/requests.py gets answers that only a request shaped right can
+    get: a srvsvc BIND and REQUEST answered (pipe_chain), a CREATE and a related element on its handle that
+    succeed (related_chain), and a COPYCHUNK whose source key names the set-up's open (so that it is checked
+    past the key lookup, which answers OBJECT_NAME_NOT_FOUND). A generator change that leaves these behind the
+    first length check makes the fuzzers test nothing there."""
+    seen: set[str] = set()
+    for seed in range(60):
+        src = hostile.RandomSource(random.Random(seed))
+        with sans_io.connect() as peer:
+            handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
+                                      peer.ipc_tree_id, peer.resume_key)
+            pipe = _statuses(peer, hostile.pipe_chain(src, handles, peer.builder))
+            if pipe.count((b.SMB2_IOCTL, b.STATUS_SUCCESS)) + pipe.count((b.SMB2_READ, b.STATUS_SUCCESS)) >= 2:
+                seen.add("srvsvc bind and request")
+            related = _statuses(peer, hostile.related_chain(src, handles, peer.builder))
+            if related[:1] == [(b.SMB2_CREATE, b.STATUS_SUCCESS)] and any(
+                    command != b.SMB2_CLOSE and status == b.STATUS_SUCCESS for command, status in related[1:]):
+                seen.add("related element on a new handle")
+            body = b.ioctl_body(peer.file_id, FSCTL_SRV_COPYCHUNK_WRITE, payloads.copychunk_input(src, handles))
+            copy = _statuses(peer, [bytes(peer.builder.build(b.Req(b.SMB2_IOCTL, body), sign=False)[0])])
+            if any(status not in (b.STATUS_OBJECT_NAME_NOT_FOUND, b.STATUS_INVALID_PARAMETER)
+                   for _, status in copy):
+                seen.add("copychunk past the key lookup")
+    assert seen == {"srvsvc bind and request", "related element on a new handle", "copychunk past the key lookup"}

@@ -173,6 +173,7 @@ def logon_attempt(src: hostile.Source, peer: Peer) -> None:
 def one_input(data: bytes) -> None:
     src = source_for(data)
     dialect = hostile.choice(src, (0x0311, 0x0311, 0x0302, 0x0210, 0x0202))
+    descriptors = server().descriptors()
     with server().connect(dialect) as peer:
         handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
                                   peer.ipc_tree_id, peer.resume_key)
@@ -206,6 +207,7 @@ def one_input(data: bytes) -> None:
                         break
                     peer.feed(hostile.seal(src, message, peer.seal, peer.session_id) if sealed else message)
     server().check_released()
+    server().check_descriptors(descriptors)
     server().check_contained()
 
 

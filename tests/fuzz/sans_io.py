@@ -173,11 +173,16 @@ def check_one_response_per_element(message: bytes, responses: list[b.Response]) 
     for response in responses:
         counts = interim if response.status == b.STATUS_PENDING and response.header.is_async else final
         counts[response.header.message_id] = counts.get(response.header.message_id, 0) + 1
+    # The elements after one that went async holding its chain (a CREATE waiting for an oplock or lease break,
+    # protocol/connection.py _continue_after) are answered once it completes, which may be after this check.
+    held_from = next((index for index, (_, message_id) in enumerate(elements)
+                      if interim.get(message_id) and not final.get(message_id)), len(elements))
+    deferred = {message_id for _, message_id in elements[held_from + 1:]}
     for message_id, count in wanted.items():
         finals, interims = final.get(message_id, 0), interim.get(message_id, 0)
         if finals > count:
             raise Finding(f"{finals} final responses to MessageId {message_id}, which {count} element(s) carry")
-        if finals + interims < count:
+        if finals + interims < count and message_id not in deferred:
             raise Finding(f"{count} element(s) with MessageId {message_id} got {finals + interims} responses")
 
 
@@ -285,6 +290,29 @@ class SansIoServer:
             files._held.clear()
             state.connections.clear()
             raise Finding(f"left after the connection ended: {left}, opens of {names}")
+
+    def descriptors(self) -> dict[int, str]:
+        """The process's open descriptors and what each names (/proc/self/fd)."""
+        named = {}
+        for entry in os.listdir("/proc/self/fd"):
+            try:
+                named[int(entry)] = os.readlink(f"/proc/self/fd/{entry}")
+            except OSError:  # the directory's own descriptor, closed by now
+                pass
+        return named
+
+    def check_descriptors(self, before: dict[int, str]) -> None:
+        """Once every connection is gone, no descriptor opened since `before` names a file or directory of the
+        share (or one moved out of it): an open's descriptor outliving the open keeps the file busy and, one
+        leak per request, runs the process out of descriptors. The share root and the state directory are the
+        server's own (opened lazily, once)."""
+        places = (f"{self.share_path}/", f"{self.root / 'trash'}/")
+        left = {fd: target for fd, target in self.descriptors().items()
+                if before.get(fd) != target and target.startswith(places)}
+        if left:
+            for fd in left:  # the next input starts clean
+                os.close(fd)
+            raise Finding(f"descriptors left after the connection ended: {sorted(left.values())}")
 
     def check_contained(self) -> None:
         """Nothing a request did landed next to the share: the share's parent holds what the set-up made

@@ -46,7 +46,7 @@ class FileState:
 
 class Link:
     """One name of a file as opens were made through it ([MS-FSA] 2.1.1 Link, Open.Link): delete-pending
-    belongs here, not to the file ([MS-FSA] 2.1.5.14.3 sets Open.Link.IsDeleted, 2.1.5.1 refuses an open
+    belongs here, not to the file ([MS-FSA] 2.1.5.15.3 sets Open.Link.IsDeleted, 2.1.5.1 refuses an open
     of a deleted link with STATUS_DELETE_PENDING, 2.1.5.5 removes the link at the close of its last open;
     Samba 4.17 keeps its delete tokens by name hash). Opens through the file's other hard links neither see
     the delete nor hold it up.
@@ -70,7 +70,7 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Deleter:
-    """The user who asked for a pending delete ([MS-FSA] 2.1.5.14.3; Samba keeps the setter's delete token
+    """The user who asked for a pending delete ([MS-FSA] 2.1.5.15.3; Samba keeps the setter's delete token
     with the name). The last close through the name may come from another user, who may not delete in that
     directory, or from a teardown running as the server; the name goes with the credentials of the user who
     marked it."""
@@ -163,13 +163,7 @@ class FileTable:
             state = self._files[open_.handle.key] = FileState(open_.handle.key)
         state.opens.append(open_)
         open_.file = state
-        root, components = open_.tree.share_root, open_.path_components
-        link = next((link for link in state.links if link.names(root, components)), None)
-        if link is None:
-            link = Link()
-            state.links.append(link)
-        link.opens.append(open_)
-        open_.link = link
+        open_.link = self._link_for(state, open_)
         holder = open_.held_by = _holder(open_.session)
         self._held[holder] = self._held.get(holder, 0) + 1
         return state
@@ -213,7 +207,7 @@ class FileTable:
         return self.durable.disconnect(open_, now)
 
     def set_delete_pending(self, open_: Open, pending: bool) -> None:
-        """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.14.3): the handle deletes on close, and
+        """FileDispositionInformation through `open_` ([MS-FSA] 2.1.5.15.3): the handle deletes on close, and
         the name it was opened through is delete-pending for every other opener of that name (or no longer
         is); the file's other hard links are not. Clearing it does not undo a FILE_DELETE_ON_CLOSE the handle
         was created with: its close makes the name delete-pending again (Windows: clearing "has no effect" on
@@ -226,7 +220,7 @@ class FileTable:
 
     def renamed(self, open_: Open, components: tuple[str, ...]) -> list[Open]:
         """A rename through `open_` moved its name to the path `components`: every open made through that name
-        follows it, and so does a delete pending on it (the Link moves, [MS-FSA] 2.1.5.14.11); opens through
+        follows it, and so does a delete pending on it (the Link moves, [MS-FSA] 2.1.5.15.11); opens through
         the file's other hard links keep their names (Samba 4.17's rename_open_files, by name hash). Returns
         the opens that moved."""
         link = open_.link
@@ -261,6 +255,19 @@ class FileTable:
         if old is not None and old.delete_pending:
             open_.link.delete_pending, open_.link.deleter = True, old.deleter
 
+    @staticmethod
+    def _link_for(state: FileState, open_: Open) -> Link:
+        """The Link of the name `open_` was made through, with `open_` in it (a new one for a new name)."""
+        root, components = open_.tree.share_root, open_.path_components
+        for link in state.links:
+            if link.names(root, components):
+                break
+        else:
+            link = Link()
+            state.links.append(link)
+        link.opens.append(open_)
+        return link
+
     def _remove(self, open_: Open) -> FileState | None:
         state = self._files.get(open_.handle.key)
         if state is None:
@@ -269,11 +276,10 @@ class FileTable:
         opens = state.opens
         if open_ in opens:
             opens.remove(open_)
-            link = open_.link
-            if link is not None and open_ in link.opens:
-                link.opens.remove(open_)
-                if not link.opens:
-                    state.links.remove(link)
+            link = open_.link  # registered opens are in their link's opens too (add)
+            link.opens.remove(open_)
+            if not link.opens:
+                state.links.remove(link)
             holder = open_.held_by  # its session may have re-authenticated as another user since
             if self._held[holder] == 1:
                 del self._held[holder]

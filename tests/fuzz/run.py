@@ -68,6 +68,8 @@ def run_atheris(harness: str, seconds: int, artifacts: Path) -> int:
     stats = [line for line in result.stderr.splitlines() if line.startswith(("stat::", "#", "Done"))]
     print("\n".join(stats[-6:]))
     if result.returncode != 0:
+        # atheris prints an uncaught exception (the Finding, with its message in hex) on stdout.
+        print(result.stdout[-8000:])
         print(result.stderr[-8000:])
         for crash in sorted(artifacts.glob("*-*")):
             print(f"{crash.name}: {crash.read_bytes().hex()}")

@@ -9,6 +9,7 @@ multi-process or clustered implementation would stand behind.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,9 +64,23 @@ class Link:
         self.deleter: Deleter | None = None  # who made the delete pending: the open that set it last
 
     def names(self, root: Any, components: tuple[str, ...]) -> bool:
-        """Whether this is the name `components` in the share `root`."""
+        """Whether this is the name `components` in the share `root` (fs.resolver.ShareRoot)."""
         first = self.opens[0]
-        return first.path_components == components and first.tree.share_root is root
+        return first.path_components == components and _same_share_directory(first.tree.share_root, root)
+
+
+def _same_share_directory(own: Any, other: Any) -> bool:
+    """Whether two ShareRoots are the same directory, as Samba hashes a share's canonical path with the name: a
+    configuration reload that changed a share's options gives later tree connects a new ShareRoot of the same
+    directory, and their opens must see the name's delete-pending all the same. The fstat is only for the rare
+    file with opens through two ShareRoots."""
+    if own is other:
+        return True
+    try:
+        a, b = os.fstat(own.root_fd), os.fstat(other.root_fd)
+    except OSError:  # a share root closed since (its share was removed): not the directory of a live open
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+from pathlib import Path
 
 import pytest
 
 from tests import builders as b
+from tests.conftest import PASSWORD, USER
 from tests.differential.run import Runner, Side
+from tests.integration.operations_helpers import ops_server
 from tests.integration.test_differential import _both, _standard, runner  # noqa: F401 (the module's fixture)
 
 pytestmark = [
@@ -150,3 +153,24 @@ def test_rename_moves_only_the_opens_of_its_name(runner: Runner) -> None:  # noq
         assert b.output_buffer(name)[4:4 + length].decode("utf-16-le").endswith("\\d"), side.name
         assert client.close_file(through_a) == b.STATUS_SUCCESS
         assert client.close_file(through_b) == b.STATUS_SUCCESS
+
+
+def test_delete_pending_name_holds_across_a_reload(tmp_path: Path) -> None:
+    """A configuration reload that changes a share gives the tree connects after it a new share root of the same
+    directory (state.reload): a name delete-pending before is still DELETE_PENDING to an open made through the
+    new tree connect (Samba hashes the share's canonical path with the name), and goes at its last close."""
+    share = tmp_path / "share"
+    with ops_server(tmp_path, shares={"share": share}) as ops:
+        server = ops.server
+        with b.connect(server.host, server.port, USER, PASSWORD, share="share", sign=True) as client:
+            doomed = client.open("f", desired_access=_ALL, disposition=b.FILE_CREATE, share_access=_SHARE_ALL)
+            _mark(client, doomed)
+            alias = tmp_path / "alias"
+            alias.symlink_to(share)
+            ops.rewrite({"share": alias})  # the same directory by another path: a changed share
+            ops.smbsrv("reload", "-c", str(ops.config), check=True)
+            ops.wait_log(r"reloaded: 1 share\(s\), 1 user\(s\); added -, removed -, changed share")
+            with b.connect(server.host, server.port, USER, PASSWORD, share="share", sign=True) as later:
+                assert _status(later, "f") == "STATUS_DELETE_PENDING"
+            assert client.close_file(doomed) == b.STATUS_SUCCESS
+        assert not (share / "f").exists()

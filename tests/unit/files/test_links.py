@@ -3,12 +3,22 @@ the opens through a file's other hard links neither see a pending delete nor hol
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from smbsrv.files import FileTable
-from tests.unit.files.test_table import make_open
+from smbsrv.fs.resolver import ShareRoot
+from smbsrv.protocol.objects import Open
+from tests.unit.files import test_table
 
 KEY = (1, 40)
+TREE = SimpleNamespace(share_root=ShareRoot.open("/", case_sensitive=True))
+
+
+def make_open(key: tuple[int, int], *components: str, **kwargs: bool) -> Open:
+    open_ = test_table.make_open(key, *components, **kwargs)
+    open_.tree = TREE  # type: ignore[assignment]
+    return open_
 
 
 def test_a_disposition_marks_only_its_name() -> None:
@@ -22,7 +32,7 @@ def test_a_disposition_marks_only_its_name() -> None:
     root = through_a.tree.share_root
     assert table.is_name_delete_pending(KEY, root, ("a",))
     assert not table.is_name_delete_pending(KEY, root, ("b",))
-    assert not table.is_name_delete_pending(KEY, object(), ("a",))  # the same path in another share
+    assert not table.is_name_delete_pending(KEY, ShareRoot.open("/tmp", case_sensitive=True), ("a",))  # another share
     assert not table.is_name_delete_pending((1, 41), root, ("a",))  # another file
     effects = table.close(through_a)  # the last open through a: a goes, b's open stays
     assert effects.delete_now and effects.deleter is not None
@@ -96,10 +106,22 @@ def test_rekey_keeps_the_pending_delete_of_the_name() -> None:
     assert table.close(open_).delete_now
 
 
-def test_other_shares_have_their_own_names() -> None:
+def test_shares_are_told_apart_by_their_directory(tmp_path: Path) -> None:
+    """Another share is another name; a new ShareRoot of the same directory (a tree connect after a reload that
+    changed the share's options, or another spelling of its path) is the same share, as Samba hashes the share's
+    canonical path with the name."""
+    (tmp_path / "other").mkdir()
     table = FileTable()
-    here, there = make_open(KEY, "a"), make_open(KEY, "a")
-    there.tree = SimpleNamespace(share_root=object())
-    table.add(here)
-    table.add(there)
-    assert here.link is not there.link
+    here, there, reloaded = make_open(KEY, "a"), make_open(KEY, "a"), make_open(KEY, "a")
+    roots = [ShareRoot.open(str(path), case_sensitive=True)
+             for path in (tmp_path, tmp_path / "other", tmp_path / "other" / "..")]
+    try:
+        for open_, root in zip((here, there, reloaded), roots, strict=True):
+            open_.tree = SimpleNamespace(share_root=root)  # type: ignore[assignment]
+            table.add(open_)
+        assert here.link is reloaded.link is not there.link
+        table.set_delete_pending(here, True)
+        assert table.is_delete_pending(reloaded) and not table.is_delete_pending(there)
+    finally:
+        for root in roots:
+            root.close()

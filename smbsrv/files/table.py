@@ -64,9 +64,11 @@ class Link:
         self.deleter: Deleter | None = None  # who made the delete pending: the open that set it last
 
     def names(self, root: Any, components: tuple[str, ...]) -> bool:
-        """Whether this is the name `components` in the share `root` (fs.resolver.ShareRoot)."""
+        """Whether this is the name `components` in the share `root` (fs.resolver.ShareRoot). A directory has
+        one name (no hard links), whatever path and share it was reached by (a share inside another's)."""
         first = self.opens[0]
-        return first.path_components == components and _same_share_directory(first.tree.share_root, root)
+        return first.is_directory or (first.path_components == components
+                                      and _same_share_directory(first.tree.share_root, root))
 
 
 def _same_share_directory(own: Any, other: Any) -> bool:

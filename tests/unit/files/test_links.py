@@ -125,3 +125,19 @@ def test_shares_are_told_apart_by_their_directory(tmp_path: Path) -> None:
     finally:
         for root in roots:
             root.close()
+
+
+def test_a_directory_has_one_name_whatever_the_path() -> None:
+    """A directory has no hard links: its opens share one Link even through another path to it (a share whose
+    root lies inside another share), so a delete pending on it is everyone's."""
+    table = FileTable()
+    outer, inner = make_open((1, 70), "sub", "d"), make_open((1, 70), "d")
+    outer.is_directory = inner.is_directory = True
+    table.add(outer)
+    table.add(inner)
+    assert outer.link is inner.link
+    table.set_delete_pending(inner, True)
+    assert table.is_delete_pending(outer)
+    assert table.is_name_delete_pending((1, 70), TREE.share_root, ("sub", "d"))
+    assert not table.close(inner).delete_now
+    assert table.close(outer).delete_now

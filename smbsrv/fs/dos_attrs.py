@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 
 from smbsrv.errors import SmbError
-from smbsrv.fs import xattr
+from smbsrv.fs import entry_xattr, xattr
 
 # The attribute names are re-exported: callers speak of dos_attrs.FILE_ATTRIBUTE_* with the stored mask.
 from smbsrv.fscc.attributes import (
@@ -174,7 +174,7 @@ def read_at(dir_fd: int, name: str, st: os.stat_result) -> DosInfo | None:
     entry = _cached(st)
     if entry is not None:
         return entry[1]
-    value = xattr.get_at(dir_fd, name, DOS_XATTR_NAME)
+    value = entry_xattr.get(dir_fd, name, DOS_XATTR_NAME)  # xattr.get_at, with getxattrat where it exists
     return _remember(st, DosInfo.decode(value) if value is not None else None)
 
 

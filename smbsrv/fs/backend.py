@@ -14,6 +14,7 @@ import fcntl
 import os
 import stat
 import struct
+from collections.abc import Iterator
 
 from smbsrv.errors import SmbError
 from smbsrv.fs import dos_attrs, identity
@@ -385,7 +386,23 @@ def set_allocation(fd: int, allocation: int) -> None:
             fallocate(fd, 0, allocation)
         except SmbError as exc:
             if exc.status != NtStatus.STATUS_NOT_SUPPORTED:
+                _release_reserved(fd, st.st_size)
                 raise
+
+
+def _release_reserved(fd: int, size: int) -> None:
+    """Undo a fallocate(2) that failed: ext4 keeps the blocks it reserved before it ran out of room, so one
+    FileAllocationInformation of a terabyte took every free block of the file system (for every other user
+    too) and still answered STATUS_DISK_FULL. Past the end of file nothing is data (ftruncate frees it); below
+    it, the holes it filled are unwritten extents, which read as zeros as the holes did, so punching every
+    unwritten extent changes no byte of the file. Blocks reserved by an earlier request go too."""
+    try:
+        ftruncate(fd, size)
+        for logical, length, flags in _extents(fd):
+            if flags & _FIEMAP_EXTENT_UNWRITTEN and logical < size:
+                punch_hole(fd, logical, min(length, size - logical))
+    except (OSError, SmbError):
+        pass  # best effort: the request's own failure is what the client is told
 
 
 # struct fiemap and struct fiemap_extent, include/uapi/linux/fiemap.h; FS_IOC_FIEMAP = _IOWR('f', 11, fiemap)
@@ -393,6 +410,7 @@ _FS_IOC_FIEMAP = 0xC020660B
 _FIEMAP = struct.Struct("=QQIIII")
 _FIEMAP_EXTENT = struct.Struct("=QQQ16xI12x")  # logical, physical, length, (reserved), flags, (reserved)
 _FIEMAP_EXTENT_LAST = 0x1
+_FIEMAP_EXTENT_UNWRITTEN = 0x800
 _FIEMAP_BATCH = 32
 
 
@@ -416,26 +434,31 @@ def data_allocation(fd: int, st: os.stat_result) -> int:
     blocks = st.st_blocks * 512
     if fd < 0 or allocation_is_blocks(st):
         return blocks
-    total, start = 0, 0
+    try:
+        return sum(length for _, length, _ in _extents(fd))
+    except OSError:
+        return blocks  # no FIEMAP here (tmpfs, FUSE, an O_PATH fd)
+
+
+def _extents(fd: int) -> Iterator[tuple[int, int, int]]:
+    """(logical offset, length, flags) of each extent of the file, by FS_IOC_FIEMAP; OSError without it."""
+    start = 0
     request = bytearray(_FIEMAP.size + _FIEMAP_EXTENT.size * _FIEMAP_BATCH)
     while True:
         _FIEMAP.pack_into(request, 0, start, 2**64 - 1 - start, 0, 0, _FIEMAP_BATCH, 0)
-        try:
-            fcntl.ioctl(fd, _FS_IOC_FIEMAP, request)
-        except OSError:
-            return blocks  # no FIEMAP here (tmpfs, FUSE, an O_PATH fd)
+        fcntl.ioctl(fd, _FS_IOC_FIEMAP, request)
         mapped = _FIEMAP.unpack_from(request)[3]
         if not mapped:
-            return total
+            return
         for index in range(mapped):
             logical, _physical, length, flags = _FIEMAP_EXTENT.unpack_from(
                 request, _FIEMAP.size + index * _FIEMAP_EXTENT.size)
-            total += length
+            yield logical, length, flags
             start = logical + length
             if flags & _FIEMAP_EXTENT_LAST:
-                return total
+                return
         if mapped < _FIEMAP_BATCH:
-            return total
+            return
 
 
 def punch_hole(fd: int, offset: int, length: int) -> None:

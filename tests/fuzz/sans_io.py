@@ -236,12 +236,11 @@ class SansIoServer:
 
     def restore_share(self) -> None:
         """Recreate what the set-up opens: hostile requests may have renamed, truncated, deleted it or set its
-        DOS attributes (READONLY would make the next set-up's CREATE fail)."""
-        for name in (FILE_NAME, DIR_NAME):
-            path = self.share_path / name
-            if path.exists() or path.is_symlink():
-                # Out of the share (same file system): the share root stays small for QUERY_DIRECTORY.
-                os.rename(path, self.root / "trash" / os.urandom(8).hex())
+        DOS attributes (READONLY would make the next set-up's CREATE fail). Whatever else the last input made
+        goes too, so that each input starts from the same share (and a finding replays alone)."""
+        for name in os.listdir(self.share_path):
+            # Out of the share (same file system): the share root stays small for QUERY_DIRECTORY.
+            os.rename(self.share_path / name, self.root / "trash" / os.urandom(8).hex())
         # And gone: a hostile FileAllocationInformation or WRITE far out gives a file real blocks (gigabytes
         # each), and a long run keeps hundreds of thousands of them (55 GB filled the disk in 15 minutes).
         for entry in os.scandir(self.root / "trash"):

@@ -8,11 +8,11 @@ import stat
 
 from smbsrv.commands import oplock_break
 from smbsrv.files import write_time
-from smbsrv.fs import backend, dos_attrs, eas
+from smbsrv.fs import backend, dos_attrs, eas, posix_acl
 from smbsrv.fs.name_index import fold
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
-from smbsrv.fs.share_modes import check_share_access
+from smbsrv.fs.share_modes import check_share_access, maximal_access
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
@@ -219,7 +219,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
     source_parent, source_name = open_.handle.parent_fd, open_.handle.name
     target, requested_name = _target(ctx, open_, rename.file_name)
     with target:
-        _check_target_directory(server, target.parent_fd, open_.is_directory)
+        _check_target_directory(ctx, target.parent_fd, open_.is_directory)
         existing = target.stat
         same_file = existing is not None and (existing.st_dev, existing.st_ino) == open_.handle.key
         if same_file and not _own_name(target.parent_fd, target.name, source_parent, source_name):
@@ -283,16 +283,24 @@ def _renamed(ctx: RequestContext, open_: Open, rename: classes.RenameInformation
     return wire.SET_INFO_RESPONSE
 
 
-def _check_target_directory(server, parent_fd: int, is_directory: bool) -> None:  # type: ignore[no-untyped-def]
+def _check_target_directory(ctx: RequestContext, parent_fd: int, is_directory: bool) -> None:
     """A rename on Windows opens the target's directory to add the name (the I/O manager's open of the
     target directory: FILE_ADD_FILE, or FILE_ADD_SUBDIRECTORY for a directory, sharing read and write), so
-    the ordinary sharing check of [MS-FSA] 2.1.5.1.2 against that directory's opens decides: one with DELETE
-    access, or one sharing no write, refuses it with STATUS_SHARING_VIOLATION (smbtorture smb2.rename.*);
-    one that shares read and write but not delete does not (a CHANGE_NOTIFY handle in smb2.notify.rec and
-    mask-change). Samba 4.17 looks only for DELETE access (parent_dirname_compatible_open)."""
+    the ordinary checks of [MS-FSA] 2.1.5.1.2 decide, in their order: first the access check of 2.1.5.1.2.1
+    (a user who may not add names there gets STATUS_ACCESS_DENIED, as Samba 4.17's check_parent_access_fsp
+    answers, whoever has the directory open), then the sharing check against that directory's opens: one
+    with DELETE access, or one sharing no write, refuses it with STATUS_SHARING_VIOLATION (smbtorture
+    smb2.rename.*); one that shares read and write but not delete does not (a CHANGE_NOTIFY handle in
+    smb2.notify.rec and mask-change). Samba 4.17 looks only for DELETE access (parent_dirname_compatible_open)."""
+    session, tree = ctx.session, ctx.tree
+    assert session is not None and tree is not None
     parent = backend.fstat(parent_fd)
-    access = (FILE_APPEND_DATA if is_directory else FILE_WRITE_DATA) | SYNCHRONIZE
-    check_share_access(server.files.opens((parent.st_dev, parent.st_ino)), access,
+    access = FILE_APPEND_DATA if is_directory else FILE_WRITE_DATA
+    acl = None if session.uid in (0, parent.st_uid) else posix_acl.read(parent_fd)
+    if not access & maximal_access(parent.st_mode, parent.st_uid, parent.st_gid, session.uid, session.gid,
+                                   session.groups, read_only_share=tree.read_only, acl=acl):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    check_share_access(ctx.connection.server.files.opens((parent.st_dev, parent.st_ino)), access | SYNCHRONIZE,
                        FILE_SHARE_READ | FILE_SHARE_WRITE)
 
 

@@ -417,3 +417,27 @@ def test_overwrite_applies_the_ea_context(runner: Runner) -> None:
         assert b.status_name(listed.status) == "STATUS_SUCCESS", side.name
         assert b"Second" in b.output_buffer(listed), side.name
         assert client.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_rename_into_an_open_directory_the_user_may_not_write_is_access_denied(runner: Runner) -> None:
+    """A rename into a directory the user may not add names to, while another user has that directory open with
+    DELETE: the open of the target directory checks access before sharing ([MS-FSA] 2.1.5.1.2.1 before the
+    sharing check of 2.1.5.1.2), so ACCESS_DENIED, as when nobody has it open (Samba 4.17's
+    check_parent_access_fsp). smbsrv answered SHARING_VIOLATION, telling the user the directory was open."""
+    for side, owner, base in _both(runner):
+        member = side.clients[2]  # the second user, in the owner's group
+        (side.share_dir / base).chmod(0o775)
+        for options in (0, b.FILE_DIRECTORY_FILE):
+            name = "dir" if options else "file"
+            moved = member.open(f"{base}\\{name}", desired_access=b.GENERIC_READ | b.DELETE,
+                                disposition=b.FILE_CREATE, options=options)
+            target = owner.open(f"{base}\\d{name}", desired_access=b.GENERIC_READ | b.DELETE,
+                                disposition=b.FILE_CREATE, options=b.FILE_DIRECTORY_FILE)  # 0755, the owner's
+            response = member.set_info(moved, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                       b.rename_info(f"{base}\\d{name}\\x"))
+            assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, name)
+            assert owner.close_file(target) == b.STATUS_SUCCESS
+            response = member.set_info(moved, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                       b.rename_info(f"{base}\\d{name}\\x"))
+            assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, name)
+            assert member.close_file(moved) == b.STATUS_SUCCESS

@@ -399,6 +399,65 @@ def _mode_reset_by_overwrite(c: Context) -> bool:
 
 
 
+def _chmods_of(c: Context, name: str) -> list[int]:
+    """The modes the chmod steps before the step gave `name` (any case), in order."""
+    return [op.attributes for op in c.history if op.kind == "chmod" and op.name and op.name.lower() == name.lower()]
+
+
+def _some_class(mode: int, test: Callable[[int], bool]) -> bool:
+    return any(test((mode >> shift) & 7) for shift in (6, 3, 0))
+
+
+def _spelled_otherwise_before(c: Context) -> bool:
+    """The step's name was met in another spelling before (a CREATE, rename or link of "A" for "a")."""
+    return c.op is not None and any(op.kind in ("create", "rename", "link") and op.name != c.op.name
+                                    and op.name.lower() == c.op.name.lower() for op in c.history)
+
+
+# Rights for which Samba 4.17 reopens a directory with O_RDONLY (open.c open_directory, need_fd_access):
+# FILE_LIST_DIRECTORY, FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY, and what names them.
+_DIRECTORY_FD_RIGHTS = (b.FILE_READ_DATA | b.FILE_WRITE_DATA | b.FILE_APPEND_DATA | b.GENERIC_READ | b.GENERIC_WRITE
+                        | b.GENERIC_ALL | b.MAXIMUM_ALLOWED)
+
+
+def _writable_unreadable_directory(c: Context) -> bool:
+    """An open of a directory, asking for a right Samba wants an fd for, after a chmod left some class of users
+    w or x without r (0733, 0333, 0711, 0200)."""
+    if c.op is None or _target(c) != "dir" or not c.op.access & _DIRECTORY_FD_RIGHTS:
+        return False
+    modes = _chmods_of(c, c.op.name)
+    return bool(modes) and _some_class(modes[-1], lambda bits: bits in (1, 2, 3))
+
+
+def _only_dots_of_unsearchable_directory(c: Context) -> bool:
+    """A listing that smbsrv answers with "." or ".." only, of a directory a chmod left some class of users
+    r without x (0600, 0640, 0644, 0744)."""
+    name = _current_name(c)
+    if name is None or c.smbsrv[1] != "STATUS_SUCCESS":
+        return False
+    modes = _chmods_of(c, name)
+    entries = dict(c.smbsrv[2]).get("entries", ())
+    return (bool(modes) and _some_class(modes[-1], lambda bits: bits & 5 == 4)
+            and bool(entries) and all(entry[0] in (".", "..") for entry in entries))
+
+
+def _overwritten_after_chmod(c: Context) -> bool:
+    """Only the MxAc differs, at an open of a name that an overwriting CREATE carried out on Samba after a chmod
+    of the name."""
+    if c.op is None or not _only_mxac_differs(c):
+        return False
+    chmodded = False
+    for op, done in _succeeded(c):
+        if op.name.lower() != c.op.name.lower():
+            continue
+        if op.kind == "chmod":
+            chmodded = True
+        elif chmodded and done and op.kind == "create" and op.disposition in (
+                b.FILE_SUPERSEDE, b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF):
+            return True
+    return False
+
+
 def _chmod_before(c: Context) -> bool:
     return any(op.kind == "chmod" for op in c.history)
 
@@ -644,6 +703,27 @@ ALLOWED: tuple[Allowed, ...] = (
             and dict(c.smbsrv[2]).get("closed_first") == "STATUS_SUCCESS",
             "spec: [MS-SMB2] 3.3.5.10: the CLOSE of a valid handle succeeds (as above; the close before a CREATE "
             "into a busy slot)"),
+    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _overwritten_after_chmod,
+            "samba: the MxAc of a file Samba 4.17 overwrote after a chmod: it set the mode back to 0744 then (as "
+            "below), so it reports what 0744 grants; smbsrv kept the administrator's mode and reports what that "
+            "grants (docs/access.md)"),
+    Allowed("chmod", ("done", "none"), ("none", "done"), _spelled_otherwise_before,
+            "samba: a file created as \"A\" after a lookup of \"A\" had found \"a\", and \"a\" was deleted: Samba "
+            "4.17's stat cache (source3/smbd/statcache.c, removed after 4.17; close.c drops a deleted name's entry "
+            "only for a directory) still maps \"A\" to \"a\", so the new file is \"a\"; [MS-FSA] 2.1.5.1.1 names "
+            "a new file as the request spells it, as smbsrv does (the on-disk names then differ in case only)"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION"),
+            _writable_unreadable_directory,
+            "samba: a directory whose mode gives the user w or x but no r (0733, 0333): [MS-FSA] 2.1.5.1.2.1 grants "
+            "what the descriptor allows (Samba's own synthesised DACL: FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY, "
+            "traverse; smbsrv grants that, no FILE_LIST_DIRECTORY), but Samba 4.17 then reopens the directory "
+            "O_RDONLY for any of those rights (open.c open_directory, need_fd_access), which the kernel refuses "
+            "without r: ACCESS_DENIED"),
+    Allowed("querydir", ("STATUS_NO_SUCH_FILE",), ("STATUS_SUCCESS",), _only_dots_of_unsearchable_directory,
+            "samba: a listing of a directory whose mode gives the user r but no x (0600, 0644): [MS-FSA] 2.1.5.6.3 "
+            "lists \".\" (and \"..\") of a directory that is not the root when the pattern matches them, and "
+            "smbsrv describes \".\" from its open; Samba 4.17 stats every entry by name through the directory, "
+            "which the kernel refuses without x, and leaves them all out"),
     Allowed("disk", ("",), ("",), _mode_reset_by_overwrite,
             "samba: Samba 4.17 sets an overwritten file's mode back to its create mode (open.c open_file_ntcreate: "
             "file_set_dosmode on FILE_WAS_OVERWRITTEN, which chmods to unix_mode(); 0744: an administrator's "

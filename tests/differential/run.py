@@ -393,6 +393,8 @@ def _both_refused(difference: Difference) -> bool:
     samba, smbsrv = difference.samba, difference.smbsrv
     if samba[0] != smbsrv[0] or samba[0] in ("close", "final-close", "disk", "dropped", "(none)"):
         return False
+    if samba[0] == "chmod":
+        return False  # "done" on one side and "none" on the other: one disk changed
     if samba[0] == "eof" or {samba[1], smbsrv[1]} & {"STATUS_NO_MEMORY", "STATUS_INVALID_HANDLE"}:
         # Samba 4.17's handle is not itself after these (its later CLOSE fails, its connection may drop).
         return False

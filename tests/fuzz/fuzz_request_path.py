@@ -3,9 +3,12 @@
 Each input gets a fresh logged-on connection of tests/fuzz/sans_io.py (the same set-up as
 tests/unit/protocol/test_request_path_property.py) and is turned into one to three messages: either hostile
 requests of tests/fuzz/requests.py, whose choices the fuzzer's bytes make, or raw bytes behind a header whose
-message, session and tree ids are made valid so that the bytes reach the command handlers. A Finding (an
-exception other than ProtocolViolation, an internal error logged, STATUS_INTERNAL_ERROR, a malformed response,
-a request that does not finish) ends the run.
+message, session and tree ids are made valid so that the bytes reach the command handlers; or sequences that
+need state: a srvsvc bind and requests (pipe_chain), a CREATE with related elements (related_chain), a pending
+request and its CANCEL (async_chain), a second logon with a damaged AUTHENTICATE (logon_attempt), a channel
+binding (bind_attempt). A Finding (an exception other than ProtocolViolation, an internal error logged,
+STATUS_INTERNAL_ERROR, a malformed response, a request that does not finish; once the connection is gone an
+open, a descriptor of a share file or anything next to the share left behind) ends the run.
 
 Run with atheris (`python -m tests.fuzz.fuzz_request_path -max_total_time=20`) or through
 `python -m tests.fuzz.run`, which falls back to a seeded random loop when atheris cannot be imported.

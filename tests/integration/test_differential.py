@@ -441,3 +441,28 @@ def test_rename_into_an_open_directory_the_user_may_not_write_is_access_denied(r
                                        b.rename_info(f"{base}\\d{name}\\x"))
             assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", (side.name, name)
             assert member.close_file(moved) == b.STATUS_SUCCESS
+
+
+def test_directory_with_write_and_search_but_no_read_grants_no_listing(runner: Runner) -> None:
+    """SECURITY. A group member of a 0733 directory (-wx) asks for MAXIMUM_ALLOWED: smbsrv grants what the mode
+    maps to (0x1201F6: add file, add subdirectory, traverse, attributes; never FILE_LIST_DIRECTORY) and refuses a
+    listing through that handle; FILE_LIST_DIRECTORY itself is ACCESS_DENIED on both servers. Samba 4.17 refuses
+    the MAXIMUM_ALLOWED open (it reopens the directory O_RDONLY, allowed.py)."""
+    for side, owner, base in _both(runner):
+        member = side.clients[2]  # the second user, in the owner's group
+        owner.close_file(owner.open(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=b.FILE_CREATE,
+                                    options=b.FILE_DIRECTORY_FILE))
+        (side.share_dir / base / "d").chmod(0o733)
+        response = member.create(f"{base}\\d", desired_access=b.FILE_READ_DATA, options=b.FILE_DIRECTORY_FILE)
+        assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", side.name
+        response = member.create(f"{base}\\d", desired_access=b.MAXIMUM_ALLOWED, options=b.FILE_DIRECTORY_FILE)
+        if side is runner.samba:
+            assert b.status_name(response.status) == "STATUS_ACCESS_DENIED", side.name
+            continue
+        assert b.status_name(response.status) == "STATUS_SUCCESS", side.name
+        file_id = b.create_file_id(response.body)
+        access = member.query_info(file_id, b.SMB2_0_INFO_FILE, 8)  # FileAccessInformation
+        assert struct.unpack_from("<I", b.output_buffer(access), 0)[0] == 0x1201F6, side.name
+        listing = member.query_directory(file_id)
+        assert b.status_name(listing.status) == "STATUS_ACCESS_DENIED", side.name
+        assert member.close_file(file_id) == b.STATUS_SUCCESS

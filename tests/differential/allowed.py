@@ -404,8 +404,30 @@ def _chmods_of(c: Context, name: str) -> list[int]:
     return [op.attributes for op in c.history if op.kind == "chmod" and op.name and op.name.lower() == name.lower()]
 
 
-def _some_class(mode: int, test: Callable[[int], bool]) -> bool:
-    return any(test((mode >> shift) & 7) for shift in (6, 3, 0))
+def _user_bits(c: Context, name: str, user: int, default: int | None = None) -> int | None:
+    """The rwx bits the last chmod of `name` gave `user` (ops.USERS' numbering), or `default`'s bits when no
+    chmod named it; None without either, or when who created it is not known. The creator owns it; its group is the creator's, or the sequence
+    directory's (the first user's) under a setgid chmod; the second user is in the first user's group only."""
+    modes = _chmods_of(c, name)
+    creator = None
+    setgid = False
+    for index, op in enumerate(c.history):
+        if op.kind == "chmod" and not op.name:
+            setgid = bool(op.attributes & 0o2000)
+        elif (op.kind == "create" and op.name.lower() == name.lower() and index < len(c.samba_history)
+              and dict(c.samba_history[index][2]).get("action") == 2):
+            creator, group_of_first = USERS[op.conn], setgid or USERS[op.conn] == 0
+            break
+    mode = modes[-1] if modes else default
+    if mode is None or creator is None:
+        return None
+    if user == creator:
+        shift = 6
+    elif group_of_first and user in (0, 1):
+        shift = 3
+    else:
+        shift = 0
+    return (mode >> shift) & 7
 
 
 def _spelled_otherwise_before(c: Context) -> bool:
@@ -425,8 +447,8 @@ def _writable_unreadable_directory(c: Context) -> bool:
     w or x without r (0733, 0333, 0711, 0200)."""
     if c.op is None or _target(c) != "dir" or not c.op.access & _DIRECTORY_FD_RIGHTS:
         return False
-    modes = _chmods_of(c, c.op.name)
-    return bool(modes) and _some_class(modes[-1], lambda bits: bits in (1, 2, 3))
+    bits = _user_bits(c, c.op.name, USERS[c.op.conn])
+    return bits is not None and bits in (1, 2, 3)
 
 
 def _only_dots_of_unsearchable_directory(c: Context) -> bool:
@@ -435,10 +457,30 @@ def _only_dots_of_unsearchable_directory(c: Context) -> bool:
     name = _current_name(c)
     if name is None or c.smbsrv[1] != "STATUS_SUCCESS":
         return False
-    modes = _chmods_of(c, name)
+    assert c.handle_op is not None
+    bits = _user_bits(c, name, USERS[c.handle_op.conn])
     entries = dict(c.smbsrv[2]).get("entries", ())
-    return (bool(modes) and _some_class(modes[-1], lambda bits: bits & 5 == 4)
+    return (bits is not None and bits & 5 == 4
             and bool(entries) and all(entry[0] in (".", "..") for entry in entries))
+
+
+def _into_directory_user_may_not_write(c: Context) -> bool:
+    """A rename into a directory whose mode (0755 as made, unless a chmod changed it) gives the renaming user
+    no w: no FILE_ADD_FILE / FILE_ADD_SUBDIRECTORY there."""
+    if c.op is None or c.handle_op is None or "\\" not in c.op.name:
+        return False
+    bits = _user_bits(c, c.op.name.rsplit("\\", 1)[0], USERS[c.handle_op.conn], 0o755)
+    return bits is not None and not bits & 2
+
+
+def _group_class_below_other(c: Context) -> bool:
+    """A MAXIMUM_ALLOWED open of a name whose last chmod gave the user's class (not the owner's) fewer bits than
+    it gave everyone (0604, 0705): the kernel uses the user's class, not "other"."""
+    if c.op is None or not c.op.access & b.MAXIMUM_ALLOWED:
+        return False
+    modes = _chmods_of(c, c.op.name)
+    bits = _user_bits(c, c.op.name, USERS[c.op.conn])
+    return bool(modes) and bits is not None and bool(modes[-1] & 7 & ~bits)
 
 
 def _overwritten_after_chmod(c: Context) -> bool:
@@ -707,6 +749,18 @@ ALLOWED: tuple[Allowed, ...] = (
             "samba: the MxAc of a file Samba 4.17 overwrote after a chmod: it set the mode back to 0744 then (as "
             "below), so it reports what 0744 grants; smbsrv kept the administrator's mode and reports what that "
             "grants (docs/access.md)"),
+    Allowed("rename", ("STATUS_SHARING_VIOLATION",), ("STATUS_ACCESS_DENIED",), _into_directory_user_may_not_write,
+            "spec: a rename opens the target's directory to add the name, and that open's access check ([MS-FSA] "
+            "2.1.5.1.2.1; FILE_ADD_FILE needs w) comes before its sharing check (2.1.5.1.2; fastfat's "
+            "FatOpenExistingDcb: FatCheckFileAccess, then IoCheckShareAccess); Samba 4.17 looks for a DELETE open "
+            "of that directory first (smb2_reply.c parent_dirname_compatible_open, in its own smbd process only, "
+            "so on the same connection) and checks the access after (check_parent_access_fsp)"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION"),
+            _group_class_below_other,
+            "samba: MAXIMUM_ALLOWED by a user whose class has fewer bits than everyone's (a group member of a 0604 "
+            "file): Samba 4.17's synthesised DACL lets its Everyone entry grant the read the kernel refuses the "
+            "group class, and its open of the file as the user then fails (EACCES: ACCESS_DENIED); smbsrv grants "
+            "what the kernel gives that class (docs/access.md: here FILE_READ_ATTRIBUTES only, so no READ)"),
     Allowed("chmod", ("done", "none"), ("none", "done"), _spelled_otherwise_before,
             "samba: a file created as \"A\" after a lookup of \"A\" had found \"a\", and \"a\" was deleted: Samba "
             "4.17's stat cache (source3/smbd/statcache.c, removed after 4.17; close.c drops a deleted name's entry "

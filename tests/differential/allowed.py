@@ -483,6 +483,14 @@ def _group_class_below_other(c: Context) -> bool:
     return bool(modes) and bits is not None and bool(modes[-1] & 7 & ~bits)
 
 
+def _overwrite_by_writer_who_may_not_read(c: Context) -> bool:
+    """An overwrite by a user whose class has w without r (0733, 0622 as another user)."""
+    if not _overwrite(c) or _target(c) != "file":
+        return False
+    bits = _user_bits(c, c.op.name, USERS[c.op.conn])  # type: ignore[union-attr]
+    return bits is not None and bits & 6 == 2
+
+
 def _overwritten_after_chmod(c: Context) -> bool:
     """Only the MxAc differs, at an open of a name that an overwriting CREATE carried out on Samba after a chmod
     of the name."""
@@ -761,6 +769,13 @@ ALLOWED: tuple[Allowed, ...] = (
             "file): Samba 4.17's synthesised DACL lets its Everyone entry grant the read the kernel refuses the "
             "group class, and its open of the file as the user then fails (EACCES: ACCESS_DENIED); smbsrv grants "
             "what the kernel gives that class (docs/access.md: here FILE_READ_ATTRIBUTES only, so no READ)"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION"),
+            _overwrite_by_writer_who_may_not_read,
+            "samba: an overwrite by a user who may write the file but not read it (another user's 0733): Samba "
+            "4.17 refuses, with or without FILE_WRITE_DATA asked and whatever attributes (measured; the same with "
+            "0766 succeeds): it needs r for an overwrite (open.c open_file turns O_RDONLY|O_TRUNC into O_RDWR; with "
+            "FILE_WRITE_DATA asked too, which of its steps as the user wants r is not pinned down); [MS-FSA] "
+            "2.1.5.1.2.1 needs only the implied FILE_WRITE_DATA, which w gives, and smbsrv truncates with that"),
     Allowed("chmod", ("done", "none"), ("none", "done"), _spelled_otherwise_before,
             "samba: a file created as \"A\" after a lookup of \"A\" had found \"a\", and \"a\" was deleted: Samba "
             "4.17's stat cache (source3/smbd/statcache.c, removed after 4.17; close.c drops a deleted name's entry "

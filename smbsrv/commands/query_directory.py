@@ -143,7 +143,7 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
         # The fast path packs the fields of presented.entry_info + backend.file_info straight from the stat
         # for what most entries are: a regular file or directory without a client reparse point, not open
         # (an open file shows its opens' LastWriteTime), with times after 1601. The rest goes through FileInfo.
-        # tests/unit/commands/test_query_directory_rows.py holds the two paths equal for every class.
+        # tests/unit/protocol/test_query_directory_rows.py holds the two paths equal for every class.
         dos = None
         fast = packer is not None and (fmt == _S_IFREG or fmt == _S_IFDIR) and name not in own_fds
         if fast:

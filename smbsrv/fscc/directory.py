@@ -8,11 +8,11 @@
 This is the hot path of a directory listing. Most entries (regular files and directories without a reparse
 point) are written by a `row_packer` straight into the response buffer from stat fields, with no FileInfo; the
 rest go through an encoder, a closure over one precompiled Struct that takes a FileInfo. Entries come out
-unpadded with NextEntryOffset 0; the caller (commands/query_directory.py, or `fill_buffer`) links them.
+unpadded with NextEntryOffset 0; the caller (commands/query_directory.py) links them.
 """
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from smbsrv.errors import SmbError
 from smbsrv.fs.fileinfo import FileInfo
@@ -327,36 +327,3 @@ def row_packer(info_class: int, short_names: bool = False) -> RowPacker | None:
     if short_names and info_class in (C.FileBothDirectoryInformation, C.FileIdBothDirectoryInformation):
         return None
     return _ROW_PACKERS.get(info_class)
-
-
-def fill_buffer(
-    encoder: EntryEncoder,
-    entries: Iterable[tuple[FileInfo, bytes, int]],
-    max_len: int,
-    single_entry: bool = False,
-) -> tuple[bytes, int]:
-    """Pack entries into at most `max_len` bytes: each entry starts 8-byte aligned, NextEntryOffset links them,
-    the last one keeps 0 and is not padded. Stops at the first entry that does not fit (never split).
-
-    Returns (buffer, count). `entries` is consumed lazily and the entry that did not fit has already been
-    pulled from it, so resume from a position: give a generator over your snapshot from index `pos` and
-    advance `pos` by `count`. count 0 means even the first entry does not fit (the caller picks
-    STATUS_INFO_LENGTH_MISMATCH or STATUS_BUFFER_OVERFLOW, protocol-notes 10).
-    """
-    out = bytearray()
-    count = 0
-    previous = 0
-    for info, name, file_index in entries:
-        entry = encoder(info, name, file_index)
-        start = (len(out) + 7) & ~7
-        if start + len(entry) > max_len:
-            break
-        if count:
-            out += bytes(start - len(out))
-            _U32.pack_into(out, previous, start - previous)
-        previous = start
-        out += entry
-        count += 1
-        if single_entry:
-            break
-    return bytes(out), count

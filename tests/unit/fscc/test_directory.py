@@ -23,7 +23,7 @@ def _entry(info_class: int, **overrides: int) -> bytes:
 
 
 def _common_prefix(data: bytes) -> None:
-    assert u32(data, 0) == 0  # NextEntryOffset, patched by fill_buffer
+    assert u32(data, 0) == 0  # NextEntryOffset, linked by commands/query_directory.py
     assert u32(data, 4) == 7  # FileIndex
     assert [u64(data, o) for o in (8, 16, 24, 32)] == [CREATION, ACCESS, WRITE, CHANGE]
     assert u64(data, 40) == 5000 and u64(data, 48) == 8192 and u32(data, 56) == 0x20
@@ -158,61 +158,3 @@ def test_fixed_sizes() -> None:
     }
     for info_class, size in directory.ENTRY_FIXED_SIZE.items():
         assert len(directory.entry_encoder(info_class)(make_info(), b"", 0)) == size
-
-
-def _names(count: int) -> list[tuple[object, bytes, int]]:
-    # Names of different lengths so the padding differs from entry to entry.
-    return [(make_info(), ("n" * (i + 1)).encode("utf-16-le"), i) for i in range(count)]
-
-
-def _walk(buffer: bytes) -> list[int]:
-    offsets = [0]
-    while True:
-        next_offset = u32(buffer, offsets[-1])
-        if next_offset == 0:
-            return offsets
-        assert next_offset % 8 == 0
-        offsets.append(offsets[-1] + next_offset)
-
-
-def test_fill_buffer_links_and_aligns() -> None:
-    encoder = directory.entry_encoder(C.FileIdBothDirectoryInformation)
-    entries = _names(5)
-    buffer, count = directory.fill_buffer(encoder, iter(entries), 65536)  # type: ignore[arg-type]
-    assert count == 5
-    offsets = _walk(buffer)
-    assert len(offsets) == 5 and all(o % 8 == 0 for o in offsets)
-    for i, offset in enumerate(offsets):
-        parsed = smb.SMBFindFileIdBothDirectoryInfo(data=buffer[offset:], flags=smb.SMB.FLAGS2_UNICODE)
-        assert parsed["FileName"] == ("n" * (i + 1)).encode("utf-16-le") and parsed["FileIndex"] == i
-    # The last entry is not padded.
-    assert len(buffer) == offsets[-1] + 104 + 10
-
-
-def test_fill_buffer_never_splits_an_entry() -> None:
-    encoder = directory.entry_encoder(C.FileNamesInformation)
-    # Entry sizes: 14, 16, 18, 20 -> starts 0, 16, 32, 56.
-    entries = _names(4)
-    for max_len, expected_count in ((13, 0), (14, 1), (31, 1), (32, 2), (49, 2), (50, 3), (75, 3), (76, 4)):
-        buffer, count = directory.fill_buffer(encoder, iter(entries), max_len)  # type: ignore[arg-type]
-        assert count == expected_count, max_len
-        assert len(buffer) <= max_len
-        if count:
-            assert len(_walk(buffer)) == count
-        else:
-            assert buffer == b""
-
-
-def test_fill_buffer_single_entry_and_resume() -> None:
-    encoder = directory.entry_encoder(C.FileDirectoryInformation)
-    entries = _names(3)
-    buffer, count = directory.fill_buffer(encoder, iter(entries), 65536, single_entry=True)  # type: ignore[arg-type]
-    assert count == 1 and u32(buffer, 0) == 0
-    position = 0
-    seen = 0
-    while position < len(entries):
-        buffer, count = directory.fill_buffer(encoder, (e for e in entries[position:]), 150)  # type: ignore[misc]
-        assert count >= 1
-        position += count
-        seen += len(_walk(buffer))
-    assert seen == 3

@@ -111,3 +111,35 @@ def test_the_fast_path_packs_what_fileinfo_packs(peer: Peer, monkeypatch: pytest
     if output_length > 65536 and directory:
         assert len(fast) == 2  # all in one response, larger than the first buffer but for names only
         assert len(fast[0]) > 65536 or info_class == C.FileNamesInformation
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_entry_is_never_split_and_the_last_is_not_padded(peer: Peer, monkeypatch: pytest.MonkeyPatch,
+                                                             fast: bool) -> None:
+    """Four FileNamesInformation entries of 18 bytes start at 0, 24, 48 and 72: a buffer holds an entry only
+    whole, the ones before it 8-byte aligned, and the last one unpadded ([MS-SMB2] 3.3.5.18); a buffer too
+    small for the first entry is STATUS_INFO_LENGTH_MISMATCH."""
+    if not fast:
+        monkeypatch.setattr(query_directory, "row_packer", lambda *args: None)
+    sized = peer.server.share_path / "sized"
+    sized.mkdir()
+    for name in ("abc", "abd", "abe", "abf"):
+        (sized / name).write_bytes(b"")
+    opened = _send(peer, b.Req(b.SMB2_CREATE, b.create_body("sized", desired_access=0x81, share_access=7,
+                                                             options=1)))[0]
+    file_id = b.create_file_id(opened.body)
+    for output_length, count in ((17, 0), (18, 1), (41, 1), (42, 2), (65, 2), (66, 3), (89, 3), (90, 4)):
+        body = b.query_directory_body(file_id, "ab*", C.FileNamesInformation, SMB2_RESTART_SCANS, output_length)
+        response = _send(peer, b.Req(b.SMB2_QUERY_DIRECTORY, body))[0]
+        if count == 0:
+            assert response.status == 0xC0000004  # STATUS_INFO_LENGTH_MISMATCH
+            continue
+        assert response.status == 0
+        offset, length = struct.unpack_from("<HI", response.body, 2)
+        entries = response.body[offset - 64:offset - 64 + length]
+        assert length == 24 * (count - 1) + 18 <= output_length
+        starts = [0]
+        while next_offset := struct.unpack_from("<I", entries, starts[-1])[0]:
+            starts.append(starts[-1] + next_offset)
+        assert starts == [24 * index for index in range(count)]
+    _send(peer, b.Req(b.SMB2_CLOSE, b.close_body(file_id)))

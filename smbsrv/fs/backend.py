@@ -379,29 +379,41 @@ def set_allocation(fd: int, allocation: int) -> None:
     (Samba without "strict allocate" does no more); no room is STATUS_DISK_FULL."""
     st = fstat(fd)
     block_size = st.st_blksize or 4096
-    if -(-allocation // block_size) * block_size < data_allocation(fd, st):
+    wanted, held = -(-allocation // block_size) * block_size, data_allocation(fd, st)
+    if wanted < held:
         ftruncate(fd, st.st_size)
     if allocation > st.st_size:
+        _check_room(fd, wanted - held)
         try:
             fallocate(fd, 0, allocation)
         except SmbError as exc:
             if exc.status != NtStatus.STATUS_NOT_SUPPORTED:
-                _release_reserved(fd, st.st_size)
+                _release_past_eof(fd)
                 raise
 
 
-def _release_reserved(fd: int, size: int) -> None:
-    """Undo a fallocate(2) that failed: ext4 keeps the blocks it reserved before it ran out of room, so one
-    FileAllocationInformation of a terabyte took every free block of the file system (for every other user
-    too) and still answered STATUS_DISK_FULL. Past the end of file nothing is data (ftruncate frees it); below
-    it, the holes it filled are unwritten extents, which read as zeros as the holes did, so punching every
-    unwritten extent changes no byte of the file. Blocks reserved by an earlier request go too."""
+def _check_room(fd: int, needed: int) -> None:
+    """STATUS_DISK_FULL before fallocate(2) when the file system has fewer free blocks than the allocation
+    needs, as Samba's vfs_allocate_file_space compares with the free space first: ext4 keeps the blocks a
+    failed fallocate reserved before it ran out, so one FileAllocationInformation of a terabyte took every
+    free block of the file system (for every other user too) and still answered DISK_FULL. Where statvfs
+    fails, fallocate decides."""
     try:
-        ftruncate(fd, size)
-        for logical, length, flags in _extents(fd):
-            if flags & _FIEMAP_EXTENT_UNWRITTEN and logical < size:
-                punch_hole(fd, logical, min(length, size - logical))
-    except (OSError, SmbError):
+        st = os.fstatvfs(fd)
+    except OSError:
+        return
+    if needed > st.f_bavail * st.f_frsize:
+        raise SmbError(NtStatus.STATUS_DISK_FULL)
+
+
+def _release_past_eof(fd: int) -> None:
+    """A fallocate(2) that failed anyway (the free space went between the check and the call): what it reserved
+    past the end of file goes (ftruncate to the size frees it; the size read again, the window for a concurrent
+    extending write as short as it can be). Below the end of file nothing is punched: an unwritten extent there
+    may hold bytes written since and not yet written back, which a hole punch would throw away."""
+    try:
+        ftruncate(fd, fstat(fd).st_size)
+    except SmbError:
         pass  # best effort: the request's own failure is what the client is told
 
 
@@ -410,7 +422,6 @@ _FS_IOC_FIEMAP = 0xC020660B
 _FIEMAP = struct.Struct("=QQIIII")
 _FIEMAP_EXTENT = struct.Struct("=QQQ16xI12x")  # logical, physical, length, (reserved), flags, (reserved)
 _FIEMAP_EXTENT_LAST = 0x1
-_FIEMAP_EXTENT_UNWRITTEN = 0x800
 _FIEMAP_BATCH = 32
 
 

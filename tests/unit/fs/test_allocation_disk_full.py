@@ -85,3 +85,19 @@ def test_allocation_within_the_free_space_still_reserves(small_ext4: Path) -> No
         assert backend.data_allocation(fd, st) == 4 * MIB
     finally:
         os.close(fd)
+
+
+def test_a_failed_allocation_keeps_data_written_into_reserved_blocks(small_ext4: Path) -> None:
+    """Bytes written into blocks an earlier FileAllocationInformation reserved sit in an unwritten extent until
+    writeback converts it: a rollback that punched every unwritten extent below EOF threw them away."""
+    fd = os.open(small_ext4 / "f", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        backend.set_allocation(fd, 4 * MIB)
+        os.pwrite(fd, DATA, 0)  # no fsync: the extent is still unwritten
+        with pytest.raises(SmbError) as caught:
+            backend.set_allocation(fd, 1 << 40)
+        assert caught.value.status == NtStatus.STATUS_DISK_FULL
+        assert os.fstat(fd).st_size == len(DATA)
+        assert os.pread(fd, len(DATA), 0) == DATA
+    finally:
+        os.close(fd)

@@ -491,6 +491,15 @@ def _overwrite_by_writer_who_may_not_read(c: Context) -> bool:
     return bits is not None and bits & 6 == 2
 
 
+def _directory_user_may_not_search(c: Context) -> bool:
+    """The step's handle is on a directory whose mode gives the handle's user no x (0666, 0600)."""
+    name = _current_name(c)
+    if name is None or not c.handle_is_directory:
+        return False
+    bits = _user_bits(c, name, USERS[c.handle_op.conn])  # type: ignore[union-attr]
+    return bits is not None and not bits & 1
+
+
 def _overwritten_after_chmod(c: Context) -> bool:
     """Only the MxAc differs, at an open of a name that an overwriting CREATE carried out on Samba after a chmod
     of the name."""
@@ -776,6 +785,11 @@ ALLOWED: tuple[Allowed, ...] = (
             "0766 succeeds): it needs r for an overwrite (open.c open_file turns O_RDONLY|O_TRUNC into O_RDWR; with "
             "FILE_WRITE_DATA asked too, which of its steps as the user wants r is not pinned down); [MS-FSA] "
             "2.1.5.1.2.1 needs only the implied FILE_WRITE_DATA, which w gives, and smbsrv truncates with that"),
+    Allowed("disposition", ("STATUS_ACCESS_DENIED",), ("STATUS_DIRECTORY_NOT_EMPTY",), _directory_user_may_not_search,
+            "spec: FileDispositionInformation on a directory that has entries, through a handle granted DELETE: "
+            "[MS-FSA] 2.1.5.15.3 answers DIRECTORY_NOT_EMPTY (smbsrv reads the names, which r allows); Samba 4.17 "
+            "stats the entries by name through the directory (can_delete_directory_fsp), which the kernel refuses "
+            "without x, and answers ACCESS_DENIED"),
     Allowed("chmod", ("done", "none"), ("none", "done"), _spelled_otherwise_before,
             "samba: a file created as \"A\" after a lookup of \"A\" had found \"a\", and \"a\" was deleted: Samba "
             "4.17's stat cache (source3/smbd/statcache.c, removed after 4.17; close.c drops a deleted name's entry "

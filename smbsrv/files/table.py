@@ -254,13 +254,21 @@ class FileTable:
             other.path_components = new + other.path_components[depth:]
 
     def _opens_below(self, root: Any, directory: tuple[str, ...]) -> Iterator[Open]:
-        """The opens of the share `root` that lie inside `directory` (path components), at any depth."""
+        """The opens of the share `root` that lie inside `directory` (path components), at any depth, through
+        `root` or another ShareRoot of its directory (a tree connect from before a reload): as for Link.names,
+        the share is its directory. The fstat is made once per other ShareRoot met."""
         depth = len(directory)
+        same: dict[int, bool] = {id(root): True}
         for state in self._files.values():
             for other in state.opens:
                 components = other.path_components
-                if len(components) > depth and components[:depth] == directory and other.tree.share_root is root:
-                    yield other
+                if len(components) > depth and components[:depth] == directory:
+                    own = other.tree.share_root
+                    known = same.get(id(own))
+                    if known is None:
+                        known = same[id(own)] = _same_share_directory(own, root)
+                    if known:
+                        yield other
 
     def rekey(self, open_: Open, new_key: FileKey) -> None:
         """The handle now refers to another file (a placeholder replaced by the real object), by the same

@@ -141,3 +141,28 @@ def test_a_directory_has_one_name_whatever_the_path() -> None:
     assert table.is_name_delete_pending((1, 70), TREE.share_root, ("sub", "d"))
     assert not table.close(inner).delete_now
     assert table.close(outer).delete_now
+
+
+def test_opens_below_count_through_every_share_root_of_the_directory(tmp_path: Path) -> None:
+    """A reload gives later tree connects a new ShareRoot of the same directory: a file open below a directory
+    through the older one still holds a rename of the directory (has_open_below), and a POSIX rename of the
+    directory moves its path (moved_below), so its Link keeps one name and a new open of the moved name
+    through the newer ShareRoot still finds it delete-pending."""
+    table = FileTable()
+    older, newer = (ShareRoot.open(str(tmp_path), case_sensitive=True) for _ in range(2))
+    try:
+        below, directory = make_open(KEY, "d", "f"), make_open((1, 80), "d")
+        directory.is_directory = True
+        below.tree = SimpleNamespace(share_root=older)  # type: ignore[assignment]
+        directory.tree = SimpleNamespace(share_root=newer)  # type: ignore[assignment]
+        table.add(below)
+        table.add(directory)
+        assert table.has_open_below(directory)
+        table.set_delete_pending(below, True)
+        directory.path_components = ("e",)
+        table.moved_below(directory, ("d",))
+        assert below.path_components == ("e", "f")
+        assert table.is_name_delete_pending(KEY, newer, ("e", "f"))
+    finally:
+        older.close()
+        newer.close()

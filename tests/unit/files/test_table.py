@@ -7,9 +7,10 @@ from types import SimpleNamespace
 from smbsrv.auth.users import User
 from smbsrv.files import FileTable
 from smbsrv.fs.handle import FileHandle
+from smbsrv.fs.resolver import ShareRoot
 from smbsrv.protocol.objects import Open, Session
 
-ROOT = object()
+ROOT = ShareRoot.open("/", case_sensitive=True)  # table.Link compares share roots by their directory
 TREE = SimpleNamespace(share_root=ROOT)
 
 
@@ -83,7 +84,7 @@ def test_has_open_below_follows_adds_closes_and_renames() -> None:
     table.renamed(child, ("g",))
     assert not table.has_open_below(directory)
     other_share = make_open((1, 9), "d")
-    other_share.tree = SimpleNamespace(share_root=object())
+    other_share.tree = SimpleNamespace(share_root=ShareRoot.open("/proc", case_sensitive=True))
     table.renamed(child, ("d", "x"))
     assert not table.has_open_below(other_share)
     table.close(child)

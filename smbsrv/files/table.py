@@ -9,6 +9,7 @@ multi-process or clustered implementation would stand behind.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ class Link:
 
     A Link lives while an open made through it is registered. Its name is its opens' path (they are kept
     equal: an open joins the link of its path at FileTable.add, and a rename through one of them moves them
-    all, FileTable.renamed), in the share of their tree."""
+    all, FileTable.renamed), in the share of their tree; through a share inside another, the same name has
+    a shorter path (Link.names compares the two shares' real paths then)."""
 
     __slots__ = ("delete_pending", "deleter", "opens")
 
@@ -67,8 +69,14 @@ class Link:
         """Whether this is the name `components` in the share `root` (fs.resolver.ShareRoot). A directory has
         one name (no hard links), whatever path and share it was reached by (a share inside another's)."""
         first = self.opens[0]
-        return first.is_directory or (first.path_components == components
-                                      and _same_share_directory(first.tree.share_root, root))
+        if first.is_directory:
+            return True
+        own = first.tree.share_root
+        if first.path_components == components:
+            return _same_share_directory(own, root)
+        # Another path is another name, unless it comes through a share inside the other's (rare: compared by
+        # the shares' real paths only when the ShareRoots differ).
+        return own is not root and _share_path(own, first.path_components) == _share_path(root, components)
 
 
 def _same_share_directory(own: Any, other: Any) -> bool:
@@ -83,6 +91,25 @@ def _same_share_directory(own: Any, other: Any) -> bool:
     except OSError:  # a share root closed since (its share was removed): not the directory of a live open
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _real_path(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def _share_path(root: Any, components: tuple[str, ...]) -> str:
+    """Where the name `components` of the share `root` is, as Samba names it: the share's canonical path and
+    the name (components are the names on disk, never through a symlink)."""
+    return os.path.join(_real_path(root.path), *components)
+
+
+def _in_share(root: Any, path: str) -> tuple[str, ...] | None:
+    """The components of `path` (a _share_path) in the share `root`, None when it lies outside."""
+    relative = os.path.relpath(path, _real_path(root.path))
+    if relative == "." or relative == ".." or relative.startswith("../"):
+        return None
+    return tuple(relative.split("/"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +269,16 @@ class FileTable:
         the opens that moved."""
         link = open_.link
         opens = link.opens if link is not None else [open_]
+        root, moved = open_.tree.share_root, None
         for other in opens:
-            other.path_components = components
+            own = other.tree.share_root
+            if own is root or _same_share_directory(own, root):
+                other.path_components = components
+            else:  # through a share inside (or around) this one: its path there, unless the name left it
+                moved = moved or _share_path(root, components)
+                inside = _in_share(own, moved)
+                if inside is not None:
+                    other.path_components = inside
         return opens
 
     def moved_below(self, directory: Open, old_components: tuple[str, ...]) -> None:

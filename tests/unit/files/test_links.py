@@ -166,3 +166,30 @@ def test_opens_below_count_through_every_share_root_of_the_directory(tmp_path: P
     finally:
         older.close()
         newer.close()
+
+
+def test_a_file_through_a_share_inside_another_is_one_name(tmp_path: Path) -> None:
+    """A share whose root lies inside another share's reaches the same name by another path ("sub/f" and "f"):
+    one Link, as Samba hashes the share's canonical path with the name, so a delete pending through one share
+    holds for the other; a rename through the outer share moves the inner open's path within its own share."""
+    (tmp_path / "sub").mkdir()
+    outer_root, inner_root = (ShareRoot.open(str(path), case_sensitive=True) for path in (tmp_path, tmp_path / "sub"))
+    try:
+        table = FileTable()
+        outer, inner, other_name = make_open(KEY, "sub", "f"), make_open(KEY, "f"), make_open(KEY, "g")
+        outer.tree = SimpleNamespace(share_root=outer_root)  # type: ignore[assignment]
+        inner.tree = other_name.tree = SimpleNamespace(share_root=inner_root)  # type: ignore[assignment]
+        for open_ in (outer, inner, other_name):
+            table.add(open_)
+        assert outer.link is inner.link is not other_name.link
+        table.set_delete_pending(inner, True)
+        assert table.is_name_delete_pending(KEY, outer_root, ("sub", "f"))
+        assert not table.is_name_delete_pending(KEY, outer_root, ("sub", "g"))
+        table.renamed(outer, ("sub", "h"))
+        assert inner.path_components == ("h",)
+        assert table.is_name_delete_pending(KEY, inner_root, ("h",))
+        table.renamed(outer, ("elsewhere",))  # out of the inner share: its open keeps the name it had there
+        assert inner.path_components == ("h",) and outer.path_components == ("elsewhere",)
+    finally:
+        outer_root.close()
+        inner_root.close()

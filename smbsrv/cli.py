@@ -242,13 +242,17 @@ _FILE_IDS_PER_REQUEST = 150
 
 def close_file(args: argparse.Namespace) -> int:
     closed: list[dict[str, object]] = []
+    failed = False
     for start in range(0, len(args.file_ids), _FILE_IDS_PER_REQUEST):
         reply = _control_request(args, "close-file", file_ids=args.file_ids[start:start + _FILE_IDS_PER_REQUEST])
         if reply is None:
-            return 1
+            failed = True  # the error is printed; what earlier requests closed still is below
+            break
         closed += reply["closed"]  # type: ignore[arg-type]
     for entry in closed:
         print(f"closed FileId {entry['file_id']}: {entry['share']}/{entry['path']} (session {entry['session_id']})")
+    if failed:
+        return 1
     missing = sorted(set(args.file_ids) - {entry["file_id"] for entry in closed})
     if missing:
         print(f"smbsrv close-file: no open with FileId {', '.join(map(str, missing))}", file=sys.stderr)

@@ -269,3 +269,17 @@ def module_server() -> Iterator[SmbServer]:
         finally:
             stop_server(server.process)
         assert_no_server_bugs(server)
+
+
+@pytest.fixture
+def server(module_server: SmbServer) -> Iterator[SmbServer]:
+    """The module's server for one test, checked afterwards (checked_while); a module may define its own."""
+    with checked_while(module_server) as checked:
+        yield checked
+
+
+@pytest.fixture
+def client(server: SmbServer) -> Iterator[b.Client]:
+    """A logged-on, tree-connected raw client (tests/builders.py) of the test's `server`."""
+    with b.connect(server.host, server.port, server.user, server.password) as connected:
+        yield connected

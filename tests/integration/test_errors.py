@@ -38,12 +38,6 @@ def server(module_server: SmbServer) -> Iterator[SmbServer]:
 
 
 @pytest.fixture
-def client(server: SmbServer) -> Iterator[b.Client]:
-    with b.connect(server.host, server.port, server.user, server.password) as connected:
-        yield connected
-
-
-@pytest.fixture
 def name() -> str:
     """A file name no other test uses (the module shares one server and one share)."""
     return f"t-{uuid.uuid4().hex[:10]}"

@@ -13,13 +13,10 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests import builders as b
-from tests.conftest import SmbServer, checked_while
+from tests.conftest import SmbServer
 
 STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
 STATUS_NOTIFY_CLEANUP = 0x0000010B
@@ -29,18 +26,6 @@ RSS_BOUND_BYTES = 40 * MIB
 MAX_ASYNC = 512
 MAX_COMPOUND = 64
 _NBSS = struct.Struct(">I")
-
-
-@pytest.fixture
-def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    with checked_while(module_server) as checked:
-        yield checked
-
-
-@pytest.fixture
-def client(server: SmbServer) -> Iterator[b.Client]:
-    with b.connect(server.host, server.port, server.user, server.password) as connected:
-        yield connected
 
 
 def _rss_bytes(pid: int) -> int:

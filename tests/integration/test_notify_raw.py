@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, checked_while, serving_account
+from tests.conftest import SmbServer, serving_account
 from tests.integration.notify_helpers import (
     ADDED,
     MODIFIED,
@@ -33,18 +33,6 @@ from tests.integration.notify_helpers import (
 
 _DIR_READ = b.GENERIC_READ
 STATUS_INTERNAL_ERROR = 0xC00000E5
-
-
-@pytest.fixture
-def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    with checked_while(module_server) as checked:
-        yield checked
-
-
-@pytest.fixture
-def client(server: SmbServer) -> Iterator[b.Client]:
-    with b.connect(server.host, server.port, server.user, server.password) as connected:
-        yield connected
 
 
 @pytest.fixture

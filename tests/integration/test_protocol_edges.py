@@ -9,26 +9,13 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, checked_while
+from tests.conftest import SmbServer
 
 KIB = 1024
-
-
-@pytest.fixture
-def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    with checked_while(module_server) as checked:
-        yield checked
-
-
-@pytest.fixture
-def client(server: SmbServer) -> Iterator[b.Client]:
-    with b.connect(server.host, server.port, server.user, server.password) as connected:
-        yield connected
 
 
 @pytest.fixture

@@ -155,14 +155,26 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
             fast = (dos is None or not dos.attributes & FILE_ATTRIBUTE_REPARSE_POINT) \
                 and access_ns >= _MIN_NS and write_ns >= _MIN_NS and change_ns >= _MIN_NS \
                 and files_get((st.st_dev, st.st_ino)) is None
+        entry = b""
         if fast:
-            need = start + fixed + len(name16)
-            if need > room:
-                if need > max_length:
-                    too_large = True
-                    break
-                room = min(max_length, max(need, 2 * room))
-                buf.extend(bytes(room - len(buf)))
+            new_end = start + fixed + len(name16)
+        else:
+            try:
+                info = presented.entry_info(dir_fd, name, st, share, tree.reparse_store, own_fds.get(name, -1),
+                                            open_.path_components)
+            except SmbError:
+                continue  # removed since the scan started
+            # An open file shows the LastWriteTime its opens see (files/write_time.py).
+            write_time.shown_for(files_get((st.st_dev, st.st_ino)), info)
+            entry = encoder(info, name16, 0)
+            new_end = start + len(entry)
+        if new_end > room:
+            if new_end > max_length:
+                too_large = True
+                break
+            room = min(max_length, max(new_end, 2 * room))
+            buf.extend(bytes(room - len(buf)))
+        if fast:
             is_dir = fmt == _S_IFDIR
             if dos is None:
                 attributes = FILE_ATTRIBUTE_DIRECTORY if is_dir else FILE_ATTRIBUTE_ARCHIVE
@@ -177,26 +189,10 @@ def handle(ctx: RequestContext, request: wire.QueryDirectoryRequest) -> Reply:
                 change = dos_attrs.change_time(dos, st)
             if hide_dot_files and name[0] == ".":
                 attributes |= FILE_ATTRIBUTE_HIDDEN
-            new_end = packer(buf, start, creation, access_ns // 100 + FILETIME_UNIX_EPOCH,
-                             write_ns // 100 + FILETIME_UNIX_EPOCH, change, 0 if is_dir else st.st_size,
-                             0 if is_dir else st.st_blocks * 512, attributes or FILE_ATTRIBUTE_NORMAL,
-                             st.st_ino, name16)
+            packer(buf, start, creation, access_ns // 100 + FILETIME_UNIX_EPOCH,
+                   write_ns // 100 + FILETIME_UNIX_EPOCH, change, 0 if is_dir else st.st_size,
+                   0 if is_dir else st.st_blocks * 512, attributes or FILE_ATTRIBUTE_NORMAL, st.st_ino, name16)
         else:
-            try:
-                info = presented.entry_info(dir_fd, name, st, share, tree.reparse_store, own_fds.get(name, -1),
-                                            open_.path_components)
-            except SmbError:
-                continue  # removed since the scan started
-            # An open file shows the LastWriteTime its opens see (files/write_time.py).
-            write_time.shown_for(files_get((st.st_dev, st.st_ino)), info)
-            entry = encoder(info, name16, 0)
-            new_end = start + len(entry)
-            if new_end > room:
-                if new_end > max_length:
-                    too_large = True
-                    break
-                room = min(max_length, max(new_end, 2 * room))
-                buf.extend(bytes(room - len(buf)))
             buf[start:new_end] = entry
         if count:
             _U32.pack_into(buf, previous, start - previous)  # NextEntryOffset of the entry before

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from tests.kernel.image import DEFAULT_CACHE_DIR, SID, STABLE, VmImage, _build_l
 from tests.kernel.netns import TcpRelay
 from tests.kernel.servers import RunningServer, samba_server, smbsrv_server
 from tests.kernel.vm import run_guest
+from tests.loop_mount import loop_mounted
 
 GUEST_SCRIPT = Path(__file__).resolve().parents[1] / "tests" / "kernel" / "guest" / "bench_meta.sh"
 HELPER_SOURCE = Path(__file__).resolve().with_name("kernel_meta.c")
@@ -99,19 +99,8 @@ def share_filesystem(scratch: Path, kind: str) -> Iterator[Path]:
     if kind == "tmp":
         yield scratch
         return
-    image = scratch / "shares.ext4"
-    mountpoint = scratch / "shares"
-    mountpoint.mkdir()
-    with image.open("wb") as sparse:
-        sparse.truncate(1 << 30)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True, capture_output=True)
-    try:
-        yield mountpoint
-    finally:
-        # The loop device goes with the mount (mount -o loop sets autoclear).
-        if subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+    with loop_mounted(scratch / "shares.ext4", scratch / "shares", 1 << 30, ("mkfs.ext4", "-q", "-F")) as mount:
+        yield mount
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import fcntl
 import os
 import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from tests import builders as b
 from tests.conftest import SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.loop_mount import loop_mounted
 
 FSCTL_DUPLICATE_EXTENTS_TO_FILE = 0x00098344
 FSCTL_DUPLICATE_EXTENTS_TO_FILE_EX = 0x000983E8
@@ -44,14 +44,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mkfs.xfs") is
 def shares(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
     """One server: "share" on a fresh 320 MiB XFS image (reflink), "plain" on the test's file system."""
     base = tmp_path_factory.mktemp("clone")
-    image, mount, plain = base / "xfs.img", base / "xfs", base / "plain"
-    mount.mkdir()
+    plain = base / "plain"
     plain.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(320 * MIB)
-    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)], check=True, capture_output=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True, capture_output=True)
-    try:
+    with loop_mounted(base / "xfs.img", base / "xfs", 320 * MIB, ("mkfs.xfs", "-q", "-m", "reflink=1")) as mount:
         share = mount / "share"
         share.mkdir()
         server = start_server(share, base / "server.log", extra_shares={"plain": plain})
@@ -60,8 +55,6 @@ def shares(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
         finally:
             stop_server(server.process)
         assert_no_server_bugs(server)
-    finally:
-        subprocess.run(["umount", str(mount)], check=False, capture_output=True)
 
 
 def fs_attributes(client: b.Client) -> int:

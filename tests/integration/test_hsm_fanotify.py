@@ -24,25 +24,15 @@ from tests.integration.hsm_helpers import (
     make_file,
     requests,
 )
+from tests.loop_mount import loop_mounted
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loop mounts and fanotify need root")
 
 
 @pytest.fixture
 def loop_fs(tmp_path: Path) -> Iterator[Path]:
-    image = tmp_path / "fs.img"
-    mount_point = tmp_path / "mnt"
-    mount_point.mkdir()
-    with open(image, "wb") as file:
-        file.truncate(256 * 1024 * 1024)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        # The loop device goes with the last unmount (mount -o loop sets autoclear).
-        if subprocess.run(["umount", str(mount_point)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with loop_mounted(tmp_path / "fs.img", tmp_path / "mnt", 256 * 1024 * 1024, ("mkfs.ext4", "-q", "-F")) as mount:
+        yield mount
 
 
 def test_local_cat_hydrates_through_fanotify(tmp_path: Path, loop_fs: Path) -> None:

@@ -9,6 +9,7 @@ everyone else on the machine uses. Needs root and mkfs.ext4; skipped otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from smbsrv.errors import SmbError
 from smbsrv.fs import backend
 from smbsrv.wire.status import NtStatus
+from tests.loop_mount import loop_mounted
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mkfs.ext4") is None,
                                 reason="needs root and mkfs.ext4 for a loop-mounted ext4")
@@ -29,19 +31,15 @@ DATA = bytes(range(256)) * 256  # 64 KiB
 
 @pytest.fixture
 def small_ext4(tmp_path: Path) -> Iterator[Path]:
-    image, mount_point = tmp_path / "fs.img", tmp_path / "mnt"
-    mount_point.mkdir()
-    with open(image, "wb") as file:
-        file.truncate(32 * MIB)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
-    if subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)], check=False,
-                      capture_output=True).returncode != 0:
-        pytest.skip("no loop mount here")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            mount_point = stack.enter_context(loop_mounted(tmp_path / "fs.img", tmp_path / "mnt", 32 * MIB,
+                                                           ("mkfs.ext4", "-q", "-F")))
+        except subprocess.CalledProcessError as exc:
+            if exc.cmd[0] != "mount":
+                raise
+            pytest.skip("no loop mount here")
         yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], check=False, capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], check=False, capture_output=True)
 
 
 def _free_bytes(path: Path) -> int:

@@ -20,15 +20,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, checked_while
+from tests.conftest import SmbServer
 
 _EXCLUSIVE_NOW = b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY
-
-
-@pytest.fixture
-def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    with checked_while(module_server) as checked:
-        yield checked
 
 
 @pytest.fixture

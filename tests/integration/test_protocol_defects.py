@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, checked_while
+from tests.conftest import SmbServer
 
 MIB = 1024 * 1024
 MAX_IO_SIZE = 8 * MIB  # the default server.max_io_size: the MaxTransactSize of every dialect after 2.0.2
@@ -31,12 +31,6 @@ FILE_FS_SIZE_INFORMATION = 3
 FILE_FS_POSIX_INFORMATION = 100
 SMB2_FIND_POSIX_INFORMATION = 0x64
 SMB2_RESTART_SCANS = 0x01
-
-
-@pytest.fixture
-def server(module_server: SmbServer) -> Iterator[SmbServer]:
-    with checked_while(module_server) as checked:
-        yield checked
 
 
 @pytest.fixture

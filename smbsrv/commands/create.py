@@ -21,6 +21,7 @@ from smbsrv.fs.handle import FileHandle
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
 from smbsrv.fs.share_modes import (
+    acl_can_matter,
     check_share_access,
     maximal_access,
     resolve_desired_access,
@@ -428,11 +429,8 @@ def _reparse_buffer(tree: TreeConnect, target: _Target) -> bytes:
 # -- step 3: open what exists ---------------------------------------------------------------------------------
 
 def _posix_acl(resolution: Resolution, st: os.stat_result, uid: int) -> tuple[posix_acl.Entry, ...] | None:
-    """The access ACL, where it can change what the mode says: the owner's entry is always the mode's owner
-    bits and root passes anyway, so only other users cost the xattr read (docs/access.md)."""
-    if uid in (0, st.st_uid):
-        return None
-    return posix_acl.read_at(resolution.parent_fd, resolution.name)
+    """The access ACL, where it can change what the mode says (share_modes.acl_can_matter)."""
+    return posix_acl.read_at(resolution.parent_fd, resolution.name) if acl_can_matter(uid, st.st_uid) else None
 
 
 def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Target,

@@ -12,7 +12,7 @@ from smbsrv.fs import backend, dos_attrs, eas, posix_acl
 from smbsrv.fs.name_index import fold
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import SymlinkMet
-from smbsrv.fs.share_modes import check_share_access, maximal_access
+from smbsrv.fs.share_modes import acl_can_matter, check_share_access, maximal_access
 from smbsrv.fscc import set_info as classes
 from smbsrv.fscc.file_info import FileInformationClass as C
 from smbsrv.fscc.notify import Action, Filter
@@ -296,7 +296,7 @@ def _check_target_directory(ctx: RequestContext, parent_fd: int, is_directory: b
     assert session is not None and tree is not None
     parent = backend.fstat(parent_fd)
     access = FILE_APPEND_DATA if is_directory else FILE_WRITE_DATA
-    acl = None if session.uid in (0, parent.st_uid) else posix_acl.read(parent_fd)
+    acl = posix_acl.read(parent_fd) if acl_can_matter(session.uid, parent.st_uid) else None
     if not access & maximal_access(parent.st_mode, parent.st_uid, parent.st_gid, session.uid, session.gid,
                                    session.groups, read_only_share=tree.read_only, acl=acl):
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)

@@ -72,6 +72,13 @@ def _rights_of_mode_bits(bits: int) -> int:
     return access
 
 
+def acl_can_matter(uid: int, owner: int) -> bool:
+    """Whether a POSIX access ACL can change what maximal_access gives `uid` on a file of `owner`: the owner's
+    entry is always the mode's owner bits and root passes anyway, so only other users cost the xattr read
+    (docs/access.md)."""
+    return uid not in (0, owner)
+
+
 def maximal_access(st_mode: int, st_uid: int, st_gid: int, uid: int, gid: int, groups: Iterable[int],
                    *, read_only_share: bool, may_delete: bool = True,
                    acl: Sequence[posix_acl.Entry] | None = None) -> int:

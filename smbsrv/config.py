@@ -47,6 +47,10 @@ class ShareConfig:
     materialize_special_files: bool = False
     materialize_device_nodes: bool = False
     hide_dot_files: bool = False
+    # Named streams ("file:stream", fs/streams.py), kept in xattrs as Samba's vfs_streams_xattr keeps them:
+    # Windows keeps a download's Zone.Identifier there, macOS its Finder info. false: any stream name is
+    # STATUS_OBJECT_NAME_INVALID, as on a Samba share without a streams module.
+    named_streams: bool = True
     # 8.3 short names for Windows-semantics clients (fs/mangle.py), Samba's "mangled names": "illegal" (Samba
     # 4.17's default) answers FileAlternateNameInformation and opens a file by its short name; "yes" also
     # fills the ShortName of FileBoth/FileIdBothDirectoryInformation listings; "no" has no short names.

@@ -14,9 +14,10 @@ import struct
 from dataclasses import dataclass
 
 from smbsrv import reparse
-from smbsrv.commands import durable_handles, oplock_break, volume
+from smbsrv.commands import durable_handles, oplock_break, stream_create, volume
 from smbsrv.files import oplocks
-from smbsrv.fs import backend, dos_attrs, eas, nt_acl, posix_acl, presented
+from smbsrv.files.table import FileTable
+from smbsrv.fs import backend, dos_attrs, eas, nt_acl, posix_acl, presented, streams
 from smbsrv.fs.handle import FileHandle
 from smbsrv.fs.path import SmbPath
 from smbsrv.fs.resolver import Resolution, SymlinkMet
@@ -63,6 +64,7 @@ from smbsrv.wire.constants import (
     FILE_OVERWRITE_IF,
     FILE_OVERWRITTEN,
     FILE_READ_DATA,
+    FILE_SHARE_DELETE,
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
     FILE_WRITE_ATTRIBUTES,
@@ -155,14 +157,12 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
     posix_mode = _posix_context(ctx, request)
     posix = posix_mode is not None
     name = decode_utf16(request.name)
-    if not posix and ":" in name and not name.startswith(("\\", "/")):
-        # No streams here (FILE_NAMED_STREAMS is not advertised): as Samba on a share without a streams
+    if not posix and ":" in name and not tree.share.named_streams and not name.startswith(("\\", "/")):
+        # A share without streams (FILE_NAMED_STREAMS is not announced): as Samba on a share without a streams
         # module, any stream syntax, "::$DATA" included, is STATUS_OBJECT_NAME_INVALID (smbtorture
         # smb2.create_no_streams.no_stream, which Samba 4.17 passes in the same setup).
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)
     path = SmbPath.parse(name, posix=posix)
-    if path.stream is not None:
-        raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)
     lease = oplock_break.lease_request(ctx, request.requested_oplock_level, request.contexts)
     case_insensitive = not posix and not tree.share.case_sensitive
     follow = tree.share.follow_symlinks and not posix
@@ -176,7 +176,7 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
             inside = _followable(tree, met.target, met.link_name_components) if follow else None
             if inside is None:
                 raise _stopped_on_symlink(tree, met, name) from None
-            path = SmbPath(inside + met.unparsed, None, path.has_trailing_separator)
+            path = SmbPath(inside + met.unparsed, path.stream, path.has_trailing_separator)
             continue
         if (follow and resolution.stat is not None and stat.S_ISLNK(resolution.stat.st_mode)
                 and not request.create_options & FILE_OPEN_REPARSE_POINT):
@@ -184,7 +184,7 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
             inside = _followable(tree, target_text, resolution.components)
             if inside is not None:
                 resolution.close()
-                path = SmbPath(inside, None, path.has_trailing_separator)
+                path = SmbPath(inside, path.stream, path.has_trailing_separator)
                 continue
         break
     else:
@@ -192,6 +192,11 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
     with resolution:
         parent_stat = _refuse_reparse_parent(tree, resolution, path)
         target = _classify(tree, resolution)
+        if path.stream is not None:
+            return stream_create.open_stream(ctx, request, target, path.stream)
+        if target.is_directory and ":" in name and not posix:
+            # "dir::$DATA": a directory has no default data stream ([MS-FSA] 2.1.5.1.2).
+            raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
         _check_disposition(request, target, posix=posix)
         if target.exists:
             return _open_existing(ctx, request, target, posix_mode, parent_stat, lease, first_attempt)
@@ -504,6 +509,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         # a handle lease may close its handle and let this open through ([MS-SMB2] 3.3.5.9; Samba 4.17).
         oplock_break.check_breaks(ctx, file_state, access=conflicts_as, sharing_violation=violation,
                                   overwrite=overwrite, lease=lease, first_attempt=first_attempt)
+    if conflicts_as & DELETE:
+        _check_stream_sharing(server.files, key)
     # An overwrite applies the ExtA context's EAs too ([MS-FSA] 2.1.5.1.2.1; Samba's set_ea on
     # FILE_WAS_OVERWRITTEN), checked before anything changes.
     ea_entries = _ea_context(request) if overwrite else []
@@ -518,6 +525,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
                                              | fattr.FILE_ATTRIBUTE_SPARSE_FILE), st)
             if ea_entries:
                 eas.apply(fd, backend.fstat(fd), ea_entries)
+            if tree.share.named_streams:
+                streams.remove_all(fd)  # the file is replaced, its streams too (Samba's clear_ads)
             if not target.is_directory:
                 _allocate(request, fd)
             st = backend.fstat(fd)  # the xattr write moved ctime: the reply must show the file as it now is
@@ -532,6 +541,14 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
                                                     Filter.SIZE | Filter.ATTRIBUTES, origin=open_)
     return _reply(ctx, request, open_, st, action, maximum, posix_mode)
+
+
+def _check_stream_sharing(files: FileTable, key: tuple[int, int]) -> None:
+    """An open of a file with DELETE access must be shared by every open of its named streams: one that does not
+    share delete refuses it (Samba's open_streams_for_delete, which opens each stream for DELETE)."""
+    for other in files.stream_opens(key):
+        if not other.share_access & FILE_SHARE_DELETE:
+            raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
 
 
 # -- step 4: create what does not exist -----------------------------------------------------------------------

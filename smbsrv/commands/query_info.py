@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 
 from smbsrv.commands import volume
-from smbsrv.fs import eas, mangle, nt_acl
+from smbsrv.fs import eas, mangle, nt_acl, streams
+from smbsrv.fs.fileinfo import FileInfo
+from smbsrv.fs.handle import FileHandle
 from smbsrv.fscc import file_info as file_classes
 from smbsrv.fscc import fs_info
 from smbsrv.fscc.ea import EaEntry, decode_get_ea_list, encode_full_ea_list
@@ -147,10 +151,24 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         current_offset=open_.position,
         mode=open_.mode_flags,
         access_flags=open_.granted_access,
-        streams=None if not open_.is_directory else [],
+        streams=_streams(ctx, open_, info, st) if info_class == C.FileStreamInformation else None,
         volume_serial_number=volume.volume_serial(ctx.tree) if info_class == C.FileIdInformation else 0,
         posix_with_file_type=volume.posix_type_bits(ctx.tree),
     )
+
+
+def _streams(ctx: RequestContext, open_: Open, info: FileInfo, st: os.stat_result) -> list[tuple[str, int, int]]:
+    """[MS-FSA] 2.1.5.12.30 FileStreamInformation: the file's unnamed data stream (none for a directory), then
+    its named streams (fs/streams.py) in the order the file system lists them; through a stream's handle the
+    same list, the file's."""
+    assert ctx.tree is not None
+    if open_.stream is not None:  # the sizes of the file, not of the stream this handle is of
+        info = FileHandle.info(open_.handle, ctx.tree.share, ctx.tree.reparse_store, open_.path_components, st)
+    entries = [] if info.is_directory else [("::$DATA", info.end_of_file, info.allocation_size)]
+    if ctx.tree.share.named_streams and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        entries += [(f":{name}:$DATA", size, streams.allocation_of(size))
+                    for name, size in streams.listing(open_.handle.fd)]
+    return entries
 
 
 def _alternate_name(ctx: RequestContext, open_: Open) -> str:

@@ -48,6 +48,12 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
         if request.minimum_count:
             raise SmbError(NtStatus.STATUS_END_OF_FILE)
         return Reply(wire.encode_read_response_header(0))
+    if open_.stream is not None:
+        # A named stream is an xattr value (fs/streams.py): no placeholder, no sendfile, no read buffer.
+        data: bytes | bytearray = open_.handle.read(request.length, request.offset)
+        if not data or len(data) < request.minimum_count:
+            raise SmbError(NtStatus.STATUS_END_OF_FILE)
+        return Reply(wire.encode_read_response_header(len(data)), data)
     if ctx.tree is not None and ctx.tree.share.hsm_provider:  # a placeholder's data is fetched first (docs/hsm.md)
         hsm_access.before_read(ctx, open_, request.offset, request.length, request.minimum_count,
                                lambda: handle(ctx, request))
@@ -61,7 +67,7 @@ def handle(ctx: RequestContext, request: wire.ReadRequest) -> Reply:
     if request.length >= BULK_IO_BYTES and not ctx.encrypted:
         # Sealed responses are joined into their transform, which copies the data: the buffer could not go back
         # to the pool, and a fresh one is zeroed, which os.pread's bytes are not.
-        data: bytes | bytearray = _read_into_buffer(open_, request)
+        data = _read_into_buffer(open_, request)
     else:
         data = open_.handle.read(request.length, request.offset)
     if not data or len(data) < request.minimum_count:

@@ -41,6 +41,8 @@ def fs_information(tree: TreeConnect, fs_class: int) -> bytes:
     attributes = fs_info.DEFAULT_FS_ATTRIBUTES | fattr.FILE_SUPPORTS_POSIX_UNLINK_RENAME
     if tree.read_only:
         attributes |= fattr.FILE_READ_ONLY_VOLUME
+    if tree.share.named_streams:
+        attributes |= fattr.FILE_NAMED_STREAMS  # fs/streams.py
     if tree.share.hsm_provider:
         attributes |= fattr.FILE_SUPPORTS_REMOTE_STORAGE  # placeholders live here (docs/hsm.md)
     if backend.supports_clone(tree.share_root.root_fd):

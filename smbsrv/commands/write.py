@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from smbsrv.commands import oplock_break
-from smbsrv.files import write_time
+from smbsrv.files import closing, write_time
 from smbsrv.fs import backend
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.notify import Action, Filter
@@ -54,10 +54,11 @@ def handle(ctx: RequestContext, request: wire.WriteRequest) -> bytes | Coroutine
     if len(open_.file.opens) > 1 or open_.oplock_level:
         # Other opens' read caches (level II oplocks, R leases) are broken to none (Samba 4.17).
         oplock_break.break_for_write(connection.server, open_)
-    if ctx.tree.share.hsm_provider:  # a placeholder is hydrated before it is written (docs/hsm.md)
+    stream = open_.stream is not None
+    if ctx.tree.share.hsm_provider and not stream:  # a placeholder is hydrated before it is written (docs/hsm.md)
         hsm_access.before_write(ctx, open_, request, handle)
     write_time.before_write(open_)  # LastWriteTime moves 2 s later (files/write_time.py)
-    if length >= BULK_IO_BYTES:
+    if length >= BULK_IO_BYTES and not stream:  # a stream's xattr is rewritten whole, here on the loop's thread
         return _write_in_thread(ctx, open_, request, offset)
     return _finish(ctx, open_, request, open_.handle.write(request.data, offset))
 
@@ -108,8 +109,12 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
     open_.wrote = True  # its close breaks the directory's leases (commands/oplock_break.py DirectoryChanges)
     # Change notification (files/notify.py): watchers of the directory see the write; identical records of a
     # burst of writes coalesce in each watch's buffer.
-    ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
-                                                Filter.LAST_WRITE | Filter.SIZE, origin=open_)
+    if open_.stream is None:
+        ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
+                                                    Filter.LAST_WRITE | Filter.SIZE, origin=open_)
+    else:
+        ctx.connection.server.files.changes.changed(ctx.tree, closing.stream_path(open_), Action.MODIFIED_STREAM,
+                                                    Filter.STREAM_WRITE | Filter.STREAM_SIZE, origin=open_)
     return wire.encode_write_response(written)
 
 

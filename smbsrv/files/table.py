@@ -25,7 +25,8 @@ from smbsrv.wire.constants import FILE_DELETE_ON_CLOSE
 if TYPE_CHECKING:
     from smbsrv.protocol.objects import Open, Session
 
-FileKey = tuple[int, int]
+# (st_dev, st_ino) of a file; a named stream's opens are kept apart under (st_dev, st_ino, folded stream name).
+FileKey = tuple[int, int] | tuple[int, int, str]
 
 
 class FileState:
@@ -159,6 +160,8 @@ class FileTable:
         # Registered opens by the SMB user holding them, over all its sessions and connections, disconnected
         # durable opens included (each still holds its descriptors): what server.max_opens_per_user limits.
         self._held: dict[str, int] = {}
+        # The keys of a file's named streams that have opens, by the file's key (fs/streams.py).
+        self._streams: dict[FileKey, set[FileKey]] = {}
 
     # -- lookups --------------------------------------------------------------------------------------------
 
@@ -183,6 +186,10 @@ class FileTable:
         return state is not None and any(link.delete_pending and link.names(root, components)
                                          for link in state.links)
 
+    def stream_opens(self, key: FileKey) -> list[Open]:
+        """The opens of the named streams of the file `key`."""
+        return [open_ for stream_key in self._streams.get(key, ()) for open_ in self._files[stream_key].opens]
+
     def held_by(self, session: Session) -> int:
         """How many registered opens the session's user holds, on this and every other session of it."""
         return self._held.get(_holder(session), 0)
@@ -202,9 +209,12 @@ class FileTable:
 
     def add(self, open_: Open) -> FileState:
         """Register a new open of its file (open_.handle.key); the sharing check was made before."""
-        state = self._files.get(open_.handle.key)
+        key = open_.handle.key
+        state = self._files.get(key)
         if state is None:
-            state = self._files[open_.handle.key] = FileState(open_.handle.key)
+            state = self._files[key] = FileState(key)
+            if len(key) == 3:
+                self._streams.setdefault(key[:2], set()).add(key)
         state.opens.append(open_)
         open_.file = state
         open_.link = self._link_for(state, open_)
@@ -346,7 +356,13 @@ class FileTable:
             else:
                 self._held[holder] -= 1
         if not opens:
-            del self._files[open_.handle.key]
+            key = open_.handle.key
+            del self._files[key]
+            if len(key) == 3:
+                streams = self._streams[key[:2]]
+                streams.discard(key)
+                if not streams:
+                    del self._streams[key[:2]]
         return state
 
 

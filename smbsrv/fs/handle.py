@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from smbsrv.fs import backend, dos_attrs, identity, nt_acl, presented
+from smbsrv.errors import SmbError
+from smbsrv.fs import backend, dos_attrs, identity, nt_acl, presented, streams
 from smbsrv.fs.dos_attrs import DosInfo
 from smbsrv.fs.errno_map import raise_for_oserror
 from smbsrv.fscc import attributes as fattr
+from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
     from smbsrv.config import ShareConfig
@@ -37,7 +39,8 @@ class FileHandle:
     fd: int = -1
     parent_fd: int = -1  # taken over from the resolver; the handle closes it
     name: str = ""
-    key: tuple[int, int] = (0, 0)  # (st_dev, st_ino): what FileTable, share modes and locks are keyed on
+    # (st_dev, st_ino): what FileTable, share modes and locks are keyed on; a StreamHandle adds the stream's name
+    key: tuple[int, int] | tuple[int, int, str] = (0, 0)
 
     # -- lifetime ---------------------------------------------------------------------------------------------
 
@@ -246,3 +249,70 @@ class FileHandle:
         None when the object is no reparse point."""
         return presented.reparse_buffer(self.fd, self.parent_fd, self.name, self.stat(), share, reparse_store,
                                         components)
+
+
+@dataclass(eq=False)
+class StreamHandle(FileHandle):
+    """An open of a named stream ("file:name", fs/streams.py): `fd` is the O_PATH fd of the file or directory the
+    stream belongs to, whose attributes, times, security and name the stream shares; its data is the stream's.
+    `key` is the file's key with the stream's folded name added, so the FileTable keeps the stream's opens,
+    sharing, locks and delete-pending apart from the file's ([MS-FSA] 2.1.1.5: one Stream per data stream)."""
+
+    stream: str = ""  # the stream's name as stored (the case it was created with)
+
+    # -- data ---------------------------------------------------------------------------------------------------
+
+    def read(self, length: int, offset: int) -> bytes:
+        return streams.read(self.fd, self.stream)[offset:offset + length]
+
+    def write(self, data: bytes | bytearray | memoryview, offset: int) -> int:
+        return streams.write_at(self.fd, self.stream, data, offset)
+
+    def size(self) -> int:
+        return len(streams.read(self.fd, self.stream))
+
+    def truncate(self, length: int) -> None:
+        streams.truncate(self.fd, self.stream, length)
+
+    def set_allocation(self, allocation: int) -> None:
+        """Nothing is reserved for a stream (its xattr is written whole); more than a stream can hold is
+        STATUS_DISK_FULL, as a write of it would be."""
+        if allocation > streams.MAX_STREAM_BYTES:
+            raise SmbError(NtStatus.STATUS_DISK_FULL)
+
+    def punch_hole(self, offset: int, length: int) -> None:
+        data = streams.read(self.fd, self.stream)
+        end = min(len(data), offset + length)
+        if offset < end:
+            streams.write_at(self.fd, self.stream, bytes(end - offset), offset)
+
+    def sync(self, *, data_only: bool = False) -> None:
+        """A stream is written with one setxattr, which the file system journals as metadata."""
+
+    def data_ranges(self, start: int, end: int) -> list[tuple[int, int]]:
+        stop = min(end, self.size())
+        return [(start, stop - start)] if start < stop else []
+
+    # -- names ----------------------------------------------------------------------------------------------------
+
+    def link_to(self, parent_fd: int, name: str) -> None:
+        raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # a hard link names a file, not one of its streams
+
+    def unlink(self, is_directory: bool) -> None:
+        """Remove the stream now (a POSIX-semantics delete through a stream handle)."""
+        streams.remove(self.fd, self.stream)
+
+    def unlink_if_same(self) -> bool | None:
+        """Delete on close: remove the stream. False (no directory) when it went, None when it was gone."""
+        return False if streams.remove(self.fd, self.stream) else None
+
+    # -- the SMB view -----------------------------------------------------------------------------------------
+
+    def info(self, share: ShareConfig, reparse_store: ReparseStore | None, components: tuple[str, ...],
+             st: os.stat_result | None = None) -> FileInfo:
+        """The file's attributes and times with the stream's sizes."""
+        info = super().info(share, reparse_store, components, st).copy()
+        info.end_of_file = self.size()
+        info.allocation_size = streams.allocation_of(info.end_of_file)
+        info.attributes &= ~fattr.FILE_ATTRIBUTE_DIRECTORY
+        return info

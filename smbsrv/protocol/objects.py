@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from smbsrv.files import write_time
-from smbsrv.fs.handle import FileHandle
+from smbsrv.fs.handle import FileHandle, StreamHandle
 
 if TYPE_CHECKING:
     import os
@@ -157,6 +157,12 @@ class Open:
     # Open.LockSequenceArray ([MS-SMB2] 3.3.1.10): 64 entries of a LockSequenceNumber or 0xFF (none), made on
     # the first verified LOCK (commands/lock.py); it stays with the open across a durable reconnect.
     lock_sequences: bytearray | None = None
+
+    @property
+    def stream(self) -> str | None:
+        """The named stream this is an open of (fs/streams.py), None for an open of a file or directory."""
+        handle = self.handle
+        return handle.stream if isinstance(handle, StreamHandle) else None
 
     def info(self, st: os.stat_result | None = None) -> FileInfo:
         """The file as this open's client sees it (fs/presented.py); `st` when the caller has just taken it."""

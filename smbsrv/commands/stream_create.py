@@ -1,0 +1,183 @@
+"""CREATE of a named stream, "file:name" or "file:name:$DATA" ([MS-FSA] 2.1.5.1 with StreamNameToOpen).
+
+commands/create.py resolves the file the stream belongs to, with every check a name gets (symlinks, reparse
+points in the path, the share's bounds), and hands over here. A stream shares its file's security: the access a
+stream open gets is what the user may do to the file ([MS-FSA] 2.1.5.1.2.1 checks the file's security
+descriptor). Its sharing, locks and delete-pending are the stream's own (files/table.py keys them by the file and
+the stream's name). A stream of a file that does not exist yet creates the file first, as on NTFS. The data
+lives in an xattr of the file (fs/streams.py); streams get no oplocks or leases (the server may always grant
+less than asked, [MS-SMB2] 3.3.5.9).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smbsrv import reparse
+from smbsrv.commands import oplock_break
+from smbsrv.files import closing
+from smbsrv.fs import backend, dos_attrs, streams
+from smbsrv.fs.handle import StreamHandle
+from smbsrv.fs.name_index import fold
+from smbsrv.fs.share_modes import check_share_access, maximal_access, resolve_desired_access
+from smbsrv.fscc import attributes as fattr
+from smbsrv.fscc.notify import Action, Filter
+from smbsrv.protocol.context import RequestContext
+from smbsrv.protocol.errors import SmbError
+from smbsrv.protocol.objects import Open
+from smbsrv.wire import create as wire
+from smbsrv.wire.constants import (
+    DELETE,
+    FILE_APPEND_DATA,
+    FILE_CREATE,
+    FILE_CREATED,
+    FILE_DELETE_ON_CLOSE,
+    FILE_DIRECTORY_FILE,
+    FILE_OPEN,
+    FILE_OPEN_REPARSE_POINT,
+    FILE_OPENED,
+    FILE_OVERWRITE,
+    FILE_OVERWRITE_IF,
+    FILE_OVERWRITTEN,
+    FILE_SUPERSEDE,
+    FILE_SUPERSEDED,
+    FILE_WRITE_DATA,
+)
+from smbsrv.wire.status import NtStatus
+
+if TYPE_CHECKING:
+    from smbsrv.commands.create import _Target
+
+_FULL_ACCESS = 0x1F01FF
+_OVERWRITES = (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
+
+
+def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Target, stream: str) -> bytes:
+    from smbsrv.commands import create  # the reply and the file checks are CREATE's own
+
+    tree, session = ctx.tree, ctx.session
+    assert tree is not None and session is not None
+    options, disposition = request.create_options, request.create_disposition
+    if options & FILE_DIRECTORY_FILE:
+        # A data stream is never a directory ([MS-FSA] 2.1.5.1.2: StreamTypeToOpen DataStreamType with
+        # FILE_DIRECTORY_FILE).
+        raise SmbError(NtStatus.STATUS_NOT_A_DIRECTORY)
+    if not target.exists:
+        if disposition in (FILE_OPEN, FILE_OVERWRITE):
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        return _create_with_file(ctx, request, target, stream)
+    resolution = target.resolution
+    st = resolution.stat
+    assert st is not None
+    if target.reparse_tag and not options & FILE_OPEN_REPARSE_POINT:
+        raise reparse.refuse_open(target.reparse_tag, create._reparse_buffer(tree, target))
+    if target.is_special:
+        # Symlinks, fifos, sockets and devices carry no user xattrs, so no streams.
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+    files = ctx.connection.server.files
+    if files.is_name_delete_pending((st.st_dev, st.st_ino), tree.share_root, resolution.components):
+        raise SmbError(NtStatus.STATUS_DELETE_PENDING)
+    maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
+                             read_only_share=tree.read_only,
+                             may_delete=create._may_delete_in(resolution, st, session, None),
+                             acl=create._posix_acl(resolution, st, session.uid))
+    if target.attributes & fattr.FILE_ATTRIBUTE_READONLY:
+        maximum &= ~(FILE_WRITE_DATA | FILE_APPEND_DATA)  # [MS-FSA] 2.1.5.1.2.1, as for the file's own data
+    granted = resolve_desired_access(request.desired_access, maximum)
+    fd = backend.open_for_access(resolution.parent_fd, resolution.name, 0, is_directory=target.is_directory,
+                                 is_special=False)
+    try:
+        stored = streams.find(fd, stream)
+        if stored is not None and disposition == FILE_CREATE:
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+        if stored is None and disposition in (FILE_OPEN, FILE_OVERWRITE):
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        overwrite = stored is not None and disposition in _OVERWRITES
+        if (stored is None or overwrite) and not maximum & FILE_WRITE_DATA:
+            # Adding a stream, or emptying one, writes the file.
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        if options & FILE_DELETE_ON_CLOSE and not granted & DELETE:
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        key = (st.st_dev, st.st_ino, fold(stream))
+        state = files.get(key)
+        if state is not None:
+            check_share_access(state.opens, granted | FILE_WRITE_DATA if overwrite else granted,
+                               request.share_access)
+        if stored is None:
+            stored = stream
+            streams.write(fd, stored, b"")
+            action = FILE_CREATED
+        elif overwrite:
+            streams.truncate(fd, stored, 0)
+            action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
+        else:
+            action = FILE_OPENED
+        open_ = _register(ctx, request, target, fd, key, stored, granted)
+    except BaseException:
+        backend.close(fd)
+        raise
+    _notify(ctx, open_, action)
+    return create._reply(ctx, request, open_, backend.fstat(fd), action, maximum, None)
+
+
+def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: _Target, stream: str) -> bytes:
+    """The file does not exist: it is created (empty, with the request's attributes) and the stream with it."""
+    from smbsrv.commands import create
+
+    tree = ctx.tree
+    assert tree is not None
+    if tree.read_only:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    granted = resolve_desired_access(request.desired_access, _FULL_ACCESS)
+    if request.create_options & FILE_DELETE_ON_CLOSE and not granted & DELETE:
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+    resolution = target.resolution
+    fd = backend.create_at(resolution.parent_fd, resolution.name, create._WINDOWS_FILE_MODE & tree.share.create_mask)
+    try:
+        attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE
+                                                 | fattr.FILE_ATTRIBUTE_DIRECTORY)
+        dos_attrs.initialise(fd, attributes | fattr.FILE_ATTRIBUTE_ARCHIVE, backend.fstat(fd))
+        streams.write(fd, stream, b"")
+    except BaseException:
+        backend.close(fd)
+        backend.unlink_at(resolution.parent_fd, resolution.name)
+        raise
+    tree.share_root.note_created(resolution.parent_fd, resolution.name)
+    ctx.connection.server.files.changes.changed(tree, resolution.components, Action.ADDED, Filter.FILE_NAME,
+                                                origin=None)
+    st = backend.fstat(fd)
+    try:
+        open_ = _register(ctx, request, target, fd, (st.st_dev, st.st_ino, fold(stream)), stream, granted)
+    except BaseException:
+        backend.close(fd)
+        raise
+    _notify(ctx, open_, FILE_CREATED)
+    return create._reply(ctx, request, open_, st, FILE_CREATED, _FULL_ACCESS, None)
+
+
+def _register(ctx: RequestContext, request: wire.CreateRequest, target: _Target, fd: int,
+              key: tuple[int, int, str], stream: str, granted: int) -> Open:
+    session, tree = ctx.session, ctx.tree
+    assert session is not None and tree is not None
+    server = ctx.connection.server
+    resolution = target.resolution
+    open_ = Open(file_id=server.allocate_file_id(), tree=tree, session=session, granted_access=granted,
+                 share_access=request.share_access, create_options=request.create_options,
+                 path_components=resolution.components,
+                 handle=StreamHandle(fd, resolution.take_parent_fd(), resolution.name, key, stream=stream),
+                 delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE))
+    session.opens[open_.file_id[1]] = open_
+    server.files.add(open_)
+    oplock_break.grant(ctx, open_, 0, None, True)  # no oplock or lease: only where its breaks go
+    ctx.open = open_
+    ctx.created_file_id = open_.file_id
+    return open_
+
+
+def _notify(ctx: RequestContext, open_: Open, action: int) -> None:
+    """FILE_ACTION_ADDED_STREAM / MODIFIED_STREAM for "file:stream" ([MS-FSCC] 2.7.1), as NTFS reports them."""
+    if action == FILE_OPENED:
+        return
+    ctx.connection.server.files.changes.changed(
+        ctx.tree, closing.stream_path(open_), Action.ADDED_STREAM if action == FILE_CREATED else Action.MODIFIED_STREAM,
+        Filter.STREAM_NAME if action == FILE_CREATED else Filter.STREAM_SIZE, origin=open_)

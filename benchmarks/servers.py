@@ -165,9 +165,15 @@ class Server:
 
 
 class SambaServer(Server):
-    """Debian's smbd with default settings, except what isolation needs and optionally mandatory signing."""
+    """Debian's smbd with default settings, except what isolation needs and optionally mandatory signing.
+    `share_lines` are added to the share's section as given (e.g. "vfs objects = streams_xattr")."""
 
     name = "samba"
+
+    def __init__(self, workdir: Path, share_dir: Path, username: str, password: str, signing_required: bool,
+                 share_lines: tuple[str, ...] = ()):
+        super().__init__(workdir, share_dir, username, password, signing_required)
+        self.share_lines = share_lines
 
     def _write_config(self) -> Path:
         dirs = {
@@ -206,6 +212,7 @@ class SambaServer(Server):
             f"[{SHARE_NAME}]\n"
             f"  path = {self.share_dir}\n"
             "  read only = no\n"
+            + "".join(f"  {line}\n" for line in self.share_lines)
         )
         return conf
 

@@ -545,9 +545,11 @@ def other_accounts(first: str) -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def servers(account: str, owner: tuple[int, int] | None) -> Iterator[Runner]:
+def servers(account: str, owner: tuple[int, int] | None, samba_share_lines: tuple[str, ...] = (),
+            smbsrv_args: str = "") -> Iterator[Runner]:
     """Samba and smbsrv, each serving its own new share directory to `account` and the two other_accounts (SMB
-    users of the same names)."""
+    users of the same names). `samba_share_lines` go into Samba's share section (SambaServer), `smbsrv_args`
+    onto smbsrv's command line."""
     with tempfile.TemporaryDirectory(prefix="differential-") as tmp, other_accounts(account) as others:
         users = (account, *others)
         top = Path(tmp)
@@ -562,9 +564,10 @@ def servers(account: str, owner: tuple[int, int] | None) -> Iterator[Runner]:
                 if owner is not None:
                     os.chown(share, *owner)
                 extra = " ".join(f"--user {name}:{PASSWORD}" for name in others)
-                server = (SambaServer(workdir, share, account, PASSWORD, False) if kind == "samba" else
+                server = (SambaServer(workdir, share, account, PASSWORD, False, share_lines=samba_share_lines)
+                          if kind == "samba" else
                           SmbsrvServer(workdir, share, account, PASSWORD, False,
-                                       server_args=f"--signing desired {extra}"))
+                                       server_args=f"--signing desired {extra} {smbsrv_args}"))
                 server.start()
                 started.append(server)
                 if kind == "samba":

@@ -8,6 +8,8 @@ import asyncio
 import logging
 import os
 import sys
+import tomllib
+from typing import Any
 
 from smbsrv.auth.usercmd import add_user_parser
 from smbsrv.auth.users import UserDB
@@ -17,7 +19,9 @@ from smbsrv.config import (
     ServerConfig,
     ShareConfig,
     check_share_paths,
+    check_values,
     load_config,
+    share_with_options,
     validate_share_name,
     with_overrides,
 )
@@ -38,6 +42,17 @@ def _share_flag(text: str) -> ShareConfig:
     return ShareConfig(name=name, path=os.path.abspath(path))
 
 
+def _share_option_flag(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value in TOML syntax as in the config file (false, 0o755, "wsl"); a bare word is a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--share-option expects KEY=VALUE, got {text!r}")
+    try:
+        return key, tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key, raw
+
+
 def _user_flag(text: str) -> tuple[str, str]:
     name, sep, password = text.partition(":")
     if not sep or not name:
@@ -52,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", help=f"TOML config file (e.g. {DEFAULT_CONFIG_PATH})")
     serve.add_argument("--share", action="append", type=_share_flag, default=[], metavar="NAME=PATH",
                        help="serve PATH as share NAME (repeatable; replaces the config's shares)")
+    serve.add_argument("--share-option", action="append", type=_share_option_flag, default=[], metavar="KEY=VALUE",
+                       help="a setting of every --share share, as in the config file (repeatable)")
     serve.add_argument("--user", action="append", type=_user_flag, default=[], metavar="NAME:PASSWORD",
                        help="an in-memory user (repeatable; replaces the users file)")
     serve.add_argument("--listen", action="append", metavar="ADDR", help="address to listen on (repeatable)")
@@ -85,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve_config(args: argparse.Namespace) -> ServerConfig:
     config = load_config(args.config) if args.config else ServerConfig()
     changes = {
-        "shares": tuple(args.share) if args.share else None,
+        "shares": tuple(share_with_options(share, dict(args.share_option)) for share in args.share)
+        if args.share else None,
         "listen": tuple(args.listen) if args.listen else None,
         "port": args.port,
         "signing": args.signing,
@@ -93,6 +111,7 @@ def _serve_config(args: argparse.Namespace) -> ServerConfig:
         "log_level": args.log_level,
     }
     config = with_overrides(config, **changes)
+    check_values(config)
     if not config.shares:
         raise ConfigError("no shares: give --share NAME=PATH or a config file with [shares.NAME]")
     check_share_paths(config)

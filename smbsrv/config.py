@@ -204,6 +204,11 @@ def _share_from_table(name: str, table: dict[str, Any]) -> ShareConfig:
     return ShareConfig(name=name, **values)
 
 
+def share_with_options(share: ShareConfig, options: dict[str, Any]) -> ShareConfig:
+    """`share` (a command line's NAME=PATH) with the settings `options`, checked as a config file's would be."""
+    return _share_from_table(share.name, {**options, "path": share.path})
+
+
 def validate_share_name(name: str) -> None:
     if not name or len(name) > 80 or any(c in name for c in '\\/:*?"<>|') or name.upper() == "IPC$":
         raise ConfigError(f"shares.{name}: invalid share name")
@@ -338,7 +343,9 @@ __all__ = [
     "ServerConfig",
     "ShareConfig",
     "check_share_paths",
+    "check_values",
     "load_config",
     "parse_config",
+    "share_with_options",
     "with_overrides",
 ]

@@ -131,6 +131,9 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     if info_class == C.FileFullEaInformation:
         return _full_ea(open_, request)
+    if info_class == C.FileNormalizedNameInformation and ctx.connection.dialect < 0x0311:
+        # [MS-SMB2] 3.3.5.20.1: only an SMB 3.1.1 connection may ask (smbtorture smb2.getinfo.normalized).
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     if info_class == C.FilePosixInformation and not (open_.posix and volume.posix_enabled(ctx)):
         # Only a POSIX open on a connection that negotiated the extensions knows this class; Samba answers
         # STATUS_INVALID_INFO_CLASS (its INVALID_LEVEL is turned into it), as samba.tests.smb3unix expects.
@@ -142,7 +145,7 @@ def _file_info(ctx: RequestContext, request: wire.QueryInfoRequest) -> bytes | R
     if info_class in (C.FileEaInformation, C.FileAllInformation):
         info.ea_size = eas.cached_size(open_.handle.fd, st)  # info_for_open built `info` for this request alone
     # The normalized name has no leading separator (the share root's is empty); the others start with one.
-    path = "\\".join(open_.path_components)
+    path = "\\".join(open_.named_components)
     return file_classes.encode(
         info_class, info,
         file_name=path if info_class == C.FileNormalizedNameInformation else "\\" + path,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import stat
 
-from smbsrv.commands import oplock_break
+from smbsrv.commands import oplock_break, stream_rename
 from smbsrv.files import write_time
 from smbsrv.fs import backend, dos_attrs, eas, posix_acl
 from smbsrv.fs.name_index import fold
@@ -120,6 +120,9 @@ def _set_file_info(ctx: RequestContext, open_: Open, request: wire.SetInfoReques
     elif isinstance(decoded, classes.RenameInformation):
         if info_class in (C.FileLinkInformation, getattr(C, "FileLinkInformationEx", -1)):
             _link(ctx, open_, decoded)
+        elif open_.stream is not None:
+            _require(open_, DELETE)
+            stream_rename.rename(ctx, open_, decoded)
         else:
             _require(open_, DELETE)
             try:
@@ -241,6 +244,10 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             if server.files.opens((existing.st_dev, existing.st_ino)) and not posix_semantics:
                 # Windows refuses to replace a file that is open; POSIX semantics allow it.
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        if server.files.stream_opens(open_.handle.key):
+            # A file whose streams are open keeps its name (Windows; Samba's file_has_open_streams; smbtorture
+            # smb2.streams.basefile-rename-with-open-stream).
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         # Windows refuses to move a directory with opens inside; rename(2) moves it, and the opens follow.
         moves_opens = open_.is_directory and server.files.has_open_below(open_)
         if moves_opens and not posix_semantics:

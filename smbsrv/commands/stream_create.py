@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from smbsrv import reparse
 from smbsrv.commands import oplock_break
-from smbsrv.files import closing
 from smbsrv.fs import backend, dos_attrs, streams
 from smbsrv.fs.handle import StreamHandle
 from smbsrv.fs.name_index import fold
@@ -179,5 +178,5 @@ def _notify(ctx: RequestContext, open_: Open, action: int) -> None:
     if action == FILE_OPENED:
         return
     ctx.connection.server.files.changes.changed(
-        ctx.tree, closing.stream_path(open_), Action.ADDED_STREAM if action == FILE_CREATED else Action.MODIFIED_STREAM,
+        ctx.tree, open_.named_components, Action.ADDED_STREAM if action == FILE_CREATED else Action.MODIFIED_STREAM,
         Filter.STREAM_NAME if action == FILE_CREATED else Filter.STREAM_SIZE, origin=open_)

@@ -7,7 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from smbsrv.commands import oplock_break
-from smbsrv.files import closing, write_time
+from smbsrv.files import write_time
 from smbsrv.fs import backend
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.notify import Action, Filter
@@ -113,7 +113,7 @@ def _finish(ctx: RequestContext, open_: Open, request: wire.WriteRequest, writte
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
                                                     Filter.LAST_WRITE | Filter.SIZE, origin=open_)
     else:
-        ctx.connection.server.files.changes.changed(ctx.tree, closing.stream_path(open_), Action.MODIFIED_STREAM,
+        ctx.connection.server.files.changes.changed(ctx.tree, open_.named_components, Action.MODIFIED_STREAM,
                                                     Filter.STREAM_WRITE | Filter.STREAM_SIZE, origin=open_)
     return wire.encode_write_response(written)
 

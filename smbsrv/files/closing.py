@@ -42,15 +42,6 @@ def close_open(files: FileTable, open_: Open) -> None:
         open_.handle.close()
 
 
-def stream_path(open_: Open) -> tuple[str, ...]:
-    """The path of a stream open as change notification reports it: the file's, ":stream" added ([MS-FSCC]
-    2.7.1 FILE_ACTION_*_STREAM)."""
-    components = open_.path_components
-    if not components or open_.stream is None:
-        return components
-    return components[:-1] + (f"{components[-1]}:{open_.stream}",)
-
-
 def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
     """Remove the name the closing open was made through: it is the last open through that name (the
     table's Link), whose handle follows renames of the name, so its directory fd and name are the name's."""
@@ -69,7 +60,7 @@ def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
     if is_dir is None:
         return
     if open_.stream is not None:  # a stream went, not the name
-        files.changes.changed(open_.tree, stream_path(open_), Action.REMOVED_STREAM, Filter.STREAM_NAME,
+        files.changes.changed(open_.tree, open_.named_components, Action.REMOVED_STREAM, Filter.STREAM_NAME,
                               origin=open_)
         return
     open_.tree.share_root.note_removed(handle.parent_fd, handle.name)

@@ -494,20 +494,24 @@ class Connection:
                                    interim=status == NtStatus.STATUS_PENDING)
 
     def _assemble(self, responses: list[_Pending], encrypting: bool = False) -> Buffers:
-        """Chain the responses of one message: pad all but the last to 8 bytes, set NextCommand, then sign
-        (the signature covers NextCommand and the padding) and fold preauth hashes over the final bytes."""
+        """Chain the responses of one message: pad each to 8 bytes, set NextCommand, then sign (the signature
+        covers NextCommand and the padding) and fold preauth hashes over the final bytes. The last response of
+        a compound is padded too, as Samba pads it (smbtorture smb2.compound.compound-padding: a 3-byte READ
+        last in a compound answers with a 24-byte body); a single response is not."""
         buffers: Buffers = []
         total = 0
         last = len(responses) - 1
+        compound = last > 0
         for index, pending in enumerate(responses):
             response, payload = pending.response, pending.payload
-            if isinstance(payload, FileRange) and (pending.signer is not None or index != last or encrypting):
+            if isinstance(payload, FileRange) and (pending.signer is not None or compound or encrypting):
                 payload = payload.read()  # data that must be signed or encrypted passes through memory
-            if payload is not None and (index != last or encrypting):
+            if payload is not None and (compound or encrypting):
                 response += payload
                 payload = None
-            if index != last:
+            if compound:
                 response += bytes(-len(response) % 8)
+            if index != last:
                 struct.pack_into("<I", response, 20, len(response))
             if pending.signer is not None:
                 pending.signer.sign(response, payload)

@@ -164,6 +164,15 @@ class Open:
         handle = self.handle
         return handle.stream if isinstance(handle, StreamHandle) else None
 
+    @property
+    def named_components(self) -> tuple[str, ...]:
+        """The path of what this open is of, as names in replies and change notifications give it: a stream's
+        is its file's with ":stream" added to the last component ([MS-FSCC] 2.1.4, 2.7.1)."""
+        components, stream = self.path_components, self.stream
+        if stream is None or not components:
+            return components
+        return components[:-1] + (f"{components[-1]}:{stream}",)
+
     def info(self, st: os.stat_result | None = None) -> FileInfo:
         """The file as this open's client sees it (fs/presented.py); `st` when the caller has just taken it."""
         info = self.handle.info(self.tree.share, self.tree.reparse_store, self.path_components, st)

@@ -116,7 +116,9 @@ class _CopyJob:
         index = 0
         while index < len(chunks):
             batch, index, failure = self._prepare_batch(chunks, index)
-            if batch:
+            if batch and (batch[0].source.stream is not None or self.target.stream is not None):
+                self._add(_copy_through_handles(batch, self.target))
+            elif batch:
                 self._add(_copy_batch(batch[0].source.handle.fd, self.target.handle.fd, batch))
             if failure is not None or self.done.failure is not None:
                 return self._failed(failure)
@@ -128,7 +130,9 @@ class _CopyJob:
         index = 0
         while index < len(chunks):
             batch, index, failure = self._prepare_batch(chunks, index)
-            if batch:
+            if batch and (batch[0].source.stream is not None or self.target.stream is not None):
+                self._add(_copy_through_handles(batch, self.target))
+            elif batch:
                 with batch[0].source.handle.borrowed_fd() as source_fd, \
                         self.target.handle.borrowed_fd() as target_fd:
                     self._add(await loop.run_in_executor(None, _copy_batch_as, server, self.target.session,
@@ -247,6 +251,23 @@ def _copy_batch(source_fd: int, target_fd: int, batch: list[_Step]) -> _Copied:
         done.chunks += end - index
         done.bytes += copied
         index = end
+    return done
+
+
+def _copy_through_handles(batch: list[_Step], target: Open) -> _Copied:
+    """Chunks from or to a named stream, whose data is an xattr value (fs/streams.py): read and written through
+    the handles, on the event loop's thread like every stream write (a stream holds at most 64 KiB)."""
+    done = _Copied()
+    for step in batch:
+        chunk = step.chunk
+        try:
+            data = step.source.handle.read(chunk.length, chunk.source_offset)
+            target.handle.write(data, chunk.target_offset)
+        except SmbError as exc:
+            done.failure = exc.status
+            return done
+        done.chunks += 1
+        done.bytes += len(data)
     return done
 
 

@@ -21,6 +21,7 @@ import pytest
 from tests import builders as b
 from tests.conftest import assert_no_server_bugs, serving_account, start_server, stop_server
 from tests.differential.run import Runner, Side, servers
+from tests.integration.test_oplocks import next_break, no_break, oplock_ack
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
@@ -44,7 +45,7 @@ STATUS_FILE_SYSTEM_LIMITATION = 0xC0000427
 STATUS_NOT_A_REPARSE_POINT = 0xC0000275
 LOCK_EXCLUSIVE, LOCK_UNLOCK, LOCK_FAIL_IMMEDIATELY = 0x2, 0x4, 0x10
 FILE_OPEN, FILE_CREATE, FILE_OPEN_IF = 1, 2, 3
-OPLOCK_BATCH, OPLOCK_LEASE = 0x09, 0xFF
+OPLOCK_LEVEL_II, OPLOCK_BATCH, OPLOCK_LEASE = 0x01, 0x09, 0xFF
 CREATED, OPENED = 2, 1  # CreateAction ([MS-SMB2] 2.2.14)
 
 
@@ -116,7 +117,8 @@ def _set(client: b.Client, file_id: tuple[int, int], info_class: int, buffer: by
 
 def _standard(client: b.Client, file_id: tuple[int, int]) -> tuple[int, int, int, int]:
     """EndOfFile, NumberOfLinks, DeletePending, Directory of FileStandardInformation ([MS-FSCC] 2.4.41)."""
-    eof, links, pending, directory = struct.unpack_from("<QIBB", _query(client, file_id, b.FILE_STANDARD_INFORMATION), 8)
+    buffer = _query(client, file_id, b.FILE_STANDARD_INFORMATION)
+    eof, links, pending, directory = struct.unpack_from("<QIBB", buffer, 8)
     return eof, links, pending, directory
 
 
@@ -315,8 +317,8 @@ def test_stream_information_of_a_file(runner: Runner) -> None:
         assert _stream_sizes(client, f"{base}\\f", side.name) == {"::$DATA": 5, ":Zeta:$DATA": 0}, side.name
         _make(client, f"{base}\\f:zeta", b"abc")  # the same stream: names match in any case
         _make(client, f"{base}\\f:alpha", b"x" * 500)
-        assert _stream_sizes(client, f"{base}\\f", side.name) == {"::$DATA": 5, ":Zeta:$DATA": 3, ":alpha:$DATA": 500}, \
-            side.name
+        expected = {"::$DATA": 5, ":Zeta:$DATA": 3, ":alpha:$DATA": 500}
+        assert _stream_sizes(client, f"{base}\\f", side.name) == expected, side.name
 
 
 def test_stream_information_ignores_other_xattrs(runner: Runner) -> None:
@@ -337,6 +339,24 @@ def test_stream_information_of_a_directory(runner: Runner) -> None:
         buffer = _query(client, directory, FILE_STREAM_INFORMATION)
         assert buffer == struct.pack("<IIqq", 0, 18, 2, 2) + ":ds:$DATA".encode("utf-16-le"), side.name
         assert client.close_file(directory) == b.STATUS_SUCCESS
+
+
+def test_stream_information_in_a_small_buffer(runner: Runner) -> None:
+    """Below the fixed part of an entry the answer is INFO_LENGTH_MISMATCH; a buffer that does not hold every
+    entry is BUFFER_OVERFLOW (Samba 4.17 returns no entries then, Windows those that fit: the data is not
+    compared); the last entry is not padded, so the exact size is enough."""
+    for side, client, base in _both(runner):
+        _make(client, f"{base}\\f", b"12345")
+        _make(client, f"{base}\\f:aa", b"A")
+        _make(client, f"{base}\\f:bbbb", b"BB")
+        file_id = client.open(f"{base}\\f", desired_access=b.FILE_READ_ATTRIBUTES)
+        # ":aa:$DATA" and ":bbbb:$DATA" take 48 bytes each with padding, "::$DATA" 24 + 14.
+        for length, expected in ((16, "STATUS_INFO_LENGTH_MISMATCH"), (100, "STATUS_BUFFER_OVERFLOW"),
+                                 (133, "STATUS_BUFFER_OVERFLOW"), (134, "STATUS_SUCCESS")):
+            response = client.query_info(file_id, b.SMB2_0_INFO_FILE, FILE_STREAM_INFORMATION, output_length=length)
+            assert _name(response.status) == expected, (side.name, length)
+        assert len(b.output_buffer(response)) == 134, side.name
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
 
 
 # -- information through a stream handle ------------------------------------------------------------------------
@@ -740,6 +760,32 @@ def test_oplocks_and_leases_on_streams(runner: Runner) -> None:
             held.append(b.create_file_id(response.body))
         for file_id in held:
             assert client.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_stream_oplocks_break_per_stream(runner: Runner) -> None:
+    """smbtorture smb2.oplock.batch26: a batch oplock on the file and one on its stream coexist; an open of the file
+    by another client does not break the stream's oplock, an open of the same stream does (to level II)."""
+    for side, client, base in _both(runner):
+        other = side.clients[1]
+        _make(client, f"{base}\\f")
+        file_response = client.create(f"{base}\\f", desired_access=0x120089, disposition=FILE_OPEN, oplock=OPLOCK_BATCH)
+        assert (_name(file_response.status), file_response.body[2]) == ("STATUS_SUCCESS", OPLOCK_BATCH), side.name
+        assert client.close_file(b.create_file_id(file_response.body)) == b.STATUS_SUCCESS
+        response = client.create(f"{base}\\f:s", desired_access=RW, disposition=FILE_OPEN_IF, oplock=OPLOCK_BATCH)
+        assert (_name(response.status), response.body[2]) == ("STATUS_SUCCESS", OPLOCK_BATCH), side.name
+        stream = b.create_file_id(response.body)
+        status, file_id, _ = _create(other, f"{base}\\f", RW)
+        assert status == "STATUS_SUCCESS", side.name
+        no_break(client, 1.0)
+        assert other.close_file(file_id) == b.STATUS_SUCCESS
+        message_id = other.send(b.Req(b.SMB2_CREATE, b.create_body(f"{base}\\f:s", desired_access=RW)))[0]
+        notification = next_break(client, 5.0)
+        assert notification.body[2] == OPLOCK_LEVEL_II, side.name
+        assert oplock_ack(client, stream, OPLOCK_LEVEL_II).status == b.STATUS_SUCCESS
+        response = other.receive(message_id)
+        assert _name(response.status) == "STATUS_SUCCESS", side.name
+        assert other.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
+        assert client.close_file(stream) == b.STATUS_SUCCESS
 
 
 # -- the volume ----------------------------------------------------------------------------------------------

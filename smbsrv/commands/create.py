@@ -193,7 +193,7 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
         parent_stat = _refuse_reparse_parent(tree, resolution, path)
         target = _classify(tree, resolution)
         if path.stream is not None:
-            return stream_create.open_stream(ctx, request, target, path.stream)
+            return stream_create.open_stream(ctx, request, target, path.stream, lease, first_attempt)
         if target.is_directory and ":" in name and not posix:
             # "dir::$DATA": a directory has no default data stream ([MS-FSA] 2.1.5.1.2; smbtorture
             # smb2.streams.dir wants NOT_A_DIRECTORY when the open asks for a directory).
@@ -206,6 +206,11 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
 
 
 # -- step 1: the request itself -----------------------------------------------------------------------------
+
+# A handle that is to delete on close must be granted DELETE: STATUS_INVALID_PARAMETER when the request (with
+# MAXIMUM_ALLOWED resolved) has no DELETE in it, as Windows and Samba 4.17 answer (Samba bug 13358); a DELETE
+# the user may not have is ACCESS_DENIED like any other refused right.
+DELETE_ON_CLOSE_WITHOUT_DELETE = NtStatus.STATUS_INVALID_PARAMETER
 
 # ACCESS_MASK bits 26 and 27 are reserved ([MS-DTYP] 2.4.3).
 _RESERVED_ACCESS_BITS = 0x0C000000
@@ -493,7 +498,7 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         raise SmbError(NtStatus.STATUS_IO_REPARSE_TAG_NOT_HANDLED)
     if request.create_options & FILE_DELETE_ON_CLOSE:
         if not granted & DELETE:
-            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            raise SmbError(DELETE_ON_CLOSE_WITHOUT_DELETE)
         if read_only_file:
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     if lease is not None:
@@ -568,7 +573,7 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     directory = bool(request.create_options & FILE_DIRECTORY_FILE)
     if request.create_options & FILE_DELETE_ON_CLOSE and not resolve_desired_access(
             request.desired_access, 0x1F01FF) & DELETE:
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        raise SmbError(DELETE_ON_CLOSE_WITHOUT_DELETE)
     if directory:
         mode = (posix_mode if posix_mode is not None else _WINDOWS_DIRECTORY_MODE) & share.directory_mask
     else:

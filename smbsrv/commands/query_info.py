@@ -169,7 +169,7 @@ def _streams(ctx: RequestContext, open_: Open, info: FileInfo, st: os.stat_resul
         info = FileHandle.info(open_.handle, ctx.tree.share, ctx.tree.reparse_store, open_.path_components, st)
     entries = [] if info.is_directory else [("::$DATA", info.end_of_file, info.allocation_size)]
     if ctx.tree.share.named_streams and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        entries += [(f":{name}:$DATA", size, streams.allocation_of(size))
+        entries += [(f":{name}:$DATA", size, size)  # StreamAllocationSize: the size, as Samba 4.17 gives it
                     for name, size in streams.listing(open_.handle.fd)]
     return entries
 

@@ -5,8 +5,8 @@ points in the path, the share's bounds), and hands over here. A stream shares it
 stream open gets is what the user may do to the file ([MS-FSA] 2.1.5.1.2.1 checks the file's security
 descriptor). Its sharing, locks and delete-pending are the stream's own (files/table.py keys them by the file and
 the stream's name). A stream of a file that does not exist yet creates the file first, as on NTFS. The data
-lives in an xattr of the file (fs/streams.py); streams get no oplocks or leases (the server may always grant
-less than asked, [MS-SMB2] 3.3.5.9).
+lives in an xattr of the file (fs/streams.py). Oplocks and leases are the stream's own too: an open of the file
+breaks none of its streams' (Samba 4.17; smbtorture smb2.oplock.batch26).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from smbsrv import reparse
 from smbsrv.commands import oplock_break
+from smbsrv.files import oplocks
 from smbsrv.fs import backend, dos_attrs, streams
 from smbsrv.fs.handle import StreamHandle
 from smbsrv.fs.name_index import fold
@@ -42,6 +43,7 @@ from smbsrv.wire.constants import (
     FILE_SUPERSEDED,
     FILE_WRITE_DATA,
 )
+from smbsrv.wire.oplock import LeaseRequest
 from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
@@ -51,7 +53,8 @@ _FULL_ACCESS = 0x1F01FF
 _OVERWRITES = (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
 
 
-def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Target, stream: str) -> bytes:
+def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Target, stream: str,
+                lease: LeaseRequest | None, first_attempt: bool) -> bytes:
     from smbsrv.commands import create  # the reply and the file checks are CREATE's own
 
     tree, session = ctx.tree, ctx.session
@@ -64,7 +67,7 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     if not target.exists:
         if disposition in (FILE_OPEN, FILE_OVERWRITE):
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
-        return _create_with_file(ctx, request, target, stream)
+        return _create_with_file(ctx, request, target, stream, lease)
     resolution = target.resolution
     st = resolution.stat
     assert st is not None
@@ -96,12 +99,23 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             # Adding a stream, or emptying one, writes the file.
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if options & FILE_DELETE_ON_CLOSE and not granted & DELETE:
-            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+            raise SmbError(create.DELETE_ON_CLOSE_WITHOUT_DELETE)
         key = (st.st_dev, st.st_ino, fold(stream))
+        if files.is_name_delete_pending(key, tree.share_root, resolution.components):  # this stream's delete
+            raise SmbError(NtStatus.STATUS_DELETE_PENDING)
+        conflicts_as = granted | FILE_WRITE_DATA if overwrite else granted
+        if lease is not None:
+            oplocks.check_lease_key(files, ctx.connection.client_guid, lease.lease_key, key)
         state = files.get(key)
         if state is not None:
-            check_share_access(state.opens, granted | FILE_WRITE_DATA if overwrite else granted,
-                               request.share_access)
+            # The stream's own opens only; their oplocks and leases break as a file's do ([MS-SMB2] 3.3.5.9).
+            try:
+                check_share_access(state.opens, conflicts_as, request.share_access)
+                violation = False
+            except SmbError:
+                violation = True
+            oplock_break.check_breaks(ctx, state, access=conflicts_as, sharing_violation=violation,
+                                      overwrite=overwrite, lease=lease, first_attempt=first_attempt)
         if stored is None:
             stored = stream
             streams.write(fd, stored, b"")
@@ -111,7 +125,7 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
         else:
             action = FILE_OPENED
-        open_ = _register(ctx, request, target, fd, key, stored, granted)
+        open_ = _register(ctx, request, target, fd, key, stored, granted, lease, action == FILE_OPENED)
     except BaseException:
         backend.close(fd)
         raise
@@ -119,7 +133,8 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
     return create._reply(ctx, request, open_, backend.fstat(fd), action, maximum, None)
 
 
-def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: _Target, stream: str) -> bytes:
+def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: _Target, stream: str,
+                      lease: LeaseRequest | None) -> bytes:
     """The file does not exist: it is created (empty, with the request's attributes) and the stream with it."""
     from smbsrv.commands import create
 
@@ -129,7 +144,9 @@ def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: 
         raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     granted = resolve_desired_access(request.desired_access, _FULL_ACCESS)
     if request.create_options & FILE_DELETE_ON_CLOSE and not granted & DELETE:
-        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        raise SmbError(create.DELETE_ON_CLOSE_WITHOUT_DELETE)
+    if lease is not None:
+        oplocks.check_lease_key(ctx.connection.server.files, ctx.connection.client_guid, lease.lease_key, None)
     resolution = target.resolution
     fd = backend.create_at(resolution.parent_fd, resolution.name, create._WINDOWS_FILE_MODE & tree.share.create_mask)
     try:
@@ -146,7 +163,8 @@ def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: 
                                                 origin=None)
     st = backend.fstat(fd)
     try:
-        open_ = _register(ctx, request, target, fd, (st.st_dev, st.st_ino, fold(stream)), stream, granted)
+        open_ = _register(ctx, request, target, fd, (st.st_dev, st.st_ino, fold(stream)), stream, granted, lease,
+                          False)
     except BaseException:
         backend.close(fd)
         raise
@@ -155,7 +173,8 @@ def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: 
 
 
 def _register(ctx: RequestContext, request: wire.CreateRequest, target: _Target, fd: int,
-              key: tuple[int, int, str], stream: str, granted: int) -> Open:
+              key: tuple[int, int, str], stream: str, granted: int, lease: LeaseRequest | None,
+              existed: bool) -> Open:
     session, tree = ctx.session, ctx.tree
     assert session is not None and tree is not None
     server = ctx.connection.server
@@ -167,7 +186,7 @@ def _register(ctx: RequestContext, request: wire.CreateRequest, target: _Target,
                  delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE))
     session.opens[open_.file_id[1]] = open_
     server.files.add(open_)
-    oplock_break.grant(ctx, open_, 0, None, True)  # no oplock or lease: only where its breaks go
+    oplock_break.grant(ctx, open_, request.requested_oplock_level, lease, existed)
     ctx.open = open_
     ctx.created_file_id = open_.file_id
     return open_

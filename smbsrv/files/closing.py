@@ -14,6 +14,7 @@ from smbsrv import events
 from smbsrv.errors import SmbError
 from smbsrv.files import write_time
 from smbsrv.fs import identity
+from smbsrv.fs.handle import FileHandle
 from smbsrv.fscc.notify import Action, Filter
 
 if TYPE_CHECKING:
@@ -38,8 +39,28 @@ def close_open(files: FileTable, open_: Open) -> None:
     try:
         if effects.delete_now and effects.deleter is not None:
             _delete(files, open_, effects.deleter)
+        if effects.delete_file_name and effects.file_deleter is not None:
+            _delete_file_of_stream(files, open_, effects.file_deleter)
     finally:
         open_.handle.close()
+
+
+def _delete_file_of_stream(files: FileTable, open_: Open, deleter: Deleter) -> None:
+    """The file's name was delete-pending and this open of one of its streams was the last to hold it: the
+    name goes now ([MS-FSA] 2.1.5.5), through the handle's fds, which are the file's."""
+    handle = open_.handle
+    try:
+        with identity.acting_for(deleter.uid, deleter.gid, deleter.groups):
+            is_dir = FileHandle.unlink_if_same(handle)
+    except SmbError as exc:
+        log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.status.name)
+        return
+    if is_dir is None:
+        return
+    open_.tree.share_root.note_removed(handle.parent_fd, handle.name)
+    files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,
+                          Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir, origin=open_)
+    events.deleted(deleter.user, deleter.client, open_.tree, open_.path_components)
 
 
 def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:

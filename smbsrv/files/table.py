@@ -59,17 +59,20 @@ class Link:
     all, FileTable.renamed), in the share of their tree; through a share inside another, the same name has
     a shorter path (Link.names compares the two shares' real paths then)."""
 
-    __slots__ = ("delete_pending", "deleter", "opens")
+    __slots__ = ("delete_pending", "deleter", "opens", "stream_opens")
 
     def __init__(self) -> None:
         self.opens: list[Open] = []
+        # Opens of the file's named streams made through this name: they hold the name as the file's own opens
+        # do (a delete pending on it waits for them too, [MS-FSA] 2.1.5.5; smbtorture smb2.streams.delete).
+        self.stream_opens: list[Open] = []
         self.delete_pending = False
         self.deleter: Deleter | None = None  # who made the delete pending: the open that set it last
 
     def names(self, root: Any, components: tuple[str, ...]) -> bool:
         """Whether this is the name `components` in the share `root` (fs.resolver.ShareRoot). A directory has
         one name (no hard links), whatever path and share it was reached by (a share inside another's)."""
-        first = self.opens[0]
+        first = self.opens[0] if self.opens else self.stream_opens[0]
         if first.is_directory:
             return True
         own = first.tree.share_root
@@ -136,10 +139,14 @@ class Deleter:
 @dataclass(slots=True)
 class CloseEffects:
     """What the caller of FileTable.close must do: remove the closing open's name now (delete on close), as
-    the user `deleter`, whoever closes last and from wherever (a teardown runs as the server)."""
+    the user `deleter`, whoever closes last and from wherever (a teardown runs as the server). For the open of
+    a named stream, `delete_now` removes the stream, and `delete_file_name` the file's name that a pending
+    delete kept while the stream was open (`file_deleter` asked for that)."""
 
     delete_now: bool = False
     deleter: Deleter | None = None
+    delete_file_name: bool = False
+    file_deleter: Deleter | None = None
 
 
 _NO_EFFECTS = CloseEffects()
@@ -218,6 +225,8 @@ class FileTable:
         state.opens.append(open_)
         open_.file = state
         open_.link = self._link_for(state, open_)
+        if len(key) == 3 and open_.name_link is None:  # a rekeyed stream open keeps holding the name
+            self._hold_file_name(open_, key[:2])
         holder = open_.held_by = _holder(open_.session)
         self._held[holder] = self._held.get(holder, 0) + 1
         return state
@@ -227,7 +236,14 @@ class FileTable:
         must be deleted now ([MS-FSA] 2.1.5.5): this was the last open made through a delete-pending name (opens
         through the file's other hard links do not count), or a POSIX handle asked for delete and only POSIX
         handles remain on the name (it goes, the others keep the data, as on a local filesystem; Samba does the
-        same when no Windows open of the name remains)."""
+        same when no Windows open of the name remains). The open of a named stream also lets go of its file's
+        name (Link.stream_opens)."""
+        effects = self._close(open_)
+        if open_.name_link is not None:
+            effects = self._release_file_name(open_, effects)
+        return effects
+
+    def _close(self, open_: Open) -> CloseEffects:
         self.watches.forget(open_)  # a waiting CHANGE_NOTIFY completes with STATUS_NOTIFY_CLEANUP
         self.durable.forget(open_)
         state = self._remove(open_)
@@ -247,7 +263,7 @@ class FileTable:
                 return CloseEffects(True, Deleter.of(open_))
             link.delete_pending = True
             link.deleter = Deleter.of(open_)
-        if link.delete_pending and not link.opens:
+        if link.delete_pending and not link.opens and not link.stream_opens:
             # Phase 3: the last open of a deleted link is gone, the name goes (the file lives on while its
             # other names have opens or exist).
             deleter = link.deleter or Deleter.of(open_)
@@ -338,6 +354,39 @@ class FileTable:
         link.opens.append(open_)
         return link
 
+    def _hold_file_name(self, open_: Open, file_key: FileKey) -> None:
+        """A stream open holds the name of its file it was made through (Link.stream_opens); the file's state
+        is kept while it does, even with no open of the file's own."""
+        state = self._files.get(file_key)
+        if state is None:
+            state = self._files[file_key] = FileState(file_key)
+        root, components = open_.tree.share_root, open_.path_components
+        for link in state.links:
+            if link.names(root, components):
+                break
+        else:
+            link = Link()
+            state.links.append(link)
+        link.stream_opens.append(open_)
+        open_.name_link = link
+
+    def _release_file_name(self, open_: Open, effects: CloseEffects) -> CloseEffects:
+        """The stream open is gone from its file's name: when it was the last to hold a name whose delete is
+        pending, the name goes now."""
+        link, open_.name_link = open_.name_link, None
+        link.stream_opens.remove(open_)
+        file_key = open_.handle.key[:2]
+        state = self._files[file_key]
+        if link.opens or link.stream_opens:
+            return effects
+        state.links.remove(link)
+        if not state.opens and not state.links:
+            del self._files[file_key]
+        if not link.delete_pending:
+            return effects
+        link.delete_pending = False
+        return CloseEffects(effects.delete_now, effects.deleter, True, link.deleter or Deleter.of(open_))
+
     def _remove(self, open_: Open) -> FileState | None:
         state = self._files.get(open_.handle.key)
         if state is None:
@@ -348,14 +397,14 @@ class FileTable:
             opens.remove(open_)
             link = open_.link  # registered opens are in their link's opens too (add)
             link.opens.remove(open_)
-            if not link.opens:
+            if not link.opens and not link.stream_opens:
                 state.links.remove(link)
             holder = open_.held_by  # its session may have re-authenticated as another user since
             if self._held[holder] == 1:
                 del self._held[holder]
             else:
                 self._held[holder] -= 1
-        if not opens:
+        if not opens and not state.links:
             key = open_.handle.key
             del self._files[key]
             if len(key) == 3:

@@ -202,10 +202,10 @@ class FileHandle:
         if self.parent_fd < 0 or not self.name:
             return None
         st = backend.stat_at(self.parent_fd, self.name)
-        if st is None or (st.st_dev, st.st_ino) != self.key:
+        if st is None or (st.st_dev, st.st_ino) != self.key[:2]:  # a stream handle's key names the stream too
             return None
         is_dir = stat.S_ISDIR(st.st_mode)
-        self.unlink(is_dir)
+        FileHandle.unlink(self, is_dir)  # the name, also when called for a stream's handle (files/closing.py)
         return is_dir
 
     # -- directories ------------------------------------------------------------------------------------------
@@ -275,10 +275,9 @@ class StreamHandle(FileHandle):
         streams.truncate(self.fd, self.stream, length)
 
     def set_allocation(self, allocation: int) -> None:
-        """Nothing is reserved for a stream (its xattr is written whole); more than a stream can hold is
-        STATUS_DISK_FULL, as a write of it would be."""
-        if allocation > streams.MAX_STREAM_BYTES:
-            raise SmbError(NtStatus.STATUS_DISK_FULL)
+        """Nothing is reserved for a stream (its xattr is written whole); more than a stream can hold is refused
+        as a write of it would be."""
+        streams.check_size(allocation)
 
     def punch_hole(self, offset: int, length: int) -> None:
         data = streams.read(self.fd, self.stream)
@@ -310,9 +309,10 @@ class StreamHandle(FileHandle):
 
     def info(self, share: ShareConfig, reparse_store: ReparseStore | None, components: tuple[str, ...],
              st: os.stat_result | None = None) -> FileInfo:
-        """The file's attributes and times with the stream's sizes."""
+        """The file's attributes and times with the stream's sizes. A stream is no directory: one of a
+        directory shows ARCHIVE where the directory has no other attribute (Samba 4.17)."""
         info = super().info(share, reparse_store, components, st).copy()
         info.end_of_file = self.size()
         info.allocation_size = streams.allocation_of(info.end_of_file)
-        info.attributes &= ~fattr.FILE_ATTRIBUTE_DIRECTORY
+        info.attributes = info.attributes & ~fattr.FILE_ATTRIBUTE_DIRECTORY or fattr.FILE_ATTRIBUTE_ARCHIVE
         return info

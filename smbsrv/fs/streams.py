@@ -6,9 +6,11 @@ purpose: a share moved between Samba (with `vfs objects = streams_xattr`) and sm
 server reads what the other wrote.
 
 Limits come from the file system, as for Samba: Linux caps one xattr value at 64 KiB (XATTR_SIZE_MAX), so a
-stream holds at most 65,535 bytes; ext4 without the ea_inode feature keeps all xattrs of an inode in one 4 KiB
-block, shared with the DOS attributes, so there streams are a few KB in all. A write that does not fit is
-STATUS_DISK_FULL and leaves the stream as it was. Windows clients keep small streams (Zone.Identifier, macOS
+stream holds at most 65,535 bytes, and a write, truncate or allocation beyond that is
+STATUS_FILE_SYSTEM_LIMITATION before anything changes (Samba 4.17's answer, from its EOVERFLOW; ReFS gives the
+same status for what it cannot hold). ext4 without the ea_inode feature keeps all xattrs of an inode in one 4 KiB
+block, shared with the DOS attributes, so there streams are a few KB in all: a write the file system has no room
+for is STATUS_DISK_FULL and leaves the stream as it was. Windows clients keep small streams (Zone.Identifier, macOS
 Finder's AFP_AfpInfo, thumbnails); larger ones need XFS, btrfs or tmpfs.
 
 Stream names compare case-insensitively, as on NTFS, and keep the case they were created with. Every value is
@@ -76,11 +78,16 @@ def listing(fd: int) -> list[tuple[str, int]]:
     return [(stream, len(read(fd, stream))) for stream in names(fd)]
 
 
+def check_size(size: int) -> None:
+    """A stream cannot grow to `size` bytes: STATUS_FILE_SYSTEM_LIMITATION."""
+    if size > MAX_STREAM_BYTES:
+        raise SmbError(NtStatus.STATUS_FILE_SYSTEM_LIMITATION)
+
+
 def write(fd: int, stream: str, data: bytes | bytearray | memoryview) -> None:
-    """Replace the stream's data (creating the stream). Too large for the xattr: STATUS_DISK_FULL, nothing
-    changed."""
-    if len(data) > MAX_STREAM_BYTES:
-        raise SmbError(NtStatus.STATUS_DISK_FULL)
+    """Replace the stream's data (creating the stream). More than the file system takes: STATUS_DISK_FULL,
+    nothing changed."""
+    check_size(len(data))
     try:
         xattr.set(fd, xattr_name(stream), bytes(data) + b"\0")
     except SmbError as exc:
@@ -91,8 +98,7 @@ def write(fd: int, stream: str, data: bytes | bytearray | memoryview) -> None:
 
 def write_at(fd: int, stream: str, data: bytes | bytearray | memoryview, offset: int) -> int:
     """`data` at `offset` of the stream, a gap before it filled with zeros; returns len(data)."""
-    if offset + len(data) > MAX_STREAM_BYTES:
-        raise SmbError(NtStatus.STATUS_DISK_FULL)
+    check_size(offset + len(data))
     current = read(fd, stream)
     if offset > len(current):
         current += bytes(offset - len(current))
@@ -102,8 +108,7 @@ def write_at(fd: int, stream: str, data: bytes | bytearray | memoryview, offset:
 
 def truncate(fd: int, stream: str, length: int) -> None:
     """Cut the stream to `length` bytes or extend it with zeros."""
-    if length > MAX_STREAM_BYTES:
-        raise SmbError(NtStatus.STATUS_DISK_FULL)
+    check_size(length)
     current = read(fd, stream)
     if len(current) != length:
         write(fd, stream, current[:length] + bytes(max(0, length - len(current))))
@@ -129,5 +134,6 @@ def remove_all(fd: int) -> None:
 
 
 def allocation_of(size: int) -> int:
-    """The AllocationSize shown for a stream of `size` bytes: whole 4 KiB blocks, as for a file."""
+    """The AllocationSize a handle of a stream of `size` bytes shows: whole 4 KiB blocks, as for a file.
+    (FileStreamInformation gives the size itself, as Samba's streams_xattr does.)"""
     return -(-size // 4096) * 4096

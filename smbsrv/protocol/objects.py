@@ -134,6 +134,7 @@ class Open:
     pipe: Any = None  # rpc NamedPipe for IPC$ opens
     file: Any = None  # files.FileState of handle.key while the open is registered in the server's FileTable
     link: Any = None  # files.table.Link: the name the open was made through (its delete-pending is there)
+    name_link: Any = None  # for a named stream's open: the Link of its file's name, which the open holds too
     held_by: str = ""  # the SMB user whose max_opens_per_user count the open is in (files/table.py)
     connection: Any = None  # protocol.connection.Connection the open was made on (where its breaks go)
     # [MS-SMB2] 3.3.1.10 Open.OplockLevel/OplockState for opens without a lease; files/oplocks.py decides them.

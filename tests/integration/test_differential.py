@@ -466,3 +466,15 @@ def test_directory_with_write_and_search_but_no_read_grants_no_listing(runner: R
         listing = member.query_directory(file_id)
         assert b.status_name(listing.status) == "STATUS_ACCESS_DENIED", side.name
         assert member.close_file(file_id) == b.STATUS_SUCCESS
+
+
+def test_delete_on_close_without_delete_is_invalid_parameter(runner: Runner) -> None:
+    """FILE_DELETE_ON_CLOSE in a request without DELETE: STATUS_INVALID_PARAMETER for an existing file and a new
+    one (Samba 4.17, bug 13358: Windows' answer); smbsrv answered ACCESS_DENIED. Nothing is created."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\f", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+        for name, disposition in (("f", b.FILE_OPEN), ("new", b.FILE_CREATE)):
+            response = client.create(f"{base}\\{name}", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                     disposition=disposition, options=b.FILE_DELETE_ON_CLOSE)
+            assert b.status_name(response.status) == "STATUS_INVALID_PARAMETER", (side.name, name)
+        assert not (side.share_dir / base / "new").exists(), side.name

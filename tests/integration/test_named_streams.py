@@ -26,7 +26,6 @@ from tests.integration.test_oplocks import next_break, no_break, oplock_ack
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="both servers run as root serving a non-root account"),
-    pytest.mark.xfail(reason="named streams being built", strict=False),
 ]
 
 STREAMS_XATTR = ("vfs objects = streams_xattr",)

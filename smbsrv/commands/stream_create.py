@@ -65,7 +65,7 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         # FILE_DIRECTORY_FILE).
         raise SmbError(NtStatus.STATUS_NOT_A_DIRECTORY)
     if not target.exists:
-        if disposition in (FILE_OPEN, FILE_OVERWRITE):
+        if disposition in (FILE_OPEN, FILE_OVERWRITE) or not streams.storable(stream):
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
         return _create_with_file(ctx, request, target, stream, lease)
     resolution = target.resolution
@@ -92,7 +92,8 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         stored = streams.find(fd, stream)
         if stored is not None and disposition == FILE_CREATE:
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
-        if stored is None and disposition in (FILE_OPEN, FILE_OVERWRITE):
+        if stored is None and (disposition in (FILE_OPEN, FILE_OVERWRITE) or not streams.storable(stream)):
+            # A name too long for an xattr cannot exist, nor be created (Samba 4.17 answers the same).
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
         overwrite = stored is not None and disposition in _OVERWRITES
         if (stored is None or overwrite) and not maximum & FILE_WRITE_DATA:

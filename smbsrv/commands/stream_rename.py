@@ -36,6 +36,8 @@ def rename(ctx: RequestContext, open_: Open, request: classes.RenameInformation)
     if new is None:
         _to_unnamed_stream(open_, handle, replace)
         return
+    if not streams.storable(new):
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)  # no xattr name holds it (fs/streams.py storable)
     existing = streams.find(handle.fd, new)
     if existing is not None and fold(existing) != fold(handle.stream):
         if not replace:

@@ -40,6 +40,12 @@ def xattr_name(stream: str) -> str:
     return PREFIX + stream + SUFFIX
 
 
+def storable(stream: str) -> bool:
+    """Whether the stream's xattr name fits Linux's XATTR_NAME_MAX (255 bytes, prefix and suffix included): a
+    name of at most 234 UTF-8 bytes. Windows takes 255 characters; Samba cannot store longer names either."""
+    return len(xattr_name(stream).encode("utf-8")) <= 255
+
+
 def stream_of(name: str) -> str | None:
     """The stream an xattr name stores, None for any other xattr."""
     if name.startswith(PREFIX) and name.endswith(SUFFIX) and len(name) > len(PREFIX) + len(SUFFIX):

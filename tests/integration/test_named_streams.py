@@ -239,6 +239,9 @@ NAMES = (
     ("f:$DATA", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),  # a stream named "$DATA"
     ("f: ", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),
     ("f:s ", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),
+    # The longest stream name an xattr name holds (255 bytes with "user.DosStream." and ":$DATA"), and one more.
+    ("f:" + "L" * 234, "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),
+    ("f:" + "M" * 235, "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_OBJECT_NAME_NOT_FOUND"),
     ("nof::$DATA", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_SUCCESS"),  # the default stream of a new file
 )
 
@@ -262,7 +265,7 @@ def test_stream_names(runner: Runner) -> None:
             assert client.close_file(file_id) == b.STATUS_SUCCESS
         assert _stream_xattrs(side, f"{base}/f") == sorted(
             f"user.DosStream.{stream}:$DATA" for stream in ("s", "s*", "s?", "s<", "s>", 's"', "s|", "s\x01", "$DATA",
-                                                           " ", "s ")), side.name
+                                                           " ", "s ", "L" * 234)), side.name
 
 
 def test_stream_of_a_directory(runner: Runner) -> None:

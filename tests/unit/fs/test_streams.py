@@ -91,3 +91,9 @@ def test_remove_and_remove_all(fd: int) -> None:
     assert not streams.remove(fd, "a")
     streams.remove_all(fd)
     assert streams.names(fd) == []
+
+
+def test_names_longer_than_an_xattr_name_cannot_be_stored() -> None:
+    assert streams.storable("x" * 234)
+    assert not streams.storable("x" * 235)
+    assert not streams.storable("\u00e9" * 118)  # 236 UTF-8 bytes

@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
 from tests.conftest import assert_no_server_bugs, serving_account, start_server, stop_server
 from tests.differential.run import Runner, Side, servers
@@ -828,3 +830,28 @@ def test_share_without_named_streams_refuses_stream_names(tmp_path: Path) -> Non
     finally:
         stop_server(server.process)
     assert_no_server_bugs(server)
+
+
+def _smbclient(side: Side, commands: str, tmp: Path) -> str:
+    argv = ["smbclient", f"//{HOST}/{SHARE_NAME}", "-p", str(side.port), "-U", f"{side.users[0]}%{side.password}",
+            "-m", "SMB3", "-c", commands]
+    result = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60, cwd=tmp)
+    assert result.returncode == 0, (side.name, result.stdout, result.stderr)
+    return result.stdout
+
+
+def test_smbclient_puts_gets_and_lists_streams(runner: Runner, tmp_path: Path) -> None:
+    """A real client: smbclient stores a Zone.Identifier the way Windows marks a download, reads it back, and
+    `allinfo` lists the file's streams with their sizes, on both servers alike."""
+    zone = tmp_path / "zone"
+    zone.write_bytes(b"[ZoneTransfer]\r\nZoneId=3\r\n")
+    body = tmp_path / "body"
+    body.write_bytes(b"x" * 1000)
+    for side, _client, base in _both(runner):
+        out = _smbclient(side, f"cd {base}; put body f.exe; put zone f.exe:Zone.Identifier; "
+                               f"get f.exe:Zone.Identifier got-{side.name}; allinfo f.exe", tmp_path)
+        assert (tmp_path / f"got-{side.name}").read_bytes() == zone.read_bytes(), side.name
+        streams = sorted(line.strip() for line in out.splitlines() if line.startswith("stream:"))
+        assert streams == ["stream: [::$DATA], 1000 bytes", "stream: [:Zone.Identifier:$DATA], 26 bytes"], (
+            side.name, out)
+        assert _xattr(side, f"{base}/f.exe", "Zone.Identifier") == zone.read_bytes() + b"\0", side.name

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests import builders as b
-from tests.conftest import serving_account
+from tests.conftest import assert_no_server_bugs, serving_account
 from tests.differential.run import Runner, servers
+from tests.integration.hsm_helpers import hsm_cli, hsm_server, is_placeholder, make_file
 from tests.integration.test_named_streams import (
+    FILE_OPEN_IF,
     FILE_SHARE_READ,
+    RW,
     STREAMS_XATTR,
     _both,
     _make,
@@ -29,6 +34,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="both servers run as root serving a non-root account"),
 ]
+
+FILE_END_OF_FILE_INFORMATION = 20
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +63,34 @@ def test_stream_renamed_onto_the_default_stream_keeps_the_file_data(runner: Runn
         assert other.close_file(held) == b.STATUS_SUCCESS
         assert (side.share_dir / base / "f").read_bytes() == b"base data", side.name
         assert _xattr(side, f"{base}/f", "s") == b"SSS\x00", side.name
+
+
+# -- HSM placeholders (docs/hsm.md): a stream is not the file's data ---------------------------------------------
+
+@pytest.mark.xfail(reason="BUG: SET_INFO FileEndOfFileInformation 0 through a stream handle of a placeholder runs "
+                          "hsm_access.before_truncate on the FILE (open_.handle.fd is the file's): the placeholder "
+                          "is truncated to empty and its mark removed, its content is lost", strict=True)
+def test_truncating_a_stream_of_a_placeholder_keeps_the_file(tmp_path: Path) -> None:
+    """A stream's data is an xattr: truncating it touches neither the file's data nor its placeholder mark, and
+    reading the file afterwards still fetches the released content."""
+    share, cold = tmp_path / "share", tmp_path / "cold"
+    share.mkdir()
+    cold.mkdir()
+    data = make_file(share / "p.bin", 100000)
+    with hsm_server(tmp_path, share, hsm_provider="directory", hsm_directory=str(cold)) as (server, config):
+        hsm_cli(config, "release", str(share / "p.bin"))
+        assert is_placeholder(share / "p.bin")
+        with b.connect(server.host, server.port, server.user, server.password) as client:
+            stream = client.open("p.bin:s", desired_access=RW, disposition=FILE_OPEN_IF)
+            assert client.write(stream, 0, b"stream data").status == b.STATUS_SUCCESS
+            status = client.set_info(stream, b.SMB2_0_INFO_FILE, FILE_END_OF_FILE_INFORMATION, struct.pack("<q", 0))
+            assert status.status == b.STATUS_SUCCESS, b.status_name(status.status)
+            assert client.close_file(stream) == b.STATUS_SUCCESS
+            assert os.stat(share / "p.bin").st_size == len(data)
+            assert is_placeholder(share / "p.bin")
+            file_id = client.open("p.bin", desired_access=b.GENERIC_READ)
+            response = client.read(file_id, 0, len(data))
+            assert response.status == b.STATUS_SUCCESS and b.read_data(response) == data
+            assert client.close_file(file_id) == b.STATUS_SUCCESS
+        assert os.getxattr(share / "p.bin", "user.DosStream.s:$DATA") == b"\x00"
+        assert_no_server_bugs(server)

@@ -19,10 +19,12 @@ from tests import builders as b
 from tests.conftest import assert_no_server_bugs, serving_account
 from tests.differential.run import Runner, servers
 from tests.integration.hsm_helpers import hsm_cli, hsm_server, is_placeholder, make_file
+from tests.integration.reparse_helpers import set_reparse, symlink_buffer
 from tests.integration.test_named_streams import (
     FILE_OPEN_IF,
     FILE_SHARE_READ,
     RW,
+    STATUS_NOT_A_REPARSE_POINT,
     STREAMS_XATTR,
     _both,
     _make,
@@ -63,6 +65,26 @@ def test_stream_renamed_onto_the_default_stream_keeps_the_file_data(runner: Runn
         assert other.close_file(held) == b.STATUS_SUCCESS
         assert (side.share_dir / base / "f").read_bytes() == b"base data", side.name
         assert _xattr(side, f"{base}/f", "s") == b"SSS\x00", side.name
+
+
+
+@pytest.mark.xfail(reason="BUG: FSCTL_SET_REPARSE_POINT through a stream handle stores the reparse point on the FILE "
+                          "(reparse_store.set(open_.handle.fd)): the file becomes a symlink; Samba 4.17 answers "
+                          "STATUS_NOT_A_REPARSE_POINT", strict=True)
+def test_set_reparse_point_through_a_stream_leaves_the_file(runner: Runner) -> None:
+    """A reparse point belongs to the file, not to one of its named streams: SET_REPARSE_POINT through a stream's
+    handle is STATUS_NOT_A_REPARSE_POINT (Samba 4.17, as GET_REPARSE_POINT there) and the file opens as before.
+    (With materialize_special_files the same call would replace the empty file, streams and all, by a symlink.)"""
+    for side, client, base in _both(runner):
+        _make(client, f"{base}\\f")
+        _make(client, f"{base}\\f:s", b"SS")
+        stream = client.open(f"{base}\\f:s", desired_access=RW | b.FILE_WRITE_ATTRIBUTES)
+        status = set_reparse(client, stream, symlink_buffer("target"))
+        assert client.close_file(stream) == b.STATUS_SUCCESS
+        assert status == STATUS_NOT_A_REPARSE_POINT, (side.name, b.status_name(status))
+        file_id = client.open(f"{base}\\f", desired_access=b.GENERIC_READ)
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+        assert _xattr(side, f"{base}/f", "s") == b"SS\x00", side.name
 
 
 # -- HSM placeholders (docs/hsm.md): a stream is not the file's data ---------------------------------------------

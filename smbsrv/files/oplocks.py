@@ -35,7 +35,7 @@ from smbsrv.wire.constants import (
 from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
-    from smbsrv.files.table import FileState, FileTable
+    from smbsrv.files.table import FileKey, FileState, FileTable
     from smbsrv.protocol.objects import Open
 
 R, H, W = SMB2_LEASE_READ_CACHING, SMB2_LEASE_HANDLE_CACHING, SMB2_LEASE_WRITE_CACHING
@@ -75,7 +75,7 @@ class Lease:
 
     client_guid: bytes
     key: bytes
-    file_key: tuple[int, int]
+    file_key: FileKey  # a named stream's lease is on the stream (files/table.py)
     version: int
     parent_key: bytes | None
     state: int
@@ -273,7 +273,7 @@ def grant(table: FileTable, state: FileState, open_: Open, *, requested_level: i
     open_.lease = own
 
 
-def check_lease_key(table: FileTable, client_guid: bytes, lease_key: bytes, file_key: tuple[int, int] | None) -> None:
+def check_lease_key(table: FileTable, client_guid: bytes, lease_key: bytes, file_key: FileKey | None) -> None:
     """[MS-SMB2] 3.3.5.9.8: a lease key the client uses for another file is STATUS_INVALID_PARAMETER."""
     lease = table.leases.get((client_guid, lease_key))
     if lease is not None and lease.file_key != file_key:

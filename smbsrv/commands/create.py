@@ -194,11 +194,13 @@ def _handle(ctx: RequestContext, request: wire.CreateRequest, first_attempt: boo
         target = _classify(tree, resolution)
         if path.stream is not None:
             return stream_create.open_stream(ctx, request, target, path.stream, lease, first_attempt)
-        if target.is_directory and ":" in name and not posix:
-            # "dir::$DATA": a directory has no default data stream ([MS-FSA] 2.1.5.1.2; smbtorture
-            # smb2.streams.dir wants NOT_A_DIRECTORY when the open asks for a directory).
-            raise SmbError(NtStatus.STATUS_NOT_A_DIRECTORY if request.create_options & FILE_DIRECTORY_FILE
-                           else NtStatus.STATUS_FILE_IS_A_DIRECTORY)
+        if ":" in name and not posix:
+            # "name::$DATA", the unnamed data stream, is never a directory, and a directory has none ([MS-FSA]
+            # 2.1.5.1.2; smbtorture smb2.streams.dir; Samba 4.17 answers so before the disposition too).
+            if request.create_options & FILE_DIRECTORY_FILE:
+                raise SmbError(NtStatus.STATUS_NOT_A_DIRECTORY)
+            if target.is_directory:
+                raise SmbError(NtStatus.STATUS_FILE_IS_A_DIRECTORY)
         _check_disposition(request, target, posix=posix)
         if target.exists:
             return _open_existing(ctx, request, target, posix_mode, parent_stat, lease, first_attempt)

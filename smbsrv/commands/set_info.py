@@ -356,6 +356,11 @@ def _set_disposition(ctx: RequestContext, open_: Open, disposition: classes.Disp
         raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     if open_.is_directory and open_.handle.has_entries(bool(open_.granted_access & FILE_READ_DATA)):
         raise SmbError(NtStatus.STATUS_DIRECTORY_NOT_EMPTY)
+    if disposition.flags & classes.FILE_DISPOSITION_POSIX_SEMANTICS and open_.stream is not None:
+        open_.handle.unlink(False)  # the stream goes now; the file and its name stay
+        ctx.connection.server.files.changes.changed(ctx.tree, open_.named_components, Action.REMOVED_STREAM,
+                                                    Filter.STREAM_NAME, origin=open_)
+        return
     if disposition.flags & classes.FILE_DISPOSITION_POSIX_SEMANTICS or open_.posix:
         # POSIX semantics: the name goes now, the open handles keep the data ([MS-FSCC] 2.4.12).
         open_.handle.unlink(open_.is_directory)

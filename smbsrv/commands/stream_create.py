@@ -146,6 +146,8 @@ def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: 
     granted = resolve_desired_access(request.desired_access, _FULL_ACCESS)
     if request.create_options & FILE_DELETE_ON_CLOSE and not granted & DELETE:
         raise SmbError(create.DELETE_ON_CLOSE_WITHOUT_DELETE)
+    if request.create_options & FILE_DELETE_ON_CLOSE and request.file_attributes & fattr.FILE_ATTRIBUTE_READONLY:
+        raise SmbError(NtStatus.STATUS_CANNOT_DELETE)  # [MS-FSA] 2.1.5.1.1, as for a new file (Samba 4.17)
     if lease is not None:
         oplocks.check_lease_key(ctx.connection.server.files, ctx.connection.client_guid, lease.lease_key, None)
     resolution = target.resolution

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import stat
 
-from smbsrv.fs import backend, streams
+from smbsrv.files.table import FileTable
+from smbsrv.fs import backend, dos_attrs, streams
 from smbsrv.fs.handle import StreamHandle
 from smbsrv.fs.name_index import fold
 from smbsrv.fs.path import SmbPath
@@ -34,7 +35,7 @@ def rename(ctx: RequestContext, open_: Open, request: classes.RenameInformation)
     new = SmbPath.parse("x" + name, posix=False).stream  # the stream part alone, checked as a CREATE checks it
     files = ctx.connection.server.files
     if new is None:
-        _to_unnamed_stream(open_, handle, replace)
+        _to_unnamed_stream(files, handle, replace)
         return
     if not streams.storable(new):
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_INVALID)  # no xattr name holds it (fs/streams.py storable)
@@ -51,22 +52,35 @@ def rename(ctx: RequestContext, open_: Open, request: classes.RenameInformation)
         assert isinstance(other.handle, StreamHandle)
         other.handle.stream = new
         files.rekey(other, new_key)
+        if other.lease is not None:
+            other.lease.file_key = new_key  # its break acknowledgments wake the opens waiting on the stream
     changes = files.changes
     changes.changed(ctx.tree, old_path, Action.REMOVED_STREAM, Filter.STREAM_NAME, origin=open_)
     changes.changed(ctx.tree, open_.named_components, Action.ADDED_STREAM, Filter.STREAM_NAME, origin=open_)
 
 
-def _to_unnamed_stream(open_: Open, handle: StreamHandle, replace: bool) -> None:
-    """":$DATA" as the new name: the stream's data becomes the file's own, replacing it (Windows, with
-    ReplaceIfExists; smbtorture smb2.streams.rename2). The handle stays an open of the (now gone) stream."""
+def _to_unnamed_stream(files: FileTable, handle: StreamHandle, replace: bool) -> None:
+    """"::$DATA" as the new name: the stream's data becomes the file's own, when the file holds none ([MS-FSA]
+    2.1.5.15.12.1; smbtorture smb2.streams.rename2). A file with data is never replaced by a stream
+    (OBJECT_NAME_COLLISION), nor one that is open (SHARING_VIOLATION: its handles would see the data change
+    under them) or read-only. The handle stays an open of the stream, which is gone."""
     if not replace:
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
-    if not stat.S_ISREG(handle.stat().st_mode):
+    st = handle.stat()
+    if not stat.S_ISREG(st.st_mode):
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)  # a directory has no unnamed data stream
+    if st.st_size:
+        raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
+    if files.opens(handle.key[:2]):
+        raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
+    if dos_attrs.is_read_only(handle.parent_fd, handle.name, st):
+        raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
     data = streams.read(handle.fd, handle.stream)
     fd = backend.open_for_access(handle.parent_fd, handle.name, FILE_WRITE_DATA, is_directory=False,
-                                 is_special=False, truncate=True)
+                                 is_special=False)
     try:
+        if backend.fstat(fd).st_ino != st.st_ino:  # the name was given to another file meanwhile
+            raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
         backend.pwrite_all(fd, data, 0)
     finally:
         backend.close(fd)

@@ -307,6 +307,12 @@ class StreamHandle(FileHandle):
 
     # -- the SMB view -----------------------------------------------------------------------------------------
 
+    def reparse_buffer(self, share: ShareConfig, reparse_store: ReparseStore | None,
+                       components: tuple[str, ...]) -> bytes | None:
+        """A named stream is no reparse point (its file may be: FSCTL_GET_REPARSE_POINT through the stream
+        answers NOT_A_REPARSE_POINT, as Samba 4.17; FSCTL_DELETE_REPARSE_POINT cannot remove the file's)."""
+        return None
+
     def info(self, share: ShareConfig, reparse_store: ReparseStore | None, components: tuple[str, ...],
              st: os.stat_result | None = None) -> FileInfo:
         """The file's attributes and times with the stream's sizes. A stream is no directory: one of a

@@ -15,7 +15,9 @@ Finder's AFP_AfpInfo, thumbnails); larger ones need XFS, btrfs or tmpfs.
 
 Stream names compare case-insensitively, as on NTFS, and keep the case they were created with. Every value is
 read and written whole: a stream is small, and one setxattr replaces it atomically, so a reader never sees half
-of a write. Callers serialise writers (all stream I/O runs on the event loop's thread).
+of a write. Callers serialise writers (all stream I/O runs on the event loop's thread). Writes and removals
+run with the caller's own permission check (fs/xattr.py set_as_caller): a stream is the file's data, and only a
+user who may write the file may change it, whatever the SMB layer granted.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def write(fd: int, stream: str, data: bytes | bytearray | memoryview) -> None:
     nothing changed."""
     check_size(len(data))
     try:
-        xattr.set(fd, xattr_name(stream), bytes(data) + b"\0")
+        xattr.set_as_caller(fd, xattr_name(stream), bytes(data) + b"\0")
     except SmbError as exc:
         if exc.status in _NO_ROOM:
             raise SmbError(NtStatus.STATUS_DISK_FULL) from None
@@ -122,7 +124,7 @@ def truncate(fd: int, stream: str, length: int) -> None:
 
 def remove(fd: int, stream: str) -> bool:
     """Delete the stream; False when it was not there."""
-    return xattr.remove(fd, xattr_name(stream))
+    return xattr.remove_as_caller(fd, xattr_name(stream))
 
 
 def rename(fd: int, stream: str, new_name: str) -> None:

@@ -156,6 +156,26 @@ def remove(fd: int, name: str) -> bool:
     return _remove(_fd_path(fd), name, True)
 
 
+def set_as_caller(fd: int, name: str, value: bytes) -> None:
+    """set() with the kernel's own permission check for the caller, never retried as the server: for data the
+    file's write permission guards (named streams, fs/streams.py), not metadata the SMB layer grants."""
+    try:
+        os.setxattr(_fd_path(fd), _user_namespace(name), value)
+    except OSError as exc:
+        raise_for_oserror(exc)
+
+
+def remove_as_caller(fd: int, name: str) -> bool:
+    """remove() with the caller's own permission check (see set_as_caller); False when it was not there."""
+    try:
+        os.removexattr(_fd_path(fd), _user_namespace(name))
+    except OSError as exc:
+        if exc.errno in _NOT_STORED:
+            return False
+        raise_for_oserror(exc)
+    return True
+
+
 def list_names(fd: int, prefix: str = "user.") -> list[str]:
     _user_namespace(prefix)
     try:

@@ -96,7 +96,11 @@ def status_of(exc: BaseException) -> NtStatus:
 
 
 def _placeholder(ctx: RequestContext, open_: Open) -> tuple[marks.Mark, Provider] | None:
-    """The mark and provider of the handle's file, None when it is local (and then remembered)."""
+    """The mark and provider of the handle's file, None when it is local (and then remembered). A named
+    stream's data is an xattr of the file (fs/streams.py), never the placeholder's content: nothing to fetch,
+    and a truncation through it must not touch the file's mark."""
+    if open_.stream is not None:
+        return None
     try:
         ctime_ns = os.fstat(open_.handle.fd).st_ctime_ns
         if _local.get(open_) == ctime_ns:

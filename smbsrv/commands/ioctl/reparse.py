@@ -68,6 +68,10 @@ def _set_reparse_attribute(open_: Open, present: bool) -> None:
 
 
 def set_reparse_point(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
+    if open_.stream is not None:
+        # A reparse point belongs to a file or directory, not to one of its named streams (Samba 4.17 answers
+        # this; setting it through the stream would turn the file into a link).
+        raise SmbError(NtStatus.STATUS_NOT_A_REPARSE_POINT)
     tag, buffer = validate_set_buffer(request.input)
     st = _check_writable(ctx, open_)
     existing = open_.reparse_buffer()

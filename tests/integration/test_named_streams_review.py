@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,16 +29,20 @@ from tests.integration.reparse_helpers import set_reparse, symlink_buffer
 from tests.integration.test_named_streams import (
     FILE_OPEN_IF,
     FILE_SHARE_READ,
+    OPLOCK_LEASE,
     RW,
     STATUS_NOT_A_REPARSE_POINT,
     STREAMS_XATTR,
     _both,
+    _granted_lease_state,
+    _lease_context,
     _make,
     _rename,
     _set,
     _stream_xattrs,
     _xattr,
 )
+from tests.integration.test_oplocks import lease_ack, next_break
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
@@ -170,3 +175,41 @@ def test_posix_delete_of_a_stream_keeps_the_file_name(server: SmbServer) -> None
         response = client.create("cased", desired_access=b.GENERIC_READ)
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
         assert client.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
+
+
+def test_a_create_waiting_for_a_renamed_streams_lease_goes_on_at_the_ack(tmp_path: Path) -> None:
+    """A RWH lease on "f:s", renamed to ":t" through its handle; another client's CREATE of "f:t" breaks the
+    lease; the holder acknowledges at once: the CREATE completes then ([MS-SMB2] 3.3.4.7), not at the timeout
+    (8 s here, so that the failing test is short)."""
+    share = tmp_path / "share"
+    share.mkdir()
+    config = tmp_path / "smbsrv.toml"
+    config.write_text(f'[server]\noplock_break_timeout_s = 8\n\n[shares.share]\npath = "{share}"\n')
+    server = start_server(share, tmp_path / "server.log", config=config)
+    try:
+        _renamed_lease_break(server)
+    finally:
+        stop_server(server.process)
+    assert_no_server_bugs(server)
+
+
+def _renamed_lease_break(server: SmbServer) -> None:
+    with b.connect(server.host, server.port, server.user, server.password) as holder, \
+            b.connect(server.host, server.port, server.user, server.password) as other:
+        key = bytes(range(16))
+        response = holder.create("f:s", desired_access=RW | b.DELETE, disposition=FILE_OPEN_IF, share_access=7,
+                                 oplock=OPLOCK_LEASE, contexts=_lease_context(key, 7))
+        assert response.status == b.STATUS_SUCCESS and _granted_lease_state(response) == 7
+        stream = b.create_file_id(response.body)
+        assert _set(holder, stream, b.FILE_RENAME_INFORMATION, b.rename_info(":t")) == "STATUS_SUCCESS"
+        (message_id,) = other.send(b.Req(b.SMB2_CREATE, b.create_body("f:t", desired_access=RW, share_access=7)))
+        notification = next_break(holder, 5.0)
+        (new_state,) = struct.unpack_from("<I", notification.body, 28)
+        assert lease_ack(holder, key, new_state).status == b.STATUS_SUCCESS
+        acked = time.monotonic()
+        other.sock.settimeout(60.0)
+        response = other.receive(message_id)
+        assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)
+        assert time.monotonic() - acked < 5.0
+        assert other.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
+        assert holder.close_file(stream) == b.STATUS_SUCCESS

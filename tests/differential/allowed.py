@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests import builders as b
+from tests.differential import allowed_streams
 from tests.differential.ops import USERS, Op
 
 Record = tuple
@@ -853,6 +854,12 @@ KNOWN: tuple[Allowed, ...] = (
 )
 
 
+# The --streams run's entries (allowed_streams.py): they match stream names only.
+_STREAM_ALLOWED, _STREAM_KNOWN = allowed_streams.stream_entries(Allowed)
+ALLOWED += _STREAM_ALLOWED
+KNOWN += _STREAM_KNOWN
+
+
 # Samba 4.17's handle is broken after it refused a FileEndOfFileInformation (ACCESS_DENIED without
 # FILE_WRITE_DATA, NO_MEMORY, INVALID_HANDLE): the same handle then shows other attributes, its next
 # FileEndOfFileInformation is INVALID_HANDLE, its CLOSE FILE_CLOSED or INVALID_PARAMETER, and the connection may
@@ -904,6 +911,9 @@ def reason(context: Context) -> str | None:
         return NON_EMPTY_DIRECTORY_DELETE_ON_CLOSE
     if _renamed_after_disposition(context):
         return RENAMED_DELETE_PENDING
+    stream_reason = allowed_streams.whole_sequence_reason(context)
+    if stream_reason is not None:
+        return stream_reason
     samba, smbsrv = context.samba, context.smbsrv
     for entry in ALLOWED + KNOWN:
         samba_statuses = _SAMBA_ANY if entry.samba_statuses == ("*",) else entry.samba_statuses

@@ -11,6 +11,13 @@ client cannot choose. Hard links (FileLinkInformation) and extended attributes (
 made and read back. No oplocks or leases are asked for (their breaks would make the two servers' runs differ
 in timing), every LOCK fails immediately instead of waiting, and no timestamps are set.
 
+With streams=True (the --streams run, against a Samba with vfs_streams_xattr) CREATEs also name streams ("a:s",
+"a:S:$DATA", "a::$DATA", "d:s", "d\\x:s": [MS-FSCC] 2.1.5.3), a rename of a stream handle goes to ":new",
+":new:$DATA", "::$DATA" or now and then another file's stream, QUERY_INFO asks FileStreamInformation too, and a
+write to a stream handle now and then reaches the 64 KiB an xattr holds. The generator knows which slots it
+last opened as a stream (a slot's handle, when it has one, is always its last CREATE's) and never renames a file
+handle to a stream name: Samba 4.17's smbd crashes on that (docs in /work/scratch/streams-facts.md).
+
 An Op names a slot, not a FileId: the runner keeps each slot's handle (and its connection) per server, so one
 sequence replays identically against both. A CREATE into a busy slot closes the old handle first.
 """
@@ -28,6 +35,13 @@ SHARED_DIRECTORY_MODES = (0o775, 0o770, 0o777, 0o1777, 0o2775)
 # Drawn in a quarter of the draws, so the four names above keep most of them.
 DEEP_NAMES = ("d\\e", "d\\e\\x", "A", "D\\X", "d\\E\\X")
 SLOTS = 3
+# streams=True: a CREATE names one of these in two draws of five. "a::$DATA" is the file "a" itself.
+STREAM_NAMES = ("a:s", "a:s", "a:S:$DATA", "a:t", "a::$DATA", "b:s", "d:s", "d\\x:s", "a:s:$DATA")
+# Rename targets of a stream handle: a bare ":name" renames the stream, "::$DATA" moves it onto the file's data,
+# a full path names another stream of the same file ("a:v") or of another file ("b:s", a Samba 4.17 bug moves it).
+STREAM_TARGETS = (":s", ":t", ":T", ":u", ":u:$DATA", ":s", ":t")
+STREAM_TARGETS_RARE = ("::$DATA", "a:v", "b:s")
+FILE_STREAM_INFORMATION = 22
 # The user each connection is logged on as: 0 the first user (twice), 1 the second (in the first user's group),
 # 2 the third (in no group of theirs). CONNECTION_WEIGHTS keep most handles the first user's.
 USERS = (0, 0, 1, 2)
@@ -112,7 +126,12 @@ def _name(rng: random.Random) -> str:
     return rng.choice(DEEP_NAMES) if rng.random() < 0.25 else rng.choice(NAMES)
 
 
-def _create(rng: random.Random) -> Op:
+def is_stream(name: str) -> bool:
+    """Whether a CREATE of `name` opens a named stream ("a::$DATA" is the file's own data)."""
+    return ":" in name and not name.lower().endswith("::$data")
+
+
+def _create(rng: random.Random, streams: bool = False) -> Op:
     options = rng.choice((0, 0, b.FILE_DIRECTORY_FILE, b.FILE_NON_DIRECTORY_FILE))
     access = rng.choice(ACCESS_MASKS)
     if rng.random() < 0.15:
@@ -135,16 +154,29 @@ def _create(rng: random.Random) -> Op:
         contexts |= (1 + rng.randrange(len(EA_LISTS))) << 1
         if rng.random() < 0.8:  # Samba 4.17 refuses EAs without it (allowed.py): mostly ask for it
             access |= FILE_WRITE_EA
-    return Op("create", slot=rng.randrange(SLOTS), conn=conn, name=_name(rng), flag=contexts,
+    slot = rng.randrange(SLOTS)
+    name = _name(rng)  # drawn after the slot, as before streams came
+    if streams and rng.random() < 0.4:
+        name = rng.choice(STREAM_NAMES)
+    return Op("create", slot=slot, conn=conn, name=name, flag=contexts,
               access=access, share=share, disposition=disposition, options=options,
               attributes=attributes)
 
 
-def random_op(rng: random.Random) -> Op:
+def random_op(rng: random.Random, streams: bool = False, stream_slots: frozenset[int] = frozenset()) -> Op:
+    """One step; with `streams`, the stream steps for the slots in `stream_slots` (opened as streams)."""
     kind = rng.choices(KINDS, WEIGHTS)[0]
     slot = rng.randrange(SLOTS)
     if kind == "create":
-        return _create(rng)
+        return _create(rng, streams)
+    if streams and slot in stream_slots:
+        if kind == "rename":
+            targets = STREAM_TARGETS_RARE if rng.random() < 0.2 else STREAM_TARGETS
+            return Op(kind, slot=slot, name=rng.choice(targets), flag=rng.randrange(2))
+        if kind == "write" and rng.random() < 0.1:  # a stream holds 65,535 bytes (one xattr value)
+            return Op(kind, slot=slot, offset=rng.choice((65530, 65535)), data=b"\x01" * rng.randint(1, 9))
+    if streams and kind == "query" and rng.random() < 0.35:
+        return Op(kind, slot=slot, info_class=FILE_STREAM_INFORMATION)
     if kind == "write":
         return Op(kind, slot=slot, offset=rng.choice((0, 0, 1, 5, 100)),
                   data=bytes(rng.randrange(256) for _ in range(rng.randint(1, 20))))
@@ -177,12 +209,22 @@ def random_op(rng: random.Random) -> Op:
     return Op(kind, slot=slot)
 
 
-def sequence(seed: int, length: int | None = None) -> list[Op]:
+def sequence(seed: int, length: int | None = None, streams: bool = False) -> list[Op]:
     """The sequence of one seed: 8-30 operations, a CREATE first so that something happens (after, in most, a
-    chmod that lets the other users create in the sequence's directory)."""
+    chmod that lets the other users create in the sequence's directory). Without `streams` a seed draws what it
+    always drew."""
     rng = random.Random(seed)
     count = length if length is not None else rng.randint(8, 30)
-    ops = [_create(rng)] + [random_op(rng) for _ in range(count - 1)]
+    if not streams:
+        ops = [_create(rng)] + [random_op(rng) for _ in range(count - 1)]
+    else:
+        ops = [_create(rng, streams)]
+        stream_slots = {ops[0].slot} if is_stream(ops[0].name) else set()
+        for _ in range(count - 1):
+            op = random_op(rng, streams, frozenset(stream_slots))
+            if op.kind == "create":
+                (stream_slots.add if is_stream(op.name) else stream_slots.discard)(op.slot)
+            ops.append(op)
     if rng.random() < 0.6:
         # The other users may create in the sequence's directory too (its group, or everyone), so that their
         # files meet the first user's: drawn last, the operations above are those the seed always had.

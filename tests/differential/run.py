@@ -1,6 +1,7 @@
 """Run the same random operation sequences against Samba 4.17 and smbsrv and report where the answers differ.
 
     python -m tests.differential.run --sequences 2000 --seed 1        # as root: both servers, one new account
+    python -m tests.differential.run --streams --sequences 2000 --seed 1   # named streams too (ops.py)
 
 Both servers run as root serving the same three non-root Unix accounts (ops.USERS): a fresh first account
 (tests/smbtorture/compare.py's unix_account), a second one in the first one's group and a third in no group
@@ -48,12 +49,15 @@ from tests.differential.ops import (
     EA_LISTS,
     FILE_ACCESS_INFORMATION,
     FILE_EA_INFORMATION,
+    FILE_STREAM_INFORMATION,
     USERS,
     Op,
     sequence,
 )
 
 PASSWORD = "Differential-1"
+# Samba's share in every run: streams in xattrs, the layout smbsrv keeps them in (docs/streams.md).
+STREAMS_SAMBA_LINES = ("vfs objects = streams_xattr",)
 Record = tuple  # (label, status, (("field", value), ...))
 
 
@@ -167,6 +171,21 @@ def _query_detail(info_class: int, data: bytes) -> tuple:
 FILE_FULL_EA_INFORMATION = 15
 
 
+def _streams_detail(data: bytes) -> tuple:
+    """FileStreamInformation ([MS-FSCC] 2.4.43) as a set of (StreamName, StreamSize): Samba 4.17 lists the named
+    streams first and "::$DATA" last, smbsrv "::$DATA" first as NTFS does (docs/streams.md), and allocation
+    sizes are the file system's."""
+    entries = []
+    position = 0
+    while position + 24 <= len(data):
+        next_offset, name_length, size = struct.unpack_from("<IIq", data, position)
+        entries.append((data[position + 24:position + 24 + name_length].decode("utf-16-le", "replace"), size))
+        if not next_offset:
+            break
+        position += next_offset
+    return (("streams", tuple(sorted(entries))),)
+
+
 def _ea_detail(info_class: int, data: bytes) -> tuple:
     """FileEaInformation's EaSize, or the FileFullEaInformation entries as (flags, name, value), sorted."""
     if info_class == FILE_EA_INFORMATION:
@@ -247,8 +266,9 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
         if response.status == b.STATUS_SUCCESS:
             detail = (("data", b.read_data(response).hex()),)
     elif op.kind == "rename":
-        response = _set_info(client, file_id, b.FILE_RENAME_INFORMATION,
-                             b.rename_info(f"{base}\\{op.name}", bool(op.flag)))
+        # ":new" renames a stream within its file ([MS-FSCC] 2.4.42.2): no directory in front.
+        target = op.name if op.name.startswith(":") else f"{base}\\{op.name}"
+        response = _set_info(client, file_id, b.FILE_RENAME_INFORMATION, b.rename_info(target, bool(op.flag)))
     elif op.kind == "link":
         # FileLinkInformation has FileRenameInformation's SMB2 layout ([MS-FSCC] 2.4.21.2).
         response = _set_info(client, file_id, b.FILE_LINK_INFORMATION,
@@ -270,7 +290,9 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
     elif op.kind == "query":
         response = _request(client, b.SMB2_QUERY_INFO,
                             b.query_info_body(file_id, b.SMB2_0_INFO_FILE, op.info_class, output_length=4096))
-        if response.status == b.STATUS_SUCCESS:
+        if response.status == b.STATUS_SUCCESS and op.info_class == FILE_STREAM_INFORMATION:
+            detail = _streams_detail(b.output_buffer(response))
+        elif response.status == b.STATUS_SUCCESS:
             detail = _query_detail(op.info_class, b.output_buffer(response))
     elif op.kind == "querydir":
         response = _request(client, b.SMB2_QUERY_DIRECTORY,
@@ -289,7 +311,11 @@ def step(side: Side, slots: dict[int, tuple[b.Client, tuple[int, int]]], op: Op,
 
 def _kind_on_disk(directory: Path, name: str) -> str:
     """What `name` (backslashes between components) names below `directory`, each component matched ignoring
-    case as both servers match it; "none" when nothing does."""
+    case as both servers match it; "none" when nothing does. A stream name ("a:s", "a:s:$DATA") is "stream"
+    when the stream exists and "no-stream" when only its file or directory does; "a::$DATA" is "a"."""
+    name, _, stream = name.partition(":")
+    if stream.upper().endswith(":$DATA"):
+        stream = stream[:-len(":$DATA")]
     path = directory
     for component in name.split("\\"):
         try:
@@ -299,12 +325,36 @@ def _kind_on_disk(directory: Path, name: str) -> str:
         if not matches:
             return "none"
         path = path / (component if component in matches else matches[0])
+    if stream:
+        return "stream" if any(key.upper() == stream.upper() for key, _ in _streams_on_disk(path)) else "no-stream"
     return "dir" if stat.S_ISDIR(path.lstat().st_mode) else "file"
+
+
+STREAM_XATTR_PREFIX, STREAM_XATTR_SUFFIX = "user.DosStream.", ":$DATA"
+
+
+def _streams_on_disk(path: Path) -> tuple:
+    """The streams vfs_streams_xattr's layout keeps in `path`'s xattrs (docs/streams.md): (name, value hex),
+    the value with its trailing 0 byte, sorted."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ()
+    found = []
+    for key in names:
+        if key.startswith(STREAM_XATTR_PREFIX):
+            try:
+                value = os.getxattr(path, key, follow_symlinks=False)
+            except OSError:
+                continue
+            found.append((key[len(STREAM_XATTR_PREFIX):].removesuffix(STREAM_XATTR_SUFFIX), value.hex()))
+    return tuple(sorted(found))
 
 
 def disk_contents(root: Path) -> tuple:
     """Every name below `root` with its type, owner, permission bits, and for files the link count, size and
-    data. The owner is a uid: both servers serve the same accounts."""
+    data, and the streams kept in its xattrs when it has any. The owner is a uid: both servers serve the same
+    accounts."""
     entries = []
     for directory, dirs, files in os.walk(root):
         for name in sorted(dirs + files):
@@ -312,8 +362,10 @@ def disk_contents(root: Path) -> tuple:
             st = path.lstat()
             kind = "dir" if path.is_dir() and not path.is_symlink() else "file" if path.is_file() else "other"
             data = path.read_bytes().hex() if kind == "file" else ""
-            entries.append((str(path.relative_to(root)), kind, st.st_uid, oct(st.st_mode & 0o7777),
-                            st.st_nlink if kind == "file" else 0, st.st_size if data else 0, data))
+            entry = (str(path.relative_to(root)), kind, st.st_uid, oct(st.st_mode & 0o7777),
+                     st.st_nlink if kind == "file" else 0, st.st_size if data else 0, data)
+            streams = _streams_on_disk(path) if kind != "other" else ()
+            entries.append(entry + (streams,) if streams else entry)
     return tuple(sorted(entries))
 
 
@@ -406,6 +458,8 @@ def _both_refused(difference: Difference) -> bool:
     if op is not None and op.kind == "link" and op.flag and samba[1] == "STATUS_OBJECT_NAME_COLLISION":
         # Samba 4.17 may have removed the open target before it gave up (allowed.py).
         return False
+    if op is not None and op.kind == "query" and op.info_class == FILE_STREAM_INFORMATION:
+        return True  # a query changes nothing on either server, whatever it answered
     if "STATUS_SUCCESS" in (samba[1], smbsrv[1]):
         return False
     return dict(samba[2]).get("closed_first") == dict(smbsrv[2]).get("closed_first")
@@ -419,6 +473,7 @@ class Runner:
     last_context: allowed.Context | None = None  # of the last difference compare() found
     passed: list[str] = field(default_factory=list)  # allowed differences compare() went past
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2))
+    streams: bool = False  # draw the stream steps too (ops.sequence); Samba runs with vfs_streams_xattr
 
     def compare(self, ops: list[Op]) -> Difference | None:
         """Run `ops` on both servers at once (each in a new directory) and return their first difference."""
@@ -475,7 +530,7 @@ class Report:
 def run_sequences(runner: Runner, seeds: range, minimise: bool = True, progress: bool = False) -> Report:
     report = Report()
     for seed in seeds:
-        ops = sequence(seed)
+        ops = sequence(seed, streams=runner.streams)
         report.sequences += 1
         report.steps += len(ops)
         difference = runner.compare(ops)
@@ -594,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="first seed; sequence i uses seed + i")
     parser.add_argument("--no-minimise", action="store_true")
     parser.add_argument("--show", action="store_true", help="print each sequence's operations and both records")
+    parser.add_argument("--streams", action="store_true", help="named-stream steps in the sequences too")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("run it as root: both servers run as root and act as a new Unix account", file=sys.stderr)
@@ -604,7 +660,10 @@ def main(argv: list[str] | None = None) -> int:
     from tests.smbtorture.compare import unix_account
 
     started = time.monotonic()
-    with unix_account() as account, servers(account, _ids(account)) as runner:
+    # Samba keeps streams in xattrs in every run: without stream steps it answers as without the module (seeds
+    # 1-12000 measured the same), and smbsrv has streams on by default.
+    with unix_account() as account, servers(account, _ids(account), samba_share_lines=STREAMS_SAMBA_LINES) as runner:
+        runner.streams = args.streams
         seeds = range(args.seed, args.seed + args.sequences)
         if args.show:
             for seed in seeds:
@@ -617,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show(runner: Runner, seed: int) -> None:
-    ops = sequence(seed)
+    ops = sequence(seed, streams=runner.streams)
     runner.counter += 1
     base = f"q{runner.counter}"
     samba, smbsrv = execute(runner.samba, ops, base), execute(runner.smbsrv, ops, base)

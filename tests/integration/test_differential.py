@@ -20,7 +20,7 @@ from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
 from tests.conftest import serving_account
 from tests.differential import allowed
-from tests.differential.run import Runner, Side, run_sequences, servers, summary
+from tests.differential.run import STREAMS_SAMBA_LINES, Runner, Side, run_sequences, servers, summary
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
@@ -33,7 +33,9 @@ SEEDS = range(1, 2001)
 def runner() -> Iterator[Runner]:
     account = serving_account()
     assert account is not None
-    with servers(account.pw_name, (account.pw_uid, account.pw_gid)) as pair:
+    # Samba with vfs_streams_xattr, as `python -m tests.differential.run` starts it: the sequences without streams
+    # answer the same as without the module (seeds 1-12000 measured), and the stream sequences need it.
+    with servers(account.pw_name, (account.pw_uid, account.pw_gid), samba_share_lines=STREAMS_SAMBA_LINES) as pair:
         yield pair
 
 
@@ -42,6 +44,20 @@ def test_random_sequences_answer_as_samba(runner: Runner) -> None:
     assert not report.findings, summary(report)
     # The runs must get somewhere: most sequences reach their end without an accepted difference.
     assert sum(report.allowed.values()) < len(SEEDS) * 0.75, summary(report)
+
+
+STREAM_SEEDS = range(1, 1001)
+
+
+def test_random_stream_sequences_answer_as_samba(runner: Runner) -> None:
+    """The same with named streams in the sequences (tests/differential/ops.py, --streams)."""
+    runner.streams = True
+    try:
+        report = run_sequences(runner, STREAM_SEEDS)
+    finally:
+        runner.streams = False
+    assert not report.findings, summary(report)
+    assert sum(report.allowed.values()) < len(STREAM_SEEDS) * 0.75, summary(report)
 
 
 def test_allowed_entries_say_why() -> None:
@@ -478,3 +494,52 @@ def test_delete_on_close_without_delete_is_invalid_parameter(runner: Runner) -> 
                                      disposition=disposition, options=b.FILE_DELETE_ON_CLOSE)
             assert b.status_name(response.status) == "STATUS_INVALID_PARAMETER", (side.name, name)
         assert not (side.share_dir / base / "new").exists(), side.name
+
+
+# -- named streams (python -m tests.differential.run --streams) ----------------------------------------------
+
+@pytest.mark.xfail(reason="BUG: FILE_DELETE_ON_CLOSE on a stream of a READONLY file opens on smbsrv; [MS-FSA] "
+                          "2.1.5.1.2.1 and Samba 4.17 answer CANNOT_DELETE", strict=True)
+def test_delete_on_close_of_a_stream_of_a_read_only_file_is_cannot_delete(runner: Runner) -> None:
+    """FILE_DELETE_ON_CLOSE on "f:s" when f is READONLY: CANNOT_DELETE, as for f itself ([MS-FSA] 2.1.5.1.2.1
+    checks File.FileAttributes; Samba 4.17); a create of "g:s" with READONLY, making g READONLY, the same
+    ([MS-FSA] 2.1.5.1.1). smbsrv opened both (differential seeds 2892, 1298 of --streams)."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\f:s", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE,
+                                      file_attributes=b.FILE_ATTRIBUTE_READONLY))
+        response = client.create(f"{base}\\f:s", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES,
+                                 disposition=b.FILE_OPEN, options=b.FILE_DELETE_ON_CLOSE)
+        assert b.status_name(response.status) == "STATUS_CANNOT_DELETE", side.name
+        response = client.create(f"{base}\\g:s", desired_access=b.DELETE | b.GENERIC_WRITE,
+                                 disposition=b.FILE_CREATE, options=b.FILE_DELETE_ON_CLOSE,
+                                 file_attributes=b.FILE_ATTRIBUTE_READONLY)
+        assert b.status_name(response.status) == "STATUS_CANNOT_DELETE", side.name
+
+
+def test_data_stream_name_with_directory_file_is_not_a_directory(runner: Runner) -> None:
+    """"f::$DATA" names f's data stream, never a directory: with FILE_DIRECTORY_FILE it is NOT_A_DIRECTORY for
+    FILE_OPEN and FILE_CREATE alike (Samba 4.17); smbsrv answered FILE_CREATE with the name collision
+    (differential seed 298 of --streams)."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\f", desired_access=b.GENERIC_WRITE, disposition=b.FILE_CREATE))
+        for disposition in (b.FILE_OPEN, b.FILE_CREATE):
+            response = client.create(f"{base}\\f::$DATA", desired_access=b.FILE_READ_ATTRIBUTES,
+                                     disposition=disposition, options=b.FILE_DIRECTORY_FILE)
+            assert b.status_name(response.status) == "STATUS_NOT_A_DIRECTORY", (side.name, disposition)
+
+
+@pytest.mark.xfail(reason="BUG: a stream's handle renamed to a path (\"dir\\f:v\") answers SHARING_VIOLATION on "
+                          "smbsrv; docs/streams.md promises [MS-FSA] 2.1.5.15.11's INVALID_PARAMETER", strict=True)
+def test_stream_renamed_to_a_path(runner: Runner) -> None:
+    """A stream's rename target must begin with ':' ([MS-FSA] 2.1.5.15.11, else INVALID_PARAMETER; Windows);
+    docs/streams.md says smbsrv follows it. Samba 4.17 takes "dir\\f:v" and renames the stream (and moves it to
+    another file g for "dir\\g:v"), a known difference. smbsrv answered SHARING_VIOLATION, with no other open
+    (differential seed 220 of --streams)."""
+    expected = {"samba": "STATUS_SUCCESS", "smbsrv": "STATUS_INVALID_PARAMETER"}
+    for side, client, base in _both(runner):
+        file_id = client.open(f"{base}\\f:s", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES,
+                              disposition=b.FILE_CREATE)
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                   b.rename_info(f"{base}\\f:v"))
+        assert b.status_name(response.status) == expected[side.name], side.name
+        assert client.close_file(file_id) == b.STATUS_SUCCESS

@@ -1,0 +1,407 @@
+"""The named-stream differences the --streams run accepts (allowed.py's rules, for stream steps), each with its
+reason. Samba 4.17 with vfs_streams_xattr is the yardstick; what it does with streams is measured in
+test_named_streams.py and summed up in docs/streams.md ("Compared with Samba").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests import builders as b
+from tests.differential.ops import FILE_STREAM_INFORMATION, USERS, is_stream
+
+if TYPE_CHECKING:
+    from tests.differential.allowed import Allowed, Context
+
+_OVERWRITES = (b.FILE_SUPERSEDE, b.FILE_OVERWRITE, b.FILE_OVERWRITE_IF)
+
+
+def base_of(name: str) -> str:
+    """The file a (stream) name belongs to, lower case: "a:s" and "A::$DATA" are "a"."""
+    return name.partition(":")[0].lower()
+
+
+def on_stream_handle(c: Context) -> bool:
+    """The step's handle was opened as a named stream."""
+    return c.handle_op is not None and is_stream(c.handle_op.name)
+
+
+def on_stream_named_handle(c: Context) -> bool:
+    """The step's handle was opened by a name with a stream part, "a::$DATA" (the file itself) included."""
+    return c.handle_op is not None and ":" in c.handle_op.name
+
+
+def _stream_query(c: Context) -> bool:
+    return c.op is not None and c.op.info_class == FILE_STREAM_INFORMATION and on_stream_named_handle(c)
+
+
+def _link_of_default_stream_handle(c: Context) -> bool:
+    return on_stream_named_handle(c) and not on_stream_handle(c)
+
+
+def _stream_create_with_eas(c: Context) -> bool:
+    return c.op is not None and is_stream(c.op.name) and bool(c.op.flag >> 1)
+
+
+def _rename_onto_default_stream(c: Context) -> bool:
+    return c.op is not None and on_stream_handle(c) and c.op.name.upper() == "::$DATA"
+
+
+def _rename_to_other_path(c: Context) -> bool:
+    """A stream handle renamed to "file:stream" (a path, not ":stream")."""
+    return c.op is not None and on_stream_handle(c) and not c.op.name.startswith(":")
+
+
+def _stream_rename_below_directory_open_with_delete(c: Context) -> bool:
+    """A stream of "d\\x" renamed while "d" was opened with DELETE (or a right that holds it) before."""
+    if c.op is None or c.handle_op is None or not on_stream_handle(c) or "\\" not in c.handle_op.name:
+        return False
+    parent = c.handle_op.name.rsplit("\\", 1)[0].lower()
+    return any(op.kind == "create" and op.name.lower() == parent
+               and op.access & (b.DELETE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED) for op in c.history)
+
+
+def _stream_rename_case_only(c: Context) -> bool:
+    """A stream renamed without ReplaceIfExists to a name a stream of the file had in another case."""
+    if c.op is None or c.op.flag or not on_stream_handle(c) or not c.op.name.startswith(":"):
+        return False
+    wanted = c.op.name[1:].upper().removesuffix(":$DATA")
+    assert c.handle_op is not None
+    base = base_of(c.handle_op.name)
+    for op in c.history:
+        if op.kind == "create" and is_stream(op.name) and base_of(op.name) == base:
+            stream = op.name.split(":")[1]
+            if stream.upper() == wanted and stream != c.op.name[1:].removesuffix(":$DATA"):
+                return True
+        if op.kind == "rename" and op.name.startswith(":"):
+            stream = op.name[1:].removesuffix(":$DATA")
+            if stream.upper() == wanted and stream != c.op.name[1:].removesuffix(":$DATA"):
+                return True
+    return False
+
+
+def _stream_attributes_set(c: Context) -> bool:
+    """Only the attributes differ, at a CREATE that made or overwrote a stream of an existing file."""
+    samba, smbsrv = dict(c.samba[2]), dict(c.smbsrv[2])
+    return (c.op is not None and is_stream(c.op.name) and samba.get("target") in ("no-stream", "stream")
+            and samba.get("action") != 1 and {k: v for k, v in samba.items() if k != "attributes"}
+            == {k: v for k, v in smbsrv.items() if k != "attributes"})
+
+
+def _attributes_changed_by_stream_create(c: Context) -> bool:
+    """A stream CREATE that Samba carried out and that named attributes, or made or overwrote a stream of an
+    existing file, came before (Samba then set the file's attributes: see _stream_attributes_set)."""
+    for op, record in zip(c.history, c.samba_history, strict=False):
+        detail = dict(record[2])
+        if (op.kind == "create" and is_stream(op.name) and record[1] == "STATUS_SUCCESS"
+                and detail.get("action") != 1 and (op.attributes & 0x7 or detail.get("target") != "none")):
+            return True
+    return False
+
+
+def _stream_handle_name(c: Context) -> str | None:
+    """The stream the step's handle has now, upper case without ":$DATA" (its CREATE's, moved by renames)."""
+    if c.op is None or c.handle_op is None or not is_stream(c.handle_op.name):
+        return None
+    name = c.handle_op.name.split(":")[1]
+    for op in c.history[c.history.index(c.handle_op) + 1:]:
+        if op.kind == "rename" and op.slot == c.op.slot and op.name.startswith(":") and op.name.upper() != "::$DATA":
+            name = op.name[1:]
+    return name.upper().removesuffix(":$DATA")
+
+
+def _rename_to_own_stream_name(c: Context) -> bool:
+    return (c.op is not None and c.op.name.startswith(":")
+            and c.op.name[1:].upper().removesuffix(":$DATA") == _stream_handle_name(c))
+
+
+def _stream_of_base_opened_before(c: Context) -> bool:
+    assert c.op is not None
+    return any(op.kind == "create" and is_stream(op.name) and base_of(op.name) == base_of(c.op.name)
+               for op in c.history)
+
+
+def _create_of_file_with_open_stream(c: Context) -> bool:
+    """FILE_CREATE, or FILE_DIRECTORY_FILE, of an existing file one of whose streams was opened before."""
+    if c.op is None or dict(c.samba[2]).get("target") != "file" or not (
+            c.op.disposition == b.FILE_CREATE or c.op.options & b.FILE_DIRECTORY_FILE):
+        return False
+    return _stream_of_base_opened_before(c)
+
+
+def _generic_delete_of_file_with_open_stream(c: Context) -> bool:
+    """An open of a file asking GENERIC_ALL or MAXIMUM_ALLOWED (not the DELETE bit) after an open of a stream."""
+    return (c.op is not None and not is_stream(c.op.name) and not c.op.access & b.DELETE
+            and bool(c.op.access & (b.GENERIC_ALL | b.MAXIMUM_ALLOWED)) and _stream_of_base_opened_before(c))
+
+
+def _maximum_allowed_stream_of_read_only_file(c: Context) -> bool:
+    if c.op is None or not is_stream(c.op.name) or not c.op.access & b.MAXIMUM_ALLOWED:
+        return False
+    attributes = dict(c.smbsrv[2]).get("attributes")
+    return c.smbsrv[1] != "STATUS_SUCCESS" or attributes is not None and bool(int(attributes, 16) & 0x1)
+
+
+def _chmod_after_stream_named_open(c: Context) -> bool:
+    chmod = any(op.kind == "chmod" for op in c.history)
+    if c.op is None:  # a final close: any open by a stream name
+        return chmod and any(op.kind == "create" and ":" in op.name for op in c.history)
+    return chmod and on_stream_named_handle(c)
+
+
+def _stream_rename_after_chmod(c: Context) -> bool:
+    return on_stream_handle(c) and any(op.kind == "chmod" for op in c.history)
+
+
+def _stream_delete_pending_before(c: Context) -> bool:
+    """A stream of the step's file was made delete-pending (FileDispositionInformation, FILE_DELETE_ON_CLOSE)."""
+    if c.op is None or is_stream(c.op.name):
+        return False
+    base = base_of(c.op.name)
+    slots: dict[int, str] = {}
+    for op in c.history:
+        if op.kind == "create":
+            slots[op.slot] = op.name
+            if is_stream(op.name) and base_of(op.name) == base and op.options & b.FILE_DELETE_ON_CLOSE:
+                return True
+        elif op.kind == "disposition" and op.flag and is_stream(slots.get(op.slot, "")) and base_of(
+                slots[op.slot]) == base:
+            return True
+    return False
+
+
+def _default_stream_name(c: Context) -> bool:
+    return c.op is not None and c.op.name.upper().endswith("::$DATA")
+
+
+def _maximum_allowed_delete_on_close_of_stream(c: Context) -> bool:
+    return (c.op is not None and is_stream(c.op.name) and bool(c.op.access & b.MAXIMUM_ALLOWED)
+            and bool(c.op.options & b.FILE_DELETE_ON_CLOSE))
+
+
+def _overwrite_of_stream(c: Context) -> bool:
+    return c.op is not None and is_stream(c.op.name) and c.op.disposition in _OVERWRITES
+
+
+def _data_stream_as_directory(c: Context) -> bool:
+    return c.op is not None and c.op.name.upper().endswith("::$DATA") and bool(c.op.options & b.FILE_DIRECTORY_FILE)
+
+
+def _new_file_by_other_user(c: Context) -> bool:
+    return (c.op is not None and is_stream(c.op.name) and dict(c.samba[2]).get("target") == "none"
+            and USERS[c.op.conn] != 0)
+
+
+def _new_read_only_file_by_stream_delete_on_close(c: Context) -> bool:
+    return c.op is not None and is_stream(c.op.name) and bool(c.op.options & b.FILE_DELETE_ON_CLOSE)
+
+
+def _new_stream_of_read_only_file(c: Context) -> bool:
+    return (c.op is not None and is_stream(c.op.name) and dict(c.samba[2]).get("target") == "no-stream"
+            and not c.op.access & (b.FILE_WRITE_DATA | b.FILE_APPEND_DATA | b.GENERIC_WRITE | b.GENERIC_ALL
+                                   | b.MAXIMUM_ALLOWED))
+
+
+def _stream_overwrite_of_missing_file(c: Context) -> bool:
+    return (c.op is not None and is_stream(c.op.name) and dict(c.samba[2]).get("target") == "none"
+            and c.op.disposition == b.FILE_OVERWRITE)
+
+
+def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[Allowed, ...]]:
+    """(ALLOWED, KNOWN) entries for stream steps; `allowed` is allowed.Allowed (no import cycle)."""
+    settled = (
+        allowed("query", ("STATUS_INVALID_PARAMETER",), ("STATUS_SUCCESS",), _stream_query,
+                "spec: FileStreamInformation through a stream's handle lists the file's streams ([MS-FSA] "
+                "2.1.5.11.29 works on Open.File; Windows does, smbtorture smb2.getinfo.complex); Samba 4.17 answers "
+                "INVALID_PARAMETER (its selftest knownfail), also through an open of \"a::$DATA\", the file itself"),
+        allowed("ea", ("STATUS_INVALID_PARAMETER",), ("STATUS_SUCCESS",), on_stream_handle,
+                "samba: EAs belong to the file ([MS-FSA] 2.1.5.14.2 sets Open.File.ExtendedAttributes, whatever the "
+                "stream), smbsrv sets them through a stream's handle; Samba 4.17's set_ea refuses any stream handle "
+                "(\"Setting EAs on streams isn't supported\", INVALID_PARAMETER)"),
+        allowed("queryea", ("STATUS_INVALID_PARAMETER",), ("STATUS_SUCCESS", "STATUS_NO_EAS_ON_FILE"), on_stream_handle,
+                "samba: as above, for reading the file's EAs through a stream's handle ([MS-FSA] 2.1.5.12)"),
+        allowed("create", ("STATUS_INVALID_PARAMETER",), ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED"),
+                _stream_create_with_eas,
+                "samba: an ExtA create context on a stream open: smbsrv gives the EAs to the file as for the file's "
+                "own open ([MS-SMB2] 3.3.5.9.2 applies them to the opened file); Samba 4.17 creates the stream (and "
+                "the file), then its set_ea refuses a stream and it answers INVALID_PARAMETER"),
+        allowed("rename", ("STATUS_SHARING_VIOLATION",), ("STATUS_SUCCESS", "STATUS_OBJECT_NAME_COLLISION"),
+                _stream_rename_below_directory_open_with_delete,
+                "samba: Samba 4.17 refuses every rename below a directory opened with DELETE, whatever its sharing "
+                "(docs/streams.md; smbtorture smb2.streams.rename and rename2 are in its selftest knownfail); "
+                "[MS-FSA] 2.1.5.15.11 checks no parent's sharing for a stream rename"),
+        allowed("rename", ("STATUS_OBJECT_NAME_COLLISION", "STATUS_SUCCESS"),
+                ("STATUS_SUCCESS", "STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION"),
+                _rename_onto_default_stream,
+                "spec: a stream renamed onto \"::$DATA\" replaces the file's data when ReplaceIfExists is set and "
+                "the data is empty ([MS-FSA] 2.1.5.15.11), as smbsrv does; Samba 4.17 answers COLLISION, or SUCCESS "
+                "and changes nothing (docs/streams.md)"),
+        allowed("rename", ("STATUS_SUCCESS", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_OBJECT_NAME_COLLISION",
+                           "STATUS_OBJECT_NAME_INVALID", "STATUS_ACCESS_DENIED"),
+                ("STATUS_INVALID_PARAMETER",), _rename_to_other_path,
+                "spec: a stream's rename target must begin with ':' ([MS-FSA] 2.1.5.15.11: else "
+                "INVALID_PARAMETER); Samba 4.17 takes \"dir\\\\g:v\" and moves the stream to another file g, or "
+                "renames it when g is its own file (docs/streams.md)"),
+        allowed("rename", ("STATUS_SUCCESS",), ("STATUS_OBJECT_NAME_COLLISION",), _stream_rename_case_only,
+                "samba: stream names compare case-insensitively ([MS-FSCC] 2.1.5.3, NTFS), so \":T\" collides "
+                "with \":t\"; Samba 4.17's existence check is case-sensitive and leaves two streams t and T"),
+        allowed("rename", ("STATUS_OBJECT_NAME_COLLISION", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_NOT_FOUND"),
+                ("STATUS_SUCCESS",), _rename_to_own_stream_name,
+                "samba: a stream renamed to its own name in another spelling (\":s\" for a stream opened as "
+                "\"a:s:$DATA\", \":S\" for \":s\"): [MS-FSA] 2.1.5.15.11 finds the target to be the stream "
+                "itself, and smbsrv renames (keeping the new case); Samba 4.17 answers COLLISION for the first and "
+                "OBJECT_NAME_NOT_FOUND (NOT_FOUND after an earlier rename) for the second"),
+        allowed("rename", ("STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_NOT_FOUND", "STATUS_ACCESS_DENIED"),
+                ("STATUS_SUCCESS", "STATUS_OBJECT_NAME_COLLISION"), _stream_rename_after_chmod,
+                "samba: a stream renamed through its handle after a chmod took the directory's x: the handle "
+                "holds the file ([MS-FSA] 2.1.5.15.11 looks up nothing by path for \":new\"); Samba 4.17 finds "
+                "the file again by path and fails"),
+        allowed("create", ("STATUS_SUCCESS", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_OBJECT_NAME_COLLISION"),
+                ("STATUS_NOT_A_DIRECTORY",), _data_stream_as_directory,
+                "spec: \"a::$DATA\" names a data stream, which is never a directory: FILE_DIRECTORY_FILE is "
+                "NOT_A_DIRECTORY ([MS-FSA] 2.1.5.1: StreamTypeToOpen DataStream), as Samba 4.17 answers for an "
+                "existing name; for a missing one Samba 4.17 creates a DIRECTORY a (FILE_CREATE, FILE_OPEN_IF) or "
+                "answers OBJECT_NAME_NOT_FOUND (FILE_OPEN)"),
+        allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_SUCCESS", "STATUS_NOT_A_DIRECTORY",
+                                                       "STATUS_OBJECT_NAME_COLLISION", "STATUS_SHARING_VIOLATION",
+                                                       "STATUS_ACCESS_DENIED", "STATUS_CANNOT_DELETE"),
+                _stream_delete_pending_before,
+                "samba: a stream's pending delete is the stream's ([MS-FSA] 2.1.5.4 deletes Open.Stream), and the "
+                "file opens as before (Samba 4.17 too, for a plain open); Samba 4.17 answers DELETE_PENDING to an "
+                "overwrite or FILE_DIRECTORY_FILE open of the file while one of its streams is delete-pending"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_DELETE_PENDING",), _default_stream_name,
+                "samba: \"a::$DATA\" is the file a ([MS-FSCC] 2.1.4), and an open of a delete-pending file is "
+                "DELETE_PENDING ([MS-FSA] 2.1.5.1.2); Samba 4.17 overwrites it through \"a::$DATA\""),
+        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_OBJECT_NAME_NOT_FOUND",),
+                _stream_overwrite_of_missing_file,
+                "spec: FILE_OVERWRITE of a missing name is OBJECT_NAME_NOT_FOUND ([MS-FSA] 2.1.5.1.1), and smbsrv "
+                "answers it for a stream of a missing file; Samba 4.17 makes the file first (and leaves it, see "
+                "below), so a user who may not create there, or READONLY in FileAttributes, gets ACCESS_DENIED"),
+        allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_OBJECT_NAME_COLLISION",),
+                _create_of_file_with_open_stream,
+                "spec: FILE_CREATE of an existing name is OBJECT_NAME_COLLISION before any sharing check ([MS-FSA] "
+                "2.1.5.1.2); Samba 4.17 checks the share modes of the file's open streams first"),
+        allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_NOT_A_DIRECTORY",), _create_of_file_with_open_stream,
+                "spec: FILE_DIRECTORY_FILE on a file is NOT_A_DIRECTORY before the sharing check ([MS-FSA] "
+                "2.1.5.1.2); Samba 4.17 checks the share modes of the file's open streams first"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _generic_delete_of_file_with_open_stream,
+                "samba: an open of a file with DELETE while one of its streams is open without FILE_SHARE_DELETE is "
+                "a SHARING_VIOLATION (Windows; Samba 4.17 for the DELETE bit), and GENERIC_ALL or MAXIMUM_ALLOWED "
+                "grant DELETE; Samba 4.17 looks for the DELETE bit before it maps them and opens (measured)"),
+        allowed("write", ("STATUS_SUCCESS",), ("STATUS_FILE_LOCK_CONFLICT",), on_stream_handle,
+                "samba: byte-range locks are per stream and a WRITE into a locked range conflicts ([MS-FSA] 2.1.5.4, "
+                "as for files, where Samba 4.17 answers FILE_LOCK_CONFLICT too); Samba 4.17 writes a stream "
+                "through any lock (measured: even its own handle's shared lock)"),
+        allowed("read", ("STATUS_SUCCESS",), ("STATUS_FILE_LOCK_CONFLICT",), on_stream_handle,
+                "samba: as above for a READ of a range another handle locked exclusively ([MS-FSA] 2.1.5.3)"),
+        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION",
+                                                      "STATUS_OBJECT_NAME_NOT_FOUND"),
+                _maximum_allowed_stream_of_read_only_file,
+                "spec: MAXIMUM_ALLOWED grants what the file allows, on a READONLY file everything but data writes, "
+                "for its streams as for itself (allowed.py, the same entry for files), and a missing stream's "
+                "FILE_OVERWRITE is OBJECT_NAME_NOT_FOUND first; Samba 4.17 refuses"),
+        allowed("final-close", ("STATUS_NO_MEMORY", "STATUS_ACCESS_DENIED"), ("STATUS_SUCCESS",),
+                _chmod_after_stream_named_open,
+                "spec: [MS-SMB2] 3.3.5.10: the CLOSE of a valid handle succeeds, also when its delete on close "
+                "fails after a chmod (allowed.py); Samba 4.17 answers NO_MEMORY for an open of \"a::$DATA\""),
+        allowed("close", ("STATUS_NO_MEMORY", "STATUS_ACCESS_DENIED"), ("STATUS_SUCCESS",),
+                _chmod_after_stream_named_open, "spec: as above, for a CLOSE step"),
+    )
+    known = (
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _stream_attributes_set,
+                "check: a CREATE that makes a new stream of an existing file, or overwrites a stream: Samba 4.17 "
+                "SETS the file's attributes to the request's FileAttributes | ARCHIVE (a HIDDEN|SYSTEM file becomes "
+                "0x21 after a create of \"a:s\" with READONLY, 0x20 after a supersede with 0); smbsrv leaves them "
+                "(adds them on an overwrite); Windows to be checked"),
+        allowed("query", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _attributes_changed_by_stream_create,
+                "check: the attributes after such a stream CREATE (above)"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _attributes_changed_by_stream_create,
+                "check: the attributes after such a stream CREATE (above)"),
+        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION"), _overwrite_of_stream,
+                "check: an overwrite of a stream of a HIDDEN|SYSTEM file without those in FileAttributes: Samba "
+                "4.17 refuses it on one connection (the [MS-FSA] 2.1.5.1.2.1 file rule) and overwrites on another; "
+                "smbsrv overwrites (or answers the sharing check that comes after it)"),
+        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SHARING_VIOLATION",),
+                _maximum_allowed_delete_on_close_of_stream,
+                "check: FILE_DELETE_ON_CLOSE with MAXIMUM_ALLOWED on a stream: Samba 4.17 refuses (ACCESS_DENIED) "
+                "before its sharing check, as for files (allowed.py KNOWN)"),
+        allowed("link", ("STATUS_NOT_SUPPORTED",), ("STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION",
+                                                    "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_NOT_FOUND",
+                                                    "STATUS_OBJECT_PATH_NOT_FOUND"), on_stream_handle,
+                "check: FileLinkInformation through a stream's handle: Samba 4.17 NOT_SUPPORTED before anything "
+                "else, smbsrv INVALID_PARAMETER or what the target's checks answer first; both make nothing; "
+                "Windows to be checked"),
+        allowed("link", ("STATUS_INVALID_PARAMETER", "STATUS_NOT_SUPPORTED"),
+                ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_COLLISION",
+                 "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_OBJECT_PATH_NOT_FOUND", "STATUS_FILE_IS_A_DIRECTORY"),
+                _link_of_default_stream_handle,
+                "check: FileLinkInformation through an open of \"a::$DATA\" (the file itself, [MS-FSCC] 2.1.4): "
+                "smbsrv links the file as for an open of \"a\"; Samba 4.17 takes the handle for a stream's and "
+                "refuses"),
+        allowed("rename", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _rename_to_other_path,
+                "BUG: a stream's handle renamed to a path (\"dir\\a:v\", \"dir\\b:v\"): smbsrv answers "
+                "SHARING_VIOLATION, also with no other open; docs/streams.md promises [MS-FSA] 2.1.5.15.11's "
+                "INVALID_PARAMETER (a stream target must begin with ':'); Samba 4.17 renames or moves the stream"),
+        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_CANNOT_DELETE",), _new_file_by_other_user,
+                "BUG: FILE_DELETE_ON_CLOSE with READONLY on a stream of a missing file, by a user who may not create "
+                "in the directory: smbsrv answers CANNOT_DELETE, Samba 4.17 ACCESS_DENIED (the directory's "
+                "FILE_ADD_FILE check, [MS-FSA] 2.1.5.1, comes before 2.1.5.1.1's READONLY check)"),
+        allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_SUCCESS",),
+                _new_read_only_file_by_stream_delete_on_close,
+                "BUG: FILE_DELETE_ON_CLOSE on a stream of a READONLY file (or of a missing file the create makes "
+                "READONLY): CANNOT_DELETE ([MS-FSA] 2.1.5.1.1 and 2.1.5.1.2.1 check File.FileAttributes, Samba "
+                "4.17); smbsrv opens. (Also for a new stream of an existing file created with READONLY, where "
+                "Samba gives the file the attributes first: see the check on stream attributes)"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",), _new_stream_of_read_only_file,
+                "check: a new stream of a READONLY file, asking no write access (FILE_READ_ATTRIBUTES, "
+                "GENERIC_READ): Samba 4.17 creates it (READONLY refuses only the write rights asked, [MS-FSA] "
+                "2.1.5.1.2.1), smbsrv refuses (adding a stream writes the file); Windows to be checked"),
+    )
+    return settled, known
+
+
+# A stream create of a missing file that Samba 4.17 refused may have left the file (and the stream) behind:
+# FILE_OVERWRITE answered OBJECT_NAME_NOT_FOUND, FILE_DELETE_ON_CLOSE with READONLY CANNOT_DELETE, an EA
+# context INVALID_PARAMETER, each after the file was made. smbsrv creates nothing when it refuses.
+SAMBA_LEFT_FILE = ("samba: Samba 4.17 refused a stream create of a missing file and left the file it had made "
+                   "(a refused open changes nothing, [MS-FSA] 2.1.5.1): the rest is not compared")
+
+# The file was overwritten or superseded while one of its streams was open: both drop the streams; Samba 4.17's
+# handle of the dropped stream then answers NOT_FOUND to READ and even to CLOSE ([MS-SMB2] 3.3.5.10: a CLOSE of a
+# valid handle succeeds); smbsrv's reads the stream as empty.
+# A stream renamed, then made delete-pending through the same handle: Samba 4.17 removes the old name's xattr at
+# the close (there is none), so the renamed stream stays; smbsrv deletes it.
+SAMBA_RENAMED_STREAM_KEPT = ("samba: a renamed stream made delete-pending: Samba 4.17 deletes it under its old "
+                             "name at the close and keeps it ([MS-FSA] 2.1.5.4: the stream goes); the rest is not "
+                             "compared")
+
+SAMBA_DANGLING_STREAM = ("samba: the file was overwritten while a stream of it was open: Samba 4.17's stream "
+                         "handle then answers NOT_FOUND (READ, CLOSE); the rest is not compared")
+
+
+def whole_sequence_reason(c: Context) -> str | None:
+    """A reason that covers every difference after an earlier step, or None."""
+    samba = c.samba_history
+    opened: set[str] = set()
+    renamed: set[int] = set()  # slots whose stream handle was renamed (Samba carried it out)
+    for index, op in enumerate(c.history):
+        if index >= len(samba):
+            continue
+        if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.startswith(":"):
+            renamed.add(op.slot)
+        elif op.kind == "disposition" and op.flag and op.slot in renamed and samba[index][1] == "STATUS_SUCCESS":
+            return SAMBA_RENAMED_STREAM_KEPT
+        if op.kind != "create":
+            continue
+        renamed.discard(op.slot)
+        record = samba[index]
+        if is_stream(op.name):
+            if dict(record[2]).get("target") == "none" and (
+                    record[1] == "STATUS_OBJECT_NAME_NOT_FOUND" and op.disposition == b.FILE_OVERWRITE
+                    or record[1] in ("STATUS_CANNOT_DELETE", "STATUS_INVALID_PARAMETER")):
+                return SAMBA_LEFT_FILE
+            if record[1] == "STATUS_SUCCESS":
+                opened.add(base_of(op.name))
+        elif op.disposition in _OVERWRITES and record[1] == "STATUS_SUCCESS" and base_of(op.name) in opened:
+            return SAMBA_DANGLING_STREAM
+    return None

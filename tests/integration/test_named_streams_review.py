@@ -239,3 +239,32 @@ def _renamed_lease_break(server: SmbServer) -> None:
         assert time.monotonic() - acked < 5.0
         assert other.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
         assert holder.close_file(stream) == b.STATUS_SUCCESS
+
+
+@pytest.mark.xfail(reason="BUG: materialize.try_materialize replaces an empty file that has named streams (one of "
+                          "them open) by a real symlink: the streams go with the replaced inode", strict=True)
+def test_materializing_a_file_with_streams_keeps_them(tmp_path: Path) -> None:
+    """With materialize_special_files, a symlink reparse point set on an empty file becomes a real symlink; a file
+    that has named streams cannot be one (a symlink carries no user xattrs), so its reparse point is kept stored
+    and the file, with its streams, stays (a reparse point never removes data streams, [MS-FSA] 2.1.5.10.37)."""
+    share = tmp_path / "share"
+    share.mkdir()
+    config = tmp_path / "smbsrv.toml"
+    config.write_text(f'[server]\nstate_dir = "{tmp_path / "state"}"\n[shares.share]\npath = "{share}"\n'
+                      'materialize_special_files = true\n')
+    server = start_server(share, tmp_path / "server.log", config=config)
+    try:
+        with b.connect(server.host, server.port, server.user, server.password) as client:
+            client.close_file(client.open("f", desired_access=RW, disposition=FILE_OPEN_IF))
+            stream = client.open("f:s", desired_access=RW, disposition=FILE_OPEN_IF, share_access=7)
+            assert client.write(stream, 0, b"SS").status == b.STATUS_SUCCESS
+            file_id = client.open("f", desired_access=b.FILE_READ_ATTRIBUTES | b.FILE_WRITE_ATTRIBUTES,
+                                  options=b.FILE_OPEN_REPARSE_POINT, share_access=7)
+            assert set_reparse(client, file_id, symlink_buffer("target")) == b.STATUS_SUCCESS
+            assert client.close_file(file_id) == b.STATUS_SUCCESS
+            assert client.close_file(stream) == b.STATUS_SUCCESS
+        assert not (share / "f").is_symlink()
+        assert os.getxattr(share / "f", "user.DosStream.s:$DATA") == b"SS\x00"
+    finally:
+        stop_server(server.process)
+    assert_no_server_bugs(server)

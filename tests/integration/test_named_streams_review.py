@@ -268,3 +268,27 @@ def test_materializing_a_file_with_streams_keeps_them(tmp_path: Path) -> None:
     finally:
         stop_server(server.process)
     assert_no_server_bugs(server)
+
+
+@pytest.mark.xfail(reason="BUG: stream_rename with ReplaceIfExists onto a stream of another case (':T' over 't') "
+                          "writes user.DosStream.T and leaves user.DosStream.t: two streams of one folded name, and "
+                          "streams.find() gives 't' (the replaced data) for either spelling", strict=True)
+def test_rename_over_a_stream_of_another_case_replaces_it(server: SmbServer) -> None:
+    """[MS-FSA] 2.1.5.15.12.1: the target stream is found case-insensitively; with ReplaceIfExists it is replaced,
+    and the renamed data is what the name then opens. (Samba 4.17 also leaves both xattrs: its existence check is
+    case-sensitive, the named-streams facts; smbsrv's stream names are case-insensitive everywhere else.)"""
+    with b.connect(server.host, server.port, server.user, server.password) as client:
+        client.close_file(client.open("g", desired_access=RW, disposition=FILE_OPEN_IF))
+        for name, data in (("g:t", b"TT"), ("g:s", b"SSS")):
+            file_id = client.open(name, desired_access=RW, disposition=FILE_OPEN_IF)
+            assert client.write(file_id, 0, data).status == b.STATUS_SUCCESS
+            assert client.close_file(file_id) == b.STATUS_SUCCESS
+        file_id = client.open("g:s", desired_access=b.DELETE, share_access=7)
+        assert _set(client, file_id, b.FILE_RENAME_INFORMATION, b.rename_info(":T", True)) == "STATUS_SUCCESS"
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+        names = sorted(n for n in os.listxattr(server.share_path / "g") if n.startswith("user.DosStream."))
+        assert len(names) == 1, names
+        for name in ("g:T", "g:t"):
+            file_id = client.open(name, desired_access=b.GENERIC_READ)
+            assert b.read_data(client.read(file_id, 0, 100)) == b"SSS", name
+            assert client.close_file(file_id) == b.STATUS_SUCCESS

@@ -170,6 +170,27 @@ def _stream_delete_pending_before(c: Context) -> bool:
     return False
 
 
+def _stream_after_chmod(c: Context) -> bool:
+    """A stream step (an open of a stream name, or I/O on a stream's handle) after a chmod."""
+    if c.op is None or not any(op.kind == "chmod" for op in c.history):
+        return False
+    return is_stream(c.op.name) if c.op.kind == "create" else on_stream_handle(c)
+
+
+def _overwritten_stream(c: Context) -> bool:
+    """Only the EndOfFile (and the attributes, see _stream_attributes_set) differ at an overwrite of a stream."""
+    samba, smbsrv = dict(c.samba[2]), dict(c.smbsrv[2])
+    return (c.op is not None and is_stream(c.op.name) and c.op.disposition in _OVERWRITES
+            and samba.get("action") in (0, 3) and samba.get("eof") != smbsrv.get("eof")
+            and {k: v for k, v in samba.items() if k not in ("eof", "attributes")}
+            == {k: v for k, v in smbsrv.items() if k not in ("eof", "attributes")})
+
+
+def _link_over_file_with_open_stream(c: Context) -> bool:
+    assert c.op is not None
+    return c.op.kind == "link" and bool(c.op.flag) and _stream_of_base_opened_before(c)
+
+
 def _default_stream_name(c: Context) -> bool:
     return c.op is not None and c.op.name.upper().endswith("::$DATA")
 
@@ -269,6 +290,21 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "samba: a stream's pending delete is the stream's ([MS-FSA] 2.1.5.4 deletes Open.Stream), and the "
                 "file opens as before (Samba 4.17 too, for a plain open); Samba 4.17 answers DELETE_PENDING to an "
                 "overwrite or FILE_DIRECTORY_FILE open of the file while one of its streams is delete-pending"),
+        allowed("create", ("STATUS_OBJECT_NAME_NOT_FOUND",), ("STATUS_ACCESS_DENIED", "STATUS_SUCCESS"),
+                _stream_after_chmod,
+                "samba: a chmod left the user w or x but no r on the file: the streams still exist and the user's "
+                "rights decide ([MS-FSA] 2.1.5.1.2.1, smbsrv); Samba 4.17 reads the xattrs as the user, fails, and "
+                "answers OBJECT_NAME_NOT_FOUND (docs/streams.md)"),
+        allowed("read", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_END_OF_FILE"), _stream_after_chmod,
+                "spec: a READ is checked against the handle's granted access ([MS-SMB2] 3.3.5.12); after a chmod "
+                "Samba 4.17 reads the stream's xattr again by path as the user and fails"),
+        allowed("write", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _stream_after_chmod,
+                "spec: as above for a WRITE ([MS-SMB2] 3.3.5.13)"),
+        allowed("eof", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _stream_after_chmod,
+                "spec: as above for FileEndOfFileInformation ([MS-SMB2] 3.3.5.21.1)"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _overwritten_stream,
+                "samba: an overwritten or superseded stream is empty ([MS-FSA] 2.1.5.1.2.1), and smbsrv's CREATE "
+                "response says EndOfFile 0; Samba 4.17 answers the old size (the attributes: the check below)"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_DELETE_PENDING",), _default_stream_name,
                 "samba: \"a::$DATA\" is the file a ([MS-FSCC] 2.1.4), and an open of a delete-pending file is "
                 "DELETE_PENDING ([MS-FSA] 2.1.5.1.2); Samba 4.17 overwrites it through \"a::$DATA\""),
@@ -295,11 +331,12 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
         allowed("read", ("STATUS_SUCCESS",), ("STATUS_FILE_LOCK_CONFLICT",), on_stream_handle,
                 "samba: as above for a READ of a range another handle locked exclusively ([MS-FSA] 2.1.5.3)"),
         allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION",
-                                                      "STATUS_OBJECT_NAME_NOT_FOUND"),
+                                                      "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_OBJECT_NAME_COLLISION"),
                 _maximum_allowed_stream_of_read_only_file,
                 "spec: MAXIMUM_ALLOWED grants what the file allows, on a READONLY file everything but data writes, "
                 "for its streams as for itself (allowed.py, the same entry for files), and a missing stream's "
-                "FILE_OVERWRITE is OBJECT_NAME_NOT_FOUND first; Samba 4.17 refuses"),
+                "FILE_OVERWRITE is OBJECT_NAME_NOT_FOUND, an existing one's FILE_CREATE COLLISION first; Samba "
+                "4.17 refuses"),
         allowed("final-close", ("STATUS_NO_MEMORY", "STATUS_ACCESS_DENIED"), ("STATUS_SUCCESS",),
                 _chmod_after_stream_named_open,
                 "spec: [MS-SMB2] 3.3.5.10: the CLOSE of a valid handle succeeds, also when its delete on close "
@@ -308,6 +345,11 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 _chmod_after_stream_named_open, "spec: as above, for a CLOSE step"),
     )
     known = (
+        allowed("link", ("STATUS_OBJECT_NAME_COLLISION", "STATUS_ACCESS_DENIED"), ("STATUS_SUCCESS",),
+                _link_over_file_with_open_stream,
+                "BUG: FileLinkInformation with ReplaceIfExists onto a file one of whose streams is open: smbsrv "
+                "replaces it (the stream's data goes), as it refuses for a file that is open itself ([MS-FSA] "
+                "2.1.5.15.6: ACCESS_DENIED; a stream's open is an open of the file); Samba 4.17 answers COLLISION"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _stream_attributes_set,
                 "check: a CREATE that makes a new stream of an existing file, or overwrites a stream: Samba 4.17 "
                 "SETS the file's attributes to the request's FileAttributes | ARCHIVE (a HIDDEN|SYSTEM file becomes "
@@ -338,7 +380,7 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "check: FileLinkInformation through an open of \"a::$DATA\" (the file itself, [MS-FSCC] 2.1.4): "
                 "smbsrv links the file as for an open of \"a\"; Samba 4.17 takes the handle for a stream's and "
                 "refuses"),
-        allowed("rename", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _rename_to_other_path,
+        allowed("rename", ("*",), ("STATUS_SHARING_VIOLATION",), _rename_to_other_path,
                 "BUG: a stream's handle renamed to a path (\"dir\\a:v\", \"dir\\b:v\"): smbsrv answers "
                 "SHARING_VIOLATION, also with no other open; docs/streams.md promises [MS-FSA] 2.1.5.15.11's "
                 "INVALID_PARAMETER (a stream target must begin with ':'); Samba 4.17 renames or moves the stream"),
@@ -375,6 +417,18 @@ SAMBA_RENAMED_STREAM_KEPT = ("samba: a renamed stream made delete-pending: Samba
                              "name at the close and keeps it ([MS-FSA] 2.1.5.4: the stream goes); the rest is not "
                              "compared")
 
+# An open of "a::$DATA" with FILE_DELETE_ON_CLOSE (or made delete-pending): Samba 4.17 deletes the file at that
+# handle's close although another handle of it is open (whose FileStandardInformation says DeletePending 0);
+# smbsrv keeps it delete-pending until the last close, as for "a" ([MS-FSA] 2.1.5.4).
+SAMBA_DEFAULT_STREAM_DELETE = ("samba: a delete on close through an open of \"a::$DATA\": Samba 4.17 removes the "
+                               "file at that close while other opens remain ([MS-FSA] 2.1.5.4: at the last); the "
+                               "rest is not compared")
+
+# A stream renamed to its own name with ReplaceIfExists: Samba 4.17 answers SUCCESS and then no longer finds it
+# (a later rename: OBJECT_NAME_NOT_FOUND).
+SAMBA_SELF_REPLACE = ("samba: a stream renamed onto its own name with ReplaceIfExists: Samba 4.17 loses track of "
+                      "it (later renames OBJECT_NAME_NOT_FOUND); the rest is not compared")
+
 SAMBA_DANGLING_STREAM = ("samba: the file was overwritten while a stream of it was open: Samba 4.17's stream "
                          "handle then answers NOT_FOUND (READ, CLOSE); the rest is not compared")
 
@@ -384,17 +438,34 @@ def whole_sequence_reason(c: Context) -> str | None:
     samba = c.samba_history
     opened: set[str] = set()
     renamed: set[int] = set()  # slots whose stream handle was renamed (Samba carried it out)
+    names: dict[int, str] = {}  # each slot's stream name now, upper case
+    default_stream_slots: set[int] = set()  # slots opened as "a::$DATA"
     for index, op in enumerate(c.history):
         if index >= len(samba):
             continue
         if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.startswith(":"):
+            target = op.name[1:].upper().removesuffix(":$DATA")
+            if op.flag and names.get(op.slot) == target:
+                return SAMBA_SELF_REPLACE
+            names[op.slot] = target
             renamed.add(op.slot)
+        elif op.kind == "disposition" and op.flag and op.slot in default_stream_slots and samba[index][1] == (
+                "STATUS_SUCCESS"):
+            return SAMBA_DEFAULT_STREAM_DELETE
         elif op.kind == "disposition" and op.flag and op.slot in renamed and samba[index][1] == "STATUS_SUCCESS":
             return SAMBA_RENAMED_STREAM_KEPT
         if op.kind != "create":
             continue
-        renamed.discard(op.slot)
         record = samba[index]
+        renamed.discard(op.slot)
+        names.pop(op.slot, None)
+        default_stream_slots.discard(op.slot)
+        if record[1] == "STATUS_SUCCESS" and is_stream(op.name):
+            names[op.slot] = op.name.split(":")[1].upper()
+        if record[1] == "STATUS_SUCCESS" and op.name.upper().endswith("::$DATA"):
+            if op.options & b.FILE_DELETE_ON_CLOSE:
+                return SAMBA_DEFAULT_STREAM_DELETE
+            default_stream_slots.add(op.slot)
         if is_stream(op.name):
             if dict(record[2]).get("target") == "none" and (
                     record[1] == "STATUS_OBJECT_NAME_NOT_FOUND" and op.disposition == b.FILE_OVERWRITE

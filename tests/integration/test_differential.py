@@ -543,3 +543,24 @@ def test_stream_renamed_to_a_path(runner: Runner) -> None:
                                    b.rename_info(f"{base}\\f:v"))
         assert b.status_name(response.status) == expected[side.name], side.name
         assert client.close_file(file_id) == b.STATUS_SUCCESS
+
+
+@pytest.mark.xfail(reason="BUG: a link with ReplaceIfExists replaces a file one of whose streams is open on smbsrv; "
+                          "[MS-FSA] 2.1.5.15.6 refuses an open target, Samba 4.17 answers COLLISION", strict=True)
+def test_link_over_a_file_whose_stream_is_open_keeps_it(runner: Runner) -> None:
+    """A stream's open is an open of its file: FileLinkInformation with ReplaceIfExists onto "d" while "d:s" is
+    open (another connection, sharing all) is refused and d keeps its stream ([MS-FSA] 2.1.5.15.6: ACCESS_DENIED,
+    which smbsrv answers for an open file; Samba 4.17: COLLISION, after removing d). smbsrv replaced d
+    (differential seed 101776 of --streams)."""
+    for side, client, base in _both(runner):
+        other = side.clients[1]
+        stream = other.open(f"{base}\\d:s", desired_access=b.GENERIC_WRITE | b.DELETE, disposition=b.FILE_CREATE)
+        assert other.write(stream, 0, b"kept").status == b.STATUS_SUCCESS
+        file_id = client.open(f"{base}\\a", desired_access=b.FILE_APPEND_DATA, disposition=b.FILE_CREATE)
+        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_LINK_INFORMATION,
+                                   b.rename_info(f"{base}\\d", True))
+        assert b.status_name(response.status) != "STATUS_SUCCESS", side.name
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
+        assert other.close_file(stream) == b.STATUS_SUCCESS
+        if side is runner.smbsrv:  # Samba 4.17 removes the target before it gives up (allowed.py, links)
+            assert os.getxattr(side.share_dir / base / "d", "user.DosStream.s:$DATA") == b"kept\0"

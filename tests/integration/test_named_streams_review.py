@@ -55,6 +55,8 @@ pytestmark = [
 
 FILE_END_OF_FILE_INFORMATION = 20
 FILE_OVERWRITE, FILE_OVERWRITE_IF = 4, 5
+FILE_CREATE = 2
+FSCTL_SET_SPARSE = 0x000900C4
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +124,6 @@ def test_streams_of_a_file_the_user_may_not_write_stay(runner: Runner) -> None:
 
 
 
-@pytest.mark.xfail(reason="BUG: stream_create ignores the CREATE's FileAttributes on an overwrite of a stream and "
-                          "skips the HIDDEN/SYSTEM overwrite check: Samba 4.17 gives the file HIDDEN on "
-                          "FILE_OVERWRITE_IF with HIDDEN, and then refuses FILE_OVERWRITE without it", strict=True)
 def test_overwrite_of_a_stream_applies_the_file_attribute_rules(runner: Runner) -> None:
     """[MS-FSA] 2.1.5.1.2.1 for an overwrite (FILE_OVERWRITE_IF, FILE_OVERWRITE, FILE_SUPERSEDE) of a stream: the
     attributes asked for are added to the file's (HIDDEN here), and an overwrite that does not keep the file's
@@ -144,9 +143,6 @@ def test_overwrite_of_a_stream_applies_the_file_attribute_rules(runner: Runner) 
 
 
 
-@pytest.mark.xfail(reason="BUG: FileStreamInformation reads every stream's size with fs/xattr.get, which retries a "
-                          "refused getxattr as the server: a user who may not read the file learns its streams' "
-                          "names and sizes; Samba 4.17 lists only ::$DATA then", strict=True)
 def test_stream_names_of_a_file_the_user_may_not_read_stay_hidden(runner: Runner) -> None:
     """A root-owned 0600 file: a user in no group of the owner opens it for FILE_READ_ATTRIBUTES (granted) and asks
     FileStreamInformation: the streams it may not read are not listed (Samba 4.17: "::$DATA" only)."""
@@ -157,6 +153,29 @@ def test_stream_names_of_a_file_the_user_may_not_read_stay_hidden(runner: Runner
         os.setxattr(path, "user.DosStream.hidden:$DATA", b"SECRET STREAM\x00")
         path.chmod(0o600)
         assert _stream_sizes(stranger, f"{base}\\f", side.name) == {"::$DATA": 6}, side.name
+
+
+
+@pytest.mark.xfail(reason="BUG: FSCTL_SET_SPARSE through a stream handle writes the FILE's DOS attributes "
+                          "(open_.info().attributes | SPARSE): the file, or a directory (0x230), shows "
+                          "FILE_ATTRIBUTE_SPARSE_FILE; Samba 4.17 refuses (ACCESS_DENIED) and changes nothing",
+                   strict=True)
+def test_set_sparse_through_a_stream_leaves_the_file_attributes(runner: Runner) -> None:
+    """Sparseness is a stream's own ([MS-FSA] 2.1.1.5 IsSparse): FSCTL_SET_SPARSE through "x:s" does not mark the
+    file x, nor a directory (which can never be sparse), whatever it answers (Samba 4.17: ACCESS_DENIED)."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=FILE_CREATE,
+                                      options=b.FILE_DIRECTORY_FILE))
+        _make(client, f"{base}\\f", b"data")
+        for name in ("d", "f"):
+            stream = client.open(f"{base}\\{name}:s", desired_access=RW | b.FILE_WRITE_ATTRIBUTES,
+                                 disposition=FILE_OPEN_IF)
+            file_id = client.open(f"{base}\\{name}", desired_access=b.FILE_READ_ATTRIBUTES)
+            before = _attributes(client, file_id)
+            client.request(b.SMB2_IOCTL, b.ioctl_body(stream, FSCTL_SET_SPARSE, b"", max_output=0))
+            assert _attributes(client, file_id) == before, (side.name, name)
+            assert client.close_file(file_id) == b.STATUS_SUCCESS
+            assert client.close_file(stream) == b.STATUS_SUCCESS
 
 
 # -- HSM placeholders (docs/hsm.md): a stream is not the file's data ---------------------------------------------
@@ -258,8 +277,6 @@ def _renamed_lease_break(server: SmbServer) -> None:
         assert holder.close_file(stream) == b.STATUS_SUCCESS
 
 
-@pytest.mark.xfail(reason="BUG: materialize.try_materialize replaces an empty file that has named streams (one of "
-                          "them open) by a real symlink: the streams go with the replaced inode", strict=True)
 def test_materializing_a_file_with_streams_keeps_them(tmp_path: Path) -> None:
     """With materialize_special_files, a symlink reparse point set on an empty file becomes a real symlink; a file
     that has named streams cannot be one (a symlink carries no user xattrs), so its reparse point is kept stored
@@ -287,9 +304,6 @@ def test_materializing_a_file_with_streams_keeps_them(tmp_path: Path) -> None:
     assert_no_server_bugs(server)
 
 
-@pytest.mark.xfail(reason="BUG: stream_rename with ReplaceIfExists onto a stream of another case (':T' over 't') "
-                          "writes user.DosStream.T and leaves user.DosStream.t: two streams of one folded name, and "
-                          "streams.find() gives 't' (the replaced data) for either spelling", strict=True)
 def test_rename_over_a_stream_of_another_case_replaces_it(server: SmbServer) -> None:
     """[MS-FSA] 2.1.5.15.12.1: the target stream is found case-insensitively; with ReplaceIfExists it is replaced,
     and the renamed data is what the name then opens. (Samba 4.17 also leaves both xattrs: its existence check is

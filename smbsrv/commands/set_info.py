@@ -3,11 +3,13 @@ disposition, and security (POSIX chmod, ownership)."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import stat
 
 from smbsrv.commands import oplock_break, stream_rename
 from smbsrv.files import write_time
+from smbsrv.files.table import FileTable
 from smbsrv.fs import backend, dos_attrs, eas, posix_acl
 from smbsrv.fs.name_index import fold
 from smbsrv.fs.path import SmbPath
@@ -241,7 +243,7 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
                 # [MS-FSA] 2.1.5.14.11: a directory is never replaced. A POSIX rename(2) replaces an empty
                 # directory with a directory, atomically; renameat2 refuses a non-empty one (ENOTEMPTY).
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
-            if server.files.opens((existing.st_dev, existing.st_ino)) and not posix_semantics:
+            if _is_open(server.files, existing) and not posix_semantics:
                 # Windows refuses to replace a file that is open; POSIX semantics allow it.
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if server.files.stream_opens(open_.handle.key):
@@ -271,6 +273,13 @@ def _rename(ctx: RequestContext, open_: Open, rename: classes.RenameInformation)
             other.handle.moved(target.parent_fd, new_name)
         if moves_opens:
             server.files.moved_below(open_, old_components)
+
+
+def _is_open(files: FileTable, st: os.stat_result) -> bool:
+    """Whether the file is open, through its own data or one of its named streams (a replaced file's streams
+    would go with it)."""
+    key = (st.st_dev, st.st_ino)
+    return bool(files.opens(key) or files.stream_opens(key))
 
 
 def _own_name(parent_fd: int, name: str, own_parent_fd: int, own_name: str) -> bool:
@@ -325,7 +334,7 @@ def _link(ctx: RequestContext, open_: Open, link: classes.RenameInformation) -> 
             # 2.1.5.15.11): never a directory, never a file that is open. A name of this very file is such a
             # file (this open): unlinking it first lost the file when it was its only name. Nor a READONLY file
             # (Windows refuses to replace one: ACCESS_DENIED; Samba 4.17 answers CANNOT_DELETE).
-            if (stat.S_ISDIR(existing.st_mode) or server.files.opens((existing.st_dev, existing.st_ino))
+            if (stat.S_ISDIR(existing.st_mode) or _is_open(server.files, existing)
                     or dos_attrs.is_read_only(target.parent_fd, target.name, existing)):
                 raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
             # The new link under a temporary name first, then renamed over the old one (atomic): unlinking the

@@ -11,6 +11,8 @@ breaks none of its streams' (Samba 4.17; smbtorture smb2.oplock.batch26).
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import TYPE_CHECKING
 
 from smbsrv import reparse
@@ -48,8 +50,10 @@ from smbsrv.wire.status import NtStatus
 
 if TYPE_CHECKING:
     from smbsrv.commands.create import _Target
+    from smbsrv.fs.resolver import Resolution
 
 _FULL_ACCESS = 0x1F01FF
+_KEEP_ON_OVERWRITE = fattr.FILE_ATTRIBUTE_HIDDEN | fattr.FILE_ATTRIBUTE_SYSTEM
 _OVERWRITES = (FILE_SUPERSEDE, FILE_OVERWRITE, FILE_OVERWRITE_IF)
 
 
@@ -99,8 +103,13 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         if (stored is None or overwrite) and not maximum & FILE_WRITE_DATA:
             # Adding a stream, or emptying one, writes the file.
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
+        if overwrite and target.attributes & ~request.file_attributes & _KEEP_ON_OVERWRITE:
+            # [MS-FSA] 2.1.5.1.2.1: an overwrite must keep saying HIDDEN and SYSTEM, a stream's as the file's.
+            raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
         if options & FILE_DELETE_ON_CLOSE and not granted & DELETE:
             raise SmbError(create.DELETE_ON_CLOSE_WITHOUT_DELETE)
+        if options & FILE_DELETE_ON_CLOSE and target.attributes & fattr.FILE_ATTRIBUTE_READONLY:
+            raise SmbError(NtStatus.STATUS_CANNOT_DELETE)  # [MS-FSA] 2.1.5.1.2.1: File.FileAttributes decide
         key = (st.st_dev, st.st_ino, fold(stream))
         if files.is_name_delete_pending(key, tree.share_root, resolution.components):  # this stream's delete
             raise SmbError(NtStatus.STATUS_DELETE_PENDING)
@@ -123,6 +132,7 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             action = FILE_CREATED
         elif overwrite:
             streams.truncate(fd, stored, 0)
+            _overwrite_attributes(resolution, request.file_attributes, st)
             action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
         else:
             action = FILE_OPENED
@@ -173,6 +183,23 @@ def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: 
         raise
     _notify(ctx, open_, FILE_CREATED)
     return create._reply(ctx, request, open_, st, FILE_CREATED, _FULL_ACCESS, None)
+
+
+def _overwrite_attributes(resolution: Resolution, requested: int, st: os.stat_result) -> None:
+    """An overwrite gives the file the attributes it asks for, with ARCHIVE ([MS-FSA] 2.1.5.1.2.1; Samba 4.17
+    does so for a stream's overwrite too): the attributes are the file's, whichever stream is overwritten."""
+    current = dos_attrs.read_at(resolution.parent_fd, resolution.name, st)
+    attributes = requested & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE
+                               | fattr.FILE_ATTRIBUTE_DIRECTORY) | fattr.FILE_ATTRIBUTE_ARCHIVE
+    if stat.S_ISDIR(st.st_mode):
+        attributes |= fattr.FILE_ATTRIBUTE_DIRECTORY
+    if current is None or current.attributes != attributes:
+        fd = backend.open_for_access(resolution.parent_fd, resolution.name, 0, is_directory=stat.S_ISDIR(st.st_mode),
+                                     is_special=False)
+        try:
+            dos_attrs.set_attributes(fd, attributes, backend.fstat(fd))  # the creation time stays
+        finally:
+            backend.close(fd)
 
 
 def _register(ctx: RequestContext, request: wire.CreateRequest, target: _Target, fd: int,

@@ -47,6 +47,8 @@ def rename(ctx: RequestContext, open_: Open, request: classes.RenameInformation)
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)  # as a rename over an open file
     old_path = open_.named_components
     streams.rename(handle.fd, handle.stream, new)
+    if existing is not None and existing != new and fold(existing) != fold(handle.stream):
+        streams.remove(handle.fd, existing)  # the replaced stream, spelled in another case than the new name
     new_key = handle.key[:2] + (fold(new),)
     for other in list(files.opens(handle.key)):
         assert isinstance(other.handle, StreamHandle)

@@ -156,6 +156,16 @@ def remove(fd: int, name: str) -> bool:
     return _remove(_fd_path(fd), name, True)
 
 
+def get_as_caller(fd: int, name: str) -> bytes | None:
+    """get() with the caller's own permission check (see set_as_caller); None when absent."""
+    try:
+        return os.getxattr(_fd_path(fd), _user_namespace(name))
+    except OSError as exc:
+        if exc.errno in _NOT_STORED:
+            return None
+        raise_for_oserror(exc)
+
+
 def set_as_caller(fd: int, name: str, value: bytes) -> None:
     """set() with the kernel's own permission check for the caller, never retried as the server: for data the
     file's write permission guards (named streams, fs/streams.py), not metadata the SMB layer grants."""

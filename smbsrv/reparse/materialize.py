@@ -19,7 +19,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from smbsrv.errors import SmbError
-from smbsrv.fs import backend
+from smbsrv.fs import backend, streams
 from smbsrv.fscc.reparse import (
     NFS_SPECFILE_LNK,
     NfsReparse,
@@ -71,6 +71,8 @@ def try_materialize(server: ServerState, open_: Open, st: os.stat_result, buffer
         return False
     if len(server.files.opens(open_.handle.key)) != 1:
         return False
+    if server.files.stream_opens(open_.handle.key) or streams.names(open_.handle.fd):
+        return False  # a symlink or device holds no named streams: the file keeps its stored reparse point
     plan = _what_to_make(buffer, share.materialize_device_nodes)
     if plan is None or (stat.S_ISDIR(st.st_mode) and plan[0] != "symlink"):
         return False

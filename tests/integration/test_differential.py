@@ -498,8 +498,6 @@ def test_delete_on_close_without_delete_is_invalid_parameter(runner: Runner) -> 
 
 # -- named streams (python -m tests.differential.run --streams) ----------------------------------------------
 
-@pytest.mark.xfail(reason="BUG: FILE_DELETE_ON_CLOSE on a stream of a READONLY file opens on smbsrv; [MS-FSA] "
-                          "2.1.5.1.2.1 and Samba 4.17 answer CANNOT_DELETE", strict=True)
 def test_delete_on_close_of_a_stream_of_a_read_only_file_is_cannot_delete(runner: Runner) -> None:
     """FILE_DELETE_ON_CLOSE on "f:s" when f is READONLY: CANNOT_DELETE, as for f itself ([MS-FSA] 2.1.5.1.2.1
     checks File.FileAttributes; Samba 4.17); a create of "g:s" with READONLY, making g READONLY, the same
@@ -528,25 +526,24 @@ def test_data_stream_name_with_directory_file_is_not_a_directory(runner: Runner)
             assert b.status_name(response.status) == "STATUS_NOT_A_DIRECTORY", (side.name, disposition)
 
 
-@pytest.mark.xfail(reason="BUG: a stream's handle renamed to a path (\"dir\\f:v\") answers SHARING_VIOLATION on "
-                          "smbsrv; docs/streams.md promises [MS-FSA] 2.1.5.15.11's INVALID_PARAMETER", strict=True)
 def test_stream_renamed_to_a_path(runner: Runner) -> None:
-    """A stream's rename target must begin with ':' ([MS-FSA] 2.1.5.15.11, else INVALID_PARAMETER; Windows);
-    docs/streams.md says smbsrv follows it. Samba 4.17 takes "dir\\f:v" and renames the stream (and moves it to
-    another file g for "dir\\g:v"), a known difference. smbsrv answered SHARING_VIOLATION, with no other open
-    (differential seed 220 of --streams)."""
-    expected = {"samba": "STATUS_SUCCESS", "smbsrv": "STATUS_INVALID_PARAMETER"}
+    """A stream's rename target that is a path ("dir\\f:v"): Samba 4.17 renames the stream (and would move it to
+    another file g for "dir\\g:v"); smbsrv answers SHARING_VIOLATION, Windows' answer for a path with a stream in
+    it (smbtorture smb2.streams.rename2), and INVALID_PARAMETER for one without ([MS-FSA] 2.1.5.15.12: a
+    stream's new name begins with ':'). docs/streams.md lists the difference (differential seed 220 of
+    --streams)."""
+    expected = {"samba": ("STATUS_SUCCESS", "STATUS_INVALID_PARAMETER"),
+                "smbsrv": ("STATUS_SHARING_VIOLATION", "STATUS_INVALID_PARAMETER")}
     for side, client, base in _both(runner):
         file_id = client.open(f"{base}\\f:s", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES,
                               disposition=b.FILE_CREATE)
-        response = client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
-                                   b.rename_info(f"{base}\\f:v"))
-        assert b.status_name(response.status) == expected[side.name], side.name
+        answers = tuple(b.status_name(client.set_info(file_id, b.SMB2_0_INFO_FILE, b.FILE_RENAME_INFORMATION,
+                                                      b.rename_info(target)).status)
+                        for target in (f"{base}\\f:v", f"{base}\\g"))
+        assert answers == expected[side.name], side.name
         assert client.close_file(file_id) == b.STATUS_SUCCESS
 
 
-@pytest.mark.xfail(reason="BUG: a link with ReplaceIfExists replaces a file one of whose streams is open on smbsrv; "
-                          "[MS-FSA] 2.1.5.15.6 refuses an open target, Samba 4.17 answers COLLISION", strict=True)
 def test_link_over_a_file_whose_stream_is_open_keeps_it(runner: Runner) -> None:
     """A stream's open is an open of its file: FileLinkInformation with ReplaceIfExists onto "d" while "d:s" is
     open (another connection, sharing all) is refused and d keeps its stream ([MS-FSA] 2.1.5.15.6: ACCESS_DENIED,

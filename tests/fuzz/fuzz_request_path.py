@@ -123,7 +123,7 @@ def bind_attempt(src: hostile.Source, peer: Peer) -> None:
             except Exception:  # noqa: BLE001 - the server's challenge may be what the input damaged
                 token = src.raw(60)
         handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
-                                  peer.ipc_tree_id)
+                                  peer.ipc_tree_id, stream_id=peer.stream_id)
         for _ in range(src.integer(0, 2)):
             if binder.dropped:
                 return
@@ -167,7 +167,7 @@ def logon_attempt(src: hostile.Source, peer: Peer) -> None:
             token = src.raw(200)
     if session_id and not peer.dropped:
         handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, session_id, peer.tree_id,
-                                  peer.ipc_tree_id, peer.resume_key)
+                                  peer.ipc_tree_id, peer.resume_key, stream_id=peer.stream_id)
         request = hostile.element(src, handles)
         request.session_id = session_id
         peer.feed(peer.builder.build(request, sign=False)[0])
@@ -179,7 +179,7 @@ def one_input(data: bytes) -> None:
     descriptors = server().descriptors()
     with server().connect(dialect) as peer:
         handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
-                                  peer.ipc_tree_id, peer.resume_key)
+                                  peer.ipc_tree_id, peer.resume_key, stream_id=peer.stream_id)
         for _ in range(src.integer(1, 3)):
             if peer.dropped:
                 break

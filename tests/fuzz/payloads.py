@@ -338,7 +338,12 @@ _LINK_NAMES = ("renamed", "dir\\x", "..\\escape", "dir\\..\\..\\escape", "", "da
                "data.bin:stream", "::$DATA", "dir:$I30:$INDEX_ALLOCATION", "a\0b", "x" * 256, "x" * 2000,
                "dir\\" + "d" * 255 + "\\x", ".", "..", "dir\\.", "trailing.", "trailing ", "con", "aux.txt",
                "a*b", "a?b", "a<b", "a|b", "a\"b", "\ud800", "\\\\srv\\share\\x", "/slash/x", "dir/entry1.txt",
-               "new\\", "\\..\\..", "dir\\entry1.txt")
+               "new\\", "\\..\\..", "dir\\entry1.txt",
+               # stream targets ([MS-FSA] 2.1.5.15.11: a stream's handle renames to ":new"): the set-up's own stream
+               # in another case, new ones, names too long for an xattr, odd types, odd Unicode, other files' streams
+               ":x", ":x:$DATA", ":FUZZ", ":fuzz:$DATA", ":" + "x" * 234, ":" + "x" * 235, ":\u00e9\U0001f600",
+               ":\ud800", "x::$DATA", "x:y:$FOO", ":x:$FOO", ":", "::", ":x/y", ":x\\y", "data.bin:x", "dir:x",
+               "new.txt:x", "dir\\entry1.txt:x", ":*", "data.bin::$DATA")
 
 
 def link_name(src: Source) -> bytes:

@@ -37,7 +37,13 @@ CONTEXT_NAMES = (b"ExtA", b"SecD", b"DHnQ", b"DHnC", b"AlSi", b"MxAc", b"TWrp", 
                  b"DH2C", b.POSIX_EXTENSIONS_GUID, b"AAPL", b"")
 NAMES = ("", "data.bin", "dir", "dir\\entry1.txt", "new.txt", "..\\x", "\\", "a:b", "data.bin:s:$DATA",
          "dir\\..\\data.bin", "*", "a\x00b", "x" * 300, "\\\\?\\c:\\", "con", "dir\\", "dir\\\\x", ":", "::$DATA",
-         "\ud800", "srvsvc", "lsarpc")
+         "\ud800", "srvsvc", "lsarpc",
+         # named streams ([MS-FSCC] 2.1.5.3; docs/streams.md): the set-up's stream, one of a missing file, of a
+         # directory, names an xattr cannot hold (234 UTF-8 bytes is the most), odd types and odd Unicode
+         "data.bin:fuzz", "data.bin:FUZZ:$DATA", "data.bin::$DATA", "new.txt:s", "dir:s", "dir\\entry1.txt:s",
+         "data.bin:" + "x" * 234, "data.bin:" + "x" * 235, "data.bin:" + "\u00e9" * 118, "data.bin:y:$FOO",
+         "data.bin:x::$DATA", "data.bin:s:", "data.bin:\U0001f600\u200b", "data.bin:\ud800", "data.bin:s*?",
+         "dir::$DATA", "data.bin:$DATA", "data.bin:fuzz:$DATA:x")
 # -- bodies ------------------------------------------------------------------------------------------------------
 
 class Handles:
@@ -45,17 +51,23 @@ class Handles:
 
     def __init__(self, file_id: tuple[int, int] = (1, 1), dir_id: tuple[int, int] = (2, 2),
                  pipe_id: tuple[int, int] = (3, 3), session_id: int = 1, tree_id: int = 1,
-                 ipc_tree_id: int = 2, resume_key: bytes = bytes(24)) -> None:
+                 ipc_tree_id: int = 2, resume_key: bytes = bytes(24), *,
+                 stream_id: tuple[int, int] | None = None) -> None:
         self.file_id, self.dir_id, self.pipe_id = file_id, dir_id, pipe_id
+        # An open of a named stream of file_id's file ("data.bin:fuzz"): reads, writes, locks, information and
+        # renames through a stream's handle take other paths (fs/streams.py, stream_rename.py).
+        self.stream_id = stream_id if stream_id is not None else file_id
         self.session_id, self.tree_id, self.ipc_tree_id = session_id, tree_id, ipc_tree_id
         # FSCTL_SRV_REQUEST_RESUME_KEY of file_id: the source key of a copychunk that gets past the lookup.
         self.resume_key = resume_key
 
 
 def file_id(src: Source, handles: Handles) -> tuple[int, int]:
-    kind = src.integer(0, 6)
+    kind = src.integer(0, 7)
     if kind <= 1:
         return handles.file_id
+    if kind == 7:
+        return handles.stream_id
     if kind == 2:
         return handles.dir_id
     if kind == 3:
@@ -529,7 +541,7 @@ def related_chain(src: Source, handles: Handles, builder: b.Client) -> list[byte
         create = element(src, handles, b.SMB2_CREATE)
         create.related = False
     related = Handles(b.RELATED_FILE_ID, b.RELATED_FILE_ID, handles.pipe_id, handles.session_id,
-                      handles.tree_id, handles.ipc_tree_id, handles.resume_key)
+                      handles.tree_id, handles.ipc_tree_id, handles.resume_key, stream_id=b.RELATED_FILE_ID)
     reqs = [create]
     for _ in range(src.integer(1, 4)):
         if src.integer(0, 1):

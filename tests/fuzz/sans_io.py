@@ -51,6 +51,7 @@ PASSWORD = "Fuzz-Pass-1"
 STATUS_INTERNAL_ERROR = 0xC00000E5
 FSCTL_SRV_REQUEST_RESUME_KEY = 0x00140078
 FILE_NAME = "data.bin"
+STREAM_NAME = FILE_NAME + ":fuzz"  # a named stream (docs/streams.md), made by the set-up's open
 DIR_NAME = "dir"
 FILE_DATA = bytes(range(256)) * 256  # 64 KiB
 _NBSS = struct.Struct(">I")
@@ -353,6 +354,7 @@ class Peer:
         self.file_id = (0, 0)
         self.dir_id = (0, 0)
         self.pipe_id = (0, 0)
+        self.stream_id = (0, 0)  # "data.bin:fuzz", a named stream of file_id's file
         self.resume_key = bytes(24)  # FSCTL_SRV_REQUEST_RESUME_KEY of file_id ([MS-SMB2] 3.3.5.15.5)
         # The client's side of the session's transform keys ([MS-SMB2] 3.2.5.3.1): it seals with the key the
         # server decrypts with and opens with the one the server encrypts with. None when no cipher was agreed.
@@ -518,6 +520,8 @@ class Peer:
                                         desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE)
         self.dir_id = await self._open(DIR_NAME, self.tree_id, desired_access=b.GENERIC_READ,
                                        options=b.FILE_DIRECTORY_FILE)
+        self.stream_id = await self._open(STREAM_NAME, self.tree_id, disposition=b.FILE_OPEN_IF,
+                                          desired_access=b.GENERIC_READ | b.GENERIC_WRITE | b.DELETE)
         response = await self._one(b.Req(b.SMB2_IOCTL, b.ioctl_body(self.file_id, FSCTL_SRV_REQUEST_RESUME_KEY,
                                                                     max_output=32)))
         assert response.status == b.STATUS_SUCCESS, b.status_name(response.status)

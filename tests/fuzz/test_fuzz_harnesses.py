@@ -130,7 +130,7 @@ def test_generated_sequences_get_past_the_first_check(sans_io: SansIoServer) -> 
         src = hostile.RandomSource(random.Random(seed))
         with sans_io.connect() as peer:
             handles = hostile.Handles(peer.file_id, peer.dir_id, peer.pipe_id, peer.session_id, peer.tree_id,
-                                      peer.ipc_tree_id, peer.resume_key)
+                                      peer.ipc_tree_id, peer.resume_key, stream_id=peer.stream_id)
             pipe = _statuses(peer, hostile.pipe_chain(src, handles, peer.builder))
             if pipe.count((b.SMB2_IOCTL, b.STATUS_SUCCESS)) + pipe.count((b.SMB2_READ, b.STATUS_SUCCESS)) >= 2:
                 seen.add("srvsvc bind and request")

@@ -54,6 +54,8 @@ def _duplicate(ctx: RequestContext, target: Open, request: ioctl_wire.IoctlReque
         # round works, whatever [MS-FSCC] 2.3.8 says.
         raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)
     _check_handles(source, target)
+    if source.stream is not None or target.stream is not None:
+        raise SmbError(NtStatus.STATUS_NOT_SUPPORTED)  # a named stream is an xattr: no extents to share
     # No byte-range lock check: Windows clones over other handles' locks (smbtorture dup_extents_src_lock).
 
     def clone() -> bytes:

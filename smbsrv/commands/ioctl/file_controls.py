@@ -32,8 +32,9 @@ def pipe_transceive(ctx: RequestContext, open_: Open, request: wire.IoctlRequest
 
 def set_sparse(ctx: RequestContext, open_: Open, request: wire.IoctlRequest) -> bytes:
     """[MS-FSCC] 2.3.64: Linux files are sparse wherever holes are punched, so only the attribute is kept;
-    an optional SetSparse byte of 0 clears it. Directories cannot be sparse."""
-    if open_.is_directory:
+    an optional SetSparse byte of 0 clears it. Directories cannot be sparse, nor named streams, whose data is an
+    xattr (fs/streams.py): marking one would mark its file (Samba 4.17 refuses too, with ACCESS_DENIED)."""
+    if open_.is_directory or open_.stream is not None:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     # [MS-FSA] 2.1.5.10.38 names FILE_WRITE_DATA and FILE_WRITE_ATTRIBUTES; Windows and Samba also take
     # FILE_APPEND_DATA (smbtorture smb2.ioctl.sparse_perms, which Samba 4.17 passes here).

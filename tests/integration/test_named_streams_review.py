@@ -156,10 +156,6 @@ def test_stream_names_of_a_file_the_user_may_not_read_stay_hidden(runner: Runner
 
 
 
-@pytest.mark.xfail(reason="BUG: FSCTL_SET_SPARSE through a stream handle writes the FILE's DOS attributes "
-                          "(open_.info().attributes | SPARSE): the file, or a directory (0x230), shows "
-                          "FILE_ATTRIBUTE_SPARSE_FILE; Samba 4.17 refuses (ACCESS_DENIED) and changes nothing",
-                   strict=True)
 def test_set_sparse_through_a_stream_leaves_the_file_attributes(runner: Runner) -> None:
     """Sparseness is a stream's own ([MS-FSA] 2.1.1.5 IsSparse): FSCTL_SET_SPARSE through "x:s" does not mark the
     file x, nor a directory (which can never be sparse), whatever it answers (Samba 4.17: ACCESS_DENIED)."""

@@ -56,6 +56,7 @@ pytestmark = [
 FILE_END_OF_FILE_INFORMATION = 20
 FILE_OVERWRITE, FILE_OVERWRITE_IF = 4, 5
 FILE_CREATE = 2
+FILE_ATTRIBUTE_TEMPORARY = 0x100
 FSCTL_SET_SPARSE = 0x000900C4
 
 
@@ -192,6 +193,25 @@ def test_stream_of_a_file_the_user_may_not_read_cannot_be_opened_for_attributes(
         if response.status == b.STATUS_SUCCESS:
             stranger.close_file(b.create_file_id(response.body))
         assert response.status == b.STATUS_OBJECT_NAME_NOT_FOUND, (side.name, b.status_name(response.status))
+
+
+
+@pytest.mark.xfail(reason="BUG: FileBasicInformation through a directory's stream handle skips _set_basic's "
+                          "directory rules (open_.is_directory is False for the stream): the directory is stored "
+                          "TEMPORARY (0x110); Samba 4.17 answers INVALID_PARAMETER", strict=True)
+def test_basic_information_through_a_directory_stream_keeps_the_directory_rules(runner: Runner) -> None:
+    """The attributes set through "d:s" are the directory's ([MS-FSA] 2.1.5.15.2): FILE_ATTRIBUTE_TEMPORARY, which
+    a directory may not have, is INVALID_PARAMETER as through the directory's own handle, and nothing changes."""
+    for side, client, base in _both(runner):
+        client.close_file(client.open(f"{base}\\d", desired_access=b.GENERIC_READ, disposition=FILE_CREATE,
+                                      options=b.FILE_DIRECTORY_FILE))
+        stream = client.open(f"{base}\\d:s", desired_access=RW | b.FILE_WRITE_ATTRIBUTES, disposition=FILE_OPEN_IF)
+        status = _set(client, stream, b.FILE_BASIC_INFORMATION, bytes(32) + struct.pack("<II", FILE_ATTRIBUTE_TEMPORARY, 0))
+        assert client.close_file(stream) == b.STATUS_SUCCESS
+        assert status == "STATUS_INVALID_PARAMETER", (side.name, status)
+        file_id = client.open(f"{base}\\d", desired_access=b.FILE_READ_ATTRIBUTES)
+        assert not _attributes(client, file_id) & FILE_ATTRIBUTE_TEMPORARY, side.name
+        assert client.close_file(file_id) == b.STATUS_SUCCESS
 
 
 # -- HSM placeholders (docs/hsm.md): a stream is not the file's data ---------------------------------------------

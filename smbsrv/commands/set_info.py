@@ -154,10 +154,11 @@ def _set_basic(open_: Open, basic: classes.BasicInformation) -> None:
     system holds, creation and change times are kept exactly). Attributes: 0 leaves them alone
     ([MS-FSA] 2.1.5.15.2)."""
     # [MS-FSA] 2.1.5.15.2: checked before anything changes. A file cannot become a directory, nor a directory
-    # temporary (smbtorture smb2.setinfo).
-    if not open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_DIRECTORY:
+    # temporary (smbtorture smb2.setinfo); through a named stream the attributes are its file's or directory's.
+    directory = open_.is_directory or (open_.stream is not None and stat.S_ISDIR(open_.handle.stat().st_mode))
+    if not directory and basic.file_attributes & FILE_ATTRIBUTE_DIRECTORY:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
-    if open_.is_directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
+    if directory and basic.file_attributes & FILE_ATTRIBUTE_TEMPORARY:
         raise SmbError(NtStatus.STATUS_INVALID_PARAMETER)
     atime = time_to_set(basic.last_access_time)
     mtime = time_to_set(basic.last_write_time)

@@ -41,6 +41,7 @@ from smbsrv.wire.constants import (
     FILE_OVERWRITE,
     FILE_OVERWRITE_IF,
     FILE_OVERWRITTEN,
+    FILE_READ_DATA,
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
     FILE_WRITE_DATA,
@@ -94,6 +95,11 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
                                  is_special=False)
     try:
         stored = streams.find(fd, stream)
+        if stored is not None and not maximum & FILE_READ_DATA:
+            # A user who may not read the file does not see its streams (FileStreamInformation lists none
+            # then): opening one is OBJECT_NAME_NOT_FOUND, as on Samba 4.17, and it is never created over.
+            raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND if disposition in (FILE_OPEN, FILE_OVERWRITE)
+                           else NtStatus.STATUS_ACCESS_DENIED)
         if stored is not None and disposition == FILE_CREATE:
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_COLLISION)
         if stored is None and (disposition in (FILE_OPEN, FILE_OVERWRITE) or not streams.storable(stream)):

@@ -176,9 +176,6 @@ def test_set_sparse_through_a_stream_leaves_the_file_attributes(runner: Runner) 
 
 
 
-@pytest.mark.xfail(reason="BUG: a FILE_READ_ATTRIBUTES open of a stream of a file the user may not read succeeds and "
-                          "answers the stream's size (StreamHandle.size reads the xattr retried as the server), "
-                          "while FileStreamInformation now hides it; Samba 4.17: OBJECT_NAME_NOT_FOUND", strict=True)
 def test_stream_of_a_file_the_user_may_not_read_cannot_be_opened_for_attributes(runner: Runner) -> None:
     """The stream a listing hides (test_stream_names_of_a_file_the_user_may_not_read_stay_hidden) is not found by
     name either: its existence and size stay hidden (Samba 4.17 answers OBJECT_NAME_NOT_FOUND, as for a stream that
@@ -196,9 +193,6 @@ def test_stream_of_a_file_the_user_may_not_read_cannot_be_opened_for_attributes(
 
 
 
-@pytest.mark.xfail(reason="BUG: FileBasicInformation through a directory's stream handle skips _set_basic's "
-                          "directory rules (open_.is_directory is False for the stream): the directory is stored "
-                          "TEMPORARY (0x110); Samba 4.17 answers INVALID_PARAMETER", strict=True)
 def test_basic_information_through_a_directory_stream_keeps_the_directory_rules(runner: Runner) -> None:
     """The attributes set through "d:s" are the directory's ([MS-FSA] 2.1.5.15.2): FILE_ATTRIBUTE_TEMPORARY, which
     a directory may not have, is INVALID_PARAMETER as through the directory's own handle, and nothing changes."""

@@ -296,7 +296,8 @@ class DirectoryChanges:
     # Filters of a MODIFIED change that only say the data changed (WRITE, a size change): no break then; the
     # handle that wrote breaks the directory's leases when it closes (its entry's time and size settle then:
     # Windows, smbtorture smb2.lease.v2_request), and a local process's close after writing breaks them too.
-    _DATA_ONLY = Filter.LAST_WRITE | Filter.LAST_ACCESS | Filter.SIZE
+    # A named stream's write changes no directory entry at all (docs/streams.md).
+    _DATA_ONLY = Filter.LAST_WRITE | Filter.LAST_ACCESS | Filter.SIZE | Filter.STREAM_WRITE | Filter.STREAM_SIZE
 
     def __init__(self, server: ServerState) -> None:
         from smbsrv.files.kernel_feed import (
@@ -338,7 +339,8 @@ class DirectoryChanges:
         now, breaks = clock(), []
         seen: dict[str, FileState | None] = {}
         for change in changes:
-            if change.action == Action.MODIFIED and not change.filter & ~self._DATA_ONLY and not change.local:
+            if (change.action in (Action.MODIFIED, Action.MODIFIED_STREAM) and not change.filter & ~self._DATA_ONLY
+                    and not change.local):
                 continue
             path = os.path.join(change.root, *change.directory)
             if path in seen:

@@ -68,9 +68,12 @@ def names(fd: int) -> list[str]:
 
 def find(fd: int, stream: str) -> str | None:
     """The stream of `fd` that `stream` names in any case, as it is stored; None when there is none."""
+    present = names(fd)
+    if stream in present:  # the exact spelling first: a share from Samba may hold "t" and "T" both
+        return stream
     wanted = fold(stream)
-    for existing in names(fd):
-        if existing == stream or fold(existing) == wanted:
+    for existing in present:
+        if fold(existing) == wanted:
             return existing
     return None
 

@@ -18,9 +18,6 @@ def path(tmp_path: Path) -> Iterator[Path]:
     yield file
 
 
-@pytest.mark.xfail(reason="BUG: streams.find returns the first stream whose folded name matches, not the one spelled "
-                          "exactly: of Samba's 't' and 'T' (its case-sensitive rename makes both), 'T' can never be "
-                          "opened", strict=True)
 def test_a_stream_spelled_exactly_is_found_before_another_case(path: Path) -> None:
     """A share moved from Samba may hold "t" and "T" (Samba 4.17's stream rename checks existence case-sensitively,
     the named-streams facts): each name opens its own stream, as on Samba (its getxattr takes the exact name);

@@ -64,7 +64,7 @@ class Observer:
         command = ctx.header.command
         if command == Command.SET_INFO and self.audit:
             open_ = _set_info_rename_target(ctx)
-            return None if open_ is None else "/".join(open_.path_components)
+            return None if open_ is None else "/".join(open_.named_components)
         if command == Command.SESSION_SETUP:
             session = ctx.connection.sessions.get(ctx.header.session_id)
             return session is not None and session.state == "valid"
@@ -205,7 +205,7 @@ def deleted(user: str, client: str, tree: Any, components: tuple[str, ...]) -> N
 def _audit_line(ctx: RequestContext, operation: str, open_: Open, extra: str = "") -> None:
     assert ctx.session is not None
     audit_log.info("op=%s user=%s client=%s share=%s path=%s%s", operation, user_name(ctx.session),
-                   ctx.connection.peer, _share(open_.tree), _quote("/".join(open_.path_components)), extra)
+                   ctx.connection.peer, _share(open_.tree), _quote("/".join(open_.named_components)), extra)
 
 
 def _set_info_rename_target(ctx: RequestContext) -> Open | None:

@@ -361,7 +361,7 @@ def _address_of(peer: str) -> str:
 def _open_names(open_: Open, session_id: str) -> dict[str, Any]:
     """How `smbsrv status` and `smbsrv close-file` name an open: its session, share, path and FileId."""
     return {"session_id": session_id, "share": "IPC$" if open_.tree.is_ipc else open_.tree.share.name,
-            "path": "/".join(open_.path_components), "file_id": open_.file_id[1]}
+            "path": "/".join(open_.named_components), "file_id": open_.file_id[1]}
 
 
 def _open_status(open_: Open, session_id: str, user: str, client: str, now: float) -> dict[str, Any]:

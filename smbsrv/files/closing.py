@@ -83,6 +83,7 @@ def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
     if open_.stream is not None:  # a stream went, not the name
         files.changes.changed(open_.tree, open_.named_components, Action.REMOVED_STREAM, Filter.STREAM_NAME,
                               origin=open_)
+        events.deleted(deleter.user, deleter.client, open_.tree, open_.named_components)
         return
     open_.tree.share_root.note_removed(handle.parent_fd, handle.name)
     files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,

@@ -855,3 +855,27 @@ def test_smbclient_puts_gets_and_lists_streams(runner: Runner, tmp_path: Path) -
         assert streams == ["stream: [::$DATA], 1000 bytes", "stream: [:Zone.Identifier:$DATA], 26 bytes"], (
             side.name, out)
         assert _xattr(side, f"{base}/f.exe", "Zone.Identifier") == zone.read_bytes() + b"\0", side.name
+
+
+def test_smbprotocol_writes_reads_and_lists_streams(runner: Runner) -> None:
+    """smbprotocol's high-level client (what Python programs on Windows-less hosts use): open_file on
+    "file:stream" writes and reads a stream, and liststreams gives the same list on both servers (macOS keeps
+    Finder information in a 60-byte AFP_AfpInfo stream)."""
+    import smbclient
+    import smbclient._os
+
+    afp_info = b"AFP\0" + bytes(56)
+    for side, _client, base in _both(runner):
+        unc = rf"\\{HOST}\{SHARE_NAME}\{base}\photo.jpg"
+        kwargs = {"username": side.users[0], "password": side.password, "port": side.port}
+        try:
+            with smbclient.open_file(unc, mode="wb", **kwargs) as handle:
+                handle.write(b"jpeg data")
+            with smbclient.open_file(unc + ":AFP_AfpInfo", mode="wb", **kwargs) as handle:
+                handle.write(afp_info)
+            with smbclient.open_file(unc + ":AFP_AfpInfo", mode="rb", **kwargs) as handle:
+                assert handle.read() == afp_info, side.name
+            listed = sorted((entry.name, entry.size) for entry in smbclient._os.liststreams(unc, **kwargs))
+            assert listed == [("::$DATA", 9), (":AFP_AfpInfo:$DATA", 60)], side.name
+        finally:
+            smbclient.reset_connection_cache()

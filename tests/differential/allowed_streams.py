@@ -186,9 +186,41 @@ def _overwritten_stream(c: Context) -> bool:
             == {k: v for k, v in smbsrv.items() if k not in ("eof", "attributes")})
 
 
-def _link_over_file_with_open_stream(c: Context) -> bool:
-    assert c.op is not None
-    return c.op.kind == "link" and bool(c.op.flag) and _stream_of_base_opened_before(c)
+def _delete_open_after_attribute_stream_open(c: Context) -> bool:
+    """An open of a file asking DELETE after a stream of it was opened with no data or delete access."""
+    data_access = (b.FILE_READ_DATA | b.FILE_WRITE_DATA | b.FILE_APPEND_DATA | b.DELETE | b.GENERIC_READ
+                   | b.GENERIC_WRITE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED | 0x20)  # 0x20: FILE_EXECUTE
+    if c.op is None or is_stream(c.op.name) or not c.op.access & (b.DELETE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED):
+        return False
+    return any(op.kind == "create" and is_stream(op.name) and base_of(op.name) == base_of(c.op.name)
+               and not op.access & data_access for op in c.history)
+
+
+def _rename_of_default_stream_handle(c: Context) -> bool:
+    return (c.op is not None and c.handle_op is not None and c.handle_op.name.upper().endswith("::$DATA")
+            and ":" not in c.op.name)
+
+
+def _delete_pending_stream_other_spelling(c: Context) -> bool:
+    """A stream of the step's file was made delete-pending through an open spelled otherwise than the step's."""
+    if c.op is None or not is_stream(c.op.name):
+        return False
+    slots: dict[int, str] = {}
+    for op in c.history:
+        if op.kind == "create":
+            slots[op.slot] = op.name
+            pending = op.name if op.options & b.FILE_DELETE_ON_CLOSE else ""
+        else:
+            pending = slots.get(op.slot, "") if op.kind == "disposition" and op.flag else ""
+        if is_stream(pending) and base_of(pending) == base_of(c.op.name) and pending != c.op.name:
+            return True
+    return False
+
+
+def _own_name_rename_with_open_stream(c: Context) -> bool:
+    name = c.handle_op.name if c.handle_op is not None else ""
+    return (c.op is not None and not on_stream_handle(c) and not c.op.name.startswith(":")
+            and base_of(c.op.name) == base_of(name) and _stream_of_base_opened_before(c))
 
 
 def _default_stream_name(c: Context) -> bool:
@@ -211,10 +243,6 @@ def _data_stream_as_directory(c: Context) -> bool:
 def _new_file_by_other_user(c: Context) -> bool:
     return (c.op is not None and is_stream(c.op.name) and dict(c.samba[2]).get("target") == "none"
             and USERS[c.op.conn] != 0)
-
-
-def _new_read_only_file_by_stream_delete_on_close(c: Context) -> bool:
-    return c.op is not None and is_stream(c.op.name) and bool(c.op.options & b.FILE_DELETE_ON_CLOSE)
 
 
 def _new_stream_of_read_only_file(c: Context) -> bool:
@@ -263,6 +291,10 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "spec: a stream's rename target must begin with ':' ([MS-FSA] 2.1.5.15.11: else "
                 "INVALID_PARAMETER); Samba 4.17 takes \"dir\\\\g:v\" and moves the stream to another file g, or "
                 "renames it when g is its own file (docs/streams.md)"),
+        allowed("rename", ("*",), ("STATUS_SHARING_VIOLATION",), _rename_to_other_path,
+                "spec: a stream's handle renamed to a path with a stream in it (\"dir\\a:v\"): SHARING_VIOLATION, "
+                "Windows' answer (smbtorture smb2.streams.rename2; test_differential.py "
+                "test_stream_renamed_to_a_path); Samba 4.17 renames the stream, or moves it to another file"),
         allowed("rename", ("STATUS_SUCCESS",), ("STATUS_OBJECT_NAME_COLLISION",), _stream_rename_case_only,
                 "samba: stream names compare case-insensitively ([MS-FSCC] 2.1.5.3, NTFS), so \":T\" collides "
                 "with \":t\"; Samba 4.17's existence check is case-sensitive and leaves two streams t and T"),
@@ -290,7 +322,8 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "samba: a stream's pending delete is the stream's ([MS-FSA] 2.1.5.4 deletes Open.Stream), and the "
                 "file opens as before (Samba 4.17 too, for a plain open); Samba 4.17 answers DELETE_PENDING to an "
                 "overwrite or FILE_DIRECTORY_FILE open of the file while one of its streams is delete-pending"),
-        allowed("create", ("STATUS_OBJECT_NAME_NOT_FOUND",), ("STATUS_ACCESS_DENIED", "STATUS_SUCCESS"),
+        allowed("create", ("STATUS_OBJECT_NAME_NOT_FOUND",), ("STATUS_ACCESS_DENIED", "STATUS_SUCCESS",
+                                                              "STATUS_OBJECT_NAME_COLLISION"),
                 _stream_after_chmod,
                 "samba: a chmod left the user w or x but no r on the file: the streams still exist and the user's "
                 "rights decide ([MS-FSA] 2.1.5.1.2.1, smbsrv); Samba 4.17 reads the xattrs as the user, fails, and "
@@ -302,12 +335,25 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "spec: as above for a WRITE ([MS-SMB2] 3.3.5.13)"),
         allowed("eof", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _stream_after_chmod,
                 "spec: as above for FileEndOfFileInformation ([MS-SMB2] 3.3.5.21.1)"),
+        allowed("query", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _stream_after_chmod,
+                "spec: as above for QUERY_INFO ([MS-SMB2] 3.3.5.20.1: the handle's FILE_READ_ATTRIBUTES)"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _overwritten_stream,
                 "samba: an overwritten or superseded stream is empty ([MS-FSA] 2.1.5.1.2.1), and smbsrv's CREATE "
                 "response says EndOfFile 0; Samba 4.17 answers the old size (the attributes: the check below)"),
-        allowed("create", ("STATUS_SUCCESS",), ("STATUS_DELETE_PENDING",), _default_stream_name,
+        allowed("rename", ("STATUS_INVALID_PARAMETER", "STATUS_ACCESS_DENIED"),
+                ("STATUS_SUCCESS", "STATUS_OBJECT_NAME_COLLISION", "STATUS_ACCESS_DENIED"),
+                _rename_of_default_stream_handle,
+                "samba: an open of \"a::$DATA\" is an open of the file a ([MS-FSCC] 2.1.4), so its rename to "
+                "\"b\" renames a (smbsrv); Samba 4.17 takes it for a stream's and refuses a target without ':'"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_DELETE_PENDING",), _delete_pending_stream_other_spelling,
+                "samba: a delete-pending stream refuses opens (DELETE_PENDING, [MS-FSA] 2.1.5.1.2; Samba 4.17 too "
+                "for the same spelling); Samba 4.17 opens it through another spelling (\"a:s\" after "
+                "\"a:s:$DATA\" was made delete-pending)"),
+        allowed("create", ("STATUS_SUCCESS", "STATUS_SHARING_VIOLATION", "STATUS_OBJECT_NAME_NOT_FOUND",
+                           "STATUS_ACCESS_DENIED"), ("STATUS_DELETE_PENDING",), _default_stream_name,
                 "samba: \"a::$DATA\" is the file a ([MS-FSCC] 2.1.4), and an open of a delete-pending file is "
-                "DELETE_PENDING ([MS-FSA] 2.1.5.1.2); Samba 4.17 overwrites it through \"a::$DATA\""),
+                "DELETE_PENDING ([MS-FSA] 2.1.5.1.2); Samba 4.17 opens or overwrites it through \"a::$DATA\" (or "
+                "answers the sharing check, or has deleted it already: see below)"),
         allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_OBJECT_NAME_NOT_FOUND",),
                 _stream_overwrite_of_missing_file,
                 "spec: FILE_OVERWRITE of a missing name is OBJECT_NAME_NOT_FOUND ([MS-FSA] 2.1.5.1.1), and smbsrv "
@@ -345,11 +391,20 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 _chmod_after_stream_named_open, "spec: as above, for a CLOSE step"),
     )
     known = (
-        allowed("link", ("STATUS_OBJECT_NAME_COLLISION", "STATUS_ACCESS_DENIED"), ("STATUS_SUCCESS",),
-                _link_over_file_with_open_stream,
-                "BUG: FileLinkInformation with ReplaceIfExists onto a file one of whose streams is open: smbsrv "
-                "replaces it (the stream's data goes), as it refuses for a file that is open itself ([MS-FSA] "
-                "2.1.5.15.6: ACCESS_DENIED; a stream's open is an open of the file); Samba 4.17 answers COLLISION"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _delete_open_after_attribute_stream_open,
+                "BUG: an open of a file with DELETE while one of its streams is open WITHOUT data or delete access "
+                "(FILE_READ_ATTRIBUTES, READ_CONTROL) and without FILE_SHARE_DELETE: smbsrv answers "
+                "SHARING_VIOLATION; such an open takes no part in sharing ([MS-FSA] 2.1.5.1.2.2 checks only opens "
+                "with data or DELETE access), and Samba 4.17 opens"),
+        allowed("rename", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _own_name_rename_with_open_stream,
+                "check: a file renamed to its own name while one of its streams is open: Samba 4.17 ACCESS_DENIED "
+                "(its rule for a file with open streams, which smbsrv keeps for other targets), smbsrv SUCCESS "
+                "(nothing to do)"),
+        allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",),
+                lambda c: c.op is not None and is_stream(c.op.name) and bool(c.op.options & b.FILE_DELETE_ON_CLOSE),
+                "check: FILE_DELETE_ON_CLOSE with READONLY on a new stream, by a user who may not write the file: "
+                "Samba 4.17 gives the file READONLY first and answers CANNOT_DELETE, smbsrv refuses the write "
+                "access a new stream needs (ACCESS_DENIED); see the check on stream attributes"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), _stream_attributes_set,
                 "check: a CREATE that makes a new stream of an existing file, or overwrites a stream: Samba 4.17 "
                 "SETS the file's attributes to the request's FileAttributes | ARCHIVE (a HIDDEN|SYSTEM file becomes "
@@ -367,11 +422,12 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 _maximum_allowed_delete_on_close_of_stream,
                 "check: FILE_DELETE_ON_CLOSE with MAXIMUM_ALLOWED on a stream: Samba 4.17 refuses (ACCESS_DENIED) "
                 "before its sharing check, as for files (allowed.py KNOWN)"),
-        allowed("link", ("STATUS_NOT_SUPPORTED",), ("STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION",
+        allowed("link", ("STATUS_NOT_SUPPORTED", "STATUS_NOT_FOUND", "STATUS_ACCESS_DENIED",
+                         "STATUS_OBJECT_NAME_NOT_FOUND"), ("STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION",
                                                     "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_NOT_FOUND",
                                                     "STATUS_OBJECT_PATH_NOT_FOUND"), on_stream_handle,
                 "check: FileLinkInformation through a stream's handle: Samba 4.17 NOT_SUPPORTED before anything "
-                "else, smbsrv INVALID_PARAMETER or what the target's checks answer first; both make nothing; "
+                "else (NOT_FOUND or ACCESS_DENIED after an earlier step confused it), smbsrv INVALID_PARAMETER or what the target's checks answer first; both make nothing; "
                 "Windows to be checked"),
         allowed("link", ("STATUS_INVALID_PARAMETER", "STATUS_NOT_SUPPORTED"),
                 ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_COLLISION",
@@ -380,20 +436,10 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "check: FileLinkInformation through an open of \"a::$DATA\" (the file itself, [MS-FSCC] 2.1.4): "
                 "smbsrv links the file as for an open of \"a\"; Samba 4.17 takes the handle for a stream's and "
                 "refuses"),
-        allowed("rename", ("*",), ("STATUS_SHARING_VIOLATION",), _rename_to_other_path,
-                "BUG: a stream's handle renamed to a path (\"dir\\a:v\", \"dir\\b:v\"): smbsrv answers "
-                "SHARING_VIOLATION, also with no other open; docs/streams.md promises [MS-FSA] 2.1.5.15.11's "
-                "INVALID_PARAMETER (a stream target must begin with ':'); Samba 4.17 renames or moves the stream"),
         allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_CANNOT_DELETE",), _new_file_by_other_user,
                 "BUG: FILE_DELETE_ON_CLOSE with READONLY on a stream of a missing file, by a user who may not create "
                 "in the directory: smbsrv answers CANNOT_DELETE, Samba 4.17 ACCESS_DENIED (the directory's "
                 "FILE_ADD_FILE check, [MS-FSA] 2.1.5.1, comes before 2.1.5.1.1's READONLY check)"),
-        allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_SUCCESS",),
-                _new_read_only_file_by_stream_delete_on_close,
-                "BUG: FILE_DELETE_ON_CLOSE on a stream of a READONLY file (or of a missing file the create makes "
-                "READONLY): CANNOT_DELETE ([MS-FSA] 2.1.5.1.1 and 2.1.5.1.2.1 check File.FileAttributes, Samba "
-                "4.17); smbsrv opens. (Also for a new stream of an existing file created with READONLY, where "
-                "Samba gives the file the attributes first: see the check on stream attributes)"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",), _new_stream_of_read_only_file,
                 "check: a new stream of a READONLY file, asking no write access (FILE_READ_ATTRIBUTES, "
                 "GENERIC_READ): Samba 4.17 creates it (READONLY refuses only the write rights asked, [MS-FSA] "
@@ -411,14 +457,15 @@ SAMBA_LEFT_FILE = ("samba: Samba 4.17 refused a stream create of a missing file 
 # The file was overwritten or superseded while one of its streams was open: both drop the streams; Samba 4.17's
 # handle of the dropped stream then answers NOT_FOUND to READ and even to CLOSE ([MS-SMB2] 3.3.5.10: a CLOSE of a
 # valid handle succeeds); smbsrv's reads the stream as empty.
-# A stream renamed, then made delete-pending through the same handle: Samba 4.17 removes the old name's xattr at
+# A stream renamed, then a stream made delete-pending (through any handle): Samba 4.17 removes the old name's xattr at
 # the close (there is none), so the renamed stream stays; smbsrv deletes it.
 SAMBA_RENAMED_STREAM_KEPT = ("samba: a renamed stream made delete-pending: Samba 4.17 deletes it under its old "
                              "name at the close and keeps it ([MS-FSA] 2.1.5.4: the stream goes); the rest is not "
                              "compared")
 
-# An open of "a::$DATA" with FILE_DELETE_ON_CLOSE (or made delete-pending): Samba 4.17 deletes the file at that
-# handle's close although another handle of it is open (whose FileStandardInformation says DeletePending 0);
+# A file opened as "a::$DATA" and made delete-pending (FILE_DELETE_ON_CLOSE, FileDispositionInformation):
+# Samba 4.17 deletes the file at that handle's close although another handle of it is open (whose
+# FileStandardInformation says DeletePending 0), and its "a::$DATA" opens miss the file's pending delete;
 # smbsrv keeps it delete-pending until the last close, as for "a" ([MS-FSA] 2.1.5.4).
 SAMBA_DEFAULT_STREAM_DELETE = ("samba: a delete on close through an open of \"a::$DATA\": Samba 4.17 removes the "
                                "file at that close while other opens remain ([MS-FSA] 2.1.5.4: at the last); the "
@@ -429,43 +476,81 @@ SAMBA_DEFAULT_STREAM_DELETE = ("samba: a delete on close through an open of \"a:
 SAMBA_SELF_REPLACE = ("samba: a stream renamed onto its own name with ReplaceIfExists: Samba 4.17 loses track of "
                       "it (later renames OBJECT_NAME_NOT_FOUND); the rest is not compared")
 
+# A stream renamed onto "::$DATA": Samba 4.17 answers SUCCESS (with ReplaceIfExists) and changes nothing,
+# smbsrv moves the stream's data into the file's (docs/streams.md, "Compared with Samba").
+SAMBA_ONTO_DEFAULT_STREAM = ("samba: a stream renamed onto \"::$DATA\": Samba 4.17 answers SUCCESS and changes "
+                             "nothing, smbsrv moves the data ([MS-FSA] 2.1.5.15.11; docs/streams.md); the rest is "
+                             "not compared")
+
+# One stream opened through two spellings ("a:s" and "a:s:$DATA", "a:S") and made delete-pending through one:
+# Samba 4.17 takes them for two streams, deletes the xattr at that handle's close and the other handle then answers
+# NOT_FOUND; smbsrv keeps the stream until its last open closes ([MS-FSA] 2.1.5.4).
+SAMBA_STREAM_SPELLINGS = ("samba: a stream opened through two spellings and deleted through one: Samba 4.17 "
+                          "removes it at that close while the other open remains; the rest is not compared")
+
 SAMBA_DANGLING_STREAM = ("samba: the file was overwritten while a stream of it was open: Samba 4.17's stream "
                          "handle then answers NOT_FOUND (READ, CLOSE); the rest is not compared")
 
 
+def _stream_key(name: str) -> tuple[str, str]:
+    return base_of(name), name.split(":")[1].upper()
+
+
+def _stream_deleted_under_two_spellings(c: Context) -> bool:
+    spellings: dict[tuple[str, str], set[str]] = {}
+    slots: dict[int, str] = {}
+    pending: set[tuple[str, str]] = set()
+    for index, op in enumerate(c.history):
+        done = index < len(c.samba_history) and c.samba_history[index][1] == "STATUS_SUCCESS"
+        if op.kind == "create" and done and is_stream(op.name):
+            slots[op.slot] = op.name
+            spellings.setdefault(_stream_key(op.name), set()).add(op.name)
+            if op.options & b.FILE_DELETE_ON_CLOSE:
+                pending.add(_stream_key(op.name))
+        elif op.kind == "disposition" and op.flag and done and is_stream(slots.get(op.slot, "")):
+            pending.add(_stream_key(slots[op.slot]))
+    return any(len(spellings.get(key, ())) > 1 for key in pending)
+
+
 def whole_sequence_reason(c: Context) -> str | None:
     """A reason that covers every difference after an earlier step, or None."""
+    if _stream_deleted_under_two_spellings(c):
+        return SAMBA_STREAM_SPELLINGS
     samba = c.samba_history
     opened: set[str] = set()
-    renamed: set[int] = set()  # slots whose stream handle was renamed (Samba carried it out)
+    renamed: set[int] = set()  # slots whose stream handle was renamed (Samba carried it out): any, once renamed
     names: dict[int, str] = {}  # each slot's stream name now, upper case
-    default_stream_slots: set[int] = set()  # slots opened as "a::$DATA"
+    default_stream_bases: set[str] = set()  # files opened as "a::$DATA"
+    slot_names: dict[int, str] = {}  # the name each slot's handle was opened by
     for index, op in enumerate(c.history):
         if index >= len(samba):
             continue
+        if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.upper() == "::$DATA":
+            return SAMBA_ONTO_DEFAULT_STREAM
         if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.startswith(":"):
             target = op.name[1:].upper().removesuffix(":$DATA")
             if op.flag and names.get(op.slot) == target:
                 return SAMBA_SELF_REPLACE
             names[op.slot] = target
             renamed.add(op.slot)
-        elif op.kind == "disposition" and op.flag and op.slot in default_stream_slots and samba[index][1] == (
-                "STATUS_SUCCESS"):
-            return SAMBA_DEFAULT_STREAM_DELETE
-        elif op.kind == "disposition" and op.flag and op.slot in renamed and samba[index][1] == "STATUS_SUCCESS":
-            return SAMBA_RENAMED_STREAM_KEPT
+        elif op.kind == "disposition" and op.flag and samba[index][1] == "STATUS_SUCCESS":
+            name = slot_names.get(op.slot, "")
+            if base_of(name) in default_stream_bases:
+                return SAMBA_DEFAULT_STREAM_DELETE
+            if renamed and is_stream(name):
+                return SAMBA_RENAMED_STREAM_KEPT
         if op.kind != "create":
             continue
         record = samba[index]
-        renamed.discard(op.slot)
         names.pop(op.slot, None)
-        default_stream_slots.discard(op.slot)
+        slot_names[op.slot] = op.name
         if record[1] == "STATUS_SUCCESS" and is_stream(op.name):
             names[op.slot] = op.name.split(":")[1].upper()
         if record[1] == "STATUS_SUCCESS" and op.name.upper().endswith("::$DATA"):
-            if op.options & b.FILE_DELETE_ON_CLOSE:
-                return SAMBA_DEFAULT_STREAM_DELETE
-            default_stream_slots.add(op.slot)
+            default_stream_bases.add(base_of(op.name))
+        if record[1] == "STATUS_SUCCESS" and op.options & b.FILE_DELETE_ON_CLOSE and base_of(
+                op.name) in default_stream_bases:
+            return SAMBA_DEFAULT_STREAM_DELETE
         if is_stream(op.name):
             if dict(record[2]).get("target") == "none" and (
                     record[1] == "STATUS_OBJECT_NAME_NOT_FOUND" and op.disposition == b.FILE_OVERWRITE

@@ -561,3 +561,21 @@ def test_link_over_a_file_whose_stream_is_open_keeps_it(runner: Runner) -> None:
         assert other.close_file(stream) == b.STATUS_SUCCESS
         if side is runner.smbsrv:  # Samba 4.17 removes the target before it gives up (allowed.py, links)
             assert os.getxattr(side.share_dir / base / "d", "user.DosStream.s:$DATA") == b"kept\0"
+
+
+@pytest.mark.xfail(reason="BUG: an open of a file with DELETE is a SHARING_VIOLATION on smbsrv while one of its "
+                          "streams is open with attribute access only and without FILE_SHARE_DELETE; Samba 4.17 "
+                          "opens", strict=True)
+def test_attribute_only_stream_open_does_not_block_delete_of_its_file(runner: Runner) -> None:
+    """An open with neither data nor DELETE access (FILE_READ_ATTRIBUTES, READ_CONTROL) takes no part in sharing
+    ([MS-FSA] 2.1.5.1.2.2), also when it is a stream's: with "d:s" open so, sharing nothing, an open of d with
+    DELETE succeeds (Samba 4.17). smbsrv answered SHARING_VIOLATION (differential seeds 104625, 200729 of
+    --streams)."""
+    for side, client, base in _both(runner):
+        for access in (b.FILE_READ_ATTRIBUTES | b.FILE_WRITE_ATTRIBUTES, b.READ_CONTROL):
+            stream = client.open(f"{base}\\d:s", desired_access=access, disposition=b.FILE_OPEN_IF, share_access=0)
+            response = client.create(f"{base}\\d", desired_access=b.DELETE | b.FILE_READ_ATTRIBUTES,
+                                     share_access=b.FILE_SHARE_ALL)
+            assert b.status_name(response.status) == "STATUS_SUCCESS", (side.name, hex(access))
+            assert client.close_file(b.create_file_id(response.body)) == b.STATUS_SUCCESS
+            assert client.close_file(stream) == b.STATUS_SUCCESS

@@ -35,6 +35,25 @@ def _stream_query(c: Context) -> bool:
     return c.op is not None and c.op.info_class == FILE_STREAM_INFORMATION and on_stream_named_handle(c)
 
 
+def _file_open_after_stream_open(c: Context) -> bool:
+    return c.op is not None and not is_stream(c.op.name) and _stream_of_base_opened_before(c)
+
+
+def _file_create_after_stream_open(c: Context) -> bool:
+    return _file_open_after_stream_open(c) and c.op is not None and c.op.disposition == b.FILE_CREATE
+
+
+def _stream_open_of_other_user(c: Context) -> bool:
+    return c.op is not None and is_stream(c.op.name)
+
+
+def _file_rename_with_open_stream(c: Context) -> bool:
+    name = c.handle_op.name if c.handle_op is not None else ""
+    return (c.op is not None and c.handle_op is not None and not is_stream(name) and ":" not in c.op.name
+            and any(op.kind == "create" and is_stream(op.name) and base_of(op.name) == base_of(name)
+                    for op in c.history))
+
+
 def _link_of_default_stream_handle(c: Context) -> bool:
     return on_stream_named_handle(c) and not on_stream_handle(c)
 
@@ -149,6 +168,21 @@ def _chmod_after_stream_named_open(c: Context) -> bool:
     return chmod and on_stream_named_handle(c)
 
 
+_ANY_STATUS = ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_NOT_FOUND", "STATUS_OBJECT_PATH_NOT_FOUND",
+               "STATUS_OBJECT_NAME_COLLISION", "STATUS_SHARING_VIOLATION", "STATUS_DELETE_PENDING",
+               "STATUS_NOT_A_DIRECTORY", "STATUS_FILE_IS_A_DIRECTORY", "STATUS_INVALID_PARAMETER",
+               "STATUS_CANNOT_DELETE")
+
+
+def _close_before_create_no_memory(c: Context) -> bool:
+    samba, smbsrv = dict(c.samba[2]), dict(c.smbsrv[2])
+    return (c.samba[1] == c.smbsrv[1] and samba.get("closed_first") == "STATUS_NO_MEMORY"
+            and smbsrv.get("closed_first") == "STATUS_SUCCESS" and any(op.kind == "chmod" for op in c.history)
+            and any(op.kind == "create" and ":" in op.name for op in c.history)
+            and {k: v for k, v in samba.items() if k != "closed_first"}
+            == {k: v for k, v in smbsrv.items() if k != "closed_first"})
+
+
 def _stream_rename_after_chmod(c: Context) -> bool:
     return on_stream_handle(c) and any(op.kind == "chmod" for op in c.history)
 
@@ -184,6 +218,11 @@ def _overwritten_stream(c: Context) -> bool:
             and samba.get("action") in (0, 3) and samba.get("eof") != smbsrv.get("eof")
             and {k: v for k, v in samba.items() if k not in ("eof", "attributes")}
             == {k: v for k, v in smbsrv.items() if k not in ("eof", "attributes")})
+
+
+def _new_stream_read_only_delete_on_close(c: Context) -> bool:
+    return (c.op is not None and is_stream(c.op.name) and dict(c.samba[2]).get("target") == "no-stream"
+            and bool(c.op.options & b.FILE_DELETE_ON_CLOSE) and bool(c.op.attributes & b.FILE_ATTRIBUTE_READONLY))
 
 
 def _delete_open_after_attribute_stream_open(c: Context) -> bool:
@@ -280,7 +319,8 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "(docs/streams.md; smbtorture smb2.streams.rename and rename2 are in its selftest knownfail); "
                 "[MS-FSA] 2.1.5.15.11 checks no parent's sharing for a stream rename"),
         allowed("rename", ("STATUS_OBJECT_NAME_COLLISION", "STATUS_SUCCESS"),
-                ("STATUS_SUCCESS", "STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION"),
+                ("STATUS_SUCCESS", "STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION",
+                 "STATUS_SHARING_VIOLATION", "STATUS_ACCESS_DENIED"),
                 _rename_onto_default_stream,
                 "spec: a stream renamed onto \"::$DATA\" replaces the file's data when ReplaceIfExists is set and "
                 "the data is empty ([MS-FSA] 2.1.5.15.11), as smbsrv does; Samba 4.17 answers COLLISION, or SUCCESS "
@@ -363,6 +403,17 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 _create_of_file_with_open_stream,
                 "spec: FILE_CREATE of an existing name is OBJECT_NAME_COLLISION before any sharing check ([MS-FSA] "
                 "2.1.5.1.2); Samba 4.17 checks the share modes of the file's open streams first"),
+        allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_ACCESS_DENIED",), _file_open_after_stream_open,
+                "spec: the access check of an open ([MS-FSA] 2.1.5.1.2.1) comes before its sharing check "
+                "(2.1.5.1.2.2); Samba 4.17 checks the share modes of the file's open streams first"),
+        allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_OBJECT_NAME_COLLISION",), _file_create_after_stream_open,
+                "samba: FILE_CREATE of a delete-pending file is OBJECT_NAME_COLLISION, as Samba 4.17 answers when "
+                "another open of the file keeps it; when an open of one of its streams keeps it, Samba 4.17 "
+                "answers DELETE_PENDING"),
+        allowed("create", ("STATUS_SHARING_VIOLATION", "STATUS_SUCCESS"), ("STATUS_DELETE_PENDING",),
+                _delete_pending_stream_other_spelling,
+                "samba: as below, a delete-pending stream opened through another spelling: Samba 4.17 checks "
+                "sharing instead of the pending delete"),
         allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_NOT_A_DIRECTORY",), _create_of_file_with_open_stream,
                 "spec: FILE_DIRECTORY_FILE on a file is NOT_A_DIRECTORY before the sharing check ([MS-FSA] "
                 "2.1.5.1.2); Samba 4.17 checks the share modes of the file's open streams first"),
@@ -389,8 +440,21 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "fails after a chmod (allowed.py); Samba 4.17 answers NO_MEMORY for an open of \"a::$DATA\""),
         allowed("close", ("STATUS_NO_MEMORY", "STATUS_ACCESS_DENIED"), ("STATUS_SUCCESS",),
                 _chmod_after_stream_named_open, "spec: as above, for a CLOSE step"),
+        allowed("create", _ANY_STATUS, _ANY_STATUS, _close_before_create_no_memory,
+                "spec: as above, for the CLOSE before a CREATE into a busy slot (Samba 4.17: NO_MEMORY)"),
     )
     known = (
+        allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_ACCESS_DENIED",), _stream_open_of_other_user,
+                "BUG: an open of a delete-pending stream by a user the access check refuses: smbsrv answers "
+                "ACCESS_DENIED, Samba 4.17 DELETE_PENDING, and smbsrv itself answers DELETE_PENDING first for a "
+                "delete-pending file (allowed.py: fastfat checks the pending delete before access)"),
+        allowed("rename", ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED"), ("STATUS_ACCESS_DENIED",
+                                                                       "STATUS_OBJECT_NAME_COLLISION"),
+                _file_rename_with_open_stream,
+                "check: a file renamed while one of its streams is open: smbsrv refuses (ACCESS_DENIED, "
+                "docs/streams.md), after its target check (COLLISION first); Samba 4.17 answers ACCESS_DENIED "
+                "before the target check, and renames when the stream's open has only FILE_APPEND_DATA and the "
+                "file's open is delete-on-close (seed 403311)"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _delete_open_after_attribute_stream_open,
                 "BUG: an open of a file with DELETE while one of its streams is open WITHOUT data or delete access "
                 "(FILE_READ_ATTRIBUTES, READ_CONTROL) and without FILE_SHARE_DELETE: smbsrv answers "
@@ -400,6 +464,10 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "check: a file renamed to its own name while one of its streams is open: Samba 4.17 ACCESS_DENIED "
                 "(its rule for a file with open streams, which smbsrv keeps for other targets), smbsrv SUCCESS "
                 "(nothing to do)"),
+        allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_SUCCESS",), _new_stream_read_only_delete_on_close,
+                "check: FILE_DELETE_ON_CLOSE with READONLY in FileAttributes on a NEW stream of an existing file or "
+                "directory that is not READONLY: Samba 4.17 gives the file the attributes first (the check on "
+                "stream attributes) and answers CANNOT_DELETE; smbsrv opens (the file is not READONLY)"),
         allowed("create", ("STATUS_CANNOT_DELETE",), ("STATUS_ACCESS_DENIED",),
                 lambda c: c.op is not None and is_stream(c.op.name) and bool(c.op.options & b.FILE_DELETE_ON_CLOSE),
                 "check: FILE_DELETE_ON_CLOSE with READONLY on a new stream, by a user who may not write the file: "
@@ -488,6 +556,16 @@ SAMBA_ONTO_DEFAULT_STREAM = ("samba: a stream renamed onto \"::$DATA\": Samba 4.
 SAMBA_STREAM_SPELLINGS = ("samba: a stream opened through two spellings and deleted through one: Samba 4.17 "
                           "removes it at that close while the other open remains; the rest is not compared")
 
+# A stream renamed to its own name in another case (":T" for "t"): Samba 4.17 renames the xattr and then looks
+# for the old spelling (NOT_FOUND to FileBasicInformation, FileDispositionInformation).
+SAMBA_CASE_RENAME = ("samba: a stream renamed to another case of its name: Samba 4.17's handle then misses it "
+                     "(NOT_FOUND); the rest is not compared")
+
+# "a::$DATA" with FILE_DIRECTORY_FILE of a missing name: Samba 4.17 makes a DIRECTORY a (and keeps it when the
+# open fails after); smbsrv answers NOT_A_DIRECTORY and makes nothing.
+SAMBA_DEFAULT_STREAM_DIRECTORY = ("samba: \"a::$DATA\" with FILE_DIRECTORY_FILE made a directory on Samba 4.17 "
+                                  "(smbsrv: NOT_A_DIRECTORY); the rest is not compared")
+
 SAMBA_DANGLING_STREAM = ("samba: the file was overwritten while a stream of it was open: Samba 4.17's stream "
                          "handle then answers NOT_FOUND (READ, CLOSE); the rest is not compared")
 
@@ -520,8 +598,10 @@ def whole_sequence_reason(c: Context) -> str | None:
     opened: set[str] = set()
     renamed: set[int] = set()  # slots whose stream handle was renamed (Samba carried it out): any, once renamed
     names: dict[int, str] = {}  # each slot's stream name now, upper case
+    exact: dict[int, str] = {}  # and as spelled
     default_stream_bases: set[str] = set()  # files opened as "a::$DATA"
     slot_names: dict[int, str] = {}  # the name each slot's handle was opened by
+    delete_on_close_bases: set[str] = set()  # files opened with FILE_DELETE_ON_CLOSE, under any name
     for index, op in enumerate(c.history):
         if index >= len(samba):
             continue
@@ -531,6 +611,9 @@ def whole_sequence_reason(c: Context) -> str | None:
             target = op.name[1:].upper().removesuffix(":$DATA")
             if op.flag and names.get(op.slot) == target:
                 return SAMBA_SELF_REPLACE
+            if names.get(op.slot) == target and exact.get(op.slot) != op.name[1:].removesuffix(":$DATA"):
+                return SAMBA_CASE_RENAME
+            exact[op.slot] = op.name[1:].removesuffix(":$DATA")
             names[op.slot] = target
             renamed.add(op.slot)
         elif op.kind == "disposition" and op.flag and samba[index][1] == "STATUS_SUCCESS":
@@ -546,11 +629,16 @@ def whole_sequence_reason(c: Context) -> str | None:
         slot_names[op.slot] = op.name
         if record[1] == "STATUS_SUCCESS" and is_stream(op.name):
             names[op.slot] = op.name.split(":")[1].upper()
+            exact[op.slot] = op.name.split(":")[1]
         if record[1] == "STATUS_SUCCESS" and op.name.upper().endswith("::$DATA"):
             default_stream_bases.add(base_of(op.name))
-        if record[1] == "STATUS_SUCCESS" and op.options & b.FILE_DELETE_ON_CLOSE and base_of(
-                op.name) in default_stream_bases:
+        if record[1] == "STATUS_SUCCESS" and op.options & b.FILE_DELETE_ON_CLOSE:
+            delete_on_close_bases.add(base_of(op.name))
+        if delete_on_close_bases & default_stream_bases:
             return SAMBA_DEFAULT_STREAM_DELETE
+        if (op.name.upper().endswith("::$DATA") and op.options & b.FILE_DIRECTORY_FILE
+                and dict(record[2]).get("target") == "none"):
+            return SAMBA_DEFAULT_STREAM_DIRECTORY
         if is_stream(op.name):
             if dict(record[2]).get("target") == "none" and (
                     record[1] == "STATUS_OBJECT_NAME_NOT_FOUND" and op.disposition == b.FILE_OVERWRITE

@@ -445,9 +445,11 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
     )
     known = (
         allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_ACCESS_DENIED",), _stream_open_of_other_user,
-                "BUG: an open of a delete-pending stream by a user the access check refuses: smbsrv answers "
-                "ACCESS_DENIED, Samba 4.17 DELETE_PENDING, and smbsrv itself answers DELETE_PENDING first for a "
-                "delete-pending file (allowed.py: fastfat checks the pending delete before access)"),
+                "BUG: an open of a delete-pending stream the access check refuses (an overwrite with "
+                "MAXIMUM_ALLOWED by a user who may not write): smbsrv answers ACCESS_DENIED, Samba 4.17 "
+                "DELETE_PENDING, and smbsrv answers DELETE_PENDING first for a delete-pending file (allowed.py: "
+                "fastfat checks the pending delete before access); test_differential.py "
+                "test_delete_pending_stream_is_delete_pending_before_access"),
         allowed("rename", ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED"), ("STATUS_ACCESS_DENIED",
                                                                        "STATUS_OBJECT_NAME_COLLISION"),
                 _file_rename_with_open_stream,

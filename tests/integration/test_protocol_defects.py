@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer
+from tests.conftest import SmbServer, assert_no_server_bugs, start_server, stop_server
 
 MIB = 1024 * 1024
 MAX_IO_SIZE = 8 * MIB  # the default server.max_io_size: the MaxTransactSize of every dialect after 2.0.2
@@ -604,21 +604,38 @@ def test_set_sparse_with_any_write_right(client: b.Client, name: str, access: in
         client.close_file(file_id)
 
 
-# -- stream names on a server without streams (smbtorture smb2.create_no_streams.no_stream) -----------------------
+# -- stream names on a share without streams (smbtorture smb2.create_no_streams.no_stream) ------------------------
+
+@pytest.fixture(scope="module")
+def no_streams_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmbServer]:
+    """A share with `named_streams = false`, as a Samba share without a streams module."""
+    base = tmp_path_factory.mktemp("no-streams")
+    share = base / "share"
+    share.mkdir()
+    server = start_server(share, base / "server.log", "--share-option", "named_streams=false")
+    try:
+        yield server
+    finally:
+        stop_server(server.process)
+    assert_no_server_bugs(server)
+
 
 @pytest.mark.parametrize("stream", ["::$DATA", "::foo", ":stream", ":stream:$DATA", "::$INDEX_ALLOCATION", ":"])
 @pytest.mark.parametrize("exists", [False, True])
 @pytest.mark.parametrize("disposition", [b.FILE_OPEN, b.FILE_OPEN_IF])
-def test_stream_names_are_object_name_invalid(client: b.Client, name: str, stream: str, exists: bool,
+def test_stream_names_are_object_name_invalid(no_streams_server: SmbServer, name: str, stream: str, exists: bool,
                                               disposition: int) -> None:
     """FILE_NAMED_STREAMS is not advertised: any stream syntax in a Windows open is STATUS_OBJECT_NAME_INVALID,
     the default stream "::$DATA" of an existing file included. Samba 4.17 without a streams module answers all
     24 of these requests the same way (probed in the same setup); nothing is created."""
-    if exists:
-        client.close_file(_new_file(client, name))
-    response = client.create(name + stream, desired_access=b.GENERIC_READ | b.GENERIC_WRITE, disposition=disposition)
-    assert _status(response) == "STATUS_OBJECT_NAME_INVALID"
-    assert _status(client.create(name)) == ("STATUS_SUCCESS" if exists else "STATUS_OBJECT_NAME_NOT_FOUND")
+    server = no_streams_server
+    with b.connect(server.host, server.port, server.user, server.password, sign=True) as client:
+        if exists:
+            client.close_file(_new_file(client, name))
+        response = client.create(name + stream, desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                                 disposition=disposition)
+        assert _status(response) == "STATUS_OBJECT_NAME_INVALID"
+        assert _status(client.create(name)) == ("STATUS_SUCCESS" if exists else "STATUS_OBJECT_NAME_NOT_FOUND")
 
 
 # -- FSCTL_SET_ZERO_DATA and QUERY_ALLOCATED_RANGES of non-sparse files (smbtorture smb2.ioctl.sparse_*) ----------

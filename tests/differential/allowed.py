@@ -415,8 +415,10 @@ def _user_bits(c: Context, name: str, user: int, default: int | None = None) -> 
     for index, op in enumerate(c.history):
         if op.kind == "chmod" and not op.name:
             setgid = bool(op.attributes & 0o2000)
-        elif (op.kind == "create" and op.name.lower() == name.lower() and index < len(c.samba_history)
-              and dict(c.samba_history[index][2]).get("action") == 2):
+        elif (op.kind == "create" and op.name.partition(":")[0].lower() == name.lower()
+              and index < len(c.samba_history) and dict(c.samba_history[index][2]).get("action") == 2
+              # a stream's create made its file only when the file was missing ("a:s" on nothing)
+              and (":" not in op.name or dict(c.samba_history[index][2]).get("target") == "none")):
             creator, group_of_first = USERS[op.conn], setgid or USERS[op.conn] == 0
             break
     mode = modes[-1] if modes else default
@@ -520,6 +522,15 @@ def _overwritten_after_chmod(c: Context) -> bool:
 
 def _chmod_before(c: Context) -> bool:
     return any(op.kind == "chmod" for op in c.history)
+
+
+def _directory_user_may_not_read(c: Context) -> bool:
+    """The step's handle is on a directory whose mode gives the handle's user no r (0711, 0333)."""
+    name = _current_name(c)
+    if name is None or not c.handle_is_directory:
+        return False
+    bits = _user_bits(c, name, USERS[c.handle_op.conn])  # type: ignore[union-attr]
+    return bits is not None and not bits & 4
 
 
 ALLOWED: tuple[Allowed, ...] = (
@@ -808,6 +819,11 @@ ALLOWED: tuple[Allowed, ...] = (
             "lists \".\" (and \"..\") of a directory that is not the root when the pattern matches them, and "
             "smbsrv describes \".\" from its open; Samba 4.17 stats every entry by name through the directory, "
             "which the kernel refuses without x, and leaves them all out"),
+    Allowed("disposition", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _directory_user_may_not_read,
+            "samba: FileDispositionInformation on an empty directory through a handle granted DELETE succeeds "
+            "([MS-FSA] 2.1.5.15.3); Samba 4.17 reads the directory as the user to see that it is empty "
+            "(can_delete_directory_fsp), which the kernel refuses without r (0711), and answers ACCESS_DENIED "
+            "(seed 802801 of --streams)"),
     Allowed("disk", ("",), ("",), _mode_reset_by_overwrite,
             "samba: Samba 4.17 sets an overwritten file's mode back to its create mode (open.c open_file_ntcreate: "
             "file_set_dosmode on FILE_WAS_OVERWRITTEN, which chmods to unix_mode(); 0744: an administrator's "

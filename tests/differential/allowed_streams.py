@@ -35,6 +35,11 @@ def _stream_query(c: Context) -> bool:
     return c.op is not None and c.op.info_class == FILE_STREAM_INFORMATION and on_stream_named_handle(c)
 
 
+def _open_after_stream_rename(c: Context) -> bool:
+    """An open of a file or of one of its streams after a stream of it was renamed."""
+    return c.op is not None and any(op.kind == "rename" and op.name.startswith(":") for op in c.history)
+
+
 def _file_open_after_stream_open(c: Context) -> bool:
     return c.op is not None and not is_stream(c.op.name) and _stream_of_base_opened_before(c)
 
@@ -406,6 +411,11 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
         allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_ACCESS_DENIED",), _file_open_after_stream_open,
                 "spec: the access check of an open ([MS-FSA] 2.1.5.1.2.1) comes before its sharing check "
                 "(2.1.5.1.2.2); Samba 4.17 checks the share modes of the file's open streams first"),
+        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _open_after_stream_rename,
+                "samba: a renamed stream's opens keep their share modes under the new name ([MS-FSA] 2.1.5.15.11 "
+                "renames Open.Stream), so a later open of it that shares too little, or a DELETE open of its file "
+                "while it does not share delete, is a SHARING_VIOLATION; Samba 4.17 keeps them under the old name "
+                "and opens"),
         allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_OBJECT_NAME_COLLISION",), _file_create_after_stream_open,
                 "samba: FILE_CREATE of a delete-pending file is OBJECT_NAME_COLLISION, as Samba 4.17 answers when "
                 "another open of the file keeps it; when an open of one of its streams keeps it, Samba 4.17 "
@@ -488,10 +498,10 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "check: an overwrite of a stream of a HIDDEN|SYSTEM file without those in FileAttributes: Samba "
                 "4.17 refuses it on one connection (the [MS-FSA] 2.1.5.1.2.1 file rule) and overwrites on another; "
                 "smbsrv overwrites (or answers the sharing check that comes after it)"),
-        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SHARING_VIOLATION",),
+        allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SHARING_VIOLATION", "STATUS_CANNOT_DELETE"),
                 _maximum_allowed_delete_on_close_of_stream,
                 "check: FILE_DELETE_ON_CLOSE with MAXIMUM_ALLOWED on a stream: Samba 4.17 refuses (ACCESS_DENIED) "
-                "before its sharing check, as for files (allowed.py KNOWN)"),
+                "before its sharing check and the READONLY file's CANNOT_DELETE, as for files (allowed.py KNOWN)"),
         allowed("link", ("STATUS_NOT_SUPPORTED", "STATUS_NOT_FOUND", "STATUS_ACCESS_DENIED",
                          "STATUS_OBJECT_NAME_NOT_FOUND"), ("STATUS_INVALID_PARAMETER", "STATUS_OBJECT_NAME_COLLISION",
                                                     "STATUS_ACCESS_DENIED", "STATUS_OBJECT_NAME_NOT_FOUND",
@@ -568,6 +578,11 @@ SAMBA_CASE_RENAME = ("samba: a stream renamed to another case of its name: Samba
 SAMBA_DEFAULT_STREAM_DIRECTORY = ("samba: \"a::$DATA\" with FILE_DIRECTORY_FILE made a directory on Samba 4.17 "
                                   "(smbsrv: NOT_A_DIRECTORY); the rest is not compared")
 
+# A replacing link that Samba 4.17 refused may have removed its target first (allowed.py, the disk entry): in a
+# sequence with streams the later CREATEs see the difference (their "target") before the disk does.
+SAMBA_FAILED_LINK = ("samba: a replacing link Samba 4.17 refused may have removed its target (allowed.py); the rest "
+                     "of this stream sequence is not compared")
+
 SAMBA_DANGLING_STREAM = ("samba: the file was overwritten while a stream of it was open: Samba 4.17's stream "
                          "handle then answers NOT_FOUND (READ, CLOSE); the rest is not compared")
 
@@ -596,6 +611,10 @@ def whole_sequence_reason(c: Context) -> str | None:
     """A reason that covers every difference after an earlier step, or None."""
     if _stream_deleted_under_two_spellings(c):
         return SAMBA_STREAM_SPELLINGS
+    if any(":" in op.name for op in c.history if op.kind == "create") and any(
+            op.kind == "link" and op.flag and index < len(c.samba_history)
+            and c.samba_history[index][1] != "STATUS_SUCCESS" for index, op in enumerate(c.history)):
+        return SAMBA_FAILED_LINK
     samba = c.samba_history
     opened: set[str] = set()
     renamed: set[int] = set()  # slots whose stream handle was renamed (Samba carried it out): any, once renamed

@@ -230,14 +230,17 @@ def _archive_back_after_rename(c: Context) -> bool:
 
 
 def _pattern_changed_on_restart(c: Context) -> bool:
+    """A restarted listing whose pattern is not the one the handle's first listing fixed (smbsrv) or its last
+    one used (Samba)."""
     if c.op is None or not c.op.flag & b.SMB2_RESTART_SCANS:
         return False
+    patterns = []
     for op in reversed(c.history):
         if op.slot == c.op.slot and op.kind == "create":
-            return False
+            break
         if op.slot == c.op.slot and op.kind == "querydir":
-            return op.pattern != c.op.pattern
-    return False
+            patterns.append(op.pattern)
+    return bool(patterns) and (patterns[0] != c.op.pattern or patterns[-1] != c.op.pattern)
 
 
 def _overwrite_without_write_data(c: Context) -> bool:
@@ -474,6 +477,16 @@ def _into_directory_user_may_not_write(c: Context) -> bool:
         return False
     bits = _user_bits(c, c.op.name.rsplit("\\", 1)[0], USERS[c.handle_op.conn], 0o755)
     return bits is not None and not bits & 2
+
+
+def _group_class_below_other_read_control(c: Context) -> bool:
+    """An open asking only READ_CONTROL, DELETE or FILE_READ_ATTRIBUTES of a name whose last chmod gave the
+    user's class fewer bits than everyone (0604)."""
+    if c.op is None or c.op.access & ~(b.READ_CONTROL | b.DELETE | b.FILE_READ_ATTRIBUTES):
+        return False
+    modes = _chmods_of(c, c.op.name)
+    bits = _user_bits(c, c.op.name, USERS[c.op.conn])
+    return bool(modes) and bits is not None and bool(modes[-1] & 7 & ~bits)
 
 
 def _group_class_below_other(c: Context) -> bool:
@@ -832,6 +845,10 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 
 KNOWN: tuple[Allowed, ...] = (
+    Allowed("create", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",), _group_class_below_other_read_control,
+            "check: READ_CONTROL (with DELETE) by a group member of a 0604 file: Samba 4.17's synthesised DACL "
+            "grants READ_CONTROL through its Everyone entry, smbsrv takes the group class's bits (none) and "
+            "refuses (docs/access.md); seed 1101044 of --streams"),
     Allowed("queryea", ("STATUS_SUCCESS",), ("STATUS_SUCCESS",), lambda c: c.op is not None and c.op.info_class == 7,
             "check: FileEaInformation's EaSize: Samba 4.17 counts the FILE_FULL_EA_INFORMATION list without the last "
             "entry's padding (fill_ea_chained_buffer), smbsrv pads every entry to 4 bytes (fs/eas.py size); "

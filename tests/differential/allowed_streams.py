@@ -40,6 +40,19 @@ def _open_after_stream_rename(c: Context) -> bool:
     return c.op is not None and any(op.kind == "rename" and op.name.startswith(":") for op in c.history)
 
 
+def _lock_after_stream_lock(c: Context) -> bool:
+    return c.op is not None and any(op.kind == "lock" and not op.flag & b.SMB2_LOCKFLAG_UNLOCK for op in c.history) \
+        and any(op.kind == "create" and is_stream(op.name) for op in c.history)
+
+
+def _disk_differs_in_streams(c: Context) -> bool:
+    if c.samba[0] != "disk" or not any(op.kind in ("chmod", "link") for op in c.history):
+        return False
+    samba, smbsrv = dict(c.samba[2])["contents"], dict(c.smbsrv[2])["contents"]
+    return samba != smbsrv and len(samba) == len(smbsrv) and all(
+        left[:7] == right[:7] for left, right in zip(samba, smbsrv, strict=True))
+
+
 def _file_open_after_stream_open(c: Context) -> bool:
     return c.op is not None and not is_stream(c.op.name) and _stream_of_base_opened_before(c)
 
@@ -411,6 +424,14 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
         allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_ACCESS_DENIED",), _file_open_after_stream_open,
                 "spec: the access check of an open ([MS-FSA] 2.1.5.1.2.1) comes before its sharing check "
                 "(2.1.5.1.2.2); Samba 4.17 checks the share modes of the file's open streams first"),
+        allowed("create", ("STATUS_SHARING_VIOLATION",), ("STATUS_SUCCESS",), _open_after_stream_rename,
+                "samba: as below, the other way: a new stream under a renamed stream's old name shares nothing "
+                "with it; Samba 4.17 checks it against the renamed stream's opens"),
+        allowed("disk", ("",), ("",), _disk_differs_in_streams,
+                "samba: the disks differ only in the streams, after a chmod (Samba 4.17 reads and removes stream "
+                "xattrs as the user, and a delete on close of a stream fails silently) or a hard link (a file's "
+                "streams belong to the file, [MS-FSCC] 2.1.4; Samba 4.17 removes them when one of its names is "
+                "deleted)"),
         allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _open_after_stream_rename,
                 "samba: a renamed stream's opens keep their share modes under the new name ([MS-FSA] 2.1.5.15.11 "
                 "renames Open.Stream), so a later open of it that shares too little, or a DELETE open of its file "
@@ -454,6 +475,11 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "spec: as above, for the CLOSE before a CREATE into a busy slot (Samba 4.17: NO_MEMORY)"),
     )
     known = (
+        allowed("lock", ("STATUS_SUCCESS",), ("STATUS_LOCK_NOT_GRANTED", "STATUS_FILE_LOCK_CONFLICT"),
+                _lock_after_stream_lock,
+                "BUG: a byte-range lock on a file conflicts on smbsrv with a lock on one of its streams; locks are "
+                "per stream ([MS-FSA] 2.1.5.7 keeps Open.Stream's ByteRangeLockList; docs/streams.md says so; "
+                "Samba 4.17 grants); test_differential.py test_stream_locks_do_not_conflict_with_the_files"),
         allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_ACCESS_DENIED",), _stream_open_of_other_user,
                 "BUG: an open of a delete-pending stream the access check refuses (an overwrite with "
                 "MAXIMUM_ALLOWED by a user who may not write): smbsrv answers ACCESS_DENIED, Samba 4.17 "
@@ -664,6 +690,8 @@ def whole_sequence_reason(c: Context) -> str | None:
             if dict(record[2]).get("target") == "none" and (
                     record[1] == "STATUS_OBJECT_NAME_NOT_FOUND" and op.disposition == b.FILE_OVERWRITE
                     or record[1] in ("STATUS_CANNOT_DELETE", "STATUS_INVALID_PARAMETER")):
+                return SAMBA_LEFT_FILE
+            if record[1] == "STATUS_INVALID_PARAMETER" and op.flag >> 1:  # the stream made before set_ea failed
                 return SAMBA_LEFT_FILE
             if record[1] == "STATUS_SUCCESS":
                 opened.add(base_of(op.name))

@@ -16,7 +16,7 @@ With streams=True (the --streams run, against a Samba with vfs_streams_xattr) CR
 ":new:$DATA", "::$DATA" or now and then another file's stream, QUERY_INFO asks FileStreamInformation too, and a
 write to a stream handle now and then reaches the 64 KiB an xattr holds. The generator knows which slots it
 last opened as a stream (a slot's handle, when it has one, is always its last CREATE's) and never renames a file
-handle to a stream name: Samba 4.17's smbd crashes on that (docs in /work/scratch/streams-facts.md).
+handle to a stream name: Samba 4.17's smbd crashes on that (a segfault of its child, measured).
 
 An Op names a slot, not a FileId: the runner keeps each slot's handle (and its connection) per server, so one
 sequence replays identically against both. A CREATE into a busy slot closes the old handle first.

@@ -599,3 +599,22 @@ def test_delete_pending_stream_is_delete_pending_before_access(runner: Runner) -
         response = stranger.create(f"{base}\\a:s", desired_access=b.MAXIMUM_ALLOWED, disposition=b.FILE_OVERWRITE_IF)
         assert b.status_name(response.status) == "STATUS_DELETE_PENDING", side.name
         assert client.close_file(stream) == b.STATUS_SUCCESS
+
+
+@pytest.mark.xfail(reason="BUG: a byte-range lock on a file conflicts on smbsrv with a lock on one of its streams; "
+                          "locks are per stream (Samba 4.17 grants)", strict=True)
+def test_stream_locks_do_not_conflict_with_the_files(runner: Runner) -> None:
+    """Byte-range locks belong to a stream ([MS-FSA] 2.1.5.7: Open.Stream's ByteRangeLockList; docs/streams.md):
+    an exclusive lock on "a:s" [2, 7) leaves the same range of a itself free, through "a" and "a::$DATA" alike
+    (Samba 4.17). smbsrv answered LOCK_NOT_GRANTED (differential seeds 1104108, 1504268 of --streams)."""
+    flags = b.SMB2_LOCKFLAG_EXCLUSIVE_LOCK | b.SMB2_LOCKFLAG_FAIL_IMMEDIATELY
+    for side, client, base in _both(runner):
+        stream = client.open(f"{base}\\a:s", desired_access=b.GENERIC_READ | b.GENERIC_WRITE,
+                             disposition=b.FILE_CREATE)
+        assert client.request(b.SMB2_LOCK, b.lock_body(stream, [(2, 5, flags)])).status == b.STATUS_SUCCESS
+        for name in ("a", "a::$DATA"):
+            file_id = client.open(f"{base}\\{name}", desired_access=b.GENERIC_READ | b.GENERIC_WRITE)
+            response = client.request(b.SMB2_LOCK, b.lock_body(file_id, [(2, 5, flags)]))
+            assert b.status_name(response.status) == "STATUS_SUCCESS", (side.name, name)
+            assert client.close_file(file_id) == b.STATUS_SUCCESS
+        assert client.close_file(stream) == b.STATUS_SUCCESS

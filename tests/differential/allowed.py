@@ -845,6 +845,11 @@ ALLOWED: tuple[Allowed, ...] = (
 )
 
 KNOWN: tuple[Allowed, ...] = (
+    Allowed("querydir", ("STATUS_NO_SUCH_FILE",), ("STATUS_ACCESS_DENIED",), _chmod_before,
+            "check: a listing through a directory handle after a chmod left the user r without x (0604) on a "
+            "directory with entries: Samba 4.17 stats each entry by name, fails, and lists nothing "
+            "(NO_SUCH_FILE); smbsrv answers ACCESS_DENIED (it lists \".\" and \"..\" of an empty one); "
+            "[MS-FSA] 2.1.5.6.3 lists through the open; seed 1503264 of --streams, the same with a plain file"),
     Allowed("create", ("STATUS_SUCCESS",), ("STATUS_ACCESS_DENIED",), _group_class_below_other_read_control,
             "check: READ_CONTROL (with DELETE) by a group member of a 0604 file: Samba 4.17's synthesised DACL "
             "grants READ_CONTROL through its Everyone entry, smbsrv takes the group class's bits (none) and "

@@ -65,6 +65,8 @@ from smbsrv.wire.constants import (
     FILE_OVERWRITTEN,
     FILE_READ_DATA,
     FILE_SHARE_DELETE,
+    FILE_SHARE_READ,
+    FILE_SHARE_WRITE,
     FILE_SUPERSEDE,
     FILE_SUPERSEDED,
     FILE_WRITE_ATTRIBUTES,
@@ -553,11 +555,10 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
 
 
 def _check_stream_sharing(files: FileTable, key: tuple[int, int]) -> None:
-    """An open of a file with DELETE access must be shared by every open of its named streams: one that does not
-    share delete refuses it (Samba's open_streams_for_delete, which opens each stream for DELETE)."""
-    for other in files.stream_opens(key):
-        if not other.share_access & FILE_SHARE_DELETE:
-            raise SmbError(NtStatus.STATUS_SHARING_VIOLATION)
+    """An open of a file with DELETE access must be shared by every open of its named streams that uses data:
+    one that does not share delete refuses it, as Samba's open_streams_for_delete opens each stream for DELETE
+    with full sharing (opens for attributes only never conflict)."""
+    check_share_access(files.stream_opens(key), DELETE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE)
 
 
 # -- step 4: create what does not exist -----------------------------------------------------------------------

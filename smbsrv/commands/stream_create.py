@@ -82,7 +82,9 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         # Symlinks, fifos, sockets and devices carry no user xattrs, so no streams.
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
     files = ctx.connection.server.files
-    if files.is_name_delete_pending((st.st_dev, st.st_ino), tree.share_root, resolution.components):
+    if (files.is_name_delete_pending((st.st_dev, st.st_ino), tree.share_root, resolution.components)
+            or files.is_name_delete_pending((st.st_dev, st.st_ino, fold(stream)), tree.share_root,
+                                            resolution.components)):  # the file's delete, or this stream's
         raise SmbError(NtStatus.STATUS_DELETE_PENDING)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
@@ -117,8 +119,6 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         if options & FILE_DELETE_ON_CLOSE and target.attributes & fattr.FILE_ATTRIBUTE_READONLY:
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)  # [MS-FSA] 2.1.5.1.2.1: File.FileAttributes decide
         key = (st.st_dev, st.st_ino, fold(stream))
-        if files.is_name_delete_pending(key, tree.share_root, resolution.components):  # this stream's delete
-            raise SmbError(NtStatus.STATUS_DELETE_PENDING)
         conflicts_as = granted | FILE_WRITE_DATA if overwrite else granted
         if lease is not None:
             oplocks.check_lease_key(files, ctx.connection.client_guid, lease.lease_key, key)
@@ -167,16 +167,21 @@ def _create_with_file(ctx: RequestContext, request: wire.CreateRequest, target: 
     if lease is not None:
         oplocks.check_lease_key(ctx.connection.server.files, ctx.connection.client_guid, lease.lease_key, None)
     resolution = target.resolution
-    fd = backend.create_at(resolution.parent_fd, resolution.name, create._WINDOWS_FILE_MODE & tree.share.create_mask)
+    made = backend.create_at(resolution.parent_fd, resolution.name,
+                             create._WINDOWS_FILE_MODE & tree.share.create_mask)
     try:
         attributes = request.file_attributes & ~(fattr.FILE_ATTRIBUTE_NORMAL | fattr.FILE_ATTRIBUTE_SPARSE_FILE
                                                  | fattr.FILE_ATTRIBUTE_DIRECTORY)
-        dos_attrs.initialise(fd, attributes | fattr.FILE_ATTRIBUTE_ARCHIVE, backend.fstat(fd))
-        streams.write(fd, stream, b"")
+        dos_attrs.initialise(made, attributes | fattr.FILE_ATTRIBUTE_ARCHIVE, backend.fstat(made))
+        streams.write(made, stream, b"")
+        # The stream's handle holds the file by an O_PATH fd, as for an existing file: never an open for data of
+        # the file itself (its byte-range locks would be mirrored onto the file's, files/locks.py).
+        fd = backend.open_for_access(resolution.parent_fd, resolution.name, 0, is_directory=False, is_special=False)
     except BaseException:
-        backend.close(fd)
+        backend.close(made)
         backend.unlink_at(resolution.parent_fd, resolution.name)
         raise
+    backend.close(made)
     tree.share_root.note_created(resolution.parent_fd, resolution.name)
     ctx.connection.server.files.changes.changed(tree, resolution.components, Action.ADDED, Filter.FILE_NAME,
                                                 origin=None)

@@ -94,8 +94,10 @@ def _set_posix(fd: int, kind: int, start: int, end: int) -> bool:
 
 
 def _fd_of(open_: Open) -> int:
+    """The fd a lock of the open is mirrored on; none for a named stream's open, whose locks are the stream's
+    alone (its fd is its file's)."""
     try:
-        return open_.handle.fd
+        return open_.handle.fd if open_.stream is None else -1
     except (AttributeError, TypeError):
         return -1
 

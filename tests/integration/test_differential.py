@@ -563,9 +563,6 @@ def test_link_over_a_file_whose_stream_is_open_keeps_it(runner: Runner) -> None:
             assert os.getxattr(side.share_dir / base / "d", "user.DosStream.s:$DATA") == b"kept\0"
 
 
-@pytest.mark.xfail(reason="BUG: an open of a file with DELETE is a SHARING_VIOLATION on smbsrv while one of its "
-                          "streams is open with attribute access only and without FILE_SHARE_DELETE; Samba 4.17 "
-                          "opens", strict=True)
 def test_attribute_only_stream_open_does_not_block_delete_of_its_file(runner: Runner) -> None:
     """An open with neither data nor DELETE access (FILE_READ_ATTRIBUTES, READ_CONTROL) takes no part in sharing
     ([MS-FSA] 2.1.5.1.2.2), also when it is a stream's: with "d:s" open so, sharing nothing, an open of d with
@@ -581,9 +578,6 @@ def test_attribute_only_stream_open_does_not_block_delete_of_its_file(runner: Ru
             assert client.close_file(stream) == b.STATUS_SUCCESS
 
 
-@pytest.mark.xfail(reason="BUG: an overwrite of a delete-pending stream by a user who may not write answers "
-                          "ACCESS_DENIED on smbsrv; Samba 4.17 (and smbsrv for a file) answer DELETE_PENDING",
-                   strict=True)
 def test_delete_pending_stream_is_delete_pending_before_access(runner: Runner) -> None:
     """A delete-pending stream refuses opens with DELETE_PENDING before any access check, as a delete-pending
     file does (allowed.py: fastfat tests the pending delete first; smbsrv does for files): another user who may
@@ -601,8 +595,6 @@ def test_delete_pending_stream_is_delete_pending_before_access(runner: Runner) -
         assert client.close_file(stream) == b.STATUS_SUCCESS
 
 
-@pytest.mark.xfail(reason="BUG: a byte-range lock on a file conflicts on smbsrv with a lock on one of its streams; "
-                          "locks are per stream (Samba 4.17 grants)", strict=True)
 def test_stream_locks_do_not_conflict_with_the_files(runner: Runner) -> None:
     """Byte-range locks belong to a stream ([MS-FSA] 2.1.5.7: Open.Stream's ByteRangeLockList; docs/streams.md):
     an exclusive lock on "a:s" [2, 7) leaves the same range of a itself free, through "a" and "a::$DATA" alike

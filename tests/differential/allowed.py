@@ -537,6 +537,14 @@ def _chmod_before(c: Context) -> bool:
     return any(op.kind == "chmod" for op in c.history)
 
 
+def _refused_overwrite_with_eas_before(c: Context) -> bool:
+    """An overwriting CREATE with an ExtA context that Samba refused came before: Samba 4.17 overwrote the file
+    (its attributes too) before set_ea failed."""
+    return any(op.kind == "create" and op.flag >> 1 and op.disposition in (b.FILE_SUPERSEDE, b.FILE_OVERWRITE,
+                                                                           b.FILE_OVERWRITE_IF) and not done
+               for op, done in _succeeded(c))
+
+
 def _directory_user_may_not_read(c: Context) -> bool:
     """The step's handle is on a directory whose mode gives the handle's user no r (0711, 0333)."""
     name = _current_name(c)
@@ -837,6 +845,10 @@ ALLOWED: tuple[Allowed, ...] = (
             "([MS-FSA] 2.1.5.15.3); Samba 4.17 reads the directory as the user to see that it is empty "
             "(can_delete_directory_fsp), which the kernel refuses without r (0711), and answers ACCESS_DENIED "
             "(seed 802801 of --streams)"),
+    Allowed("disposition", ("STATUS_SUCCESS",), ("STATUS_CANNOT_DELETE",), _refused_overwrite_with_eas_before,
+            "samba: a refused open changes nothing ([MS-FSA] 2.1.5.1), so a READONLY file stays READONLY and its "
+            "FileDispositionInformation is CANNOT_DELETE (smbsrv); Samba 4.17 had overwritten the file (attributes "
+            "and all) before its set_ea of the ExtA context failed (seed 1903255 of --streams)"),
     Allowed("disk", ("",), ("",), _mode_reset_by_overwrite,
             "samba: Samba 4.17 sets an overwritten file's mode back to its create mode (open.c open_file_ntcreate: "
             "file_set_dosmode on FILE_WAS_OVERWRITTEN, which chmods to unix_mode(); 0744: an administrator's "

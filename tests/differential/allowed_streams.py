@@ -61,6 +61,10 @@ def _file_create_after_stream_open(c: Context) -> bool:
     return _file_open_after_stream_open(c) and c.op is not None and c.op.disposition == b.FILE_CREATE
 
 
+def _stream_create(c: Context) -> bool:
+    return c.op is not None and is_stream(c.op.name) and c.op.disposition == b.FILE_CREATE
+
+
 def _stream_open_of_other_user(c: Context) -> bool:
     return c.op is not None and is_stream(c.op.name)
 
@@ -475,6 +479,10 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "spec: as above, for the CLOSE before a CREATE into a busy slot (Samba 4.17: NO_MEMORY)"),
     )
     known = (
+        allowed("create", ("STATUS_OBJECT_NAME_COLLISION",), ("STATUS_DELETE_PENDING",), _stream_create,
+                "BUG: FILE_CREATE of a delete-pending stream: Samba 4.17 answers OBJECT_NAME_COLLISION (as both "
+                "servers answer for a delete-pending file), smbsrv DELETE_PENDING; test_differential.py "
+                "test_file_create_of_a_delete_pending_stream_is_a_collision (seed 1700799)"),
         allowed("lock", ("STATUS_SUCCESS",), ("STATUS_LOCK_NOT_GRANTED", "STATUS_FILE_LOCK_CONFLICT"),
                 _lock_after_stream_lock,
                 "BUG: a byte-range lock on a file conflicts on smbsrv with a lock on one of its streams; locks are "
@@ -579,8 +587,8 @@ SAMBA_DEFAULT_STREAM_DELETE = ("samba: a delete on close through an open of \"a:
 
 # A stream renamed to its own name with ReplaceIfExists: Samba 4.17 answers SUCCESS and then no longer finds it
 # (a later rename: OBJECT_NAME_NOT_FOUND).
-SAMBA_SELF_REPLACE = ("samba: a stream renamed onto its own name with ReplaceIfExists: Samba 4.17 loses track of "
-                      "it (later renames OBJECT_NAME_NOT_FOUND); the rest is not compared")
+SAMBA_SELF_REPLACE = ("samba: a stream renamed onto its own name: Samba 4.17 answers SUCCESS and then loses "
+                      "track of it (later renames OBJECT_NAME_NOT_FOUND); the rest is not compared")
 
 # A stream renamed onto "::$DATA": Samba 4.17 answers SUCCESS (with ReplaceIfExists) and changes nothing,
 # smbsrv moves the stream's data into the file's (docs/streams.md, "Compared with Samba").
@@ -656,7 +664,7 @@ def whole_sequence_reason(c: Context) -> str | None:
             return SAMBA_ONTO_DEFAULT_STREAM
         if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.startswith(":"):
             target = op.name[1:].upper().removesuffix(":$DATA")
-            if op.flag and names.get(op.slot) == target:
+            if names.get(op.slot) == target and (op.flag or exact.get(op.slot) == op.name[1:].removesuffix(":$DATA")):
                 return SAMBA_SELF_REPLACE
             if names.get(op.slot) == target and exact.get(op.slot) != op.name[1:].removesuffix(":$DATA"):
                 return SAMBA_CASE_RENAME

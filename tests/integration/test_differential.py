@@ -610,3 +610,20 @@ def test_stream_locks_do_not_conflict_with_the_files(runner: Runner) -> None:
             assert b.status_name(response.status) == "STATUS_SUCCESS", (side.name, name)
             assert client.close_file(file_id) == b.STATUS_SUCCESS
         assert client.close_file(stream) == b.STATUS_SUCCESS
+
+
+@pytest.mark.xfail(reason="BUG: FILE_CREATE of a delete-pending stream answers DELETE_PENDING on smbsrv; Samba 4.17 "
+                          "answers OBJECT_NAME_COLLISION, as both do for a delete-pending file", strict=True)
+def test_file_create_of_a_delete_pending_stream_is_a_collision(runner: Runner) -> None:
+    """FILE_CREATE of a name that exists is OBJECT_NAME_COLLISION also while it is delete-pending (both servers
+    for a file; Samba 4.17 for a stream), and a FILE_OPEN of it DELETE_PENDING. smbsrv answered FILE_CREATE of
+    the stream with DELETE_PENDING (differential seed 1700799 of --streams)."""
+    for side, client, base in _both(runner):
+        stream = client.open(f"{base}\\a:s", desired_access=b.GENERIC_ALL, disposition=b.FILE_OPEN_IF)
+        response = client.set_info(stream, b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION, b.disposition_info())
+        assert response.status == b.STATUS_SUCCESS, side.name
+        for disposition, expected in ((b.FILE_CREATE, "STATUS_OBJECT_NAME_COLLISION"),
+                                      (b.FILE_OPEN, "STATUS_DELETE_PENDING")):
+            response = client.create(f"{base}\\a:s", desired_access=b.FILE_READ_DATA, disposition=disposition)
+            assert b.status_name(response.status) == expected, (side.name, disposition)
+        assert client.close_file(stream) == b.STATUS_SUCCESS

@@ -40,11 +40,6 @@ def _open_after_stream_rename(c: Context) -> bool:
     return c.op is not None and any(op.kind == "rename" and op.name.startswith(":") for op in c.history)
 
 
-def _lock_after_stream_lock(c: Context) -> bool:
-    return c.op is not None and any(op.kind == "lock" and not op.flag & b.SMB2_LOCKFLAG_UNLOCK for op in c.history) \
-        and any(op.kind == "create" and is_stream(op.name) for op in c.history)
-
-
 def _disk_differs_in_streams(c: Context) -> bool:
     if c.samba[0] != "disk" or not any(op.kind in ("chmod", "link") for op in c.history):
         return False
@@ -63,10 +58,6 @@ def _file_create_after_stream_open(c: Context) -> bool:
 
 def _stream_create(c: Context) -> bool:
     return c.op is not None and is_stream(c.op.name) and c.op.disposition == b.FILE_CREATE
-
-
-def _stream_open_of_other_user(c: Context) -> bool:
-    return c.op is not None and is_stream(c.op.name)
 
 
 def _file_rename_with_open_stream(c: Context) -> bool:
@@ -245,16 +236,6 @@ def _overwritten_stream(c: Context) -> bool:
 def _new_stream_read_only_delete_on_close(c: Context) -> bool:
     return (c.op is not None and is_stream(c.op.name) and dict(c.samba[2]).get("target") == "no-stream"
             and bool(c.op.options & b.FILE_DELETE_ON_CLOSE) and bool(c.op.attributes & b.FILE_ATTRIBUTE_READONLY))
-
-
-def _delete_open_after_attribute_stream_open(c: Context) -> bool:
-    """An open of a file asking DELETE after a stream of it was opened with no data or delete access."""
-    data_access = (b.FILE_READ_DATA | b.FILE_WRITE_DATA | b.FILE_APPEND_DATA | b.DELETE | b.GENERIC_READ
-                   | b.GENERIC_WRITE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED | 0x20)  # 0x20: FILE_EXECUTE
-    if c.op is None or is_stream(c.op.name) or not c.op.access & (b.DELETE | b.GENERIC_ALL | b.MAXIMUM_ALLOWED):
-        return False
-    return any(op.kind == "create" and is_stream(op.name) and base_of(op.name) == base_of(c.op.name)
-               and not op.access & data_access for op in c.history)
 
 
 def _rename_of_default_stream_handle(c: Context) -> bool:
@@ -483,17 +464,6 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "BUG: FILE_CREATE of a delete-pending stream: Samba 4.17 answers OBJECT_NAME_COLLISION (as both "
                 "servers answer for a delete-pending file), smbsrv DELETE_PENDING; test_differential.py "
                 "test_file_create_of_a_delete_pending_stream_is_a_collision (seed 1700799)"),
-        allowed("lock", ("STATUS_SUCCESS",), ("STATUS_LOCK_NOT_GRANTED", "STATUS_FILE_LOCK_CONFLICT"),
-                _lock_after_stream_lock,
-                "BUG: a byte-range lock on a file conflicts on smbsrv with a lock on one of its streams; locks are "
-                "per stream ([MS-FSA] 2.1.5.7 keeps Open.Stream's ByteRangeLockList; docs/streams.md says so; "
-                "Samba 4.17 grants); test_differential.py test_stream_locks_do_not_conflict_with_the_files"),
-        allowed("create", ("STATUS_DELETE_PENDING",), ("STATUS_ACCESS_DENIED",), _stream_open_of_other_user,
-                "BUG: an open of a delete-pending stream the access check refuses (an overwrite with "
-                "MAXIMUM_ALLOWED by a user who may not write): smbsrv answers ACCESS_DENIED, Samba 4.17 "
-                "DELETE_PENDING, and smbsrv answers DELETE_PENDING first for a delete-pending file (allowed.py: "
-                "fastfat checks the pending delete before access); test_differential.py "
-                "test_delete_pending_stream_is_delete_pending_before_access"),
         allowed("rename", ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED"), ("STATUS_ACCESS_DENIED",
                                                                        "STATUS_OBJECT_NAME_COLLISION"),
                 _file_rename_with_open_stream,
@@ -501,11 +471,6 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "docs/streams.md), after its target check (COLLISION first); Samba 4.17 answers ACCESS_DENIED "
                 "before the target check, and renames when the stream's open has only FILE_APPEND_DATA and the "
                 "file's open is delete-on-close (seed 403311)"),
-        allowed("create", ("STATUS_SUCCESS",), ("STATUS_SHARING_VIOLATION",), _delete_open_after_attribute_stream_open,
-                "BUG: an open of a file with DELETE while one of its streams is open WITHOUT data or delete access "
-                "(FILE_READ_ATTRIBUTES, READ_CONTROL) and without FILE_SHARE_DELETE: smbsrv answers "
-                "SHARING_VIOLATION; such an open takes no part in sharing ([MS-FSA] 2.1.5.1.2.2 checks only opens "
-                "with data or DELETE access), and Samba 4.17 opens"),
         allowed("rename", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _own_name_rename_with_open_stream,
                 "check: a file renamed to its own name while one of its streams is open: Samba 4.17 ACCESS_DENIED "
                 "(its rule for a file with open streams, which smbsrv keeps for other targets), smbsrv SUCCESS "

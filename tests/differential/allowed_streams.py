@@ -582,6 +582,11 @@ SAMBA_DEFAULT_STREAM_DIRECTORY = ("samba: \"a::$DATA\" with FILE_DIRECTORY_FILE 
 SAMBA_FAILED_LINK = ("samba: a replacing link Samba 4.17 refused may have removed its target (allowed.py); the rest "
                      "of this stream sequence is not compared")
 
+# A stream renamed through one handle while another handle of a stream of the same file is open: Samba 4.17's
+# other handle keeps the old name and answers NOT_FOUND (FileBasicInformation, ...); smbsrv's follows the rename.
+SAMBA_RENAMED_UNDER_OPEN = ("samba: a stream renamed while another open of it (or of its file's streams) stays: "
+                            "Samba 4.17's other handle keeps the old name (NOT_FOUND); the rest is not compared")
+
 SAMBA_DANGLING_STREAM = ("samba: the file was overwritten while a stream of it was open: Samba 4.17's stream "
                          "handle then answers NOT_FOUND (READ, CLOSE); the rest is not compared")
 
@@ -622,12 +627,19 @@ def whole_sequence_reason(c: Context) -> str | None:
     default_stream_bases: set[str] = set()  # files opened as "a::$DATA"
     slot_names: dict[int, str] = {}  # the name each slot's handle was opened by
     delete_on_close_bases: set[str] = set()  # files opened with FILE_DELETE_ON_CLOSE, under any name
+    linked = False  # a hard link was made: a file may have two names
     for index, op in enumerate(c.history):
         if index >= len(samba):
             continue
         if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.upper() == "::$DATA":
             return SAMBA_ONTO_DEFAULT_STREAM
+        if op.kind == "link" and samba[index][1] == "STATUS_SUCCESS":
+            linked = True
         if op.kind == "rename" and samba[index][1] == "STATUS_SUCCESS" and op.name.startswith(":"):
+            renamed_base = base_of(slot_names.get(op.slot, ""))
+            if any(slot != op.slot and is_stream(name) and base_of(name) == renamed_base
+                   for slot, name in slot_names.items()):
+                return SAMBA_RENAMED_UNDER_OPEN
             target = op.name[1:].upper().removesuffix(":$DATA")
             if names.get(op.slot) == target and (op.flag or exact.get(op.slot) == op.name[1:].removesuffix(":$DATA")):
                 return SAMBA_SELF_REPLACE
@@ -668,6 +680,7 @@ def whole_sequence_reason(c: Context) -> str | None:
                 return SAMBA_LEFT_FILE
             if record[1] == "STATUS_SUCCESS":
                 opened.add(base_of(op.name))
-        elif op.disposition in _OVERWRITES and record[1] == "STATUS_SUCCESS" and base_of(op.name) in opened:
+        elif op.disposition in _OVERWRITES and record[1] == "STATUS_SUCCESS" and (
+                base_of(op.name) in opened or opened and linked):  # a hard link: the same file by another name
             return SAMBA_DANGLING_STREAM
     return None

@@ -537,6 +537,14 @@ def _chmod_before(c: Context) -> bool:
     return any(op.kind == "chmod" for op in c.history)
 
 
+def _delete_on_close_of_directory_user_may_not_read(c: Context) -> bool:
+    """FILE_DELETE_ON_CLOSE on a directory whose mode gives the opening user no r (0711)."""
+    if c.op is None or not c.op.options & b.FILE_DELETE_ON_CLOSE or _target(c) != "dir":
+        return False
+    bits = _user_bits(c, c.op.name, USERS[c.op.conn])
+    return bits is not None and not bits & 4
+
+
 def _refused_overwrite_with_eas_before(c: Context) -> bool:
     """An overwriting CREATE with an ExtA context that Samba refused came before: Samba 4.17 overwrote the file
     (its attributes too) before set_ea failed."""
@@ -849,6 +857,11 @@ ALLOWED: tuple[Allowed, ...] = (
             "samba: a refused open changes nothing ([MS-FSA] 2.1.5.1), so a READONLY file stays READONLY and its "
             "FileDispositionInformation is CANNOT_DELETE (smbsrv); Samba 4.17 had overwritten the file (attributes "
             "and all) before its set_ea of the ExtA context failed (seed 1903255 of --streams)"),
+    Allowed("create", ("STATUS_ACCESS_DENIED",), ("STATUS_SUCCESS",), _delete_on_close_of_directory_user_may_not_read,
+            "samba: FILE_DELETE_ON_CLOSE on a directory through an open granted DELETE ([MS-FSA] 2.1.5.1.2.1; "
+            "emptiness is checked at the close); Samba 4.17 reads the directory as the user at the open to see "
+            "whether it is empty, which the kernel refuses without r (0711): ACCESS_DENIED (seed 3000449 of "
+            "--streams; the disposition entry below is the same)"),
     Allowed("disk", ("",), ("",), _mode_reset_by_overwrite,
             "samba: Samba 4.17 sets an overwritten file's mode back to its create mode (open.c open_file_ntcreate: "
             "file_set_dosmode on FILE_WAS_OVERWRITTEN, which chmods to unix_mode(); 0744: an administrator's "

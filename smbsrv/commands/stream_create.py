@@ -82,10 +82,8 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         # Symlinks, fifos, sockets and devices carry no user xattrs, so no streams.
         raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
     files = ctx.connection.server.files
-    if (files.is_name_delete_pending((st.st_dev, st.st_ino), tree.share_root, resolution.components)
-            or files.is_name_delete_pending((st.st_dev, st.st_ino, fold(stream)), tree.share_root,
-                                            resolution.components)):  # the file's delete, or this stream's
-        raise SmbError(NtStatus.STATUS_DELETE_PENDING)
+    if files.is_name_delete_pending((st.st_dev, st.st_ino), tree.share_root, resolution.components):
+        raise SmbError(NtStatus.STATUS_DELETE_PENDING)  # any stream of a file whose delete is pending (Samba 4.17)
     maximum = maximal_access(st.st_mode, st.st_uid, st.st_gid, session.uid, session.gid, session.groups,
                              read_only_share=tree.read_only,
                              may_delete=create._may_delete_in(resolution, st, session, None),
@@ -107,6 +105,11 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         if stored is None and (disposition in (FILE_OPEN, FILE_OVERWRITE) or not streams.storable(stream)):
             # A name too long for an xattr cannot exist, nor be created (Samba 4.17 answers the same).
             raise SmbError(NtStatus.STATUS_OBJECT_NAME_NOT_FOUND)
+        key = (st.st_dev, st.st_ino, fold(stream))
+        if files.is_name_delete_pending(key, tree.share_root, resolution.components):
+            # This stream's delete: after the name checks (FILE_CREATE of it is a collision, as of a delete-pending
+            # file), before the checks of what the disposition writes (Samba 4.17 answers so).
+            raise SmbError(NtStatus.STATUS_DELETE_PENDING)
         overwrite = stored is not None and disposition in _OVERWRITES
         if (stored is None or overwrite) and not maximum & FILE_WRITE_DATA:
             # Adding a stream, or emptying one, writes the file.
@@ -118,7 +121,6 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             raise SmbError(create.DELETE_ON_CLOSE_WITHOUT_DELETE)
         if options & FILE_DELETE_ON_CLOSE and target.attributes & fattr.FILE_ATTRIBUTE_READONLY:
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)  # [MS-FSA] 2.1.5.1.2.1: File.FileAttributes decide
-        key = (st.st_dev, st.st_ino, fold(stream))
         conflicts_as = granted | FILE_WRITE_DATA if overwrite else granted
         if lease is not None:
             oplocks.check_lease_key(files, ctx.connection.client_guid, lease.lease_key, key)

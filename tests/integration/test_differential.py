@@ -612,8 +612,6 @@ def test_stream_locks_do_not_conflict_with_the_files(runner: Runner) -> None:
         assert client.close_file(stream) == b.STATUS_SUCCESS
 
 
-@pytest.mark.xfail(reason="BUG: FILE_CREATE of a delete-pending stream answers DELETE_PENDING on smbsrv; Samba 4.17 "
-                          "answers OBJECT_NAME_COLLISION, as both do for a delete-pending file", strict=True)
 def test_file_create_of_a_delete_pending_stream_is_a_collision(runner: Runner) -> None:
     """FILE_CREATE of a name that exists is OBJECT_NAME_COLLISION also while it is delete-pending (both servers
     for a file; Samba 4.17 for a stream), and a FILE_OPEN of it DELETE_PENDING. smbsrv answered FILE_CREATE of

@@ -460,10 +460,6 @@ def stream_entries(allowed: type[Allowed]) -> tuple[tuple[Allowed, ...], tuple[A
                 "spec: as above, for the CLOSE before a CREATE into a busy slot (Samba 4.17: NO_MEMORY)"),
     )
     known = (
-        allowed("create", ("STATUS_OBJECT_NAME_COLLISION",), ("STATUS_DELETE_PENDING",), _stream_create,
-                "BUG: FILE_CREATE of a delete-pending stream: Samba 4.17 answers OBJECT_NAME_COLLISION (as both "
-                "servers answer for a delete-pending file), smbsrv DELETE_PENDING; test_differential.py "
-                "test_file_create_of_a_delete_pending_stream_is_a_collision (seed 1700799)"),
         allowed("rename", ("STATUS_SUCCESS", "STATUS_ACCESS_DENIED"), ("STATUS_ACCESS_DENIED",
                                                                        "STATUS_OBJECT_NAME_COLLISION"),
                 _file_rename_with_open_stream,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from smbsrv import reparse
 from smbsrv.commands import durable_handles, oplock_break, stream_create, volume
 from smbsrv.files import oplocks
-from smbsrv.files.table import FileTable
+from smbsrv.files.table import FileState, FileTable
 from smbsrv.fs import backend, dos_attrs, eas, nt_acl, posix_acl, presented, streams
 from smbsrv.fs.handle import FileHandle
 from smbsrv.fs.path import SmbPath
@@ -507,19 +507,8 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
             raise SmbError(NtStatus.STATUS_CANNOT_DELETE)
     if lease is not None:
         oplocks.check_lease_key(server.files, ctx.connection.client_guid, lease.lease_key, key)
-    file_state = server.files.get(key)
-    if file_state is None:
-        violation = False
-    else:
-        try:
-            check_share_access(file_state.opens, conflicts_as, request.share_access)
-            violation = False
-        except SmbError:
-            violation = True
-        # Holders of what this open conflicts with are told to give it up; on a sharing violation a holder of
-        # a handle lease may close its handle and let this open through ([MS-SMB2] 3.3.5.9; Samba 4.17).
-        oplock_break.check_breaks(ctx, file_state, access=conflicts_as, sharing_violation=violation,
-                                  overwrite=overwrite, lease=lease, first_attempt=first_attempt)
+    check_sharing(ctx, server.files.get(key), conflicts_as, request.share_access, overwrite=overwrite, lease=lease,
+                  first_attempt=first_attempt)
     if conflicts_as & DELETE:
         _check_stream_sharing(server.files, key)
     # An overwrite applies the ExtA context's EAs too ([MS-FSA] 2.1.5.1.2.1; Samba's set_ea on
@@ -552,6 +541,22 @@ def _open_existing(ctx: RequestContext, request: wire.CreateRequest, target: _Ta
         ctx.connection.server.files.changes.changed(ctx.tree, open_.path_components, Action.MODIFIED,
                                                     Filter.SIZE | Filter.ATTRIBUTES, origin=open_)
     return _reply(ctx, request, open_, st, action, maximum, posix_mode)
+
+
+def check_sharing(ctx: RequestContext, state: FileState | None, conflicts_as: int, share_access: int, *,
+                  overwrite: bool, lease: LeaseRequest | None, first_attempt: bool) -> None:
+    """[MS-FSA] 2.1.5.1.2.2 against the file's (or the stream's) opens. Holders of what this open conflicts with
+    are told to give it up; on a sharing violation a holder of a handle lease may close its handle and let this
+    open through ([MS-SMB2] 3.3.5.9; Samba 4.17): commands/oplock_break.py raises MustWait or the violation."""
+    if state is None:
+        return
+    try:
+        check_share_access(state.opens, conflicts_as, share_access)
+        violation = False
+    except SmbError:
+        violation = True
+    oplock_break.check_breaks(ctx, state, access=conflicts_as, sharing_violation=violation, overwrite=overwrite,
+                              lease=lease, first_attempt=first_attempt)
 
 
 def _check_stream_sharing(files: FileTable, key: tuple[int, int]) -> None:

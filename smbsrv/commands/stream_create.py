@@ -21,7 +21,7 @@ from smbsrv.files import oplocks
 from smbsrv.fs import backend, dos_attrs, streams
 from smbsrv.fs.handle import StreamHandle
 from smbsrv.fs.name_index import fold
-from smbsrv.fs.share_modes import check_share_access, maximal_access, resolve_desired_access
+from smbsrv.fs.share_modes import maximal_access, resolve_desired_access
 from smbsrv.fscc import attributes as fattr
 from smbsrv.fscc.notify import Action, Filter
 from smbsrv.protocol.context import RequestContext
@@ -124,16 +124,9 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
         conflicts_as = granted | FILE_WRITE_DATA if overwrite else granted
         if lease is not None:
             oplocks.check_lease_key(files, ctx.connection.client_guid, lease.lease_key, key)
-        state = files.get(key)
-        if state is not None:
-            # The stream's own opens only; their oplocks and leases break as a file's do ([MS-SMB2] 3.3.5.9).
-            try:
-                check_share_access(state.opens, conflicts_as, request.share_access)
-                violation = False
-            except SmbError:
-                violation = True
-            oplock_break.check_breaks(ctx, state, access=conflicts_as, sharing_violation=violation,
-                                      overwrite=overwrite, lease=lease, first_attempt=first_attempt)
+        # The stream's own opens only; their oplocks and leases break as a file's do.
+        create.check_sharing(ctx, files.get(key), conflicts_as, request.share_access, overwrite=overwrite,
+                             lease=lease, first_attempt=first_attempt)
         if stored is None:
             stored = stream
             streams.write(fd, stored, b"")

@@ -344,13 +344,7 @@ class FileTable:
     @staticmethod
     def _link_for(state: FileState, open_: Open) -> Link:
         """The Link of the name `open_` was made through, with `open_` in it (a new one for a new name)."""
-        root, components = open_.tree.share_root, open_.path_components
-        for link in state.links:
-            if link.names(root, components):
-                break
-        else:
-            link = Link()
-            state.links.append(link)
+        link = _link_named(state, open_)
         link.opens.append(open_)
         return link
 
@@ -360,13 +354,7 @@ class FileTable:
         state = self._files.get(file_key)
         if state is None:
             state = self._files[file_key] = FileState(file_key)
-        root, components = open_.tree.share_root, open_.path_components
-        for link in state.links:
-            if link.names(root, components):
-                break
-        else:
-            link = Link()
-            state.links.append(link)
+        link = _link_named(state, open_)
         link.stream_opens.append(open_)
         open_.name_link = link
 
@@ -413,6 +401,17 @@ class FileTable:
                 if not streams:
                     del self._streams[key[:2]]
         return state
+
+
+def _link_named(state: FileState, open_: Open) -> Link:
+    """The file's Link of the name `open_` was made through, a new one (added to the file) for a new name."""
+    root, components = open_.tree.share_root, open_.path_components
+    for link in state.links:
+        if link.names(root, components):
+            return link
+    link = Link()
+    state.links.append(link)
+    return link
 
 
 def _holder(session: Session) -> str:

@@ -375,3 +375,27 @@ def test_the_first_change_alone_answers_a_request_read_with_it(client: b.Client,
     assert [status(client.receive(message_id)) for message_id in change_ids] == ["STATUS_SUCCESS"] * 3
     assert changes(client.receive(notify_id)) == [(ADDED, "made.txt")]
     assert changes(client.receive(send_notify(client, handle))) == [(MODIFIED, "made.txt")]
+
+
+def test_stream_actions(client: b.Client, other: b.Client, folder: str) -> None:
+    """Named streams (docs/streams.md) report FILE_ACTION_ADDED_STREAM, MODIFIED_STREAM and REMOVED_STREAM for
+    "file:stream" to a watch of FILE_NOTIFY_CHANGE_STREAM_NAME | STREAM_SIZE | STREAM_WRITE ([MS-FSCC] 2.7.1);
+    the file itself is not reported as added or changed."""
+    added_stream, removed_stream, modified_stream = 6, 7, 8
+    streams_filter = 0x200 | 0x400 | 0x800
+    _touch(other, f"{folder}\\f")
+    handle = _open_dir(client, folder)
+
+    def step(action: object) -> list[tuple[int, str]]:
+        message_id, _ = pending_notify(client, handle, completion_filter=streams_filter)
+        action()  # type: ignore[operator]
+        return changes(client.receive(message_id))
+
+    stream: list[tuple[int, int]] = []
+    assert step(lambda: stream.append(other.open(f"{folder}\\f:s", desired_access=b.GENERIC_WRITE | b.DELETE,
+                                                 disposition=b.FILE_CREATE))) == [(added_stream, "f:s")]
+    assert step(lambda: other.write(stream[0], 0, b"zone")) == [(modified_stream, "f:s")]
+    disposition = b.disposition_info()
+    assert other.set_info(stream[0], b.SMB2_0_INFO_FILE, b.FILE_DISPOSITION_INFORMATION,
+                          disposition).status == b.STATUS_SUCCESS
+    assert step(lambda: other.close_file(stream[0])) == [(removed_stream, "f:s")]

@@ -629,15 +629,23 @@ def _create_new(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
 def _register_open(ctx: RequestContext, request: wire.CreateRequest, resolution: Resolution, fd: int,
                    st: os.stat_result, granted: int, target: _Target, posix: bool,
                    lease: LeaseRequest | None, *, existed: bool) -> Open:
+    handle = FileHandle(fd, resolution.take_parent_fd(), resolution.name, (st.st_dev, st.st_ino))
+    return register_open(ctx, request, handle, resolution.components, granted, lease, existed=existed,
+                         is_directory=target.is_directory, posix=posix, reparse_tag=target.reparse_tag)
+
+
+def register_open(ctx: RequestContext, request: wire.CreateRequest, handle: FileHandle,
+                  components: tuple[str, ...], granted: int, lease: LeaseRequest | None, *, existed: bool,
+                  is_directory: bool = False, posix: bool = False, reparse_tag: int = 0) -> Open:
+    """The new Open on `handle` (a file's, or a named stream's from commands/stream_create.py): registered with
+    the session and the FileTable, given its oplock or lease, and made the compound's current open."""
     session, tree = ctx.session, ctx.tree
     assert session is not None and tree is not None
     server = ctx.connection.server
     open_ = Open(file_id=server.allocate_file_id(), tree=tree, session=session, granted_access=granted,
                  share_access=request.share_access, create_options=request.create_options,
-                 path_components=resolution.components,
-                 handle=FileHandle(fd, resolution.take_parent_fd(), resolution.name, (st.st_dev, st.st_ino)),
-                 is_directory=target.is_directory, posix=posix,
-                 delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE), reparse_tag=target.reparse_tag)
+                 path_components=components, handle=handle, is_directory=is_directory, posix=posix,
+                 delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE), reparse_tag=reparse_tag)
     session.opens[open_.file_id[1]] = open_
     server.files.add(open_)
     # An overwrite is no stat open, though its handle may hold no data access: it wrote the file (Samba's

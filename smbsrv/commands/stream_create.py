@@ -16,7 +16,6 @@ import stat
 from typing import TYPE_CHECKING
 
 from smbsrv import reparse
-from smbsrv.commands import oplock_break
 from smbsrv.files import oplocks
 from smbsrv.fs import backend, dos_attrs, streams
 from smbsrv.fs.handle import StreamHandle
@@ -110,7 +109,8 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             # This stream's delete: after the name checks (FILE_CREATE of it is a collision, as of a delete-pending
             # file), before the checks of what the disposition writes (Samba 4.17 answers so).
             raise SmbError(NtStatus.STATUS_DELETE_PENDING)
-        overwrite = stored is not None and disposition in _OVERWRITES
+        existed = stored is not None
+        overwrite = existed and disposition in _OVERWRITES
         if (stored is None or overwrite) and not maximum & FILE_WRITE_DATA:
             # Adding a stream, or emptying one, writes the file.
             raise SmbError(NtStatus.STATUS_ACCESS_DENIED)
@@ -137,7 +137,7 @@ def open_stream(ctx: RequestContext, request: wire.CreateRequest, target: _Targe
             action = FILE_SUPERSEDED if disposition == FILE_SUPERSEDE else FILE_OVERWRITTEN
         else:
             action = FILE_OPENED
-        open_ = _register(ctx, request, target, fd, key, stored, granted, lease, action == FILE_OPENED)
+        open_ = _register(ctx, request, target, fd, key, stored, granted, lease, existed)
     except BaseException:
         backend.close(fd)
         raise
@@ -211,21 +211,11 @@ def _overwrite_attributes(resolution: Resolution, requested: int, st: os.stat_re
 def _register(ctx: RequestContext, request: wire.CreateRequest, target: _Target, fd: int,
               key: tuple[int, int, str], stream: str, granted: int, lease: LeaseRequest | None,
               existed: bool) -> Open:
-    session, tree = ctx.session, ctx.tree
-    assert session is not None and tree is not None
-    server = ctx.connection.server
+    from smbsrv.commands import create
+
     resolution = target.resolution
-    open_ = Open(file_id=server.allocate_file_id(), tree=tree, session=session, granted_access=granted,
-                 share_access=request.share_access, create_options=request.create_options,
-                 path_components=resolution.components,
-                 handle=StreamHandle(fd, resolution.take_parent_fd(), resolution.name, key, stream=stream),
-                 delete_on_close=bool(request.create_options & FILE_DELETE_ON_CLOSE))
-    session.opens[open_.file_id[1]] = open_
-    server.files.add(open_)
-    oplock_break.grant(ctx, open_, request.requested_oplock_level, lease, existed)
-    ctx.open = open_
-    ctx.created_file_id = open_.file_id
-    return open_
+    handle = StreamHandle(fd, resolution.take_parent_fd(), resolution.name, key, stream=stream)
+    return create.register_open(ctx, request, handle, resolution.components, granted, lease, existed=existed)
 
 
 def _notify(ctx: RequestContext, open_: Open, action: int) -> None:

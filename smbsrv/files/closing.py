@@ -40,39 +40,24 @@ def close_open(files: FileTable, open_: Open) -> None:
         if effects.delete_now and effects.deleter is not None:
             _delete(files, open_, effects.deleter)
         if effects.delete_file_name and effects.file_deleter is not None:
-            _delete_file_of_stream(files, open_, effects.file_deleter)
+            _delete(files, open_, effects.file_deleter, file_name=True)
     finally:
         open_.handle.close()
 
 
-def _delete_file_of_stream(files: FileTable, open_: Open, deleter: Deleter) -> None:
-    """The file's name was delete-pending and this open of one of its streams was the last to hold it: the
-    name goes now ([MS-FSA] 2.1.5.5), through the handle's fds, which are the file's."""
-    handle = open_.handle
-    try:
-        with identity.acting_for(deleter.uid, deleter.gid, deleter.groups):
-            is_dir = FileHandle.unlink_if_same(handle)
-    except SmbError as exc:
-        log.warning("delete on close of %s failed: %s", "/".join(open_.path_components), exc.status.name)
-        return
-    if is_dir is None:
-        return
-    open_.tree.share_root.note_removed(handle.parent_fd, handle.name)
-    files.changes.changed(open_.tree, open_.path_components, Action.REMOVED,
-                          Filter.DIR_NAME if is_dir else Filter.FILE_NAME, is_dir, origin=open_)
-    events.deleted(deleter.user, deleter.client, open_.tree, open_.path_components)
-
-
-def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
+def _delete(files: FileTable, open_: Open, deleter: Deleter, *, file_name: bool = False) -> None:
     """Remove the name the closing open was made through: it is the last open through that name (the
-    table's Link), whose handle follows renames of the name, so its directory fd and name are the name's."""
+    table's Link), whose handle follows renames of the name, so its directory fd and name are the name's. For
+    an open of a named stream that is the stream; with `file_name`, the file's name, whose pending delete this
+    stream's open was the last to hold ([MS-FSA] 2.1.5.5): the handle's fds are the file's."""
     handle = open_.handle
+    stream = open_.stream is not None and not file_name
     try:
         # As the user who asked for the delete (table.Deleter): never as the server, which a teardown (logoff, a
         # dropped connection) runs as, so that the kernel's permission check still holds.
         with identity.acting_for(deleter.uid, deleter.gid, deleter.groups):
             # None: no name to remove, or the name now belongs to another file (ours is already gone).
-            is_dir = handle.unlink_if_same()
+            is_dir = FileHandle.unlink_if_same(handle) if file_name else handle.unlink_if_same()
     except SmbError as exc:
         # CREATE and SET_INFO checked what they could; a failure here (a concurrent local change) cannot be
         # reported to the client any more, so it is at least logged.
@@ -80,7 +65,7 @@ def _delete(files: FileTable, open_: Open, deleter: Deleter) -> None:
         return
     if is_dir is None:
         return
-    if open_.stream is not None:  # a stream went, not the name
+    if stream:  # a stream went, not the name
         files.changes.changed(open_.tree, open_.named_components, Action.REMOVED_STREAM, Filter.STREAM_NAME,
                               origin=open_)
         events.deleted(deleter.user, deleter.client, open_.tree, open_.named_components)

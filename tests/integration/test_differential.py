@@ -12,31 +12,19 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
-from tests.conftest import serving_account
 from tests.differential import allowed
-from tests.differential.run import STREAMS_SAMBA_LINES, Runner, Side, run_sequences, servers, summary
+from tests.differential.run import Runner, Side, run_sequences, summary
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="both servers run as root serving a non-root account"),
 ]
 SEEDS = range(1, 2001)
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[Runner]:
-    account = serving_account()
-    assert account is not None
-    # Samba with vfs_streams_xattr, as `python -m tests.differential.run` starts it: the sequences without streams
-    # answer the same as without the module (seeds 1-12000 measured), and the stream sequences need it.
-    with servers(account.pw_name, (account.pw_uid, account.pw_gid), samba_share_lines=STREAMS_SAMBA_LINES) as pair:
-        yield pair
 
 
 def test_random_sequences_answer_as_samba(runner: Runner) -> None:

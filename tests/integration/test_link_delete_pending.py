@@ -21,7 +21,7 @@ from tests import builders as b
 from tests.conftest import PASSWORD, USER
 from tests.differential.run import Runner, Side
 from tests.integration.operations_helpers import ops_server
-from tests.integration.test_differential import _both, _standard, runner  # noqa: F401 (the module's fixture)
+from tests.integration.test_differential import _both, _standard
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("smbd") is None, reason="Samba's smbd is not installed (apt-get install samba)"),
@@ -63,7 +63,7 @@ def _names(side: Side, base: str) -> set[str]:
     return {entry.name for entry in (side.share_dir / base).iterdir()}
 
 
-def test_other_name_opens_after_disposition(runner: Runner) -> None:  # noqa: F811
+def test_other_name_opens_after_disposition(runner: Runner) -> None:
     """A disposition through a: a new open of a is DELETE_PENDING, one of b succeeds; DeletePending is 1
     through a and 0 through b, and NumberOfLinks leaves out the doomed name only where it is seen as doomed."""
     for side, client, base in _both(runner):
@@ -80,7 +80,7 @@ def test_other_name_opens_after_disposition(runner: Runner) -> None:  # noqa: F8
         assert _names(side, base) == {"b"}, side.name
 
 
-def test_marked_name_goes_at_its_last_close(runner: Runner) -> None:  # noqa: F811
+def test_marked_name_goes_at_its_last_close(runner: Runner) -> None:
     """a goes when the last open made through a closes, while an open through b is still there; that open
     goes on working and sees one link, not delete-pending."""
     for side, client, base in _both(runner):
@@ -101,7 +101,7 @@ def test_marked_name_goes_at_its_last_close(runner: Runner) -> None:  # noqa: F8
         assert (side.share_dir / base / "b").read_bytes() == b"still here", side.name
 
 
-def test_delete_on_close_takes_only_its_name(runner: Runner) -> None:  # noqa: F811
+def test_delete_on_close_takes_only_its_name(runner: Runner) -> None:
     """An open with FILE_DELETE_ON_CLOSE through a, closed while an open through b stays: a goes at once, b and
     its open are untouched; b's own delete on close later takes b."""
     for side, client, base in _both(runner):
@@ -116,7 +116,7 @@ def test_delete_on_close_takes_only_its_name(runner: Runner) -> None:  # noqa: F
         assert _names(side, base) == set(), side.name
 
 
-def test_name_marked_through_b_waits_for_b(runner: Runner) -> None:  # noqa: F811
+def test_name_marked_through_b_waits_for_b(runner: Runner) -> None:
     """A disposition through b: closing the open through a takes nothing; the close through b takes b only.
     Clearing the disposition again keeps both names."""
     for side, client, base in _both(runner):
@@ -134,7 +134,7 @@ def test_name_marked_through_b_waits_for_b(runner: Runner) -> None:  # noqa: F81
         assert _names(side, base) == {"a"}, side.name
 
 
-def test_rename_moves_only_the_opens_of_its_name(runner: Runner) -> None:  # noqa: F811
+def test_rename_moves_only_the_opens_of_its_name(runner: Runner) -> None:
     """A rename through an open of a moves a to c; an open made through b keeps the name b (a rename of b
     through it later renames b, not c)."""
     for side, client, base in _both(runner):

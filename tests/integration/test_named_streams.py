@@ -5,7 +5,8 @@ Both store a stream as Samba's vfs_streams_xattr does: the xattr "user.DosStream
 one trailing 0 byte. What Samba does differently from Windows/[MS-FSA] (e.g. FileStreamInformation through a
 stream handle is INVALID_PARAMETER, "::$DATA" comes last, a stream rename is case-sensitive) is written down in
 the named-streams facts and not tested here; so are filesystem limits (ext4 keeps ~4 KiB of xattrs per file).
-The servers run as root serving a non-root account (tests/differential/run.py's servers()).
+The servers run as root serving a non-root account (tests/differential/run.py's servers(), Samba with
+vfs_streams_xattr: the `runner` of tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks.servers import HOST, SHARE_NAME
 from tests import builders as b
-from tests.conftest import assert_no_server_bugs, serving_account, start_server, stop_server
-from tests.differential.run import Runner, Side, servers
+from tests.conftest import assert_no_server_bugs, start_server, stop_server
+from tests.differential.run import Runner, Side
+from tests.integration.test_differential import _both
 from tests.integration.test_oplocks import next_break, no_break, oplock_ack
 
 pytestmark = [
@@ -30,7 +31,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="both servers run as root serving a non-root account"),
 ]
 
-STREAMS_XATTR = ("vfs objects = streams_xattr",)
 RW = b.GENERIC_READ | b.GENERIC_WRITE
 FILE_SHARE_READ, FILE_SHARE_WRITE = 1, 2
 FILE_ALLOCATION_INFORMATION = 19
@@ -48,27 +48,6 @@ LOCK_EXCLUSIVE, LOCK_UNLOCK, LOCK_FAIL_IMMEDIATELY = 0x2, 0x4, 0x10
 FILE_OPEN, FILE_CREATE, FILE_OPEN_IF = 1, 2, 3
 OPLOCK_LEVEL_II, OPLOCK_BATCH, OPLOCK_LEASE = 0x01, 0x09, 0xFF
 CREATED, OPENED = 2, 1  # CreateAction ([MS-SMB2] 2.2.14)
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[Runner]:
-    account = serving_account()
-    assert account is not None
-    with servers(account.pw_name, (account.pw_uid, account.pw_gid), samba_share_lines=STREAMS_XATTR) as pair:
-        yield pair
-
-
-def _both(runner: Runner) -> list[tuple[Side, b.Client, str]]:
-    """Each server with its owner's connection and a new directory of the same name in its share."""
-    sides = []
-    for side in (runner.samba, runner.smbsrv):
-        if not side.clients:
-            side.connect()
-        runner.counter += 1
-        base = f"n{runner.counter}"
-        side.fresh_directory(base)
-        sides.append((side, side.clients[0], base))
-    return sides
 
 
 def _name(status: int) -> str:

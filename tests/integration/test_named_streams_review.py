@@ -11,14 +11,13 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import builders as b
-from tests.conftest import SmbServer, assert_no_server_bugs, serving_account, start_server, stop_server
-from tests.differential.run import Runner, servers
+from tests.conftest import SmbServer, assert_no_server_bugs, start_server, stop_server
+from tests.differential.run import Runner
 from tests.integration.hsm_helpers import hsm_cli, hsm_server, is_placeholder, make_file
 from tests.integration.posix_helpers import (
     FILE_DISPOSITION_DELETE,
@@ -34,7 +33,6 @@ from tests.integration.test_named_streams import (
     OPLOCK_LEASE,
     RW,
     STATUS_NOT_A_REPARSE_POINT,
-    STREAMS_XATTR,
     _attributes,
     _both,
     _granted_lease_state,
@@ -58,14 +56,6 @@ FILE_OVERWRITE, FILE_OVERWRITE_IF = 4, 5
 FILE_CREATE = 2
 FILE_ATTRIBUTE_TEMPORARY = 0x100
 FSCTL_SET_SPARSE = 0x000900C4
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[Runner]:
-    account = serving_account()
-    assert account is not None
-    with servers(account.pw_name, (account.pw_uid, account.pw_gid), samba_share_lines=STREAMS_XATTR) as pair:
-        yield pair
 
 
 def test_stream_renamed_onto_the_default_stream_keeps_the_file_data(runner: Runner) -> None:
@@ -238,18 +228,6 @@ def test_truncating_a_stream_of_a_placeholder_keeps_the_file(tmp_path: Path) -> 
 
 
 # -- smbsrv alone -----------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[SmbServer]:
-    share = tmp_path / "share"
-    share.mkdir()
-    smb = start_server(share, tmp_path / "server.log")
-    try:
-        yield smb
-    finally:
-        stop_server(smb.process)
-    assert_no_server_bugs(smb)
-
 
 def test_posix_delete_of_a_stream_keeps_the_file_name(server: SmbServer) -> None:
     """FileDispositionInformationEx with FILE_DISPOSITION_POSIX_SEMANTICS on a stream handle removes the stream
